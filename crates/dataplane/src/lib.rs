@@ -1,0 +1,48 @@
+//! The data plane: the PostgreSQL servers that hold tenant databases.
+//!
+//! - [`cluster`] owns the embedded cluster: finding the server binaries, `initdb`, TLS,
+//!   `pg_hba.conf`, starting `postgres` as a supervised child and stopping it.
+//! - [`server`] is a handle on one Postgres server (embedded or external) that the
+//!   [`Driver`] works through.
+//!
+//! Nothing here knows about HTTP or the metadata schema.
+
+pub mod binaries;
+pub mod cluster;
+pub mod osuser;
+pub mod server;
+pub mod tls;
+
+pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
+pub use server::PgServer;
+
+/// Errors of the data plane. `Display` is written for an operator reading the server log or
+/// the start-up error.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error(
+        "PostgreSQL server binaries not found (looked in {looked}). Install them with \
+         `apt-get install postgresql` or set `postgres.bin_dir`"
+    )]
+    BinariesNotFound { looked: String },
+    #[error("{0}")]
+    Setup(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("postgres error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("TLS certificate generation failed: {0}")]
+    Tls(#[from] rcgen::Error),
+}
+
+impl DataplaneError {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        DataplaneError::Io { path: path.as_ref().display().to_string(), source }
+    }
+}
+
+pub type Result<T, E = DataplaneError> = std::result::Result<T, E>;

@@ -1,0 +1,22 @@
+//! Domain services of pgfleet: what the API does, without HTTP.
+//!
+//! Handlers in the http crate call [`Services`]; services read and write the metadata store,
+//! drive the data plane and return the wire types of `pgfleet-api-types`. Time and randomness
+//! come in through [`Clock`] and [`Randomness`] so tests can control them.
+
+pub mod bootstrap;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod page;
+pub mod principal;
+pub mod random;
+pub mod regions;
+pub mod services;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AuthFailure, DomainError, Result};
+pub use page::PageRequest;
+pub use principal::{CredentialKind, Principal};
+pub use random::Randomness;
+pub use services::{Services, ServicesConfig};

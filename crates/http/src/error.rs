@@ -1,0 +1,149 @@
+//! The one place errors become HTTP responses.
+//!
+//! Every 4xx/5xx body is `{"error":{"code","message","hint?"}}`. Codes are lowercase and
+//! stable; clients branch on them. The full list:
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 400 | `bad_request` | malformed JSON, a wrong parameter or field |
+//! | 401 | `unauthorized` | no credential was sent |
+//! | 401 | `authentication-failed` | the credential is unknown, malformed, expired or revoked |
+//! | 403 | `forbidden` | the credential may not do this |
+//! | 404 | `not_found` | unknown resource (or one the caller may not see), unknown route |
+//! | 405 | `method_not_allowed` | the route exists, the method does not |
+//! | 409 | `conflict` | the resource's state does not allow this now |
+//! | 413 | `payload_too_large` | the body is over the size cap |
+//! | 415 | `unsupported_media_type` | a JSON body without `Content-Type: application/json` |
+//! | 422 | `validation_error` | a well-formed value that cannot be accepted |
+//! | 500 | `internal_error` | a bug; details are in the server log under the request id |
+//! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable |
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pgfleet_api_types::{ErrorBody, ErrorDetail};
+use pgfleet_domain::{AuthFailure, DomainError};
+
+/// All error codes, for documentation and tests.
+pub const CODES: &[&str] = &[
+    "bad_request",
+    "unauthorized",
+    "authentication-failed",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_error",
+    "internal_error",
+    "unavailable",
+];
+
+/// An error on its way to becoming a response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+    /// Sent as `WWW-Authenticate` on 401s.
+    pub www_authenticate: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), hint: None, www_authenticate: None }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn route_not_found(path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("No route for {path}"))
+            .with_hint("API paths start with /v1; see /v1/doc for the list.")
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        use DomainError as D;
+        let with = |status, code, message: String, hint: Option<String>| ApiError {
+            status,
+            code,
+            message,
+            hint,
+            www_authenticate: None,
+        };
+        match e {
+            D::NotFound { what, id } => with(StatusCode::NOT_FOUND, "not_found", format!("{what} {id} not found"), None),
+            D::Unauthenticated(AuthFailure::Missing) => ApiError {
+                www_authenticate: Some(r#"Bearer realm="pgfleet""#),
+                ..with(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "Missing authorization token".to_string(),
+                    Some("Send `Authorization: Bearer <token>` with a service token or an OAuth access token.".to_string()),
+                )
+            },
+            D::Unauthenticated(failure) => {
+                let message = match failure {
+                    AuthFailure::Expired => "The authorization token has expired",
+                    AuthFailure::Malformed => "The authorization header is malformed",
+                    _ => "The authorization token is invalid or has been revoked",
+                };
+                ApiError {
+                    www_authenticate: Some(r#"Bearer realm="pgfleet", error="invalid_token""#),
+                    ..with(
+                        StatusCode::UNAUTHORIZED,
+                        "authentication-failed",
+                        message.to_string(),
+                        Some("Create a new service token, or sign in again.".to_string()),
+                    )
+                }
+            }
+            D::Forbidden { message, hint } => with(StatusCode::FORBIDDEN, "forbidden", message, hint),
+            D::BadRequest { message, hint } => with(StatusCode::BAD_REQUEST, "bad_request", message, hint),
+            D::Unprocessable { message, hint } => {
+                with(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message, hint)
+            }
+            D::Conflict { message, hint } => with(StatusCode::CONFLICT, "conflict", message, hint),
+            D::Unavailable { message, detail } => {
+                tracing::error!(%detail, "dependency unavailable");
+                with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
+            }
+            D::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                with(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on our side".to_string(),
+                    Some("The server log has the details under this response's x-request-id.".to_string()),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, hint: self.hint } };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if let Some(v) = self.www_authenticate {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        res
+    }
+}
+
+/// Result type of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,11 @@
+//! The HTTP layer: one route table ([`routes::router`]), thin handlers (extract → authorize →
+//! call a service → serialize), the extractors that turn bad input into contract-shaped
+//! errors, and the one place that maps errors to statuses ([`error`]).
+
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod openapi;
+pub mod routes;
+
+pub use routes::{router, AppState};

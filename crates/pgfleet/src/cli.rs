@@ -1,0 +1,65 @@
+//! Command-line interface: `pgfleet serve` and `pgfleet config print`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, LogFormat, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "pgfleet", version, about = "Self-hosted Postgres platform with a Prisma-compatible Management API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (and its embedded PostgreSQL unless configured otherwise).
+    Serve(ServeArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration as TOML, secrets redacted.
+    Print(ServeArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "PGFLEET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address for the HTTP API (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Base URL used in responses' `url` fields.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Where pgfleet keeps its state (also PGFLEET_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// E-mail of the admin user created at first start.
+    #[arg(long)]
+    pub admin_email: Option<String>,
+    /// Log as text or JSON lines.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
+        let overrides = Overrides {
+            listen: self.listen,
+            public_url: self.public_url.clone(),
+            data_dir: self.data_dir.clone(),
+            admin_email: self.admin_email.clone(),
+            log_format: self.log_format,
+        };
+        Config::load(self.config.as_deref(), &overrides)
+    }
+}

@@ -1,0 +1,266 @@
+//! Configuration, layered: built-in defaults → TOML file (`--config`) → `PGFLEET_*`
+//! environment variables (`__` separates nested keys, e.g. `PGFLEET_POSTGRES__PORT`) →
+//! command-line flags. Unknown keys are errors. Secrets can come from files (`*_file`) and are
+//! redacted wherever the configuration is printed or logged.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A secret value: never shown by `Debug` or when the configuration is printed.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Base of the absolute URLs in responses; default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where pgfleet keeps its state (the embedded cluster, bootstrap.txt).
+    pub data_dir: PathBuf,
+    /// E-mail of the admin user created at first start.
+    pub admin_email: String,
+    /// Service token to create at first start instead of a random one.
+    pub bootstrap_token: Option<Secret>,
+    pub bootstrap_token_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may finish after a shutdown signal, in seconds.
+    pub shutdown_grace_secs: u64,
+    pub postgres: PostgresConfig,
+    pub metadata: MetadataConfig,
+    /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
+    pub regions: BTreeMap<String, RegionConfig>,
+}
+
+/// The embedded cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Directory of `postgres` and `initdb`; default `pg_config --bindir`, else the newest
+    /// `/usr/lib/postgresql/*/bin`.
+    pub bin_dir: Option<PathBuf>,
+    /// TCP port; default: chosen free at first start and kept in the data directory.
+    pub port: Option<u16>,
+    pub listen_addresses: String,
+    /// Host written into connection strings.
+    pub host: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    /// External metadata database (`postgres://…`); default: the embedded cluster.
+    pub url: Option<Secret>,
+    pub url_file: Option<PathBuf>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegionConfig {
+    /// Display name; default the contract's name for known ids.
+    pub name: Option<String>,
+    /// `"embedded"` or superuser URLs `postgres://user:pass@host:port/postgres`.
+    pub servers: Vec<Secret>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: default_data_dir(),
+            admin_email: "admin@localhost".to_string(),
+            bootstrap_token: None,
+            bootstrap_token_file: None,
+            log_format: LogFormat::Text,
+            body_limit_bytes: 1 << 20,
+            shutdown_grace_secs: 10,
+            postgres: PostgresConfig::default(),
+            metadata: MetadataConfig::default(),
+            regions: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            bin_dir: None,
+            port: None,
+            listen_addresses: "127.0.0.1".to_string(),
+            host: "localhost".to_string(),
+            max_connections: 300,
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/pgfleet`, else `~/.local/share/pgfleet`; as root `/var/lib/pgfleet`,
+/// because root's home is closed to the `postgres` user that runs the cluster.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("pgfleet");
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/pgfleet");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/pgfleet"),
+        None => PathBuf::from("pgfleet-data"),
+    }
+}
+
+/// Flag values that override everything else (only the ones given).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Environment variables with the prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["TOKEN", "API_URL", "CONFIG"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} not found")]
+    FileMissing(String),
+    #[error("invalid configuration: {0}")]
+    Figment(Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layered configuration.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::FileMissing(path.display().to_string()));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("PGFLEET_").split("__").ignore(NOT_CONFIG).lowercase(true))
+            .merge(Serialized::globals(overrides));
+        let mut cfg: Config = fig.extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        cfg.resolve_files()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn resolve_files(&mut self) -> Result<(), ConfigError> {
+        let read = |p: &Path, key: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| Secret::new(s.trim()))
+                .map_err(|e| ConfigError::Invalid(format!("{key}: cannot read {}: {e}", p.display())))
+        };
+        if let Some(p) = &self.bootstrap_token_file {
+            self.bootstrap_token = Some(read(p, "bootstrap_token_file")?);
+        }
+        if let Some(p) = &self.metadata.url_file {
+            self.metadata.url = Some(read(p, "metadata.url_file")?);
+        }
+        Ok(())
+    }
+
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.regions.is_empty() {
+            if self.metadata.url.is_some() {
+                return Err(ConfigError::Invalid(
+                    "metadata.url is set but no region has servers; add regions.<id>.servers = [\"postgres://…\"] \
+                     (or [\"embedded\"])"
+                        .to_string(),
+                ));
+            }
+            self.regions.insert(
+                "us-east-1".to_string(),
+                RegionConfig { name: None, servers: vec![Secret::new("embedded")] },
+            );
+        }
+        for (id, r) in &self.regions {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return Err(ConfigError::Invalid(format!(
+                    "region id {id:?} must be lowercase letters, digits and dashes"
+                )));
+            }
+            for s in &r.servers {
+                let v = s.expose();
+                if v != "embedded" && !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "regions.{id}.servers: each entry is \"embedded\" or a postgres:// URL"
+                    )));
+                }
+            }
+        }
+        if let Some(u) = &self.public_url {
+            url::Url::parse(u).map_err(|e| ConfigError::Invalid(format!("public_url {u:?}: {e}")))?;
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid("body_limit_bytes must be at least 1024".to_string()));
+        }
+        Ok(())
+    }
+
+    /// True when the embedded cluster must run: it holds the metadata or serves a region.
+    pub fn needs_embedded(&self) -> bool {
+        self.metadata.url.is_none()
+            || self.regions.values().any(|r| r.servers.iter().any(|s| s.expose() == "embedded"))
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}

@@ -1,0 +1,260 @@
+//! `pgfleet serve`: wires configuration, the embedded cluster, the metadata store, the
+//! services and the HTTP server together, and takes them down in order on shutdown
+//! (stop accepting → drain requests → close the store → stop PostgreSQL).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgServer};
+use pgfleet_domain::bootstrap::{BootstrapOptions, BootstrapSecrets};
+use pgfleet_domain::regions::{default_name, Region, KNOWN_REGIONS};
+use pgfleet_domain::{Clock, Randomness, Services, ServicesConfig, SystemClock};
+use pgfleet_storage::Store;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+
+/// Name of the metadata database on the embedded cluster.
+pub const METADATA_DB: &str = "pgfleet";
+
+/// Injected time and randomness.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+    pub rng: Randomness,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), rng: Randomness::os() }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub services: Services,
+    /// Set on the start that bootstrapped the store.
+    pub bootstrap: Option<BootstrapSecrets>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Graceful stop: drain HTTP, close the store, stop PostgreSQL.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.context("server task failed")?
+    }
+}
+
+/// Starts everything and returns once the API is listening.
+pub async fn start(cfg: Config, deps: Deps) -> anyhow::Result<Running> {
+    create_private_dir(&cfg.data_dir)?;
+    let cluster = if cfg.needs_embedded() {
+        let settings = ClusterSettings {
+            bin_dir: cfg.postgres.bin_dir.clone(),
+            port: cfg.postgres.port,
+            listen_addresses: cfg.postgres.listen_addresses.clone(),
+            tls_names: vec![cfg.postgres.host.clone()],
+            max_connections: cfg.postgres.max_connections,
+            ..ClusterSettings::new(&cfg.data_dir)
+        };
+        let prepared = tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(settings))
+            .await
+            .context("cluster preparation panicked")??;
+        Some(prepared.start().await?)
+    } else {
+        None
+    };
+    match start_with_cluster(&cfg, deps, cluster.as_ref()).await {
+        Ok((services, bootstrap, listener)) => {
+            let addr = listener.local_addr()?;
+            let (tx, rx) = oneshot::channel();
+            let task = tokio::spawn(serve(cfg, services.clone(), listener, cluster, rx));
+            Ok(Running { addr, services, bootstrap, shutdown: Some(tx), task })
+        }
+        Err(e) => {
+            if let Some(c) = cluster {
+                c.stop().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn start_with_cluster(
+    cfg: &Config,
+    deps: Deps,
+    cluster: Option<&ClusterHandle>,
+) -> anyhow::Result<(Services, Option<BootstrapSecrets>, tokio::net::TcpListener)> {
+    let (options, max_conn) = match (&cfg.metadata.url, cluster) {
+        (Some(url), _) => (
+            PgConnectOptions::from_str(url.expose()).context("metadata.url is not a valid postgres:// URL")?,
+            cfg.metadata.max_connections.unwrap_or(16),
+        ),
+        (None, Some(c)) => {
+            ensure_metadata_db(c.cluster()).await?;
+            let cl = c.cluster();
+            (
+                PgConnectOptions::new()
+                    .socket(cl.socket_dir())
+                    .port(cl.port())
+                    .username(pgfleet_dataplane::cluster::SUPERUSER)
+                    .database(METADATA_DB)
+                    .application_name("pgfleet"),
+                cfg.metadata.max_connections.unwrap_or(16),
+            )
+        }
+        (None, None) => anyhow::bail!("no metadata store: set metadata.url or let pgfleet run its embedded cluster"),
+    };
+    let store = Store::connect(options, max_conn, Duration::from_secs(30))
+        .await
+        .context("connecting to the metadata database")?;
+    store.migrate().await.context("applying metadata migrations")?;
+
+    let regions = build_regions(cfg, cluster)?;
+    let services = Services::new(
+        store,
+        deps.clock,
+        deps.rng,
+        ServicesConfig { public_url: cfg.public_url(), regions },
+    );
+
+    let opts = BootstrapOptions {
+        admin_email: cfg.admin_email.clone(),
+        token: cfg.bootstrap_token.as_ref().map(|s| s.expose().to_string()),
+    };
+    let file = cfg.data_dir.join("bootstrap.txt");
+    let bootstrap = services
+        .bootstrap(&opts, |s| write_bootstrap_file(&file, s))
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    Ok((services, bootstrap, listener))
+}
+
+async fn serve(
+    cfg: Config,
+    services: Services,
+    listener: tokio::net::TcpListener,
+    cluster: Option<ClusterHandle>,
+    shutdown: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let opts = pgfleet_http::routes::HttpOptions { body_limit: cfg.body_limit_bytes };
+    let app = pgfleet_http::router(pgfleet_http::AppState { services: services.clone() }, &opts);
+    let (drain_tx, drain_rx) = oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = shutdown.await;
+        let _ = drain_tx.send(());
+    });
+    let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+    let result = tokio::select! {
+        r = server => r.context("HTTP server failed"),
+        _ = async { let _ = drain_rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("requests still running after the shutdown grace period; closing");
+            Ok(())
+        }
+    };
+    services.store().close().await;
+    if let Some(c) = cluster {
+        c.stop().await;
+    }
+    tracing::info!("pgfleet stopped");
+    result
+}
+
+/// Creates the metadata database on the embedded cluster if missing, and closes the
+/// cluster's shared databases to tenants (PUBLIC gets CONNECT on every database by default).
+async fn ensure_metadata_db(cluster: &EmbeddedCluster) -> anyhow::Result<()> {
+    let (client, conn) = cluster.admin_config("postgres").connect(tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(conn);
+    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&METADATA_DB]).await?;
+    if exists.is_none() {
+        client.batch_execute(&format!("CREATE DATABASE {METADATA_DB}")).await?;
+    }
+    client
+        .batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {METADATA_DB} FROM PUBLIC; REVOKE ALL ON DATABASE postgres FROM PUBLIC;"
+        ))
+        .await?;
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+fn build_regions(cfg: &Config, cluster: Option<&ClusterHandle>) -> anyhow::Result<Vec<Region>> {
+    let mut regions: Vec<Region> = Vec::new();
+    for (id, rc) in &cfg.regions {
+        let mut servers = Vec::new();
+        for s in &rc.servers {
+            servers.push(server_from_config(cfg, id, s.expose(), cluster)?);
+        }
+        regions.push(Region { id: id.clone(), name: rc.name.clone().unwrap_or_else(|| default_name(id)), servers });
+    }
+    // The contract's other regions are listed as unavailable.
+    for (id, name) in KNOWN_REGIONS {
+        if !regions.iter().any(|r| r.id == *id) {
+            regions.push(Region { id: id.to_string(), name: name.to_string(), servers: vec![] });
+        }
+    }
+    Ok(regions)
+}
+
+fn server_from_config(cfg: &Config, region: &str, value: &str, cluster: Option<&ClusterHandle>) -> anyhow::Result<PgServer> {
+    if value == "embedded" {
+        let c = cluster.context("the embedded cluster is not running")?.cluster();
+        return Ok(PgServer {
+            key: "embedded".to_string(),
+            region: region.to_string(),
+            admin: c.admin_config("postgres"),
+            public_host: cfg.postgres.host.clone(),
+            public_port: c.port(),
+        });
+    }
+    let admin = tokio_postgres::Config::from_str(value)
+        .with_context(|| format!("regions.{region}.servers: not a valid postgres:// URL"))?;
+    let mut url = url::Url::parse(value).with_context(|| format!("regions.{region}.servers: not a valid URL"))?;
+    let _ = url.set_password(None);
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .or_else(|| url.query_pairs().find(|(k, _)| k == "host").map(|(_, v)| v.to_string()))
+        .unwrap_or_else(|| "localhost".to_string());
+    let public_host = if host.starts_with('/') { "localhost".to_string() } else { host };
+    let public_port = admin.get_ports().first().copied().unwrap_or(5432);
+    Ok(PgServer { key: url.to_string(), region: region.to_string(), admin, public_host, public_port })
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(())
+}
+
+/// `bootstrap.txt`, mode 0600, written atomically.
+fn write_bootstrap_file(path: &Path, s: &BootstrapSecrets) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("txt.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    writeln!(
+        f,
+        "# pgfleet first-start credentials. Shown once; keep them safe, then delete this file.\n\
+         admin_email = {}\nadmin_password = {}\nworkspace_id = {}\nservice_token = {}",
+        s.admin_email, s.admin_password, s.workspace_id, s.token
+    )?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,85 @@
+//! Service tokens: stored by SHA-256 hash only.
+
+use chrono::{DateTime, Utc};
+
+use crate::{Result, ServiceTokenRow};
+
+const COLUMNS: &str =
+    "seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at";
+
+pub struct NewServiceToken<'a> {
+    pub id: &'a str,
+    pub workspace_id: &'a str,
+    pub name: &'a str,
+    pub token_hash: &'a [u8],
+    pub value_hint: &'a str,
+    pub created_by_user_id: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, t: &NewServiceToken<'_>) -> Result<ServiceTokenRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO service_tokens
+           (id, workspace_id, name, token_hash, value_hint, created_by_user_id, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(t.id)
+    .bind(t.workspace_id)
+    .bind(t.name)
+    .bind(t.token_hash)
+    .bind(t.value_hint)
+    .bind(t.created_by_user_id)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .fetch_one(ex)
+    .await?)
+}
+
+/// Looks a presented token up by its hash.
+pub async fn find_by_hash<'e>(ex: impl sqlx::PgExecutor<'e>, hash: &[u8]) -> Result<Option<ServiceTokenRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM service_tokens WHERE token_hash = $1"))
+        .bind(hash)
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn list<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ServiceTokenRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM service_tokens WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(workspace_id)
+    .bind(after.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Deletes a token of a workspace; false when there was none.
+pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, workspace_id: &str, id: &str) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM service_tokens WHERE workspace_id = $1 AND id = $2")
+        .bind(workspace_id)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records use, at most once a minute per token to keep writes off the hot path.
+pub async fn touch<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "UPDATE service_tokens SET last_used_at = $2
+          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2 - interval '1 minute')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

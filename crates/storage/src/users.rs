@@ -1,0 +1,43 @@
+//! Users (people who sign in).
+
+use chrono::{DateTime, Utc};
+
+use crate::{Result, UserRow};
+
+const COLUMNS: &str =
+    "seq, id, email, name, password_hash, failed_logins, locked_until, created_at";
+
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    email: &str,
+    name: Option<&str>,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<UserRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(email)
+    .bind(name)
+    .bind(password_hash)
+    .bind(now)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<UserRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn get_by_email<'e>(ex: impl sqlx::PgExecutor<'e>, email: &str) -> Result<Option<UserRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"))
+        .bind(email)
+        .fetch_optional(ex)
+        .await?)
+}

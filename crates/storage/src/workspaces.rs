@@ -1,0 +1,79 @@
+//! Workspaces and who belongs to them.
+
+use chrono::{DateTime, Utc};
+
+use crate::{Result, WorkspaceRow};
+
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<WorkspaceRow> {
+    Ok(sqlx::query_as(
+        "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)
+         RETURNING seq, id, name, created_at",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(now)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn add_member<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    user_id: &str,
+    role: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .bind(role)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<WorkspaceRow>> {
+    Ok(sqlx::query_as("SELECT seq, id, name, created_at FROM workspaces WHERE id = $1")
+        .bind(id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+/// Workspaces a user is a member of, in creation order, after the `after` sequence number.
+pub async fn list_for_user<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<WorkspaceRow>> {
+    Ok(sqlx::query_as(
+        "SELECT w.seq, w.id, w.name, w.created_at
+           FROM workspaces w JOIN memberships m ON m.workspace_id = w.id
+          WHERE m.user_id = $1 AND w.seq > $2
+          ORDER BY w.seq LIMIT $3",
+    )
+    .bind(user_id)
+    .bind(after.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn is_member<'e>(ex: impl sqlx::PgExecutor<'e>, workspace_id: &str, user_id: &str) -> Result<bool> {
+    let r: Option<(i32,)> =
+        sqlx::query_as("SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_optional(ex)
+            .await?;
+    Ok(r.is_some())
+}
