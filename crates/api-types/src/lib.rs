@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod error;
+pub mod service_token;
 pub mod workspace;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -29,7 +29,9 @@ pub struct NewSecret {
 
 impl std::fmt::Debug for NewSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewSecret").field("plaintext", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("NewSecret")
+            .field("plaintext", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -78,7 +80,14 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// A short, non-secret hint of a token for lists: its prefix and last four characters.
 pub fn value_hint(token: &str) -> String {
-    let tail: String = token.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = token
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let head: String = token.chars().take_while(|c| *c != '_').collect();
     format!("{head}_…{tail}")
 }

@@ -17,9 +17,14 @@ pub fn find_bin_dir(configured: Option<&Path>) -> Result<PathBuf> {
             return Ok(dir.to_path_buf());
         }
         // An explicit setting that is wrong is an error, not a hint to look elsewhere.
-        return Err(DataplaneError::BinariesNotFound { looked: format!("postgres.bin_dir = {}", dir.display()) });
+        return Err(DataplaneError::BinariesNotFound {
+            looked: format!("postgres.bin_dir = {}", dir.display()),
+        });
     }
-    if let Ok(out) = std::process::Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+    {
         if out.status.success() {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if has_server(&dir) {
@@ -47,5 +52,7 @@ pub fn find_bin_dir(configured: Option<&Path>) -> Result<PathBuf> {
         .rev()
         .map(|(_, p)| p)
         .find(|p| has_server(p))
-        .ok_or(DataplaneError::BinariesNotFound { looked: looked.join(", ") })
+        .ok_or(DataplaneError::BinariesNotFound {
+            looked: looked.join(", "),
+        })
 }

@@ -100,6 +100,10 @@ impl EmbeddedCluster {
         &self.bin_dir
     }
 
+    pub fn run_as(&self) -> &RunAs {
+        &self.run_as
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.settings.root.join("postgres.log")
     }
@@ -123,8 +127,13 @@ impl EmbeddedCluster {
         let run_as = RunAs::detect()?;
         let root = settings.root.clone();
         create_dir(&root, 0o755)?;
-        let root = root.canonicalize().map_err(|e| DataplaneError::io(&root, e))?;
-        let settings = ClusterSettings { root: root.clone(), ..settings };
+        let root = root
+            .canonicalize()
+            .map_err(|e| DataplaneError::io(&root, e))?;
+        let settings = ClusterSettings {
+            root: root.clone(),
+            ..settings
+        };
         run_as.check_traversable(&root.join("postgres"))?;
 
         let socket_dir = root.join("run");
@@ -139,7 +148,12 @@ impl EmbeddedCluster {
         }
 
         let port = resolve_port(&root, settings.port)?;
-        let cluster = Self { settings, bin_dir, run_as, port };
+        let cluster = Self {
+            settings,
+            bin_dir,
+            run_as,
+            port,
+        };
         cluster.stop_stale_postmaster()?;
         cluster.init_if_needed()?;
         cluster.write_config()?;
@@ -157,7 +171,9 @@ impl EmbeddedCluster {
         }
         if pgdata.exists() {
             // A directory without PG_VERSION is not a cluster; refuse to guess what it is.
-            let empty = std::fs::read_dir(&pgdata).map(|mut d| d.next().is_none()).unwrap_or(false);
+            let empty = std::fs::read_dir(&pgdata)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
             if !empty {
                 return Err(DataplaneError::Setup(format!(
                     "{} exists but is not a PostgreSQL data directory; move it away or choose another --data-dir",
@@ -172,14 +188,24 @@ impl EmbeddedCluster {
         let mut cmd = std::process::Command::new(self.bin_dir.join("initdb"));
         cmd.arg("-D")
             .arg(&scratch)
-            .args(["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .current_dir(&self.settings.root)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LC_ALL", "C")
             .stdin(Stdio::null());
         self.run_as.apply(&mut cmd);
-        let out = cmd.output().map_err(|e| DataplaneError::io(self.bin_dir.join("initdb"), e))?;
+        let out = cmd
+            .output()
+            .map_err(|e| DataplaneError::io(self.bin_dir.join("initdb"), e))?;
         if !out.status.success() {
             return Err(DataplaneError::Setup(format!(
                 "initdb failed ({}): {}",
@@ -193,8 +219,18 @@ impl EmbeddedCluster {
         std::fs::write(&conf, text).map_err(|e| DataplaneError::io(&conf, e))?;
 
         let tls = crate::tls::self_signed(&self.settings.tls_names)?;
-        write_owned(&self.run_as, &scratch.join("server.crt"), tls.cert_pem.as_bytes(), 0o644)?;
-        write_owned(&self.run_as, &scratch.join("server.key"), tls.key_pem.as_bytes(), 0o600)?;
+        write_owned(
+            &self.run_as,
+            &scratch.join("server.crt"),
+            tls.cert_pem.as_bytes(),
+            0o644,
+        )?;
+        write_owned(
+            &self.run_as,
+            &scratch.join("server.key"),
+            tls.key_pem.as_bytes(),
+            0o600,
+        )?;
 
         std::fs::rename(&scratch, &pgdata).map_err(|e| DataplaneError::io(&pgdata, e))?;
         Ok(())
@@ -231,7 +267,12 @@ impl EmbeddedCluster {
         for (k, v) in &s.extra_settings {
             conf.push_str(&format!("{k} = {v}\n"));
         }
-        write_owned(&self.run_as, &pgdata.join("pgfleet.conf"), conf.as_bytes(), 0o600)?;
+        write_owned(
+            &self.run_as,
+            &pgdata.join("pgfleet.conf"),
+            conf.as_bytes(),
+            0o600,
+        )?;
 
         let hba = "# Managed by pgfleet; rewritten at every start.\n\
                    # The socket directory is mode 0700: only this server's OS user and root reach it.\n\
@@ -241,7 +282,12 @@ impl EmbeddedCluster {
                    hostssl all  all  ::/0          scram-sha-256\n\
                    host    all  all  0.0.0.0/0     reject\n\
                    host    all  all  ::/0          reject\n";
-        write_owned(&self.run_as, &pgdata.join("pg_hba.conf"), hba.as_bytes(), 0o600)?;
+        write_owned(
+            &self.run_as,
+            &pgdata.join("pg_hba.conf"),
+            hba.as_bytes(),
+            0o600,
+        )?;
         Ok(())
     }
 
@@ -249,14 +295,26 @@ impl EmbeddedCluster {
     /// start owns the cluster.
     fn stop_stale_postmaster(&self) -> Result<()> {
         let pidfile = self.pgdata().join("postmaster.pid");
-        let Ok(text) = std::fs::read_to_string(&pidfile) else { return Ok(()) };
-        let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else { return Ok(()) };
+        let Ok(text) = std::fs::read_to_string(&pidfile) else {
+            return Ok(());
+        };
+        let Some(pid) = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        else {
+            return Ok(());
+        };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if !cmdline.contains("postgres") || !cmdline.contains(&self.pgdata().display().to_string()) {
+        if !cmdline.contains("postgres") || !cmdline.contains(&self.pgdata().display().to_string())
+        {
             return Ok(());
         }
-        tracing::warn!(pid, "stopping a PostgreSQL server left running by a previous pgfleet");
+        tracing::warn!(
+            pid,
+            "stopping a PostgreSQL server left running by a previous pgfleet"
+        );
         let target = nix::unistd::Pid::from_raw(pid);
         let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -272,7 +330,10 @@ impl EmbeddedCluster {
 
     fn spawn(&self) -> Result<tokio::process::Child> {
         let log = self.log_file();
-        if std::fs::metadata(&log).map(|m| m.len() > 64 << 20).unwrap_or(false) {
+        if std::fs::metadata(&log)
+            .map(|m| m.len() > 64 << 20)
+            .unwrap_or(false)
+        {
             let _ = std::fs::rename(&log, self.settings.root.join("postgres.log.1"));
         }
         let file = std::fs::OpenOptions::new()
@@ -294,7 +355,8 @@ impl EmbeddedCluster {
         self.run_as.apply(&mut cmd);
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(false);
-        cmd.spawn().map_err(|e| DataplaneError::io(self.bin_dir.join("postgres"), e))
+        cmd.spawn()
+            .map_err(|e| DataplaneError::io(self.bin_dir.join("postgres"), e))
     }
 
     /// Starts the server and waits until it accepts connections.
@@ -339,7 +401,12 @@ impl EmbeddedCluster {
         let (stop_tx, stop_rx) = oneshot::channel();
         let cluster = Arc::new(self);
         let task = tokio::spawn(supervise(cluster.clone(), child, state_tx, stop_rx));
-        Ok(ClusterHandle { cluster, state: state_rx, stop: Some(stop_tx), task: Some(task) })
+        Ok(ClusterHandle {
+            cluster,
+            state: state_rx,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
     }
 }
 
@@ -450,8 +517,11 @@ fn resolve_port(root: &Path, configured: Option<u16>) -> Result<u16> {
         (Some(p), _) => p,
         (None, Some(p)) => p,
         (None, None) => {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| DataplaneError::io("127.0.0.1:0", e))?;
-            l.local_addr().map_err(|e| DataplaneError::io("127.0.0.1:0", e))?.port()
+            let l = std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?;
+            l.local_addr()
+                .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?
+                .port()
         }
     };
     if recorded != Some(port) {
@@ -471,14 +541,16 @@ fn create_dir(path: &Path, mode: u32) -> Result<()> {
         .mode(mode)
         .create(path)
         .map_err(|e| DataplaneError::io(path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| DataplaneError::io(path, e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| DataplaneError::io(path, e))
 }
 
 fn write_owned(run_as: &RunAs, path: &Path, body: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("pgfleet-tmp");
     std::fs::write(&tmp, body).map_err(|e| DataplaneError::io(&tmp, e))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(|e| DataplaneError::io(&tmp, e))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| DataplaneError::io(&tmp, e))?;
     run_as.own(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| DataplaneError::io(path, e))
 }

@@ -41,7 +41,10 @@ pub enum DataplaneError {
 
 impl DataplaneError {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        DataplaneError::Io { path: path.as_ref().display().to_string(), source }
+        DataplaneError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 

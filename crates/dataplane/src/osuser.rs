@@ -30,14 +30,24 @@ impl RunAs {
                             .to_string(),
                     )
                 })?;
-            Ok(Self { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw(), switch: true })
+            Ok(Self {
+                name: user.name,
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+                switch: true,
+            })
         } else {
             let name = nix::unistd::User::from_uid(euid)
                 .ok()
                 .flatten()
                 .map(|u| u.name)
                 .unwrap_or_else(|| euid.to_string());
-            Ok(Self { name, uid: euid.as_raw(), gid: nix::unistd::getegid().as_raw(), switch: false })
+            Ok(Self {
+                name,
+                uid: euid.as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+                switch: false,
+            })
         }
     }
 

@@ -42,16 +42,28 @@ impl Services {
     ) -> Result<Option<BootstrapSecrets>> {
         let now = self.clock().now();
         let mut tx = self.store().begin().await?;
-        let fresh = put_setting(&mut *tx, "bootstrapped", &serde_json::json!({ "at": now }), now, false).await?;
+        let fresh = put_setting(
+            &mut *tx,
+            "bootstrapped",
+            &serde_json::json!({ "at": now }),
+            now,
+            false,
+        )
+        .await?;
         if !fresh {
             return Ok(None);
         }
         let email = opts.admin_email.trim().to_string();
         if !email.contains('@') {
-            return Err(DomainError::bad_request(format!("admin e-mail {email:?} is not an e-mail address")));
+            return Err(DomainError::bad_request(format!(
+                "admin e-mail {email:?} is not an e-mail address"
+            )));
         }
         let password = self.rng().with(pgfleet_auth::random_password);
-        let password_hash = self.rng().with(|r| pgfleet_auth::hash_password(&password, r)).map_err(DomainError::internal)?;
+        let password_hash = self
+            .rng()
+            .with(|r| pgfleet_auth::hash_password(&password, r))
+            .map_err(DomainError::internal)?;
         let token = match &opts.token {
             Some(t) if t.trim().len() >= 16 => t.trim().to_string(),
             Some(_) => {
@@ -59,12 +71,24 @@ impl Services {
                     "PGFLEET_BOOTSTRAP_TOKEN must be at least 16 characters",
                 ))
             }
-            None => self.rng().with(|r| pgfleet_auth::generate_token(pgfleet_auth::SERVICE_TOKEN_PREFIX, r)).plaintext,
+            None => {
+                self.rng()
+                    .with(|r| pgfleet_auth::generate_token(pgfleet_auth::SERVICE_TOKEN_PREFIX, r))
+                    .plaintext
+            }
         };
         let user_id = new_id(USER, self.rng());
         let ws_id = new_id(WORKSPACE, self.rng());
         let token_id = new_id(SERVICE_TOKEN, self.rng());
-        users::insert(&mut *tx, &user_id, &email, Some("Admin"), &password_hash, now).await?;
+        users::insert(
+            &mut *tx,
+            &user_id,
+            &email,
+            Some("Admin"),
+            &password_hash,
+            now,
+        )
+        .await?;
         workspaces::insert(&mut *tx, &ws_id, "Default Workspace", now).await?;
         workspaces::add_member(&mut *tx, &ws_id, &user_id, "admin", now).await?;
         tokens::insert(
@@ -81,9 +105,17 @@ impl Services {
             },
         )
         .await?;
-        let secrets = BootstrapSecrets { admin_email: email, admin_password: password, workspace_id: ws_id, token };
-        persist(&secrets).map_err(|e| DomainError::internal(format!("writing the bootstrap file: {e}")))?;
-        tx.commit().await.map_err(pgfleet_storage::StorageError::from)?;
+        let secrets = BootstrapSecrets {
+            admin_email: email,
+            admin_password: password,
+            workspace_id: ws_id,
+            token,
+        };
+        persist(&secrets)
+            .map_err(|e| DomainError::internal(format!("writing the bootstrap file: {e}")))?;
+        tx.commit()
+            .await
+            .map_err(pgfleet_storage::StorageError::from)?;
         Ok(Some(secrets))
     }
 }

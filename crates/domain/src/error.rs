@@ -31,16 +31,28 @@ pub enum DomainError {
     Unauthenticated(AuthFailure),
     /// 403: known caller, action not allowed.
     #[error("{message}")]
-    Forbidden { message: String, hint: Option<String> },
+    Forbidden {
+        message: String,
+        hint: Option<String>,
+    },
     /// 400: the request is malformed or a parameter is wrong.
     #[error("{message}")]
-    BadRequest { message: String, hint: Option<String> },
+    BadRequest {
+        message: String,
+        hint: Option<String>,
+    },
     /// 422: well-formed, but a field's value cannot be accepted.
     #[error("{message}")]
-    Unprocessable { message: String, hint: Option<String> },
+    Unprocessable {
+        message: String,
+        hint: Option<String>,
+    },
     /// 409: the resource's state does not allow this now.
     #[error("{message}")]
-    Conflict { message: String, hint: Option<String> },
+    Conflict {
+        message: String,
+        hint: Option<String>,
+    },
     /// 503: a dependency (metadata store, a Postgres server) is not reachable.
     #[error("{message}")]
     Unavailable { message: String, detail: String },
@@ -51,22 +63,40 @@ pub enum DomainError {
 
 impl DomainError {
     pub fn not_found(what: &'static str, id: impl fmt::Display) -> Self {
-        Self::NotFound { what, id: id.to_string() }
+        Self::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into(), hint: None }
+        Self::BadRequest {
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn bad_request_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self::BadRequest { message: message.into(), hint: Some(hint.into()) }
+        Self::BadRequest {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
     pub fn unprocessable(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self::Unprocessable { message: message.into(), hint }
+        Self::Unprocessable {
+            message: message.into(),
+            hint,
+        }
     }
     pub fn forbidden(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self::Forbidden { message: message.into(), hint }
+        Self::Forbidden {
+            message: message.into(),
+            hint,
+        }
     }
     pub fn conflict(message: impl Into<String>, hint: Option<String>) -> Self {
-        Self::Conflict { message: message.into(), hint }
+        Self::Conflict {
+            message: message.into(),
+            hint,
+        }
     }
     pub fn internal(detail: impl fmt::Display) -> Self {
         Self::Internal(detail.to_string())

@@ -33,6 +33,7 @@ pub fn new_id(prefix: &str, rng: &Randomness) -> String {
 
 /// True when `id` has the prefix and a plausible body; lets us answer 404 without a query.
 pub fn looks_like(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix)
-        .is_some_and(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }

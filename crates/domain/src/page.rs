@@ -49,11 +49,26 @@ impl PageRequest {
     }
 
     /// Builds the list from `limit + 1` rows fetched in `seq` order.
-    pub fn finish<R, T>(&self, mut rows: Vec<R>, seq: impl Fn(&R) -> i64, view: impl FnMut(R) -> T) -> List<T> {
+    pub fn finish<R, T>(
+        &self,
+        mut rows: Vec<R>,
+        seq: impl Fn(&R) -> i64,
+        view: impl FnMut(R) -> T,
+    ) -> List<T> {
         let has_more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
-        let next_cursor = if has_more { rows.last().map(|r| encode_cursor(seq(r))) } else { None };
-        List { data: rows.into_iter().map(view).collect(), pagination: Pagination { next_cursor, has_more } }
+        let next_cursor = if has_more {
+            rows.last().map(|r| encode_cursor(seq(r)))
+        } else {
+            None
+        };
+        List {
+            data: rows.into_iter().map(view).collect(),
+            pagination: Pagination {
+                next_cursor,
+                has_more,
+            },
+        }
     }
 }
 
@@ -75,7 +90,13 @@ mod tests {
     #[test]
     fn cursor_roundtrip_and_validation() {
         let p = PageRequest::parse(Some(&encode_cursor(42)), Some("10"), 100).unwrap();
-        assert_eq!(p, PageRequest { after: Some(42), limit: 10 });
+        assert_eq!(
+            p,
+            PageRequest {
+                after: Some(42),
+                limit: 10
+            }
+        );
         assert!(PageRequest::parse(Some("garbage!"), None, 100).is_err());
         assert!(PageRequest::parse(None, Some("0"), 100).is_err());
         assert!(PageRequest::parse(None, Some("101"), 100).is_err());

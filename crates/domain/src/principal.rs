@@ -2,8 +2,15 @@
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialKind {
-    ServiceToken { id: String, name: String },
-    OAuth { grant_id: String, client_id: String, scopes: Vec<String> },
+    ServiceToken {
+        id: String,
+        name: String,
+    },
+    OAuth {
+        grant_id: String,
+        client_id: String,
+        scopes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

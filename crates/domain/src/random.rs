@@ -21,7 +21,9 @@ impl Randomness {
 
     /// A deterministic generator, for tests only.
     pub fn seeded(seed: u64) -> Self {
-        Self(Arc::new(Mutex::new(Box::new(rand::rngs::StdRng::seed_from_u64(seed)))))
+        Self(Arc::new(Mutex::new(Box::new(
+            rand::rngs::StdRng::seed_from_u64(seed),
+        ))))
     }
 
     /// Runs `f` with the generator.

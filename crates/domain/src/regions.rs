@@ -28,5 +28,9 @@ impl Region {
 
 /// The display name of a known region id, else the id itself.
 pub fn default_name(id: &str) -> String {
-    KNOWN_REGIONS.iter().find(|(k, _)| *k == id).map(|(_, n)| n.to_string()).unwrap_or_else(|| id.to_string())
+    KNOWN_REGIONS
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|| id.to_string())
 }

@@ -52,7 +52,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), hint: None, www_authenticate: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            hint: None,
+            www_authenticate: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -65,12 +71,20 @@ impl ApiError {
     }
 
     pub fn route_not_found(path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("No route for {path}"))
-            .with_hint("API paths start with /v1; see /v1/doc for the list.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No route for {path}"),
+        )
+        .with_hint("API paths start with /v1; see /v1/doc for the list.")
     }
 
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}"))
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )
     }
 }
 
@@ -136,10 +150,17 @@ impl From<DomainError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, hint: self.hint } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                hint: self.hint,
+            },
+        };
         let mut res = (self.status, axum::Json(body)).into_response();
         if let Some(v) = self.www_authenticate {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
         }
         res
     }

@@ -33,18 +33,25 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
             "The request body must be JSON",
         )
         .with_hint("Send the header `Content-Type: application/json`."),
-        JsonRejection::BytesRejection(ref b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "The request body is larger than this server accepts",
-        ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::bad_request(format!("The request body is not valid JSON: {}", source_text(&e)))
+        JsonRejection::BytesRejection(ref b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is larger than this server accepts",
+            )
         }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::bad_request(format!("The request body does not fit this operation: {}", source_text(&e)))
-        }
-        other => ApiError::bad_request(format!("The request body could not be read: {}", other.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!(
+            "The request body is not valid JSON: {}",
+            source_text(&e)
+        )),
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!(
+            "The request body does not fit this operation: {}",
+            source_text(&e)
+        )),
+        other => ApiError::bad_request(format!(
+            "The request body could not be read: {}",
+            other.body_text()
+        )),
     }
 }
 
@@ -68,7 +75,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .await
             .map(|axum::extract::Query(v)| Query(v))
             .map_err(|e: QueryRejection| {
-                ApiError::bad_request(format!("The query string is not valid: {}", source_text(&e)))
+                ApiError::bad_request(format!(
+                    "The query string is not valid: {}",
+                    source_text(&e)
+                ))
             })
     }
 }
@@ -83,7 +93,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|e: PathRejection| ApiError::bad_request(format!("The path is not valid: {}", source_text(&e))))
+            .map_err(|e: PathRejection| {
+                ApiError::bad_request(format!("The path is not valid: {}", source_text(&e)))
+            })
     }
 }
 
@@ -93,11 +105,16 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             return Err(DomainError::Unauthenticated(AuthFailure::Missing).into());
         };
-        let value = value.to_str().map_err(|_| DomainError::Unauthenticated(AuthFailure::Malformed))?;
+        let value = value
+            .to_str()
+            .map_err(|_| DomainError::Unauthenticated(AuthFailure::Malformed))?;
         let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(DomainError::Unauthenticated(AuthFailure::Malformed).into());
@@ -113,16 +130,27 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is larger than this server accepts")
-            } else {
-                ApiError::bad_request(format!("The request body could not be read: {}", e.body_text()))
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "The request body is larger than this server accepts",
+                    )
+                } else {
+                    ApiError::bad_request(format!(
+                        "The request body could not be read: {}",
+                        e.body_text()
+                    ))
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        axum::Json::<T>::from_bytes(&bytes).map(|axum::Json(v)| OptionalJson(v)).map_err(json_rejection)
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| OptionalJson(v))
+            .map_err(json_rejection)
     }
 }

@@ -5,12 +5,16 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{me, workspaces};
+use crate::handlers::{me, service_tokens, workspaces};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pgfleet Management API", description = "Self-hosted Postgres platform, wire-compatible with the Prisma Postgres Management API v1."),
-    paths(me::me_get, workspaces::workspaces_list, workspaces::workspaces_get, workspaces::workspaces_create),
+    paths(
+        me::me_get,
+        workspaces::workspaces_list, workspaces::workspaces_get, workspaces::workspaces_create,
+        service_tokens::service_tokens_list, service_tokens::service_tokens_create, service_tokens::service_tokens_delete,
+    ),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
@@ -22,7 +26,12 @@ impl Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A service token or an OAuth 2.0 access token")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A service token or an OAuth 2.0 access token"))
+                    .build(),
+            ),
         );
     }
 }

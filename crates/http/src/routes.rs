@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 use pgfleet_domain::Services;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -14,7 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::handlers::{health, me, workspaces};
+use crate::handlers::{health, me, service_tokens, workspaces};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -31,7 +31,9 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { body_limit: 1 << 20 }
+        Self {
+            body_limit: 1 << 20,
+        }
     }
 }
 
@@ -41,8 +43,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState, opts: &HttpOptions) -> Router {
     let v1 = Router::new()
         .route("/me", get(me::me_get))
-        .route("/workspaces", get(workspaces::workspaces_list).post(workspaces::workspaces_create))
+        .route(
+            "/workspaces",
+            get(workspaces::workspaces_list).post(workspaces::workspaces_create),
+        )
         .route("/workspaces/{id}", get(workspaces::workspaces_get))
+        .route(
+            "/workspaces/{workspace_id}/service-tokens",
+            get(service_tokens::service_tokens_list).post(service_tokens::service_tokens_create),
+        )
+        .route(
+            "/workspaces/{workspace_id}/service-tokens/{service_token_id}",
+            delete(service_tokens::service_tokens_delete),
+        )
         .route("/doc", get(crate::openapi::openapi_get));
 
     Router::new()
@@ -77,7 +90,9 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    pgfleet_domain::DomainError::internal("handler panicked").pipe(ApiError::from).into_response()
+    pgfleet_domain::DomainError::internal("handler panicked")
+        .pipe(ApiError::from)
+        .into_response()
 }
 
 trait Pipe: Sized {

@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, LogFormat, Overrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "pgfleet", version, about = "Self-hosted Postgres platform with a Prisma-compatible Management API")]
+#[command(
+    name = "pgfleet",
+    version,
+    about = "Self-hosted Postgres platform with a Prisma-compatible Management API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -188,9 +188,16 @@ impl Config {
             fig = fig.merge(Toml::file_exact(path));
         }
         fig = fig
-            .merge(Env::prefixed("PGFLEET_").split("__").ignore(NOT_CONFIG).lowercase(true))
+            .merge(
+                Env::prefixed("PGFLEET_")
+                    .split("__")
+                    .ignore(NOT_CONFIG)
+                    .lowercase(true),
+            )
             .merge(Serialized::globals(overrides));
-        let mut cfg: Config = fig.extract().map_err(|e| ConfigError::Figment(Box::new(e)))?;
+        let mut cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Figment(Box::new(e)))?;
         cfg.resolve_files()?;
         cfg.validate()?;
         Ok(cfg)
@@ -200,7 +207,9 @@ impl Config {
         let read = |p: &Path, key: &str| {
             std::fs::read_to_string(p)
                 .map(|s| Secret::new(s.trim()))
-                .map_err(|e| ConfigError::Invalid(format!("{key}: cannot read {}: {e}", p.display())))
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("{key}: cannot read {}: {e}", p.display()))
+                })
         };
         if let Some(p) = &self.bootstrap_token_file {
             self.bootstrap_token = Some(read(p, "bootstrap_token_file")?);
@@ -222,18 +231,27 @@ impl Config {
             }
             self.regions.insert(
                 "us-east-1".to_string(),
-                RegionConfig { name: None, servers: vec![Secret::new("embedded")] },
+                RegionConfig {
+                    name: None,
+                    servers: vec![Secret::new("embedded")],
+                },
             );
         }
         for (id, r) in &self.regions {
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
                 return Err(ConfigError::Invalid(format!(
                     "region id {id:?} must be lowercase letters, digits and dashes"
                 )));
             }
             for s in &r.servers {
                 let v = s.expose();
-                if v != "embedded" && !(v.starts_with("postgres://") || v.starts_with("postgresql://")) {
+                if v != "embedded"
+                    && !(v.starts_with("postgres://") || v.starts_with("postgresql://"))
+                {
                     return Err(ConfigError::Invalid(format!(
                         "regions.{id}.servers: each entry is \"embedded\" or a postgres:// URL"
                     )));
@@ -241,10 +259,13 @@ impl Config {
             }
         }
         if let Some(u) = &self.public_url {
-            url::Url::parse(u).map_err(|e| ConfigError::Invalid(format!("public_url {u:?}: {e}")))?;
+            url::Url::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("public_url {u:?}: {e}")))?;
         }
         if self.body_limit_bytes < 1024 {
-            return Err(ConfigError::Invalid("body_limit_bytes must be at least 1024".to_string()));
+            return Err(ConfigError::Invalid(
+                "body_limit_bytes must be at least 1024".to_string(),
+            ));
         }
         Ok(())
     }
@@ -252,15 +273,21 @@ impl Config {
     /// True when the embedded cluster must run: it holds the metadata or serves a region.
     pub fn needs_embedded(&self) -> bool {
         self.metadata.url.is_none()
-            || self.regions.values().any(|r| r.servers.iter().any(|s| s.expose() == "embedded"))
+            || self
+                .regions
+                .values()
+                .any(|r| r.servers.iter().any(|s| s.expose() == "embedded"))
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
     /// The effective configuration as TOML, secrets redacted.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }

@@ -30,7 +30,10 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), rng: Randomness::os() }
+        Self {
+            clock: Arc::new(SystemClock),
+            rng: Randomness::os(),
+        }
     }
 }
 
@@ -56,8 +59,14 @@ impl Running {
 }
 
 /// Starts everything and returns once the API is listening.
-pub async fn start(cfg: Config, deps: Deps) -> anyhow::Result<Running> {
+pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     create_private_dir(&cfg.data_dir)?;
+    // Bind first: a taken port fails before anything else starts, and port 0 resolves to the
+    // real port for the default public URL.
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    cfg.listen = listener.local_addr()?;
     let cluster = if cfg.needs_embedded() {
         let settings = ClusterSettings {
             bin_dir: cfg.postgres.bin_dir.clone(),
@@ -75,11 +84,17 @@ pub async fn start(cfg: Config, deps: Deps) -> anyhow::Result<Running> {
         None
     };
     match start_with_cluster(&cfg, deps, cluster.as_ref()).await {
-        Ok((services, bootstrap, listener)) => {
+        Ok((services, bootstrap)) => {
             let addr = listener.local_addr()?;
             let (tx, rx) = oneshot::channel();
             let task = tokio::spawn(serve(cfg, services.clone(), listener, cluster, rx));
-            Ok(Running { addr, services, bootstrap, shutdown: Some(tx), task })
+            Ok(Running {
+                addr,
+                services,
+                bootstrap,
+                shutdown: Some(tx),
+                task,
+            })
         }
         Err(e) => {
             if let Some(c) = cluster {
@@ -94,10 +109,11 @@ async fn start_with_cluster(
     cfg: &Config,
     deps: Deps,
     cluster: Option<&ClusterHandle>,
-) -> anyhow::Result<(Services, Option<BootstrapSecrets>, tokio::net::TcpListener)> {
+) -> anyhow::Result<(Services, Option<BootstrapSecrets>)> {
     let (options, max_conn) = match (&cfg.metadata.url, cluster) {
         (Some(url), _) => (
-            PgConnectOptions::from_str(url.expose()).context("metadata.url is not a valid postgres:// URL")?,
+            PgConnectOptions::from_str(url.expose())
+                .context("metadata.url is not a valid postgres:// URL")?,
             cfg.metadata.max_connections.unwrap_or(16),
         ),
         (None, Some(c)) => {
@@ -113,19 +129,27 @@ async fn start_with_cluster(
                 cfg.metadata.max_connections.unwrap_or(16),
             )
         }
-        (None, None) => anyhow::bail!("no metadata store: set metadata.url or let pgfleet run its embedded cluster"),
+        (None, None) => anyhow::bail!(
+            "no metadata store: set metadata.url or let pgfleet run its embedded cluster"
+        ),
     };
     let store = Store::connect(options, max_conn, Duration::from_secs(30))
         .await
         .context("connecting to the metadata database")?;
-    store.migrate().await.context("applying metadata migrations")?;
+    store
+        .migrate()
+        .await
+        .context("applying metadata migrations")?;
 
     let regions = build_regions(cfg, cluster)?;
     let services = Services::new(
         store,
         deps.clock,
         deps.rng,
-        ServicesConfig { public_url: cfg.public_url(), regions },
+        ServicesConfig {
+            public_url: cfg.public_url(),
+            regions,
+        },
     );
 
     let opts = BootstrapOptions {
@@ -137,11 +161,7 @@ async fn start_with_cluster(
         .bootstrap(&opts, |s| write_bootstrap_file(&file, s))
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap failed: {e}"))?;
-
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    Ok((services, bootstrap, listener))
+    Ok((services, bootstrap))
 }
 
 async fn serve(
@@ -151,8 +171,15 @@ async fn serve(
     cluster: Option<ClusterHandle>,
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let opts = pgfleet_http::routes::HttpOptions { body_limit: cfg.body_limit_bytes };
-    let app = pgfleet_http::router(pgfleet_http::AppState { services: services.clone() }, &opts);
+    let opts = pgfleet_http::routes::HttpOptions {
+        body_limit: cfg.body_limit_bytes,
+    };
+    let app = pgfleet_http::router(
+        pgfleet_http::AppState {
+            services: services.clone(),
+        },
+        &opts,
+    );
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = shutdown.await;
@@ -177,11 +204,21 @@ async fn serve(
 /// Creates the metadata database on the embedded cluster if missing, and closes the
 /// cluster's shared databases to tenants (PUBLIC gets CONNECT on every database by default).
 async fn ensure_metadata_db(cluster: &EmbeddedCluster) -> anyhow::Result<()> {
-    let (client, conn) = cluster.admin_config("postgres").connect(tokio_postgres::NoTls).await?;
+    let (client, conn) = cluster
+        .admin_config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await?;
     let task = tokio::spawn(conn);
-    let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&METADATA_DB]).await?;
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&METADATA_DB],
+        )
+        .await?;
     if exists.is_none() {
-        client.batch_execute(&format!("CREATE DATABASE {METADATA_DB}")).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {METADATA_DB}"))
+            .await?;
     }
     client
         .batch_execute(&format!(
@@ -200,20 +237,35 @@ fn build_regions(cfg: &Config, cluster: Option<&ClusterHandle>) -> anyhow::Resul
         for s in &rc.servers {
             servers.push(server_from_config(cfg, id, s.expose(), cluster)?);
         }
-        regions.push(Region { id: id.clone(), name: rc.name.clone().unwrap_or_else(|| default_name(id)), servers });
+        regions.push(Region {
+            id: id.clone(),
+            name: rc.name.clone().unwrap_or_else(|| default_name(id)),
+            servers,
+        });
     }
     // The contract's other regions are listed as unavailable.
     for (id, name) in KNOWN_REGIONS {
         if !regions.iter().any(|r| r.id == *id) {
-            regions.push(Region { id: id.to_string(), name: name.to_string(), servers: vec![] });
+            regions.push(Region {
+                id: id.to_string(),
+                name: name.to_string(),
+                servers: vec![],
+            });
         }
     }
     Ok(regions)
 }
 
-fn server_from_config(cfg: &Config, region: &str, value: &str, cluster: Option<&ClusterHandle>) -> anyhow::Result<PgServer> {
+fn server_from_config(
+    cfg: &Config,
+    region: &str,
+    value: &str,
+    cluster: Option<&ClusterHandle>,
+) -> anyhow::Result<PgServer> {
     if value == "embedded" {
-        let c = cluster.context("the embedded cluster is not running")?.cluster();
+        let c = cluster
+            .context("the embedded cluster is not running")?
+            .cluster();
         return Ok(PgServer {
             key: "embedded".to_string(),
             region: region.to_string(),
@@ -224,21 +276,37 @@ fn server_from_config(cfg: &Config, region: &str, value: &str, cluster: Option<&
     }
     let admin = tokio_postgres::Config::from_str(value)
         .with_context(|| format!("regions.{region}.servers: not a valid postgres:// URL"))?;
-    let mut url = url::Url::parse(value).with_context(|| format!("regions.{region}.servers: not a valid URL"))?;
+    let mut url = url::Url::parse(value)
+        .with_context(|| format!("regions.{region}.servers: not a valid URL"))?;
     let _ = url.set_password(None);
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
         .map(str::to_string)
-        .or_else(|| url.query_pairs().find(|(k, _)| k == "host").map(|(_, v)| v.to_string()))
+        .or_else(|| {
+            url.query_pairs()
+                .find(|(k, _)| k == "host")
+                .map(|(_, v)| v.to_string())
+        })
         .unwrap_or_else(|| "localhost".to_string());
-    let public_host = if host.starts_with('/') { "localhost".to_string() } else { host };
+    let public_host = if host.starts_with('/') {
+        "localhost".to_string()
+    } else {
+        host
+    };
     let public_port = admin.get_ports().first().copied().unwrap_or(5432);
-    Ok(PgServer { key: url.to_string(), region: region.to_string(), admin, public_host, public_port })
+    Ok(PgServer {
+        key: url.to_string(),
+        region: region.to_string(),
+        admin,
+        public_host,
+        public_port,
+    })
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     Ok(())
 }
 
@@ -248,7 +316,11 @@ fn write_bootstrap_file(path: &Path, s: &BootstrapSecrets) -> std::io::Result<()
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("txt.tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     writeln!(
         f,
         "# pgfleet first-start credentials. Shown once; keep them safe, then delete this file.\n\

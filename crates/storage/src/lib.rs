@@ -33,7 +33,9 @@ impl StorageError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StorageError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+            StorageError::Db(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
         )
     }
 
@@ -55,7 +57,11 @@ pub struct Store {
 
 impl Store {
     /// Connects (retrying for up to `wait`, since the embedded cluster may still be starting).
-    pub async fn connect(options: PgConnectOptions, max_connections: u32, wait: Duration) -> Result<Self> {
+    pub async fn connect(
+        options: PgConnectOptions,
+        max_connections: u32,
+        wait: Duration,
+    ) -> Result<Self> {
         let deadline = tokio_deadline(wait);
         loop {
             let res = PgPoolOptions::new()
@@ -114,10 +120,11 @@ pub async fn get_setting<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     key: &str,
 ) -> Result<Option<serde_json::Value>> {
-    let v: Option<(serde_json::Value,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
-        .bind(key)
-        .fetch_optional(ex)
-        .await?;
+    let v: Option<(serde_json::Value,)> =
+        sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(ex)
+            .await?;
     Ok(v.map(|(v,)| v))
 }
 
@@ -135,6 +142,11 @@ pub async fn put_setting<'e>(
     } else {
         "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING"
     };
-    let r = sqlx::query(sql).bind(key).bind(value).bind(now).execute(ex).await?;
+    let r = sqlx::query(sql)
+        .bind(key)
+        .bind(value)
+        .bind(now)
+        .execute(ex)
+        .await?;
     Ok(r.rows_affected() == 1)
 }

@@ -18,7 +18,10 @@ pub struct NewServiceToken<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, t: &NewServiceToken<'_>) -> Result<ServiceTokenRow> {
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    t: &NewServiceToken<'_>,
+) -> Result<ServiceTokenRow> {
     Ok(sqlx::query_as(&format!(
         "INSERT INTO service_tokens
            (id, workspace_id, name, token_hash, value_hint, created_by_user_id, created_at, expires_at)
@@ -38,11 +41,16 @@ pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, t: &NewServiceToken<'_>) 
 }
 
 /// Looks a presented token up by its hash.
-pub async fn find_by_hash<'e>(ex: impl sqlx::PgExecutor<'e>, hash: &[u8]) -> Result<Option<ServiceTokenRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM service_tokens WHERE token_hash = $1"))
-        .bind(hash)
-        .fetch_optional(ex)
-        .await?)
+pub async fn find_by_hash<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    hash: &[u8],
+) -> Result<Option<ServiceTokenRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM service_tokens WHERE token_hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(ex)
+    .await?)
 }
 
 pub async fn list<'e>(
@@ -62,7 +70,11 @@ pub async fn list<'e>(
 }
 
 /// Deletes a token of a workspace; false when there was none.
-pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, workspace_id: &str, id: &str) -> Result<bool> {
+pub async fn delete<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    id: &str,
+) -> Result<bool> {
     let r = sqlx::query("DELETE FROM service_tokens WHERE workspace_id = $1 AND id = $2")
         .bind(workspace_id)
         .bind(id)

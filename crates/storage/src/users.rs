@@ -29,15 +29,22 @@ pub async fn insert<'e>(
 }
 
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<UserRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
 }
 
-pub async fn get_by_email<'e>(ex: impl sqlx::PgExecutor<'e>, email: &str) -> Result<Option<UserRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"))
-        .bind(email)
-        .fetch_optional(ex)
-        .await?)
+pub async fn get_by_email<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    email: &str,
+) -> Result<Option<UserRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"
+    ))
+    .bind(email)
+    .fetch_optional(ex)
+    .await?)
 }

@@ -42,10 +42,12 @@ pub async fn add_member<'e>(
 }
 
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<WorkspaceRow>> {
-    Ok(sqlx::query_as("SELECT seq, id, name, created_at FROM workspaces WHERE id = $1")
-        .bind(id)
-        .fetch_optional(ex)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT seq, id, name, created_at FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
 }
 
 /// Workspaces a user is a member of, in creation order, after the `after` sequence number.
@@ -68,7 +70,11 @@ pub async fn list_for_user<'e>(
     .await?)
 }
 
-pub async fn is_member<'e>(ex: impl sqlx::PgExecutor<'e>, workspace_id: &str, user_id: &str) -> Result<bool> {
+pub async fn is_member<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<bool> {
     let r: Option<(i32,)> =
         sqlx::query_as("SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2")
             .bind(workspace_id)

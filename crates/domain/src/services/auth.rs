@@ -27,7 +27,10 @@ impl Services {
         Ok(Principal {
             workspace_id: row.workspace_id,
             user_id: row.created_by_user_id,
-            credential: CredentialKind::ServiceToken { id: row.id, name: row.name },
+            credential: CredentialKind::ServiceToken {
+                id: row.id,
+                name: row.name,
+            },
         })
     }
 }

@@ -8,6 +8,7 @@ use pgfleet_storage::Store;
 use crate::{Clock, Randomness};
 
 mod auth;
+mod service_tokens;
 mod workspaces;
 
 /// Settings the services need from the configuration.
@@ -33,12 +34,24 @@ struct Inner {
 }
 
 impl Services {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, rng: Randomness, config: ServicesConfig) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        rng: Randomness,
+        config: ServicesConfig,
+    ) -> Self {
         let mut config = config;
         while config.public_url.ends_with('/') {
             config.public_url.pop();
         }
-        Self { inner: Arc::new(Inner { store, clock, rng, config }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                rng,
+                config,
+            }),
+        }
     }
 
     pub fn store(&self) -> &Store {

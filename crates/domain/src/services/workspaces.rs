@@ -1,8 +1,6 @@
 //! Workspaces and `/v1/me`.
 
-use pgfleet_api_types::{
-    ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace,
-};
+use pgfleet_api_types::{ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace};
 use pgfleet_storage::{users, workspaces, WorkspaceRow};
 
 use crate::{CredentialKind, DomainError, PageRequest, Principal, Result, Services};
@@ -48,13 +46,28 @@ impl Services {
                 name: None,
             },
         };
-        Ok(Me { user, workspace: Some(MeWorkspace { id: ws.id, name: ws.name }), credential })
+        Ok(Me {
+            user,
+            workspace: Some(MeWorkspace {
+                id: ws.id,
+                name: ws.name,
+            }),
+            credential,
+        })
     }
 
     /// Workspaces the credential can access: an API credential is bound to one workspace.
-    pub async fn workspaces_list(&self, p: &Principal, page: PageRequest) -> Result<List<Workspace>> {
+    pub async fn workspaces_list(
+        &self,
+        p: &Principal,
+        page: PageRequest,
+    ) -> Result<List<Workspace>> {
         let ws = self.principal_workspace(p).await?;
-        let rows: Vec<WorkspaceRow> = if page.after.is_some_and(|a| a >= ws.seq) { vec![] } else { vec![ws] };
+        let rows: Vec<WorkspaceRow> = if page.after.is_some_and(|a| a >= ws.seq) {
+            vec![]
+        } else {
+            vec![ws]
+        };
         Ok(page.finish(rows, |w| w.seq, |w| self.workspace_view(w)))
     }
 
@@ -69,7 +82,11 @@ impl Services {
     }
 
     /// `POST /v1/workspaces`: needs a user-attributable credential.
-    pub async fn workspace_create(&self, p: &Principal, display_name: Option<&str>) -> Result<Workspace> {
+    pub async fn workspace_create(
+        &self,
+        p: &Principal,
+        display_name: Option<&str>,
+    ) -> Result<Workspace> {
         let CredentialKind::OAuth { .. } = p.credential else {
             return Err(DomainError::forbidden(
                 "Service tokens cannot create workspaces; a user-attributable credential is required",
@@ -77,16 +94,24 @@ impl Services {
             ));
         };
         let Some(user_id) = p.user_id.as_deref() else {
-            return Err(DomainError::forbidden("A user-attributable credential is required", None));
+            return Err(DomainError::forbidden(
+                "A user-attributable credential is required",
+                None,
+            ));
         };
-        let name = display_name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("My Workspace");
+        let name = display_name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("My Workspace");
         crate::services::validate_name("displayName", name)?;
         let now = self.clock().now();
         let id = crate::ids::new_id(crate::ids::WORKSPACE, self.rng());
         let mut tx = self.store().begin().await?;
         let row = workspaces::insert(&mut *tx, &id, name, now).await?;
         workspaces::add_member(&mut *tx, &id, user_id, "admin", now).await?;
-        tx.commit().await.map_err(pgfleet_storage::StorageError::from)?;
+        tx.commit()
+            .await
+            .map_err(pgfleet_storage::StorageError::from)?;
         Ok(self.workspace_view(row))
     }
 }

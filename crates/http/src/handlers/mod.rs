@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod me;
+pub mod service_tokens;
 pub mod workspaces;
 
 use serde::Deserialize;
@@ -18,7 +19,14 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn page(&self, default_limit: i64) -> Result<pgfleet_domain::PageRequest, crate::error::ApiError> {
-        Ok(pgfleet_domain::PageRequest::parse(self.cursor.as_deref(), self.limit.as_deref(), default_limit)?)
+    pub fn page(
+        &self,
+        default_limit: i64,
+    ) -> Result<pgfleet_domain::PageRequest, crate::error::ApiError> {
+        Ok(pgfleet_domain::PageRequest::parse(
+            self.cursor.as_deref(),
+            self.limit.as_deref(),
+            default_limit,
+        )?)
     }
 }

@@ -47,7 +47,9 @@ pub async fn workspaces_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Workspace>>> {
-    Ok(Json(Data::new(state.services.workspace_get(&p, &id).await?)))
+    Ok(Json(Data::new(
+        state.services.workspace_get(&p, &id).await?,
+    )))
 }
 
 /// Creates a workspace owned by the signed-in user.
@@ -67,6 +69,9 @@ pub async fn workspaces_create(
     Auth(p): Auth,
     OptionalJson(body): OptionalJson<CreateWorkspace>,
 ) -> ApiResult<(StatusCode, Json<Data<Workspace>>)> {
-    let ws = state.services.workspace_create(&p, body.display_name.as_deref()).await?;
+    let ws = state
+        .services
+        .workspace_create(&p, body.display_name.as_deref())
+        .await?;
     Ok((StatusCode::CREATED, Json(Data::new(ws))))
 }

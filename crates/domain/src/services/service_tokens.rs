@@ -1,0 +1,129 @@
+//! Service tokens: created with the secret shown once, listed without it, deleted at once.
+
+use chrono::{DateTime, Utc};
+use pgfleet_api_types::service_token::{CreatedServiceToken, ServiceToken};
+use pgfleet_api_types::{ts, List};
+use pgfleet_storage::{tokens, ServiceTokenRow};
+
+use crate::ids::{new_id, SERVICE_TOKEN};
+use crate::{DomainError, PageRequest, Principal, Result, Services};
+
+impl Services {
+    fn service_token_view(&self, t: ServiceTokenRow) -> ServiceToken {
+        ServiceToken {
+            id: t.id,
+            kind: "serviceToken".to_string(),
+            name: t.name,
+            value_hint: t.value_hint,
+            created_at: ts(&t.created_at),
+            expires_at: t.expires_at.as_ref().map(ts),
+        }
+    }
+
+    /// Tokens of a workspace; empty for a workspace the caller is not in (as the contract says).
+    pub async fn service_tokens_list(
+        &self,
+        p: &Principal,
+        workspace_id: &str,
+        page: PageRequest,
+    ) -> Result<List<ServiceToken>> {
+        if workspace_id != p.workspace_id {
+            return Ok(page.finish(
+                Vec::<ServiceTokenRow>::new(),
+                |t| t.seq,
+                |t| self.service_token_view(t),
+            ));
+        }
+        let rows =
+            tokens::list(self.store().pool(), workspace_id, page.after, page.fetch()).await?;
+        Ok(page.finish(rows, |t| t.seq, |t| self.service_token_view(t)))
+    }
+
+    pub async fn service_token_create(
+        &self,
+        p: &Principal,
+        workspace_id: &str,
+        name: &str,
+        expires_at: Option<&str>,
+    ) -> Result<CreatedServiceToken> {
+        if workspace_id != p.workspace_id {
+            return Err(DomainError::not_found("Workspace", workspace_id));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+            return Err(DomainError::unprocessable(
+                "name must be 1 to 255 characters without control characters",
+                Some("Give the token a short descriptive name, like \"ci\".".to_string()),
+            ));
+        }
+        let now = self.clock().now();
+        let expires_at = match expires_at {
+            None => None,
+            Some(raw) => {
+                let t = DateTime::parse_from_rfc3339(raw)
+                    .map_err(|_| {
+                        DomainError::unprocessable(
+                            format!("expiresAt {raw:?} is not an RFC 3339 date-time"),
+                            Some("Use a form like 2030-01-31T00:00:00Z.".to_string()),
+                        )
+                    })?
+                    .with_timezone(&Utc);
+                if t <= now {
+                    return Err(DomainError::unprocessable(
+                        "expiresAt must be in the future",
+                        None,
+                    ));
+                }
+                Some(t)
+            }
+        };
+        let secret = self
+            .rng()
+            .with(|r| pgfleet_auth::generate_token(pgfleet_auth::SERVICE_TOKEN_PREFIX, r));
+        let id = new_id(SERVICE_TOKEN, self.rng());
+        let row = tokens::insert(
+            self.store().pool(),
+            &tokens::NewServiceToken {
+                id: &id,
+                workspace_id,
+                name,
+                token_hash: &secret.hash,
+                value_hint: &pgfleet_auth::value_hint(&secret.plaintext),
+                created_by_user_id: p.user_id.as_deref(),
+                created_at: now,
+                expires_at: expires_at.map(|t| t.duration_trunc_micros()),
+            },
+        )
+        .await?;
+        Ok(CreatedServiceToken {
+            token: self.service_token_view(row),
+            value: secret.plaintext,
+        })
+    }
+
+    pub async fn service_token_delete(
+        &self,
+        p: &Principal,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<()> {
+        if workspace_id != p.workspace_id
+            || !tokens::delete(self.store().pool(), workspace_id, id).await?
+        {
+            return Err(DomainError::not_found("Service token", id));
+        }
+        Ok(())
+    }
+}
+
+trait TruncMicros {
+    fn duration_trunc_micros(self) -> Self;
+}
+
+impl TruncMicros for DateTime<Utc> {
+    fn duration_trunc_micros(self) -> Self {
+        use chrono::DurationRound;
+        self.duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap_or(self)
+    }
+}

@@ -1,0 +1,295 @@
+//! Test harness: a shared PostgreSQL cluster, a template metadata database, and in-process
+//! pgfleet servers on port 0 with an HTTP client.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use pgfleet::config::{Config, MetadataConfig, RegionConfig, Secret};
+use pgfleet::server::{self, Deps, Running};
+use pgfleet_dataplane::{ClusterSettings, EmbeddedCluster};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub struct TestCluster {
+    pub socket_dir: PathBuf,
+    pub port: u16,
+}
+
+impl TestCluster {
+    /// Superuser URL over the Unix socket.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@localhost/{db}?host={}&port={}",
+            self.socket_dir.display(),
+            self.port
+        )
+    }
+
+    pub async fn admin(&self, db: &str) -> tokio_postgres::Client {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(&self.socket_dir)
+            .port(self.port)
+            .user("postgres")
+            .dbname(db);
+        let (client, conn) = cfg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to test cluster");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+const TEMPLATE_DB: &str = "pgfleet_template";
+
+/// The cluster shared by all tests of this run; started on first use, stopped and removed
+/// by a watchdog when the test process exits.
+pub fn cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("pgfleet-it-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let settings = ClusterSettings {
+            max_connections: 500,
+            ..ClusterSettings::new(&root)
+        };
+        let c = EmbeddedCluster::prepare(settings).expect("prepare test cluster");
+        let mut cmd = std::process::Command::new(c.bin_dir().join("pg_ctl"));
+        cmd.arg("start")
+            .arg("-w")
+            .arg("-D")
+            .arg(c.pgdata())
+            .arg("-l")
+            .arg(c.pgdata().join("test-cluster.log"))
+            .args([
+                "-o",
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            ])
+            .current_dir(c.pgdata());
+        c.run_as().apply(&mut cmd);
+        let out = cmd.output().expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Watchdog: when this test process is gone, stop the cluster and remove its files.
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             kill -QUIT $(head -1 {pgdata}/postmaster.pid) 2>/dev/null; sleep 1; rm -rf {root}",
+            pid = std::process::id(),
+            pgdata = c.pgdata().display(),
+            root = root.display()
+        );
+        // Not waited for on purpose: it outlives this process.
+        #[expect(
+            clippy::zombie_processes,
+            reason = "the watchdog outlives the test process"
+        )]
+        let _watchdog = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn watchdog");
+        let tc = TestCluster {
+            socket_dir: c.socket_dir(),
+            port: c.port(),
+        };
+        // Migrate the template once, on a throwaway runtime in its own thread (we may be
+        // called from inside a test's runtime).
+        let (socket_dir, port) = (tc.socket_dir.clone(), tc.port);
+        std::thread::spawn(move || {
+            let tc = TestCluster { socket_dir, port };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let admin = tc.admin("postgres").await;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
+                    .await
+                    .unwrap();
+                let pool = sqlx::PgPool::connect(&tc.url(TEMPLATE_DB)).await.unwrap();
+                pgfleet_storage::MIGRATOR.run(&pool).await.unwrap();
+                pool.close().await;
+            });
+        })
+        .join()
+        .expect("template migration");
+        tc
+    })
+}
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh metadata database for one test, copied from the migrated template.
+pub async fn fresh_metadata_db() -> String {
+    let c = cluster();
+    let name = format!(
+        "meta_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::SeqCst)
+    );
+    let admin = c.admin("postgres").await;
+    // Copies of one template can collide on its lock for an instant; retry.
+    for attempt in 0..50 {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}"))
+            .await
+        {
+            Ok(()) => return name,
+            Err(e) if attempt < 49 && e.to_string().contains("being accessed by other users") => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("create {name}: {e}"),
+        }
+    }
+    unreachable!()
+}
+
+/// A pgfleet server on port 0 with its own metadata database, using the shared cluster as
+/// the `us-east-1` region.
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+}
+
+pub const TEST_TOKEN_PREFIX: &str = "pgfst_test_";
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let c = cluster();
+        let metadata_db = fresh_metadata_db().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let token = format!("{TEST_TOKEN_PREFIX}{}", uuid_like());
+        let mut cfg = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.path().to_path_buf(),
+            bootstrap_token: Some(Secret::new(token.clone())),
+            metadata: MetadataConfig {
+                url: Some(Secret::new(c.url(&metadata_db))),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        cfg.regions.insert(
+            "us-east-1".to_string(),
+            RegionConfig {
+                name: None,
+                servers: vec![Secret::new(c.url("postgres"))],
+            },
+        );
+        tweak(&mut cfg);
+        let running = server::start(cfg, Deps::default())
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", running.addr);
+        Self {
+            running: Some(running),
+            base,
+            token,
+            http: reqwest::Client::new(),
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn services(&self) -> &pgfleet_domain::Services {
+        &self.running.as_ref().unwrap().services
+    }
+
+    /// A request with the bootstrap token.
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        Resp::from(self.req(Method::GET, path).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        Resp::from(
+            self.req(Method::POST, path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        Resp::from(self.req(Method::DELETE, path).send().await.unwrap()).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub async fn from(r: reqwest::Response) -> Self {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts the contract's error shape and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        let e = &self.body["error"];
+        assert_eq!(e["code"], code, "body: {}", self.body);
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message missing: {}",
+            self.body
+        );
+        let keys: Vec<&String> = self.body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, vec!["error"], "only `error` at top level");
+        assert!(self.headers.contains_key("x-request-id"));
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:08x}", n, NEXT_DB.fetch_add(1, Ordering::SeqCst))
+}

@@ -1,0 +1,17 @@
+//! The one integration test binary: every test runs against real PostgreSQL and real HTTP.
+//!
+//! `harness` starts one PostgreSQL cluster per test run (with pgfleet's own cluster code),
+//! migrates a template metadata database once, and gives each test its own copy and its own
+//! server on port 0.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code fails by panicking"
+)]
+
+mod harness;
+
+mod api_basics;
+mod lifecycle;
