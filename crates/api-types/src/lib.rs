@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod connection;
+pub mod database;
 pub mod error;
+pub mod project;
+pub mod region;
 pub mod service_token;
 pub mod workspace;
 

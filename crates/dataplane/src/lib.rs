@@ -9,11 +9,13 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod driver;
 pub mod osuser;
 pub mod server;
 pub mod tls;
 
 pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
+pub use driver::{DatabaseSpec, Driver, LoginSpec, PgDriver};
 pub use server::PgServer;
 
 /// Errors of the data plane. `Display` is written for an operator reading the server log or

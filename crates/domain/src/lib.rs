@@ -7,10 +7,12 @@
 pub mod bootstrap;
 pub mod clock;
 pub mod error;
+pub mod failpoint;
 pub mod ids;
 pub mod page;
 pub mod principal;
 pub mod random;
+pub mod reconciler;
 pub mod regions;
 pub mod services;
 

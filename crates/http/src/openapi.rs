@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{me, service_tokens, workspaces};
+use crate::handlers::{connections, databases, me, projects, regions, service_tokens, workspaces};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,15 @@ use crate::handlers::{me, service_tokens, workspaces};
         me::me_get,
         workspaces::workspaces_list, workspaces::workspaces_get, workspaces::workspaces_create,
         service_tokens::service_tokens_list, service_tokens::service_tokens_create, service_tokens::service_tokens_delete,
+        projects::projects_list, projects::projects_create, projects::projects_get, projects::projects_update,
+        projects::projects_delete, projects::projects_transfer,
+        databases::databases_list, databases::databases_create, databases::project_databases_list,
+        databases::project_databases_create, databases::databases_get, databases::databases_update,
+        databases::databases_delete,
+        connections::connections_list, connections::connections_create, connections::database_connections_list,
+        connections::database_connections_create, connections::connections_get, connections::connections_delete,
+        connections::connections_rotate,
+        regions::regions_list, regions::regions_postgres_list,
     ),
     modifiers(&Security)
 )]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use pgfleet_domain::Services;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -14,7 +14,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::handlers::{health, me, service_tokens, workspaces};
+use crate::handlers::{
+    connections, databases, health, me, projects, regions, service_tokens, workspaces,
+};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -56,12 +58,62 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             "/workspaces/{workspace_id}/service-tokens/{service_token_id}",
             delete(service_tokens::service_tokens_delete),
         )
+        .route(
+            "/projects",
+            get(projects::projects_list).post(projects::projects_create),
+        )
+        .route(
+            "/projects/{id}",
+            get(projects::projects_get)
+                .patch(projects::projects_update)
+                .delete(projects::projects_delete),
+        )
+        .route("/projects/{id}/transfer", post(projects::projects_transfer))
+        .route(
+            "/projects/{id}/databases",
+            get(databases::project_databases_list).post(databases::project_databases_create),
+        )
+        .route(
+            "/databases",
+            get(databases::databases_list).post(databases::databases_create),
+        )
+        .route(
+            "/databases/{id}",
+            get(databases::databases_get)
+                .patch(databases::databases_update)
+                .delete(databases::databases_delete),
+        )
+        .route(
+            "/databases/{id}/connections",
+            get(connections::database_connections_list)
+                .post(connections::database_connections_create),
+        )
+        .route(
+            "/connections",
+            get(connections::connections_list).post(connections::connections_create),
+        )
+        .route(
+            "/connections/{id}",
+            get(connections::connections_get).delete(connections::connections_delete),
+        )
+        .route(
+            "/connections/{id}/rotate",
+            post(connections::connections_rotate),
+        )
+        .route("/regions", get(regions::regions_list))
+        .route("/regions/postgres", get(regions::regions_postgres_list))
         .route("/doc", get(crate::openapi::openapi_get));
 
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .nest("/v1", v1)
+        .nest(
+            "/v1",
+            v1.layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::idempotency::idempotency,
+            )),
+        )
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(opts.body_limit))

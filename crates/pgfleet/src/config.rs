@@ -64,6 +64,14 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// How long in-flight requests may finish after a shutdown signal, in seconds.
     pub shutdown_grace_secs: u64,
+    /// How long a create waits for its database before answering `provisioning`, in seconds.
+    pub provision_wait_secs: f64,
+    /// `CONNECTION LIMIT` of each tenant database.
+    pub database_connection_limit: i32,
+    /// `CONNECTION LIMIT` of each connection's role.
+    pub role_connection_limit: i32,
+    /// Test-only: comma-separated failpoints where the process aborts (see `pgfleet_domain::failpoint`).
+    pub failpoints: String,
     pub postgres: PostgresConfig,
     pub metadata: MetadataConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
@@ -115,6 +123,10 @@ impl Default for Config {
             log_format: LogFormat::Text,
             body_limit_bytes: 1 << 20,
             shutdown_grace_secs: 10,
+            provision_wait_secs: 5.0,
+            database_connection_limit: 100,
+            role_connection_limit: 50,
+            failpoints: String::new(),
             postgres: PostgresConfig::default(),
             metadata: MetadataConfig::default(),
             regions: BTreeMap::new(),
@@ -261,6 +273,16 @@ impl Config {
         if let Some(u) = &self.public_url {
             url::Url::parse(u)
                 .map_err(|e| ConfigError::Invalid(format!("public_url {u:?}: {e}")))?;
+        }
+        if !(0.0..=300.0).contains(&self.provision_wait_secs) {
+            return Err(ConfigError::Invalid(
+                "provision_wait_secs must be between 0 and 300".to_string(),
+            ));
+        }
+        if self.database_connection_limit < 1 || self.role_connection_limit < 1 {
+            return Err(ConfigError::Invalid(
+                "connection limits must be at least 1".to_string(),
+            ));
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgServer};
+use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgDriver, PgServer};
 use pgfleet_domain::bootstrap::{BootstrapOptions, BootstrapSecrets};
 use pgfleet_domain::regions::{default_name, Region, KNOWN_REGIONS};
 use pgfleet_domain::{Clock, Randomness, Services, ServicesConfig, SystemClock};
@@ -141,16 +141,15 @@ async fn start_with_cluster(
         .await
         .context("applying metadata migrations")?;
 
+    pgfleet_domain::failpoint::configure(&cfg.failpoints).map_err(|e| anyhow::anyhow!(e))?;
     let regions = build_regions(cfg, cluster)?;
-    let services = Services::new(
-        store,
-        deps.clock,
-        deps.rng,
-        ServicesConfig {
-            public_url: cfg.public_url(),
-            regions,
-        },
-    );
+    let mut sc = ServicesConfig::new(cfg.public_url(), regions);
+    sc.provision_wait = Duration::from_secs_f64(cfg.provision_wait_secs);
+    sc.database_connection_limit = cfg.database_connection_limit;
+    sc.role_connection_limit = cfg.role_connection_limit;
+    let services = Services::new(store, deps.clock, deps.rng, sc, Arc::new(PgDriver::new()))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
 
     let opts = BootstrapOptions {
         admin_email: cfg.admin_email.clone(),
@@ -171,6 +170,8 @@ async fn serve(
     cluster: Option<ClusterHandle>,
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reconciler = services.spawn_reconciler(stop_rx);
     let opts = pgfleet_http::routes::HttpOptions {
         body_limit: cfg.body_limit_bytes,
     };
@@ -193,6 +194,8 @@ async fn serve(
             Ok(())
         }
     };
+    let _ = stop_tx.send(true);
+    let _ = reconciler.await;
     services.store().close().await;
     if let Some(c) = cluster {
         c.stop().await;

@@ -69,6 +69,7 @@ CREATE TABLE projects (
     created_at      timestamptz NOT NULL
 );
 CREATE INDEX projects_workspace ON projects (workspace_id, seq);
+CREATE UNIQUE INDEX projects_logical_id ON projects (workspace_id, logical_id) WHERE logical_id IS NOT NULL;
 
 CREATE TABLE databases (
     seq                    bigserial UNIQUE,
@@ -91,6 +92,8 @@ CREATE TABLE databases (
     UNIQUE (server_id, pg_database)
 );
 CREATE INDEX databases_project ON databases (project_id, seq);
+CREATE INDEX databases_server ON databases (server_id);
+CREATE UNIQUE INDEX databases_logical_id ON databases (project_id, logical_id) WHERE logical_id IS NOT NULL;
 CREATE UNIQUE INDEX databases_one_default ON databases (project_id) WHERE is_default;
 
 CREATE TABLE connections (
@@ -102,7 +105,7 @@ CREATE TABLE connections (
     role_name      text NOT NULL,
     -- SCRAM-SHA-256 verifier of the current password (the pooler authenticates with it).
     scram_verifier text NOT NULL,
-    status         text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleting')),
+    status         text NOT NULL DEFAULT 'creating' CHECK (status IN ('creating', 'active', 'deleting')),
     created_at     timestamptz NOT NULL,
     rotated_at     timestamptz
 );
@@ -197,12 +200,13 @@ CREATE TABLE operations (
     state        text NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'failed')),
     step         text,
     attempts     integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
     payload      jsonb NOT NULL DEFAULT '{}',
     error        text,
     created_at   timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL
 );
-CREATE INDEX operations_open ON operations (state) WHERE state IN ('pending', 'running');
+CREATE INDEX operations_open ON operations (next_attempt_at) WHERE state IN ('pending', 'running');
 CREATE INDEX operations_resource ON operations (resource_id);
 
 CREATE TABLE idempotency_keys (

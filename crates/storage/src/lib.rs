@@ -10,7 +10,13 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub mod connections;
+pub mod databases;
+pub mod idempotency;
+pub mod operations;
+pub mod projects;
 pub mod rows;
+pub mod servers;
 pub mod tokens;
 pub mod users;
 pub mod workspaces;

@@ -53,17 +53,19 @@ pub async fn find_by_hash<'e>(
     .await?)
 }
 
+/// Tokens of a workspace, newest first (as the contract says), before the `before` sequence
+/// number.
 pub async fn list<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     workspace_id: &str,
-    after: Option<i64>,
+    before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ServiceTokenRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM service_tokens WHERE workspace_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        "SELECT {COLUMNS} FROM service_tokens WHERE workspace_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
     ))
     .bind(workspace_id)
-    .bind(after.unwrap_or(0))
+    .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
     .fetch_all(ex)
     .await?)

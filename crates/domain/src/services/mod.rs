@@ -1,13 +1,21 @@
 //! [`Services`]: the one object handlers call. Each file below adds the operations of one
 //! resource.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use pgfleet_dataplane::{Driver, PgServer};
 use pgfleet_storage::Store;
 
+use crate::regions::Region;
 use crate::{Clock, Randomness};
 
 mod auth;
+mod connections;
+mod databases;
+mod projects;
+mod regions;
 mod service_tokens;
 mod workspaces;
 
@@ -17,7 +25,25 @@ pub struct ServicesConfig {
     /// Base of absolute resource URLs, without a trailing slash (e.g. `http://127.0.0.1:8080`).
     pub public_url: String,
     /// Every region the API lists, available or not.
-    pub regions: Vec<crate::regions::Region>,
+    pub regions: Vec<Region>,
+    /// How long a create waits for provisioning before answering `provisioning`.
+    pub provision_wait: Duration,
+    /// `CONNECTION LIMIT` of each tenant database.
+    pub database_connection_limit: i32,
+    /// `CONNECTION LIMIT` of each connection's login role.
+    pub role_connection_limit: i32,
+}
+
+impl ServicesConfig {
+    pub fn new(public_url: impl Into<String>, regions: Vec<Region>) -> Self {
+        Self {
+            public_url: public_url.into(),
+            regions,
+            provision_wait: Duration::from_secs(5),
+            database_connection_limit: 100,
+            role_connection_limit: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -31,27 +57,67 @@ struct Inner {
     clock: Arc<dyn Clock>,
     rng: Randomness,
     config: ServicesConfig,
+    driver: Arc<dyn Driver>,
+    /// Registered server id → server.
+    servers: HashMap<String, PgServer>,
+    /// Region id → ids of its servers.
+    region_servers: HashMap<String, Vec<String>>,
+    /// Operations being executed by this process.
+    inflight: Mutex<HashSet<String>>,
+    /// Wakes the reconciler loop.
+    kick: tokio::sync::Notify,
 }
 
 impl Services {
-    pub fn new(
+    /// Builds the services and registers every configured Postgres server in the metadata
+    /// store (a server that does not answer now is still registered; `/readyz` reports it).
+    pub async fn new(
         store: Store,
         clock: Arc<dyn Clock>,
         rng: Randomness,
         config: ServicesConfig,
-    ) -> Self {
+        driver: Arc<dyn Driver>,
+    ) -> crate::Result<Self> {
         let mut config = config;
         while config.public_url.ends_with('/') {
             config.public_url.pop();
         }
-        Self {
+        let mut servers = HashMap::new();
+        let mut region_servers: HashMap<String, Vec<String>> = HashMap::new();
+        for region in &config.regions {
+            for server in &region.servers {
+                let new_id = crate::ids::new_id(crate::ids::SERVER, &rng);
+                let row = pgfleet_storage::servers::upsert(
+                    store.pool(),
+                    &new_id,
+                    &region.id,
+                    &server.key,
+                    clock.now(),
+                )
+                .await?;
+                if let Err(e) = driver.harden_server(server).await {
+                    tracing::warn!(server = %server.key, error = %e, "could not prepare a Postgres server");
+                }
+                region_servers
+                    .entry(region.id.clone())
+                    .or_default()
+                    .push(row.id.clone());
+                servers.insert(row.id, server.clone());
+            }
+        }
+        Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 rng,
                 config,
+                driver,
+                servers,
+                region_servers,
+                inflight: Mutex::new(HashSet::new()),
+                kick: tokio::sync::Notify::new(),
             }),
-        }
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -66,14 +132,43 @@ impl Services {
         &self.inner.rng
     }
 
-    pub fn regions(&self) -> &[crate::regions::Region] {
+    pub fn config(&self) -> &ServicesConfig {
+        &self.inner.config
+    }
+
+    pub fn regions(&self) -> &[Region] {
         &self.inner.config.regions
+    }
+
+    pub(crate) fn driver(&self) -> &dyn Driver {
+        self.inner.driver.as_ref()
+    }
+
+    pub(crate) fn server(&self, id: Option<&str>) -> crate::Result<&PgServer> {
+        id.and_then(|id| self.inner.servers.get(id)).ok_or_else(|| {
+            crate::DomainError::internal(format!("database placed on unknown server {id:?}"))
+        })
+    }
+
+    pub(crate) fn region_server_ids(&self, region: &str) -> &[String] {
+        self.inner
+            .region_servers
+            .get(region)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub(crate) fn inflight(&self) -> &Mutex<HashSet<String>> {
+        &self.inner.inflight
+    }
+
+    pub(crate) fn kick(&self) -> &tokio::sync::Notify {
+        &self.inner.kick
     }
 
     /// Readiness: the metadata store and every Postgres server of every region answer.
     /// Returns what was checked, or what failed.
     pub async fn readiness(&self) -> Result<Vec<String>, Vec<String>> {
-        use std::time::Duration;
         let mut ok = Vec::new();
         let mut failed = Vec::new();
         match tokio::time::timeout(Duration::from_secs(3), self.store().ping()).await {
@@ -111,6 +206,16 @@ pub(crate) fn validate_name(field: &str, name: &str) -> crate::Result<()> {
         return Err(crate::DomainError::bad_request_hint(
             format!("{field} must be 1 to 255 characters without control characters"),
             format!("Send a shorter {field}."),
+        ));
+    }
+    Ok(())
+}
+
+/// `logicalId`: 1 to 255 printable characters.
+pub(crate) fn validate_logical_id(id: &str) -> crate::Result<()> {
+    if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(crate::DomainError::bad_request(
+            "logicalId must be 1 to 255 characters without spaces",
         ));
     }
     Ok(())

@@ -1,8 +1,12 @@
 //! Handlers, one file per resource, named `<resource>_<verb>`. Each carries its OpenAPI
 //! annotation.
 
+pub mod connections;
+pub mod databases;
 pub mod health;
 pub mod me;
+pub mod projects;
+pub mod regions;
 pub mod service_tokens;
 pub mod workspaces;
 

@@ -283,7 +283,7 @@ async fn service_tokens_lifecycle_and_pagination() {
     assert_eq!(other.status, StatusCode::OK);
     assert_eq!(other.body["data"], json!([]));
 
-    // 250 tokens, paged by 100: every one seen once, in creation order, no secrets.
+    // 250 tokens, paged by 100: every one seen once, newest first, no secrets.
     for i in 0..248 {
         let r = s.post(&path, json!({"name": format!("t{i:03}")})).await;
         assert_eq!(r.status, StatusCode::CREATED);
@@ -320,7 +320,10 @@ async fn service_tokens_lifecycle_and_pagination() {
         .map(|t| t["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 250);
-    assert_eq!(seen[2]["name"], "t000");
+    // Newest first, as the contract says.
+    assert_eq!(seen[0]["name"], "t247");
+    assert_eq!(seen[247]["name"], "t000");
+    assert_eq!(seen[249]["name"], "bootstrap");
     // Default limit is 100.
     assert_eq!(
         s.get(&path).await.body["data"].as_array().unwrap().len(),

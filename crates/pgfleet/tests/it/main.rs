@@ -14,4 +14,5 @@
 mod harness;
 
 mod api_basics;
+mod idempotency;
 mod lifecycle;

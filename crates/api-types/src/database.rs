@@ -1,0 +1,109 @@
+//! Databases.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::connection::{ApiKey, Connection, DirectConnection};
+use crate::region::RegionRef;
+
+/// `{id, url, name}` of a project inside other resources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectRef {
+    pub id: String,
+    pub url: String,
+    pub name: String,
+}
+
+/// Where a database's initial data came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum DatabaseSource {
+    Empty,
+    #[serde(rename_all = "camelCase")]
+    Backup {
+        database_id: String,
+        backup_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Database {
+        database_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseStatus {
+    Provisioning,
+    Ready,
+    Recovering,
+    Failure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    pub id: String,
+    /// Always `database`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: String,
+    pub name: String,
+    pub status: DatabaseStatus,
+    pub created_at: String,
+    pub is_default: bool,
+    pub default_connection_id: Option<String>,
+    pub connections: Vec<Connection>,
+    /// Absent only where the database is embedded in its project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectRef>,
+    pub region: Option<RegionRef>,
+    pub source: Option<DatabaseSource>,
+    pub branch_id: Option<String>,
+    pub logical_id: Option<String>,
+}
+
+/// A just-created database: its connections carry connection strings, plus the deprecated
+/// `apiKeys`, `connectionString` and `directConnection` of the default connection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedDatabase {
+    #[serde(flatten)]
+    pub database: Database,
+    pub api_keys: Vec<ApiKey>,
+    pub connection_string: Option<String>,
+    pub direct_connection: Option<DirectConnection>,
+}
+
+/// Deprecated form of `source`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FromDatabase {
+    pub id: String,
+    pub backup_id: Option<String>,
+}
+
+/// Body of `POST /v1/projects/{projectId}/databases` and `POST /v1/databases`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateDatabase {
+    /// Only for `POST /v1/databases`.
+    pub project_id: Option<String>,
+    /// A region id, or `inherit` for the project's default region. Default `us-east-1`.
+    pub region: Option<String>,
+    pub name: Option<String>,
+    pub is_default: Option<bool>,
+    pub from_database: Option<FromDatabase>,
+    pub source: Option<DatabaseSource>,
+    pub branch_id: Option<String>,
+    pub branch_git_name: Option<String>,
+    pub logical_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateDatabase {
+    pub name: Option<String>,
+    pub branch_id: Option<String>,
+    pub branch_git_name: Option<String>,
+    pub logical_id: Option<String>,
+}

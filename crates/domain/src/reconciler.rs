@@ -1,0 +1,389 @@
+//! The reconciler: brings the real Postgres servers to the state the metadata says, one
+//! operation row at a time.
+//!
+//! Every change to a server is recorded first as an `operations` row in the same transaction
+//! as the metadata it concerns (intent first). An operation is then executed right away by
+//! the request that created it and, if that does not finish it (crash, deadline, failure),
+//! by the background loop, which also runs at start. Each step is idempotent, so running an
+//! operation again after a crash at any point finishes it. Two executors never run the same
+//! operation at once: each holds a session-level advisory lock on the operation's resource
+//! for the duration, and a crashed process's locks vanish with its sessions.
+
+use std::time::Duration;
+
+use pgfleet_dataplane::{DatabaseSpec, LoginSpec};
+use pgfleet_storage::{
+    connections, databases, operations, projects, ConnectionRow, DatabaseRow, OperationRow,
+    StorageError,
+};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::failpoint::hit;
+use crate::{DomainError, Result, Services};
+
+/// Operation kinds.
+pub mod kind {
+    pub const DATABASE_CREATE: &str = "database.create";
+    pub const DATABASE_DELETE: &str = "database.delete";
+    pub const CONNECTION_CREATE: &str = "connection.create";
+    pub const CONNECTION_ROTATE: &str = "connection.rotate";
+    pub const CONNECTION_DELETE: &str = "connection.delete";
+}
+
+/// Attempts before an operation is marked failed.
+const MAX_ATTEMPTS: i32 = 8;
+/// Namespace of our advisory locks (first key of `pg_try_advisory_lock(int, int)`).
+const LOCK_SPACE: i32 = 0x7066_6c74; // "pflt"
+
+/// What happened when asked to run an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Retrying,
+    Failed,
+    /// Another executor holds it, or it was already finished.
+    NotRun,
+}
+
+impl Services {
+    /// Inserts an operation row (inside the caller's transaction).
+    pub(crate) async fn record_operation(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        kind: &str,
+        resource_id: &str,
+        payload: serde_json::Value,
+    ) -> Result<String> {
+        let id = crate::ids::new_id(crate::ids::OPERATION, self.rng());
+        operations::insert(
+            &mut *tx,
+            &id,
+            kind,
+            resource_id,
+            &payload,
+            self.clock().now(),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Runs an operation now in its own task and waits for it up to the provisioning
+    /// deadline; past that it goes on in the background.
+    pub(crate) async fn run_now(&self, op_id: &str) -> Outcome {
+        let this = self.clone();
+        let id = op_id.to_string();
+        let task = tokio::spawn(async move { this.run_operation(&id).await });
+        match tokio::time::timeout(self.config().provision_wait, task).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "operation task failed");
+                Outcome::Retrying
+            }
+            Err(_) => {
+                self.kick().notify_one();
+                Outcome::Retrying
+            }
+        }
+    }
+
+    /// The background loop: runs due operations until `shutdown` turns true.
+    pub fn spawn_reconciler(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match operations::due(this.store().pool(), this.clock().now(), 32).await {
+                    Ok(ops) => {
+                        for op in ops {
+                            let busy = this
+                                .inflight()
+                                .lock()
+                                .map(|s| s.contains(&op.id))
+                                .unwrap_or(true);
+                            if !busy {
+                                let t = this.clone();
+                                tokio::spawn(async move {
+                                    t.run_operation(&op.id).await;
+                                });
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reconciler cannot read operations"),
+                }
+                tokio::select! {
+                    _ = this.kick().notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Executes one operation under its resource's advisory lock.
+    pub async fn run_operation(&self, op_id: &str) -> Outcome {
+        match self.run_operation_inner(op_id).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(op = op_id, error = %e, "operation could not be run");
+                Outcome::Retrying
+            }
+        }
+    }
+
+    async fn run_operation_inner(&self, op_id: &str) -> Result<Outcome> {
+        {
+            let mut inflight = self
+                .inflight()
+                .lock()
+                .map_err(|_| DomainError::internal("inflight lock poisoned"))?;
+            if !inflight.insert(op_id.to_string()) {
+                return Ok(Outcome::NotRun);
+            }
+        }
+        let result = self.run_locked(op_id).await;
+        if let Ok(mut inflight) = self.inflight().lock() {
+            inflight.remove(op_id);
+        }
+        result
+    }
+
+    async fn run_locked(&self, op_id: &str) -> Result<Outcome> {
+        let Some(op) = operations::get(self.store().pool(), op_id).await? else {
+            return Ok(Outcome::NotRun);
+        };
+        if op.state != "pending" && op.state != "running" {
+            return Ok(Outcome::NotRun);
+        }
+        let mut lock_conn = self
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(StorageError::from)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LOCK_SPACE)
+            .bind(&op.resource_id)
+            .fetch_one(&mut *lock_conn)
+            .await
+            .map_err(StorageError::from)?;
+        if !locked {
+            return Ok(Outcome::NotRun);
+        }
+        let outcome = self.execute_with_bookkeeping(op).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()")
+            .execute(&mut *lock_conn)
+            .await;
+        if unlocked.is_err() {
+            // Never give a session that may still hold a lock back to the pool.
+            let _ = lock_conn.detach();
+        }
+        outcome
+    }
+
+    async fn execute_with_bookkeeping(&self, op: OperationRow) -> Result<Outcome> {
+        // Re-read under the lock: another executor may have finished it meanwhile.
+        let Some(op) = operations::get(self.store().pool(), &op.id).await? else {
+            return Ok(Outcome::NotRun);
+        };
+        if op.state != "pending" && op.state != "running" {
+            return Ok(Outcome::NotRun);
+        }
+        operations::start(self.store().pool(), &op.id, self.clock().now()).await?;
+        let started = std::time::Instant::now();
+        match self.execute(&op).await {
+            Ok(()) => {
+                tracing::info!(op = %op.id, kind = %op.kind, resource = %op.resource_id, ms = started.elapsed().as_millis() as u64, "operation done");
+                Ok(Outcome::Done)
+            }
+            Err(e) => {
+                let attempts = op.attempts + 1;
+                let now = self.clock().now();
+                let message = e.to_string();
+                if attempts >= MAX_ATTEMPTS {
+                    tracing::error!(op = %op.id, kind = %op.kind, error = %message, "operation failed for good");
+                    let mut tx = self.store().begin().await?;
+                    operations::finish(&mut *tx, &op.id, "failed", Some(&message), now).await?;
+                    if op.kind == kind::DATABASE_CREATE {
+                        databases::set_status(&mut *tx, &op.resource_id, "failure").await?;
+                    }
+                    tx.commit().await.map_err(StorageError::from)?;
+                    Ok(Outcome::Failed)
+                } else {
+                    let backoff = Duration::from_millis(250u64 << attempts.clamp(0, 8) as u32)
+                        .min(Duration::from_secs(60));
+                    let next = now
+                        + chrono::Duration::from_std(backoff)
+                            .unwrap_or(chrono::Duration::seconds(60));
+                    tracing::warn!(op = %op.id, kind = %op.kind, attempts, error = %message, "operation failed; will retry");
+                    operations::retry_at(self.store().pool(), &op.id, &message, next, now).await?;
+                    Ok(Outcome::Retrying)
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, op: &OperationRow) -> Result<()> {
+        match op.kind.as_str() {
+            kind::DATABASE_CREATE => self.exec_database_create(op).await,
+            kind::DATABASE_DELETE => self.exec_database_delete(op).await,
+            kind::CONNECTION_CREATE | kind::CONNECTION_ROTATE => {
+                self.exec_connection_login(op).await
+            }
+            kind::CONNECTION_DELETE => self.exec_connection_delete(op).await,
+            other => Err(DomainError::internal(format!(
+                "unknown operation kind {other}"
+            ))),
+        }
+    }
+
+    pub(crate) fn spec(&self, db: &DatabaseRow) -> DatabaseSpec {
+        DatabaseSpec {
+            pg_database: db.pg_database.clone(),
+            owner_role: db.owner_role.clone(),
+            connection_limit: db.connection_limit,
+        }
+    }
+
+    fn login(&self, c: &ConnectionRow) -> LoginSpec {
+        LoginSpec {
+            role: c.role_name.clone(),
+            scram_verifier: c.scram_verifier.clone(),
+            connection_limit: self.config().role_connection_limit,
+        }
+    }
+
+    async fn finish_op(&self, tx: &mut sqlx::PgConnection, op: &OperationRow) -> Result<()> {
+        operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
+        Ok(())
+    }
+
+    async fn exec_database_create(&self, op: &OperationRow) -> Result<()> {
+        let pool = self.store().pool();
+        let db = databases::get(pool, &op.resource_id).await?;
+        let Some(db) = db.filter(|d| d.status == "provisioning") else {
+            // Deleted or already done meanwhile: nothing left to do.
+            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            return Ok(());
+        };
+        let server = self.server(db.server_id.as_deref())?;
+        let spec = self.spec(&db);
+        operations::step(pool, &op.id, "database", self.clock().now()).await?;
+        self.driver().ensure_database(server, &spec).await?;
+        hit("database.create.after_database");
+        operations::step(pool, &op.id, "roles", self.clock().now()).await?;
+        for c in connections::all_of_database(pool, &db.id).await? {
+            if c.status != "deleting" {
+                self.driver()
+                    .ensure_login(server, &spec, &self.login(&c), false)
+                    .await?;
+            }
+        }
+        hit("database.create.after_role");
+        hit("database.create.before_ready");
+        let mut tx = self.store().begin().await?;
+        databases::set_status(&mut *tx, &db.id, "ready").await?;
+        connections::activate_all(&mut *tx, &db.id).await?;
+        self.finish_op(&mut tx, op).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    async fn exec_database_delete(&self, op: &OperationRow) -> Result<()> {
+        let pool = self.store().pool();
+        let Some(db) = databases::get(pool, &op.resource_id).await? else {
+            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            return Ok(());
+        };
+        if let Some(server_id) = db.server_id.as_deref() {
+            let server = self.server(Some(server_id))?;
+            let spec = self.spec(&db);
+            operations::step(pool, &op.id, "roles", self.clock().now()).await?;
+            for c in connections::all_of_database(pool, &db.id).await? {
+                self.driver()
+                    .drop_login(server, &spec, &c.role_name)
+                    .await?;
+            }
+            operations::step(pool, &op.id, "database", self.clock().now()).await?;
+            self.driver().drop_database(server, &spec).await?;
+        }
+        hit("database.delete.after_drop");
+        let mut tx = self.store().begin().await?;
+        connections::delete_of_database(&mut *tx, &db.id).await?;
+        databases::delete(&mut *tx, &db.id).await?;
+        if let Some(project_id) = op.payload.get("deleteProject").and_then(|v| v.as_str()) {
+            if databases::all_of_project(&mut *tx, project_id)
+                .await?
+                .is_empty()
+            {
+                projects::delete(&mut *tx, project_id).await?;
+            }
+        }
+        self.finish_op(&mut tx, op).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    async fn exec_connection_login(&self, op: &OperationRow) -> Result<()> {
+        let pool = self.store().pool();
+        let conn = connections::get(pool, &op.resource_id).await?;
+        let db = match &conn {
+            Some(c) => databases::get(pool, &c.database_id).await?,
+            None => None,
+        };
+        let (Some(conn), Some(db)) = (
+            conn.filter(|c| c.status != "deleting"),
+            db.filter(|d| d.status != "deleting"),
+        ) else {
+            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            return Ok(());
+        };
+        let server = self.server(db.server_id.as_deref())?;
+        let rotate = op.kind == kind::CONNECTION_ROTATE;
+        self.driver()
+            .ensure_login(server, &self.spec(&db), &self.login(&conn), rotate)
+            .await?;
+        hit(if rotate {
+            "connection.rotate.after_password"
+        } else {
+            "connection.create.after_role"
+        });
+        let mut tx = self.store().begin().await?;
+        if conn.status == "creating" {
+            connections::set_status(&mut *tx, &conn.id, "active").await?;
+        }
+        self.finish_op(&mut tx, op).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(())
+    }
+
+    async fn exec_connection_delete(&self, op: &OperationRow) -> Result<()> {
+        let pool = self.store().pool();
+        let Some(conn) = connections::get(pool, &op.resource_id).await? else {
+            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            return Ok(());
+        };
+        if let Some(db) = databases::get(pool, &conn.database_id).await? {
+            let server = self.server(db.server_id.as_deref())?;
+            self.driver()
+                .drop_login(server, &self.spec(&db), &conn.role_name)
+                .await?;
+        }
+        hit("connection.delete.after_drop");
+        let mut tx = self.store().begin().await?;
+        connections::delete(&mut *tx, &conn.id).await?;
+        self.finish_op(&mut tx, op).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
+/// Payload helper for delete operations that also remove their project.
+pub(crate) fn delete_project_payload(project_id: &str) -> serde_json::Value {
+    json!({ "deleteProject": project_id })
+}

@@ -1,0 +1,236 @@
+//! Connections: each one a Postgres login role of a database. Passwords are generated here,
+//! sent to Postgres as SCRAM verifiers and shown to the caller once.
+
+use std::collections::HashMap;
+
+use pgfleet_api_types::connection::{
+    Connection, CreatedConnection, DatabaseRef, DirectConnection, Endpoint, Endpoints,
+};
+use pgfleet_api_types::{ts, List};
+use pgfleet_storage::{connections, databases, ConnectionRow, DatabaseRow, StorageError};
+
+use crate::ids::{new_id, CONNECTION};
+use crate::reconciler::kind;
+use crate::services::validate_name;
+use crate::{DomainError, PageRequest, Principal, Result, Services};
+
+impl Services {
+    pub(crate) fn connection_view(
+        &self,
+        c: &ConnectionRow,
+        db: &DatabaseRow,
+        password: Option<&str>,
+    ) -> Connection {
+        let server = self.server(db.server_id.as_deref()).ok();
+        let direct = server.map(|s| Endpoint {
+            host: s.public_host.clone(),
+            port: s.public_port,
+            connection_string: password.map(|p| self.connection_string(s, db, &c.role_name, p)),
+        });
+        let direct_connection = match (server, password) {
+            (Some(s), Some(p)) => Some(DirectConnection {
+                host: format!("{}:{}", s.public_host, s.public_port),
+                pass: p.to_string(),
+                user: c.role_name.clone(),
+            }),
+            _ => None,
+        };
+        Connection {
+            id: c.id.clone(),
+            kind: "connection".to_string(),
+            url: self.url(&format!("/v1/connections/{}", c.id)),
+            name: c.name.clone(),
+            created_at: ts(&c.created_at),
+            connection_kind: c.kind.clone(),
+            endpoints: Endpoints {
+                direct,
+                pooled: None,
+                accelerate: None,
+            },
+            direct_connection,
+            database: DatabaseRef {
+                id: db.id.clone(),
+                url: self.url(&format!("/v1/databases/{}", db.id)),
+                name: db.name.clone(),
+            },
+        }
+    }
+
+    fn created_connection_view(
+        &self,
+        c: &ConnectionRow,
+        db: &DatabaseRow,
+        password: &str,
+    ) -> CreatedConnection {
+        let connection = self.connection_view(c, db, Some(password));
+        let host = connection
+            .direct_connection
+            .as_ref()
+            .map(|d| d.host.clone());
+        let connection_string = connection
+            .endpoints
+            .direct
+            .as_ref()
+            .and_then(|e| e.connection_string.clone())
+            .unwrap_or_default();
+        CreatedConnection {
+            connection,
+            connection_string,
+            host,
+            pass: Some(password.to_string()),
+            user: Some(c.role_name.clone()),
+        }
+    }
+
+    async fn visible_connection(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<(ConnectionRow, DatabaseRow)> {
+        let c = connections::get_in_workspace(self.store().pool(), &p.workspace_id, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("Connection", id))?;
+        let db = databases::get(self.store().pool(), &c.database_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("Connection", id))?;
+        Ok((c, db))
+    }
+
+    fn require_ready(db: &DatabaseRow) -> Result<()> {
+        if db.status != "ready" {
+            return Err(DomainError::conflict(
+                format!(
+                    "Database {} is {}; its connections cannot change now",
+                    db.id, db.status
+                ),
+                Some("Retry when the database is ready.".to_string()),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn connections_list(
+        &self,
+        p: &Principal,
+        database_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<List<Connection>> {
+        if let Some(id) = database_id {
+            self.visible_database(p, id).await?;
+        }
+        let rows = connections::list(
+            self.store().pool(),
+            &p.workspace_id,
+            database_id,
+            page.after,
+            page.fetch(),
+        )
+        .await?;
+        let mut dbs: HashMap<String, DatabaseRow> = HashMap::new();
+        for c in &rows {
+            if !dbs.contains_key(&c.database_id) {
+                if let Some(d) = databases::get(self.store().pool(), &c.database_id).await? {
+                    dbs.insert(d.id.clone(), d);
+                }
+            }
+        }
+        let rows: Vec<(ConnectionRow, DatabaseRow)> = rows
+            .into_iter()
+            .filter_map(|c| dbs.get(&c.database_id).cloned().map(|d| (c, d)))
+            .collect();
+        Ok(page.finish(
+            rows,
+            |(c, _)| c.seq,
+            |(c, d)| self.connection_view(&c, &d, None),
+        ))
+    }
+
+    pub async fn connection_get(&self, p: &Principal, id: &str) -> Result<Connection> {
+        let (c, db) = self.visible_connection(p, id).await?;
+        Ok(self.connection_view(&c, &db, None))
+    }
+
+    pub async fn connection_create(
+        &self,
+        p: &Principal,
+        database_id: &str,
+        name: &str,
+    ) -> Result<CreatedConnection> {
+        let db = self.visible_database(p, database_id).await?;
+        let name = name.trim();
+        validate_name("name", name)?;
+        Self::require_ready(&db)?;
+        let creds = self.new_credentials();
+        let mut tx = self.store().begin().await?;
+        let row = connections::insert(
+            &mut *tx,
+            &ConnectionRow {
+                seq: 0,
+                id: new_id(CONNECTION, self.rng()),
+                database_id: db.id.clone(),
+                name: name.to_string(),
+                kind: "postgres".to_string(),
+                role_name: self.new_role_name(),
+                scram_verifier: creds.verifier,
+                status: "creating".to_string(),
+                created_at: self.clock().now(),
+                rotated_at: None,
+            },
+        )
+        .await?;
+        let op = self
+            .record_operation(
+                &mut tx,
+                kind::CONNECTION_CREATE,
+                &row.id,
+                serde_json::json!({}),
+            )
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_now(&op).await;
+        Ok(self.created_connection_view(&row, &db, &creds.password))
+    }
+
+    /// New password; the old one stops working and its sessions are ended.
+    pub async fn connection_rotate(&self, p: &Principal, id: &str) -> Result<CreatedConnection> {
+        let (c, db) = self.visible_connection(p, id).await?;
+        Self::require_ready(&db)?;
+        let creds = self.new_credentials();
+        let mut tx = self.store().begin().await?;
+        connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.clock().now()).await?;
+        let op = self
+            .record_operation(
+                &mut tx,
+                kind::CONNECTION_ROTATE,
+                &c.id,
+                serde_json::json!({}),
+            )
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_now(&op).await;
+        Ok(self.created_connection_view(&c, &db, &creds.password))
+    }
+
+    pub async fn connection_delete(&self, p: &Principal, id: &str) -> Result<()> {
+        let (c, db) = self.visible_connection(p, id).await?;
+        if db.status == "provisioning" || db.status == "recovering" {
+            return Self::require_ready(&db);
+        }
+        let mut tx = self.store().begin().await?;
+        connections::set_status(&mut *tx, &c.id, "deleting").await?;
+        if db.default_connection_id.as_deref() == Some(c.id.as_str()) {
+            databases::set_default_connection(&mut *tx, &db.id, None).await?;
+        }
+        let op = self
+            .record_operation(
+                &mut tx,
+                kind::CONNECTION_DELETE,
+                &c.id,
+                serde_json::json!({}),
+            )
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_now(&op).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,478 @@
+//! Databases: intent (metadata + operation row), views, and the API operations on them.
+
+use std::collections::HashMap;
+
+use pgfleet_api_types::connection::DirectConnection;
+use pgfleet_api_types::database::{
+    CreateDatabase, CreatedDatabase, Database, DatabaseSource, DatabaseStatus, ProjectRef,
+    UpdateDatabase,
+};
+use pgfleet_api_types::{ts, List};
+use pgfleet_storage::{
+    connections, databases, projects, ConnectionRow, DatabaseRow, ProjectRow, StorageError,
+};
+
+use crate::ids::{new_id, CONNECTION, DATABASE};
+use crate::reconciler::kind;
+use crate::services::projects::DEFAULT_REGION;
+use crate::services::{validate_logical_id, validate_name};
+use crate::{DomainError, PageRequest, Principal, Result, Services};
+
+/// A database written to the metadata store, waiting for the reconciler; with the one-time
+/// password of its default connection.
+pub(crate) struct DatabaseIntent {
+    pub db: DatabaseRow,
+    pub conn: ConnectionRow,
+    pub password: String,
+    pub op_id: String,
+    pub project: ProjectRow,
+}
+
+/// New credentials of a login role.
+pub(crate) struct Credentials {
+    pub password: String,
+    pub verifier: String,
+}
+
+impl Services {
+    pub(crate) fn new_credentials(&self) -> Credentials {
+        let password = self.rng().with(pgfleet_auth::random_password);
+        let verifier = pgfleet_dataplane::driver::scram_verifier(&password);
+        Credentials { password, verifier }
+    }
+
+    /// An opaque Postgres role name for a connection.
+    pub(crate) fn new_role_name(&self) -> String {
+        let id = new_id("u_", self.rng());
+        id
+    }
+
+    /// Picks the least loaded server of a region.
+    async fn place(&self, tx: &mut sqlx::PgConnection, region_id: &str) -> Result<String> {
+        let candidates = self.region_server_ids(region_id);
+        let counts: HashMap<String, i64> = databases::count_by_server(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        candidates
+            .iter()
+            .min_by_key(|id| counts.get(*id).copied().unwrap_or(0))
+            .cloned()
+            .ok_or_else(|| {
+                DomainError::bad_request(format!("Region {region_id} has no Postgres server"))
+            })
+    }
+
+    /// Writes a new database, its default connection and the operation that will create them.
+    pub(crate) async fn database_intent(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        project: &ProjectRow,
+        region_id: &str,
+        name: &str,
+        is_default: bool,
+        logical_id: Option<String>,
+    ) -> Result<DatabaseIntent> {
+        let server_id = self.place(tx, region_id).await?;
+        let id = new_id(DATABASE, self.rng());
+        let body = id.trim_start_matches(DATABASE).to_string();
+        let conn_id = new_id(CONNECTION, self.rng());
+        let now = self.clock().now();
+        let row = DatabaseRow {
+            seq: 0,
+            id: id.clone(),
+            project_id: project.id.clone(),
+            name: name.to_string(),
+            region_id: region_id.to_string(),
+            server_id: Some(server_id),
+            status: "provisioning".to_string(),
+            is_default,
+            pg_database: format!("d_{body}"),
+            owner_role: format!("d_{body}_owner"),
+            connection_limit: self.config().database_connection_limit,
+            source: Some(serde_json::json!({ "type": "empty" })),
+            branch_id: None,
+            logical_id: logical_id.clone(),
+            default_connection_id: Some(conn_id.clone()),
+            created_at: now,
+        };
+        let db = match databases::insert(&mut *tx, &row).await {
+            Ok(d) => d,
+            Err(e) if e.is_unique_violation() => {
+                return Err(if is_default {
+                    DomainError::bad_request_hint(
+                        "Default database already exists",
+                        "Create the database with isDefault false.",
+                    )
+                } else {
+                    DomainError::conflict(
+                        format!(
+                            "A database with logicalId {:?} already exists in this project",
+                            logical_id.unwrap_or_default()
+                        ),
+                        None,
+                    )
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let creds = self.new_credentials();
+        let conn = connections::insert(
+            &mut *tx,
+            &ConnectionRow {
+                seq: 0,
+                id: conn_id,
+                database_id: db.id.clone(),
+                name: "default".to_string(),
+                kind: "postgres".to_string(),
+                role_name: self.new_role_name(),
+                scram_verifier: creds.verifier,
+                status: "creating".to_string(),
+                created_at: now,
+                rotated_at: None,
+            },
+        )
+        .await?;
+        let op_id = self
+            .record_operation(tx, kind::DATABASE_CREATE, &db.id, serde_json::json!({}))
+            .await?;
+        Ok(DatabaseIntent {
+            db,
+            conn,
+            password: creds.password,
+            op_id,
+            project: project.clone(),
+        })
+    }
+
+    fn status_view(status: &str) -> DatabaseStatus {
+        match status {
+            "ready" => DatabaseStatus::Ready,
+            "recovering" => DatabaseStatus::Recovering,
+            "failure" => DatabaseStatus::Failure,
+            _ => DatabaseStatus::Provisioning,
+        }
+    }
+
+    pub(crate) fn database_view(
+        &self,
+        db: &DatabaseRow,
+        conns: &[ConnectionRow],
+        project: Option<&ProjectRow>,
+        secrets: &HashMap<String, String>,
+    ) -> Database {
+        Database {
+            id: db.id.clone(),
+            kind: "database".to_string(),
+            url: self.url(&format!("/v1/databases/{}", db.id)),
+            name: db.name.clone(),
+            status: Self::status_view(&db.status),
+            created_at: ts(&db.created_at),
+            is_default: db.is_default,
+            default_connection_id: db.default_connection_id.clone(),
+            connections: conns
+                .iter()
+                .filter(|c| c.status != "deleting")
+                .map(|c| self.connection_view(c, db, secrets.get(&c.id).map(String::as_str)))
+                .collect(),
+            project: project.map(|p| ProjectRef {
+                id: p.id.clone(),
+                url: self.url(&format!("/v1/projects/{}", p.id)),
+                name: p.name.clone(),
+            }),
+            region: Some(self.region_ref(&db.region_id)),
+            source: db
+                .source
+                .clone()
+                .and_then(|s| serde_json::from_value::<DatabaseSource>(s).ok()),
+            branch_id: db.branch_id.clone(),
+            logical_id: db.logical_id.clone(),
+        }
+    }
+
+    /// The create response: fresh state, the default connection's credentials shown once.
+    pub(crate) async fn created_database_view(
+        &self,
+        intent: &DatabaseIntent,
+        with_project: bool,
+    ) -> Result<CreatedDatabase> {
+        let db = databases::get(self.store().pool(), &intent.db.id)
+            .await?
+            .unwrap_or_else(|| intent.db.clone());
+        let secrets = HashMap::from([(intent.conn.id.clone(), intent.password.clone())]);
+        let conns = vec![intent.conn.clone()];
+        let database = self.database_view(
+            &db,
+            &conns,
+            with_project.then_some(&intent.project),
+            &secrets,
+        );
+        let server = self.server(db.server_id.as_deref())?;
+        let connection_string =
+            Some(self.connection_string(server, &db, &intent.conn.role_name, &intent.password));
+        Ok(CreatedDatabase {
+            api_keys: database
+                .connections
+                .iter()
+                .cloned()
+                .map(Into::into)
+                .collect(),
+            database,
+            connection_string,
+            direct_connection: Some(DirectConnection {
+                host: format!("{}:{}", server.public_host, server.public_port),
+                pass: intent.password.clone(),
+                user: intent.conn.role_name.clone(),
+            }),
+        })
+    }
+
+    /// A database the principal may see, or 404.
+    pub(crate) async fn visible_database(&self, p: &Principal, id: &str) -> Result<DatabaseRow> {
+        databases::get_in_workspace(self.store().pool(), &p.workspace_id, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("Database", id))
+    }
+
+    async fn views(&self, rows: Vec<DatabaseRow>) -> Result<Vec<Database>> {
+        let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
+        let mut by_db: HashMap<String, Vec<ConnectionRow>> = HashMap::new();
+        for c in connections::of_databases(self.store().pool(), &ids).await? {
+            by_db.entry(c.database_id.clone()).or_default().push(c);
+        }
+        let mut projects_by_id: HashMap<String, ProjectRow> = HashMap::new();
+        for d in &rows {
+            if !projects_by_id.contains_key(&d.project_id) {
+                if let Some(p) = projects::get_any(self.store().pool(), &d.project_id).await? {
+                    projects_by_id.insert(p.id.clone(), p);
+                }
+            }
+        }
+        let none = HashMap::new();
+        Ok(rows
+            .iter()
+            .map(|d| {
+                let conns = by_db.get(&d.id).map(Vec::as_slice).unwrap_or(&[]);
+                self.database_view(d, conns, projects_by_id.get(&d.project_id), &none)
+            })
+            .collect())
+    }
+
+    pub async fn databases_list(
+        &self,
+        p: &Principal,
+        project_id: Option<&str>,
+        logical_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<List<Database>> {
+        let rows = databases::list(
+            self.store().pool(),
+            &p.workspace_id,
+            project_id,
+            logical_id,
+            page.after,
+            page.fetch(),
+        )
+        .await?;
+        let has_more = rows.len() as i64 > page.limit;
+        let mut rows = rows;
+        rows.truncate(page.limit as usize);
+        let last_seq = rows.last().map(|d| d.seq);
+        let views = self.views(rows).await?;
+        Ok(List {
+            data: views,
+            pagination: pgfleet_api_types::Pagination {
+                next_cursor: if has_more {
+                    last_seq.map(crate::page::encode_cursor)
+                } else {
+                    None
+                },
+                has_more,
+            },
+        })
+    }
+
+    /// Databases of one project (404 when the project is not visible).
+    pub async fn project_databases_list(
+        &self,
+        p: &Principal,
+        project_id: &str,
+        page: PageRequest,
+    ) -> Result<List<Database>> {
+        self.visible_project(p, project_id).await?;
+        self.databases_list(p, Some(project_id), None, page).await
+    }
+
+    pub async fn database_get(&self, p: &Principal, id: &str) -> Result<Database> {
+        let row = self.visible_database(p, id).await?;
+        self.views(vec![row])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DomainError::not_found("Database", id))
+    }
+
+    pub async fn database_create(
+        &self,
+        p: &Principal,
+        project_id: &str,
+        body: CreateDatabase,
+    ) -> Result<CreatedDatabase> {
+        let project = self.visible_project(p, project_id).await?;
+        match (&body.source, &body.from_database) {
+            (None | Some(DatabaseSource::Empty), None) => {}
+            _ => {
+                return Err(DomainError::bad_request_hint(
+                    "Creating a database from a backup or another database is not supported yet",
+                    "Omit source and fromDatabase to create an empty database.",
+                ))
+            }
+        }
+        if body.branch_id.is_some() || body.branch_git_name.is_some() {
+            return Err(DomainError::bad_request(
+                "Branches are not supported by this server; omit branchId and branchGitName",
+            ));
+        }
+        let name = body
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&project.name)
+            .to_string();
+        validate_name("name", &name)?;
+        if let Some(l) = body.logical_id.as_deref() {
+            validate_logical_id(l)?;
+        }
+        let is_default = body.is_default.unwrap_or(false);
+
+        let mut tx = self.store().begin().await?;
+        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(&project.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StorageError::from)?;
+        let existing = databases::all_of_project(&mut *tx, &project.id).await?;
+        let region_id = match body.region.as_deref() {
+            Some("inherit") => project
+                .default_region
+                .clone()
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .find(|d| d.is_default)
+                        .map(|d| d.region_id.clone())
+                })
+                .unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            Some(r) => r.to_string(),
+            None => DEFAULT_REGION.to_string(),
+        };
+        self.available_region(&region_id)?;
+        if is_default && existing.iter().any(|d| d.is_default) {
+            return Err(DomainError::bad_request_hint(
+                "Default database already exists",
+                "A project has one default database; create this one with isDefault false.",
+            ));
+        }
+        let intent = self
+            .database_intent(
+                &mut tx,
+                &project,
+                &region_id,
+                &name,
+                is_default,
+                body.logical_id.clone(),
+            )
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_now(&intent.op_id).await;
+        self.created_database_view(&intent, true).await
+    }
+
+    pub async fn database_update(
+        &self,
+        p: &Principal,
+        id: &str,
+        body: UpdateDatabase,
+    ) -> Result<Database> {
+        let row = self.visible_database(p, id).await?;
+        if body.branch_id.is_some() || body.branch_git_name.is_some() {
+            return Err(DomainError::bad_request(
+                "Branches are not supported by this server; omit branchId and branchGitName",
+            ));
+        }
+        if let Some(name) = body.name.as_deref() {
+            validate_name("name", name.trim())?;
+        }
+        if let Some(l) = body.logical_id.as_deref() {
+            validate_logical_id(l)?;
+        }
+        let mut tx = self.store().begin().await?;
+        if let Some(name) = body.name.as_deref() {
+            databases::rename(&mut *tx, &row.id, name.trim()).await?;
+        }
+        if let Some(l) = body.logical_id.as_deref() {
+            match databases::set_logical_id(&mut *tx, &row.id, l).await {
+                Ok(()) => {}
+                Err(e) if e.is_unique_violation() => {
+                    return Err(DomainError::conflict(
+                        format!("A database with logicalId {l:?} already exists in this project"),
+                        None,
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        tx.commit().await.map_err(StorageError::from)?;
+        self.database_get(p, id).await
+    }
+
+    pub async fn database_delete(&self, p: &Principal, id: &str) -> Result<()> {
+        let row = self.visible_database(p, id).await?;
+        if row.is_default {
+            return Err(DomainError::forbidden(
+                "Cannot delete the default database of a project",
+                Some("Delete the project instead.".to_string()),
+            ));
+        }
+        let mut tx = self.store().begin().await?;
+        let current = databases::get(&mut *tx, &row.id).await?;
+        let Some(current) = current.filter(|d| d.status != "deleting") else {
+            return Err(DomainError::not_found("Database", id));
+        };
+        if current.status == "provisioning" || current.status == "recovering" {
+            return Err(DomainError::conflict(
+                format!(
+                    "Database {id} is {} and cannot be deleted now",
+                    current.status
+                ),
+                Some("Retry when it is ready.".to_string()),
+            ));
+        }
+        databases::set_status(&mut *tx, &row.id, "deleting").await?;
+        let op = self
+            .record_operation(
+                &mut tx,
+                kind::DATABASE_DELETE,
+                &row.id,
+                serde_json::json!({}),
+            )
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_now(&op).await;
+        Ok(())
+    }
+
+    pub(crate) fn connection_string(
+        &self,
+        server: &pgfleet_dataplane::PgServer,
+        db: &DatabaseRow,
+        user: &str,
+        password: &str,
+    ) -> String {
+        format!(
+            "postgresql://{user}:{password}@{}:{}/{}?sslmode=require",
+            server.public_host, server.public_port, db.pg_database
+        )
+    }
+}

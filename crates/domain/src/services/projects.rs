@@ -1,0 +1,266 @@
+//! Projects: create (with their default database), read, rename, delete, transfer.
+
+use pgfleet_api_types::project::{
+    CreateProject, CreatedProject, Project, UpdateProject, WorkspaceRef,
+};
+use pgfleet_api_types::{ts, List};
+use pgfleet_storage::{databases, projects, workspaces, ProjectRow, StorageError};
+
+use crate::ids::{new_id, PROJECT};
+use crate::reconciler::{delete_project_payload, kind};
+use crate::services::{validate_logical_id, validate_name};
+use crate::{DomainError, PageRequest, Principal, Result, Services};
+
+/// Default region of the contract.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+impl Services {
+    pub(crate) async fn project_view(&self, p: ProjectRow) -> Result<Project> {
+        let ws = workspaces::get(self.store().pool(), &p.workspace_id)
+            .await?
+            .ok_or_else(|| DomainError::internal(format!("project {} has no workspace", p.id)))?;
+        Ok(self.project_view_with(p, &ws.name))
+    }
+
+    fn project_view_with(&self, p: ProjectRow, workspace_name: &str) -> Project {
+        Project {
+            url: self.url(&format!("/v1/projects/{}", p.id)),
+            id: p.id,
+            kind: "project".to_string(),
+            name: p.name,
+            logical_id: p.logical_id,
+            created_at: ts(&p.created_at),
+            default_region: p.default_region,
+            workspace: WorkspaceRef {
+                url: self.url(&format!("/v1/workspaces/{}", p.workspace_id)),
+                id: p.workspace_id,
+                name: workspace_name.to_string(),
+            },
+        }
+    }
+
+    /// A project the principal may see, or 404.
+    pub(crate) async fn visible_project(&self, p: &Principal, id: &str) -> Result<ProjectRow> {
+        projects::get(self.store().pool(), &p.workspace_id, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("Project", id))
+    }
+
+    pub async fn projects_list(
+        &self,
+        p: &Principal,
+        logical_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<List<Project>> {
+        let ws = self.principal_workspace(p).await?;
+        let rows = projects::list(
+            self.store().pool(),
+            &p.workspace_id,
+            logical_id,
+            page.after,
+            page.fetch(),
+        )
+        .await?;
+        Ok(page.finish(rows, |r| r.seq, |r| self.project_view_with(r, &ws.name)))
+    }
+
+    pub async fn project_get(&self, p: &Principal, id: &str) -> Result<Project> {
+        let row = self.visible_project(p, id).await?;
+        self.project_view(row).await
+    }
+
+    pub async fn project_create(
+        &self,
+        p: &Principal,
+        body: CreateProject,
+    ) -> Result<CreatedProject> {
+        if let Some(ws) = body.workspace_id.as_deref() {
+            if ws != p.workspace_id {
+                return Err(DomainError::not_found("Workspace", ws));
+            }
+        }
+        let name = body
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("My Project")
+            .to_string();
+        validate_name("name", &name)?;
+        if let Some(l) = body.logical_id.as_deref() {
+            validate_logical_id(l)?;
+        }
+        let region_id = body
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let create_database = body.create_database.unwrap_or(true);
+        self.available_region(&region_id)?;
+        let now = self.clock().now();
+        let row = projects::new_row(
+            new_id(PROJECT, self.rng()),
+            p.workspace_id.clone(),
+            name.clone(),
+            body.logical_id.clone(),
+            Some(region_id.clone()),
+            now,
+        );
+
+        let mut tx = self.store().begin().await?;
+        let project = match projects::insert(&mut *tx, &row).await {
+            Ok(r) => r,
+            Err(e) if e.is_unique_violation() => {
+                return Err(DomainError::conflict(
+                    format!("A project with logicalId {:?} already exists in this workspace", body.logical_id.unwrap_or_default()),
+                    Some("Use another logicalId, or find the existing project with GET /v1/projects?logicalId=…".to_string()),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let intent = if create_database {
+            Some(
+                self.database_intent(&mut tx, &project, &region_id, &name, true, None)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        tx.commit().await.map_err(StorageError::from)?;
+
+        let database = match intent {
+            Some(intent) => {
+                self.run_now(&intent.op_id).await;
+                Some(self.created_database_view(&intent, false).await?)
+            }
+            None => None,
+        };
+        Ok(CreatedProject {
+            project: self.project_view(project).await?,
+            database,
+        })
+    }
+
+    pub async fn project_update(
+        &self,
+        p: &Principal,
+        id: &str,
+        body: UpdateProject,
+    ) -> Result<Project> {
+        let row = self.visible_project(p, id).await?;
+        if let Some(name) = body.name.as_deref() {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+                return Err(DomainError::unprocessable(
+                    "name must be 1 to 255 characters without control characters",
+                    None,
+                ));
+            }
+            projects::rename(self.store().pool(), &row.id, name).await?;
+        }
+        let row = self.visible_project(p, id).await?;
+        self.project_view(row).await
+    }
+
+    /// Deletes a project and its default database; refused while other databases remain.
+    pub async fn project_delete(&self, p: &Principal, id: &str) -> Result<()> {
+        let row = self.visible_project(p, id).await?;
+        let mut tx = self.store().begin().await?;
+        // Lock the project row so a concurrent database create cannot slip in.
+        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StorageError::from)?;
+        let dbs = databases::all_of_project(&mut *tx, &row.id).await?;
+        let others: Vec<&str> = dbs
+            .iter()
+            .filter(|d| !d.is_default && d.status != "deleting")
+            .map(|d| d.id.as_str())
+            .collect();
+        if !others.is_empty() {
+            return Err(DomainError::bad_request_hint(
+                format!(
+                    "Project {} still has {} database(s) besides its default database",
+                    row.id,
+                    others.len()
+                ),
+                format!("Delete these databases first: {}.", others.join(", ")),
+            ));
+        }
+        if dbs
+            .iter()
+            .any(|d| d.status == "provisioning" || d.status == "recovering")
+        {
+            return Err(DomainError::conflict(
+                "The project's database is still provisioning or recovering",
+                Some("Retry when it is ready.".to_string()),
+            ));
+        }
+        let mut ops = Vec::new();
+        for d in dbs.iter().filter(|d| d.status != "deleting") {
+            databases::set_status(&mut *tx, &d.id, "deleting").await?;
+            ops.push(
+                self.record_operation(
+                    &mut tx,
+                    kind::DATABASE_DELETE,
+                    &d.id,
+                    delete_project_payload(&row.id),
+                )
+                .await?,
+            );
+        }
+        if dbs.is_empty() {
+            projects::delete(&mut *tx, &row.id).await?;
+        }
+        tx.commit().await.map_err(StorageError::from)?;
+        for op in ops {
+            self.run_now(&op).await;
+        }
+        Ok(())
+    }
+
+    /// Moves a project (with its databases) to the workspace of `recipient_token`.
+    pub async fn project_transfer(
+        &self,
+        p: &Principal,
+        id: &str,
+        recipient_token: &str,
+    ) -> Result<()> {
+        let row = self.visible_project(p, id).await?;
+        let recipient = match self.authenticate_bearer(recipient_token).await {
+            Ok(r) => r,
+            Err(DomainError::Unauthenticated(_)) => {
+                return Err(DomainError::bad_request_hint(
+                    "recipientAccessToken is not a valid access token",
+                    "Pass a live service token or OAuth access token of the workspace that should receive the project.",
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let mut tx = self.store().begin().await?;
+        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(&row.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StorageError::from)?;
+        let busy = databases::all_of_project(&mut *tx, &row.id)
+            .await?
+            .into_iter()
+            .any(|d| {
+                matches!(
+                    d.status.as_str(),
+                    "provisioning" | "recovering" | "deleting"
+                )
+            });
+        if busy {
+            return Err(DomainError::conflict(
+                "The project cannot be transferred while one of its databases is provisioning, recovering or being deleted",
+                Some("Retry when every database is ready.".to_string()),
+            ));
+        }
+        projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");
+        Ok(())
+    }
+}

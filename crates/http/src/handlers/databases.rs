@@ -1,0 +1,237 @@
+//! `/v1/databases` and `/v1/projects/{projectId}/databases`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use pgfleet_api_types::database::{CreateDatabase, CreatedDatabase, Database, UpdateDatabase};
+use pgfleet_api_types::{Data, ErrorBody, List};
+use serde::Deserialize;
+
+use super::PageQuery;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{self, Auth, OptionalJson, Path, Query};
+use crate::AppState;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabasesQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+    pub project_id: Option<String>,
+    pub logical_id: Option<String>,
+    pub branch_id: Option<String>,
+    pub branch_git_name: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/databases", tag = "Databases", operation_id = "getV1Databases",
+    params(DatabasesQuery),
+    responses(
+        (status = 200, description = "Returns the list of databases.", body = List<Database>),
+        (status = 400, description = "Invalid cursor or limit.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn databases_list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<DatabasesQuery>,
+) -> ApiResult<Json<List<Database>>> {
+    let page = pgfleet_domain::PageRequest::parse(q.cursor.as_deref(), q.limit.as_deref(), 100)?;
+    if q.branch_id.is_some() || q.branch_git_name.is_some() {
+        // Branches do not exist here: only "unassigned" matches, and it matches everything.
+        if q.branch_id.as_deref() != Some("unassigned") || q.branch_git_name.is_some() {
+            return Ok(Json(List {
+                data: vec![],
+                pagination: pgfleet_api_types::Pagination {
+                    next_cursor: None,
+                    has_more: false,
+                },
+            }));
+        }
+    }
+    if let Some(project) = q.project_id.as_deref() {
+        return Ok(Json(
+            state
+                .services
+                .project_databases_list(&p, project, page)
+                .await
+                .or_else(|e| match e {
+                    pgfleet_domain::DomainError::NotFound { .. } => Ok(List {
+                        data: vec![],
+                        pagination: pgfleet_api_types::Pagination {
+                            next_cursor: None,
+                            has_more: false,
+                        },
+                    }),
+                    e => Err(ApiError::from(e)),
+                })?,
+        ));
+    }
+    Ok(Json(
+        state
+            .services
+            .databases_list(&p, None, q.logical_id.as_deref(), page)
+            .await?,
+    ))
+}
+
+/// Creates a database in the project given in the body.
+#[utoipa::path(
+    post, path = "/v1/databases", tag = "Databases", operation_id = "postV1Databases",
+    request_body = CreateDatabase,
+    responses(
+        (status = 201, description = "Created a new database.", body = Data<Database>),
+        (status = 400, description = "Invalid request parameters.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 404, description = "Project not found.", body = ErrorBody),
+        (status = 409, description = "A database with the same `logicalId` already exists.", body = ErrorBody),
+        (status = 413, description = "Request body exceeds this endpoint's size cap.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn databases_create(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    extract::Json(body): extract::Json<CreateDatabase>,
+) -> ApiResult<(StatusCode, Json<Data<Database>>)> {
+    let Some(project_id) = body.project_id.clone() else {
+        return Err(ApiError::bad_request("projectId is required")
+            .with_hint("Pass the id of the project to create the database in."));
+    };
+    if body.from_database.is_some() {
+        return Err(ApiError::bad_request(
+            "fromDatabase is not accepted here; use source",
+        ));
+    }
+    let created = state
+        .services
+        .database_create(&p, &project_id, body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(Data::new(created.database))))
+}
+
+#[utoipa::path(
+    get, path = "/v1/projects/{projectId}/databases", tag = "Databases", operation_id = "getV1ProjectsByProjectIdDatabases",
+    params(("projectId" = String, Path, description = "Project ID"), PageQuery),
+    responses(
+        (status = 200, description = "Returns the list of databases of the project.", body = List<Database>),
+        (status = 400, description = "Invalid cursor or limit.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 404, description = "Project with the given ID was not found.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn project_databases_list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(project_id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<List<Database>>> {
+    let page = q.page(100)?;
+    Ok(Json(
+        state
+            .services
+            .project_databases_list(&p, &project_id, page)
+            .await?,
+    ))
+}
+
+/// Creates a database in a project.
+#[utoipa::path(
+    post, path = "/v1/projects/{projectId}/databases", tag = "Databases", operation_id = "postV1ProjectsByProjectIdDatabases",
+    params(("projectId" = String, Path, description = "Project ID")),
+    request_body = CreateDatabase,
+    responses(
+        (status = 201, description = "Created a new database for the project.", body = Data<CreatedDatabase>),
+        (status = 400, description = "The request is invalid due to missing or invalid parameters.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 404, description = "Project with the given ID was not found.", body = ErrorBody),
+        (status = 413, description = "Request body exceeds this endpoint's size cap.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn project_databases_create(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(project_id): Path<String>,
+    OptionalJson(body): OptionalJson<CreateDatabase>,
+) -> ApiResult<(StatusCode, Json<Data<CreatedDatabase>>)> {
+    if body.project_id.is_some() {
+        return Err(ApiError::bad_request(
+            "projectId belongs in the path here, not in the body",
+        ));
+    }
+    let db = state
+        .services
+        .database_create(&p, &project_id, body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(Data::new(db))))
+}
+
+#[utoipa::path(
+    get, path = "/v1/databases/{databaseId}", tag = "Databases", operation_id = "getV1DatabasesByDatabaseId",
+    params(("databaseId" = String, Path, description = "Database ID")),
+    responses(
+        (status = 200, description = "Returns the database.", body = Data<Database>),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 404, description = "Database with the given ID was not found.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn databases_get(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Data<Database>>> {
+    Ok(Json(Data::new(state.services.database_get(&p, &id).await?)))
+}
+
+#[utoipa::path(
+    patch, path = "/v1/databases/{databaseId}", tag = "Databases", operation_id = "patchV1DatabasesByDatabaseId",
+    params(("databaseId" = String, Path, description = "Database ID")),
+    request_body = UpdateDatabase,
+    responses(
+        (status = 200, description = "Updated the database.", body = Data<Database>),
+        (status = 400, description = "Invalid request parameters.", body = ErrorBody),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 404, description = "Database with the given ID was not found.", body = ErrorBody),
+        (status = 409, description = "A database with the same `logicalId` already exists.", body = ErrorBody),
+        (status = 413, description = "Request body exceeds this endpoint's size cap.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn databases_update(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    extract::Json(body): extract::Json<UpdateDatabase>,
+) -> ApiResult<Json<Data<Database>>> {
+    Ok(Json(Data::new(
+        state.services.database_update(&p, &id, body).await?,
+    )))
+}
+
+/// Deletes a database (not a project's default one) with its roles.
+#[utoipa::path(
+    delete, path = "/v1/databases/{databaseId}", tag = "Databases", operation_id = "deleteV1DatabasesByDatabaseId",
+    params(("databaseId" = String, Path, description = "Database ID")),
+    responses(
+        (status = 204, description = "Deleted the database successfully."),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 403, description = "Cannot delete the default environment.", body = ErrorBody),
+        (status = 404, description = "Database with the given ID was not found.", body = ErrorBody),
+        (status = 409, description = "The database is provisioning or recovering.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn databases_delete(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.services.database_delete(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

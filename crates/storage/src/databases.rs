@@ -1,0 +1,157 @@
+//! Tenant databases. Rows in status `deleting` are on their way out and invisible to the API.
+
+use crate::{DatabaseRow, Result};
+
+pub const COLUMNS: &str =
+    "d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id, d.status, d.is_default, \
+     d.pg_database, d.owner_role, d.connection_limit, d.source, d.branch_id, d.logical_id, \
+     d.default_connection_id, d.created_at";
+
+pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, d: &DatabaseRow) -> Result<DatabaseRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO databases AS d (id, project_id, name, region_id, server_id, status, is_default, pg_database,
+                owner_role, connection_limit, source, branch_id, logical_id, default_connection_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
+    ))
+    .bind(&d.id)
+    .bind(&d.project_id)
+    .bind(&d.name)
+    .bind(&d.region_id)
+    .bind(&d.server_id)
+    .bind(&d.status)
+    .bind(d.is_default)
+    .bind(&d.pg_database)
+    .bind(&d.owner_role)
+    .bind(d.connection_limit)
+    .bind(&d.source)
+    .bind(&d.branch_id)
+    .bind(&d.logical_id)
+    .bind(&d.default_connection_id)
+    .bind(d.created_at)
+    .fetch_one(ex)
+    .await?)
+}
+
+/// A visible database of a workspace.
+pub async fn get_in_workspace<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d JOIN projects p ON p.id = d.project_id
+          WHERE d.id = $1 AND p.workspace_id = $2 AND d.status <> 'deleting'"
+    ))
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Any database row, whatever its status (for the reconciler).
+pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d WHERE d.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Visible databases of a workspace, optionally of one project, in creation order.
+pub async fn list<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    project_id: Option<&str>,
+    logical_id: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d JOIN projects p ON p.id = d.project_id
+          WHERE p.workspace_id = $1 AND d.status <> 'deleting' AND d.seq > $2
+            AND ($3::text IS NULL OR d.project_id = $3) AND ($4::text IS NULL OR d.logical_id = $4)
+          ORDER BY d.seq LIMIT $5"
+    ))
+    .bind(workspace_id)
+    .bind(after.unwrap_or(0))
+    .bind(project_id)
+    .bind(logical_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// All rows of a project, whatever their status.
+pub async fn all_of_project<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    project_id: &str,
+) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d WHERE d.project_id = $1 ORDER BY d.seq"
+    ))
+    .bind(project_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn set_status<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, status: &str) -> Result<()> {
+    sqlx::query("UPDATE databases SET status = $2 WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn rename<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, name: &str) -> Result<()> {
+    sqlx::query("UPDATE databases SET name = $2 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_logical_id<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    logical_id: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE databases SET logical_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(logical_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_default_connection<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    connection_id: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE databases SET default_connection_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(connection_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM databases WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Databases per server, for placing a new one on the least loaded.
+pub async fn count_by_server<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT server_id, count(*) FROM databases WHERE server_id IS NOT NULL GROUP BY server_id",
+    )
+    .fetch_all(ex)
+    .await?)
+}

@@ -1,0 +1,127 @@
+//! The reconciler's intent log.
+
+use chrono::{DateTime, Utc};
+
+use crate::{OperationRow, Result};
+
+const COLUMNS: &str =
+    "seq, id, kind, resource_id, state, step, attempts, next_attempt_at, payload, error, created_at, updated_at";
+
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    kind: &str,
+    resource_id: &str,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<OperationRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO operations (id, kind, resource_id, state, payload, next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $5, $5) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(kind)
+    .bind(resource_id)
+    .bind(payload)
+    .bind(now)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<OperationRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM operations WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
+}
+
+/// Open operations that are due, oldest first.
+pub async fn due<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OperationRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM operations
+          WHERE state IN ('pending', 'running') AND next_attempt_at <= $1
+          ORDER BY seq LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Open operations on a resource.
+pub async fn open_for<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    resource_id: &str,
+) -> Result<Vec<OperationRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM operations WHERE resource_id = $1 AND state IN ('pending', 'running') ORDER BY seq"
+    ))
+    .bind(resource_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn start<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query("UPDATE operations SET state = 'running', attempts = attempts + 1, updated_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn step<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    step: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE operations SET step = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(step)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    state: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE operations SET state = $2, error = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(state)
+        .bind(error)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Back to `pending`, due again at `next`.
+pub async fn retry_at<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    error: &str,
+    next: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE operations SET state = 'pending', error = $2, next_attempt_at = $3, updated_at = $4 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .bind(next)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Projects.
+
+use chrono::{DateTime, Utc};
+
+use crate::{ProjectRow, Result};
+
+const COLUMNS: &str = "seq, id, workspace_id, name, logical_id, default_region, created_at";
+
+pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, p: &ProjectRow) -> Result<ProjectRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO projects (id, workspace_id, name, logical_id, default_region, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(&p.id)
+    .bind(&p.workspace_id)
+    .bind(&p.name)
+    .bind(&p.logical_id)
+    .bind(&p.default_region)
+    .bind(p.created_at)
+    .fetch_one(ex)
+    .await?)
+}
+
+/// A project of a workspace (`None` for another workspace's project).
+pub async fn get<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<ProjectRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM projects WHERE id = $1 AND workspace_id = $2"
+    ))
+    .bind(id)
+    .bind(workspace_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn get_any<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ProjectRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
+}
+
+pub async fn list<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    logical_id: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ProjectRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM projects
+          WHERE workspace_id = $1 AND seq > $2 AND ($3::text IS NULL OR logical_id = $3)
+          ORDER BY seq LIMIT $4"
+    ))
+    .bind(workspace_id)
+    .bind(after.unwrap_or(0))
+    .bind(logical_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn rename<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, name: &str) -> Result<()> {
+    sqlx::query("UPDATE projects SET name = $2 WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_workspace<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    workspace_id: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE projects SET workspace_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(workspace_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The row to insert for a new project.
+pub fn new_row(
+    id: String,
+    workspace_id: String,
+    name: String,
+    logical_id: Option<String>,
+    default_region: Option<String>,
+    now: DateTime<Utc>,
+) -> ProjectRow {
+    ProjectRow {
+        seq: 0,
+        id,
+        workspace_id,
+        name,
+        logical_id,
+        default_region,
+        created_at: now,
+    }
+}
