@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::Result;
+use crate::{DataplaneError, Result};
 
 #[derive(Clone)]
 pub struct PgServer {
@@ -12,6 +12,8 @@ pub struct PgServer {
     pub region: String,
     /// Superuser connection settings.
     pub admin: tokio_postgres::Config,
+    /// Whether the superuser session must use TLS (`sslmode=require` in the URL).
+    pub admin_tls: bool,
     /// Host and port written into connection strings.
     pub public_host: String,
     pub public_port: u16,
@@ -30,19 +32,112 @@ impl std::fmt::Debug for PgServer {
 }
 
 impl PgServer {
-    /// Opens a superuser session (no TLS: the admin path is the Unix socket or a trusted link).
+    /// A server from a superuser URL, read the way libpq reads it: `host`, `port`, `user`,
+    /// `dbname` and `sslmode` in the query string override the address part (so
+    /// `postgres://postgres@localhost/postgres?host=/run/pg&port=5433` is the socket in
+    /// `/run/pg` on port 5433). Clients are told the URL's host (`localhost` for a socket).
+    pub fn from_url(region: &str, value: &str) -> Result<Self> {
+        let bad = |why: String| DataplaneError::Setup(format!("regions.{region}.servers: {why}"));
+        let url = url::Url::parse(value).map_err(|e| bad(format!("not a valid URL: {e}")))?;
+        if url.scheme() != "postgres" && url.scheme() != "postgresql" {
+            return Err(bad("the URL must start with postgres://".to_string()));
+        }
+        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        let host = q
+            .get("host")
+            .cloned()
+            .or_else(|| url.host_str().filter(|h| !h.is_empty()).map(str::to_string))
+            .unwrap_or_else(|| "localhost".to_string());
+        let port = match q.get("port") {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad(format!("port {p:?} is not a port number")))?,
+            None => url.port().unwrap_or(5432),
+        };
+        let user = q
+            .get("user")
+            .cloned()
+            .or_else(|| {
+                Some(url.username().to_string())
+                    .filter(|u| !u.is_empty())
+                    .and_then(|u| decode(&u))
+            })
+            .unwrap_or_else(|| "postgres".to_string());
+        let dbname = q
+            .get("dbname")
+            .cloned()
+            .or_else(|| {
+                Some(url.path().trim_start_matches('/').to_string()).filter(|d| !d.is_empty())
+            })
+            .unwrap_or_else(|| "postgres".to_string());
+        let sslmode = q.get("sslmode").map(String::as_str).unwrap_or("disable");
+        let admin_tls = match sslmode {
+            "disable" | "allow" | "prefer" => false,
+            "require" | "verify-ca" | "verify-full" => true,
+            other => return Err(bad(format!("sslmode {other:?} is not supported"))),
+        };
+        let mut admin = tokio_postgres::Config::new();
+        if host.starts_with('/') {
+            admin.host_path(&host);
+        } else {
+            admin.host(&host);
+        }
+        admin
+            .port(port)
+            .user(&user)
+            .dbname(&dbname)
+            .application_name("pgfleet");
+        if let Some(pw) = url.password().and_then(decode) {
+            admin.password(pw);
+        }
+        let mut key_url = url.clone();
+        let _ = key_url.set_password(None);
+        let public_host = if host.starts_with('/') {
+            "localhost".to_string()
+        } else {
+            host
+        };
+        Ok(Self {
+            key: key_url.to_string(),
+            region: region.to_string(),
+            admin,
+            admin_tls,
+            public_host,
+            public_port: port,
+        })
+    }
+
+    /// Opens a superuser session (TLS when the URL asked for it).
     pub async fn admin_client(&self, dbname: Option<&str>) -> Result<tokio_postgres::Client> {
         let mut cfg = self.admin.clone();
         if let Some(db) = dbname {
             cfg.dbname(db);
         }
         cfg.connect_timeout(Duration::from_secs(5));
-        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "admin connection closed");
-            }
-        });
+        let client = if self.admin_tls {
+            let tls = crate::tls::require_connector()
+                .map_err(|e| DataplaneError::Setup(format!("TLS: {e}")))?;
+            let (client, conn) = cfg.connect(tls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "admin connection closed");
+                }
+            });
+            client
+        } else {
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "admin connection closed");
+                }
+            });
+            client
+        };
         Ok(client)
     }
 
@@ -51,5 +146,44 @@ impl PgServer {
         let c = self.admin_client(None).await?;
         c.simple_query("SELECT 1").await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_read_like_libpq() {
+        let s = PgServer::from_url(
+            "r",
+            "postgres://postgres@localhost/postgres?host=/tmp/x/run&port=5433",
+        )
+        .unwrap();
+        assert_eq!(s.admin.get_ports(), &[5433]);
+        assert_eq!(
+            s.admin.get_hosts(),
+            &[tokio_postgres::config::Host::Unix("/tmp/x/run".into())]
+        );
+        assert_eq!((s.public_host.as_str(), s.public_port), ("localhost", 5433));
+        assert!(!s.admin_tls);
+
+        let s = PgServer::from_url(
+            "r",
+            "postgresql://admin:s%40cret@db.internal:6432/main?sslmode=require",
+        )
+        .unwrap();
+        assert_eq!(s.admin.get_password(), Some(&b"s@cret"[..]));
+        assert_eq!(s.admin.get_user(), Some("admin"));
+        assert_eq!(s.admin.get_dbname(), Some("main"));
+        assert_eq!(
+            (s.public_host.as_str(), s.public_port),
+            ("db.internal", 6432)
+        );
+        assert!(s.admin_tls);
+        assert!(!s.key.contains("cret"));
+
+        assert!(PgServer::from_url("r", "mysql://x@y/z").is_err());
+        assert!(PgServer::from_url("r", "postgres://x@y/z?port=abc").is_err());
     }
 }

@@ -87,6 +87,26 @@ impl Services {
         }
     }
 
+    /// Waits until no operation runs in this process (at most `limit`), so a shutdown does
+    /// not cut one off between its steps and its bookkeeping.
+    pub async fn wait_idle(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self
+            .inflight()
+            .lock()
+            .map(|s| !s.is_empty())
+            .unwrap_or(false)
+        {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(
+                    "operations still running at shutdown; the next start finishes them"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The background loop: runs due operations until `shutdown` turns true.
     pub fn spawn_reconciler(
         &self,

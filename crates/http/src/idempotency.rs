@@ -56,7 +56,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    match claim_and_run(state, principal, key, req, next).await {
+    let seal = SealKey::derive(auth.as_bytes(), &key);
+    match claim_and_run(state, principal, key, seal, req, next).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
@@ -88,6 +89,7 @@ async fn claim_and_run(
     state: AppState,
     principal: String,
     key: String,
+    seal: SealKey,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -117,7 +119,7 @@ async fn claim_and_run(
         .map_err(DomainError::from)?
     {
         Begin::New => {}
-        Begin::Replay { status, body } => return replay(status, body),
+        Begin::Replay { status, body } => return replay(status, seal.open(body)?),
         Begin::Mismatch => {
             return Err(DomainError::conflict(
                 "Idempotency-Key was already used with a different request",
@@ -139,7 +141,7 @@ async fn claim_and_run(
     }
     let req = Request::from_parts(parts, Body::from(body));
     // Detached: runs to the end (and records the outcome) even if this future is dropped.
-    tokio::spawn(run_and_record(store, principal, key, req, next).in_current_span())
+    tokio::spawn(run_and_record(store, principal, key, seal, req, next).in_current_span())
         .await
         .map_err(|e| DomainError::internal(format!("idempotent request task failed: {e}")).into())
 }
@@ -180,6 +182,7 @@ async fn run_and_record(
     store: Store,
     principal: String,
     key: String,
+    seal: SealKey,
     req: Request,
     next: Next,
 ) -> Response {
@@ -202,7 +205,7 @@ async fn run_and_record(
             .into_response();
         }
     };
-    match recordable(&parts, &bytes) {
+    match recordable(&parts, &bytes).map(|v| seal.seal(&v)) {
         Some(value) => {
             match store::finish(
                 store.pool(),
@@ -265,5 +268,65 @@ fn recordable(parts: &axum::http::response::Parts, body: &[u8]) -> Option<serde_
 async fn release(store: &Store, principal: &str, key: &str) {
     if let Err(e) = store::abandon(store.pool(), principal, key).await {
         tracing::error!(error = %e, "releasing an Idempotency-Key failed");
+    }
+}
+
+/// Stored responses carry secrets (a created database's password is in its 201 body), and
+/// secrets are never stored in plain text: each response is sealed (ChaCha20-Poly1305) with a
+/// key derived from the caller's credential and the Idempotency-Key. Only the store's
+/// SHA-256 of the credential is kept, so a stored response is unreadable without the
+/// credential that created it.
+struct SealKey([u8; 32]);
+
+impl SealKey {
+    fn derive(authorization: &[u8], key: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"pgfleet idempotency seal v1\0");
+        h.update(authorization);
+        h.update([0]);
+        h.update(key.as_bytes());
+        Self(h.finalize().into())
+    }
+
+    fn seal(&self, value: &serde_json::Value) -> serde_json::Value {
+        use base64::Engine as _;
+        use chacha20poly1305::aead::{Aead, KeyInit};
+        use rand::RngCore as _;
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new((&self.0).into());
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let plain = value.to_string();
+        match cipher.encrypt((&nonce).into(), plain.as_bytes()) {
+            Ok(ct) => {
+                let mut out = nonce.to_vec();
+                out.extend_from_slice(&ct);
+                serde_json::json!({ "sealed": base64::engine::general_purpose::STANDARD.encode(out) })
+            }
+            // Cannot happen for in-memory sizes; store nothing readable rather than the plaintext.
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
+    fn open(&self, stored: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        use base64::Engine as _;
+        use chacha20poly1305::aead::{Aead, KeyInit};
+        let Some(sealed) = stored.get("sealed").and_then(|v| v.as_str()) else {
+            return Ok(stored);
+        };
+        let fail = || {
+            ApiError::from(DomainError::internal(
+                "stored idempotent response cannot be opened",
+            ))
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| fail())?;
+        if raw.len() < 12 {
+            return Err(fail());
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new((&self.0).into());
+        let plain = cipher.decrypt(nonce.into(), ct).map_err(|_| fail())?;
+        serde_json::from_slice(&plain).map_err(|_| fail())
     }
 }

@@ -232,7 +232,9 @@ impl Config {
         Ok(())
     }
 
-    fn validate(&mut self) -> Result<(), ConfigError> {
+    /// Checks the configuration and fills derived defaults (the embedded `us-east-1` region
+    /// when no region is configured). Idempotent; `server::start` calls it too.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         if self.regions.is_empty() {
             if self.metadata.url.is_some() {
                 return Err(ConfigError::Invalid(
@@ -283,6 +285,19 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "connection limits must be at least 1".to_string(),
             ));
+        }
+        for point in self
+            .failpoints
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if !pgfleet_domain::failpoint::ALL.contains(&point) {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown failpoint {point:?}; known: {}",
+                    pgfleet_domain::failpoint::ALL.join(", ")
+                )));
+            }
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -60,6 +60,7 @@ impl Running {
 
 /// Starts everything and returns once the API is listening.
 pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
+    cfg.validate()?;
     create_private_dir(&cfg.data_dir)?;
     // Bind first: a taken port fails before anything else starts, and port 0 resolves to the
     // real port for the default public URL.
@@ -140,6 +141,9 @@ async fn start_with_cluster(
         .migrate()
         .await
         .context("applying metadata migrations")?;
+    if let Err(e) = store.close_to_public().await {
+        tracing::warn!(error = %e, "could not revoke PUBLIC access to the metadata database; do it by hand");
+    }
 
     pgfleet_domain::failpoint::configure(&cfg.failpoints).map_err(|e| anyhow::anyhow!(e))?;
     let regions = build_regions(cfg, cluster)?;
@@ -196,6 +200,7 @@ async fn serve(
     };
     let _ = stop_tx.send(true);
     let _ = reconciler.await;
+    services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
     if let Some(c) = cluster {
         c.stop().await;
@@ -273,38 +278,12 @@ fn server_from_config(
             key: "embedded".to_string(),
             region: region.to_string(),
             admin: c.admin_config("postgres"),
+            admin_tls: false,
             public_host: cfg.postgres.host.clone(),
             public_port: c.port(),
         });
     }
-    let admin = tokio_postgres::Config::from_str(value)
-        .with_context(|| format!("regions.{region}.servers: not a valid postgres:// URL"))?;
-    let mut url = url::Url::parse(value)
-        .with_context(|| format!("regions.{region}.servers: not a valid URL"))?;
-    let _ = url.set_password(None);
-    let host = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .or_else(|| {
-            url.query_pairs()
-                .find(|(k, _)| k == "host")
-                .map(|(_, v)| v.to_string())
-        })
-        .unwrap_or_else(|| "localhost".to_string());
-    let public_host = if host.starts_with('/') {
-        "localhost".to_string()
-    } else {
-        host
-    };
-    let public_port = admin.get_ports().first().copied().unwrap_or(5432);
-    Ok(PgServer {
-        key: url.to_string(),
-        region: region.to_string(),
-        admin,
-        public_host,
-        public_port,
-    })
+    Ok(PgServer::from_url(region, value)?)
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

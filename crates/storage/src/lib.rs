@@ -102,6 +102,18 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the metadata database to everyone but its owner and superusers: tenants' login
+    /// roles live on the same servers and PUBLIC gets CONNECT on every new database. Needs
+    /// ownership of the database; returns the error otherwise (callers log it).
+    pub async fn close_to_public(&self) -> Result<()> {
+        sqlx::query(
+            "DO $$ BEGIN EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database()); END $$",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// `SELECT 1`: is the metadata database answering?
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

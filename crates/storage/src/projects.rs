@@ -114,3 +114,16 @@ pub fn new_row(
         created_at: now,
     }
 }
+
+/// Several projects by id (in any order).
+pub async fn get_many<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    ids: &[String],
+) -> Result<Vec<ProjectRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM projects WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(ex)
+    .await?)
+}

@@ -1,8 +1,82 @@
-//! Authenticating bearer credentials.
+//! Authenticating bearer credentials, with a short-lived in-process cache.
+//!
+//! Every API request authenticates, so looking the token up in the metadata store each time
+//! would double the queries of a cheap read. A resolved service token is cached for
+//! [`AUTH_CACHE_TTL`] under the SHA-256 of its value; deleting a token through this process
+//! evicts it at once. Another replica may keep accepting a deleted token for at most the TTL.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 use pgfleet_storage::tokens;
 
 use crate::{AuthFailure, CredentialKind, DomainError, Principal, Result, Services};
+
+/// How long a resolved token is trusted without asking the store again.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How often a token's `last_used_at` is written.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    principal: Principal,
+    expires_at: Option<DateTime<Utc>>,
+    cached_at: Instant,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AuthCache {
+    entries: Mutex<HashMap<Vec<u8>, Entry>>,
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+impl AuthCache {
+    fn get(&self, hash: &[u8]) -> Option<Entry> {
+        let map = self.entries.lock().ok()?;
+        map.get(hash)
+            .filter(|e| e.cached_at.elapsed() < AUTH_CACHE_TTL)
+            .cloned()
+    }
+
+    fn put(&self, hash: Vec<u8>, entry: Entry) {
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.retain(|_, e| e.cached_at.elapsed() < AUTH_CACHE_TTL);
+                if map.len() >= MAX_ENTRIES {
+                    map.clear();
+                }
+            }
+            map.insert(hash, entry);
+        }
+    }
+
+    /// Forgets every cached credential of a service token.
+    pub(crate) fn evict_service_token(&self, token_id: &str) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.retain(|_, e| !matches!(&e.principal.credential, CredentialKind::ServiceToken { id, .. } if id == token_id));
+        }
+    }
+
+    /// True when `last_used_at` of this token is due to be written.
+    fn should_touch(&self, token_id: &str) -> bool {
+        let Ok(mut t) = self.touched.lock() else {
+            return false;
+        };
+        match t.get(token_id) {
+            Some(at) if at.elapsed() < TOUCH_EVERY => false,
+            _ => {
+                if t.len() >= MAX_ENTRIES {
+                    t.clear();
+                }
+                t.insert(token_id.to_string(), Instant::now());
+                true
+            }
+        }
+    }
+}
 
 impl Services {
     /// Resolves an `Authorization: Bearer` value to a principal. Service tokens are looked up
@@ -14,23 +88,39 @@ impl Services {
             return Err(DomainError::Unauthenticated(AuthFailure::Malformed));
         }
         let hash = pgfleet_auth::hash_token(token);
-        let row = tokens::find_by_hash(self.store().pool(), &hash)
-            .await?
-            .ok_or(DomainError::Unauthenticated(AuthFailure::Invalid))?;
         let now = self.clock().now();
-        if row.expires_at.is_some_and(|e| e <= now) {
+        let entry = match self.auth_cache().get(&hash) {
+            Some(e) => e,
+            None => {
+                let row = tokens::find_by_hash(self.store().pool(), &hash)
+                    .await?
+                    .ok_or(DomainError::Unauthenticated(AuthFailure::Invalid))?;
+                let entry = Entry {
+                    principal: Principal {
+                        workspace_id: row.workspace_id,
+                        user_id: row.created_by_user_id,
+                        credential: CredentialKind::ServiceToken {
+                            id: row.id,
+                            name: row.name,
+                        },
+                    },
+                    expires_at: row.expires_at,
+                    cached_at: Instant::now(),
+                };
+                self.auth_cache().put(hash, entry.clone());
+                entry
+            }
+        };
+        if entry.expires_at.is_some_and(|e| e <= now) {
             return Err(DomainError::Unauthenticated(AuthFailure::Expired));
         }
-        if let Err(e) = tokens::touch(self.store().pool(), &row.id, now).await {
-            tracing::warn!(error = %e, "could not record service token use");
+        if let CredentialKind::ServiceToken { id, .. } = &entry.principal.credential {
+            if self.auth_cache().should_touch(id) {
+                if let Err(e) = tokens::touch(self.store().pool(), id, now).await {
+                    tracing::warn!(error = %e, "could not record service token use");
+                }
+            }
         }
-        Ok(Principal {
-            workspace_id: row.workspace_id,
-            user_id: row.created_by_user_id,
-            credential: CredentialKind::ServiceToken {
-                id: row.id,
-                name: row.name,
-            },
-        })
+        Ok(entry.principal)
     }
 }

@@ -236,18 +236,20 @@ impl Services {
 
     async fn views(&self, rows: Vec<DatabaseRow>) -> Result<Vec<Database>> {
         let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
+        let mut project_ids: Vec<String> = rows.iter().map(|d| d.project_id.clone()).collect();
+        project_ids.sort();
+        project_ids.dedup();
+        // Two independent reads: run them at once.
+        let (conns, projs) = tokio::join!(
+            connections::of_databases(self.store().pool(), &ids),
+            projects::get_many(self.store().pool(), &project_ids)
+        );
         let mut by_db: HashMap<String, Vec<ConnectionRow>> = HashMap::new();
-        for c in connections::of_databases(self.store().pool(), &ids).await? {
+        for c in conns? {
             by_db.entry(c.database_id.clone()).or_default().push(c);
         }
-        let mut projects_by_id: HashMap<String, ProjectRow> = HashMap::new();
-        for d in &rows {
-            if !projects_by_id.contains_key(&d.project_id) {
-                if let Some(p) = projects::get_any(self.store().pool(), &d.project_id).await? {
-                    projects_by_id.insert(p.id.clone(), p);
-                }
-            }
-        }
+        let projects_by_id: HashMap<String, ProjectRow> =
+            projs?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let none = HashMap::new();
         Ok(rows
             .iter()

@@ -66,6 +66,7 @@ struct Inner {
     inflight: Mutex<HashSet<String>>,
     /// Wakes the reconciler loop.
     kick: tokio::sync::Notify,
+    auth_cache: auth::AuthCache,
 }
 
 impl Services {
@@ -116,6 +117,7 @@ impl Services {
                 region_servers,
                 inflight: Mutex::new(HashSet::new()),
                 kick: tokio::sync::Notify::new(),
+                auth_cache: auth::AuthCache::default(),
             }),
         })
     }
@@ -160,6 +162,10 @@ impl Services {
 
     pub(crate) fn inflight(&self) -> &Mutex<HashSet<String>> {
         &self.inner.inflight
+    }
+
+    pub(crate) fn auth_cache(&self) -> &auth::AuthCache {
+        &self.inner.auth_cache
     }
 
     pub(crate) fn kick(&self) -> &tokio::sync::Notify {

@@ -112,6 +112,7 @@ impl Services {
         {
             return Err(DomainError::not_found("Service token", id));
         }
+        self.auth_cache().evict_service_token(id);
         Ok(())
     }
 }

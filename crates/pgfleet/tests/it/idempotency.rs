@@ -80,6 +80,19 @@ async fn same_key_replays_other_request_conflicts() {
         1,
         "{names:?}"
     );
+    // The stored response (it holds the new secret) is sealed, never plain text.
+    let stored: Vec<(String,)> = sqlx::query_as("SELECT response::text FROM idempotency_keys")
+        .fetch_all(s.services().store().pool())
+        .await
+        .unwrap();
+    let secret = first.body["data"]["value"].as_str().unwrap();
+    assert!(!stored.is_empty());
+    assert!(
+        stored
+            .iter()
+            .all(|(r,)| !r.contains(secret) && r.contains("sealed")),
+        "{stored:?}"
+    );
 
     // Same key, other body; same key, other path: conflict, nothing created.
     let r = post_with_key(&s, &s.token, &path, "key-1", &json!({"name": "idem-b"})).await;

@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgfleet");
 
-fn data_dir() -> tempfile::TempDir {
+pub(crate) fn data_dir() -> tempfile::TempDir {
     let d = tempfile::Builder::new()
         .prefix("pgfleet-lc-")
         .tempdir()
@@ -24,7 +24,7 @@ fn data_dir() -> tempfile::TempDir {
     d
 }
 
-fn pgfleet(args: &[&str]) -> Command {
+pub(crate) fn pgfleet(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env("RUST_LOG", "warn");
     for (k, _) in std::env::vars() {
@@ -35,15 +35,20 @@ fn pgfleet(args: &[&str]) -> Command {
     cmd
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     stdout: String,
     dir: PathBuf,
 }
 
 impl Server {
-    fn start(dir: &Path) -> Server {
+    pub(crate) fn start(dir: &Path) -> Server {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// Starts `pgfleet serve` with extra environment variables (e.g. `PGFLEET_FAILPOINTS`).
+    pub(crate) fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = pgfleet(&[
             "serve",
             "--listen",
@@ -51,6 +56,7 @@ impl Server {
             "--data-dir",
             dir.to_str().unwrap(),
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -88,7 +94,7 @@ impl Server {
         }
     }
 
-    fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("bootstrap.txt")).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix("service_token = "))
@@ -110,7 +116,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait for a clean exit.
-    fn terminate(mut self) {
+    pub(crate) fn terminate(mut self) {
         self.signal(Signal::SIGTERM);
         let status = wait_timeout(&mut self.child, Duration::from_secs(60));
         drop(self);
@@ -128,7 +134,7 @@ impl Drop for Server {
     }
 }
 
-fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -157,7 +163,7 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
     pids
 }
 
-fn postmaster_pid(dir: &Path) -> Option<i32> {
+pub(crate) fn postmaster_pid(dir: &Path) -> Option<i32> {
     std::fs::read_to_string(dir.join("postgres/postmaster.pid"))
         .ok()?
         .lines()
@@ -167,7 +173,7 @@ fn postmaster_pid(dir: &Path) -> Option<i32> {
         .ok()
 }
 
-fn assert_no_postgres(dir: &Path) {
+pub(crate) fn assert_no_postgres(dir: &Path) {
     let pgdata = dir.join("postgres").display().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_mentioning(&pgdata).is_empty() {

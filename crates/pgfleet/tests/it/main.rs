@@ -14,5 +14,7 @@
 mod harness;
 
 mod api_basics;
+mod core_api;
 mod idempotency;
 mod lifecycle;
+mod recovery;
