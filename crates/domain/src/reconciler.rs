@@ -216,7 +216,18 @@ impl Services {
         }
         operations::start(self.store().pool(), &op.id, self.clock().now()).await?;
         let started = std::time::Instant::now();
-        match self.execute(&op).await {
+        let result = self.execute_and_account(&op, started).await;
+        // Whatever happened changed rows that cached reads may hold.
+        self.note_write();
+        result
+    }
+
+    async fn execute_and_account(
+        &self,
+        op: &OperationRow,
+        started: std::time::Instant,
+    ) -> Result<Outcome> {
+        match self.execute(op).await {
             Ok(()) => {
                 tracing::info!(op = %op.id, kind = %op.kind, resource = %op.resource_id, ms = started.elapsed().as_millis() as u64, "operation done");
                 Ok(Outcome::Done)

@@ -112,7 +112,8 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             v1.layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 crate::idempotency::idempotency,
-            )),
+            ))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), note_writes)),
         )
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
@@ -131,6 +132,21 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// After a request that may have written (anything but GET/HEAD/OPTIONS) has committed and
+/// answered, cached reads are invalidated (see `pgfleet_domain::services::ViewCache`).
+async fn note_writes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let res = next.run(req).await;
+    if write {
+        state.services.note_write();
+    }
+    res
 }
 
 async fn fallback(uri: Uri) -> ApiError {

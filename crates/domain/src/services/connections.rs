@@ -187,6 +187,7 @@ impl Services {
             )
             .await?;
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         self.run_now(&op).await;
         Ok(self.created_connection_view(&row, &db, &creds.password))
     }
@@ -207,6 +208,7 @@ impl Services {
             )
             .await?;
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         self.run_now(&op).await;
         Ok(self.created_connection_view(&c, &db, &creds.password))
     }
@@ -230,6 +232,7 @@ impl Services {
             )
             .await?;
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         self.run_now(&op).await;
         Ok(())
     }

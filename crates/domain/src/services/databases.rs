@@ -234,7 +234,7 @@ impl Services {
             .ok_or_else(|| DomainError::not_found("Database", id))
     }
 
-    async fn views(&self, rows: Vec<DatabaseRow>) -> Result<Vec<Database>> {
+    async fn build_views(&self, rows: Vec<DatabaseRow>) -> Result<Vec<Database>> {
         let ids: Vec<String> = rows.iter().map(|d| d.id.clone()).collect();
         let mut project_ids: Vec<String> = rows.iter().map(|d| d.project_id.clone()).collect();
         project_ids.sort();
@@ -280,7 +280,7 @@ impl Services {
         let mut rows = rows;
         rows.truncate(page.limit as usize);
         let last_seq = rows.last().map(|d| d.seq);
-        let views = self.views(rows).await?;
+        let views = self.build_views(rows).await?;
         Ok(List {
             data: views,
             pagination: pgfleet_api_types::Pagination {
@@ -306,12 +306,20 @@ impl Services {
     }
 
     pub async fn database_get(&self, p: &Principal, id: &str) -> Result<Database> {
+        if let Some(v) = self.view_cache().get(&p.workspace_id, id) {
+            return Ok(v);
+        }
+        let generation = self.view_cache().generation();
         let row = self.visible_database(p, id).await?;
-        self.views(vec![row])
+        let view = self
+            .build_views(vec![row])
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| DomainError::not_found("Database", id))
+            .ok_or_else(|| DomainError::not_found("Database", id))?;
+        self.view_cache()
+            .put(&p.workspace_id, view.clone(), generation);
+        Ok(view)
     }
 
     pub async fn database_create(
@@ -387,6 +395,7 @@ impl Services {
             )
             .await?;
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         self.run_now(&intent.op_id).await;
         self.created_database_view(&intent, true).await
     }
@@ -426,6 +435,7 @@ impl Services {
             }
         }
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         self.database_get(p, id).await
     }
 
@@ -461,6 +471,7 @@ impl Services {
             )
             .await?;
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         self.run_now(&op).await;
         Ok(())
     }

@@ -67,6 +67,84 @@ struct Inner {
     /// Wakes the reconciler loop.
     kick: tokio::sync::Notify,
     auth_cache: auth::AuthCache,
+    views: ViewCache,
+}
+
+/// Recently built database views, for the hottest read (`GET /v1/databases/{id}`).
+///
+/// The rule: every write made through this process (an API request that is not a GET, a
+/// reconciler step) bumps `generation` after it commits, and an entry is served only while
+/// the generation it was filled under is current and it is younger than [`VIEW_TTL`]. A
+/// reader records the generation before it reads the store, so a fill that raced with a
+/// write is never served. Another replica's writes are seen within the TTL.
+#[derive(Debug, Default)]
+pub(crate) struct ViewCache {
+    generation: std::sync::atomic::AtomicU64,
+    entries: Mutex<HashMap<String, CachedView>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedView {
+    workspace_id: String,
+    view: pgfleet_api_types::database::Database,
+    generation: u64,
+    at: std::time::Instant,
+}
+
+/// How long a cached view may be served without a write of this process invalidating it.
+pub const VIEW_TTL: Duration = Duration::from_secs(1);
+
+impl ViewCache {
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(mut e) = self.entries.lock() {
+            e.clear();
+        }
+    }
+
+    pub(crate) fn get(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Option<pgfleet_api_types::database::Database> {
+        let g = self.generation();
+        let e = self.entries.lock().ok()?;
+        e.get(id)
+            .filter(|c| {
+                c.generation == g && c.workspace_id == workspace_id && c.at.elapsed() < VIEW_TTL
+            })
+            .map(|c| c.view.clone())
+    }
+
+    pub(crate) fn put(
+        &self,
+        workspace_id: &str,
+        view: pgfleet_api_types::database::Database,
+        generation: u64,
+    ) {
+        if generation != self.generation() {
+            return;
+        }
+        if let Ok(mut e) = self.entries.lock() {
+            if e.len() >= 10_000 {
+                e.clear();
+            }
+            e.insert(
+                view.id.clone(),
+                CachedView {
+                    workspace_id: workspace_id.to_string(),
+                    view,
+                    generation,
+                    at: std::time::Instant::now(),
+                },
+            );
+        }
+    }
 }
 
 impl Services {
@@ -118,6 +196,7 @@ impl Services {
                 inflight: Mutex::new(HashSet::new()),
                 kick: tokio::sync::Notify::new(),
                 auth_cache: auth::AuthCache::default(),
+                views: ViewCache::default(),
             }),
         })
     }
@@ -166,6 +245,15 @@ impl Services {
 
     pub(crate) fn auth_cache(&self) -> &auth::AuthCache {
         &self.inner.auth_cache
+    }
+
+    pub(crate) fn view_cache(&self) -> &ViewCache {
+        &self.inner.views
+    }
+
+    /// Call after any committed write: cached reads are no longer current.
+    pub fn note_write(&self) {
+        self.inner.views.bump();
     }
 
     pub(crate) fn kick(&self) -> &tokio::sync::Notify {

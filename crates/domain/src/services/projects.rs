@@ -126,6 +126,7 @@ impl Services {
             None
         };
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
 
         let database = match intent {
             Some(intent) => {
@@ -213,6 +214,7 @@ impl Services {
             projects::delete(&mut *tx, &row.id).await?;
         }
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         for op in ops {
             self.run_now(&op).await;
         }
@@ -260,6 +262,7 @@ impl Services {
         }
         projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
         tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
         tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");
         Ok(())
     }

@@ -1953,3 +1953,62 @@ async fn region_url_with_socket_host_advertises_the_servers_port() {
         .unwrap();
     s.stop().await;
 }
+
+/// `GET /v1/databases/{id}` is served from a short-lived cache: every write must show at
+/// once in the next read.
+#[tokio::test]
+async fn cached_database_reads_see_every_write_at_once() {
+    let s = start().await;
+    let (project_id, _db, _, _) = project_with_db(&s, "cache").await;
+    let r = s
+        .post(
+            &format!("/v1/projects/{project_id}/databases"),
+            json!({"name": "c1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["data"]["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/databases/{id}");
+    let read = |s: &TestServer| {
+        let path = path.clone();
+        let s = s.req(reqwest::Method::GET, &path);
+        async move { Resp::from(s.send().await.unwrap()).await }
+    };
+    assert_eq!(read(&s).await.body["data"]["name"], "c1");
+    assert_eq!(read(&s).await.body["data"]["name"], "c1");
+
+    assert_eq!(
+        patch(&s, &path, json!({"name": "c2"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(read(&s).await.body["data"]["name"], "c2");
+
+    let c = s
+        .post(&format!("{path}/connections"), json!({"name": "extra"}))
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let conn_id = c.body["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        read(&s).await.body["data"]["connections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    assert_eq!(
+        s.delete(&format!("/v1/connections/{conn_id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        read(&s).await.body["data"]["connections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    assert_eq!(s.delete(&path).await.status, StatusCode::NO_CONTENT);
+    read(&s).await.assert_error(404, "not_found");
+    s.stop().await;
+}
