@@ -158,7 +158,8 @@ class Server {
       problems.push(`pgfleet exited on its own during the tests (code ${this.exit.code}, signal ${this.exit.signal})`);
     } else {
       this.child.kill('SIGTERM');
-      const res = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+      // An unref'd timer: once pgfleet exits, nothing keeps the test process alive.
+      const res = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, null, { ref: false })]);
       if (!res) {
         this.child.kill('SIGKILL');
         await this.exited;

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 pub mod connection;
 pub mod database;
 pub mod error;
+pub mod integration;
 pub mod project;
 pub mod region;
 pub mod service_token;

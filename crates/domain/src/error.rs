@@ -19,6 +19,8 @@ pub enum AuthFailure {
     Malformed,
     Invalid,
     Expired,
+    /// A valid token without the scope this API needs (403, not 401).
+    InsufficientScope,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@
 //! | 401 | `unauthorized` | no credential was sent |
 //! | 401 | `authentication-failed` | the credential is unknown, malformed, expired or revoked |
 //! | 403 | `forbidden` | the credential may not do this |
+//! | 403 | `insufficient_scope` | an OAuth access token without `workspace:admin` |
 //! | 404 | `not_found` | unknown resource (or one the caller may not see), unknown route |
 //! | 405 | `method_not_allowed` | the route exists, the method does not |
 //! | 409 | `conflict` | the resource's state does not allow this now |
@@ -29,6 +30,7 @@ pub const CODES: &[&str] = &[
     "unauthorized",
     "authentication-failed",
     "forbidden",
+    "insufficient_scope",
     "not_found",
     "method_not_allowed",
     "conflict",
@@ -107,6 +109,15 @@ impl From<DomainError> for ApiError {
                     "unauthorized",
                     "Missing authorization token".to_string(),
                     Some("Send `Authorization: Bearer <token>` with a service token or an OAuth access token.".to_string()),
+                )
+            },
+            D::Unauthenticated(AuthFailure::InsufficientScope) => ApiError {
+                www_authenticate: Some(r#"Bearer realm="pgfleet", error="insufficient_scope", scope="workspace:admin""#),
+                ..with(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    "The access token lacks the workspace:admin scope".to_string(),
+                    Some("Authorize the app again with scope workspace:admin.".to_string()),
                 )
             },
             D::Unauthenticated(failure) => {

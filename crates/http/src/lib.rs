@@ -7,6 +7,7 @@ pub mod extract;
 pub mod handlers;
 pub mod idempotency;
 pub mod openapi;
+pub mod pages;
 pub mod routes;
 
 pub use routes::{router, AppState};

@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{connections, databases, me, projects, regions, service_tokens, workspaces};
+use crate::handlers::{
+    connections, databases, integrations, me, projects, regions, service_tokens, workspaces,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,8 @@ use crate::handlers::{connections, databases, me, projects, regions, service_tok
         connections::database_connections_create, connections::connections_get, connections::connections_delete,
         connections::connections_rotate,
         regions::regions_list, regions::regions_postgres_list,
+        integrations::workspace_integrations_list, integrations::workspace_integrations_delete,
+        integrations::integrations_list, integrations::integrations_get, integrations::integrations_delete,
     ),
     modifiers(&Security)
 )]

@@ -15,7 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::handlers::{
-    connections, databases, health, me, projects, regions, service_tokens, workspaces,
+    connections, databases, health, integrations, me, oauth, projects, regions, service_tokens,
+    workspaces,
 };
 
 /// What every handler can reach.
@@ -100,6 +101,19 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             "/connections/{id}/rotate",
             post(connections::connections_rotate),
         )
+        .route(
+            "/workspaces/{workspace_id}/integrations",
+            get(integrations::workspace_integrations_list),
+        )
+        .route(
+            "/workspaces/{workspace_id}/integrations/{client_id}",
+            delete(integrations::workspace_integrations_delete),
+        )
+        .route("/integrations", get(integrations::integrations_list))
+        .route(
+            "/integrations/{id}",
+            get(integrations::integrations_get).delete(integrations::integrations_delete),
+        )
         .route("/regions", get(regions::regions_list))
         .route("/regions/postgres", get(regions::regions_postgres_list))
         .route("/doc", get(crate::openapi::openapi_get));
@@ -107,6 +121,11 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(crate::pages::router())
+        .route("/token", post(oauth::oauth_token))
+        .route("/revoke", post(oauth::oauth_revoke))
+        .route("/.well-known/oauth-authorization-server", get(oauth::oauth_metadata))
+        .route("/.well-known/jwks.json", get(oauth::oauth_jwks))
         .nest(
             "/v1",
             v1.layer(axum::middleware::from_fn_with_state(

@@ -25,6 +25,47 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Operator commands on the metadata store (the server must be running).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// OAuth apps.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Create an OAuth app; a confidential app's secret is printed once.
+    Create(AppsCreateArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AppsCreateArgs {
+    #[command(flatten)]
+    pub common: ServeArgs,
+    /// Workspace of the app (default: the first workspace).
+    #[arg(long)]
+    pub workspace: Option<String>,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Exact redirect URI (repeat for several).
+    #[arg(long = "redirect-uri", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// A public client (PKCE only, no secret).
+    #[arg(long, conflicts_with = "confidential")]
+    pub public: bool,
+    /// A confidential client (with a client secret).
+    #[arg(long)]
+    pub confidential: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,6 +74,7 @@ pub struct Config {
     pub failpoints: String,
     pub postgres: PostgresConfig,
     pub metadata: MetadataConfig,
+    pub oauth: OAuthConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -91,6 +92,25 @@ pub struct PostgresConfig {
     /// Host written into connection strings.
     pub host: String,
     pub max_connections: u32,
+}
+
+/// The OAuth 2.0 authorization server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Base URL of `/authorize`, `/token`… and the tokens' `iss`; default `public_url`.
+    pub issuer: Option<String>,
+    /// Lifetime of access tokens, in seconds.
+    pub access_token_ttl_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            access_token_ttl_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -129,6 +149,7 @@ impl Default for Config {
             failpoints: String::new(),
             postgres: PostgresConfig::default(),
             metadata: MetadataConfig::default(),
+            oauth: OAuthConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -298,6 +319,15 @@ impl Config {
                     pgfleet_domain::failpoint::ALL.join(", ")
                 )));
             }
+        }
+        if self.oauth.access_token_ttl_secs == 0 || self.oauth.access_token_ttl_secs > 86_400 {
+            return Err(ConfigError::Invalid(
+                "oauth.access_token_ttl_secs must be 1 to 86400".to_string(),
+            ));
+        }
+        if let Some(u) = &self.oauth.issuer {
+            url::Url::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("oauth.issuer {u:?}: {e}")))?;
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pgfleet::cli::{Cli, Command, ConfigCommand};
+use pgfleet::cli::{AdminCommand, AppsCommand, Cli, Command, ConfigCommand};
 use pgfleet::server::{self, Deps};
 
 fn main() -> ExitCode {
@@ -19,6 +19,41 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Admin(AdminCommand::Apps(AppsCommand::Create(args))) => {
+            let cfg = match args.common.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("pgfleet: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("pgfleet: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let run = pgfleet::admin::apps_create(
+                &cfg,
+                args.workspace.as_deref(),
+                &args.name,
+                args.description.as_deref(),
+                &args.redirect_uris,
+                args.confidential,
+                args.json,
+            );
+            match rt.block_on(run) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pgfleet: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let cfg = match args.load() {
                 Ok(c) => c,

@@ -121,12 +121,7 @@ async fn start_with_cluster(
             ensure_metadata_db(c.cluster()).await?;
             let cl = c.cluster();
             (
-                PgConnectOptions::new()
-                    .socket(cl.socket_dir())
-                    .port(cl.port())
-                    .username(pgfleet_dataplane::cluster::SUPERUSER)
-                    .database(METADATA_DB)
-                    .application_name("pgfleet"),
+                embedded_metadata_options(&cl.socket_dir(), cl.port()),
                 cfg.metadata.max_connections.unwrap_or(16),
             )
         }
@@ -151,6 +146,10 @@ async fn start_with_cluster(
     sc.provision_wait = Duration::from_secs_f64(cfg.provision_wait_secs);
     sc.database_connection_limit = cfg.database_connection_limit;
     sc.role_connection_limit = cfg.role_connection_limit;
+    if let Some(issuer) = &cfg.oauth.issuer {
+        sc.oauth.issuer = issuer.trim_end_matches('/').to_string();
+    }
+    sc.oauth.access_token_ttl = Duration::from_secs(cfg.oauth.access_token_ttl_secs);
     let services = Services::new(store, deps.clock, deps.rng, sc, Arc::new(PgDriver::new()))
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
@@ -207,6 +206,16 @@ async fn serve(
     }
     tracing::info!("pgfleet stopped");
     result
+}
+
+/// The embedded cluster's metadata database, over its Unix socket.
+pub fn embedded_metadata_options(socket_dir: &Path, port: u16) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .socket(socket_dir)
+        .port(port)
+        .username(pgfleet_dataplane::cluster::SUPERUSER)
+        .database(METADATA_DB)
+        .application_name("pgfleet")
 }
 
 /// Creates the metadata database on the embedded cluster if missing, and closes the

@@ -48,3 +48,39 @@ pub async fn get_by_email<'e>(
     .fetch_optional(ex)
     .await?)
 }
+
+/// Counts one more failed sign-in; returns the new number of consecutive failures.
+pub async fn record_failed_login<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<i32> {
+    let (n,): (i32,) = sqlx::query_as(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+    )
+    .bind(id)
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
+}
+
+/// Locks sign-in until `until` (never shortens a lock already in place).
+pub async fn lock_until<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    until: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE users SET locked_until = GREATEST(COALESCE(locked_until, $2), $2) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(until)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A successful sign-in: no failures, no lock.
+pub async fn reset_failed_logins<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
+    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}

@@ -53,6 +53,13 @@ impl AuthCache {
         }
     }
 
+    /// Forgets everything (after an OAuth revocation).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.clear();
+        }
+    }
+
     /// Forgets every cached credential of a service token.
     pub(crate) fn evict_service_token(&self, token_id: &str) {
         if let Ok(mut map) = self.entries.lock() {
@@ -91,6 +98,16 @@ impl Services {
         let now = self.clock().now();
         let entry = match self.auth_cache().get(&hash) {
             Some(e) => e,
+            None if token.starts_with("eyJ") && token.matches('.').count() == 2 => {
+                let (principal, exp) = self.authenticate_access_token(token).await?;
+                let entry = Entry {
+                    principal,
+                    expires_at: Some(exp),
+                    cached_at: Instant::now(),
+                };
+                self.auth_cache().put(hash, entry.clone());
+                entry
+            }
             None => {
                 let row = tokens::find_by_hash(self.store().pool(), &hash)
                     .await?

@@ -14,9 +14,11 @@ use crate::{Clock, Randomness};
 mod auth;
 mod connections;
 mod databases;
+pub mod oauth;
 mod projects;
 mod regions;
 mod service_tokens;
+pub mod sessions;
 mod workspaces;
 
 /// Settings the services need from the configuration.
@@ -32,12 +34,26 @@ pub struct ServicesConfig {
     pub database_connection_limit: i32,
     /// `CONNECTION LIMIT` of each connection's login role.
     pub role_connection_limit: i32,
+    pub oauth: OAuthSettings,
+}
+
+/// The authorization server's settings.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// `iss` of access tokens and base of the OAuth endpoints (no trailing slash).
+    pub issuer: String,
+    pub access_token_ttl: Duration,
 }
 
 impl ServicesConfig {
     pub fn new(public_url: impl Into<String>, regions: Vec<Region>) -> Self {
+        let public_url: String = public_url.into();
         Self {
-            public_url: public_url.into(),
+            oauth: OAuthSettings {
+                issuer: public_url.trim_end_matches('/').to_string(),
+                access_token_ttl: Duration::from_secs(3600),
+            },
+            public_url,
             regions,
             provision_wait: Duration::from_secs(5),
             database_connection_limit: 100,
@@ -68,6 +84,7 @@ struct Inner {
     kick: tokio::sync::Notify,
     auth_cache: auth::AuthCache,
     views: ViewCache,
+    signer: crate::oauth_keys::Signer,
 }
 
 /// Recently built database views, for the hottest read (`GET /v1/databases/{id}`).
@@ -184,8 +201,13 @@ impl Services {
                 servers.insert(row.id, server.clone());
             }
         }
+        let signer = crate::oauth_keys::Signer::load_or_create(&store, clock.now()).await?;
+        while config.oauth.issuer.ends_with('/') {
+            config.oauth.issuer.pop();
+        }
         Ok(Self {
             inner: Arc::new(Inner {
+                signer,
                 store,
                 clock,
                 rng,
@@ -245,6 +267,10 @@ impl Services {
 
     pub(crate) fn auth_cache(&self) -> &auth::AuthCache {
         &self.inner.auth_cache
+    }
+
+    pub(crate) fn signer(&self) -> &crate::oauth_keys::Signer {
+        &self.inner.signer
     }
 
     pub(crate) fn view_cache(&self) -> &ViewCache {

@@ -4,7 +4,9 @@
 pub mod connections;
 pub mod databases;
 pub mod health;
+pub mod integrations;
 pub mod me;
+pub mod oauth;
 pub mod projects;
 pub mod regions;
 pub mod service_tokens;

@@ -17,31 +17,9 @@ use crate::harness::{cluster, connect_tls, Resp, TestServer};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// A server whose `us-east-1` region is the test cluster, named by socket directory and port
-/// in the query string only.
-///
-/// The harness's default region URL (`postgres://postgres@localhost/postgres?host=<socket
-/// dir>&port=<port>`) also names `localhost` in its authority, which the server reads as a
-/// second host on port 5432 and then advertises in every connection string; that bug is
-/// pinned down by `region_url_with_socket_host_advertises_the_servers_port`. The other tests
-/// use this URL so that they test the rest.
+/// A server whose `us-east-1` region is the shared test cluster.
 async fn start() -> TestServer {
-    let c = cluster();
-    let url = format!(
-        "postgres:///postgres?host={}&port={}&user=postgres",
-        c.socket_dir.display(),
-        c.port
-    );
-    TestServer::start_with(move |cfg| {
-        cfg.regions.insert(
-            "us-east-1".to_string(),
-            RegionConfig {
-                name: None,
-                servers: vec![Secret::new(url)],
-            },
-        );
-    })
-    .await
+    TestServer::start().await
 }
 
 #[track_caller]
@@ -2010,5 +1988,52 @@ async fn cached_database_reads_see_every_write_at_once() {
 
     assert_eq!(s.delete(&path).await.status, StatusCode::NO_CONTENT);
     read(&s).await.assert_error(404, "not_found");
+    s.stop().await;
+}
+
+/// A region with two servers: new databases go to the least loaded one.
+#[tokio::test]
+async fn new_databases_go_to_the_least_loaded_server() {
+    let c = cluster();
+    // Two entries that name the same cluster differently count as two servers.
+    let a = format!(
+        "postgres://postgres@localhost/postgres?host={}&port={}",
+        c.socket_dir.display(),
+        c.port
+    );
+    let b = format!(
+        "postgres:///postgres?host={}&port={}&user=postgres",
+        c.socket_dir.display(),
+        c.port
+    );
+    let s = TestServer::start_with(move |cfg| {
+        cfg.regions.insert(
+            "us-east-1".to_string(),
+            RegionConfig {
+                name: None,
+                servers: vec![Secret::new(a), Secret::new(b)],
+            },
+        );
+    })
+    .await;
+    let p = create_project(&s, json!({"name": "spread", "createDatabase": false})).await;
+    let pid = text(&p["id"]);
+    for i in 0..4 {
+        let r = s
+            .post(
+                &format!("/v1/projects/{pid}/databases"),
+                json!({"name": format!("d{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.body["data"]["status"], "ready");
+    }
+    let counts: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT server_id, count(*) FROM databases GROUP BY server_id ORDER BY 2")
+            .fetch_all(s.services().store().pool())
+            .await
+            .unwrap();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts.iter().all(|(_, n)| *n == 2), "{counts:?}");
     s.stop().await;
 }

@@ -17,4 +17,6 @@ mod api_basics;
 mod core_api;
 mod idempotency;
 mod lifecycle;
+mod oauth;
+mod pages;
 mod recovery;

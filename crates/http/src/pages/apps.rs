@@ -1,0 +1,512 @@
+//! OAuth app management: `GET/POST /apps` (list of the apps of every workspace of the user,
+//! and the create form), `GET/POST /apps/{id}` (an app: details, edit), and
+//! `POST /apps/{id}/delete`.
+//!
+//! A created app's secret is shown once, on the page the create redirects to: it travels
+//! there in the `pgfleet_flash` cookie, sealed with a key derived from the session cookie,
+//! and the cookie is cleared as the page is shown. The secret itself is never stored.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use pgfleet_storage::oauth::ClientRow;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    fail, field, form_map, read_cookie, render, require_session, see_other, set_cookie, show_time,
+    Chrome, Notice, PageError, Signed, FLASH_COOKIE,
+};
+use crate::AppState;
+
+/// How long the sealed secret waits for its page, in seconds.
+const FLASH_MAX_AGE: i64 = 300;
+
+struct AppView {
+    id: String,
+    workspace_id: String,
+    name: String,
+    description: Option<String>,
+    client_type: String,
+    redirect_uris: Vec<String>,
+    created: String,
+}
+
+impl From<ClientRow> for AppView {
+    fn from(c: ClientRow) -> Self {
+        Self {
+            created: show_time(&c.created_at),
+            id: c.id,
+            workspace_id: c.workspace_id,
+            name: c.name,
+            description: c.description,
+            client_type: c.client_type,
+            redirect_uris: c.redirect_uris,
+        }
+    }
+}
+
+struct WorkspaceApps {
+    id: String,
+    name: String,
+    apps: Vec<AppView>,
+}
+
+struct WorkspaceOption {
+    id: String,
+    name: String,
+    selected: bool,
+}
+
+/// What a create or edit form held (re-shown after an error).
+#[derive(Default)]
+struct AppForm {
+    name: String,
+    description: String,
+    redirect_uris: String,
+    confidential: bool,
+    workspace_id: String,
+}
+
+impl AppForm {
+    fn from_fields(f: &HashMap<String, String>) -> Self {
+        Self {
+            name: field(f, "name").to_string(),
+            description: field(f, "description").to_string(),
+            redirect_uris: field(f, "redirect_uris").to_string(),
+            confidential: field(f, "client_type") == "confidential",
+            workspace_id: field(f, "workspace_id").to_string(),
+        }
+    }
+
+    fn uris(&self) -> Vec<String> {
+        self.redirect_uris
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn description(&self) -> Option<&str> {
+        Some(self.description.trim()).filter(|d| !d.is_empty())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+struct AppsTemplate {
+    chrome: Chrome,
+    issuer: String,
+    sections: Vec<WorkspaceApps>,
+    workspaces: Vec<WorkspaceOption>,
+    form: AppForm,
+    error: Option<Notice>,
+}
+
+#[derive(Template)]
+#[template(path = "app.html")]
+struct AppTemplate {
+    chrome: Chrome,
+    issuer: String,
+    app: AppView,
+    workspace_name: String,
+    created: bool,
+    secret: Option<String>,
+    form: AppForm,
+    error: Option<Notice>,
+}
+
+/// The secret of a just-created app, on its way to the page that shows it.
+#[derive(Serialize, Deserialize)]
+struct Flash {
+    client_id: String,
+    secret: Option<String>,
+}
+
+/// The flash cookie's key: only the browser holding this session can open it.
+fn flash_key(session_token: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"pgfleet app secret flash v1\0");
+    h.update(session_token.as_bytes());
+    h.finalize().into()
+}
+
+fn seal_flash(state: &AppState, session_token: &str, flash: &Flash) -> Option<String> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
+    let mut nonce = [0u8; 12];
+    state.services.rng().with(|r| r.fill_bytes(&mut nonce));
+    let plain = serde_json::to_vec(flash).ok()?;
+    let ct = cipher.encrypt((&nonce).into(), plain.as_slice()).ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Some(URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open_flash(session_token: &str, sealed: &str) -> Option<Flash> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < 12 {
+        return None;
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
+    let plain = cipher.decrypt(nonce.into(), ct).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// The list page, with the create form holding `form` and `error` above it.
+async fn apps_view(
+    state: &AppState,
+    signed: &Signed,
+    form: AppForm,
+    error: Option<Notice>,
+) -> Result<AppsTemplate, Response> {
+    let workspaces = state
+        .services
+        .user_workspaces(signed.user_id())
+        .await
+        .map_err(fail)?;
+    let mut sections = Vec::with_capacity(workspaces.len());
+    for w in &workspaces {
+        let apps = state
+            .services
+            .oauth_clients_list(&w.id)
+            .await
+            .map_err(fail)?;
+        sections.push(WorkspaceApps {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            apps: apps.into_iter().map(AppView::from).collect(),
+        });
+    }
+    let options = workspaces
+        .into_iter()
+        .map(|w| WorkspaceOption {
+            selected: w.id == form.workspace_id,
+            id: w.id,
+            name: w.name,
+        })
+        .collect();
+    Ok(AppsTemplate {
+        chrome: signed.chrome(),
+        issuer: state.services.config().oauth.issuer.clone(),
+        sections,
+        workspaces: options,
+        form,
+        error,
+    })
+}
+
+/// `GET /apps`
+pub(crate) async fn apps_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed = match require_session(&state, &headers, "/apps").await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    match apps_view(&state, &signed, AppForm::default(), None).await {
+        Ok(page) => render(StatusCode::OK, &page),
+        Err(res) => res,
+    }
+}
+
+/// The list page again, with the create form as sent and why it was refused.
+async fn refuse(
+    state: &AppState,
+    signed: &Signed,
+    status: StatusCode,
+    notice: Notice,
+    form: AppForm,
+) -> Response {
+    match apps_view(state, signed, form, Some(notice)).await {
+        Ok(page) => render(status, &page),
+        Err(res) => res,
+    }
+}
+
+/// `POST /apps`: creates an app, then 303 to its page (which shows a secret once).
+pub(crate) async fn apps_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let signed = match require_session(&state, &headers, "/apps").await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let f = match form_map(form) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = signed.check_csrf(&f) {
+        return e.into_response();
+    }
+    let form = AppForm::from_fields(&f);
+    if !matches!(field(&f, "client_type"), "public" | "confidential") {
+        let notice = Notice {
+            message: "Choose the client type: public or confidential.".to_string(),
+            hint: None,
+        };
+        return refuse(&state, &signed, StatusCode::BAD_REQUEST, notice, form).await;
+    }
+    match state
+        .services
+        .user_is_member(signed.user_id(), &form.workspace_id)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return PageError::new(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "You are not a member of that workspace.",
+                Some("Choose one of your workspaces.".to_string()),
+            )
+            .into_response()
+        }
+        Err(e) => return fail(e),
+    }
+    let created = state
+        .services
+        .oauth_client_create(
+            &form.workspace_id,
+            Some(signed.user_id()),
+            &form.name,
+            form.description(),
+            &form.uris(),
+            form.confidential,
+        )
+        .await;
+    match created {
+        Ok(c) => {
+            let flash = Flash {
+                client_id: c.client.id.clone(),
+                secret: c.client_secret,
+            };
+            let mut res = see_other(&format!("/apps/{}", c.client.id));
+            match seal_flash(&state, &signed.token, &flash) {
+                Some(v) => set_cookie(
+                    &mut res,
+                    &state,
+                    FLASH_COOKIE,
+                    &v,
+                    "/apps",
+                    "Strict",
+                    Some(FLASH_MAX_AGE),
+                ),
+                None => tracing::error!("could not seal a new app's secret"),
+            }
+            res
+        }
+        Err(e) => {
+            let (status, notice) = Notice::from_error(e);
+            refuse(&state, &signed, status, notice, form).await
+        }
+    }
+}
+
+/// The page of one app, with the edit form holding `form`.
+async fn app_view(
+    state: &AppState,
+    signed: &Signed,
+    client: ClientRow,
+    form: Option<AppForm>,
+    error: Option<Notice>,
+) -> Result<AppTemplate, Response> {
+    let workspace_name = state
+        .services
+        .user_workspaces(signed.user_id())
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .find(|w| w.id == client.workspace_id)
+        .map(|w| w.name)
+        .unwrap_or_default();
+    let form = form.unwrap_or_else(|| AppForm {
+        name: client.name.clone(),
+        description: client.description.clone().unwrap_or_default(),
+        redirect_uris: client.redirect_uris.join("\n"),
+        confidential: client.client_type == "confidential",
+        workspace_id: client.workspace_id.clone(),
+    });
+    Ok(AppTemplate {
+        chrome: signed.chrome(),
+        issuer: state.services.config().oauth.issuer.clone(),
+        app: AppView::from(client),
+        workspace_name,
+        created: false,
+        secret: None,
+        form,
+        error,
+    })
+}
+
+/// `GET /apps/{id}`
+pub(crate) async fn app_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let signed = match require_session(
+        &state,
+        &headers,
+        &format!("/apps/{}", super::urlencode(&id)),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let client = match state
+        .services
+        .user_oauth_client(signed.user_id(), &id)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut page = match app_view(&state, &signed, client, None, None).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let sealed = read_cookie(&headers, FLASH_COOKIE);
+    if let Some(flash) = sealed.as_deref().and_then(|s| open_flash(&signed.token, s)) {
+        if flash.client_id == page.app.id {
+            page.created = true;
+            page.secret = flash.secret;
+        }
+    }
+    let mut res = render(StatusCode::OK, &page);
+    if sealed.is_some() {
+        set_cookie(
+            &mut res,
+            &state,
+            FLASH_COOKIE,
+            "",
+            "/apps",
+            "Strict",
+            Some(0),
+        );
+    }
+    res
+}
+
+/// `POST /apps/{id}`: name, description, redirect URIs.
+pub(crate) async fn app_update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let signed = match require_session(&state, &headers, "/apps").await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let f = match form_map(form) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = signed.check_csrf(&f) {
+        return e.into_response();
+    }
+    let client = match state
+        .services
+        .user_oauth_client(signed.user_id(), &id)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let form = AppForm::from_fields(&f);
+    let updated = state
+        .services
+        .oauth_client_update(
+            &client.workspace_id,
+            &client.id,
+            &form.name,
+            form.description(),
+            &form.uris(),
+        )
+        .await;
+    match updated {
+        Ok(c) => see_other(&format!("/apps/{}", c.id)),
+        Err(e) => {
+            let (status, notice) = Notice::from_error(e);
+            match app_view(&state, &signed, client, Some(form), Some(notice)).await {
+                Ok(page) => render(status, &page),
+                Err(res) => res,
+            }
+        }
+    }
+}
+
+/// `POST /apps/{id}/delete`: deletes the app and everything issued to it.
+pub(crate) async fn app_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let signed = match require_session(&state, &headers, "/apps").await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let f = match form_map(form) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = signed.check_csrf(&f) {
+        return e.into_response();
+    }
+    let client = match state
+        .services
+        .user_oauth_client(signed.user_id(), &id)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match state
+        .services
+        .oauth_client_delete(&client.workspace_id, &client.id)
+        .await
+    {
+        Ok(()) => see_other("/apps"),
+        Err(e) => fail(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flash_opens_only_with_its_session() {
+        let key = flash_key("session-a");
+        use chacha20poly1305::aead::{Aead, KeyInit};
+        let cipher = chacha20poly1305::ChaCha20Poly1305::new((&key).into());
+        let nonce = [7u8; 12];
+        let plain = serde_json::to_vec(&Flash {
+            client_id: "itgr_x".to_string(),
+            secret: Some("pgfcs_s".to_string()),
+        })
+        .unwrap_or_default();
+        let ct = cipher
+            .encrypt((&nonce).into(), plain.as_slice())
+            .unwrap_or_default();
+        let mut raw = nonce.to_vec();
+        raw.extend_from_slice(&ct);
+        let sealed = URL_SAFE_NO_PAD.encode(raw);
+        let opened = open_flash("session-a", &sealed);
+        assert_eq!(opened.map(|f| f.secret), Some(Some("pgfcs_s".to_string())));
+        assert!(open_flash("session-b", &sealed).is_none());
+        assert!(open_flash("session-a", "garbage").is_none());
+    }
+}

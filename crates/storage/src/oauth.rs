@@ -1,0 +1,432 @@
+//! OAuth clients (apps), grants (integrations), codes, token families and refresh tokens,
+//! signing keys. Every secret is stored as a SHA-256 hash.
+
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRow {
+    pub seq: i64,
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub client_type: String,
+    pub secret_hash: Option<Vec<u8>>,
+    pub created_by_user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GrantRow {
+    pub seq: i64,
+    pub id: String,
+    pub client_id: String,
+    pub workspace_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A grant with the names an integration view needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IntegrationRow {
+    pub seq: i64,
+    pub id: String,
+    pub workspace_id: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub client_id: String,
+    pub client_name: String,
+    pub client_created_at: DateTime<Utc>,
+    pub user_id: String,
+    pub user_email: String,
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CodeRow {
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scopes: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub family_id: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub grant_id: String,
+    pub family_id: String,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, sqlx::FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_pem: String,
+    pub public_jwk: serde_json::Value,
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+const CLIENT_COLUMNS: &str =
+    "seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at";
+
+pub async fn insert_client<'e>(ex: impl sqlx::PgExecutor<'e>, c: &ClientRow) -> Result<ClientRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO oauth_clients (id, workspace_id, name, description, redirect_uris, client_type, secret_hash,
+                                    created_by_user_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {CLIENT_COLUMNS}"
+    ))
+    .bind(&c.id)
+    .bind(&c.workspace_id)
+    .bind(&c.name)
+    .bind(&c.description)
+    .bind(&c.redirect_uris)
+    .bind(&c.client_type)
+    .bind(&c.secret_hash)
+    .bind(&c.created_by_user_id)
+    .bind(c.created_at)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn get_client<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ClientRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn list_clients<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+) -> Result<Vec<ClientRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE workspace_id = $1 ORDER BY seq"
+    ))
+    .bind(workspace_id)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn update_client<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    name: &str,
+    description: Option<&str>,
+    redirect_uris: &[String],
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE oauth_clients SET name = $2, description = $3, redirect_uris = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(description)
+    .bind(redirect_uris)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_client<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM oauth_clients WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The live grant of (client, workspace, user), created or widened to `scopes`.
+pub async fn upsert_grant<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    new_id: &str,
+    client_id: &str,
+    workspace_id: &str,
+    user_id: &str,
+    scopes: &[String],
+    now: DateTime<Utc>,
+) -> Result<GrantRow> {
+    Ok(sqlx::query_as(
+        "INSERT INTO oauth_grants (id, client_id, workspace_id, user_id, scopes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (client_id, workspace_id, user_id) WHERE revoked_at IS NULL
+         DO UPDATE SET scopes = ARRAY(SELECT DISTINCT unnest(oauth_grants.scopes || EXCLUDED.scopes) ORDER BY 1)
+         RETURNING seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at",
+    )
+    .bind(new_id)
+    .bind(client_id)
+    .bind(workspace_id)
+    .bind(user_id)
+    .bind(scopes)
+    .bind(now)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn get_grant<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<GrantRow>> {
+    Ok(sqlx::query_as(
+        "SELECT seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at FROM oauth_grants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Revokes the given grants (and so every family and token issued under them).
+pub async fn revoke_grants<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    client_id: Option<&str>,
+    grant_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "UPDATE oauth_grants SET revoked_at = $4
+          WHERE workspace_id = $1 AND revoked_at IS NULL
+            AND ($2::text IS NULL OR client_id = $2) AND ($3::text IS NULL OR id = $3)
+          RETURNING id",
+    )
+    .bind(workspace_id)
+    .bind(client_id)
+    .bind(grant_id)
+    .bind(now)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+const INTEGRATION_SELECT: &str = "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
+            c.created_at AS client_created_at, u.id AS user_id, u.email AS user_email, u.name AS user_name
+       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id";
+
+/// Live integrations of a workspace, in creation order.
+pub async fn list_integrations<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<IntegrationRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{INTEGRATION_SELECT} WHERE g.workspace_id = $1 AND g.revoked_at IS NULL AND g.seq > $2 ORDER BY g.seq LIMIT $3"
+    ))
+    .bind(workspace_id)
+    .bind(after.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn get_integration<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    id: &str,
+) -> Result<Option<IntegrationRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{INTEGRATION_SELECT} WHERE g.workspace_id = $1 AND g.id = $2 AND g.revoked_at IS NULL"
+    ))
+    .bind(workspace_id)
+    .bind(id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+#[expect(clippy::too_many_arguments, reason = "one column each")]
+pub async fn insert_code<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    code_hash: &[u8],
+    grant_id: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    code_challenge: &str,
+    scopes: &[String],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, scopes, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(code_hash)
+    .bind(grant_id)
+    .bind(client_id)
+    .bind(redirect_uri)
+    .bind(code_challenge)
+    .bind(scopes)
+    .bind(now)
+    .bind(expires_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Locks a code row for its exchange.
+pub async fn lock_code<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    code_hash: &[u8],
+) -> Result<Option<CodeRow>> {
+    Ok(sqlx::query_as(
+        "SELECT grant_id, client_id, redirect_uri, code_challenge, scopes, expires_at, used_at, family_id
+           FROM oauth_codes WHERE code_hash = $1 FOR UPDATE",
+    )
+    .bind(code_hash)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn use_code<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    code_hash: &[u8],
+    family_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE oauth_codes SET used_at = $2, family_id = $3 WHERE code_hash = $1")
+        .bind(code_hash)
+        .bind(now)
+        .bind(family_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_family<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    grant_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO oauth_families (id, grant_id, created_at) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(grant_id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_family<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE oauth_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Whether access tokens of this family are still good: family and grant live.
+pub async fn family_alive<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    family_id: &str,
+) -> Result<Option<GrantRow>> {
+    Ok(sqlx::query_as(
+        "SELECT g.seq, g.id, g.client_id, g.workspace_id, g.user_id, g.scopes, g.created_at, g.revoked_at
+           FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
+          WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn insert_refresh<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    token_hash: &[u8],
+    grant_id: &str,
+    family_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO oauth_refresh_tokens (token_hash, grant_id, family_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash)
+        .bind(grant_id)
+        .bind(family_id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn lock_refresh<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    token_hash: &[u8],
+) -> Result<Option<RefreshRow>> {
+    Ok(sqlx::query_as(
+        "SELECT grant_id, family_id, used_at, revoked_at FROM oauth_refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+    )
+    .bind(token_hash)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn use_refresh<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE oauth_refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+        .bind(token_hash)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn current_signing_key<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+) -> Result<Option<SigningKeyRow>> {
+    Ok(sqlx::query_as(
+        "SELECT kid, algorithm, private_pem, public_jwk FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn public_jwks<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<serde_json::Value>> {
+    let rows: Vec<(serde_json::Value,)> =
+        sqlx::query_as("SELECT public_jwk FROM signing_keys ORDER BY created_at DESC")
+            .fetch_all(ex)
+            .await?;
+    Ok(rows.into_iter().map(|(v,)| v).collect())
+}
+
+/// Inserts a signing key unless one exists already (two replicas starting at once).
+pub async fn insert_signing_key<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    kid: &str,
+    algorithm: &str,
+    private_pem: &str,
+    public_jwk: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, created_at)
+         SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)",
+    )
+    .bind(kid)
+    .bind(algorithm)
+    .bind(private_pem)
+    .bind(public_jwk)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Browser sessions of the sign-in pages. A session is stored only as the SHA-256 of its
+//! cookie value, with its user, its CSRF token and its expiry.
+
+use chrono::{DateTime, Utc};
+
+use crate::{Result, UserRow};
+
+/// A session joined with its user.
+#[derive(Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub csrf_token: String,
+    pub session_expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("user", &self.user)
+            .field("session_expires_at", &self.session_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id_hash: &[u8],
+    user_id: &str,
+    csrf_token: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id_hash)
+    .bind(user_id)
+    .bind(csrf_token)
+    .bind(now)
+    .bind(expires_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The session with this hash and its user, expired or not.
+pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id_hash: &[u8]) -> Result<Option<SessionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT u.seq, u.id, u.email, u.name, u.password_hash, u.failed_logins, u.locked_until,
+                u.created_at, s.csrf_token, s.expires_at AS session_expires_at
+           FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id_hash = $1",
+    )
+    .bind(id_hash)
+    .fetch_optional(ex)
+    .await?)
+}
+
+pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id_hash: &[u8]) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the expired sessions of one user (run at each sign-in, so they do not pile up).
+pub async fn delete_expired_for_user<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2")
+        .bind(user_id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected())
+}
