@@ -10,16 +10,20 @@ pub struct Endpoint {
     pub port: u16,
     /// Only in create and rotate responses (it carries the password).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub connection_string: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Endpoints {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub direct: Option<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub pooled: Option<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub accelerate: Option<Endpoint>,
 }
 
@@ -44,6 +48,7 @@ impl std::fmt::Debug for DirectConnection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DatabaseRef {
     pub id: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
 }
@@ -54,15 +59,20 @@ pub struct Connection {
     pub id: String,
     /// Always `connection`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_connection)]
     pub kind: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// `postgres` (direct Postgres credentials).
     #[serde(rename = "kind")]
+    #[schema(schema_with = crate::schema::connection_kind)]
     pub connection_kind: String,
     pub endpoints: Endpoints,
     /// Deprecated: use `endpoints.direct`. Only set in create and rotate responses.
+    #[schema(deprecated)]
     pub direct_connection: Option<DirectConnection>,
     pub database: DatabaseRef,
 }
@@ -73,16 +83,23 @@ pub struct Connection {
 pub struct ApiKey {
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_connection)]
     pub kind: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(rename = "kind")]
+    #[schema(schema_with = crate::schema::connection_kind)]
     pub connection_kind: String,
     /// Endpoints without their connection strings.
     pub endpoints: Endpoints,
-    /// The direct connection string (with the password).
+    /// Deprecated: the direct connection string (with the password).
+    #[schema(deprecated)]
     pub connection_string: String,
+    /// Deprecated: use `endpoints.direct` instead.
+    #[schema(deprecated)]
     pub direct_connection: Option<DirectConnection>,
 }
 
@@ -121,12 +138,16 @@ pub struct CreatedConnection {
     pub connection: Connection,
     /// Deprecated: the direct connection string (also in `endpoints.direct`).
     #[serde(rename = "connectionString")]
+    #[schema(deprecated)]
     pub connection_string: String,
     /// Deprecated: `host:port` of the direct endpoint.
+    #[schema(required = true, deprecated)]
     pub host: Option<String>,
     /// Deprecated: the password.
+    #[schema(required = true, deprecated)]
     pub pass: Option<String>,
     /// Deprecated: the user name.
+    #[schema(required = true, deprecated)]
     pub user: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use crate::region::RegionRef;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProjectRef {
     pub id: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
 }
@@ -21,7 +22,9 @@ pub enum DatabaseSource {
     Empty,
     #[serde(rename_all = "camelCase")]
     Backup {
+        /// ID of the database the backup belongs to.
         database_id: String,
+        /// ID of the backup to restore from.
         backup_id: String,
     },
     #[serde(rename_all = "camelCase")]
@@ -45,20 +48,29 @@ pub struct Database {
     pub id: String,
     /// Always `database`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_database)]
     pub kind: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
     pub status: DatabaseStatus,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub is_default: bool,
+    #[schema(required = true)]
     pub default_connection_id: Option<String>,
     pub connections: Vec<Connection>,
     /// Absent only where the database is embedded in its project.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub project: Option<ProjectRef>,
+    #[schema(required = true)]
     pub region: Option<RegionRef>,
+    #[schema(required = true)]
     pub source: Option<DatabaseSource>,
+    #[schema(required = true)]
     pub branch_id: Option<String>,
+    #[schema(required = true)]
     pub logical_id: Option<String>,
 }
 
@@ -69,8 +81,14 @@ pub struct Database {
 pub struct CreatedDatabase {
     #[serde(flatten)]
     pub database: Database,
+    /// Deprecated: use `connections[]` instead.
+    #[schema(deprecated)]
     pub api_keys: Vec<ApiKey>,
+    /// Deprecated: use `connections[].endpoints.direct.connectionString`.
+    #[schema(required = true, deprecated)]
     pub connection_string: Option<String>,
+    /// Deprecated: use `connections[].endpoints.direct` instead.
+    #[schema(required = true, deprecated)]
     pub direct_connection: Option<DirectConnection>,
 }
 
@@ -79,6 +97,7 @@ pub struct CreatedDatabase {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FromDatabase {
     pub id: String,
+    #[schema(nullable = false)]
     pub backup_id: Option<String>,
 }
 
@@ -102,8 +121,14 @@ pub struct CreateDatabase {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateDatabase {
+    /// New display name for the database.
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    /// ID of the branch to move the database to.
     pub branch_id: Option<String>,
+    /// Git name of the branch to move the database to.
     pub branch_git_name: Option<String>,
+    /// Declared identity of the resource, unique within its branch.
+    #[schema(nullable = false)]
     pub logical_id: Option<String>,
 }

@@ -16,5 +16,6 @@ pub struct ErrorDetail {
     pub message: String,
     /// The way out, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub hint: Option<String>,
 }

@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 pub struct Integration {
     pub id: String,
+    #[schema(format = "uri")]
     pub url: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub scopes: Vec<String>,
     pub client: IntegrationClient,
@@ -19,6 +21,7 @@ pub struct Integration {
 pub struct IntegrationClient {
     pub id: String,
     pub name: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -27,5 +30,6 @@ pub struct IntegrationClient {
 pub struct IntegrationUser {
     pub id: String,
     pub email: String,
+    #[schema(required = true)]
     pub display_name: Option<String>,
 }

@@ -8,13 +8,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod backup;
 pub mod connection;
 pub mod database;
 pub mod error;
 pub mod integration;
 pub mod project;
 pub mod region;
+pub mod schema;
 pub mod service_token;
+pub mod usage;
 pub mod workspace;
 
 pub use error::{ErrorBody, ErrorDetail};
@@ -37,6 +40,7 @@ impl<T> Data<T> {
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// Next cursor to continue pagination
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// Whether there are more items to paginate
     pub has_more: bool,

@@ -9,6 +9,7 @@ use crate::database::CreatedDatabase;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkspaceRef {
     pub id: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
 }
@@ -19,11 +20,16 @@ pub struct Project {
     pub id: String,
     /// Always `project`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_project)]
     pub kind: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
+    #[schema(required = true)]
     pub logical_id: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(required = true)]
     pub default_region: Option<String>,
     pub workspace: WorkspaceRef,
 }
@@ -34,6 +40,7 @@ pub struct Project {
 pub struct CreatedProject {
     #[serde(flatten)]
     pub project: Project,
+    #[schema(required = true)]
     pub database: Option<CreatedDatabase>,
 }
 
@@ -41,18 +48,26 @@ pub struct CreatedProject {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProject {
     /// Create the default database too (default true).
+    #[schema(nullable = false, default = true)]
     pub create_database: Option<bool>,
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    /// Region of the default database (default `us-east-1`).
+    #[schema(nullable = false)]
     pub region: Option<String>,
+    #[schema(nullable = false)]
     pub logical_id: Option<String>,
+    /// The workspace to create the project in (default: the credential's).
+    #[schema(nullable = false)]
     pub workspace_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateProject {
+    #[schema(nullable = false)]
     pub name: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

@@ -16,6 +16,7 @@ pub struct PostgresRegion {
     pub id: String,
     /// Always `region`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_region)]
     pub kind: String,
     pub name: String,
     pub status: RegionStatus,
@@ -26,9 +27,11 @@ pub struct PostgresRegion {
 pub struct Region {
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_region)]
     pub kind: String,
     pub name: String,
     /// `postgres` or `accelerate`.
+    #[schema(schema_with = crate::schema::region_product)]
     pub product: String,
     pub status: RegionStatus,
 }

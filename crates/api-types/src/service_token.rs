@@ -9,10 +9,13 @@ pub struct ServiceToken {
     pub id: String,
     /// Always `serviceToken`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_service_token)]
     pub kind: String,
     pub name: String,
     pub value_hint: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -32,5 +35,6 @@ pub struct CreateServiceToken {
     /// Display name for the service token.
     pub name: String,
     /// When the token stops working (RFC 3339); never when absent.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }

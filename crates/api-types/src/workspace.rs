@@ -9,9 +9,12 @@ pub struct Workspace {
     pub id: String,
     /// Always `workspace`.
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::schema::type_workspace)]
     pub kind: String,
+    #[schema(format = "uri")]
     pub url: String,
     pub name: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -24,7 +27,9 @@ pub struct CreateWorkspace {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Me {
+    #[schema(required = true)]
     pub user: Option<MeUser>,
+    #[schema(required = true)]
     pub workspace: Option<MeWorkspace>,
     pub credential: Credential,
 }
@@ -32,7 +37,9 @@ pub struct Me {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MeUser {
     pub id: String,
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 
@@ -46,7 +53,9 @@ pub struct MeWorkspace {
 pub struct Credential {
     #[serde(rename = "type")]
     pub kind: CredentialType,
+    #[schema(required = true)]
     pub id: Option<String>,
+    #[schema(required = true)]
     pub name: Option<String>,
 }
 

@@ -42,6 +42,21 @@ impl std::fmt::Debug for LoginSpec {
     }
 }
 
+/// Activity and size of a tenant database, as read from its server's statistics. The
+/// counters are cumulative: they only grow, until the server loses its statistics (a crash,
+/// a stats reset, the database being replaced by a restore).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUsage {
+    pub pg_database: String,
+    /// Statements run by non-superuser roles (sum of `pg_stat_statements.calls`); `None` when
+    /// pg_stat_statements is not available on the server.
+    pub statements: Option<i64>,
+    /// Committed plus rolled back transactions (`pg_stat_database`).
+    pub xacts: i64,
+    /// `pg_database_size`.
+    pub size_bytes: i64,
+}
+
 #[async_trait]
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Closes the server's shared databases (`postgres`, `template1`) to tenants.
@@ -65,6 +80,30 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn database_exists(&self, server: &PgServer, pg_database: &str) -> Result<bool>;
     /// Whether the role exists on the server.
     async fn role_exists(&self, server: &PgServer, role: &str) -> Result<bool>;
+    /// Usage counters of the named databases (one read-only round trip for all; a database
+    /// missing from the server is missing from the answer).
+    async fn database_usage(
+        &self,
+        server: &PgServer,
+        pg_databases: &[String],
+    ) -> Result<Vec<DatabaseUsage>>;
+    /// Creates an empty scratch database owned by `owner` (dropping a leftover first).
+    async fn recreate_database(&self, server: &PgServer, name: &str, owner: &str) -> Result<()>;
+    /// Drops a database if it exists, ending its sessions.
+    async fn drop_database_named(&self, server: &PgServer, name: &str) -> Result<()>;
+    /// Puts `replacement` in place of `db.pg_database`: the current one is renamed to
+    /// `retired` (its sessions are ended first), then dropped. Idempotent: it picks up
+    /// wherever a crash left it.
+    async fn swap_database(
+        &self,
+        server: &PgServer,
+        db: &DatabaseSpec,
+        replacement: &str,
+        retired: &str,
+    ) -> Result<()>;
+    /// A counter that moves when rows are written (inserted, updated or deleted), to skip
+    /// backing up a database that did not change.
+    async fn write_activity(&self, server: &PgServer, pg_database: &str) -> Result<i64>;
 }
 
 /// The driver for real PostgreSQL servers, over superuser sessions kept in a small pool.
@@ -130,6 +169,18 @@ pub fn quote_literal(s: &str) -> String {
 
 const ROLE_EXISTS: &str = "SELECT 1 FROM pg_roles WHERE rolname = $1";
 const DB_EXISTS: &str = "SELECT 1 FROM pg_database WHERE datname = $1";
+/// Size and transactions. As superuser, `pg_database_size` of a database dropped meanwhile
+/// is NULL rather than an error.
+const USAGE_SQL: &str = "SELECT d.datname::text, coalesce(pg_database_size(d.oid), 0)::bigint, \
+     coalesce(s.xact_commit + s.xact_rollback, 0)::bigint \
+     FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid \
+     WHERE d.datname = ANY($1)";
+/// Statements of tenants' roles: superusers (pgfleet's own maintenance, pg_dump) are left out.
+/// `pg_stat_statements(false)` skips reading the query texts.
+const STATEMENTS_SQL: &str = "SELECT d.datname::text, coalesce(sum(p.calls), 0)::bigint \
+     FROM pg_database d LEFT JOIN pg_stat_statements(false) p ON p.dbid = d.oid \
+       AND p.userid NOT IN (SELECT oid FROM pg_roles WHERE rolsuper) \
+     WHERE d.datname = ANY($1) GROUP BY d.datname";
 
 #[async_trait]
 impl Driver for PgDriver {
@@ -137,6 +188,13 @@ impl Driver for PgDriver {
         let s = self.session(server).await?;
         s.batch_execute("REVOKE ALL ON DATABASE postgres FROM PUBLIC; REVOKE ALL ON DATABASE template1 FROM PUBLIC;")
             .await?;
+        // Usage sampling reads statement counts from here; without it, transactions are used.
+        if let Err(e) = s
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await
+        {
+            tracing::debug!(server = %server.key, error = %e, "pg_stat_statements not created");
+        }
         self.release(server, s);
         Ok(())
     }
@@ -278,6 +336,169 @@ impl Driver for PgDriver {
 
     async fn role_exists(&self, server: &PgServer, role: &str) -> Result<bool> {
         self.exists(server, ROLE_EXISTS, role).await
+    }
+
+    async fn database_usage(
+        &self,
+        server: &PgServer,
+        pg_databases: &[String],
+    ) -> Result<Vec<DatabaseUsage>> {
+        if pg_databases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.session(server).await?;
+        let rows = s.query(USAGE_SQL, &[&pg_databases]).await?;
+        // Absent when the library is not preloaded or the extension not created in the
+        // admin database: fall back to transactions.
+        let statements = match s.query(STATEMENTS_SQL, &[&pg_databases]).await {
+            Ok(rows) => Some(
+                rows.iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                    .collect::<HashMap<String, i64>>(),
+            ),
+            Err(e) => {
+                tracing::debug!(server = %server.key, error = %e, "pg_stat_statements unavailable");
+                None
+            }
+        };
+        self.release(server, s);
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let pg_database: String = r.get(0);
+                DatabaseUsage {
+                    statements: statements
+                        .as_ref()
+                        .map(|m| m.get(&pg_database).copied().unwrap_or(0)),
+                    size_bytes: r.get(1),
+                    xacts: r.get(2),
+                    pg_database,
+                }
+            })
+            .collect())
+    }
+
+    async fn recreate_database(&self, server: &PgServer, name: &str, owner: &str) -> Result<()> {
+        let s = self.session(server).await?;
+        s.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .await?;
+        // One statement per call: CREATE DATABASE cannot run in the implicit transaction of a
+        // multi-statement query.
+        s.batch_execute(&format!(
+            "CREATE DATABASE {} OWNER {}",
+            quote_ident(name),
+            quote_ident(owner)
+        ))
+        .await?;
+        s.batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+            quote_ident(name)
+        ))
+        .await?;
+        self.release(server, s);
+        Ok(())
+    }
+
+    async fn drop_database_named(&self, server: &PgServer, name: &str) -> Result<()> {
+        let s = self.session(server).await?;
+        s.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .await?;
+        self.release(server, s);
+        Ok(())
+    }
+
+    async fn swap_database(
+        &self,
+        server: &PgServer,
+        db: &DatabaseSpec,
+        replacement: &str,
+        retired: &str,
+    ) -> Result<()> {
+        let s = self.session(server).await?;
+        let target = &db.pg_database;
+        let has_target = self.db_exists_on(&s, target).await?;
+        let has_replacement = self.db_exists_on(&s, replacement).await?;
+        if has_replacement {
+            if has_target {
+                // Keep new sessions out while the old sessions end, then move it aside.
+                s.batch_execute(&format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+                    quote_ident(target)
+                ))
+                .await?;
+                s.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[target],
+                )
+                .await?;
+                // A just-terminated backend may linger an instant.
+                let mut tries = 0;
+                loop {
+                    match s
+                        .batch_execute(&format!(
+                            "ALTER DATABASE {} RENAME TO {}",
+                            quote_ident(target),
+                            quote_ident(retired)
+                        ))
+                        .await
+                    {
+                        Ok(()) => break,
+                        Err(e)
+                            if tries < 50
+                                && e.code()
+                                    == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+                        {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            s.batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(replacement),
+                quote_ident(target)
+            ))
+            .await?;
+        }
+        s.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(retired)
+        ))
+        .await?;
+        s.batch_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            quote_ident(target)
+        ))
+        .await?;
+        self.release(server, s);
+        // Owner, limit and privileges of the database that is now in place.
+        self.ensure_database(server, db).await
+    }
+
+    async fn write_activity(&self, server: &PgServer, pg_database: &str) -> Result<i64> {
+        let s = self.session(server).await?;
+        let row = s
+            .query_opt(
+                "SELECT (tup_inserted + tup_updated + tup_deleted)::bigint FROM pg_stat_database WHERE datname = $1",
+                &[&pg_database],
+            )
+            .await?;
+        self.release(server, s);
+        Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
+    }
+}
+
+impl PgDriver {
+    async fn db_exists_on(&self, s: &tokio_postgres::Client, name: &str) -> Result<bool> {
+        Ok(s.query_opt(DB_EXISTS, &[&name]).await?.is_some())
     }
 }
 

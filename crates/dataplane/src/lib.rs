@@ -13,10 +13,12 @@ pub mod driver;
 pub mod osuser;
 pub mod server;
 pub mod tls;
+pub mod tools;
 
 pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
 pub use driver::{DatabaseSpec, Driver, LoginSpec, PgDriver};
 pub use server::PgServer;
+pub use tools::PgTools;
 
 /// Errors of the data plane. `Display` is written for an operator reading the server log or
 /// the start-up error.
@@ -35,10 +37,18 @@ pub enum DataplaneError {
         #[source]
         source: std::io::Error,
     },
-    #[error("postgres error: {0}")]
+    #[error("postgres error: {}", pg_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("TLS certificate generation failed: {0}")]
     Tls(#[from] rcgen::Error),
+}
+
+/// The server's own message (tokio-postgres' `Display` says only "db error").
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl DataplaneError {

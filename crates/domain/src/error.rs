@@ -112,6 +112,14 @@ impl From<pgfleet_storage::StorageError> for DomainError {
                 message: "The metadata store is not reachable right now".to_string(),
                 detail: e.to_string(),
             }
+        } else if e.is_invalid_text() {
+            // No id, name or filter can contain a NUL character: a wrong parameter (found by
+            // schemathesis as 500s on `GET /v1/projects/a%00b` and `{"databaseId":"\u0000"}`).
+            DomainError::BadRequest {
+                message: "A parameter contains a character that is never valid here (NUL)"
+                    .to_string(),
+                hint: Some("Remove the \\u0000 character from the request.".to_string()),
+            }
         } else {
             DomainError::Internal(e.to_string())
         }

@@ -19,6 +19,8 @@ pub const ALL: &[&str] = &[
     "connection.create.after_role",
     "connection.rotate.after_password",
     "connection.delete.after_drop",
+    "database.restore.before_swap",
+    "backup.after_dump",
 ];
 
 /// Sets the active failpoints (first call wins).

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod error;
 pub mod failpoint;
 pub mod ids;
+pub mod metrics;
 pub mod oauth_keys;
 pub mod page;
 pub mod principal;

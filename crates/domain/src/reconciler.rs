@@ -29,6 +29,8 @@ pub mod kind {
     pub const CONNECTION_CREATE: &str = "connection.create";
     pub const CONNECTION_ROTATE: &str = "connection.rotate";
     pub const CONNECTION_DELETE: &str = "connection.delete";
+    pub const BACKUP_CREATE: &str = "backup.create";
+    pub const DATABASE_RESTORE: &str = "database.restore";
 }
 
 /// Attempts before an operation is marked failed.
@@ -217,6 +219,7 @@ impl Services {
         operations::start(self.store().pool(), &op.id, self.clock().now()).await?;
         let started = std::time::Instant::now();
         let result = self.execute_and_account(&op, started).await;
+        crate::metrics::record_operation(&op.kind, &result, started.elapsed());
         // Whatever happened changed rows that cached reads may hold.
         self.note_write();
         result
@@ -244,6 +247,11 @@ impl Services {
                         databases::set_status(&mut *tx, &op.resource_id, "failure").await?;
                     }
                     tx.commit().await.map_err(StorageError::from)?;
+                    match op.kind.as_str() {
+                        kind::BACKUP_CREATE => self.backup_failed(op, &message).await?,
+                        kind::DATABASE_RESTORE => self.restore_failed(op).await?,
+                        _ => {}
+                    }
                     Ok(Outcome::Failed)
                 } else {
                     let backoff = Duration::from_millis(250u64 << attempts.clamp(0, 8) as u32)
@@ -267,6 +275,8 @@ impl Services {
                 self.exec_connection_login(op).await
             }
             kind::CONNECTION_DELETE => self.exec_connection_delete(op).await,
+            kind::BACKUP_CREATE => self.exec_backup_create(op).await,
+            kind::DATABASE_RESTORE => self.exec_database_restore(op).await,
             other => Err(DomainError::internal(format!(
                 "unknown operation kind {other}"
             ))),
@@ -316,6 +326,8 @@ impl Services {
             }
         }
         hit("database.create.after_role");
+        operations::step(pool, &op.id, "data", self.clock().now()).await?;
+        self.fill_from_source(&db, op).await?;
         hit("database.create.before_ready");
         let mut tx = self.store().begin().await?;
         databases::set_status(&mut *tx, &db.id, "ready").await?;

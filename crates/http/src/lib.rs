@@ -2,10 +2,12 @@
 //! call a service → serialize), the extractors that turn bad input into contract-shaped
 //! errors, and the one place that maps errors to statuses ([`error`]).
 
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod routes;

@@ -1,17 +1,55 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and served at
-//! `/v1/doc`.
+//! The OpenAPI 3.1 document of the `/v1` API, served at `GET /v1/doc`.
+//!
+//! The paths and schemas come from the handlers' `#[utoipa::path]` annotations and the
+//! api-types' `ToSchema` derives ([`ApiDoc`]); [`document`] then completes it for the server
+//! that serves it:
+//! * `servers`: the configured public URL (`public_url`);
+//! * security schemes `bearer` (a service token or an OAuth access token) and `oauth2` (the
+//!   authorization code flow with PKCE of this server's own authorization server, at the
+//!   configured issuer), offered as alternatives on every operation;
+//! * the error responses every `/v1` operation can give, each with the [`ErrorBody`] schema,
+//!   whose `code` is the closed list of [`crate::error::CODES`];
+//! * the optional `Idempotency-Key` header on every `POST`;
+//! * region enums: the contract's region ids and those configured here.
 
+use std::collections::BTreeSet;
+
+use axum::extract::State;
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-
-use crate::handlers::{
-    connections, databases, integrations, me, projects, regions, service_tokens, workspaces,
+use pgfleet_api_types::{ErrorBody, ErrorDetail};
+use pgfleet_domain::services::oauth::{ADMIN_SCOPE, SCOPES};
+use pgfleet_domain::ServicesConfig;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{
+    AuthorizationCode, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes, SecurityRequirement,
+    SecurityScheme,
 };
+use utoipa::openapi::server::ServerBuilder;
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::OpenApi;
 
+use crate::handlers::usage;
+use crate::handlers::{
+    backups, connections, databases, integrations, me, projects, regions, service_tokens,
+    workspaces,
+};
+use crate::AppState;
+
+/// The generated part of the document: every `/v1` operation and the schemas they use.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "pgfleet Management API", description = "Self-hosted Postgres platform, wire-compatible with the Prisma Postgres Management API v1."),
+    info(
+        title = "pgfleet Management API",
+        description = "Self-hosted Postgres platform, wire-compatible with the Prisma Postgres Management API v1.\n\n\
+            Authenticate with `Authorization: Bearer <token>`: a service token (created in a workspace, \
+            see the `bearer` scheme) or an OAuth 2.0 access token with scope `workspace:admin` (the `oauth2` \
+            scheme). Every error answers `{\"error\":{\"code\",\"message\",\"hint?\"}}`; `code` is stable. \
+            Lists are cursor-paginated (`limit` 1..=100, `cursor` from `pagination.nextCursor`). Every `POST` \
+            accepts an `Idempotency-Key` header.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
     paths(
         me::me_get,
         workspaces::workspaces_list, workspaces::workspaces_get, workspaces::workspaces_create,
@@ -25,31 +63,327 @@ use crate::handlers::{
         connections::database_connections_create, connections::connections_get, connections::connections_delete,
         connections::connections_rotate,
         regions::regions_list, regions::regions_postgres_list,
+        usage::database_usage_get,
+        backups::backups_list, backups::backups_create, backups::databases_restore,
         integrations::workspace_integrations_list, integrations::workspace_integrations_delete,
         integrations::integrations_list, integrations::integrations_get, integrations::integrations_delete,
     ),
-    modifiers(&Security)
+    components(schemas(ErrorBody, ErrorDetail)),
+    tags(
+        (name = "Me", description = "The authenticated principal."),
+        (name = "Workspaces", description = "Workspaces the credential can access."),
+        (name = "Service tokens", description = "Long-lived API tokens of a workspace."),
+        (name = "Projects", description = "Projects and their default database."),
+        (name = "Databases", description = "PostgreSQL databases."),
+        (name = "Connections", description = "Credentials (login roles) of a database."),
+        (name = "Backups", description = "Backups of a database, and restoring one."),
+        (name = "Regions", description = "Where databases can be created."),
+        (name = "Integrations", description = "OAuth apps a workspace has authorized."),
+    )
 )]
 pub struct ApiDoc;
 
-struct Security;
+/// Operations whose JSON body may be left out entirely (their handlers read an empty body as
+/// `{}`).
+const OPTIONAL_BODIES: &[&str] = &[
+    "postV1Workspaces",
+    "postV1Projects",
+    "postV1ProjectsByProjectIdDatabases",
+];
 
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A service token or an OAuth 2.0 access token"))
-                    .build(),
-            ),
-        );
+/// Request schemas with a `region` property, and whether `inherit` is accepted there.
+const REGION_BODIES: &[(&str, bool)] = &[
+    ("CreateProject", false),
+    ("CreateDatabaseBody", true),
+    ("CreateProjectDatabaseBody", true),
+];
+
+/// The document as this server serves it (see the module documentation).
+pub fn document(config: &ServicesConfig) -> Document {
+    let mut doc = ApiDoc::openapi();
+    doc.servers = Some(vec![ServerBuilder::new()
+        .url(config.public_url.trim_end_matches('/'))
+        .description(Some("This pgfleet server"))
+        .build()]);
+
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme("bearer", bearer_scheme());
+    components.add_security_scheme("oauth2", oauth2_scheme(&config.oauth.issuer));
+    for (name, description) in ERROR_RESPONSES {
+        components
+            .responses
+            .insert((*name).to_string(), RefOr::T(error_response(description)));
+    }
+    set_enum(
+        components.schemas.get_mut("ErrorDetail"),
+        "code",
+        crate::error::CODES.iter().copied(),
+    );
+    let mut regions: BTreeSet<&str> = pgfleet_domain::regions::KNOWN_REGIONS
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    regions.extend(config.regions.iter().map(|r| r.id.as_str()));
+    for (schema, inherit) in REGION_BODIES {
+        let mut values: Vec<&str> = regions.iter().copied().collect();
+        if *inherit {
+            values.push("inherit");
+        }
+        set_enum(components.schemas.get_mut(*schema), "region", values);
+    }
+
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let has_path_params = path.contains('{');
+        let ops = [
+            (false, item.get.as_mut()),
+            (true, item.post.as_mut()),
+            (false, item.put.as_mut()),
+            (false, item.patch.as_mut()),
+            (false, item.delete.as_mut()),
+        ];
+        for (is_post, op) in ops {
+            if let Some(op) = op {
+                complete_operation(op, is_post, has_path_params);
+            }
+        }
+    }
+    doc
+}
+
+/// Security alternatives, idempotency header and shared error responses of one operation.
+fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) {
+    op.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("oauth2", [ADMIN_SCOPE]),
+    ]);
+    let optional_body = op
+        .operation_id
+        .as_deref()
+        .is_some_and(|id| OPTIONAL_BODIES.contains(&id));
+    if let Some(body) = op.request_body.as_mut() {
+        set_body_required(body, !optional_body);
+    }
+    if is_post {
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(idempotency_key());
+    }
+    let has_input = op.request_body.is_some()
+        || has_path_params
+        || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    if has_input {
+        wanted.push(("400", "BadRequest"));
+    }
+    wanted.push(("401", "Unauthorized"));
+    wanted.push(("403", "Forbidden"));
+    if has_path_params {
+        wanted.push(("404", "NotFound"));
+    }
+    if is_post {
+        wanted.push(("409", "Conflict"));
+    }
+    if op.request_body.is_some() {
+        wanted.push(("413", "PayloadTooLarge"));
+        wanted.push(("415", "UnsupportedMediaType"));
+    }
+    wanted.push(("500", "InternalError"));
+    wanted.push(("503", "Unavailable"));
+    let responses = &mut op.responses.responses;
+    for (status, name) in wanted {
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
     }
 }
 
-/// `GET /v1/doc`.
-pub async fn openapi_get() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// Shared error responses, by component name: every one carries an [`ErrorBody`].
+const ERROR_RESPONSES: &[(&str, &str)] = &[
+    (
+        "BadRequest",
+        "`bad_request`: malformed JSON, a wrong parameter or field, a bad `limit` or `cursor`.",
+    ),
+    (
+        "Unauthorized",
+        "`unauthorized`: no credential was sent; `authentication-failed`: the credential is \
+         unknown, malformed, expired or revoked.",
+    ),
+    (
+        "Forbidden",
+        "`forbidden`: the credential may not do this; `insufficient_scope`: an OAuth access \
+         token without `workspace:admin`.",
+    ),
+    (
+        "NotFound",
+        "`not_found`: the resource does not exist or the caller may not see it.",
+    ),
+    (
+        "Conflict",
+        "`conflict`: the resource's state does not allow this now, or the `Idempotency-Key` \
+         was used with another body or its first request still runs.",
+    ),
+    (
+        "PayloadTooLarge",
+        "`payload_too_large`: the body is over this server's size cap.",
+    ),
+    (
+        "UnsupportedMediaType",
+        "`unsupported_media_type`: a body without `Content-Type: application/json`.",
+    ),
+    (
+        "InternalError",
+        "`internal_error`: a bug; the server log has the details under the response's \
+         `x-request-id`.",
+    ),
+    (
+        "Unavailable",
+        "`unavailable`: the metadata store or a Postgres server is not reachable; retry.",
+    ),
+];
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+fn bearer_scheme() -> SecurityScheme {
+    SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "A service token (`pgfst_…`, from `POST /v1/workspaces/{workspaceId}/service-tokens` \
+                 or the first start's bootstrap) or an OAuth 2.0 access token.",
+            ))
+            .build(),
+    )
+}
+
+fn oauth2_scheme(issuer: &str) -> SecurityScheme {
+    let issuer = issuer.trim_end_matches('/');
+    let token_url = format!("{issuer}/token");
+    let scopes = Scopes::from_iter(SCOPES.iter().map(|(s, d)| (*s, *d)));
+    SecurityScheme::OAuth2(OAuth2::with_description(
+        [Flow::AuthorizationCode(
+            AuthorizationCode::with_refresh_url(
+                format!("{issuer}/authorize"),
+                token_url.clone(),
+                scopes,
+                token_url,
+            ),
+        )],
+        "This server's OAuth 2.0 authorization server: the authorization code flow with PKCE \
+         (`code_challenge_method=S256`, required), public or confidential clients registered \
+         at `/apps`. API calls need the `workspace:admin` scope; `offline_access` adds a \
+         refresh token.",
+    ))
+}
+
+fn idempotency_key() -> Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "The same key and body within 24 h replays the stored response (header \
+             `idempotent-replayed: true`); the same key with another body, or while the first \
+             request still runs, answers 409.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build()
+}
+
+fn set_body_required(body: &mut RequestBody, required: bool) {
+    body.required = Some(if required {
+        Required::True
+    } else {
+        Required::False
+    });
+}
+
+/// Sets the `enum` of a string property of an object schema (also inside `["string","null"]`).
+fn set_enum<'a>(
+    schema: Option<&mut RefOr<Schema>>,
+    property: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) {
+    let Some(RefOr::T(Schema::Object(obj))) = schema else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(Object { enum_values, .. }))) =
+        obj.properties.get_mut(property)
+    {
+        *enum_values = Some(values.into_iter().map(Into::into).collect());
+    }
+}
+
+/// `GET /v1/doc`: the document, built for this server's configuration.
+pub async fn openapi_get(State(state): State<AppState>) -> Json<Document> {
+    Json(document(state.services.config()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> serde_json::Value {
+        let mut config = ServicesConfig::new("https://pg.example.com/", Vec::new());
+        config.oauth.issuer = "https://auth.example.com".to_string();
+        serde_json::to_value(document(&config)).unwrap_or_default()
+    }
+
+    #[test]
+    fn servers_and_security_schemes_come_from_the_configuration() {
+        let d = doc();
+        if let Ok(p) = std::env::var("PGFLEET_DUMP_DOC") {
+            std::fs::write(p, serde_json::to_string_pretty(&d).unwrap_or_default()).ok();
+        }
+        assert_eq!(d["openapi"], "3.1.0");
+        assert_eq!(d["servers"][0]["url"], "https://pg.example.com");
+        let schemes = &d["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        let flow = &schemes["oauth2"]["flows"]["authorizationCode"];
+        assert_eq!(
+            flow["authorizationUrl"],
+            "https://auth.example.com/authorize"
+        );
+        assert_eq!(flow["tokenUrl"], "https://auth.example.com/token");
+        assert!(flow["scopes"]["workspace:admin"].is_string());
+        assert!(flow["scopes"]["offline_access"].is_string());
+    }
+
+    #[test]
+    fn every_operation_has_security_and_error_responses() {
+        let d = doc();
+        let paths = d["paths"].as_object().into_iter().flatten();
+        let mut n = 0;
+        for (path, item) in paths {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                n += 1;
+                let what = format!("{method} {path}");
+                assert_eq!(op["security"][0]["bearer"], serde_json::json!([]), "{what}");
+                assert_eq!(
+                    op["security"][1]["oauth2"],
+                    serde_json::json!(["workspace:admin"]),
+                    "{what}"
+                );
+                for status in ["401", "403", "500", "503"] {
+                    assert!(op["responses"][status].is_object(), "{what} {status}");
+                }
+                assert!(op["operationId"].is_string(), "{what}");
+            }
+        }
+        assert!(n >= 34, "{n} operations");
+    }
 }

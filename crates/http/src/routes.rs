@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::handlers::{
-    connections, databases, health, integrations, me, oauth, projects, regions, service_tokens,
-    workspaces,
+    backups, connections, databases, health, integrations, me, oauth, projects, regions,
+    service_tokens, workspaces,
 };
 
 /// What every handler can reach.
@@ -90,6 +90,11 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
                 .post(connections::database_connections_create),
         )
         .route(
+            "/databases/{id}/backups",
+            get(backups::backups_list).post(backups::backups_create),
+        )
+        .route("/databases/{id}/restore", post(backups::databases_restore))
+        .route(
             "/connections",
             get(connections::connections_list).post(connections::connections_create),
         )
@@ -114,6 +119,10 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             "/integrations/{id}",
             get(integrations::integrations_get).delete(integrations::integrations_delete),
         )
+        .route(
+            "/databases/{id}/usage",
+            get(crate::handlers::usage::database_usage_get),
+        )
         .route("/regions", get(regions::regions_list))
         .route("/regions/postgres", get(regions::regions_postgres_list))
         .route("/doc", get(crate::openapi::openapi_get));
@@ -121,7 +130,9 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::metrics_get))
         .merge(crate::pages::router())
+        .merge(crate::docs::router())
         .route("/token", post(oauth::oauth_token))
         .route("/revoke", post(oauth::oauth_revoke))
         .route("/.well-known/oauth-authorization-server", get(oauth::oauth_metadata))
@@ -136,6 +147,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         )
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -1,4 +1,5 @@
-//! Command-line interface: `pgfleet serve` and `pgfleet config print`.
+//! Command-line interface: `pgfleet serve`, `config print`, `admin …`, and the API client
+//! commands (`login`, `projects …`; see [`crate::cmd`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ use crate::config::{Config, LogFormat, Overrides};
     about = "Self-hosted Postgres platform with a Prisma-compatible Management API"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: crate::cmd::GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,6 +31,8 @@ pub enum Command {
     /// Operator commands on the metadata store (the server must be running).
     #[command(subcommand)]
     Admin(AdminCommand),
+    #[command(flatten)]
+    Client(crate::cmd::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,9 +68,6 @@ pub struct AppsCreateArgs {
     /// A confidential client (with a client secret).
     #[arg(long)]
     pub confidential: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

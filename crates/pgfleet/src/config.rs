@@ -75,6 +75,8 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub metadata: MetadataConfig,
     pub oauth: OAuthConfig,
+    pub backups: BackupsConfig,
+    pub usage: UsageConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -94,6 +96,31 @@ pub struct PostgresConfig {
     pub max_connections: u32,
 }
 
+/// Backups of tenant databases (local directory store).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupsConfig {
+    /// Where backups are kept; default `<data_dir>/backups`.
+    pub dir: Option<PathBuf>,
+    /// A database is backed up when its newest backup is older than this and it changed.
+    pub interval_secs: u64,
+    /// Backups older than this are deleted (the API's `backupRetentionDays`).
+    pub retention_days: i64,
+    /// How often the scheduler looks, in seconds.
+    pub check_every_secs: u64,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_secs: 86_400,
+            retention_days: 7,
+            check_every_secs: 60,
+        }
+    }
+}
+
 /// The OAuth 2.0 authorization server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -109,6 +136,34 @@ impl Default for OAuthConfig {
         Self {
             issuer: None,
             access_token_ttl_secs: 3600,
+        }
+    }
+}
+
+/// The usage sampler (operations and storage of each database, `GET …/usage`, `/metrics`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageConfig {
+    /// Seconds between two samples of every ready database.
+    pub sample_interval_secs: u64,
+    /// Samples older than this many days are pruned.
+    pub retention_days: u64,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            sample_interval_secs: 60,
+            retention_days: 400,
+        }
+    }
+}
+
+impl UsageConfig {
+    pub fn settings(&self) -> pgfleet_domain::services::usage::UsageSettings {
+        pgfleet_domain::services::usage::UsageSettings {
+            interval: std::time::Duration::from_secs(self.sample_interval_secs),
+            retention: std::time::Duration::from_secs(self.retention_days.saturating_mul(86_400)),
         }
     }
 }
@@ -150,6 +205,8 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             metadata: MetadataConfig::default(),
             oauth: OAuthConfig::default(),
+            backups: BackupsConfig::default(),
+            usage: UsageConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -328,6 +385,21 @@ impl Config {
         if let Some(u) = &self.oauth.issuer {
             url::Url::parse(u)
                 .map_err(|e| ConfigError::Invalid(format!("oauth.issuer {u:?}: {e}")))?;
+        }
+        if self.backups.retention_days < 1
+            || self.backups.interval_secs == 0
+            || self.backups.check_every_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "backups: retention_days must be at least 1, interval_secs and check_every_secs above 0".to_string(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.usage.sample_interval_secs) || self.usage.retention_days < 1
+        {
+            return Err(ConfigError::Invalid(
+                "usage: sample_interval_secs must be 1 to 86400, retention_days at least 1"
+                    .to_string(),
+            ));
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -1,8 +1,9 @@
 //! The `pgfleet` binary's library half: configuration, logging and the server wiring, so the
-//! integration tests can start a real server in-process.
+//! integration tests can start a real server in-process, and the API client commands.
 
 pub mod admin;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod logging;
 pub mod server;

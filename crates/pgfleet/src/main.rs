@@ -1,4 +1,4 @@
-//! The `pgfleet` binary: the server and its command-line tools.
+//! The `pgfleet` binary: the server, its operator tools and the API client (CLI).
 
 use std::process::ExitCode;
 
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                 args.description.as_deref(),
                 &args.redirect_uris,
                 args.confidential,
-                args.json,
+                cli.global.json,
             );
             match rt.block_on(run) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
         Command::Serve(args) => {
             let cfg = match args.load() {
                 Ok(c) => c,

@@ -150,6 +150,20 @@ async fn start_with_cluster(
         sc.oauth.issuer = issuer.trim_end_matches('/').to_string();
     }
     sc.oauth.access_token_ttl = Duration::from_secs(cfg.oauth.access_token_ttl_secs);
+    sc.backups.dir = cfg
+        .backups
+        .dir
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("backups"));
+    sc.backups.interval = Duration::from_secs(cfg.backups.interval_secs);
+    sc.backups.retention_days = cfg.backups.retention_days;
+    sc.backups.tools = match pgfleet_dataplane::PgTools::find(cfg.postgres.bin_dir.as_deref()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "backups are unavailable");
+            None
+        }
+    };
     let services = Services::new(store, deps.clock, deps.rng, sc, Arc::new(PgDriver::new()))
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
@@ -174,7 +188,10 @@ async fn serve(
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reconciler = services.spawn_reconciler(stop_rx);
+    let usage_sampler = services.spawn_usage_sampler(cfg.usage.settings(), stop_rx.clone());
+    let reconciler = services.spawn_reconciler(stop_rx.clone());
+    let scheduler =
+        services.spawn_backup_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
     let opts = pgfleet_http::routes::HttpOptions {
         body_limit: cfg.body_limit_bytes,
     };
@@ -199,6 +216,8 @@ async fn serve(
     };
     let _ = stop_tx.send(true);
     let _ = reconciler.await;
+    let _ = usage_sampler.await;
+    let _ = scheduler.await;
     services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
     if let Some(c) = cluster {

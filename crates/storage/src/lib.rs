@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub mod backups;
 pub mod connections;
 pub mod databases;
 pub mod idempotency;
@@ -20,6 +21,7 @@ pub mod rows;
 pub mod servers;
 pub mod sessions;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -49,6 +51,12 @@ impl StorageError {
 
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StorageError::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+
+    /// True when a text parameter cannot be stored (SQLSTATE 22021, e.g. a NUL character,
+    /// which PostgreSQL text never holds): the input was wrong, not the database.
+    pub fn is_invalid_text(&self) -> bool {
+        matches!(self, StorageError::Db(sqlx::Error::Database(e)) if e.code().as_deref() == Some("22021"))
     }
 }
 

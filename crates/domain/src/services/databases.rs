@@ -64,6 +64,10 @@ impl Services {
     }
 
     /// Writes a new database, its default connection and the operation that will create them.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a column of the new database"
+    )]
     pub(crate) async fn database_intent(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -72,6 +76,7 @@ impl Services {
         name: &str,
         is_default: bool,
         logical_id: Option<String>,
+        source: Option<serde_json::Value>,
     ) -> Result<DatabaseIntent> {
         let server_id = self.place(tx, region_id).await?;
         let id = new_id(DATABASE, self.rng());
@@ -90,7 +95,7 @@ impl Services {
             pg_database: format!("d_{body}"),
             owner_role: format!("d_{body}_owner"),
             connection_limit: self.config().database_connection_limit,
-            source: Some(serde_json::json!({ "type": "empty" })),
+            source: Some(source.unwrap_or_else(|| serde_json::json!({ "type": "empty" }))),
             branch_id: None,
             logical_id: logical_id.clone(),
             default_connection_id: Some(conn_id.clone()),
@@ -329,15 +334,6 @@ impl Services {
         body: CreateDatabase,
     ) -> Result<CreatedDatabase> {
         let project = self.visible_project(p, project_id).await?;
-        match (&body.source, &body.from_database) {
-            (None | Some(DatabaseSource::Empty), None) => {}
-            _ => {
-                return Err(DomainError::bad_request_hint(
-                    "Creating a database from a backup or another database is not supported yet",
-                    "Omit source and fromDatabase to create an empty database.",
-                ))
-            }
-        }
         if body.branch_id.is_some() || body.branch_git_name.is_some() {
             return Err(DomainError::bad_request(
                 "Branches are not supported by this server; omit branchId and branchGitName",
@@ -355,6 +351,11 @@ impl Services {
             validate_logical_id(l)?;
         }
         let is_default = body.is_default.unwrap_or(false);
+        let from = body
+            .from_database
+            .as_ref()
+            .map(|f| (f.id.as_str(), f.backup_id.as_deref()));
+        let source = self.resolve_source(p, body.source.as_ref(), from).await?;
 
         let mut tx = self.store().begin().await?;
         sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
@@ -392,6 +393,7 @@ impl Services {
                 &name,
                 is_default,
                 body.logical_id.clone(),
+                source,
             )
             .await?;
         tx.commit().await.map_err(StorageError::from)?;

@@ -12,6 +12,7 @@ use crate::regions::Region;
 use crate::{Clock, Randomness};
 
 mod auth;
+mod backups;
 mod connections;
 mod databases;
 pub mod oauth;
@@ -19,6 +20,7 @@ mod projects;
 mod regions;
 mod service_tokens;
 pub mod sessions;
+pub mod usage;
 mod workspaces;
 
 /// Settings the services need from the configuration.
@@ -35,6 +37,20 @@ pub struct ServicesConfig {
     /// `CONNECTION LIMIT` of each connection's login role.
     pub role_connection_limit: i32,
     pub oauth: OAuthSettings,
+    pub backups: BackupSettings,
+}
+
+/// Backups: where they go, how often, how long they are kept.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// Directory of the local backup store.
+    pub dir: std::path::PathBuf,
+    /// A database is backed up when its newest backup is older than this (and it changed).
+    pub interval: Duration,
+    pub retention_days: i64,
+    /// `pg_dump`/`pg_restore`; `None` when no PostgreSQL binaries were found (backups then
+    /// fail with a clear error).
+    pub tools: Option<pgfleet_dataplane::PgTools>,
 }
 
 /// The authorization server's settings.
@@ -52,6 +68,12 @@ impl ServicesConfig {
             oauth: OAuthSettings {
                 issuer: public_url.trim_end_matches('/').to_string(),
                 access_token_ttl: Duration::from_secs(3600),
+            },
+            backups: BackupSettings {
+                dir: std::path::PathBuf::from("backups"),
+                interval: Duration::from_secs(86_400),
+                retention_days: 7,
+                tools: None,
             },
             public_url,
             regions,

@@ -119,7 +119,7 @@ impl Services {
         };
         let intent = if create_database {
             Some(
-                self.database_intent(&mut tx, &project, &region_id, &name, true, None)
+                self.database_intent(&mut tx, &project, &region_id, &name, true, None, None)
                     .await?,
             )
         } else {

@@ -16,9 +16,33 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionsQuery {
+    /// Opaque cursor from a previous page's `pagination.nextCursor`.
     pub cursor: Option<String>,
+    /// Page size, 1 to 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 100)]
     pub limit: Option<String>,
     pub database_id: Option<String>,
+}
+
+// The request schemas of the document; the handlers read `CreateConnection` (and answer 400
+// when `POST /v1/connections` has no `databaseId`).
+
+/// Body of `POST /v1/connections`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateConnectionBody {
+    /// ID of the database to create the connection for.
+    pub database_id: String,
+    /// Display name of the connection.
+    pub name: String,
+}
+
+/// Body of `POST /v1/databases/{databaseId}/connections`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatabaseConnectionBody {
+    /// Display name of the connection.
+    pub name: String,
 }
 
 #[utoipa::path(
@@ -48,7 +72,7 @@ pub async fn connections_list(
 /// Creates a connection (a new login role) for the database given in the body.
 #[utoipa::path(
     post, path = "/v1/connections", tag = "Connections", operation_id = "postV1Connections",
-    request_body = CreateConnection,
+    request_body = CreateConnectionBody,
     responses(
         (status = 201, description = "Created a new connection.", body = Data<CreatedConnection>),
         (status = 400, description = "Invalid request parameters.", body = ErrorBody),
@@ -100,7 +124,7 @@ pub async fn database_connections_list(
 #[utoipa::path(
     post, path = "/v1/databases/{databaseId}/connections", tag = "Connections", operation_id = "postV1DatabasesByDatabaseIdConnections",
     params(("databaseId" = String, Path, description = "Database ID")),
-    request_body = CreateConnection,
+    request_body = CreateDatabaseConnectionBody,
     responses(
         (status = 200, description = "Created a new connection string for the database.", body = Data<CreatedConnection>),
         (status = 400, description = "Invalid request parameters.", body = ErrorBody),

@@ -3,7 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use pgfleet_api_types::database::{CreateDatabase, CreatedDatabase, Database, UpdateDatabase};
+use pgfleet_api_types::database::{
+    CreateDatabase, CreatedDatabase, Database, DatabaseSource, FromDatabase, UpdateDatabase,
+};
 use pgfleet_api_types::{Data, ErrorBody, List};
 use serde::Deserialize;
 
@@ -16,12 +18,65 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabasesQuery {
+    /// Opaque cursor from a previous page's `pagination.nextCursor`.
     pub cursor: Option<String>,
+    /// Page size, 1 to 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 100)]
     pub limit: Option<String>,
     pub project_id: Option<String>,
     pub logical_id: Option<String>,
     pub branch_id: Option<String>,
     pub branch_git_name: Option<String>,
+}
+
+// The request schemas of the document; the handlers read `CreateDatabase`.
+
+/// Body of `POST /v1/databases`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateDatabaseBody {
+    /// ID of the project to create the database in.
+    pub project_id: String,
+    /// A region id, or `inherit` for the project's default region.
+    #[schema(nullable = false, default = "us-east-1")]
+    pub region: Option<String>,
+    /// Display name for the database.
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    /// Whether this is the default database.
+    #[schema(nullable = false, default = false)]
+    pub is_default: Option<bool>,
+    /// Source to create the database from. Omit to create an empty database.
+    #[schema(nullable = false)]
+    pub source: Option<DatabaseSource>,
+    /// ID of the branch to attach the database to; only `unassigned` exists here.
+    pub branch_id: Option<String>,
+    /// Git name of the branch to attach the database to.
+    pub branch_git_name: Option<String>,
+    /// Declared identity of the resource, unique within its branch.
+    #[schema(nullable = false)]
+    pub logical_id: Option<String>,
+}
+
+/// Body of `POST /v1/projects/{projectId}/databases`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateProjectDatabaseBody {
+    /// A region id, or `inherit` for the project's default region.
+    #[schema(nullable = false, default = "us-east-1")]
+    pub region: Option<String>,
+    /// Display name for the database.
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    /// Whether this is the default database.
+    #[schema(nullable = false, default = false)]
+    pub is_default: Option<bool>,
+    /// Deprecated: use `source` instead.
+    #[schema(nullable = false, deprecated)]
+    pub from_database: Option<FromDatabase>,
+    /// Source to create the database from. Omit to create an empty database.
+    #[schema(nullable = false)]
+    pub source: Option<DatabaseSource>,
 }
 
 #[utoipa::path(
@@ -81,7 +136,7 @@ pub async fn databases_list(
 /// Creates a database in the project given in the body.
 #[utoipa::path(
     post, path = "/v1/databases", tag = "Databases", operation_id = "postV1Databases",
-    request_body = CreateDatabase,
+    request_body = CreateDatabaseBody,
     responses(
         (status = 201, description = "Created a new database.", body = Data<Database>),
         (status = 400, description = "Invalid request parameters.", body = ErrorBody),
@@ -143,7 +198,7 @@ pub async fn project_databases_list(
 #[utoipa::path(
     post, path = "/v1/projects/{projectId}/databases", tag = "Databases", operation_id = "postV1ProjectsByProjectIdDatabases",
     params(("projectId" = String, Path, description = "Project ID")),
-    request_body = CreateDatabase,
+    request_body = CreateProjectDatabaseBody,
     responses(
         (status = 201, description = "Created a new database for the project.", body = Data<CreatedDatabase>),
         (status = 400, description = "The request is invalid due to missing or invalid parameters.", body = ErrorBody),

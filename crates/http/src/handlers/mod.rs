@@ -1,6 +1,7 @@
 //! Handlers, one file per resource, named `<resource>_<verb>`. Each carries its OpenAPI
 //! annotation.
 
+pub mod backups;
 pub mod connections;
 pub mod databases;
 pub mod health;
@@ -10,6 +11,7 @@ pub mod oauth;
 pub mod projects;
 pub mod regions;
 pub mod service_tokens;
+pub mod usage;
 pub mod workspaces;
 
 use serde::Deserialize;
@@ -21,6 +23,7 @@ pub struct PageQuery {
     /// Opaque cursor from a previous page's `pagination.nextCursor`.
     pub cursor: Option<String>,
     /// Page size, 1 to 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 100)]
     pub limit: Option<String>,
 }
 

@@ -17,7 +17,10 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectsQuery {
+    /// Opaque cursor from a previous page's `pagination.nextCursor`.
     pub cursor: Option<String>,
+    /// Page size, 1 to 100.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, default = 100)]
     pub limit: Option<String>,
     pub logical_id: Option<String>,
 }

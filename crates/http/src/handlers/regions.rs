@@ -14,6 +14,7 @@ use crate::AppState;
 #[into_params(parameter_in = Query)]
 pub struct RegionsQuery {
     /// `postgres` or `accelerate`.
+    #[param(schema_with = pgfleet_api_types::schema::region_product)]
     pub product: Option<String>,
 }
 

@@ -14,9 +14,13 @@
 mod harness;
 
 mod api_basics;
+mod backups;
+mod client_sdk;
 mod core_api;
 mod idempotency;
 mod lifecycle;
 mod oauth;
+mod openapi;
 mod pages;
 mod recovery;
+mod usage;

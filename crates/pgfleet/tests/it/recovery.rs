@@ -776,6 +776,8 @@ fn every_failpoint_is_covered() {
         "connection.create.after_role",
         "connection.rotate.after_password",
         "connection.delete.after_drop",
+        "database.restore.before_swap",
+        "backup.after_dump",
     ];
     let all: BTreeSet<&str> = pgfleet_domain::failpoint::ALL.iter().copied().collect();
     assert_eq!(all, covered.into_iter().collect::<BTreeSet<_>>());
@@ -806,4 +808,169 @@ fn unknown_failpoint_is_refused() {
         "it must not serve"
     );
     assert_no_postgres(dir.path());
+}
+
+/// Rows and a checksum of table `t` through a tenant connection string.
+async fn table_sum(conn: &str) -> (i64, String) {
+    let c = crate::harness::connect_tls(conn).await.unwrap();
+    let r = c
+        .query_one(
+            "SELECT count(*), md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) FROM t",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+async fn backup_status(api: &Api, db: &str, backup: &str) -> Option<String> {
+    let (_, v) = api.get(&format!("/v1/databases/{db}/backups")).await;
+    v["data"]
+        .as_array()?
+        .iter()
+        .find(|b| b["id"] == backup)
+        .and_then(|b| b["status"].as_str().map(String::from))
+}
+
+/// Killed between the dump and its bookkeeping: after restart the backup is finished (or
+/// marked failed), no partial archive is left, the database is intact.
+#[tokio::test]
+async fn crash_during_backup() {
+    let dir = DataDir::new();
+    let mut s = Server::start_with_env(dir.path(), &[("PGFLEET_FAILPOINTS", "backup.after_dump")]);
+    let api = Api::of(&s);
+    let (_, db, _, conn) = project_ready(&api).await;
+    crate::harness::connect_tls(&conn)
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 500);",
+        )
+        .await
+        .unwrap();
+    let before = table_sum(&conn).await;
+    // The backup is accepted (202), then the process dies in the background.
+    let (status, v) = api
+        .call(
+            Method::POST,
+            &format!("/v1/databases/{db}/backups"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let backup = v["data"]["id"].as_str().unwrap().to_string();
+    let exit = wait_timeout(&mut s.child, Duration::from_secs(30));
+    assert_eq!(exit.signal(), Some(Signal::SIGABRT as i32), "{exit}");
+    drop(s);
+
+    let s = Server::start(dir.path());
+    let api = Api::of(&s);
+    let status = eventually("backup finished", || async {
+        match backup_status(&api, &db, &backup).await {
+            Some(st) if st != "running" => Ok(st),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        ["completed", "failed"].contains(&status.as_str()),
+        "{status}"
+    );
+    let partials: Vec<_> = walk(&dir.path().join("backups"))
+        .into_iter()
+        .filter(|p| p.ends_with(".partial"))
+        .collect();
+    assert!(partials.is_empty(), "{partials:?}");
+    assert_eq!(table_sum(&conn).await, before);
+    let pg = Pg::connect(dir.path()).await;
+    pg.wait_operations_done().await;
+    pg.assert_invariant().await;
+    drop(pg);
+    stop(s, dir.path());
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Killed after the restore filled the scratch database, before the swap: after restart the
+/// restore is finished, the data is the backup's, no scratch database is left, the
+/// credentials still work.
+#[tokio::test]
+async fn crash_during_restore() {
+    let dir = DataDir::new();
+    let s = Server::start_with_env(
+        dir.path(),
+        &[("PGFLEET_FAILPOINTS", "database.restore.before_swap")],
+    );
+    let api = Api::of(&s);
+    let (_, db, _, conn) = project_ready(&api).await;
+    let c = crate::harness::connect_tls(&conn).await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 300);",
+    )
+    .await
+    .unwrap();
+    let original = table_sum(&conn).await;
+    let (status, v) = api
+        .call(
+            Method::POST,
+            &format!("/v1/databases/{db}/backups"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let backup = v["data"]["id"].as_str().unwrap().to_string();
+    eventually("backup completed", || async {
+        match backup_status(&api, &db, &backup).await.as_deref() {
+            Some("completed") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    c.batch_execute("DELETE FROM t WHERE id > 10")
+        .await
+        .unwrap();
+    drop(c);
+    crash(
+        s,
+        api.req(Method::POST, &format!("/v1/databases/{db}/restore"))
+            .json(&json!({"source": {"type": "backup", "databaseId": db, "backupId": backup}})),
+    )
+    .await;
+    {
+        let pg = Pg::connect(dir.path()).await;
+        let (_, _, status) = pg.database_row(&db).await.unwrap();
+        assert_eq!(status, "recovering");
+    }
+
+    let s = Server::start(dir.path());
+    let api = Api::of(&s);
+    api.wait_ready(&db).await;
+    assert_eq!(table_sum(&conn).await, original);
+    let pg = Pg::connect(dir.path()).await;
+    pg.wait_operations_done().await;
+    let scratch = pg
+        .catalog
+        .query(
+            "SELECT datname FROM pg_database WHERE datname ~ '_[ro][a-z0-9]{8}$'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(scratch.is_empty(), "scratch databases left behind");
+    pg.assert_invariant().await;
+    drop(pg);
+    stop(s, dir.path());
 }

@@ -1,0 +1,133 @@
+//! `pg_dump` and `pg_restore`, run as child processes against a [`PgServer`] with its
+//! superuser credentials (passed in the environment, never on the command line).
+//!
+//! Dumps are in the custom format (`-Fc`: compressed, restorable in parallel and checkable
+//! with `pg_restore --list`). Restores give every object to the database's owner role
+//! (`--no-owner --role=<owner>`) and skip privileges, so the restored data belongs to the
+//! target database whatever database it came from.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use crate::{DataplaneError, PgServer, Result};
+
+#[derive(Debug, Clone)]
+pub struct PgTools {
+    bin_dir: PathBuf,
+}
+
+impl PgTools {
+    pub fn new(bin_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bin_dir: bin_dir.into(),
+        }
+    }
+
+    /// From `postgres.bin_dir` or the same search as the embedded cluster.
+    pub fn find(configured: Option<&Path>) -> Result<Self> {
+        Ok(Self::new(crate::binaries::find_bin_dir(configured)?))
+    }
+
+    fn command(&self, tool: &str, server: &PgServer) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(tool));
+        let cfg = &server.admin;
+        if let Some(host) = cfg.get_hosts().first() {
+            match host {
+                tokio_postgres::config::Host::Tcp(h) => cmd.env("PGHOST", h),
+                tokio_postgres::config::Host::Unix(p) => cmd.env("PGHOST", p),
+            };
+        }
+        if let Some(port) = cfg.get_ports().first() {
+            cmd.env("PGPORT", port.to_string());
+        }
+        if let Some(user) = cfg.get_user() {
+            cmd.env("PGUSER", user);
+        }
+        if let Some(pw) = cfg.get_password() {
+            cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).to_string());
+        }
+        cmd.env(
+            "PGSSLMODE",
+            if server.admin_tls {
+                "require"
+            } else {
+                "prefer"
+            },
+        )
+        .env("PGAPPNAME", "pgfleet")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(&self, what: &str, mut cmd: Command) -> Result<String> {
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| DataplaneError::io(self.bin_dir.join(what), e))?;
+        if !out.status.success() {
+            return Err(DataplaneError::Setup(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// `pg_dump -Fc` of one database into `out`.
+    pub async fn dump(&self, server: &PgServer, dbname: &str, out: &Path) -> Result<()> {
+        let mut cmd = self.command("pg_dump", server);
+        cmd.arg("--format=custom")
+            .arg("--no-owner")
+            .arg("--no-privileges")
+            .arg("--file")
+            .arg(out)
+            .arg("--dbname")
+            .arg(dbname);
+        self.run("pg_dump", cmd).await.map(|_| ())
+    }
+
+    /// `pg_restore --list`: the file is a readable archive.
+    pub async fn verify(&self, file: &Path) -> Result<()> {
+        let mut cmd = Command::new(self.bin_dir.join("pg_restore"));
+        cmd.arg("--list")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let listing = self.run("pg_restore --list", cmd).await?;
+        if !listing.contains("Archive created at") {
+            return Err(DataplaneError::Setup(
+                "pg_restore --list: not a pg_dump archive".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Restores `file` into `dbname`, every object owned by `owner_role`.
+    pub async fn restore(
+        &self,
+        server: &PgServer,
+        dbname: &str,
+        owner_role: &str,
+        file: &Path,
+    ) -> Result<()> {
+        let mut cmd = self.command("pg_restore", server);
+        cmd.arg("--no-owner")
+            .arg("--no-privileges")
+            .arg(format!("--role={owner_role}"))
+            .arg("--exit-on-error")
+            .arg("--single-transaction")
+            .arg("--dbname")
+            .arg(dbname)
+            .arg(file);
+        self.run("pg_restore", cmd).await.map(|_| ())
+    }
+}

@@ -1,0 +1,235 @@
+//! Prometheus metrics of this process, rendered by [`render`] in the text exposition format
+//! (`GET /metrics`).
+//!
+//! Built on the `prometheus` crate (tikv/rust-prometheus) without its default `protobuf`
+//! feature: a few small dependencies, the text format only. One registry per process; the
+//! recording functions are free functions so any layer can call them in one line, and they
+//! never fail (a metric that could not be registered is simply not recorded).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `pgfleet_http_requests_total` | counter | `method`, `route` (matched route template, `unmatched` otherwise), `status` |
+//! | `pgfleet_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `pgfleet_provisioning_operations_total` | counter | `kind` (`database.create`, …), `outcome` (`succeeded`, `retrying`, `failed`, `error`) |
+//! | `pgfleet_provisioning_duration_seconds` | histogram | `kind`, `outcome` |
+//! | `pgfleet_backups_total` | counter | `outcome` |
+//! | `pgfleet_backup_duration_seconds` | histogram | `outcome` |
+//! | `pgfleet_database_storage_bytes` | gauge | `database_id` |
+//! | `pgfleet_database_operations_total` | counter | `database_id`: operations counted by the usage sampler since this process started (reset-safe deltas) |
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::reconciler::Outcome;
+
+/// `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    operations: IntCounterVec,
+    operation_duration: HistogramVec,
+    backups: IntCounterVec,
+    backup_duration: HistogramVec,
+    db_storage: IntGaugeVec,
+    db_operations: IntCounterVec,
+}
+
+impl Metrics {
+    fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<_> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)?;
+            registry.register(Box::new(h.clone()))?;
+            prometheus::Result::Ok(h)
+        };
+        let http_requests = counter(
+            "pgfleet_http_requests_total",
+            "HTTP requests answered, by method, matched route and status.",
+            &["method", "route", "status"],
+        )?;
+        let http_duration = histogram(
+            "pgfleet_http_request_duration_seconds",
+            "Time to answer HTTP requests, by method and matched route.",
+            &["method", "route"],
+            prometheus::DEFAULT_BUCKETS.to_vec(),
+        )?;
+        let operations = counter(
+            "pgfleet_provisioning_operations_total",
+            "Reconciler operation attempts (database and connection create, rotate, delete), by kind and outcome.",
+            &["kind", "outcome"],
+        )?;
+        let operation_duration = histogram(
+            "pgfleet_provisioning_duration_seconds",
+            "Duration of reconciler operation attempts, by kind and outcome.",
+            &["kind", "outcome"],
+            vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ],
+        )?;
+        let backups = counter(
+            "pgfleet_backups_total",
+            "Backups finished, by outcome.",
+            &["outcome"],
+        )?;
+        let backup_duration = histogram(
+            "pgfleet_backup_duration_seconds",
+            "Duration of backups, by outcome.",
+            &["outcome"],
+            vec![
+                0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0,
+            ],
+        )?;
+        let db_storage = IntGaugeVec::new(
+            Opts::new(
+                "pgfleet_database_storage_bytes",
+                "Size of each tenant database (pg_database_size) at its last usage sample.",
+            ),
+            &["database_id"],
+        )?;
+        registry.register(Box::new(db_storage.clone()))?;
+        let db_operations = counter(
+            "pgfleet_database_operations_total",
+            "Operations of each tenant database counted by the usage sampler since this process started.",
+            &["database_id"],
+        )?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            operations,
+            operation_duration,
+            backups,
+            backup_duration,
+            db_storage,
+            db_operations,
+        })
+    }
+}
+
+static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match Metrics::new() {
+    Ok(m) => Some(m),
+    Err(e) => {
+        tracing::error!(error = %e, "metrics could not be registered");
+        None
+    }
+});
+
+fn metrics() -> Option<&'static Metrics> {
+    METRICS.as_ref()
+}
+
+/// One HTTP request answered. `route` must be a route template (bounded cardinality).
+pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
+    if let Some(m) = metrics() {
+        m.http_requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One attempt of a reconciler operation finished (`NotRun` is not recorded).
+pub fn record_operation(kind: &str, result: &crate::Result<Outcome>, elapsed: Duration) {
+    let outcome = match result {
+        Ok(Outcome::Done) => "succeeded",
+        Ok(Outcome::Retrying) => "retrying",
+        Ok(Outcome::Failed) => "failed",
+        Ok(Outcome::NotRun) => return,
+        Err(_) => "error",
+    };
+    if let Some(m) = metrics() {
+        m.operations.with_label_values(&[kind, outcome]).inc();
+        m.operation_duration
+            .with_label_values(&[kind, outcome])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One backup finished: `outcome` is e.g. `succeeded` or `failed`; `seconds` its duration.
+pub fn record_backup(outcome: &str, seconds: f64) {
+    if let Some(m) = metrics() {
+        m.backups.with_label_values(&[outcome]).inc();
+        m.backup_duration
+            .with_label_values(&[outcome])
+            .observe(seconds.max(0.0));
+    }
+}
+
+/// A usage sample of a database: its size now, and the operations since its previous sample.
+pub fn record_database_usage(database_id: &str, storage_bytes: i64, operations: u64) {
+    if let Some(m) = metrics() {
+        m.db_storage
+            .with_label_values(&[database_id])
+            .set(storage_bytes);
+        m.db_operations
+            .with_label_values(&[database_id])
+            .inc_by(operations);
+    }
+}
+
+/// Drops the series of a database that is no longer sampled (deleted, being restored).
+pub fn forget_database(database_id: &str) {
+    if let Some(m) = metrics() {
+        let _ = m.db_storage.remove_label_values(&[database_id]);
+        let _ = m.db_operations.remove_label_values(&[database_id]);
+    }
+}
+
+/// Every metric in the Prometheus text exposition format ([`CONTENT_TYPE`]).
+pub fn render() -> String {
+    let Some(m) = metrics() else {
+        return String::new();
+    };
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut buf) {
+        tracing::error!(error = %e, "metrics could not be encoded");
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_metrics_are_rendered() {
+        record_http("GET", "/v1/databases/{id}", 200, Duration::from_millis(3));
+        record_backup("succeeded", 1.5);
+        record_operation(
+            "database.create",
+            &Ok(Outcome::Done),
+            Duration::from_millis(40),
+        );
+        record_database_usage("db_test_metrics", 1234, 7);
+        let text = render();
+        assert!(text.contains(
+            r#"pgfleet_http_requests_total{method="GET",route="/v1/databases/{id}",status="200"} "#
+        ));
+        assert!(text.contains(r#"pgfleet_backups_total{outcome="succeeded"} 1"#));
+        assert!(text.contains(
+            r#"pgfleet_provisioning_operations_total{kind="database.create",outcome="succeeded"} 1"#
+        ));
+        assert!(
+            text.contains(r#"pgfleet_database_storage_bytes{database_id="db_test_metrics"} 1234"#)
+        );
+        assert!(
+            text.contains(r#"pgfleet_database_operations_total{database_id="db_test_metrics"} 7"#)
+        );
+        forget_database("db_test_metrics");
+        assert!(!render().contains("db_test_metrics"));
+    }
+}

@@ -1,0 +1,518 @@
+//! Backups: on demand and on a schedule (skipped when the database did not change), kept
+//! for `retention_days`; restore in place (into a scratch database, then swapped, so a
+//! failure leaves the old data intact); and the data of new databases created from a backup
+//! or cloned from another database.
+//!
+//! The backup store is a local directory (`<data-dir>/backups/<database>/<backup>.dump`);
+//! every archive is checked with `pg_restore --list` before it counts as completed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pgfleet_api_types::backup::{Backup, BackupList, BackupsMeta, BackupsPagination};
+use pgfleet_api_types::database::{Database, DatabaseSource};
+use pgfleet_api_types::ts;
+use pgfleet_dataplane::PgTools;
+use pgfleet_storage::backups::{self, BackupRow};
+use pgfleet_storage::{databases, operations, DatabaseRow, OperationRow, StorageError};
+use tokio::sync::watch;
+
+use crate::ids::{new_id, BACKUP};
+use crate::reconciler::kind;
+use crate::{DomainError, Principal, Result, Services};
+
+impl Services {
+    fn backup_view(b: &BackupRow) -> Backup {
+        let status = match b.status.as_str() {
+            s @ ("running" | "completed" | "failed") => s,
+            _ => "unknown",
+        };
+        Backup {
+            id: b.id.clone(),
+            backup_type: b.kind.clone(),
+            created_at: ts(&b.created_at),
+            size: b.size_bytes,
+            status: status.to_string(),
+            kind: "backup".to_string(),
+        }
+    }
+
+    pub(crate) fn tools(&self) -> Result<&PgTools> {
+        self.config().backups.tools.as_ref().ok_or_else(|| {
+            DomainError::internal("pg_dump/pg_restore not found; install the postgresql packages or set postgres.bin_dir")
+        })
+    }
+
+    fn backup_path(&self, database_id: &str, backup_id: &str) -> PathBuf {
+        self.config()
+            .backups
+            .dir
+            .join(database_id)
+            .join(format!("{backup_id}.dump"))
+    }
+
+    /// `GET /v1/databases/{id}/backups` (newest first; `limit` default 25).
+    pub async fn backups_list(
+        &self,
+        p: &Principal,
+        database_id: &str,
+        limit: Option<&str>,
+    ) -> Result<BackupList> {
+        let limit = match limit {
+            None => 25,
+            Some(raw) => match raw.parse::<i64>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => {
+                    return Err(DomainError::unprocessable(
+                        format!("limit must be a whole number from 1 to 100, got {raw:?}"),
+                        None,
+                    ))
+                }
+            },
+        };
+        let db = self.visible_database(p, database_id).await?;
+        let mut rows = backups::list(self.store().pool(), &db.id, limit + 1).await?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        Ok(BackupList {
+            data: rows.iter().map(Self::backup_view).collect(),
+            meta: BackupsMeta {
+                backup_retention_days: self.config().backups.retention_days,
+            },
+            pagination: BackupsPagination {
+                has_more,
+                limit: Some(limit),
+            },
+        })
+    }
+
+    /// `POST /v1/databases/{id}/backups`: starts a backup now (202, `running`).
+    pub async fn backup_create(&self, p: &Principal, database_id: &str) -> Result<Backup> {
+        let db = self.visible_database(p, database_id).await?;
+        if db.status != "ready" {
+            return Err(DomainError::conflict(
+                format!(
+                    "Database {} is {}; back it up when it is ready",
+                    db.id, db.status
+                ),
+                None,
+            ));
+        }
+        let row = self.record_backup(&db.id, "manual").await?;
+        Ok(Self::backup_view(&row))
+    }
+
+    async fn record_backup(&self, database_id: &str, trigger: &str) -> Result<BackupRow> {
+        let mut tx = self.store().begin().await?;
+        let row = backups::insert(
+            &mut *tx,
+            &new_id(BACKUP, self.rng()),
+            database_id,
+            trigger,
+            self.clock().now(),
+        )
+        .await?;
+        let op = self
+            .record_operation(&mut tx, kind::BACKUP_CREATE, &row.id, serde_json::json!({}))
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.run_operation(&op).await;
+        });
+        Ok(row)
+    }
+
+    /// A completed backup of a database of this workspace, checked readable; 404 / 422.
+    pub(crate) async fn usable_backup(
+        &self,
+        p: &Principal,
+        database_id: &str,
+        backup_id: &str,
+    ) -> Result<(DatabaseRow, BackupRow)> {
+        let source = self.visible_database(p, database_id).await?;
+        let b = backups::get(self.store().pool(), backup_id)
+            .await?
+            .filter(|b| b.database_id == source.id)
+            .ok_or_else(|| DomainError::not_found("Backup", backup_id))?;
+        if b.status != "completed" {
+            return Err(DomainError::unprocessable(
+                format!(
+                    "Backup {backup_id} is {}; only completed backups can be restored",
+                    b.status
+                ),
+                None,
+            ));
+        }
+        let path = self.backup_path(&b.database_id, &b.id);
+        if self.tools()?.verify(&path).await.is_err() {
+            return Err(DomainError::unprocessable(
+                format!("Backup {backup_id} is not readable (missing or corrupted archive)"),
+                Some("Choose another backup.".to_string()),
+            ));
+        }
+        Ok((source, b))
+    }
+
+    /// `POST /v1/databases/{target}/restore`: `recovering` until done.
+    pub async fn database_restore(
+        &self,
+        p: &Principal,
+        target_id: &str,
+        source_db: &str,
+        backup_id: &str,
+    ) -> Result<Database> {
+        let target = self.visible_database(p, target_id).await?;
+        let (_, backup) = self.usable_backup(p, source_db, backup_id).await?;
+        let mut tx = self.store().begin().await?;
+        let current = databases::get(&mut *tx, &target.id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("Database", target_id))?;
+        if current.status != "ready" {
+            return Err(DomainError::conflict(
+                format!(
+                    "Database {target_id} is {} and cannot be restored now",
+                    current.status
+                ),
+                Some("Retry when it is ready.".to_string()),
+            ));
+        }
+        sqlx::query("UPDATE databases SET status = 'recovering', source = $2 WHERE id = $1 AND status = 'ready'")
+            .bind(&target.id)
+            .bind(serde_json::json!({"type": "backup", "databaseId": backup.database_id, "backupId": backup.id}))
+            .execute(&mut *tx)
+            .await
+            .map_err(StorageError::from)?;
+        let op = self
+            .record_operation(
+                &mut tx,
+                kind::DATABASE_RESTORE,
+                &target.id,
+                serde_json::json!({ "backupId": backup.id }),
+            )
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.note_write();
+        self.run_now(&op).await;
+        self.note_write();
+        self.database_get(p, target_id).await
+    }
+
+    /// Validates a create's `source`/`fromDatabase` and returns what to store as `source`.
+    pub(crate) async fn resolve_source(
+        &self,
+        p: &Principal,
+        source: Option<&DatabaseSource>,
+        from: Option<(&str, Option<&str>)>,
+    ) -> Result<Option<serde_json::Value>> {
+        let source = match (source, from) {
+            (Some(_), Some(_)) => {
+                return Err(DomainError::bad_request(
+                    "Send source or fromDatabase, not both",
+                ))
+            }
+            (Some(s), None) => s.clone(),
+            (None, Some((id, Some(b)))) => DatabaseSource::Backup {
+                database_id: id.to_string(),
+                backup_id: b.to_string(),
+            },
+            (None, Some((id, None))) => DatabaseSource::Database {
+                database_id: id.to_string(),
+            },
+            (None, None) => DatabaseSource::Empty,
+        };
+        match &source {
+            DatabaseSource::Empty => {}
+            DatabaseSource::Backup {
+                database_id,
+                backup_id,
+            } => {
+                self.usable_backup(p, database_id, backup_id).await?;
+            }
+            DatabaseSource::Database { database_id } => {
+                let src = self.visible_database(p, database_id).await?;
+                if src.status != "ready" {
+                    return Err(DomainError::conflict(
+                        format!(
+                            "Database {database_id} is {}; clone it when it is ready",
+                            src.status
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+        Ok(Some(
+            serde_json::to_value(&source).map_err(DomainError::internal)?,
+        ))
+    }
+
+    // ----- reconciler steps -----
+
+    pub(crate) async fn exec_backup_create(&self, op: &OperationRow) -> Result<()> {
+        let pool = self.store().pool();
+        let Some(b) = backups::get(pool, &op.resource_id)
+            .await?
+            .filter(|b| b.status == "running")
+        else {
+            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let db = databases::get(pool, &b.database_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("database of a backup is gone"))?;
+        let server = self.server(db.server_id.as_deref())?;
+        let marker = self
+            .driver()
+            .write_activity(server, &db.pg_database)
+            .await?;
+        let path = self.backup_path(&db.id, &b.id);
+        let partial = path.with_extension("dump.partial");
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| DomainError::internal(format!("{}: {e}", dir.display())))?;
+        }
+        self.tools()?
+            .dump(server, &db.pg_database, &partial)
+            .await?;
+        self.tools()?.verify(&partial).await?;
+        crate::failpoint::hit("backup.after_dump");
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(|e| DomainError::internal(format!("{}: {e}", path.display())))?;
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len() as i64)
+            .unwrap_or(0);
+        let mut tx = self.store().begin().await?;
+        backups::complete(
+            &mut *tx,
+            &b.id,
+            size,
+            &path.display().to_string(),
+            marker,
+            self.clock().now(),
+        )
+        .await?;
+        operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        crate::metrics::record_backup("completed", started.elapsed().as_secs_f64());
+        tracing::info!(backup = %b.id, database = %db.id, bytes = size, ms = started.elapsed().as_millis() as u64, "backup completed");
+        Ok(())
+    }
+
+    /// When a backup operation gives up.
+    pub(crate) async fn backup_failed(&self, op: &OperationRow, error: &str) -> Result<()> {
+        backups::fail(
+            self.store().pool(),
+            &op.resource_id,
+            error,
+            self.clock().now(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn scratch_names(db: &DatabaseRow, op: &OperationRow) -> (String, String) {
+        let tag: String = op.id.trim_start_matches("op_").chars().take(8).collect();
+        (
+            format!("{}_r{tag}", db.pg_database),
+            format!("{}_o{tag}", db.pg_database),
+        )
+    }
+
+    pub(crate) async fn exec_database_restore(&self, op: &OperationRow) -> Result<()> {
+        let pool = self.store().pool();
+        let Some(db) = databases::get(pool, &op.resource_id)
+            .await?
+            .filter(|d| d.status == "recovering")
+        else {
+            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            return Ok(());
+        };
+        let backup_id = op
+            .payload
+            .get("backupId")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let b = backups::get(pool, backup_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("backup to restore is gone"))?;
+        let server = self.server(db.server_id.as_deref())?;
+        let spec = self.spec(&db);
+        let (scratch, retired) = Self::scratch_names(&db, op);
+        let file = self.backup_path(&b.database_id, &b.id);
+        let started = std::time::Instant::now();
+        // A scratch database that a crash left half-filled is dropped and refilled.
+        if !self.driver().database_exists(server, &retired).await?
+            || self.driver().database_exists(server, &scratch).await?
+        {
+            operations::step(pool, &op.id, "restore", self.clock().now()).await?;
+            self.driver()
+                .recreate_database(server, &scratch, &db.owner_role)
+                .await?;
+            self.tools()?
+                .restore(server, &scratch, &db.owner_role, &file)
+                .await?;
+        }
+        crate::failpoint::hit("database.restore.before_swap");
+        operations::step(pool, &op.id, "swap", self.clock().now()).await?;
+        self.driver()
+            .swap_database(server, &spec, &scratch, &retired)
+            .await?;
+        let mut tx = self.store().begin().await?;
+        databases::set_status(&mut *tx, &db.id, "ready").await?;
+        operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        tracing::info!(database = %db.id, backup = %b.id, ms = started.elapsed().as_millis() as u64, "restore completed");
+        Ok(())
+    }
+
+    /// A restore that gives up leaves the old data in place: drop the scratch copy, back to
+    /// `ready`.
+    pub(crate) async fn restore_failed(&self, op: &OperationRow) -> Result<()> {
+        if let Some(db) = databases::get(self.store().pool(), &op.resource_id).await? {
+            let (scratch, _) = Self::scratch_names(&db, op);
+            if let Ok(server) = self.server(db.server_id.as_deref()) {
+                if let Err(e) = self.driver().drop_database_named(server, &scratch).await {
+                    tracing::warn!(error = %e, "could not drop the scratch database of a failed restore");
+                }
+            }
+            databases::set_status(self.store().pool(), &db.id, "ready").await?;
+        }
+        Ok(())
+    }
+
+    /// Fills a new database from its `source` (backup or another database). Idempotent: the
+    /// database is recreated empty first.
+    pub(crate) async fn fill_from_source(&self, db: &DatabaseRow, op: &OperationRow) -> Result<()> {
+        let Some(source) = db
+            .source
+            .clone()
+            .and_then(|s| serde_json::from_value::<DatabaseSource>(s).ok())
+        else {
+            return Ok(());
+        };
+        let server = self.server(db.server_id.as_deref())?;
+        let (file, temporary) = match source {
+            DatabaseSource::Empty => return Ok(()),
+            DatabaseSource::Backup {
+                database_id,
+                backup_id,
+            } => (self.backup_path(&database_id, &backup_id), false),
+            DatabaseSource::Database { database_id } => {
+                let src = databases::get(self.store().pool(), &database_id)
+                    .await?
+                    .ok_or_else(|| DomainError::internal("the database to clone is gone"))?;
+                let src_server = self.server(src.server_id.as_deref())?;
+                let dir = self.config().backups.dir.join("clones");
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|e| DomainError::internal(format!("{}: {e}", dir.display())))?;
+                let file = dir.join(format!("{}.dump", op.id));
+                self.tools()?
+                    .dump(src_server, &src.pg_database, &file)
+                    .await?;
+                (file, true)
+            }
+        };
+        self.driver()
+            .recreate_database(server, &db.pg_database, &db.owner_role)
+            .await?;
+        self.driver()
+            .ensure_database(server, &self.spec(db))
+            .await?;
+        let result = self
+            .tools()?
+            .restore(server, &db.pg_database, &db.owner_role, &file)
+            .await;
+        if temporary {
+            let _ = tokio::fs::remove_file(&file).await;
+        }
+        Ok(result?)
+    }
+
+    // ----- schedule and retention -----
+
+    /// Backs up changed databases whose newest backup is older than the interval, and
+    /// prunes backups past retention. Runs until `shutdown` turns true.
+    pub fn spawn_backup_scheduler(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        tick: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.backup_tick().await {
+                    tracing::warn!(error = %e, "backup scheduler");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(tick) => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// One round of the scheduler (public for tests).
+    pub async fn backup_tick(&self) -> Result<()> {
+        let now = self.clock().now();
+        let interval = chrono::Duration::from_std(self.config().backups.interval)
+            .unwrap_or(chrono::Duration::days(1));
+        let latest: std::collections::HashMap<String, BackupRow> =
+            backups::latest_per_database(self.store().pool())
+                .await?
+                .into_iter()
+                .map(|b| (b.database_id.clone(), b))
+                .collect();
+        let ready: Vec<DatabaseRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM databases d WHERE d.status = 'ready'",
+            databases::COLUMNS
+        ))
+        .fetch_all(self.store().pool())
+        .await
+        .map_err(StorageError::from)?;
+        for db in ready {
+            let due = match latest.get(&db.id) {
+                None => true,
+                Some(b) if b.status == "running" => false,
+                Some(b) => b.created_at + interval <= now,
+            };
+            if !due {
+                continue;
+            }
+            if let Some(b) = latest.get(&db.id) {
+                let server = self.server(db.server_id.as_deref())?;
+                let marker = self
+                    .driver()
+                    .write_activity(server, &db.pg_database)
+                    .await?;
+                if b.activity_marker == Some(marker) {
+                    continue; // nothing written since the last backup
+                }
+            }
+            self.record_backup(&db.id, "scheduled").await?;
+        }
+        let cutoff = now - chrono::Duration::days(self.config().backups.retention_days);
+        for b in backups::older_than(self.store().pool(), cutoff).await? {
+            let path = self.backup_path(&b.database_id, &b.id);
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot remove an expired backup");
+                    continue;
+                }
+            }
+            backups::delete(self.store().pool(), &b.id).await?;
+            tracing::info!(backup = %b.id, "expired backup pruned");
+        }
+        Ok(())
+    }
+}

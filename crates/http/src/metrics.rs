@@ -1,0 +1,41 @@
+//! Prometheus: the middleware that counts and times every request, and `GET /metrics`.
+//!
+//! The metrics themselves live in `pgfleet_domain::metrics` (the `prometheus` crate, text
+//! exposition format). `/metrics` is unauthenticated, like `/healthz`: it shows database ids,
+//! sizes and activity, so operators should let only their Prometheus reach it (bind
+//! `listen` to a private address or filter the path at the reverse proxy), never the public.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Records method, matched route template (`unmatched` for the fallback, so unknown paths
+/// do not create series), status and latency of each request.
+pub async fn track(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let res = next.run(req).await;
+    pgfleet_domain::metrics::record_http(
+        method.as_str(),
+        route.as_deref().unwrap_or("unmatched"),
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    res
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format.
+pub async fn metrics_get() -> Response {
+    (
+        [(header::CONTENT_TYPE, pgfleet_domain::metrics::CONTENT_TYPE)],
+        pgfleet_domain::metrics::render(),
+    )
+        .into_response()
+}

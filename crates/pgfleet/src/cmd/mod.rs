@@ -1,0 +1,222 @@
+//! The API half of the `pgfleet` command line: global options (`--api-url`, `--token`,
+//! `--json`), the client commands (one file per resource), how results are printed (aligned
+//! tables for people, raw JSON for scripts) and how errors are reported (the server's
+//! message and hint on stderr, exit status 1).
+
+pub mod auth;
+pub mod backups;
+pub mod completions;
+pub mod connections;
+pub mod databases;
+pub mod integrations;
+pub mod output;
+pub mod projects;
+pub mod psql;
+pub mod regions;
+pub mod service_tokens;
+pub mod usage;
+pub mod workspaces;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use pgfleet_client::{Client, OAuthClient};
+
+/// Options every command accepts (they only matter to the client commands).
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Base URL of the pgfleet server.
+    #[arg(
+        long,
+        global = true,
+        env = "PGFLEET_API_URL",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api_url: String,
+    /// Bearer token (a service token); default: the tokens saved by `pgfleet login`.
+    #[arg(long, global = true, env = "PGFLEET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print raw JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands that talk to a server's API.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Sign in through the browser (OAuth 2.0 with PKCE, loopback redirect).
+    Login(auth::LoginArgs),
+    /// Forget (and revoke) the tokens saved by `pgfleet login`.
+    Logout,
+    /// Show who the credential belongs to.
+    Whoami,
+    /// Workspaces.
+    #[command(subcommand)]
+    Workspaces(workspaces::WorkspacesCommand),
+    /// Projects.
+    #[command(subcommand)]
+    Projects(projects::ProjectsCommand),
+    /// Databases.
+    #[command(subcommand)]
+    Databases(databases::DatabasesCommand),
+    /// Connections (credentials of databases).
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCommand),
+    /// Backups of a database, and restoring them.
+    #[command(subcommand)]
+    Backups(backups::BackupsCommand),
+    /// Usage (operations, storage) of a database.
+    Usage(usage::UsageArgs),
+    /// Regions.
+    #[command(subcommand)]
+    Regions(regions::RegionsCommand),
+    /// Service tokens of a workspace.
+    #[command(subcommand, name = "service-tokens")]
+    ServiceTokens(service_tokens::ServiceTokensCommand),
+    /// OAuth apps authorized on a workspace.
+    #[command(subcommand)]
+    Integrations(integrations::IntegrationsCommand),
+    /// Open psql on a fresh connection of a database (deleted when psql exits).
+    Psql(psql::PsqlArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
+}
+
+/// What a command needs: the API client and how to print.
+#[derive(Debug)]
+pub struct Ctx {
+    pub client: Client,
+    pub json: bool,
+}
+
+impl Ctx {
+    /// A client authenticated with `--token`, else with the tokens `pgfleet login` saved.
+    pub fn new(g: &GlobalArgs) -> anyhow::Result<Self> {
+        let api_url = normalize_url(&g.api_url);
+        let builder = Client::builder(&api_url).timeout(Duration::from_secs(120));
+        let client = if let Some(t) = g.token.as_deref().filter(|t| !t.is_empty()) {
+            builder.token(t).build()?
+        } else {
+            let file = auth::CredentialsFile::default_path()?;
+            let entry = auth::CredentialsFile::load(&file)?
+                .servers
+                .remove(&api_url)
+                .filter(|e| e.tokens.is_some());
+            let Some(entry) = entry else {
+                anyhow::bail!(
+                    "not signed in to {api_url}: pass --token (or set PGFLEET_TOKEN), or run \
+                     `pgfleet login --client-id <app id>`"
+                );
+            };
+            let oauth = OAuthClient::new(&entry.auth_base, &entry.client_id, &entry.redirect_uri)
+                .context("saved credentials")?;
+            let storage = Arc::new(auth::FileTokenStorage::new(file, api_url.clone()));
+            builder.oauth(oauth, storage).build()?
+        };
+        Ok(Self {
+            client,
+            json: g.json,
+        })
+    }
+
+    /// The workspace to work on: `explicit`, else the credential's own.
+    pub async fn workspace(&self, explicit: Option<&str>) -> anyhow::Result<String> {
+        if let Some(w) = explicit {
+            return Ok(w.to_string());
+        }
+        let me = self.client.me().await?;
+        me.workspace
+            .map(|w| w.id)
+            .context("this credential has no workspace: pass --workspace")
+    }
+}
+
+/// `http://h:1/` and `http://h:1` are the same server.
+pub fn normalize_url(u: &str) -> String {
+    u.trim().trim_end_matches('/').to_string()
+}
+
+/// Runs a client command; errors are printed here, the exit status returned.
+pub fn run(g: &GlobalArgs, command: ClientCommand) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgfleet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(g, command)) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(g: &GlobalArgs, command: ClientCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ClientCommand::Completions(a) => {
+            completions::run(&a);
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClientCommand::Login(a) => {
+            auth::login(g, &a).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClientCommand::Logout => {
+            auth::logout(g).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let ctx = Ctx::new(g)?;
+    match command {
+        ClientCommand::Whoami => auth::whoami(&ctx).await?,
+        ClientCommand::Workspaces(c) => workspaces::run(&ctx, c).await?,
+        ClientCommand::Projects(c) => projects::run(&ctx, c).await?,
+        ClientCommand::Databases(c) => databases::run(&ctx, c).await?,
+        ClientCommand::Connections(c) => connections::run(&ctx, c).await?,
+        ClientCommand::Backups(c) => backups::run(&ctx, c).await?,
+        ClientCommand::Usage(a) => usage::run(&ctx, &a).await?,
+        ClientCommand::Regions(c) => regions::run(&ctx, c).await?,
+        ClientCommand::ServiceTokens(c) => service_tokens::run(&ctx, c).await?,
+        ClientCommand::Integrations(c) => integrations::run(&ctx, c).await?,
+        ClientCommand::Psql(a) => return psql::run(&ctx, &a).await,
+        ClientCommand::Completions(_) | ClientCommand::Login(_) | ClientCommand::Logout => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an error for a person: the server's message, its hint, and the ids to quote.
+pub fn report(e: &anyhow::Error) {
+    if let Some(pgfleet_client::Error::Api {
+        status,
+        code,
+        message,
+        hint,
+        request_id,
+    }) = e.downcast_ref::<pgfleet_client::Error>()
+    {
+        eprintln!("pgfleet: {message}");
+        if let Some(h) = hint {
+            eprintln!("hint: {h}");
+        }
+        match request_id {
+            Some(id) => eprintln!("({code}, HTTP {status}, request id {id})"),
+            None => eprintln!("({code}, HTTP {status})"),
+        }
+        if *status == 401 && hint.is_none() {
+            eprintln!("hint: check --token / PGFLEET_TOKEN, or sign in again with `pgfleet login`");
+        }
+        return;
+    }
+    eprintln!("pgfleet: {e:#}");
+}

@@ -1,0 +1,96 @@
+//! `pgfleet service-tokens list|create|delete`.
+
+use clap::Subcommand;
+use futures::TryStreamExt as _;
+use pgfleet_client::types::service_token::{CreateServiceToken, ServiceToken};
+
+use super::output::{self, or_dash, s, Table};
+use super::Ctx;
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceTokensCommand {
+    /// List the workspace's service tokens (newest first).
+    List {
+        /// Workspace id (default: the credential's workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Create a service token; its value is shown once.
+    Create {
+        /// Name of the token.
+        name: String,
+        /// When the token stops working (RFC 3339); never by default.
+        #[arg(long, value_name = "RFC3339")]
+        expires_at: Option<String>,
+        /// Workspace id (default: the credential's workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Delete (revoke) a service token.
+    Delete {
+        /// Service token id.
+        id: String,
+        /// Workspace id (default: the credential's workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: ServiceTokensCommand) -> anyhow::Result<()> {
+    match cmd {
+        ServiceTokensCommand::List { workspace } => {
+            let ws = ctx.workspace(workspace.as_deref()).await?;
+            let all: Vec<ServiceToken> = ctx
+                .client
+                .service_tokens(&ws)
+                .list_all()
+                .try_collect()
+                .await?;
+            if ctx.json {
+                return output::json(&all);
+            }
+            let mut t = Table::new(&["ID", "NAME", "HINT", "CREATED", "EXPIRES"]);
+            for x in all {
+                t.row(vec![
+                    x.id,
+                    x.name,
+                    x.value_hint,
+                    x.created_at,
+                    or_dash(x.expires_at.as_deref()),
+                ]);
+            }
+            t.print();
+        }
+        ServiceTokensCommand::Create {
+            name,
+            expires_at,
+            workspace,
+        } => {
+            let ws = ctx.workspace(workspace.as_deref()).await?;
+            let created = ctx
+                .client
+                .service_tokens(&ws)
+                .create(&CreateServiceToken { name, expires_at })
+                .await?;
+            if ctx.json {
+                return output::json(&created);
+            }
+            output::kv(&[
+                ("id", s(&created.token.id)),
+                ("name", s(&created.token.name)),
+                ("expires", created.token.expires_at.clone()),
+                ("token", s(&created.value)),
+            ]);
+            eprintln!("The token is shown once: store it now.");
+        }
+        ServiceTokensCommand::Delete { id, workspace } => {
+            let ws = ctx.workspace(workspace.as_deref()).await?;
+            ctx.client.service_tokens(&ws).delete(&id).await?;
+            if ctx.json {
+                return output::json(&serde_json::json!({ "deleted": id }));
+            }
+            println!("Deleted service token {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Backups of tenant databases.
+
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BackupRow {
+    pub seq: i64,
+    pub id: String,
+    pub database_id: String,
+    pub kind: String,
+    pub trigger: String,
+    pub status: String,
+    pub size_bytes: Option<i64>,
+    pub location: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub activity_marker: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "seq, id, database_id, kind, trigger, status, size_bytes, location, error, created_at, finished_at, activity_marker";
+
+pub async fn insert<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    database_id: &str,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Result<BackupRow> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO backups (id, database_id, kind, trigger, status, created_at)
+         VALUES ($1, $2, 'full', $3, 'running', $4) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(database_id)
+    .bind(trigger)
+    .bind(now)
+    .fetch_one(ex)
+    .await?)
+}
+
+pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<BackupRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM backups WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
+}
+
+/// Newest first.
+pub async fn list<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    database_id: &str,
+    limit: i64,
+) -> Result<Vec<BackupRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backups WHERE database_id = $1 ORDER BY seq DESC LIMIT $2"
+    ))
+    .bind(database_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn complete<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    size: i64,
+    location: &str,
+    marker: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE backups SET status = 'completed', size_bytes = $2, location = $3, activity_marker = $4,
+                finished_at = $5, error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(size)
+    .bind(location)
+    .bind(marker)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+pub async fn fail<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("UPDATE backups SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The newest backup of each database that is completed or still running.
+pub async fn latest_per_database<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<BackupRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT DISTINCT ON (database_id) {COLUMNS} FROM backups WHERE status IN ('completed', 'running')
+          ORDER BY database_id, seq DESC"
+    ))
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Backups created before `cutoff` (for retention).
+pub async fn older_than<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<BackupRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backups WHERE created_at < $1 AND status <> 'running' ORDER BY seq"
+    ))
+    .bind(cutoff)
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM backups WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
