@@ -17,9 +17,17 @@ const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let scale: u32 = std::env::var("SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let dir = tempfile::Builder::new().prefix("pgfleet-bench-").tempdir()?;
+    let scale: u32 = std::env::var("SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::Builder::new()
+        .prefix("pgfleet-bench-")
+        .tempdir()?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     let cfg = Config {
         listen: "127.0.0.1:0".parse()?,
@@ -41,35 +49,71 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let db = p["data"]["database"]["id"].as_str().context("database id")?.to_string();
-    let conn = p["data"]["database"]["connectionString"].as_str().context("connection string")?.to_string();
+    let db = p["data"]["database"]["id"]
+        .as_str()
+        .context("database id")?
+        .to_string();
+    let conn = p["data"]["database"]["connectionString"]
+        .as_str()
+        .context("connection string")?
+        .to_string();
     let out = std::process::Command::new(bin.join("pgbench"))
         .args(["-i", "-q", "-s", &scale.to_string(), &conn])
         .output()?;
-    anyhow::ensure!(out.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Bare tools: the same database through the same superuser socket pgfleet uses.
-    let port = serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cluster.json"))?)?["port"]
+    let port = serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cluster.json"))?)?
+        ["port"]
         .as_u64()
         .context("port")?;
-    let pg_db = conn.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_string();
+    let pg_db = conn
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let sock = dir.path().join("run");
     let bare = |tool: &str| {
         let mut c = std::process::Command::new(bin.join(tool));
-        c.env("PGHOST", &sock).env("PGPORT", port.to_string()).env("PGUSER", "postgres");
+        c.env("PGHOST", &sock)
+            .env("PGPORT", port.to_string())
+            .env("PGUSER", "postgres");
         c
     };
     let file = dir.path().join("bare.dump");
 
-    let (mut pf_backup, mut pf_restore, mut raw_dump, mut raw_restore) = (vec![], vec![], vec![], vec![]);
+    let (mut pf_backup, mut pf_restore, mut raw_dump, mut raw_restore) =
+        (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         // pgfleet backup: from the API call until it is completed (the archive is verified).
         let t = Instant::now();
-        let b: Value = http.post(format!("{base}/v1/databases/{db}/backups")).bearer_auth(TOKEN).send().await?.json().await?;
+        let b: Value = http
+            .post(format!("{base}/v1/databases/{db}/backups"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
         let backup = b["data"]["id"].as_str().context("backup id")?.to_string();
         loop {
-            let l: Value = http.get(format!("{base}/v1/databases/{db}/backups?limit=5")).bearer_auth(TOKEN).send().await?.json().await?;
-            let st = l["data"].as_array().and_then(|a| a.iter().find(|x| x["id"] == backup.as_str())).map(|x| x["status"].clone());
+            let l: Value = http
+                .get(format!("{base}/v1/databases/{db}/backups?limit=5"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let st = l["data"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["id"] == backup.as_str()))
+                .map(|x| x["status"].clone());
             match st.as_ref().and_then(|s| s.as_str()) {
                 Some("completed") => break,
                 Some("failed") => anyhow::bail!("backup failed"),
@@ -88,7 +132,13 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status().is_success(), "restore: {}", r.text().await?);
         loop {
-            let d: Value = http.get(format!("{base}/v1/databases/{db}")).bearer_auth(TOKEN).send().await?.json().await?;
+            let d: Value = http
+                .get(format!("{base}/v1/databases/{db}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?
+                .json()
+                .await?;
             if d["data"]["status"] == "ready" {
                 break;
             }
@@ -99,9 +149,17 @@ async fn main() -> anyhow::Result<()> {
         // Bare: pg_dump -Fc + pg_restore --list (what pgfleet checks), then pg_restore into a
         // new database.
         let t = Instant::now();
-        let s = bare("pg_dump").args(["--format=custom", "--no-owner", "--no-privileges", "--file"]).arg(&file).arg(&pg_db).status()?;
+        let s = bare("pg_dump")
+            .args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
+            .arg(&file)
+            .arg(&pg_db)
+            .status()?;
         anyhow::ensure!(s.success(), "pg_dump");
-        let s = bare("pg_restore").arg("--list").arg(&file).stdout(std::process::Stdio::null()).status()?;
+        let s = bare("pg_restore")
+            .arg("--list")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .status()?;
         anyhow::ensure!(s.success(), "pg_restore --list");
         raw_dump.push(t.elapsed());
         let target = format!("bare_{round}");
@@ -109,7 +167,14 @@ async fn main() -> anyhow::Result<()> {
         let s = bare("createdb").arg(&target).status()?;
         anyhow::ensure!(s.success(), "createdb");
         let s = bare("pg_restore")
-            .args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", "--dbname", &target])
+            .args([
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                "--dbname",
+                &target,
+            ])
             .arg(&file)
             .status()?;
         anyhow::ensure!(s.success(), "pg_restore");
@@ -119,13 +184,33 @@ async fn main() -> anyhow::Result<()> {
         v.sort();
         v[v.len() / 2]
     };
-    let (b, r, rd, rr) = (med(&mut pf_backup), med(&mut pf_restore), med(&mut raw_dump), med(&mut raw_restore));
-    row("bare pg_dump -Fc + pg_restore --list", format!("{:.0} ms", ms(rd)));
-    row("pgfleet backup (API → completed)", format!("{:.0} ms", ms(b)));
-    row("ratio backup (goal ≤ 1.2×)", format!("{:.2}×", ms(b) / ms(rd)));
+    let (b, r, rd, rr) = (
+        med(&mut pf_backup),
+        med(&mut pf_restore),
+        med(&mut raw_dump),
+        med(&mut raw_restore),
+    );
+    row(
+        "bare pg_dump -Fc + pg_restore --list",
+        format!("{:.0} ms", ms(rd)),
+    );
+    row(
+        "pgfleet backup (API → completed)",
+        format!("{:.0} ms", ms(b)),
+    );
+    row(
+        "ratio backup (goal ≤ 1.2×)",
+        format!("{:.2}×", ms(b) / ms(rd)),
+    );
     row("bare createdb + pg_restore", format!("{:.0} ms", ms(rr)));
-    row("pgfleet restore in place (API → ready)", format!("{:.0} ms", ms(r)));
-    row("ratio restore (goal ≤ 1.2×)", format!("{:.2}×", ms(r) / ms(rr)));
+    row(
+        "pgfleet restore in place (API → ready)",
+        format!("{:.0} ms", ms(r)),
+    );
+    row(
+        "ratio restore (goal ≤ 1.2×)",
+        format!("{:.2}×", ms(r) / ms(rr)),
+    );
     running.stop().await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! drive the data plane and return the wire types of `pgfleet-api-types`. Time and randomness
 //! come in through [`Clock`] and [`Randomness`] so tests can control them.
 
+pub mod backup_store;
 pub mod bootstrap;
 pub mod clock;
 pub mod error;

@@ -10,7 +10,8 @@
 //! * the error responses every `/v1` operation can give, each with the [`ErrorBody`] schema,
 //!   whose `code` is the closed list of [`crate::error::CODES`];
 //! * the optional `Idempotency-Key` header on every `POST`;
-//! * region enums: the contract's region ids and those configured here.
+//! * region enums: the contract's region ids and those configured here;
+//! * the server's rules for names and `logicalId`s as `minLength`/`maxLength`/`pattern`.
 
 use std::collections::BTreeSet;
 
@@ -98,6 +99,29 @@ const REGION_BODIES: &[(&str, bool)] = &[
     ("CreateProjectDatabaseBody", true),
 ];
 
+/// What the server accepts in a name (`validate_name` of the domain): 1 to 255 characters, no
+/// control characters, not only spaces.
+const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+/// What the server accepts in a `logicalId`: 1 to 255 characters, no spaces or control
+/// characters.
+const LOGICAL_ID_PATTERN: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
+
+/// Request properties with the server's text constraints: `(schema, property, pattern)`.
+const TEXT_PROPERTIES: &[(&str, &str, &str)] = &[
+    ("CreateWorkspace", "displayName", NAME_PATTERN),
+    ("CreateServiceToken", "name", NAME_PATTERN),
+    ("CreateProject", "name", NAME_PATTERN),
+    ("CreateProject", "logicalId", LOGICAL_ID_PATTERN),
+    ("UpdateProject", "name", NAME_PATTERN),
+    ("CreateDatabaseBody", "name", NAME_PATTERN),
+    ("CreateDatabaseBody", "logicalId", LOGICAL_ID_PATTERN),
+    ("CreateProjectDatabaseBody", "name", NAME_PATTERN),
+    ("UpdateDatabase", "name", NAME_PATTERN),
+    ("UpdateDatabase", "logicalId", LOGICAL_ID_PATTERN),
+    ("CreateConnectionBody", "name", NAME_PATTERN),
+    ("CreateDatabaseConnectionBody", "name", NAME_PATTERN),
+];
+
 /// The document as this server serves it (see the module documentation).
 pub fn document(config: &ServicesConfig) -> Document {
     let mut doc = ApiDoc::openapi();
@@ -130,6 +154,14 @@ pub fn document(config: &ServicesConfig) -> Document {
             values.push("inherit");
         }
         set_enum(components.schemas.get_mut(*schema), "region", values);
+    }
+
+    for (schema, property, pattern) in TEXT_PROPERTIES {
+        if let Some(p) = property_mut(components.schemas.get_mut(*schema), property) {
+            p.min_length = Some(1);
+            p.max_length = Some(255);
+            p.pattern = Some((*pattern).to_string());
+        }
     }
 
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -312,19 +344,28 @@ fn set_body_required(body: &mut RequestBody, required: bool) {
     });
 }
 
-/// Sets the `enum` of a string property of an object schema (also inside `["string","null"]`).
+/// The inline schema of a property of an object schema.
+fn property_mut<'a>(
+    schema: Option<&'a mut RefOr<Schema>>,
+    property: &str,
+) -> Option<&'a mut Object> {
+    let Some(RefOr::T(Schema::Object(obj))) = schema else {
+        return None;
+    };
+    match obj.properties.get_mut(property) {
+        Some(RefOr::T(Schema::Object(p))) => Some(p),
+        _ => None,
+    }
+}
+
+/// Sets the `enum` of a string property of an object schema.
 fn set_enum<'a>(
     schema: Option<&mut RefOr<Schema>>,
     property: &str,
     values: impl IntoIterator<Item = &'a str>,
 ) {
-    let Some(RefOr::T(Schema::Object(obj))) = schema else {
-        return;
-    };
-    if let Some(RefOr::T(Schema::Object(Object { enum_values, .. }))) =
-        obj.properties.get_mut(property)
-    {
-        *enum_values = Some(values.into_iter().map(Into::into).collect());
+    if let Some(p) = property_mut(schema, property) {
+        p.enum_values = Some(values.into_iter().map(Into::into).collect());
     }
 }
 
@@ -361,6 +402,29 @@ mod tests {
         assert_eq!(flow["tokenUrl"], "https://auth.example.com/token");
         assert!(flow["scopes"]["workspace:admin"].is_string());
         assert!(flow["scopes"]["offline_access"].is_string());
+    }
+
+    #[test]
+    fn request_rules_are_in_the_schemas() {
+        let d = doc();
+        let schemas = &d["components"]["schemas"];
+        for (schema, property, pattern) in TEXT_PROPERTIES {
+            let p = &schemas[*schema]["properties"][*property];
+            assert_eq!(p["pattern"], *pattern, "{schema}.{property}: {p}");
+            assert_eq!(p["maxLength"], 255, "{schema}.{property}");
+        }
+        for (schema, _) in REGION_BODIES {
+            let regions = &schemas[*schema]["properties"]["region"]["enum"];
+            assert!(
+                regions
+                    .as_array()
+                    .is_some_and(|r| r.contains(&"us-east-1".into())),
+                "{schema}: {regions}"
+            );
+        }
+        assert!(schemas["ErrorDetail"]["properties"]["code"]["enum"]
+            .as_array()
+            .is_some_and(|c| c.len() == crate::error::CODES.len()));
     }
 
     #[test]

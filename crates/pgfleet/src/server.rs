@@ -155,6 +155,13 @@ async fn start_with_cluster(
         .dir
         .clone()
         .unwrap_or_else(|| cfg.data_dir.join("backups"));
+    sc.backups.store = match &cfg.backups.s3 {
+        Some(s3) => pgfleet_domain::backup_store::BackupStore::s3(&s3.options())
+            .map_err(|e| anyhow::anyhow!("backups.s3: {e}"))?,
+        None => pgfleet_domain::backup_store::BackupStore::Local {
+            dir: sc.backups.dir.clone(),
+        },
+    };
     sc.backups.interval = Duration::from_secs(cfg.backups.interval_secs);
     sc.backups.retention_days = cfg.backups.retention_days;
     sc.backups.tools = match pgfleet_dataplane::PgTools::find(cfg.postgres.bin_dir.as_deref()) {

@@ -3,10 +3,11 @@
 //! failure leaves the old data intact); and the data of new databases created from a backup
 //! or cloned from another database.
 //!
-//! The backup store is a local directory (`<data-dir>/backups/<database>/<backup>.dump`);
-//! every archive is checked with `pg_restore --list` before it counts as completed.
+//! The backup store ([`crate::backup_store`]) is a local directory
+//! (`<data-dir>/backups/<database>/<backup>.dump`) or an S3-compatible bucket
+//! (`<prefix>/<database>/<backup>.dump`, staged through local files); every archive is checked
+//! with `pg_restore --list` before it counts as completed.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use pgfleet_api_types::backup::{Backup, BackupList, BackupsMeta, BackupsPagination};
@@ -17,6 +18,7 @@ use pgfleet_storage::backups::{self, BackupRow};
 use pgfleet_storage::{databases, operations, DatabaseRow, OperationRow, StorageError};
 use tokio::sync::watch;
 
+use crate::backup_store::{BackupStore, Fetched, StoreError};
 use crate::ids::{new_id, BACKUP};
 use crate::reconciler::kind;
 use crate::{DomainError, Principal, Result, Services};
@@ -43,12 +45,17 @@ impl Services {
         })
     }
 
-    fn backup_path(&self, database_id: &str, backup_id: &str) -> PathBuf {
-        self.config()
-            .backups
-            .dir
-            .join(database_id)
-            .join(format!("{backup_id}.dump"))
+    fn backup_store(&self) -> &BackupStore {
+        &self.config().backups.store
+    }
+
+    /// A local file with the archive of a backup (downloaded for S3; call
+    /// [`Fetched::cleanup`] when done).
+    async fn fetch_backup(&self, database_id: &str, backup_id: &str) -> Result<Fetched> {
+        self.backup_store()
+            .fetch(&self.config().backups.dir, database_id, backup_id)
+            .await
+            .map_err(DomainError::internal)
     }
 
     /// `GET /v1/databases/{id}/backups` (newest first; `limit` default 25).
@@ -144,8 +151,21 @@ impl Services {
                 None,
             ));
         }
-        let path = self.backup_path(&b.database_id, &b.id);
-        if self.tools()?.verify(&path).await.is_err() {
+        let tools = self.tools()?;
+        let readable = match self
+            .backup_store()
+            .fetch(&self.config().backups.dir, &b.database_id, &b.id)
+            .await
+        {
+            Ok(file) => {
+                let ok = tools.verify(&file.path).await.is_ok();
+                file.cleanup().await;
+                ok
+            }
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(DomainError::internal(e)),
+        };
+        if !readable {
             return Err(DomainError::unprocessable(
                 format!("Backup {backup_id} is not readable (missing or corrupted archive)"),
                 Some("Choose another backup.".to_string()),
@@ -267,35 +287,24 @@ impl Services {
             .driver()
             .write_activity(server, &db.pg_database)
             .await?;
-        let path = self.backup_path(&db.id, &b.id);
+        let store = self.backup_store();
+        let path = store
+            .dump_path(&self.config().backups.dir, &db.id, &b.id)
+            .await
+            .map_err(DomainError::internal)?;
         let partial = path.with_extension("dump.partial");
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| DomainError::internal(format!("{}: {e}", dir.display())))?;
-        }
         self.tools()?
             .dump(server, &db.pg_database, &partial)
             .await?;
         self.tools()?.verify(&partial).await?;
         crate::failpoint::hit("backup.after_dump");
-        tokio::fs::rename(&partial, &path)
+        let (location, size) = store
+            .commit(&path, &db.id, &b.id)
             .await
-            .map_err(|e| DomainError::internal(format!("{}: {e}", path.display())))?;
-        let size = tokio::fs::metadata(&path)
-            .await
-            .map(|m| m.len() as i64)
-            .unwrap_or(0);
+            .map_err(DomainError::internal)?;
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
         let mut tx = self.store().begin().await?;
-        backups::complete(
-            &mut *tx,
-            &b.id,
-            size,
-            &path.display().to_string(),
-            marker,
-            self.clock().now(),
-        )
-        .await?;
+        backups::complete(&mut *tx, &b.id, size, &location, marker, self.clock().now()).await?;
         operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
         tx.commit().await.map_err(StorageError::from)?;
         crate::metrics::record_backup("completed", started.elapsed().as_secs_f64());
@@ -343,7 +352,6 @@ impl Services {
         let server = self.server(db.server_id.as_deref())?;
         let spec = self.spec(&db);
         let (scratch, retired) = Self::scratch_names(&db, op);
-        let file = self.backup_path(&b.database_id, &b.id);
         let started = std::time::Instant::now();
         // A scratch database that a crash left half-filled is dropped and refilled.
         if !self.driver().database_exists(server, &retired).await?
@@ -353,9 +361,16 @@ impl Services {
             self.driver()
                 .recreate_database(server, &scratch, &db.owner_role)
                 .await?;
-            self.tools()?
-                .restore(server, &scratch, &db.owner_role, &file)
-                .await?;
+            let file = self.fetch_backup(&b.database_id, &b.id).await?;
+            let restored = match self.tools() {
+                Ok(tools) => tools
+                    .restore(server, &scratch, &db.owner_role, &file.path)
+                    .await
+                    .map_err(DomainError::from),
+                Err(e) => Err(e),
+            };
+            file.cleanup().await;
+            restored?;
         }
         crate::failpoint::hit("database.restore.before_swap");
         operations::step(pool, &op.id, "swap", self.clock().now()).await?;
@@ -401,7 +416,11 @@ impl Services {
             DatabaseSource::Backup {
                 database_id,
                 backup_id,
-            } => (self.backup_path(&database_id, &backup_id), false),
+            } => {
+                let f = self.fetch_backup(&database_id, &backup_id).await?;
+                let temporary = f.path.clone();
+                (temporary, Some(f))
+            }
             DatabaseSource::Database { database_id } => {
                 let src = databases::get(self.store().pool(), &database_id)
                     .await?
@@ -415,23 +434,26 @@ impl Services {
                 self.tools()?
                     .dump(src_server, &src.pg_database, &file)
                     .await?;
-                (file, true)
+                (file.clone(), Some(Fetched::temporary(file)))
             }
         };
-        self.driver()
-            .recreate_database(server, &db.pg_database, &db.owner_role)
-            .await?;
-        self.driver()
-            .ensure_database(server, &self.spec(db))
-            .await?;
-        let result = self
-            .tools()?
-            .restore(server, &db.pg_database, &db.owner_role, &file)
-            .await;
-        if temporary {
-            let _ = tokio::fs::remove_file(&file).await;
+        let result = async {
+            self.driver()
+                .recreate_database(server, &db.pg_database, &db.owner_role)
+                .await?;
+            self.driver()
+                .ensure_database(server, &self.spec(db))
+                .await?;
+            self.tools()?
+                .restore(server, &db.pg_database, &db.owner_role, &file)
+                .await?;
+            Ok(())
         }
-        Ok(result?)
+        .await;
+        if let Some(f) = temporary {
+            f.cleanup().await;
+        }
+        result
     }
 
     // ----- schedule and retention -----
@@ -501,14 +523,9 @@ impl Services {
         }
         let cutoff = now - chrono::Duration::days(self.config().backups.retention_days);
         for b in backups::older_than(self.store().pool(), cutoff).await? {
-            let path = self.backup_path(&b.database_id, &b.id);
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, path = %path.display(), "cannot remove an expired backup");
-                    continue;
-                }
+            if let Err(e) = self.backup_store().delete(&b.database_id, &b.id).await {
+                tracing::warn!(error = %e, backup = %b.id, "cannot remove an expired backup");
+                continue;
             }
             backups::delete(self.store().pool(), &b.id).await?;
             tracing::info!(backup = %b.id, "expired backup pruned");

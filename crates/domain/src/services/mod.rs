@@ -43,8 +43,10 @@ pub struct ServicesConfig {
 /// Backups: where they go, how often, how long they are kept.
 #[derive(Debug, Clone)]
 pub struct BackupSettings {
-    /// Directory of the local backup store.
+    /// Local directory: the archives of the local store; the staging files of S3.
     pub dir: std::path::PathBuf,
+    /// Where archives are kept (default: the local directory `dir`).
+    pub store: crate::backup_store::BackupStore,
     /// A database is backed up when its newest backup is older than this (and it changed).
     pub interval: Duration,
     pub retention_days: i64,
@@ -71,6 +73,9 @@ impl ServicesConfig {
             },
             backups: BackupSettings {
                 dir: std::path::PathBuf::from("backups"),
+                store: crate::backup_store::BackupStore::Local {
+                    dir: std::path::PathBuf::from("backups"),
+                },
                 interval: Duration::from_secs(86_400),
                 retention_days: 7,
                 tools: None,

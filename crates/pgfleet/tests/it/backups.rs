@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::harness::{connect_tls, Resp, TestServer};
 
 /// `(count, md5 of all rows)` of table `t`.
-async fn checksum(conn: &str) -> (i64, String) {
+pub(crate) async fn checksum(conn: &str) -> (i64, String) {
     let c = connect_tls(conn).await.unwrap();
     let row = c
         .query_one("SELECT count(*), md5(coalesce(string_agg(id::text || ':' || v, ',' ORDER BY id), '')) FROM t", &[])
@@ -19,7 +19,7 @@ async fn checksum(conn: &str) -> (i64, String) {
     (row.get(0), row.get(1))
 }
 
-async fn wait_ready(s: &TestServer, id: &str) -> Value {
+pub(crate) async fn wait_ready(s: &TestServer, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = s.get(&format!("/v1/databases/{id}")).await;
@@ -56,7 +56,7 @@ async fn wait_backup(s: &TestServer, db: &str, backup: &str) -> Value {
     }
 }
 
-async fn backup_now(s: &TestServer, db: &str) -> String {
+pub(crate) async fn backup_now(s: &TestServer, db: &str) -> String {
     let r = s
         .post(&format!("/v1/databases/{db}/backups"), json!({}))
         .await;
@@ -70,7 +70,7 @@ async fn backup_now(s: &TestServer, db: &str) -> String {
 }
 
 /// A database created with a source: its credentials, once ready.
-async fn create_from(s: &TestServer, project: &str, body: Value) -> (String, String) {
+pub(crate) async fn create_from(s: &TestServer, project: &str, body: Value) -> (String, String) {
     let r = s
         .post(&format!("/v1/projects/{project}/databases"), body)
         .await;

@@ -15,6 +15,7 @@ mod harness;
 
 mod api_basics;
 mod backups;
+mod backups_s3;
 mod client_sdk;
 mod core_api;
 mod idempotency;
