@@ -18,69 +18,33 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `sslmode=require`: encrypted, certificate not verified (the embedded cluster's is
-/// self-signed).
-#[derive(Debug)]
-struct AcceptAny(std::sync::Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
+/// `sslmode=require` semantics (the embedded cluster's certificate is self-signed): the
+/// connector pgfleet itself uses.
 pub fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny(provider)))
-                .with_no_client_auth()
-        });
-    match config {
-        Ok(c) => tokio_postgres_rustls::MakeRustlsConnect::new(c),
+    match pgfleet_dataplane::tls::require_connector() {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("TLS set-up failed: {e}");
             std::process::exit(1)
         }
     }
+}
+
+/// A pgfleet server in-process on a fresh data directory (embedded cluster), with a known
+/// bootstrap token. Keep the directory alive as long as the server.
+pub async fn start_server(token: &str) -> anyhow::Result<(tempfile::TempDir, pgfleet::server::Running)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("pgfleet-bench-").tempdir()?;
+    // The postgres OS user (when run as root) must reach the cluster.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let cfg = pgfleet::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_path_buf(),
+        bootstrap_token: Some(pgfleet::config::Secret::new(token)),
+        ..pgfleet::config::Config::default()
+    };
+    let running = pgfleet::server::start(cfg, pgfleet::server::Deps::default()).await?;
+    Ok((dir, running))
 }
 
 /// Connects with a `postgresql://…?sslmode=require` string over TLS and runs `SELECT 1`.

@@ -4,12 +4,9 @@
 //! Run: `cargo run --release -p pgfleet-bench --bin backup` (env `SCALE`, default 10;
 //! `ROUNDS`, default 3; the median of the rounds is reported).
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pgfleet::config::{Config, Secret};
-use pgfleet::server::{self, Deps};
 use pgfleet_bench::{ms, row};
 use serde_json::{json, Value};
 
@@ -25,17 +22,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let dir = tempfile::Builder::new()
-        .prefix("pgfleet-bench-")
-        .tempdir()?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-    let cfg = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
-        bootstrap_token: Some(Secret::new(TOKEN)),
-        ..Config::default()
-    };
-    let running = server::start(cfg, Deps::default()).await?;
+    let (dir, running) = pgfleet_bench::start_server(TOKEN).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let bin = pgfleet_dataplane::binaries::find_bin_dir(None)?;

@@ -11,14 +11,11 @@
 //! Run: `cargo run --release -p pgfleet-bench --bin provision` (env `N`, default 100;
 //! `SECONDS_PER_LOAD`, default 5).
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pgfleet::config::{Config, Secret};
-use pgfleet::server::{self, Deps};
 use pgfleet_bench::{ms, percentile, row, select_one, tls};
 use serde_json::{json, Value};
 
@@ -34,17 +31,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let dir = tempfile::Builder::new()
-        .prefix("pgfleet-bench-")
-        .tempdir()?;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-    let cfg = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
-        bootstrap_token: Some(Secret::new(TOKEN)),
-        ..Config::default()
-    };
-    let running = server::start(cfg, Deps::default()).await?;
+    let (dir, running) = pgfleet_bench::start_server(TOKEN).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(128)
