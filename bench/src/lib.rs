@@ -32,9 +32,13 @@ pub fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
 
 /// A pgfleet server in-process on a fresh data directory (embedded cluster), with a known
 /// bootstrap token. Keep the directory alive as long as the server.
-pub async fn start_server(token: &str) -> anyhow::Result<(tempfile::TempDir, pgfleet::server::Running)> {
+pub async fn start_server(
+    token: &str,
+) -> anyhow::Result<(tempfile::TempDir, pgfleet::server::Running)> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new().prefix("pgfleet-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("pgfleet-bench-")
+        .tempdir()?;
     // The postgres OS user (when run as root) must reach the cluster.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
     let cfg = pgfleet::config::Config {

@@ -11,6 +11,8 @@ pub enum CredentialKind {
         client_id: String,
         scopes: Vec<String>,
     },
+    /// A signed-in browser of the web console, acting on a workspace the user is a member of.
+    Session,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +24,26 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The web console's principal: a signed-in user on one of their workspaces (the caller
+    /// checks the membership first).
+    pub fn session(user_id: &str, workspace_id: &str) -> Self {
+        Self {
+            workspace_id: workspace_id.to_string(),
+            user_id: Some(user_id.to_string()),
+            credential: CredentialKind::Session,
+        }
+    }
+
     /// A stable key for per-caller state such as idempotency keys.
     pub fn key(&self) -> String {
         match &self.credential {
             CredentialKind::ServiceToken { id, .. } => id.clone(),
             CredentialKind::OAuth { grant_id, .. } => grant_id.clone(),
+            CredentialKind::Session => format!(
+                "session:{}:{}",
+                self.user_id.as_deref().unwrap_or_default(),
+                self.workspace_id
+            ),
         }
     }
 }

@@ -11,7 +11,8 @@
 //!   whose `code` is the closed list of [`crate::error::CODES`];
 //! * the optional `Idempotency-Key` header on every `POST`;
 //! * region enums: the contract's region ids and those configured here;
-//! * the server's rules for names and `logicalId`s as `minLength`/`maxLength`/`pattern`.
+//! * the server's rules for names and `logicalId`s as `minLength`/`maxLength`/`pattern`;
+//! * links from the responses that create a resource to the operations on it.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +21,8 @@ use axum::Json;
 use pgfleet_api_types::{ErrorBody, ErrorDetail};
 use pgfleet_domain::services::oauth::{ADMIN_SCOPE, SCOPES};
 use pgfleet_domain::ServicesConfig;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
@@ -122,6 +125,123 @@ const TEXT_PROPERTIES: &[(&str, &str, &str)] = &[
     ("CreateDatabaseConnectionBody", "name", NAME_PATTERN),
 ];
 
+/// `$response.body#/data/id`: the id of the resource a response carries.
+const DATA_ID: &str = "$response.body#/data/id";
+
+/// A link's target: `(operationId, [(parameter, runtime expression)])`.
+type LinkTarget = (&'static str, &'static [(&'static str, &'static str)]);
+
+/// What a database's id opens.
+const DATABASE_OPS: &[LinkTarget] = &[
+    ("getV1DatabasesByDatabaseId", &[("databaseId", DATA_ID)]),
+    ("patchV1DatabasesByDatabaseId", &[("databaseId", DATA_ID)]),
+    ("deleteV1DatabasesByDatabaseId", &[("databaseId", DATA_ID)]),
+    (
+        "getV1DatabasesByDatabaseIdConnections",
+        &[("databaseId", DATA_ID)],
+    ),
+    (
+        "postV1DatabasesByDatabaseIdConnections",
+        &[("databaseId", DATA_ID)],
+    ),
+    (
+        "getV1DatabasesByDatabaseIdBackups",
+        &[("databaseId", DATA_ID)],
+    ),
+    (
+        "postV1DatabasesByDatabaseIdBackups",
+        &[("databaseId", DATA_ID)],
+    ),
+    (
+        "getV1DatabasesByDatabaseIdUsage",
+        &[("databaseId", DATA_ID)],
+    ),
+    (
+        "postV1DatabasesByTargetDatabaseIdRestore",
+        &[("targetDatabaseId", DATA_ID)],
+    ),
+];
+
+/// What a connection's id opens.
+const CONNECTION_OPS: &[LinkTarget] = &[
+    ("getV1ConnectionsById", &[("id", DATA_ID)]),
+    ("postV1ConnectionsByIdRotate", &[("id", DATA_ID)]),
+    ("deleteV1ConnectionsById", &[("id", DATA_ID)]),
+];
+
+/// OpenAPI links from the responses that create (or name) a resource to the operations on it:
+/// `(operationId, status, targets)`. They document how ids flow, and let tools (Swagger UI,
+/// schemathesis' stateful phase) follow them.
+const LINKS: &[(&str, &str, &[LinkTarget])] = &[
+    (
+        "getV1Me",
+        "200",
+        &[
+            (
+                "getV1WorkspacesById",
+                &[("id", "$response.body#/data/workspace/id")],
+            ),
+            (
+                "getV1WorkspacesByWorkspaceIdService-tokens",
+                &[("workspaceId", "$response.body#/data/workspace/id")],
+            ),
+            (
+                "postV1WorkspacesByWorkspaceIdService-tokens",
+                &[("workspaceId", "$response.body#/data/workspace/id")],
+            ),
+            (
+                "getV1WorkspacesByWorkspaceIdIntegrations",
+                &[("workspaceId", "$response.body#/data/workspace/id")],
+            ),
+            (
+                "getV1Integrations",
+                &[("workspaceId", "$response.body#/data/workspace/id")],
+            ),
+        ],
+    ),
+    (
+        "postV1WorkspacesByWorkspaceIdService-tokens",
+        "201",
+        &[(
+            "deleteV1WorkspacesByWorkspaceIdService-tokensByServiceTokenId",
+            &[
+                ("workspaceId", "$request.path.workspaceId"),
+                ("serviceTokenId", DATA_ID),
+            ],
+        )],
+    ),
+    (
+        "postV1Projects",
+        "201",
+        &[
+            ("getV1ProjectsById", &[("id", DATA_ID)]),
+            ("patchV1ProjectsById", &[("id", DATA_ID)]),
+            ("deleteV1ProjectsById", &[("id", DATA_ID)]),
+            (
+                "getV1ProjectsByProjectIdDatabases",
+                &[("projectId", DATA_ID)],
+            ),
+            (
+                "postV1ProjectsByProjectIdDatabases",
+                &[("projectId", DATA_ID)],
+            ),
+            (
+                "getV1DatabasesByDatabaseId",
+                &[("databaseId", "$response.body#/data/database/id")],
+            ),
+        ],
+    ),
+    ("postV1ProjectsByProjectIdDatabases", "201", DATABASE_OPS),
+    ("postV1Databases", "201", DATABASE_OPS),
+    ("postV1Connections", "201", CONNECTION_OPS),
+    (
+        "postV1DatabasesByDatabaseIdConnections",
+        "200",
+        CONNECTION_OPS,
+    ),
+    ("postV1ConnectionsByIdRotate", "200", CONNECTION_OPS),
+];
+
 /// The document as this server serves it (see the module documentation).
 pub fn document(config: &ServicesConfig) -> Document {
     let mut doc = ApiDoc::openapi();
@@ -164,6 +284,7 @@ pub fn document(config: &ServicesConfig) -> Document {
         }
     }
 
+    add_links(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         let ops = [
@@ -180,6 +301,51 @@ pub fn document(config: &ServicesConfig) -> Document {
         }
     }
     doc
+}
+
+/// Every operation of the document, mutable.
+fn operations_mut(doc: &mut Document) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// Adds [`LINKS`] whose source response and target operation are both documented.
+fn add_links(doc: &mut Document) {
+    let ids: BTreeSet<String> = operations_mut(doc)
+        .filter_map(|op| op.operation_id.clone())
+        .collect();
+    for op in operations_mut(doc) {
+        let Some(id) = op.operation_id.as_deref() else {
+            continue;
+        };
+        for (_, status, targets) in LINKS.iter().filter(|(from, _, _)| *from == id) {
+            let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else {
+                continue;
+            };
+            for (target, params) in targets.iter().filter(|(t, _)| ids.contains(*t)) {
+                // utoipa 5.5 serializes `Link::operation_id` as `operation_id` (not
+                // `operationId`), which no tool reads; the key is set through the flattened
+                // extensions instead (checked by `request_rules_are_in_the_schemas`).
+                let mut link = LinkBuilder::new()
+                    .extensions(Some(Extensions::from_iter([("operationId", *target)])));
+                for (name, value) in *params {
+                    link = link.parameter(*name, *value);
+                }
+                response
+                    .links
+                    .insert((*target).to_string(), RefOr::T(link.build()));
+            }
+        }
+    }
 }
 
 /// Security alternatives, idempotency header and shared error responses of one operation.
@@ -200,16 +366,20 @@ fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) 
             .get_or_insert_with(Vec::new)
             .push(idempotency_key());
     }
-    let has_input = op.request_body.is_some()
-        || has_path_params
-        || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_input = op.request_body.is_some() || has_path_params || !params.is_empty();
+    // An id in the path or a filter (`?databaseId=`, `?workspaceId=`) may name nothing.
+    let names_a_resource = has_path_params
+        || params
+            .iter()
+            .any(|p| p.parameter_in == ParameterIn::Query && p.name.ends_with("Id"));
     let mut wanted: Vec<(&str, &str)> = Vec::new();
     if has_input {
         wanted.push(("400", "BadRequest"));
     }
     wanted.push(("401", "Unauthorized"));
     wanted.push(("403", "Forbidden"));
-    if has_path_params {
+    if names_a_resource {
         wanted.push(("404", "NotFound"));
     }
     if is_post {
@@ -218,6 +388,7 @@ fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) 
     if op.request_body.is_some() {
         wanted.push(("413", "PayloadTooLarge"));
         wanted.push(("415", "UnsupportedMediaType"));
+        wanted.push(("422", "ValidationError"));
     }
     wanted.push(("500", "InternalError"));
     wanted.push(("503", "Unavailable"));
@@ -261,6 +432,10 @@ const ERROR_RESPONSES: &[(&str, &str)] = &[
     (
         "UnsupportedMediaType",
         "`unsupported_media_type`: a body without `Content-Type: application/json`.",
+    ),
+    (
+        "ValidationError",
+        "`validation_error`: a well-formed value that cannot be accepted.",
     ),
     (
         "InternalError",
@@ -422,6 +597,11 @@ mod tests {
                 "{schema}: {regions}"
             );
         }
+        let links = &d["paths"]["/v1/projects"]["post"]["responses"]["201"]["links"];
+        assert_eq!(
+            links["getV1ProjectsById"],
+            serde_json::json!({"operationId": "getV1ProjectsById", "parameters": {"id": "$response.body#/data/id"}})
+        );
         assert!(schemas["ErrorDetail"]["properties"]["code"]["enum"]
             .as_array()
             .is_some_and(|c| c.len() == crate::error::CODES.len()));

@@ -45,6 +45,11 @@ impl Services {
                 id: Some(grant_id.clone()),
                 name: None,
             },
+            CredentialKind::Session => Credential {
+                kind: CredentialType::Oauth,
+                id: None,
+                name: Some("web console".to_string()),
+            },
         };
         Ok(Me {
             user,

@@ -1,6 +1,8 @@
 //! The browser pages of the authorization server: sign-in and sign-out ([`auth`]), the OAuth
-//! consent page ([`authorize`]) and OAuth app management ([`apps`]). Server-rendered with
-//! askama (templates in `crates/http/templates/`), no JavaScript, no external assets.
+//! consent page ([`authorize`]), OAuth app management ([`apps`]) and the web console
+//! ([`console`]). Server-rendered with
+//! askama (templates in `crates/http/templates/`), no external assets; no JavaScript but the
+//! console's optional copy buttons (`/console/console.js`, same origin).
 //!
 //! Cookies (all `HttpOnly`, `Secure` when the public URL is https):
 //! * `pgfleet_session` (`Path=/; SameSite=Lax`): the session, 43 random characters; the store
@@ -39,6 +41,7 @@ use crate::AppState;
 mod apps;
 mod auth;
 mod authorize;
+mod console;
 
 pub const SESSION_COOKIE: &str = "pgfleet_session";
 pub const CSRF_COOKIE: &str = "pgfleet_csrf";
@@ -58,7 +61,7 @@ pub const CONSENT_CSP: &str =
                                frame-ancestors 'none'; base-uri 'none'";
 
 /// Where a signed-in user lands by default.
-const HOME: &str = "/apps";
+const HOME: &str = "/console";
 
 /// The page routes (merged into the root router, outside `/v1`).
 pub fn router() -> Router<AppState> {
@@ -72,6 +75,7 @@ pub fn router() -> Router<AppState> {
         .route("/apps", get(apps::apps_page).post(apps::apps_create))
         .route("/apps/{id}", get(apps::app_page).post(apps::app_update))
         .route("/apps/{id}/delete", post(apps::app_delete))
+        .merge(console::router())
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -17,6 +17,7 @@ mod api_basics;
 mod backups;
 mod backups_s3;
 mod client_sdk;
+mod console;
 mod core_api;
 mod idempotency;
 mod lifecycle;

@@ -154,6 +154,11 @@ async fn every_contract_operation_is_in_the_document() {
     s.stop().await;
 }
 
+/// The whole document, with the server's URL normalised. When an annotation or schema changes
+/// on purpose, refresh it with
+/// `INSTA_UPDATE=always cargo test -p pgfleet --test it openapi::document_snapshot` and review
+/// the diff of `snapshots/it__openapi__openapi_document.snap` (CI, with `CI` set, never writes
+/// snapshots and fails on any difference).
 #[tokio::test]
 async fn document_snapshot() {
     let s = TestServer::start().await;

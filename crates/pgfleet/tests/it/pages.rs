@@ -235,7 +235,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
         "<label for=\"email\">Email</label>",
         "<label for=\"password\">Password</label>",
         ">Sign in</button>",
-        "name=\"next\" value=\"/apps\"",
+        "name=\"next\" value=\"/console\"",
     ] {
         assert!(
             page.body.contains(needle),
@@ -332,7 +332,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
         let mut other = Browser::new(&s);
         let r = other.sign_in("admin@localhost", &password, evil).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
-        assert_eq!(r.location(), Some("/apps"), "next={evil}");
+        assert_eq!(r.location(), Some("/console"), "next={evil}");
     }
 
     // Sign out: CSRF checked, then the session is gone.

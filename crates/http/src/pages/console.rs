@@ -1,0 +1,1457 @@
+//! The web console (`/console`): projects, databases, connections, backups and service tokens
+//! of a workspace, for a signed-in user. The selected workspace is part of every URL
+//! (`/console/w/{workspace}/…`); each request checks that the user is a member of it and then
+//! calls the same domain services as the `/v1` API, as [`Principal::session`]. No business
+//! logic lives here: a refused request shows the domain's message and hint on the page.
+//!
+//! Every form is a `POST` with the session's CSRF token, answered with `303` on success. A
+//! secret that is shown once (a connection's password, a service token) travels to the page
+//! that shows it in a sealed flash cookie (`pgfleet_console_flash`, `Path=/console`,
+//! `SameSite=Strict`, 5 minutes), like the OAuth app secret of [`super::apps`]; it is cleared
+//! as it is shown and never stored. `console.js` (served here, allowed by this router's CSP
+//! `script-src 'self'`) adds copy buttons and refreshes the status of databases that are
+//! provisioning or recovering; without JavaScript everything works, by reloading the page.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, RawQuery, State};
+use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use pgfleet_api_types::database::{CreateDatabase, Database, DatabaseSource, DatabaseStatus};
+use pgfleet_api_types::project::{CreateProject, Project, UpdateProject};
+use pgfleet_api_types::region::RegionStatus;
+use pgfleet_domain::{PageRequest, Principal};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    fail, field, form_map, query_param, read_cookie, render, require_session, see_other,
+    set_cookie, Chrome, Notice, PageError, Signed,
+};
+use crate::AppState;
+
+/// The console's flash cookie.
+const FLASH: &str = "pgfleet_console_flash";
+/// How long a sealed secret waits for its page, in seconds.
+const FLASH_MAX_AGE: i64 = 300;
+/// The console's policy: [`super::CSP`] plus this site's own script (copy buttons, live
+/// status) and its requests to this site.
+pub const CONSOLE_CSP: &str =
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The copy buttons: shown only when this script runs.
+const CONSOLE_JS: &str = r#"// pgfleet console: copy buttons for secrets shown once, and live database status.
+document.querySelectorAll('button[data-copy]').forEach(function (b) {
+  b.hidden = false;
+  b.addEventListener('click', function () {
+    var el = document.getElementById(b.getAttribute('data-copy'));
+    if (!el || !navigator.clipboard) { return; }
+    navigator.clipboard.writeText(el.textContent.trim()).then(function () {
+      b.textContent = 'Copied';
+    });
+  });
+});
+// While a database of the page is provisioning or recovering, refresh the status badges
+// (only them: typed input and a secret on the page are kept).
+function pgfleetStatuses(doc) {
+  return doc.querySelectorAll('[data-testid="database-status"]');
+}
+function pgfleetBusy() {
+  return Array.prototype.some.call(pgfleetStatuses(document), function (e) {
+    var s = e.textContent.trim();
+    return s === 'provisioning' || s === 'recovering';
+  });
+}
+function pgfleetPoll() {
+  if (!pgfleetBusy()) { return; }
+  setTimeout(function () {
+    fetch(location.href, { credentials: 'same-origin' })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var fresh = pgfleetStatuses(new DOMParser().parseFromString(html, 'text/html'));
+        var cur = pgfleetStatuses(document);
+        if (fresh.length === cur.length) {
+          cur.forEach(function (e, i) { e.textContent = fresh[i].textContent; });
+        }
+        pgfleetPoll();
+      })
+      .catch(function () {});
+  }, 3000);
+}
+pgfleetPoll();
+"#;
+/// Page size of every list (the console shows one page).
+const LIST_LIMIT: i64 = 100;
+
+/// The console routes (merged into the page router).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(console_home))
+        .route("/console/console.js", get(console_js))
+        .route("/console/switch", get(switch))
+        .route("/console/w/{ws}", get(workspace_home))
+        .route(
+            "/console/w/{ws}/projects",
+            get(projects_page).post(project_create),
+        )
+        .route("/console/w/{ws}/projects/{id}", get(project_page))
+        .route("/console/w/{ws}/projects/{id}/rename", post(project_rename))
+        .route("/console/w/{ws}/projects/{id}/delete", post(project_delete))
+        .route(
+            "/console/w/{ws}/projects/{id}/transfer",
+            post(project_transfer),
+        )
+        .route(
+            "/console/w/{ws}/projects/{id}/databases",
+            post(database_create),
+        )
+        .route("/console/w/{ws}/databases/{id}", get(database_page))
+        .route(
+            "/console/w/{ws}/databases/{id}/delete",
+            post(database_delete),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/connections",
+            post(connection_create),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/connections/{cid}/rotate",
+            post(connection_rotate),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/connections/{cid}/delete",
+            post(connection_delete),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/backups",
+            post(backup_create),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/restore",
+            post(database_restore),
+        )
+        .route(
+            "/console/w/{ws}/tokens",
+            get(tokens_page).post(token_create),
+        )
+        .route("/console/w/{ws}/tokens/{id}/delete", post(token_delete))
+        .route("/console/w/{ws}/integrations", get(integrations_page))
+        .route(
+            "/console/w/{ws}/integrations/{id}/revoke",
+            post(integration_revoke),
+        )
+        .layer(axum::middleware::map_response(console_csp))
+}
+
+async fn console_csp(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONSOLE_CSP),
+    );
+    res
+}
+
+/// `GET /console/console.js`
+async fn console_js() -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        )],
+        CONSOLE_JS,
+    )
+        .into_response()
+}
+
+struct WorkspaceOption {
+    id: String,
+    name: String,
+    selected: bool,
+}
+
+/// The frame of a console page: the workspace switcher and the nav.
+pub(crate) struct Nav {
+    workspaces: Vec<WorkspaceOption>,
+    ws_id: String,
+    ws_name: String,
+    section: &'static str,
+}
+
+/// A signed-in member on the workspace of the URL.
+struct Ctx {
+    signed: Signed,
+    principal: Principal,
+    nav: Nav,
+}
+
+impl Ctx {
+    fn chrome(&self) -> Chrome {
+        self.signed.chrome()
+    }
+
+    fn base(&self) -> String {
+        format!("/console/w/{}", self.nav.ws_id)
+    }
+}
+
+fn not_member() -> Response {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "You are not a member of that workspace, or it does not exist.",
+        Some("Choose one of your workspaces in the workspace switcher.".to_string()),
+    )
+    .into_response()
+}
+
+/// The session (or a redirect to sign in), then the membership of `ws`.
+async fn enter(
+    state: &AppState,
+    headers: &HeaderMap,
+    ws: &str,
+    section: &'static str,
+    next: &str,
+) -> Result<Ctx, Response> {
+    let signed = require_session(state, headers, next).await?;
+    member(state, signed, ws, section).await
+}
+
+async fn member(
+    state: &AppState,
+    signed: Signed,
+    ws: &str,
+    section: &'static str,
+) -> Result<Ctx, Response> {
+    if !state
+        .services
+        .user_is_member(signed.user_id(), ws)
+        .await
+        .map_err(fail)?
+    {
+        return Err(not_member());
+    }
+    let rows = state
+        .services
+        .user_workspaces(signed.user_id())
+        .await
+        .map_err(fail)?;
+    let ws_name = rows
+        .iter()
+        .find(|w| w.id == ws)
+        .map(|w| w.name.clone())
+        .unwrap_or_default();
+    let workspaces = rows
+        .into_iter()
+        .map(|w| WorkspaceOption {
+            selected: w.id == ws,
+            id: w.id,
+            name: w.name,
+        })
+        .collect();
+    Ok(Ctx {
+        principal: Principal::session(signed.user_id(), ws),
+        signed,
+        nav: Nav {
+            workspaces,
+            ws_id: ws.to_string(),
+            ws_name,
+            section,
+        },
+    })
+}
+
+/// A form post: session, body, CSRF token, membership.
+async fn enter_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    ws: &str,
+    section: &'static str,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Result<(Ctx, HashMap<String, String>), Response> {
+    let signed = require_session(state, headers, &format!("/console/w/{ws}")).await?;
+    let f = form_map(form).map_err(IntoResponse::into_response)?;
+    signed.check_csrf(&f).map_err(IntoResponse::into_response)?;
+    let ctx = member(state, signed, ws, section).await?;
+    Ok((ctx, f))
+}
+
+fn page() -> PageRequest {
+    PageRequest {
+        after: None,
+        limit: LIST_LIMIT,
+    }
+}
+
+/// A secret on its way to the page that shows it once.
+#[derive(Serialize, Deserialize)]
+struct Flash {
+    /// What the secret belongs to, e.g. `connection:{id}` or `token:{id}`.
+    key: String,
+    title: String,
+    secret: String,
+}
+
+fn flash_key(session_token: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"pgfleet console secret flash v1\0");
+    h.update(session_token.as_bytes());
+    h.finalize().into()
+}
+
+fn seal_flash(state: &AppState, session_token: &str, flash: &Flash) -> Option<String> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
+    let mut nonce = [0u8; 12];
+    state.services.rng().with(|r| r.fill_bytes(&mut nonce));
+    let plain = serde_json::to_vec(flash).ok()?;
+    let ct = cipher.encrypt((&nonce).into(), plain.as_slice()).ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    Some(URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open_flash(session_token: &str, sealed: &str) -> Option<Flash> {
+    use chacha20poly1305::aead::{Aead, KeyInit};
+    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < 12 {
+        return None;
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
+    let plain = cipher.decrypt(nonce.into(), ct).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// `303` to `location`, carrying `flash` for the page there.
+fn see_other_with(state: &AppState, ctx: &Ctx, location: &str, flash: Flash) -> Response {
+    let mut res = see_other(location);
+    match seal_flash(state, &ctx.signed.token, &flash) {
+        Some(v) => set_cookie(
+            &mut res,
+            state,
+            FLASH,
+            &v,
+            "/console",
+            "Strict",
+            Some(FLASH_MAX_AGE),
+        ),
+        None => tracing::error!("could not seal a console secret"),
+    }
+    res
+}
+
+/// The flash of this browser whose key `accept` takes, and whether a cookie must be cleared.
+fn take_flash(
+    headers: &HeaderMap,
+    ctx: &Ctx,
+    accept: impl Fn(&str) -> bool,
+) -> (Option<Flash>, bool) {
+    let sealed = read_cookie(headers, FLASH);
+    let flash = sealed
+        .as_deref()
+        .and_then(|s| open_flash(&ctx.signed.token, s))
+        .filter(|f| accept(&f.key));
+    (flash, sealed.is_some())
+}
+
+/// Renders a page, clearing the flash cookie when the browser sent one.
+fn render_clearing(
+    state: &AppState,
+    status: StatusCode,
+    page: &impl Template,
+    clear: bool,
+) -> Response {
+    let mut res = render(status, page);
+    if clear {
+        set_cookie(&mut res, state, FLASH, "", "/console", "Strict", Some(0));
+    }
+    res
+}
+
+fn status_word(s: &DatabaseStatus) -> &'static str {
+    match s {
+        DatabaseStatus::Provisioning => "provisioning",
+        DatabaseStatus::Ready => "ready",
+        DatabaseStatus::Recovering => "recovering",
+        DatabaseStatus::Failure => "failure",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Home and workspace switcher
+
+#[derive(Template)]
+#[template(path = "console_empty.html")]
+struct EmptyTemplate {
+    chrome: Chrome,
+}
+
+/// `GET /console`: the user's first workspace.
+async fn console_home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed = match require_session(&state, &headers, "/console").await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    match state.services.user_workspaces(signed.user_id()).await {
+        Ok(ws) => match ws.first() {
+            Some(w) => see_other(&format!("/console/w/{}/projects", w.id)),
+            None => render(
+                StatusCode::OK,
+                &EmptyTemplate {
+                    chrome: signed.chrome(),
+                },
+            ),
+        },
+        Err(e) => fail(e),
+    }
+}
+
+/// `GET /console/switch?workspace_id=…`: the switcher's form (works without JavaScript).
+async fn switch(RawQuery(query): RawQuery) -> Response {
+    match query_param(query.as_deref(), "workspace_id") {
+        Some(ws) if !ws.is_empty() => {
+            see_other(&format!("/console/w/{}/projects", super::urlencode(&ws)))
+        }
+        _ => see_other("/console"),
+    }
+}
+
+/// `GET /console/w/{ws}`
+async fn workspace_home(Path(ws): Path<String>) -> Response {
+    see_other(&format!("/console/w/{}/projects", super::urlencode(&ws)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projects
+
+struct RegionOption {
+    id: String,
+    name: String,
+    available: bool,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console_projects.html")]
+struct ProjectsTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    projects: Vec<Project>,
+    regions: Vec<RegionOption>,
+    name: String,
+    error: Option<Notice>,
+}
+
+async fn projects_view(
+    state: &AppState,
+    ctx: Ctx,
+    name: String,
+    region: &str,
+    error: Option<Notice>,
+) -> Result<ProjectsTemplate, Response> {
+    let projects = state
+        .services
+        .projects_list(&ctx.principal, None, page())
+        .await
+        .map_err(fail)?
+        .data;
+    let mut first_available = true;
+    let regions = state
+        .services
+        .regions_postgres()
+        .into_iter()
+        .map(|r| {
+            let available = r.status == RegionStatus::Available;
+            let selected = if region.is_empty() {
+                available && std::mem::take(&mut first_available)
+            } else {
+                r.id == region
+            };
+            RegionOption {
+                id: r.id,
+                name: r.name,
+                available,
+                selected,
+            }
+        })
+        .collect();
+    Ok(ProjectsTemplate {
+        chrome: ctx.chrome(),
+        nav: ctx.nav,
+        projects,
+        regions,
+        name,
+        error,
+    })
+}
+
+/// `GET /console/w/{ws}/projects`
+async fn projects_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+) -> Response {
+    let next = format!("/console/w/{ws}/projects");
+    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    match projects_view(&state, ctx, String::new(), "", None).await {
+        Ok(p) => render(StatusCode::OK, &p),
+        Err(res) => res,
+    }
+}
+
+/// `POST /console/w/{ws}/projects`: name and region; the project gets its default database.
+async fn project_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let name = field(&f, "name").to_string();
+    let region = field(&f, "region").to_string();
+    let body = CreateProject {
+        name: Some(name.clone()),
+        region: Some(region.clone()).filter(|r| !r.is_empty()),
+        ..CreateProject::default()
+    };
+    match state.services.project_create(&ctx.principal, body).await {
+        Ok(created) => see_other(&format!("{}/projects/{}", ctx.base(), created.project.id)),
+        Err(e) => {
+            let (status, notice) = Notice::from_error(e);
+            match projects_view(&state, ctx, name, &region, Some(notice)).await {
+                Ok(p) => render(status, &p),
+                Err(res) => res,
+            }
+        }
+    }
+}
+
+struct DatabaseRow {
+    id: String,
+    name: String,
+    status: &'static str,
+    is_default: bool,
+    region: String,
+    created_at: String,
+}
+
+impl From<Database> for DatabaseRow {
+    fn from(d: Database) -> Self {
+        Self {
+            status: status_word(&d.status),
+            region: d.region.map(|r| r.id).unwrap_or_default(),
+            id: d.id,
+            name: d.name,
+            is_default: d.is_default,
+            created_at: d.created_at,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_project.html")]
+struct ProjectTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    project: Project,
+    databases: Vec<DatabaseRow>,
+    error: Option<Notice>,
+}
+
+async fn project_view(
+    state: &AppState,
+    ctx: Ctx,
+    id: &str,
+    error: Option<Notice>,
+) -> Result<ProjectTemplate, Response> {
+    let project = state
+        .services
+        .project_get(&ctx.principal, id)
+        .await
+        .map_err(fail)?;
+    let databases = state
+        .services
+        .project_databases_list(&ctx.principal, id, page())
+        .await
+        .map_err(fail)?
+        .data
+        .into_iter()
+        .map(DatabaseRow::from)
+        .collect();
+    Ok(ProjectTemplate {
+        chrome: ctx.chrome(),
+        nav: ctx.nav,
+        project,
+        databases,
+        error,
+    })
+}
+
+async fn project_refused(
+    state: &AppState,
+    ctx: Ctx,
+    id: &str,
+    e: pgfleet_domain::DomainError,
+) -> Response {
+    let (status, notice) = Notice::from_error(e);
+    match project_view(state, ctx, id, Some(notice)).await {
+        Ok(p) => render(status, &p),
+        Err(res) => res,
+    }
+}
+
+/// `GET /console/w/{ws}/projects/{id}`
+async fn project_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Response {
+    let next = format!("/console/w/{ws}/projects/{id}");
+    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    match project_view(&state, ctx, &id, None).await {
+        Ok(p) => render(StatusCode::OK, &p),
+        Err(res) => res,
+    }
+}
+
+/// `POST /console/w/{ws}/projects/{id}/rename`
+async fn project_rename(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let body = UpdateProject {
+        name: Some(field(&f, "name").to_string()),
+        ..UpdateProject::default()
+    };
+    match state
+        .services
+        .project_update(&ctx.principal, &id, body)
+        .await
+    {
+        Ok(p) => see_other(&format!("{}/projects/{}", ctx.base(), p.id)),
+        Err(e) => project_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/projects/{id}/delete`: the project's name must be typed.
+async fn project_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let project = match state.services.project_get(&ctx.principal, &id).await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if field(&f, "confirm").trim() != project.name {
+        let notice = Notice {
+            message: "The name you typed does not match the project's name; nothing was deleted."
+                .to_string(),
+            hint: Some(format!(
+                "Type {} exactly to delete the project.",
+                project.name
+            )),
+        };
+        return match project_view(&state, ctx, &id, Some(notice)).await {
+            Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+            Err(res) => res,
+        };
+    }
+    match state.services.project_delete(&ctx.principal, &id).await {
+        Ok(()) => see_other(&format!("{}/projects", ctx.base())),
+        Err(e) => project_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/projects/{id}/transfer`: `recipient_token`, a live access token of
+/// the receiving workspace (as `POST /v1/projects/{id}/transfer` takes it).
+async fn project_transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state
+        .services
+        .project_transfer(&ctx.principal, &id, field(&f, "recipient_token").trim())
+        .await
+    {
+        Ok(()) => see_other(&format!("{}/projects", ctx.base())),
+        Err(e) => project_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/projects/{id}/databases`: `source` is `empty`, `backup`
+/// (`backup` = `{database}/{backup}`) or `clone` (`clone_of` = a database of the workspace).
+async fn database_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let source = match field(&f, "source") {
+        "" | "empty" => DatabaseSource::Empty,
+        "clone" => DatabaseSource::Database {
+            database_id: field(&f, "clone_of").to_string(),
+        },
+        "backup" => match field(&f, "backup").split_once('/') {
+            Some((db, b)) => DatabaseSource::Backup {
+                database_id: db.to_string(),
+                backup_id: b.to_string(),
+            },
+            None => {
+                return project_refused(
+                    &state,
+                    ctx,
+                    &id,
+                    pgfleet_domain::DomainError::unprocessable(
+                        "Choose the backup to create the database from",
+                        None,
+                    ),
+                )
+                .await
+            }
+        },
+        _ => return PageError::bad_request("Unknown database source.").into_response(),
+    };
+    let body = CreateDatabase {
+        name: Some(field(&f, "name").to_string()).filter(|n| !n.trim().is_empty()),
+        source: Some(source),
+        ..CreateDatabase::default()
+    };
+    match state
+        .services
+        .database_create(&ctx.principal, &id, body)
+        .await
+    {
+        Ok(created) => see_other(&format!("{}/databases/{}", ctx.base(), created.database.id)),
+        Err(e) => project_refused(&state, ctx, &id, e).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A database: connections and backups
+
+struct ConnectionView {
+    id: String,
+    name: String,
+    host: String,
+    created_at: String,
+}
+
+struct BackupView {
+    id: String,
+    status: String,
+    size: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_database.html")]
+struct DatabaseTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    db: DatabaseRow,
+    project_id: String,
+    project_name: String,
+    connections: Vec<ConnectionView>,
+    backups: Vec<BackupView>,
+    usage: Option<UsageView>,
+    flash: Option<Flash>,
+    error: Option<Notice>,
+}
+
+async fn database_view(
+    state: &AppState,
+    ctx: Ctx,
+    id: &str,
+    error: Option<Notice>,
+) -> Result<DatabaseTemplate, Response> {
+    let db = state
+        .services
+        .database_get(&ctx.principal, id)
+        .await
+        .map_err(fail)?;
+    let connections = state
+        .services
+        .connections_list(&ctx.principal, Some(id), page())
+        .await
+        .map_err(fail)?
+        .data
+        .into_iter()
+        .map(|c| ConnectionView {
+            host: c
+                .endpoints
+                .direct
+                .as_ref()
+                .map(|e| format!("{}:{}", e.host, e.port))
+                .unwrap_or_default(),
+            id: c.id,
+            name: c.name,
+            created_at: c.created_at,
+        })
+        .collect();
+    let backups = state
+        .services
+        .backups_list(&ctx.principal, id, None)
+        .await
+        .map_err(fail)?
+        .data
+        .into_iter()
+        .map(|b| BackupView {
+            size: b.size.map(human_size).unwrap_or_default(),
+            id: b.id,
+            status: b.status,
+            created_at: b.created_at,
+        })
+        .collect();
+    let (project_id, project_name) = db
+        .project
+        .as_ref()
+        .map(|p| (p.id.clone(), p.name.clone()))
+        .unwrap_or_default();
+    Ok(DatabaseTemplate {
+        chrome: ctx.chrome(),
+        nav: ctx.nav,
+        db: DatabaseRow::from(db),
+        project_id,
+        project_name,
+        connections,
+        backups,
+        usage: None,
+        flash: None,
+        error,
+    })
+}
+
+/// Longest usage range the page charts, in days.
+const USAGE_MAX_DAYS: i64 = 31;
+/// Height of a chart's bars area, in SVG units.
+const CHART_H: i64 = 100;
+
+struct DayBar {
+    date: String,
+    label: String,
+    x: i64,
+    ops: i64,
+    ops_h: i64,
+    storage: String,
+    storage_h: i64,
+}
+
+/// The usage section: a range form and one bar per day (operations, storage).
+struct UsageView {
+    from: String,
+    to: String,
+    days: Vec<DayBar>,
+    width: i64,
+    ops_total: i64,
+    ops_max: i64,
+    storage_max: String,
+    problem: Option<String>,
+}
+
+/// The range of `?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the last 7 days, UTC).
+fn usage_range(
+    query: Option<&str>,
+    today: chrono::NaiveDate,
+) -> Result<(chrono::NaiveDate, chrono::NaiveDate), String> {
+    let day = |name: &str, default: chrono::NaiveDate| -> Result<chrono::NaiveDate, String> {
+        match query_param(query, name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(v) => chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+                .map_err(|_| format!("{v:?} is not a date like 2025-01-31.")),
+        }
+    };
+    let to = day("to", today)?;
+    let from = day("from", to - chrono::Days::new(6))?;
+    if from > to {
+        return Err("The start of the range is after its end.".to_string());
+    }
+    if (to - from).num_days() >= USAGE_MAX_DAYS {
+        return Err(format!(
+            "Choose at most {USAGE_MAX_DAYS} days; the chart shows one bar per day."
+        ));
+    }
+    Ok((from, to))
+}
+
+/// Usage per day of the range, from the same service as `GET /v1/databases/{id}/usage`.
+async fn usage_view(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    query: Option<&str>,
+) -> Result<UsageView, pgfleet_domain::DomainError> {
+    let today = state.services.clock().now().date_naive();
+    let mut view = UsageView {
+        from: query_param(query, "from").unwrap_or_default(),
+        to: query_param(query, "to").unwrap_or_default(),
+        days: Vec::new(),
+        width: 0,
+        ops_total: 0,
+        ops_max: 0,
+        storage_max: String::new(),
+        problem: None,
+    };
+    let (from, to) = match usage_range(query, today) {
+        Ok(r) => r,
+        Err(problem) => {
+            view.problem = Some(problem);
+            return Ok(view);
+        }
+    };
+    view.from = from.to_string();
+    view.to = to.to_string();
+    let mut raw = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let day = d.to_string();
+        let u = state
+            .services
+            .database_usage(p, id, Some(&day), Some(&day))
+            .await?;
+        let bytes = (u.metrics.storage.used * 1024.0 * 1024.0 * 1024.0).round() as i64;
+        raw.push((day, u.metrics.operations.used, bytes));
+        d = d + chrono::Days::new(1);
+    }
+    let ops_max = raw.iter().map(|r| r.1).max().unwrap_or(0);
+    let storage_max = raw.iter().map(|r| r.2).max().unwrap_or(0);
+    let scale = |v: i64, max: i64| {
+        if max > 0 {
+            (v * CHART_H / max).max(i64::from(v > 0))
+        } else {
+            0
+        }
+    };
+    view.ops_total = raw.iter().map(|r| r.1).sum();
+    view.ops_max = ops_max;
+    view.storage_max = human_size(storage_max);
+    view.width = raw.len() as i64 * 24;
+    view.days = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, (date, ops, bytes))| DayBar {
+            label: date.get(5..).unwrap_or_default().to_string(),
+            x: i as i64 * 24 + 4,
+            ops_h: scale(ops, ops_max),
+            storage_h: scale(bytes, storage_max),
+            storage: human_size(bytes),
+            date,
+            ops,
+        })
+        .collect();
+    Ok(view)
+}
+
+fn human_size(bytes: i64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+async fn database_refused(
+    state: &AppState,
+    ctx: Ctx,
+    id: &str,
+    e: pgfleet_domain::DomainError,
+) -> Response {
+    let (status, notice) = Notice::from_error(e);
+    match database_view(state, ctx, id, Some(notice)).await {
+        Ok(p) => render(status, &p),
+        Err(res) => res,
+    }
+}
+
+/// `GET /console/w/{ws}/databases/{id}`
+async fn database_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let next = format!("/console/w/{ws}/databases/{id}");
+    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let (flash, clear) = take_flash(&headers, &ctx, |k| k.starts_with("connection:"));
+    let usage = match usage_view(&state, &ctx.principal, &id, query.as_deref()).await {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let mut page = match database_view(&state, ctx, &id, None).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    page.usage = Some(usage);
+    page.flash = flash.filter(|f| {
+        page.connections
+            .iter()
+            .any(|c| f.key == format!("connection:{}", c.id))
+    });
+    render_clearing(&state, StatusCode::OK, &page, clear)
+}
+
+/// `POST /console/w/{ws}/databases/{id}/delete`: the database's name must be typed.
+async fn database_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let db = match state.services.database_get(&ctx.principal, &id).await {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    if field(&f, "confirm").trim() != db.name {
+        let notice = Notice {
+            message: "The name you typed does not match the database's name; nothing was deleted."
+                .to_string(),
+            hint: Some(format!("Type {} exactly to delete the database.", db.name)),
+        };
+        return match database_view(&state, ctx, &id, Some(notice)).await {
+            Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+            Err(res) => res,
+        };
+    }
+    let project = db.project.map(|p| p.id).unwrap_or_default();
+    match state.services.database_delete(&ctx.principal, &id).await {
+        Ok(()) => see_other(&format!("{}/projects/{project}", ctx.base())),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/databases/{id}/connections`
+async fn connection_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state
+        .services
+        .connection_create(&ctx.principal, &id, field(&f, "name"))
+        .await
+    {
+        Ok(c) => {
+            let flash = Flash {
+                key: format!("connection:{}", c.connection.id),
+                title: format!("Connection {} was created.", c.connection.name),
+                secret: c.connection_string,
+            };
+            let to = format!("{}/databases/{id}", ctx.base());
+            see_other_with(&state, &ctx, &to, flash)
+        }
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/databases/{id}/connections/{cid}/rotate`
+async fn connection_rotate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id, cid)): Path<(String, String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, _) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state.services.connection_rotate(&ctx.principal, &cid).await {
+        Ok(c) => {
+            let flash = Flash {
+                key: format!("connection:{}", c.connection.id),
+                title: format!(
+                    "The password of connection {} was rotated; the old one no longer works.",
+                    c.connection.name
+                ),
+                secret: c.connection_string,
+            };
+            let to = format!("{}/databases/{id}", ctx.base());
+            see_other_with(&state, &ctx, &to, flash)
+        }
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/databases/{id}/connections/{cid}/delete`
+async fn connection_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id, cid)): Path<(String, String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, _) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state.services.connection_delete(&ctx.principal, &cid).await {
+        Ok(()) => see_other(&format!("{}/databases/{id}", ctx.base())),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/databases/{id}/backups`: back up now.
+async fn backup_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, _) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state.services.backup_create(&ctx.principal, &id).await {
+        Ok(_) => see_other(&format!("{}/databases/{id}", ctx.base())),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/databases/{id}/restore`: `backup_id`, and the database's name typed.
+async fn database_restore(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let db = match state.services.database_get(&ctx.principal, &id).await {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    if field(&f, "confirm").trim() != db.name {
+        let notice = Notice {
+            message: "The name you typed does not match the database's name; nothing was restored."
+                .to_string(),
+            hint: Some(format!("Type {} exactly to restore the backup.", db.name)),
+        };
+        return match database_view(&state, ctx, &id, Some(notice)).await {
+            Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
+            Err(res) => res,
+        };
+    }
+    match state
+        .services
+        .database_restore(&ctx.principal, &id, &id, field(&f, "backup_id"))
+        .await
+    {
+        Ok(_) => see_other(&format!("{}/databases/{id}", ctx.base())),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service tokens
+
+struct TokenView {
+    id: String,
+    name: String,
+    hint: String,
+    created_at: String,
+    expires_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_tokens.html")]
+struct TokensTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    tokens: Vec<TokenView>,
+    flash: Option<Flash>,
+    name: String,
+    error: Option<Notice>,
+}
+
+async fn tokens_view(
+    state: &AppState,
+    ctx: Ctx,
+    name: String,
+    error: Option<Notice>,
+) -> Result<TokensTemplate, Response> {
+    let tokens = state
+        .services
+        .service_tokens_list(&ctx.principal, &ctx.nav.ws_id, page())
+        .await
+        .map_err(fail)?
+        .data
+        .into_iter()
+        .map(|t| TokenView {
+            id: t.id,
+            name: t.name,
+            hint: t.value_hint,
+            created_at: t.created_at,
+            expires_at: t.expires_at.unwrap_or_else(|| "never".to_string()),
+        })
+        .collect();
+    Ok(TokensTemplate {
+        chrome: ctx.chrome(),
+        nav: ctx.nav,
+        tokens,
+        flash: None,
+        name,
+        error,
+    })
+}
+
+/// `GET /console/w/{ws}/tokens`
+async fn tokens_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+) -> Response {
+    let next = format!("/console/w/{ws}/tokens");
+    let ctx = match enter(&state, &headers, &ws, "tokens", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let (flash, clear) = take_flash(&headers, &ctx, |k| k.starts_with("token:"));
+    let mut page = match tokens_view(&state, ctx, String::new(), None).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    page.flash = flash.filter(|f| {
+        page.tokens
+            .iter()
+            .any(|t| f.key == format!("token:{}", t.id))
+    });
+    render_clearing(&state, StatusCode::OK, &page, clear)
+}
+
+/// `POST /console/w/{ws}/tokens`
+async fn token_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "tokens", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let name = field(&f, "name").to_string();
+    match state
+        .services
+        .service_token_create(&ctx.principal, &ws, &name, None)
+        .await
+    {
+        Ok(t) => {
+            let flash = Flash {
+                key: format!("token:{}", t.token.id),
+                title: format!("Service token {} was created.", t.token.name),
+                secret: t.value,
+            };
+            let to = format!("{}/tokens", ctx.base());
+            see_other_with(&state, &ctx, &to, flash)
+        }
+        Err(e) => {
+            let (status, notice) = Notice::from_error(e);
+            match tokens_view(&state, ctx, name, Some(notice)).await {
+                Ok(p) => render(status, &p),
+                Err(res) => res,
+            }
+        }
+    }
+}
+
+/// `POST /console/w/{ws}/tokens/{id}/delete`
+async fn token_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, _) = match enter_form(&state, &headers, &ws, "tokens", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state
+        .services
+        .service_token_delete(&ctx.principal, &ws, &id)
+        .await
+    {
+        Ok(()) => see_other(&format!("{}/tokens", ctx.base())),
+        Err(e) => {
+            let (status, notice) = Notice::from_error(e);
+            match tokens_view(&state, ctx, String::new(), Some(notice)).await {
+                Ok(p) => render(status, &p),
+                Err(res) => res,
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorized integrations (OAuth grants on this workspace)
+
+struct IntegrationView {
+    id: String,
+    client_name: String,
+    client_id: String,
+    scopes: String,
+    user: String,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_integrations.html")]
+struct IntegrationsTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    integrations: Vec<IntegrationView>,
+    error: Option<Notice>,
+}
+
+async fn integrations_view(
+    state: &AppState,
+    ctx: Ctx,
+    error: Option<Notice>,
+) -> Result<IntegrationsTemplate, Response> {
+    let integrations = state
+        .services
+        .integrations_list(&ctx.principal, &ctx.nav.ws_id, page())
+        .await
+        .map_err(fail)?
+        .data
+        .into_iter()
+        .map(|i| IntegrationView {
+            id: i.id,
+            client_name: i.client.name,
+            client_id: i.client.id,
+            scopes: i.scopes.join(" "),
+            user: i.created_by_user.email,
+            created_at: i.created_at,
+        })
+        .collect();
+    Ok(IntegrationsTemplate {
+        chrome: ctx.chrome(),
+        nav: ctx.nav,
+        integrations,
+        error,
+    })
+}
+
+/// `GET /console/w/{ws}/integrations`
+async fn integrations_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+) -> Response {
+    let next = format!("/console/w/{ws}/integrations");
+    let ctx = match enter(&state, &headers, &ws, "integrations", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    match integrations_view(&state, ctx, None).await {
+        Ok(p) => render(StatusCode::OK, &p),
+        Err(res) => res,
+    }
+}
+
+/// `POST /console/w/{ws}/integrations/{id}/revoke`: its tokens stop working at once.
+async fn integration_revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, _) = match enter_form(&state, &headers, &ws, "integrations", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state
+        .services
+        .integration_revoke(&ctx.principal, &ws, None, Some(&id))
+        .await
+    {
+        Ok(()) => see_other(&format!("{}/integrations", ctx.base())),
+        Err(e) => {
+            let (status, notice) = Notice::from_error(e);
+            match integrations_view(&state, ctx, Some(notice)).await {
+                Ok(p) => render(status, &p),
+                Err(res) => res,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_ranges_are_checked() {
+        let today = chrono::NaiveDate::from_ymd_opt(2025, 3, 10).unwrap_or_default();
+        let r = usage_range(None, today).map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(r, Ok(("2025-03-04".to_string(), "2025-03-10".to_string())));
+        let r = usage_range(Some("from=2025-02-01&to=2025-02-03"), today)
+            .map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(r, Ok(("2025-02-01".to_string(), "2025-02-03".to_string())));
+        assert!(usage_range(Some("from=2025-02-05&to=2025-02-03"), today).is_err());
+        assert!(usage_range(Some("from=2025-01-01&to=2025-03-01"), today).is_err());
+        assert!(usage_range(Some("from=yesterday"), today).is_err());
+    }
+
+    #[test]
+    fn sizes_are_readable() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(2048), "2.0 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
+    }
+}

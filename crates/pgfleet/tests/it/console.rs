@@ -1,0 +1,655 @@
+//! The web console over real HTTP, as a browser without JavaScript uses it: sign-in lands on
+//! the console, projects (create, list, rename, delete with a typed name), a database's
+//! connections (the secret shown once, rotate, delete), backups, service tokens, CSRF and
+//! workspace membership.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+
+use crate::harness::TestServer;
+
+/// A browser: no redirects followed, cookies kept by name.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    jar: HashMap<String, String>,
+}
+
+#[derive(Debug)]
+struct Page {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no location: {} {}", self.status, self.body))
+    }
+
+    fn input(&self, name: &str) -> String {
+        let needle = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no input {name} in:\n{}", self.body))
+            + needle.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        unescape(&self.body[start..end])
+    }
+
+    fn testid(&self, id: &str) -> Option<String> {
+        let needle = format!("data-testid=\"{id}\">");
+        let start = self.body.find(&needle)? + needle.len();
+        let end = self.body[start..].find('<')? + start;
+        Some(unescape(self.body[start..end].trim()))
+    }
+
+    /// The first path segment after `prefix` in the body (an ID in a link or form action).
+    fn id_after(&self, prefix: &str) -> String {
+        let start = self
+            .body
+            .find(prefix)
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{}", self.body))
+            + prefix.len();
+        let end = self.body[start..].find(['/', '"']).unwrap() + start;
+        self.body[start..end].to_string()
+    }
+
+    #[track_caller]
+    fn assert_security_headers(&self) {
+        let h = |n: &str| {
+            self.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        assert_eq!(h("referrer-policy"), "no-referrer");
+        assert_eq!(h("x-frame-options"), "DENY");
+        assert_eq!(h("x-content-type-options"), "nosniff");
+        assert_eq!(h("cache-control"), "no-store");
+        let csp = h("content-security-policy");
+        assert!(csp.starts_with("default-src 'none';"), "{csp}");
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(csp.contains("form-action 'self'"), "{csp}");
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+impl Browser {
+    fn new(s: &TestServer) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: s.base.clone(),
+            jar: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = if self.jar.is_empty() {
+            req
+        } else {
+            let cookie = self
+                .jar
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req.header("cookie", cookie)
+        };
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        for c in headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || attrs.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_string(), v.to_string());
+            }
+        }
+        let body = r.text().await.unwrap();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(req).await
+    }
+}
+
+fn bootstrap(s: &TestServer) -> (String, String) {
+    let b = s.running.as_ref().unwrap().bootstrap.as_ref().unwrap();
+    (b.admin_password.clone(), b.workspace_id.clone())
+}
+
+#[tokio::test]
+async fn console_flows_without_javascript() {
+    let s = TestServer::start().await;
+    let (password, ws) = bootstrap(&s);
+    let mut b = Browser::new(&s);
+
+    // Not signed in: to the sign-in page, which comes back to the console by default.
+    let r = b.get(&format!("/console/w/{ws}/projects")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/login?next="), "{}", r.location());
+    let login = b.get("/login").await;
+    assert_eq!(login.input("next"), "/console");
+    let csrf = login.input("csrf_token");
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf_token", &csrf),
+                ("next", "/console"),
+                ("email", "admin@localhost"),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/console");
+    let r = b.get("/console").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let projects_url = format!("/console/w/{ws}/projects");
+    assert_eq!(r.location(), projects_url);
+    // The switcher's form.
+    let r = b.get(&format!("/console/switch?workspace_id={ws}")).await;
+    assert_eq!(r.location(), projects_url);
+
+    let page = b.get(&projects_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.assert_security_headers();
+    for needle in [
+        "action=\"/console/switch\"",
+        ">Service tokens</a>",
+        "href=\"/apps\"",
+        "action=\"/logout\"",
+        "<label for=\"project_name\">",
+        "<label for=\"project_region\">",
+        "value=\"us-east-1\"",
+    ] {
+        assert!(
+            page.body.contains(needle),
+            "{needle} missing:\n{}",
+            page.body
+        );
+    }
+    let csrf = page.input("csrf_token");
+
+    // CSRF: missing or wrong token → 403, nothing created.
+    let r = b
+        .post(&projects_url, &[("name", "nope"), ("region", "us-east-1")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            &projects_url,
+            &[
+                ("csrf_token", "wrong"),
+                ("name", "nope"),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // A domain error is shown on the page with the form kept.
+    let r = b
+        .post(
+            &projects_url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "shop"),
+                ("region", "nowhere-1"),
+            ],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
+    assert!(r.body.contains("value=\"shop\""));
+
+    // Create a project: 303 to its page; it is listed.
+    let r = b
+        .post(
+            &projects_url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "shop"),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let project_url = r.location().to_string();
+    assert!(project_url.starts_with(&format!("{projects_url}/")));
+    let list = b.get(&projects_url).await;
+    assert!(list.body.contains(">shop</a>"), "{}", list.body);
+    assert!(!list.body.contains("nope"));
+
+    let project = b.get(&project_url).await;
+    assert_eq!(project.status, StatusCode::OK, "{}", project.body);
+    assert_eq!(project.testid("database-status").as_deref(), Some("ready"));
+    let db_id = project.id_after(&format!("/console/w/{ws}/databases/"));
+    let db_url = format!("/console/w/{ws}/databases/{db_id}");
+
+    // A connection: the secret is shown once.
+    let r = b
+        .post(
+            &format!("{db_url}/connections"),
+            &[("csrf_token", &csrf), ("name", "app")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), db_url);
+    let db = b.get(&db_url).await;
+    assert_eq!(db.status, StatusCode::OK, "{}", db.body);
+    db.assert_security_headers();
+    let first = db.testid("secret").expect("secret shown");
+    assert!(first.starts_with("postgres"), "{first}");
+    assert!(db.body.contains("data-copy=\"flash_secret\""));
+    assert!(db.body.contains("<script src=\"/console/console.js\""));
+    let again = b.get(&db_url).await;
+    assert!(again.testid("secret").is_none(), "shown twice");
+    assert!(!again.body.contains(&first));
+    // The connection string works.
+    let (client, conn) = tokio_postgres::connect(&first, crate::harness::tls_connector())
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.simple_query("select 1").await.unwrap();
+    drop(client);
+
+    // Usage: SVG charts per day for a chosen range; a bad range is explained on the page.
+    assert!(
+        again.body.contains("data-testid=\"chart-operations\""),
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains("data-testid=\"chart-storage\""));
+    assert_eq!(
+        again.body.matches("<rect ").count(),
+        14,
+        "7 days by default, 2 charts"
+    );
+    let ranged = b
+        .get(&format!("{db_url}?from=2025-01-01&to=2025-01-03"))
+        .await;
+    assert_eq!(ranged.status, StatusCode::OK);
+    assert_eq!(ranged.body.matches("<rect ").count(), 6);
+    assert!(ranged.body.contains("value=\"2025-01-01\""));
+    let bad = b
+        .get(&format!("{db_url}?from=2025-01-05&to=2025-01-03"))
+        .await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(bad.body.contains("class=\"alert error\""));
+    assert!(!bad.body.contains("<rect "));
+
+    // Rotate: a new secret, shown once.
+    let cid = again.id_after(&format!("{db_url}/connections/"));
+    let r = b
+        .post(
+            &format!("{db_url}/connections/{cid}/rotate"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let rotated = b.get(&db_url).await.testid("secret").expect("new secret");
+    assert_ne!(rotated, first);
+
+    // Delete the connection.
+    let r = b
+        .post(
+            &format!("{db_url}/connections/{cid}/delete"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let after = b.get(&db_url).await;
+    assert!(!after.body.contains(&cid), "{}", after.body);
+
+    // Back up now.
+    let r = b
+        .post(&format!("{db_url}/backups"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // A second, empty database; deleted with its name typed.
+    let r = b
+        .post(
+            &format!("{project_url}/databases"),
+            &[
+                ("csrf_token", &csrf),
+                ("name", "scratch"),
+                ("source", "empty"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let scratch_url = r.location().to_string();
+    assert_ne!(scratch_url, db_url);
+    let scratch = b.get(&scratch_url).await;
+    assert!(scratch.body.contains("<label for=\"db_delete_confirm\">"));
+    assert!(
+        !b.get(&db_url).await.body.contains("db_delete_confirm"),
+        "the default database cannot be deleted"
+    );
+    let r = b
+        .post(
+            &format!("{scratch_url}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "wrong")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = b
+        .post(
+            &format!("{scratch_url}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "scratch")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), project_url);
+
+    // Rename, then delete with a typed confirmation.
+    let r = b
+        .post(
+            &format!("{project_url}/rename"),
+            &[("csrf_token", &csrf), ("name", "shop2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(b.get(&projects_url).await.body.contains(">shop2</a>"));
+    let r = b
+        .post(
+            &format!("{project_url}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "shop")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("class=\"alert error\""));
+
+    // Service tokens: created (value shown once, and it works), listed, deleted.
+    let tokens_url = format!("/console/w/{ws}/tokens");
+    let r = b
+        .post(
+            &tokens_url,
+            &[("csrf_token", &csrf), ("name", "ci-console")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get(&tokens_url).await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.assert_security_headers();
+    let token = page.testid("secret").expect("token shown");
+    assert!(page.body.contains("ci-console"));
+    let me = s
+        .http
+        .get(format!("{}/v1/me", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let page = b.get(&tokens_url).await;
+    assert!(page.testid("secret").is_none());
+    let tid = {
+        let marker = "ci-console<br><code class=\"small\">";
+        let start = page.body.find(marker).unwrap() + marker.len();
+        let end = page.body[start..].find('<').unwrap() + start;
+        page.body[start..end].to_string()
+    };
+    let r = b
+        .post(
+            &format!("{tokens_url}/{tid}/delete"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(!b.get(&tokens_url).await.body.contains("ci-console"));
+    let me = s
+        .http
+        .get(format!("{}/v1/me", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+
+    // Authorized integrations: none yet; revoking an unknown one is explained on the page.
+    let integrations_url = format!("/console/w/{ws}/integrations");
+    let page = b.get(&integrations_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.assert_security_headers();
+    assert!(page.body.contains("No authorized integrations."));
+    let r = b
+        .post(
+            &format!("{integrations_url}/grant_nope/revoke"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
+    let r = b
+        .post(&format!("{integrations_url}/grant_nope/revoke"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Project deletion with the right name.
+    let r = b
+        .post(
+            &format!("{project_url}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "shop2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), projects_url);
+    assert!(!b.get(&projects_url).await.body.contains("shop2"));
+
+    // A workspace the user is not a member of: 403, for pages and forms.
+    let other = "wksp_notamember";
+    let r = b.get(&format!("/console/w/{other}/projects")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            &format!("/console/w/{other}/tokens"),
+            &[("csrf_token", &csrf), ("name", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // The copy script is served.
+    let js = b.get("/console/console.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(js.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+
+    s.stop().await;
+}
+
+/// Signs the bootstrap admin in; returns the browser and the session's CSRF token.
+async fn signed_in_admin(s: &TestServer) -> (Browser, String) {
+    let (password, ws) = bootstrap(s);
+    let mut b = Browser::new(s);
+    let login = b.get("/login").await;
+    let csrf = login.input("csrf_token");
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf_token", &csrf),
+                ("next", "/console"),
+                ("email", "admin@localhost"),
+                ("password", &password),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get(&format!("/console/w/{ws}/projects")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.input("csrf_token");
+    (b, csrf)
+}
+
+#[tokio::test]
+async fn workspaces_switch_and_membership_is_checked() {
+    let s = TestServer::start().await;
+    let (_, ws) = bootstrap(&s);
+    let pool = s.services().store().pool();
+    let now = chrono::Utc::now();
+    let admin = pgfleet_storage::users::get_by_email(pool, "admin@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    // A second workspace the admin belongs to, and one they do not.
+    let second = "wksp_consolesecond000001";
+    pgfleet_storage::workspaces::insert(pool, second, "Second Workspace", now)
+        .await
+        .unwrap();
+    pgfleet_storage::workspaces::add_member(pool, second, &admin.id, "admin", now)
+        .await
+        .unwrap();
+    let foreign = "wksp_consoleforeign00001";
+    pgfleet_storage::workspaces::insert(pool, foreign, "Foreign Workspace", now)
+        .await
+        .unwrap();
+
+    let (mut b, csrf) = signed_in_admin(&s).await;
+    let r = b
+        .post(
+            &format!("/console/w/{ws}/projects"),
+            &[("csrf_token", &csrf), ("name", "first-ws-project")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // The switcher lists the member workspaces only; the second one has its own projects.
+    let page = b.get(&format!("/console/w/{second}/projects")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Second Workspace"));
+    assert!(page.body.contains(&format!("value=\"{ws}\"")));
+    assert!(!page.body.contains("Foreign Workspace"));
+    assert!(!page.body.contains("first-ws-project"));
+    let r = b
+        .get(&format!("/console/switch?workspace_id={second}"))
+        .await;
+    assert_eq!(
+        r.location(),
+        format!("/console/w/{second}/projects").as_str()
+    );
+
+    // Transfer a project to the second workspace with a token of that workspace (made here).
+    let r = b
+        .post(
+            &format!("/console/w/{second}/tokens"),
+            &[("csrf_token", &csrf), ("name", "receive")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let token = b
+        .get(&format!("/console/w/{second}/tokens"))
+        .await
+        .testid("secret")
+        .unwrap();
+    let list = b.get(&format!("/console/w/{ws}/projects")).await;
+    let moved = list.id_after(&format!("/console/w/{ws}/projects/"));
+    let r = b
+        .post(
+            &format!("/console/w/{ws}/projects/{moved}/transfer"),
+            &[("csrf_token", &csrf), ("recipient_token", "pgfst_wrong")],
+        )
+        .await;
+    assert!(r.status.is_client_error());
+    assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
+    let r = b
+        .post(
+            &format!("/console/w/{ws}/projects/{moved}/transfer"),
+            &[("csrf_token", &csrf), ("recipient_token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(!b
+        .get(&format!("/console/w/{ws}/projects"))
+        .await
+        .body
+        .contains("first-ws-project"));
+    assert!(b
+        .get(&format!("/console/w/{second}/projects"))
+        .await
+        .body
+        .contains("first-ws-project"));
+    let r = b
+        .post(
+            &format!("/console/w/{ws}/projects"),
+            &[("csrf_token", &csrf), ("name", "stays-here")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // A real workspace the user is not a member of: 403 for pages and forms, nothing created.
+    let r = b.get(&format!("/console/w/{foreign}/projects")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!r.body.contains("Foreign Workspace"));
+    let r = b
+        .post(
+            &format!("/console/w/{foreign}/projects"),
+            &[("csrf_token", &csrf), ("name", "intruder")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            &format!("/console/w/{foreign}/tokens"),
+            &[("csrf_token", &csrf), ("name", "intruder")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE workspace_id = $1")
+        .bind(foreign)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    // Another workspace's project through a member workspace's URL: not found.
+    let project = b
+        .get(&format!("/console/w/{ws}/projects"))
+        .await
+        .id_after(&format!("/console/w/{ws}/projects/"));
+    let r = b
+        .get(&format!("/console/w/{second}/projects/{project}"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    s.stop().await;
+}

@@ -1,0 +1,397 @@
+// The web console (/console) in a real headless Chromium against a real `pgfleet serve` (its own
+// embedded PostgreSQL): sign in, the workspace switcher and nav, projects (create with the region
+// picker, list, rename, delete with a typed name), a database's status (and deleting one), connections (the secret
+// shown once with a working copy button, rotate, delete), backups (back up now, a new database
+// from a backup, restore in place with a typed confirmation) and service tokens (shown once,
+// deleted) and authorized integrations. Every page gets basic accessibility checks (every input, select and textarea has a
+// label; every button has a name; one h1; html lang) and a screenshot in <repo>/tests-output/
+// (git-ignored); usage charts (SVG) for a chosen range; the keyboard focus order of the projects page is checked; no CSP violation nor
+// script error may be reported by the browser.
+//
+// Run (as scripts/test does; needs /usr/bin/chromium, which `scripts/setup --test` installs):
+//   cd tests/node && PGFLEET_BIN=$PWD/../../target/debug/pgfleet \
+//     node --test --test-concurrency=1 ./console.test.mjs
+// Knob: CHROMIUM_PATH (default /usr/bin/chromium).
+
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const OUTPUT_DIR = path.resolve(HERE, '../../tests-output');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const START_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 30_000;
+const BROWSER_TIMEOUT_MS = 20_000;
+
+function resolveBinary() {
+  const bin = process.env.PGFLEET_BIN || path.resolve(HERE, '../../target/debug/pgfleet');
+  try {
+    fs.accessSync(bin, fs.constants.X_OK);
+  } catch {
+    throw new Error(`pgfleet binary not found or not executable at ${bin}: build it (cargo build -p pgfleet) or set PGFLEET_BIN`);
+  }
+  return bin;
+}
+
+/** `pgfleet serve` on 127.0.0.1:<free port> with a temporary data directory. */
+class Server {
+  constructor() {
+    this.bin = resolveBinary();
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgfleet-console-test-'));
+    fs.chmodSync(this.dir, 0o755); // as root, PostgreSQL (user postgres) must traverse it
+    this.token = `pgfst_console_test_${randomBytes(16).toString('hex')}`;
+    this.out = '';
+    this.base = null;
+    this.exit = null;
+  }
+
+  start() {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGFLEET_')));
+    env.PGFLEET_BOOTSTRAP_TOKEN = this.token;
+    env.RUST_LOG = 'warn';
+    this.env = env;
+    this.child = spawn(this.bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', this.dir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve((this.exit = { code, signal }))));
+    this.onProcessExit = () => this.child.exitCode === null && this.child.kill('SIGKILL');
+    process.once('exit', this.onProcessExit);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pgfleet did not start within ${START_TIMEOUT_MS / 1000} s:\n${this.tail()}`)), START_TIMEOUT_MS);
+      for (const stream of [this.child.stdout, this.child.stderr]) {
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk) => {
+          this.out += chunk;
+          const m = /pgfleet listening on (http:\/\/127\.0\.0\.1:\d+)\s/.exec(this.out);
+          if (m && !this.base) {
+            this.base = m[1];
+            clearTimeout(timer);
+            resolve(this.base);
+          }
+        });
+      }
+      this.child.once('error', (e) => reject(new Error(`cannot start ${this.bin}: ${e.message}`)));
+      this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`pgfleet exited before listening (code ${code}, signal ${signal}):\n${this.tail()}`));
+      });
+    });
+  }
+
+  /** <data-dir>/bootstrap.txt as {admin_email, admin_password, workspace_id, service_token}. */
+  bootstrap() {
+    const out = {};
+    for (const line of fs.readFileSync(path.join(this.dir, 'bootstrap.txt'), 'utf8').split('\n')) {
+      const m = /^([a-z_]+) = (.*)$/.exec(line.trim());
+      if (m) out[m[1]] = m[2];
+    }
+    return out;
+  }
+
+  /** `pgfleet <args>` with the server's environment; resolves its stdout. */
+  run(args) {
+    return new Promise((resolve, reject) => {
+      execFile(this.bin, args, { env: this.env, timeout: 30_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`\`pgfleet ${args.join(' ')}\` failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+        else resolve(stdout);
+      });
+    });
+  }
+
+  tail(n = 40) {
+    return this.out.split('\n').filter(Boolean).slice(-n).join('\n');
+  }
+
+  async stop() {
+    if (!this.child) return;
+    process.removeListener('exit', this.onProcessExit);
+    if (!this.exit) {
+      this.child.kill('SIGTERM');
+      const res = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, null, { ref: false })]);
+      if (!res) {
+        this.child.kill('SIGKILL');
+        await this.exited;
+      }
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function screenshot(page, name) {
+  try {
+    fs.mkdirSync(OUTPUT_DIR, { recursive: true });
+    const file = path.join(OUTPUT_DIR, `${name}.png`);
+    await page.screenshot({ path: file, fullPage: false, timeout: 10_000 });
+    return file;
+  } catch (e) {
+    return `(screenshot failed: ${e.message})`;
+  }
+}
+
+
+/** Basic accessibility of the current page; returns the problems found. */
+async function a11yProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const visible = (el) => el.type !== 'hidden' && !el.hidden;
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (!visible(el)) continue;
+      const named = (el.labels && el.labels.length > 0 && [...el.labels].some((l) => l.textContent.trim())) || el.getAttribute('aria-label');
+      if (!named) problems.push(`unlabelled ${el.tagName.toLowerCase()} name=${el.name}`);
+    }
+    for (const b of document.querySelectorAll('button')) {
+      if (!(b.textContent.trim() || b.getAttribute('aria-label'))) problems.push(`button without a name: ${b.outerHTML}`);
+    }
+    const h1 = document.querySelectorAll('h1').length;
+    if (h1 !== 1) problems.push(`${h1} h1 elements`);
+    if (!document.documentElement.lang) problems.push('html has no lang');
+    if (!document.title.trim() || document.title.includes('<')) problems.push(`bad title: ${document.title.slice(0, 80)}`);
+    return problems;
+  });
+}
+
+describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => {
+  const server = new Server();
+  let browser;
+  let page;
+  let boot;
+  const reported = [];
+  const state = {};
+
+  before(async () => {
+    if (!fs.existsSync(CHROMIUM)) {
+      throw new Error(`Chromium not found at ${CHROMIUM}: scripts/setup --test installs Debian's chromium (or set CHROMIUM_PATH)`);
+    }
+    await server.start();
+    boot = server.bootstrap();
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+    page = await context.newPage();
+    page.setDefaultTimeout(BROWSER_TIMEOUT_MS);
+    page.on('console', (m) => {
+      // A page answered with an error status on purpose (a refused form) is not a problem.
+      if (m.text().startsWith('Failed to load resource') && m.location().url === page.url()) return;
+      if (['error', 'warning'].includes(m.type())) reported.push(`console ${m.type()}: ${m.text()} (${m.location().url})`);
+    });
+    page.on('pageerror', (e) => reported.push(`page error: ${e.message}`));
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await server.stop();
+  });
+
+  /** Runs browser steps; on failure adds a screenshot and what the browser reported. */
+  async function step(name, fn) {
+    try {
+      return await fn();
+    } catch (e) {
+      const shot = page ? await screenshot(page, `console-failed-${name}`) : '(no page)';
+      e.message += `\nscreenshot: ${shot}\nbrowser reported:\n${reported.slice(-15).join('\n') || '(nothing)'}\nserver:\n${server.tail(15)}`;
+      throw e;
+    }
+  }
+
+  /** The page is accessible enough, nothing was reported, and a screenshot is saved. */
+  async function checkPage(name) {
+    assert.deepEqual(await a11yProblems(page), [], `accessibility of ${name}`);
+    assert.deepEqual(reported, [], 'the browser reported problems');
+    await screenshot(page, `console-${name}`);
+  }
+
+  /** The text of the secret shown once. */
+  async function secret() {
+    return (await page.getByTestId('secret').innerText()).trim();
+  }
+
+  it('signs in and lands on the projects of the workspace', async () => {
+    await step('sign-in', async () => {
+      await page.goto(`${server.base}/console`);
+      assert.match(page.url(), /\/login\?next=%2Fconsole$/);
+      await checkPage('login');
+      await page.getByLabel('Email').fill(boot.admin_email);
+      await page.getByLabel('Password').fill(boot.admin_password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(`${server.base}/console/w/${boot.workspace_id}/projects`);
+      await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+      assert.equal(await page.getByLabel('Workspace').inputValue(), boot.workspace_id);
+      await checkPage('projects-empty');
+    });
+  });
+
+  it('the keyboard reaches the switcher, the nav and the create form in order', async () => {
+    await step('focus-order', async () => {
+      const order = [];
+      await page.locator('body').focus();
+      for (let i = 0; i < 25; i++) {
+        await page.keyboard.press('Tab');
+        order.push(await page.evaluate(() => {
+          const el = document.activeElement;
+          return el ? (el.id || el.getAttribute('href') || el.textContent.trim()) : '';
+        }));
+      }
+      const at = (x) => order.indexOf(x);
+      for (const x of ['workspace_switch', `/console/w/${boot.workspace_id}/tokens`, 'project_name', 'project_region', 'Create project']) {
+        assert.ok(at(x) >= 0, `${x} is reachable with Tab: ${order.join(' | ')}`);
+      }
+      assert.ok(at('workspace_switch') < at('project_name') && at('project_name') < at('project_region') && at('project_region') < at('Create project'), order.join(' | '));
+    });
+  });
+
+  it('creates a project with the region picker and sees its default database ready', async () => {
+    await step('project-create', async () => {
+      await page.getByLabel('Name').fill('shop');
+      const region = page.getByLabel(/^Region/);
+      assert.equal(await region.inputValue(), 'us-east-1');
+      await page.getByRole('button', { name: 'Create project' }).click();
+      await page.getByRole('heading', { name: 'shop', level: 1 }).waitFor();
+      state.projectUrl = page.url();
+      assert.equal(await page.getByTestId('database-status').first().innerText(), 'ready');
+      await checkPage('project');
+      await page.getByRole('link', { name: 'Projects', exact: true }).click();
+      await page.getByRole('link', { name: 'shop', exact: true }).waitFor();
+      await checkPage('projects');
+      await page.getByRole('link', { name: 'shop', exact: true }).click();
+      await page.getByTestId('database-link').first().click();
+      await page.getByRole('heading', { name: 'Connections' }).waitFor();
+      state.dbUrl = page.url();
+      state.dbName = (await page.locator('h1').innerText()).replace(/\s*ready\s*$/, '').trim();
+      await checkPage('database');
+    });
+  });
+
+  it('charts usage per day for a chosen range as SVG', async () => {
+    await step('usage', async () => {
+      await page.getByTestId('chart-operations').waitFor();
+      await page.getByTestId('chart-storage').waitFor();
+      assert.equal(await page.locator('svg[data-testid="chart-operations"] rect').count(), 7);
+      await page.getByLabel('From', { exact: true }).fill('2025-01-01');
+      await page.getByLabel('To', { exact: true }).fill('2025-01-10');
+      await page.getByRole('button', { name: 'Show' }).click();
+      await page.waitForURL(/from=2025-01-01&to=2025-01-10$/);
+      assert.equal(await page.locator('svg[data-testid="chart-storage"] rect').count(), 10);
+      await checkPage('database-usage');
+      await page.goto(state.dbUrl);
+    });
+  });
+
+  it('creates a connection: the secret is shown once and the copy button copies it', async () => {
+    await step('connection', async () => {
+      await page.getByLabel('New connection name').fill('app');
+      await page.getByRole('button', { name: 'Create connection' }).click();
+      const first = await secret();
+      assert.match(first, /^postgres(ql)?:\/\//);
+      const copy = page.getByRole('button', { name: 'Copy' });
+      await copy.click();
+      await page.getByRole('button', { name: 'Copied' }).waitFor();
+      assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), first);
+      await checkPage('database-secret');
+      await page.reload();
+      assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      await page.getByRole('button', { name: 'Rotate the password of app' }).click();
+      const rotated = await secret();
+      assert.notEqual(rotated, first);
+      await page.getByRole('button', { name: 'Delete app' }).click();
+      await page.getByRole('heading', { name: 'Connections' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Delete app' }).count(), 0);
+    });
+  });
+
+  it('backs up now, creates a database from the backup and restores in place', async () => {
+    await step('backups', async () => {
+      await page.getByRole('button', { name: 'Back up now' }).click();
+      const deadline = Date.now() + 60_000;
+      while (!(await page.getByRole('button', { name: 'Restore' }).count())) {
+        assert.ok(Date.now() < deadline, 'the backup completes within 60 s');
+        await sleep(1000);
+        await page.reload();
+      }
+      await checkPage('database-backups');
+      // A wrong confirmation is refused on the page.
+      await page.getByLabel(/to restore in place/).first().fill('not the name');
+      await page.getByRole('button', { name: 'Restore' }).first().click();
+      await page.getByRole('alert').waitFor();
+      await page.getByLabel(/to restore in place/).first().fill(state.dbName);
+      await page.getByRole('button', { name: 'Restore' }).first().click();
+      await page.getByRole('heading', { name: 'Connections' }).waitFor();
+      assert.equal(await page.getByRole('alert').count(), 0, await page.locator('main').innerText());
+      await page.getByRole('button', { name: 'New database from it' }).first().click();
+      await page.getByRole('heading', { name: 'Connections' }).waitFor();
+      assert.notEqual(page.url(), state.dbUrl);
+      await checkPage('database-from-backup');
+      // Not the default database: it can be deleted with its name typed.
+      const name = (await page.locator('h1').innerText()).replace(/\s*(ready|provisioning|recovering|failure)\s*$/, '').trim();
+      const id = page.url().split('/').pop();
+      await page.getByLabel(/to confirm/).fill(name);
+      await page.getByRole('button', { name: 'Delete database' }).click();
+      await page.waitForURL(state.projectUrl);
+      assert.equal(await page.locator(`a[href$="/databases/${id}"]`).count(), 0);
+    });
+  });
+
+  it('renames a project, refuses a wrong typed name and deletes it with the right one', async () => {
+    await step('project-rename-delete', async () => {
+      await page.goto(`${server.base}/console/w/${boot.workspace_id}/projects`);
+      await page.getByLabel('Name').fill('scratch');
+      await page.getByRole('button', { name: 'Create project' }).click();
+      await page.getByRole('heading', { name: 'scratch', level: 1 }).waitFor();
+      await page.getByLabel('New name').fill('scratch2');
+      await page.getByRole('button', { name: 'Rename project' }).click();
+      await page.getByRole('heading', { name: 'scratch2', level: 1 }).waitFor();
+      await page.getByLabel(/to confirm/).fill('scratch');
+      await page.getByRole('button', { name: 'Delete project' }).click();
+      await page.getByRole('alert').waitFor();
+      await checkPage('project-delete-refused');
+      await page.getByLabel(/to confirm/).fill('scratch2');
+      await page.getByRole('button', { name: 'Delete project' }).click();
+      await page.waitForURL(`${server.base}/console/w/${boot.workspace_id}/projects`);
+      assert.equal(await page.getByRole('link', { name: 'scratch2' }).count(), 0);
+    });
+  });
+
+  it('creates a service token (shown once, it works), lists and deletes it', async () => {
+    await step('tokens', async () => {
+      await page.getByRole('link', { name: 'Service tokens', exact: true }).click();
+      await page.getByRole('heading', { name: 'Service tokens', level: 1 }).waitFor();
+      await page.getByLabel('Name').fill('ci-browser');
+      await page.getByRole('button', { name: 'Create token' }).click();
+      const token = await secret();
+      const me = await fetch(`${server.base}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(me.status, 200);
+      await checkPage('tokens');
+      await page.reload();
+      assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      await page.getByRole('button', { name: 'Delete ci-browser' }).click();
+      await page.getByRole('heading', { name: 'Service tokens', level: 1 }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Delete ci-browser' }).count(), 0);
+      const gone = await fetch(`${server.base}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(gone.status, 401);
+    });
+  });
+
+  it('lists the authorized integrations of the workspace', async () => {
+    await step('integrations', async () => {
+      await page.getByRole('link', { name: 'Integrations', exact: true }).click();
+      await page.getByRole('heading', { name: 'Authorized integrations', level: 1 }).waitFor();
+      await page.getByText('No authorized integrations.').waitFor();
+      await checkPage('integrations');
+    });
+  });
+
+  it('signs out', async () => {
+    await step('sign-out', async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.goto(`${server.base}/console`);
+      assert.match(page.url(), /\/login\?next=/);
+    });
+  });
+});
