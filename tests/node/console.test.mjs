@@ -13,129 +13,13 @@
 //     node --test --test-concurrency=1 ./console.test.mjs
 // Knob: CHROMIUM_PATH (default /usr/bin/chromium).
 
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { chromium } from 'playwright-core';
+import { Server, checkChromium, launchChromium, screenshot } from './support.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OUTPUT_DIR = path.resolve(HERE, '../../tests-output');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const START_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 30_000;
 const BROWSER_TIMEOUT_MS = 20_000;
-
-function resolveBinary() {
-  const bin = process.env.PGFLEET_BIN || path.resolve(HERE, '../../target/debug/pgfleet');
-  try {
-    fs.accessSync(bin, fs.constants.X_OK);
-  } catch {
-    throw new Error(`pgfleet binary not found or not executable at ${bin}: build it (cargo build -p pgfleet) or set PGFLEET_BIN`);
-  }
-  return bin;
-}
-
-/** `pgfleet serve` on 127.0.0.1:<free port> with a temporary data directory. */
-class Server {
-  constructor() {
-    this.bin = resolveBinary();
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgfleet-console-test-'));
-    fs.chmodSync(this.dir, 0o755); // as root, PostgreSQL (user postgres) must traverse it
-    this.token = `pgfst_console_test_${randomBytes(16).toString('hex')}`;
-    this.out = '';
-    this.base = null;
-    this.exit = null;
-  }
-
-  start() {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGFLEET_')));
-    env.PGFLEET_BOOTSTRAP_TOKEN = this.token;
-    env.RUST_LOG = 'warn';
-    this.env = env;
-    this.child = spawn(this.bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', this.dir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve((this.exit = { code, signal }))));
-    this.onProcessExit = () => this.child.exitCode === null && this.child.kill('SIGKILL');
-    process.once('exit', this.onProcessExit);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pgfleet did not start within ${START_TIMEOUT_MS / 1000} s:\n${this.tail()}`)), START_TIMEOUT_MS);
-      for (const stream of [this.child.stdout, this.child.stderr]) {
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk) => {
-          this.out += chunk;
-          const m = /pgfleet listening on (http:\/\/127\.0\.0\.1:\d+)\s/.exec(this.out);
-          if (m && !this.base) {
-            this.base = m[1];
-            clearTimeout(timer);
-            resolve(this.base);
-          }
-        });
-      }
-      this.child.once('error', (e) => reject(new Error(`cannot start ${this.bin}: ${e.message}`)));
-      this.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`pgfleet exited before listening (code ${code}, signal ${signal}):\n${this.tail()}`));
-      });
-    });
-  }
-
-  /** <data-dir>/bootstrap.txt as {admin_email, admin_password, workspace_id, service_token}. */
-  bootstrap() {
-    const out = {};
-    for (const line of fs.readFileSync(path.join(this.dir, 'bootstrap.txt'), 'utf8').split('\n')) {
-      const m = /^([a-z_]+) = (.*)$/.exec(line.trim());
-      if (m) out[m[1]] = m[2];
-    }
-    return out;
-  }
-
-  /** `pgfleet <args>` with the server's environment; resolves its stdout. */
-  run(args) {
-    return new Promise((resolve, reject) => {
-      execFile(this.bin, args, { env: this.env, timeout: 30_000 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`\`pgfleet ${args.join(' ')}\` failed: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
-        else resolve(stdout);
-      });
-    });
-  }
-
-  tail(n = 40) {
-    return this.out.split('\n').filter(Boolean).slice(-n).join('\n');
-  }
-
-  async stop() {
-    if (!this.child) return;
-    process.removeListener('exit', this.onProcessExit);
-    if (!this.exit) {
-      this.child.kill('SIGTERM');
-      const res = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, null, { ref: false })]);
-      if (!res) {
-        this.child.kill('SIGKILL');
-        await this.exited;
-      }
-    }
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-async function screenshot(page, name) {
-  try {
-    fs.mkdirSync(OUTPUT_DIR, { recursive: true });
-    const file = path.join(OUTPUT_DIR, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: false, timeout: 10_000 });
-    return file;
-  } catch (e) {
-    return `(screenshot failed: ${e.message})`;
-  }
-}
-
 
 /** Basic accessibility of the current page; returns the problems found. */
 async function a11yProblems(page) {
@@ -159,7 +43,7 @@ async function a11yProblems(page) {
 }
 
 describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => {
-  const server = new Server();
+  const server = new Server({ name: 'console', tokenPrefix: 'pgfst_console_test_' });
   let browser;
   let page;
   let boot;
@@ -167,12 +51,10 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
   const state = {};
 
   before(async () => {
-    if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: scripts/setup --test installs Debian's chromium (or set CHROMIUM_PATH)`);
-    }
+    checkChromium();
     await server.start();
     boot = server.bootstrap();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
     page = await context.newPage();

@@ -72,40 +72,23 @@
 // failure names the step; later steps say "needs ..." when an earlier one failed. Nothing is
 // skipped: a missing Chromium or pgfleet binary fails the run with a clear message.
 
-import { spawn, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { createManagementApiClient, createManagementApiSdk, AuthError } from '@prisma/management-api-sdk';
-import { chromium } from 'playwright-core';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const OUTPUT_DIR = path.resolve(HERE, '../../tests-output');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
+import {
+  Server, START_TIMEOUT_MS, STOP_TIMEOUT_MS, checkChromium, launchChromium, screenshot as saveScreenshot, withTimeout,
+} from './support.mjs';
+
 const APP_VIA = process.env.PGFLEET_OAUTH_TEST_APP_VIA || 'cli';
 
-const START_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 90_000;
 const BROWSER_TIMEOUT_MS = 15_000; // any single browser action / wait
 const CALLBACK_TIMEOUT_MS = 20_000; // from the Allow/Deny click to the callback hit
-const CLI_TIMEOUT_MS = 30_000;
 
 const ACCESS_TTL_SECS = 3;
 /** Long enough that a token issued just before is past its `exp` (whole seconds) for sure. */
@@ -122,18 +105,6 @@ const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 function need(value, what) {
   if (value === undefined || value === null) throw new Error(`needs ${what}, which an earlier step did not produce (see the first failure above)`);
   return value;
-}
-
-async function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function b64url(buf) {
@@ -406,24 +377,8 @@ class CallbackServer {
 // Chromium (headless, via playwright-core; never a browser download)
 // ------------------------------------------------------------------------------------------------
 
-function checkChromium() {
-  try {
-    fs.accessSync(CHROMIUM, fs.constants.X_OK);
-  } catch {
-    throw new Error(
-      `Chromium not found or not executable at ${CHROMIUM}. Install it with \`apt-get install -y chromium\` ` +
-        '(scripts/setup --test does) or set CHROMIUM_PATH. Never `npx playwright install`: there is no network.',
-    );
-  }
-}
-
-async function launchBrowser() {
-  checkChromium();
-  try {
-    return await withTimeout(chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }), 40_000, 'Chromium launch');
-  } catch (e) {
-    throw new Error(`Chromium (${CHROMIUM}) did not start: ${e.message}`);
-  }
+function launchBrowser() {
+  return launchChromium({ extraArgs: ['--disable-quic'] });
 }
 
 const pageDiag = new WeakMap();
@@ -442,15 +397,8 @@ async function newPage(browser) {
   return { context, page };
 }
 
-async function screenshot(page, name) {
-  try {
-    fs.mkdirSync(OUTPUT_DIR, { recursive: true });
-    const file = path.join(OUTPUT_DIR, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true, timeout: 10_000 });
-    return file;
-  } catch (e) {
-    return `(screenshot failed: ${e.message})`;
-  }
+function screenshot(page, name) {
+  return saveScreenshot(page, name, { fullPage: true });
 }
 
 async function describePage(page) {
@@ -551,154 +499,17 @@ async function authorizeInBrowser({ browser, callback, loginUrl, email, password
 }
 
 // ------------------------------------------------------------------------------------------------
-// The server under test (the approach of sdk.test.mjs, plus the OAuth settings)
+// The server under test (support.mjs's, with checked stop, plus the OAuth settings)
 // ------------------------------------------------------------------------------------------------
 
-function resolveBinary() {
-  const bin = path.resolve(HERE, process.env.PGFLEET_BIN || '../../target/debug/pgfleet');
-  try {
-    fs.accessSync(bin, fs.constants.X_OK);
-  } catch {
-    throw new Error(
-      `pgfleet binary not found or not executable at ${bin}. ` +
-        'Build it first (cd /work/main && cargo build -p pgfleet) or set PGFLEET_BIN to its path.',
-    );
-  }
-  return bin;
-}
-
-class Server {
-  constructor() {
-    this.bin = resolveBinary();
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgfleet-oauth-test-'));
-    // As root, PostgreSQL runs as the `postgres` OS user, which must traverse this directory.
-    fs.chmodSync(this.dir, 0o755);
-    this.token = `pgfleet_oauth_test_${randomBytes(24).toString('hex')}`;
-    this.stdout = '';
-    this.stderr = '';
-    this.exit = null;
-    this.base = null;
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGFLEET_')));
-    env.PGFLEET_BOOTSTRAP_TOKEN = this.token;
-    env.PGFLEET_ADMIN_EMAIL = ADMIN_EMAIL;
-    env.PGFLEET_OAUTH__ACCESS_TOKEN_TTL_SECS = String(ACCESS_TTL_SECS);
-    env.RUST_LOG = 'warn';
-    this.env = env;
-  }
-
-  tail(n = 40) {
-    const lines = `${this.stdout}\n${this.stderr}`.split('\n').filter(Boolean);
-    return lines.slice(-n).join('\n');
-  }
-
-  start() {
-    const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', this.dir];
-    this.child = spawn(this.bin, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-    });
-    this.onProcessExit = () => this.child.exitCode === null && this.child.kill('SIGKILL');
-    process.once('exit', this.onProcessExit);
-
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`pgfleet did not print its listening line within ${START_TIMEOUT_MS / 1000} s:\n${this.tail()}`));
-      }, START_TIMEOUT_MS);
-      this.child.stdout.setEncoding('utf8');
-      this.child.stderr.setEncoding('utf8');
-      this.child.stdout.on('data', (chunk) => {
-        this.stdout += chunk;
-        const m = /pgfleet listening on (http:\/\/127\.0\.0\.1:\d+)\s/.exec(this.stdout);
-        if (m && !this.base) {
-          this.base = m[1];
-          clearTimeout(timer);
-          resolve(this.base);
-        }
-      });
-      this.child.stderr.on('data', (chunk) => {
-        this.stderr += chunk;
-      });
-      this.child.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new Error(`cannot start ${this.bin}: ${e.message}`));
-      });
-      this.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`pgfleet exited before listening (code ${code}, signal ${signal}):\n${this.tail()}`));
-      });
-    });
-  }
-
-  /** <data-dir>/bootstrap.txt as {admin_email, admin_password, workspace_id, service_token}. */
-  bootstrap() {
-    const file = path.join(this.dir, 'bootstrap.txt');
-    const text = fs.readFileSync(file, 'utf8');
-    const out = {};
-    for (const line of text.split('\n')) {
-      const m = /^([a-z_]+) = (.*)$/.exec(line.trim());
-      if (m) out[m[1]] = m[2];
-    }
-    for (const k of ['admin_email', 'admin_password', 'workspace_id']) assert.ok(out[k], `${file} has no ${k} line:\n${text}`);
-    return out;
-  }
-
-  /** Runs `pgfleet <args>` with the server's environment; resolves {stdout, stderr}. */
-  run(args) {
-    return new Promise((resolve, reject) => {
-      execFile(this.bin, args, { env: this.env, timeout: CLI_TIMEOUT_MS, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-        if (err) {
-          reject(new Error(`\`pgfleet ${args.join(' ')}\` failed (${err.killed ? `killed after ${CLI_TIMEOUT_MS / 1000} s` : `exit ${err.code}`}):\n` +
-            `stdout: ${stdout}\nstderr: ${stderr}`));
-        } else resolve({ stdout, stderr });
-      });
-    });
-  }
-
-  async stop() {
-    process.removeListener('exit', this.onProcessExit);
-    if (!this.child) return;
-    const problems = [];
-    if (this.exit) {
-      problems.push(`pgfleet exited on its own during the tests (code ${this.exit.code}, signal ${this.exit.signal})`);
-    } else {
-      this.child.kill('SIGTERM');
-      // An unref'd timer: a pending 30 s timer would keep the test process alive after the run.
-      const res = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, null, { ref: false })]);
-      if (!res) {
-        this.child.kill('SIGKILL');
-        await this.exited;
-        problems.push(`pgfleet did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM`);
-      } else if (res.code !== 0) {
-        problems.push(`pgfleet exited with code ${res.code}, signal ${res.signal} on SIGTERM`);
-      }
-    }
-    const pidFile = path.join(this.dir, 'postgres', 'postmaster.pid');
-    for (let i = 0; i < 20 && fs.existsSync(pidFile); i++) await sleep(500);
-    if (fs.existsSync(pidFile)) {
-      const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-      if (pid > 0 && isAlive(pid)) {
-        process.kill(pid, 'SIGTERM'); // this test's own cluster, left behind
-        problems.push(`PostgreSQL (pid ${pid}) was still running after pgfleet exited`);
-      }
-    }
-    if (problems.length) throw new Error(`${problems.join('; ')}\n--- server output ---\n${this.tail()}`);
-  }
-
-  cleanup() {
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+function newServer() {
+  return new Server({
+    name: 'oauth',
+    tokenPrefix: 'pgfleet_oauth_test_',
+    tokenBytes: 24,
+    env: { PGFLEET_ADMIN_EMAIL: ADMIN_EMAIL, PGFLEET_OAUTH__ACCESS_TOKEN_TTL_SECS: String(ACCESS_TTL_SECS) },
+    checkedStop: true,
+  });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -958,9 +769,9 @@ describe('pgfleet OAuth server through createManagementApiSdk and headless Chrom
     checkChromium();
     browser = await getBrowser();
     callback = await getCallback();
-    server = new Server();
+    server = newServer();
     base = await server.start();
-    boot = server.bootstrap();
+    boot = server.bootstrap(['admin_email', 'admin_password', 'workspace_id']);
     assert.equal(boot.admin_email, ADMIN_EMAIL, 'PGFLEET_ADMIN_EMAIL is the admin user');
     service = createManagementApiClient({ baseUrl: base, token: server.token });
   }, { timeout: START_TIMEOUT_MS + 60_000 });

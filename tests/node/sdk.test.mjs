@@ -45,12 +45,7 @@
 // names the step. Steps that need an earlier step's result fail with "needs ..." when that
 // step failed. Nothing is skipped: a missing binary fails the run with a clear message.
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,9 +53,8 @@ import assert from 'node:assert/strict';
 import { createManagementApiClient } from '@prisma/management-api-sdk';
 import pg from 'pg';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const START_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 30_000;
+import { Server, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './support.mjs';
+
 const STEP_TIMEOUT_MS = 120_000;
 
 /** Regions named by the contract's request enums; us-east-1 is the one pgfleet serves. */
@@ -68,132 +62,6 @@ const CONTRACT_REGIONS = ['us-east-1', 'us-west-1', 'eu-west-3', 'eu-central-1',
 const ISO_Z = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
 /** SQLSTATEs of a refused login: invalid_password, invalid_authorization_specification, no such database. */
 const REFUSED = ['28P01', '28000', '3D000'];
-
-// ------------------------------------------------------------------------------------------------
-// The server under test
-// ------------------------------------------------------------------------------------------------
-
-function resolveBinary() {
-  const bin = path.resolve(HERE, process.env.PGFLEET_BIN || '../../target/debug/pgfleet');
-  try {
-    fs.accessSync(bin, fs.constants.X_OK);
-  } catch {
-    throw new Error(
-      `pgfleet binary not found or not executable at ${bin}. ` +
-        'Build it first (cd /work/main && cargo build -p pgfleet) or set PGFLEET_BIN to its path.',
-    );
-  }
-  return bin;
-}
-
-class Server {
-  constructor() {
-    this.bin = resolveBinary();
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgfleet-sdk-test-'));
-    // As root, PostgreSQL runs as the `postgres` OS user, which must traverse this directory.
-    fs.chmodSync(this.dir, 0o755);
-    this.token = `pgfleet_sdk_test_${randomBytes(24).toString('hex')}`; // 65 characters
-    this.stdout = '';
-    this.stderr = '';
-    this.exit = null; // { code, signal } once exited
-    this.base = null;
-  }
-
-  tail(n = 40) {
-    const lines = `${this.stdout}\n${this.stderr}`.split('\n').filter(Boolean);
-    return lines.slice(-n).join('\n');
-  }
-
-  start() {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGFLEET_')));
-    env.PGFLEET_BOOTSTRAP_TOKEN = this.token;
-    env.RUST_LOG = 'warn';
-    const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', this.dir];
-    this.child = spawn(this.bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-    });
-    // Last resort if the test process dies without running `after`.
-    this.onProcessExit = () => this.child.exitCode === null && this.child.kill('SIGKILL');
-    process.once('exit', this.onProcessExit);
-
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`pgfleet did not print its listening line within ${START_TIMEOUT_MS / 1000} s:\n${this.tail()}`));
-      }, START_TIMEOUT_MS);
-      this.child.stdout.setEncoding('utf8');
-      this.child.stderr.setEncoding('utf8');
-      this.child.stdout.on('data', (chunk) => {
-        this.stdout += chunk;
-        const m = /pgfleet listening on (http:\/\/127\.0\.0\.1:\d+)\s/.exec(this.stdout);
-        if (m && !this.base) {
-          this.base = m[1];
-          clearTimeout(timer);
-          resolve(this.base);
-        }
-      });
-      this.child.stderr.on('data', (chunk) => {
-        this.stderr += chunk;
-      });
-      this.child.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new Error(`cannot start ${this.bin}: ${e.message}`));
-      });
-      this.exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`pgfleet exited before listening (code ${code}, signal ${signal}):\n${this.tail()}`));
-      });
-    });
-  }
-
-  /** SIGTERM, wait, check the exit was clean and PostgreSQL went down with it. */
-  async stop() {
-    process.removeListener('exit', this.onProcessExit);
-    if (!this.child) return;
-    const problems = [];
-    if (this.exit) {
-      problems.push(`pgfleet exited on its own during the tests (code ${this.exit.code}, signal ${this.exit.signal})`);
-    } else {
-      this.child.kill('SIGTERM');
-      // An unref'd timer: once pgfleet exits, nothing keeps the test process alive.
-      const res = await Promise.race([this.exited, sleep(STOP_TIMEOUT_MS, null, { ref: false })]);
-      if (!res) {
-        this.child.kill('SIGKILL');
-        await this.exited;
-        problems.push(`pgfleet did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM`);
-      } else if (res.code !== 0) {
-        problems.push(`pgfleet exited with code ${res.code}, signal ${res.signal} on SIGTERM`);
-      }
-    }
-    // The embedded cluster must not outlive pgfleet.
-    const pidFile = path.join(this.dir, 'postgres', 'postmaster.pid');
-    for (let i = 0; i < 20 && fs.existsSync(pidFile); i++) await sleep(500);
-    if (fs.existsSync(pidFile)) {
-      const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-      if (pid > 0 && isAlive(pid)) {
-        process.kill(pid, 'SIGTERM'); // this test's own cluster, left behind
-        problems.push(`PostgreSQL (pid ${pid}) was still running after pgfleet exited`);
-      }
-    }
-    if (problems.length) throw new Error(`${problems.join('; ')}\n--- server output ---\n${this.tail()}`);
-  }
-
-  cleanup() {
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ------------------------------------------------------------------------------------------------
 // Shape checkers (the contract: /work/shared/contract/management-api-v1.d.ts)
@@ -569,7 +437,7 @@ describe('pgfleet /v1 through @prisma/management-api-sdk', { timeout: 20 * 60_00
   const S = {}; // state handed from step to step
 
   before(async () => {
-    server = new Server();
+    server = new Server({ name: 'sdk', tokenPrefix: 'pgfleet_sdk_test_', tokenBytes: 24, checkedStop: true }); // a 65-character token
     base = await server.start();
     client = createManagementApiClient({ baseUrl: base, token: server.token });
   }, { timeout: START_TIMEOUT_MS + 10_000 });
