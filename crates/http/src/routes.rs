@@ -189,14 +189,5 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    pgfleet_domain::DomainError::internal("handler panicked")
-        .pipe(ApiError::from)
-        .into_response()
+    ApiError::from(pgfleet_domain::DomainError::internal("handler panicked")).into_response()
 }
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}

@@ -61,7 +61,7 @@ impl Running {
 /// Starts everything and returns once the API is listening.
 pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     cfg.validate()?;
-    create_private_dir(&cfg.data_dir)?;
+    create_data_dir(&cfg.data_dir)?;
     // Bind first: a taken port fails before anything else starts, and port 0 resolves to the
     // real port for the default public URL.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -321,7 +321,7 @@ fn server_from_config(
     Ok(PgServer::from_url(region, value)?)
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     Ok(())

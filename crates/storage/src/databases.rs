@@ -58,6 +58,19 @@ pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<D
     .await?)
 }
 
+/// Several rows by id, whatever their status (in any order).
+pub async fn get_many<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    ids: &[String],
+) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d WHERE d.id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(ex)
+    .await?)
+}
+
 /// Visible databases of a workspace, optionally of one project, in creation order.
 pub async fn list<'e>(
     ex: impl sqlx::PgExecutor<'e>,

@@ -126,14 +126,15 @@ impl Services {
             page.fetch(),
         )
         .await?;
-        let mut dbs: HashMap<String, DatabaseRow> = HashMap::new();
-        for c in &rows {
-            if !dbs.contains_key(&c.database_id) {
-                if let Some(d) = databases::get(self.store().pool(), &c.database_id).await? {
-                    dbs.insert(d.id.clone(), d);
-                }
-            }
-        }
+        let mut db_ids: Vec<String> = rows.iter().map(|c| c.database_id.clone()).collect();
+        db_ids.sort();
+        db_ids.dedup();
+        // One query for the page's databases, not one per connection.
+        let dbs: HashMap<String, DatabaseRow> = databases::get_many(self.store().pool(), &db_ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
         let rows: Vec<(ConnectionRow, DatabaseRow)> = rows
             .into_iter()
             .filter_map(|c| dbs.get(&c.database_id).cloned().map(|d| (c, d)))

@@ -43,8 +43,7 @@ impl Services {
 
     /// An opaque Postgres role name for a connection.
     pub(crate) fn new_role_name(&self) -> String {
-        let id = new_id("u_", self.rng());
-        id
+        new_id("u_", self.rng())
     }
 
     /// Picks the least loaded server of a region.

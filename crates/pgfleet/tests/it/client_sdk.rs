@@ -496,7 +496,9 @@ async fn refresh_rows(s: &TestServer) -> i64 {
 
 #[tokio::test]
 async fn oauth_login_and_a_single_refresh_for_concurrent_401s() {
-    let s = TestServer::start_with(|cfg| cfg.oauth.access_token_ttl_secs = 1).await;
+    // `exp` has whole seconds, so a token lives between ttl-1 and ttl seconds: 3 s keeps a
+    // refreshed token alive for the requests that follow even on a loaded machine.
+    let s = TestServer::start_with(|cfg| cfg.oauth.access_token_ttl_secs = 3).await;
     let admin = Client::new(&s.base, &s.token).unwrap();
     let (ws, user) = whoami(&admin).await;
     let app = public_app(&s, &ws, &user, REDIRECT).await;
@@ -544,7 +546,7 @@ async fn oauth_login_and_a_single_refresh_for_concurrent_401s() {
     let rows_before = refresh_rows(&s).await;
 
     // Let the access token expire, then ten requests at once: all succeed, one refresh.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     let raw = Client::new(&s.base, &tokens.access_token).unwrap();
     let e = raw.me().await.unwrap_err();
     assert_eq!(e.status(), Some(401), "the old access token has expired");
@@ -582,7 +584,7 @@ async fn oauth_login_and_a_single_refresh_for_concurrent_401s() {
         .build()
         .unwrap();
     client.me().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     let e = client.me().await.unwrap_err();
     assert_eq!(
         (e.status(), e.code()),
@@ -948,7 +950,9 @@ async fn cli_main_flows_through_the_binary() {
 async fn cli_login_through_the_loopback_redirect() {
     use tokio::io::AsyncBufReadExt as _;
 
-    let s = TestServer::start_with(|cfg| cfg.oauth.access_token_ttl_secs = 1).await;
+    // `exp` has whole seconds, so a token lives between ttl-1 and ttl seconds: 3 s keeps a
+    // refreshed token alive for the requests that follow even on a loaded machine.
+    let s = TestServer::start_with(|cfg| cfg.oauth.access_token_ttl_secs = 3).await;
     let admin = Client::new(&s.base, &s.token).unwrap();
     let (ws, user) = whoami(&admin).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1015,7 +1019,7 @@ async fn cli_login_through_the_loopback_redirect() {
     // new tokens written back.
     let out = cli.run_as(None, &["whoami"]).await.ok();
     assert_eq!(out.field("credential"), "oauth");
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     cli.run_as(None, &["projects", "list"]).await.ok();
     let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_ne!(
