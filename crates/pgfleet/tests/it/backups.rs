@@ -176,12 +176,18 @@ async fn backup_restore_clone_and_prune_on_real_data() {
         before.simple_query("SELECT 1").await.is_err(),
         "old session must be terminated"
     );
-    // No scratch database is left behind.
+    // No scratch database of this one is left behind (the cluster is shared with tests
+    // running in parallel, so only names derived from this database count).
+    let pg_database: (String,) = sqlx::query_as("SELECT pg_database FROM databases WHERE id = $1")
+        .bind(&a)
+        .fetch_one(s.services().store().pool())
+        .await
+        .unwrap();
     let admin = crate::harness::cluster().admin("postgres").await;
     let leftovers = admin
         .query(
-            "SELECT datname FROM pg_database WHERE datname ~ '_[ro][a-z0-9]{8}$'",
-            &[],
+            "SELECT datname FROM pg_database WHERE datname ~ ('^' || $1 || '_[ro][a-z0-9]{8}$')",
+            &[&pg_database.0],
         )
         .await
         .unwrap();
