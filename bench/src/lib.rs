@@ -35,18 +35,28 @@ pub fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
 pub async fn start_server(
     token: &str,
 ) -> anyhow::Result<(tempfile::TempDir, pgfleet::server::Running)> {
+    start_server_with(token, |_| {}).await
+}
+
+/// [`start_server`] with a configuration tweak.
+pub async fn start_server_with(
+    token: &str,
+    tweak: impl FnOnce(&mut pgfleet::config::Config),
+) -> anyhow::Result<(tempfile::TempDir, pgfleet::server::Running)> {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::Builder::new()
         .prefix("pgfleet-bench-")
         .tempdir()?;
     // The postgres OS user (when run as root) must reach the cluster.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-    let cfg = pgfleet::config::Config {
+    let mut cfg = pgfleet::config::Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.path().to_path_buf(),
         bootstrap_token: Some(pgfleet::config::Secret::new(token)),
         ..pgfleet::config::Config::default()
     };
+    cfg.pooler.listen = "127.0.0.1:0".parse()?;
+    tweak(&mut cfg);
     let running = pgfleet::server::start(cfg, pgfleet::server::Deps::default()).await?;
     Ok((dir, running))
 }

@@ -7,6 +7,12 @@
 // label; every button has a name; one h1; html lang) and a screenshot in <repo>/tests-output/
 // (git-ignored); usage charts (SVG) for a chosen range; the keyboard focus order of the projects page is checked; no CSP violation nor
 // script error may be reported by the browser.
+// Also: a database's live status (flipped to "recovering" in the metadata store, then back to
+// "ready": the badge follows without a reload), OAuth apps inside the console (create confidential
+// and public, secret shown once, edit, delete), members (an admin creates a user with a generated
+// password and adds/removes users; the new user signs in and sees only their workspace; a plain
+// member is told they cannot change members) and pagination of the projects list beyond 100
+// (101 projects made through the API, then the "Next page" link).
 //
 // Run (as scripts/test does; needs /usr/bin/chromium, which `scripts/setup --test` installs):
 //   cd tests/node && PGFLEET_BIN=$PWD/../../target/debug/pgfleet \
@@ -16,6 +22,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+
+import pg from 'pg';
 
 import { Server, checkChromium, launchChromium, screenshot } from './support.mjs';
 
@@ -47,6 +57,8 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
   let browser;
   let page;
   let boot;
+  let meta; // the metadata store (embedded cluster, local socket, trust auth)
+  let context;
   const reported = [];
   const state = {};
 
@@ -55,7 +67,7 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
     await server.start();
     boot = server.bootstrap();
     browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
     page = await context.newPage();
     page.setDefaultTimeout(BROWSER_TIMEOUT_MS);
@@ -65,9 +77,13 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       if (['error', 'warning'].includes(m.type())) reported.push(`console ${m.type()}: ${m.text()} (${m.location().url})`);
     });
     page.on('pageerror', (e) => reported.push(`page error: ${e.message}`));
+    const { port } = JSON.parse(fs.readFileSync(path.join(server.dir, 'cluster.json'), 'utf8'));
+    meta = new pg.Client({ host: path.join(server.dir, 'run'), port, user: 'postgres', database: 'pgfleet' });
+    await meta.connect();
   });
 
   after(async () => {
+    await meta?.end().catch(() => {});
     await browser?.close().catch(() => {});
     await server.stop();
   });
@@ -88,6 +104,30 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
     assert.deepEqual(await a11yProblems(page), [], `accessibility of ${name}`);
     assert.deepEqual(reported, [], 'the browser reported problems');
     await screenshot(page, `console-${name}`);
+  }
+
+  /** Tabs through the page from the top; `ids` must be reached, in this order. */
+  async function checkFocusOrder(ids, presses = 40) {
+    const order = [];
+    await page.locator('body').focus();
+    for (let i = 0; i < presses; i++) {
+      await page.keyboard.press('Tab');
+      order.push(await page.evaluate(() => {
+        const el = document.activeElement;
+        return el ? (el.id || el.getAttribute('href') || el.textContent.trim()) : '';
+      }));
+    }
+    let last = -1;
+    for (const x of ids) {
+      const at = order.indexOf(x, last + 1);
+      assert.ok(at > last, `${x} is reachable with Tab after ${ids[ids.indexOf(x) - 1] ?? 'the top'}: ${order.join(' | ')}`);
+      last = at;
+    }
+  }
+
+  /** The link of the console's own nav (the page header has an "OAuth apps" link too). */
+  function navLink(name) {
+    return page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name, exact: true });
   }
 
   /** The text of the secret shown once. */
@@ -220,6 +260,29 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
     });
   });
 
+  it('a database status turns from recovering to ready on the page without a reload', async () => {
+    await step('live-status', async () => {
+      // Flipped in the metadata store, so the page surely renders "recovering" first (a real
+      // restore of a small database is over before the redirected page loads).
+      const db = state.dbUrl.split('/').pop();
+      await meta.query("UPDATE databases SET status = 'recovering' WHERE id = $1 AND status = 'ready'", [db]);
+      await sleep(1100); // the 1 s view cache
+      await page.goto(state.projectUrl);
+      const badge = page.locator(`[data-status-url$="/databases/${db}/status"]`);
+      assert.equal((await badge.innerText()).trim(), 'recovering');
+      await page.evaluate(() => { window.pgfleetSamePage = true; });
+      await screenshot(page, 'console-project-recovering');
+      await meta.query("UPDATE databases SET status = 'ready' WHERE id = $1 AND status = 'recovering'", [db]);
+      await page.waitForFunction(
+        (id) => document.querySelector(`[data-status-url$="/databases/${id}/status"]`)?.textContent.trim() === 'ready',
+        db,
+        { timeout: 15_000 },
+      );
+      assert.equal(await page.evaluate(() => window.pgfleetSamePage), true, 'the page was not reloaded');
+      await checkPage('project-live-status');
+    });
+  });
+
   it('renames a project, refuses a wrong typed name and deletes it with the right one', async () => {
     await step('project-rename-delete', async () => {
       await page.goto(`${server.base}/console/w/${boot.workspace_id}/projects`);
@@ -266,6 +329,144 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('heading', { name: 'Authorized integrations', level: 1 }).waitFor();
       await page.getByText('No authorized integrations.').waitFor();
       await checkPage('integrations');
+    });
+  });
+
+  it('manages OAuth apps in the console: create (secret shown once), edit, delete', async () => {
+    await step('apps', async () => {
+      await navLink('OAuth apps').click();
+      await page.getByRole('heading', { name: 'OAuth apps', level: 1 }).waitFor();
+      await page.getByText('No apps yet.').waitFor();
+      await checkPage('apps-empty');
+      await checkFocusOrder(['workspace_switch', 'app_name', 'app_description', 'app_redirect_uris', 'Create app']);
+      await page.getByLabel('Name', { exact: true }).fill('Billing backend');
+      await page.getByLabel(/^Redirect URIs/).fill('https://billing.example/callback\nhttp://127.0.0.1:7777/cb');
+      await page.getByRole('radio', { name: /Confidential/ }).check();
+      await page.getByRole('button', { name: 'Create app' }).click();
+      await page.getByRole('heading', { name: 'Billing backend', level: 1 }).waitFor();
+      const clientSecret = await secret();
+      assert.ok(clientSecret.length >= 20, clientSecret);
+      const clientId = (await page.getByTestId('client-id').innerText()).trim();
+      assert.match(clientId, /^itgr_/);
+      await checkPage('app-created');
+      const appUrl = page.url();
+      await page.reload();
+      assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      // A refused edit shows why; a good one is saved.
+      await page.getByLabel(/^Redirect URIs/).fill('not a url');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('alert').waitFor();
+      await checkPage('app-edit-refused');
+      await page.goto(appUrl);
+      await page.getByLabel('Name', { exact: true }).fill('Billing backend v2');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('heading', { name: 'Billing backend v2', level: 1 }).waitFor();
+      await checkPage('app');
+      await page.getByRole('button', { name: 'Delete app' }).click();
+      await page.getByRole('heading', { name: 'OAuth apps', level: 1 }).waitFor();
+      assert.equal(await page.getByText(clientId).count(), 0);
+      // A public app has no secret.
+      await page.getByLabel('Name', { exact: true }).fill('CLI');
+      await page.getByLabel(/^Redirect URIs/).fill('http://127.0.0.1:7777/cb');
+      await page.getByRole('button', { name: 'Create app' }).click();
+      await page.getByRole('heading', { name: 'CLI', level: 1 }).waitFor();
+      assert.equal(await page.getByTestId('secret').count(), 0);
+      await page.getByText('(no secret; PKCE)').waitFor();
+      await page.getByRole('link', { name: '← All apps' }).click();
+      assert.equal(await page.getByTestId('app-row').count(), 1);
+      await checkPage('apps');
+    });
+  });
+
+  it('members: an admin creates a user who signs in and sees only their workspace', async () => {
+    await step('members', async () => {
+      // A second workspace of the admin, which the new user must not see.
+      const second = 'wksp_nodeconsolesecond01';
+      await meta.query("INSERT INTO workspaces (id, name, created_at) VALUES ($1, 'Second Workspace', now())", [second]);
+      await meta.query("INSERT INTO memberships (workspace_id, user_id, role, created_at) SELECT $1, id, 'admin', now() FROM users WHERE email = $2", [second, boot.admin_email]);
+
+      await page.goto(`${server.base}/console/w/${boot.workspace_id}/members`);
+      await page.getByRole('heading', { name: 'Members', level: 1 }).waitFor();
+      assert.equal(await page.getByTestId('member-row').count(), 1);
+      await checkPage('members');
+      await checkFocusOrder(['workspace_switch', 'member_email', 'member_role', 'Add member', 'new_email', 'new_password', 'new_role', 'Create user']);
+
+      // A user with a generated password, shown once.
+      await page.getByLabel('E-mail', { exact: true }).fill('dana@example.com');
+      await page.getByRole('button', { name: 'Create user' }).click();
+      const password = await secret();
+      assert.ok(password.length >= 20, password);
+      assert.equal(await page.getByTestId('member-row').count(), 2);
+      await checkPage('members-created');
+      await page.reload();
+      assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+
+      // A refusal is shown on the page: a user that does not exist.
+      await page.getByLabel('E-mail of the user').fill('nobody@example.com');
+      await page.getByRole('button', { name: 'Add member' }).click();
+      await page.getByRole('alert').getByText('There is no user').waitFor();
+      await checkPage('members-refused');
+
+      // An existing user added to the second workspace, then removed again.
+      await page.goto(`${server.base}/console/w/${second}/members`);
+      await page.getByLabel('E-mail of the user').fill('dana@example.com');
+      await page.getByRole('button', { name: 'Add member' }).click();
+      await page.getByRole('button', { name: 'Remove dana@example.com' }).waitFor();
+      await page.getByRole('button', { name: 'Remove dana@example.com' }).click();
+      await page.getByRole('heading', { name: 'Members', level: 1 }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Remove dana@example.com' }).count(), 0);
+
+      // Dana signs in: only the default workspace, and she cannot change its members.
+      const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      try {
+        const p2 = await ctx2.newPage();
+        p2.setDefaultTimeout(BROWSER_TIMEOUT_MS);
+        await p2.goto(`${server.base}/console`);
+        await p2.getByLabel('Email').fill('dana@example.com');
+        await p2.getByLabel('Password').fill(password);
+        await p2.getByRole('button', { name: 'Sign in' }).click();
+        await p2.waitForURL(`${server.base}/console/w/${boot.workspace_id}/projects`);
+        const options = await p2.locator('#workspace_switch option').evaluateAll((os) => os.map((o) => o.value));
+        assert.deepEqual(options, [boot.workspace_id]);
+        await p2.getByRole('link', { name: 'shop', exact: true }).waitFor();
+        await screenshot(p2, 'console-member-projects');
+        await p2.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Members', exact: true }).click();
+        await p2.getByTestId('members-readonly').waitFor();
+        assert.equal(await p2.getByRole('button', { name: 'Create user' }).count(), 0);
+        assert.equal(await p2.getByRole('button', { name: /^Remove/ }).count(), 0);
+        await screenshot(p2, 'console-members-readonly');
+        const res = await p2.goto(`${server.base}/console/w/${second}/projects`);
+        assert.equal(res.status(), 403);
+        await p2.getByText('You are not a member of that workspace').waitFor();
+        await screenshot(p2, 'console-member-refused');
+      } finally {
+        await ctx2.close().catch(() => {});
+      }
+    });
+  });
+
+  it('lists more than 100 projects a page at a time', async () => {
+    await step('pagination', async () => {
+      const names = Array.from({ length: 101 }, (_, i) => `bulk-${String(i).padStart(3, '0')}`);
+      const auth = { authorization: `Bearer ${boot.service_token}`, 'content-type': 'application/json' };
+      for (let i = 0; i < names.length; i += 4) {
+        await Promise.all(names.slice(i, i + 4).map(async (name) => {
+          const r = await fetch(`${server.base}/v1/projects`, { method: 'POST', headers: auth, body: JSON.stringify({ name, region: 'us-east-1' }) });
+          assert.equal(r.status, 201, `create ${name}: ${await r.text()}`);
+        }));
+      }
+      await page.goto(`${server.base}/console/w/${boot.workspace_id}/projects`);
+      assert.equal(await page.getByTestId('project-link').count(), 100);
+      await page.getByRole('link', { name: 'shop', exact: true }).waitFor();
+      await page.getByRole('link', { name: 'Next page' }).click();
+      await page.waitForURL(/\/projects\?cursor=/);
+      const rest = await page.getByTestId('project-link').count();
+      assert.ok(rest >= 2 && rest < 100, `${rest} projects on the second page`);
+      await page.getByRole('link', { name: 'bulk-100', exact: true }).waitFor();
+      assert.equal(await page.getByRole('link', { name: 'Next page' }).count(), 0);
+      await checkPage('projects-page-2');
+      await page.getByRole('link', { name: 'First page' }).click();
+      assert.equal(await page.getByTestId('project-link').count(), 100);
     });
   });
 

@@ -86,14 +86,46 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
+/// A rustls client configuration with `sslmode=require` semantics (ring provider).
+pub fn require_client_config() -> std::result::Result<rustls::ClientConfig, rustls::Error> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 /// A tokio-postgres TLS connector with `sslmode=require` semantics (ring provider).
 pub fn require_connector(
 ) -> std::result::Result<tokio_postgres_rustls::MakeRustlsConnect, rustls::Error> {
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
+        require_client_config()?,
+    ))
+}
+
+/// A rustls server configuration from a PEM certificate chain and private key.
+pub fn server_config(
+    cert_pem: &str,
+    key_pem: &str,
+) -> std::result::Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("certificate: no PEM certificate found".to_string());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("private key: {e}"))?;
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(AcceptAny(provider)))
-        .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key: {e}"))
 }

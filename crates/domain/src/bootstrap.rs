@@ -89,6 +89,7 @@ impl Services {
             now,
         )
         .await?;
+        users::set_admin(&mut *tx, &user_id, true).await?;
         workspaces::insert(&mut *tx, &ws_id, "Default Workspace", now).await?;
         workspaces::add_member(&mut *tx, &ws_id, &user_id, "admin", now).await?;
         tokens::insert(

@@ -77,6 +77,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub backups: BackupsConfig,
     pub usage: UsageConfig,
+    pub pooler: PoolerConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -223,6 +224,65 @@ impl UsageConfig {
     }
 }
 
+/// `[pooler]`: the pooled endpoint (a PostgreSQL proxy with transaction pooling) that
+/// `pgfleet serve` runs beside the API, and `pgfleet proxy` runs on its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolerConfig {
+    /// Run the pooler inside `pgfleet serve` (connections then get `endpoints.pooled`).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Host written into pooled connection strings; default `postgres.host`.
+    pub host: Option<String>,
+    /// Port written into pooled connection strings; default the listening port.
+    pub public_port: Option<u16>,
+    /// `transaction` (default) or `session`.
+    pub mode: PoolModeConfig,
+    /// Server connections per connection (login role).
+    pub pool_size: usize,
+    /// Clients per database.
+    pub max_clients: usize,
+    /// Refuse clients that do not use TLS.
+    pub require_tls: bool,
+    /// PEM certificate and key; default a self-signed one kept in `<data_dir>/pooler-tls`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// How long a client waits for a server connection, in seconds.
+    pub query_wait_timeout_secs: u64,
+    /// Server connections idle this long are closed, in seconds.
+    pub server_idle_timeout_secs: u64,
+    /// How long shutdown lets clients finish their transactions, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolModeConfig {
+    #[default]
+    Transaction,
+    Session,
+}
+
+impl Default for PoolerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
+            host: None,
+            public_port: None,
+            mode: PoolModeConfig::Transaction,
+            pool_size: 10,
+            max_clients: 1000,
+            require_tls: true,
+            tls_cert_file: None,
+            tls_key_file: None,
+            query_wait_timeout_secs: 120,
+            server_idle_timeout_secs: 600,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
@@ -262,6 +322,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             backups: BackupsConfig::default(),
             usage: UsageConfig::default(),
+            pooler: PoolerConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -471,6 +532,24 @@ impl Config {
                         .to_string(),
                 ));
             }
+        }
+        if self.pooler.pool_size == 0 || self.pooler.max_clients == 0 {
+            return Err(ConfigError::Invalid(
+                "pooler: pool_size and max_clients must be at least 1".to_string(),
+            ));
+        }
+        if self.role_connection_limit >= 0
+            && self.pooler.pool_size > usize::try_from(self.role_connection_limit).unwrap_or(0)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "pooler.pool_size ({}) must not exceed role_connection_limit ({})",
+                self.pooler.pool_size, self.role_connection_limit
+            )));
+        }
+        if self.pooler.tls_cert_file.is_some() != self.pooler.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "pooler: set both tls_cert_file and tls_key_file, or neither".to_string(),
+            ));
         }
         if !(1..=86_400).contains(&self.usage.sample_interval_secs) || self.usage.retention_days < 1
         {

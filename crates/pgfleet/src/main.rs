@@ -100,6 +100,9 @@ async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(addr = %running.addr, "pgfleet is listening");
+    if let Some(p) = running.pooler_addr {
+        println!("pgfleet pooler listening on postgresql://{p}");
+    }
     println!("pgfleet listening on http://{}", running.addr);
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -41,6 +41,9 @@ impl Default for Deps {
 #[derive(Debug)]
 pub struct Running {
     pub addr: std::net::SocketAddr,
+    /// The pooled endpoint's address, when it runs.
+    pub pooler_addr: Option<std::net::SocketAddr>,
+    pub pooler: Option<pgfleet_pooler::Pooler>,
     pub services: Services,
     /// Set on the start that bootstrapped the store.
     pub bootstrap: Option<BootstrapSecrets>,
@@ -68,6 +71,17 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     cfg.listen = listener.local_addr()?;
+    let pooler_listener = if cfg.pooler.enabled {
+        let l = crate::pooler::bind(&cfg).await?;
+        let bound = l.local_addr()?;
+        cfg.pooler.listen = bound;
+        if cfg.pooler.public_port.is_none() {
+            cfg.pooler.public_port = Some(bound.port());
+        }
+        Some(l)
+    } else {
+        None
+    };
     let cluster = if cfg.needs_embedded() {
         let settings = ClusterSettings {
             bin_dir: cfg.postgres.bin_dir.clone(),
@@ -87,10 +101,27 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     match start_with_cluster(&cfg, deps, cluster.as_ref()).await {
         Ok((services, bootstrap)) => {
             let addr = listener.local_addr()?;
+            let pooler = match pooler_listener {
+                Some(l) => match crate::pooler::start(&cfg, &services, l) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        services.store().close().await;
+                        if let Some(c) = cluster {
+                            c.stop().await;
+                        }
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
+            let pooler_addr = pooler.as_ref().map(|p| p.addr);
+            let pooler_handle = pooler.as_ref().map(|p| p.pooler.clone());
             let (tx, rx) = oneshot::channel();
-            let task = tokio::spawn(serve(cfg, services.clone(), listener, cluster, rx));
+            let task = tokio::spawn(serve(cfg, services.clone(), listener, pooler, cluster, rx));
             Ok(Running {
                 addr,
+                pooler_addr,
+                pooler: pooler_handle,
                 services,
                 bootstrap,
                 shutdown: Some(tx),
@@ -146,6 +177,15 @@ async fn start_with_cluster(
     sc.provision_wait = Duration::from_secs_f64(cfg.provision_wait_secs);
     sc.database_connection_limit = cfg.database_connection_limit;
     sc.role_connection_limit = cfg.role_connection_limit;
+    if cfg.pooler.enabled {
+        sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
+            host: crate::pooler::public_host(cfg),
+            port: cfg
+                .pooler
+                .public_port
+                .unwrap_or_else(|| cfg.pooler.listen.port()),
+        });
+    }
     if let Some(issuer) = &cfg.oauth.issuer {
         sc.oauth.issuer = issuer.trim_end_matches('/').to_string();
     }
@@ -191,6 +231,7 @@ async fn serve(
     cfg: Config,
     services: Services,
     listener: tokio::net::TcpListener,
+    pooler: Option<crate::pooler::RunningPooler>,
     cluster: Option<ClusterHandle>,
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
@@ -221,6 +262,9 @@ async fn serve(
             Ok(())
         }
     };
+    if let Some(p) = pooler {
+        p.stop().await;
+    }
     let _ = stop_tx.send(true);
     let _ = reconciler.await;
     let _ = usage_sampler.await;

@@ -150,3 +150,16 @@ pub async fn delete_of_database<'e>(
         .await?;
     Ok(())
 }
+
+/// The connection whose login role is `role`, with its database (the pooler's lookup).
+pub async fn by_role<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    role: &str,
+) -> Result<Option<ConnectionRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM connections c WHERE c.role_name = $1"
+    ))
+    .bind(role)
+    .fetch_optional(ex)
+    .await?)
+}

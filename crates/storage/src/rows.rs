@@ -20,6 +20,8 @@ pub struct UserRow {
     pub failed_logins: i32,
     pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// An administrator of the whole server (creates users, manages every workspace's members).
+    pub is_admin: bool,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for UserRow {
         f.debug_struct("UserRow")
             .field("id", &self.id)
             .field("email", &self.email)
+            .field("is_admin", &self.is_admin)
             .finish_non_exhaustive()
     }
 }

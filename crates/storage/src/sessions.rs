@@ -49,7 +49,7 @@ pub async fn insert<'e>(
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id_hash: &[u8]) -> Result<Option<SessionRow>> {
     Ok(sqlx::query_as(
         "SELECT u.seq, u.id, u.email, u.name, u.password_hash, u.failed_logins, u.locked_until,
-                u.created_at, s.csrf_token, s.expires_at AS session_expires_at
+                u.created_at, u.is_admin, s.csrf_token, s.expires_at AS session_expires_at
            FROM sessions s JOIN users u ON u.id = s.user_id
           WHERE s.id_hash = $1",
     )

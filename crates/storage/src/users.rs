@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::{Result, UserRow};
 
 const COLUMNS: &str =
-    "seq, id, email, name, password_hash, failed_logins, locked_until, created_at";
+    "seq, id, email, name, password_hash, failed_logins, locked_until, created_at, is_admin";
 
 pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
@@ -80,6 +80,16 @@ pub async fn lock_until<'e>(
 pub async fn reset_failed_logins<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
     sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
         .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Makes a user an administrator of the whole server, or not.
+pub async fn set_admin<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, admin: bool) -> Result<()> {
+    sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
+        .bind(id)
+        .bind(admin)
         .execute(ex)
         .await?;
     Ok(())

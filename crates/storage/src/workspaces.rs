@@ -83,3 +83,78 @@ pub async fn is_member<'e>(
             .await?;
     Ok(r.is_some())
 }
+
+/// A member of a workspace: the membership and its user.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    /// The user's `seq` (members are listed in user order).
+    pub seq: i64,
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Members of a workspace in user order, after the `after` user sequence number.
+pub async fn list_members<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<MemberRow>> {
+    Ok(sqlx::query_as(
+        "SELECT u.seq, u.id AS user_id, u.email, u.name, m.role, m.created_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          WHERE m.workspace_id = $1 AND u.seq > $2
+          ORDER BY u.seq LIMIT $3",
+    )
+    .bind(workspace_id)
+    .bind(after.unwrap_or(0))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?)
+}
+
+/// The role of a user in a workspace (`None` when not a member).
+pub async fn member_role<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Option<String>> {
+    let r: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+            .bind(workspace_id)
+            .bind(user_id)
+            .fetch_optional(ex)
+            .await?;
+    Ok(r.map(|(role,)| role))
+}
+
+/// Removes a membership; false when there was none.
+pub async fn remove_member<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<bool> {
+    let r = sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+        .bind(workspace_id)
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// How many admins a workspace has, locking its memberships against a concurrent change.
+pub async fn count_admins_for_update(
+    tx: &mut sqlx::PgConnection,
+    workspace_id: &str,
+) -> Result<i64> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'admin' FOR UPDATE",
+    )
+    .bind(workspace_id)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows.len() as i64)
+}

@@ -44,7 +44,16 @@ impl Services {
             connection_kind: c.kind.clone(),
             endpoints: Endpoints {
                 direct,
-                pooled: None,
+                pooled: self.config().pooled.as_ref().map(|e| Endpoint {
+                    host: e.host.clone(),
+                    port: e.port,
+                    connection_string: password.map(|p| {
+                        format!(
+                            "postgresql://{}:{p}@{}:{}/{}?sslmode=require",
+                            c.role_name, e.host, e.port, db.pg_database
+                        )
+                    }),
+                }),
                 accelerate: None,
             },
             direct_connection,

@@ -15,7 +15,9 @@ mod auth;
 mod backups;
 mod connections;
 mod databases;
+pub mod members;
 pub mod oauth;
+pub mod pooler;
 mod projects;
 mod regions;
 mod service_tokens;
@@ -38,6 +40,8 @@ pub struct ServicesConfig {
     pub role_connection_limit: i32,
     pub oauth: OAuthSettings,
     pub backups: BackupSettings,
+    /// Set when the pooler runs: connections then carry `endpoints.pooled`.
+    pub pooled: Option<pooler::PooledEndpoint>,
 }
 
 /// Backups: where they go, how often, how long they are kept.
@@ -85,6 +89,7 @@ impl ServicesConfig {
             provision_wait: Duration::from_secs(5),
             database_connection_limit: 100,
             role_connection_limit: 50,
+            pooled: None,
         }
     }
 }
@@ -112,6 +117,16 @@ struct Inner {
     auth_cache: auth::AuthCache,
     views: ViewCache,
     signer: crate::oauth_keys::Signer,
+    write_hook: std::sync::OnceLock<WriteHook>,
+}
+
+/// Called after every write of this process (see [`Services::on_write`]).
+pub(crate) struct WriteHook(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for WriteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHook")
+    }
 }
 
 /// Recently built database views, for the hottest read (`GET /v1/databases/{id}`).
@@ -246,6 +261,7 @@ impl Services {
                 kick: tokio::sync::Notify::new(),
                 auth_cache: auth::AuthCache::default(),
                 views: ViewCache::default(),
+                write_hook: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -307,6 +323,9 @@ impl Services {
     /// Call after any committed write: cached reads are no longer current.
     pub fn note_write(&self) {
         self.inner.views.bump();
+        if let Some(hook) = self.inner.write_hook.get() {
+            (hook.0)();
+        }
     }
 
     pub(crate) fn kick(&self) -> &tokio::sync::Notify {

@@ -10,7 +10,12 @@
 //! `SameSite=Strict`, 5 minutes), like the OAuth app secret of [`super::apps`]; it is cleared
 //! as it is shown and never stored. `console.js` (served here, allowed by this router's CSP
 //! `script-src 'self'`) adds copy buttons and refreshes the status of databases that are
-//! provisioning or recovering; without JavaScript everything works, by reloading the page.
+//! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status`; without
+//! JavaScript everything works, by reloading the page.
+//!
+//! Lists show [`LIST_LIMIT`] items a page; longer ones get a "Next page" link carrying the
+//! services' opaque cursor (`?cursor=…`). Members ([`members`]) and OAuth apps ([`apps`]) have
+//! their own modules.
 
 use std::collections::HashMap;
 
@@ -27,6 +32,7 @@ use base64::Engine as _;
 use pgfleet_api_types::database::{CreateDatabase, Database, DatabaseSource, DatabaseStatus};
 use pgfleet_api_types::project::{CreateProject, Project, UpdateProject};
 use pgfleet_api_types::region::RegionStatus;
+use pgfleet_api_types::Pagination;
 use pgfleet_domain::{PageRequest, Principal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -58,37 +64,32 @@ document.querySelectorAll('button[data-copy]').forEach(function (b) {
     });
   });
 });
-// While a database of the page is provisioning or recovering, refresh the status badges
-// (only them: typed input and a secret on the page are kept).
-function pgfleetStatuses(doc) {
-  return doc.querySelectorAll('[data-testid="database-status"]');
-}
+// While a database status badge of the page says provisioning or recovering, ask its status
+// endpoint (a few bytes of text/plain) every 2 s and update the badge in place: typed input
+// and a secret shown on the page are kept.
 function pgfleetBusy() {
-  return Array.prototype.some.call(pgfleetStatuses(document), function (e) {
+  return Array.prototype.filter.call(document.querySelectorAll('[data-status-url]'), function (e) {
     var s = e.textContent.trim();
     return s === 'provisioning' || s === 'recovering';
   });
 }
 function pgfleetPoll() {
-  if (!pgfleetBusy()) { return; }
+  if (!pgfleetBusy().length) { return; }
   setTimeout(function () {
-    fetch(location.href, { credentials: 'same-origin' })
-      .then(function (r) { return r.text(); })
-      .then(function (html) {
-        var fresh = pgfleetStatuses(new DOMParser().parseFromString(html, 'text/html'));
-        var cur = pgfleetStatuses(document);
-        if (fresh.length === cur.length) {
-          cur.forEach(function (e, i) { e.textContent = fresh[i].textContent; });
-        }
-        pgfleetPoll();
-      })
-      .catch(function () {});
-  }, 3000);
+    Promise.all(pgfleetBusy().map(function (e) {
+      return fetch(e.getAttribute('data-status-url'), { credentials: 'same-origin' })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (t) { if (t && t.trim()) { e.textContent = t.trim(); } });
+    })).then(pgfleetPoll, function () {});
+  }, 2000);
 }
 pgfleetPoll();
 "#;
-/// Page size of every list (the console shows one page).
+/// Page size of every list.
 const LIST_LIMIT: i64 = 100;
+
+mod apps;
+mod members;
 
 /// The console routes (merged into the page router).
 pub fn router() -> Router<AppState> {
@@ -113,6 +114,10 @@ pub fn router() -> Router<AppState> {
             post(database_create),
         )
         .route("/console/w/{ws}/databases/{id}", get(database_page))
+        .route(
+            "/console/w/{ws}/databases/{id}/status",
+            get(database_status),
+        )
         .route(
             "/console/w/{ws}/databases/{id}/delete",
             post(database_delete),
@@ -147,6 +152,8 @@ pub fn router() -> Router<AppState> {
             "/console/w/{ws}/integrations/{id}/revoke",
             post(integration_revoke),
         )
+        .merge(members::router())
+        .merge(apps::router())
         .layer(axum::middleware::map_response(console_csp))
 }
 
@@ -286,6 +293,33 @@ fn page() -> PageRequest {
     PageRequest {
         after: None,
         limit: LIST_LIMIT,
+    }
+}
+
+/// The page of a list that `?cursor=…` asks for.
+fn page_at(query: Option<&str>) -> Result<PageRequest, pgfleet_domain::DomainError> {
+    PageRequest::parse(query_param(query, "cursor").as_deref(), None, LIST_LIMIT)
+}
+
+/// The links between the pages of a list shown at `path`.
+#[derive(Default)]
+pub(crate) struct Pager {
+    first: Option<String>,
+    next: Option<String>,
+}
+
+impl Pager {
+    fn new(path: &str, query: Option<&str>, p: &Pagination) -> Self {
+        Self {
+            first: query_param(query, "cursor")
+                .filter(|c| !c.is_empty())
+                .map(|_| path.to_string()),
+            next: p
+                .next_cursor
+                .as_ref()
+                .filter(|_| p.has_more)
+                .map(|c| format!("{path}?cursor={}", super::urlencode(c))),
+        }
     }
 }
 
@@ -444,6 +478,7 @@ struct ProjectsTemplate {
     chrome: Chrome,
     nav: Nav,
     projects: Vec<Project>,
+    pager: Pager,
     regions: Vec<RegionOption>,
     name: String,
     error: Option<Notice>,
@@ -455,13 +490,15 @@ async fn projects_view(
     name: String,
     region: &str,
     error: Option<Notice>,
+    query: Option<&str>,
 ) -> Result<ProjectsTemplate, Response> {
-    let projects = state
+    let list = state
         .services
-        .projects_list(&ctx.principal, None, page())
+        .projects_list(&ctx.principal, None, page_at(query).map_err(fail)?)
         .await
-        .map_err(fail)?
-        .data;
+        .map_err(fail)?;
+    let pager = Pager::new(&format!("{}/projects", ctx.base()), query, &list.pagination);
+    let projects = list.data;
     let mut first_available = true;
     let regions = state
         .services
@@ -486,6 +523,7 @@ async fn projects_view(
         chrome: ctx.chrome(),
         nav: ctx.nav,
         projects,
+        pager,
         regions,
         name,
         error,
@@ -497,13 +535,14 @@ async fn projects_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(ws): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let next = format!("/console/w/{ws}/projects");
     let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
         Ok(c) => c,
         Err(res) => return res,
     };
-    match projects_view(&state, ctx, String::new(), "", None).await {
+    match projects_view(&state, ctx, String::new(), "", None, query.as_deref()).await {
         Ok(p) => render(StatusCode::OK, &p),
         Err(res) => res,
     }
@@ -531,7 +570,7 @@ async fn project_create(
         Ok(created) => see_other(&format!("{}/projects/{}", ctx.base(), created.project.id)),
         Err(e) => {
             let (status, notice) = Notice::from_error(e);
-            match projects_view(&state, ctx, name, &region, Some(notice)).await {
+            match projects_view(&state, ctx, name, &region, Some(notice), None).await {
                 Ok(p) => render(status, &p),
                 Err(res) => res,
             }
@@ -568,6 +607,7 @@ struct ProjectTemplate {
     nav: Nav,
     project: Project,
     databases: Vec<DatabaseRow>,
+    pager: Pager,
     error: Option<Notice>,
 }
 
@@ -576,26 +616,30 @@ async fn project_view(
     ctx: Ctx,
     id: &str,
     error: Option<Notice>,
+    query: Option<&str>,
 ) -> Result<ProjectTemplate, Response> {
     let project = state
         .services
         .project_get(&ctx.principal, id)
         .await
         .map_err(fail)?;
-    let databases = state
+    let list = state
         .services
-        .project_databases_list(&ctx.principal, id, page())
+        .project_databases_list(&ctx.principal, id, page_at(query).map_err(fail)?)
         .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(DatabaseRow::from)
-        .collect();
+        .map_err(fail)?;
+    let pager = Pager::new(
+        &format!("{}/projects/{id}", ctx.base()),
+        query,
+        &list.pagination,
+    );
+    let databases = list.data.into_iter().map(DatabaseRow::from).collect();
     Ok(ProjectTemplate {
         chrome: ctx.chrome(),
         nav: ctx.nav,
         project,
         databases,
+        pager,
         error,
     })
 }
@@ -607,7 +651,7 @@ async fn project_refused(
     e: pgfleet_domain::DomainError,
 ) -> Response {
     let (status, notice) = Notice::from_error(e);
-    match project_view(state, ctx, id, Some(notice)).await {
+    match project_view(state, ctx, id, Some(notice), None).await {
         Ok(p) => render(status, &p),
         Err(res) => res,
     }
@@ -618,13 +662,14 @@ async fn project_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((ws, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let next = format!("/console/w/{ws}/projects/{id}");
     let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
         Ok(c) => c,
         Err(res) => return res,
     };
-    match project_view(&state, ctx, &id, None).await {
+    match project_view(&state, ctx, &id, None, query.as_deref()).await {
         Ok(p) => render(StatusCode::OK, &p),
         Err(res) => res,
     }
@@ -679,7 +724,7 @@ async fn project_delete(
                 project.name
             )),
         };
-        return match project_view(&state, ctx, &id, Some(notice)).await {
+        return match project_view(&state, ctx, &id, Some(notice), None).await {
             Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
             Err(res) => res,
         };
@@ -790,6 +835,7 @@ struct DatabaseTemplate {
     project_id: String,
     project_name: String,
     connections: Vec<ConnectionView>,
+    pager: Pager,
     backups: Vec<BackupView>,
     usage: Option<UsageView>,
     flash: Option<Flash>,
@@ -801,17 +847,24 @@ async fn database_view(
     ctx: Ctx,
     id: &str,
     error: Option<Notice>,
+    query: Option<&str>,
 ) -> Result<DatabaseTemplate, Response> {
     let db = state
         .services
         .database_get(&ctx.principal, id)
         .await
         .map_err(fail)?;
-    let connections = state
+    let list = state
         .services
-        .connections_list(&ctx.principal, Some(id), page())
+        .connections_list(&ctx.principal, Some(id), page_at(query).map_err(fail)?)
         .await
-        .map_err(fail)?
+        .map_err(fail)?;
+    let pager = Pager::new(
+        &format!("{}/databases/{id}", ctx.base()),
+        query,
+        &list.pagination,
+    );
+    let connections = list
         .data
         .into_iter()
         .map(|c| ConnectionView {
@@ -852,6 +905,7 @@ async fn database_view(
         project_id,
         project_name,
         connections,
+        pager,
         backups,
         usage: None,
         flash: None,
@@ -1001,7 +1055,7 @@ async fn database_refused(
     e: pgfleet_domain::DomainError,
 ) -> Response {
     let (status, notice) = Notice::from_error(e);
-    match database_view(state, ctx, id, Some(notice)).await {
+    match database_view(state, ctx, id, Some(notice), None).await {
         Ok(p) => render(status, &p),
         Err(res) => res,
     }
@@ -1024,7 +1078,7 @@ async fn database_page(
         Ok(u) => u,
         Err(e) => return fail(e),
     };
-    let mut page = match database_view(&state, ctx, &id, None).await {
+    let mut page = match database_view(&state, ctx, &id, None, query.as_deref()).await {
         Ok(p) => p,
         Err(res) => return res,
     };
@@ -1035,6 +1089,31 @@ async fn database_page(
             .any(|c| f.key == format!("connection:{}", c.id))
     });
     render_clearing(&state, StatusCode::OK, &page, clear)
+}
+
+/// `GET /console/w/{ws}/databases/{id}/status`: the status word alone (`text/plain`), polled
+/// by `console.js` while a database is provisioning or recovering.
+async fn database_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, id)): Path<(String, String)>,
+) -> Response {
+    let next = format!("/console/w/{ws}/databases/{id}");
+    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    match state.services.database_get(&ctx.principal, &id).await {
+        Ok(d) => (
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            status_word(&d.status),
+        )
+            .into_response(),
+        Err(e) => fail(e),
+    }
 }
 
 /// `POST /console/w/{ws}/databases/{id}/delete`: the database's name must be typed.
@@ -1058,7 +1137,7 @@ async fn database_delete(
                 .to_string(),
             hint: Some(format!("Type {} exactly to delete the database.", db.name)),
         };
-        return match database_view(&state, ctx, &id, Some(notice)).await {
+        return match database_view(&state, ctx, &id, Some(notice), None).await {
             Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
             Err(res) => res,
         };
@@ -1182,7 +1261,7 @@ async fn database_restore(
                 .to_string(),
             hint: Some(format!("Type {} exactly to restore the backup.", db.name)),
         };
-        return match database_view(&state, ctx, &id, Some(notice)).await {
+        return match database_view(&state, ctx, &id, Some(notice), None).await {
             Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
             Err(res) => res,
         };

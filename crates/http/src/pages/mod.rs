@@ -2,7 +2,8 @@
 //! consent page ([`authorize`]), OAuth app management ([`apps`]) and the web console
 //! ([`console`]). Server-rendered with
 //! askama (templates in `crates/http/templates/`), no external assets; no JavaScript but the
-//! console's optional copy buttons (`/console/console.js`, same origin).
+//! console's optional copy buttons and live database status (`/console/console.js`, same
+//! origin).
 //!
 //! Cookies (all `HttpOnly`, `Secure` when the public URL is https):
 //! * `pgfleet_session` (`Path=/; SameSite=Lax`): the session, 43 random characters; the store

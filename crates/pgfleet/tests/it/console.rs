@@ -1,7 +1,8 @@
 //! The web console over real HTTP, as a browser without JavaScript uses it: sign-in lands on
 //! the console, projects (create, list, rename, delete with a typed name), a database's
-//! connections (the secret shown once, rotate, delete), backups, service tokens, CSRF and
-//! workspace membership.
+//! connections (the secret shown once, rotate, delete), backups, service tokens, CSRF,
+//! workspace membership, members (users created by an administrator, added and removed;
+//! refusals for non-admins), OAuth apps in the console, the status fragment and pagination.
 
 use std::collections::HashMap;
 
@@ -193,7 +194,8 @@ async fn console_flows_without_javascript() {
     for needle in [
         "action=\"/console/switch\"",
         ">Service tokens</a>",
-        "href=\"/apps\"",
+        &format!("href=\"/console/w/{ws}/apps\""),
+        &format!("href=\"/console/w/{ws}/members\""),
         "action=\"/logout\"",
         "<label for=\"project_name\">",
         "<label for=\"project_region\">",
@@ -651,5 +653,370 @@ async fn workspaces_switch_and_membership_is_checked() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
+    s.stop().await;
+}
+
+/// Signs `email` in with `password` in a fresh browser.
+async fn sign_in(s: &TestServer, email: &str, password: &str) -> (Browser, Page) {
+    let mut b = Browser::new(s);
+    let login = b.get("/login").await;
+    let csrf = login.input("csrf_token");
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("csrf_token", &csrf),
+                ("next", "/console"),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await;
+    (b, r)
+}
+
+#[tokio::test]
+async fn members_are_managed_by_admins_and_new_users_sign_in() {
+    let s = TestServer::start().await;
+    let (_, ws) = bootstrap(&s);
+    let members_url = format!("/console/w/{ws}/members");
+    let (mut admin, csrf) = signed_in_admin(&s).await;
+
+    let page = admin.get(&members_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.assert_security_headers();
+    for needle in [
+        "admin@localhost",
+        "<label for=\"member_email\">",
+        "<label for=\"new_email\">",
+        "<label for=\"new_password\">",
+        "Create user</button>",
+    ] {
+        assert!(
+            page.body.contains(needle),
+            "{needle} missing:\n{}",
+            page.body
+        );
+    }
+
+    // A user with a generated password: shown once on the members page.
+    let create = format!("{members_url}/users");
+    let r = admin
+        .post(
+            &create,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "bob@example.com"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = admin.get(&members_url).await;
+    let bob_password = page
+        .testid("secret")
+        .expect("the generated password is shown");
+    assert!(bob_password.len() >= 20, "{bob_password}");
+    assert!(page.body.contains("bob@example.com"));
+    assert_eq!(
+        admin.get(&members_url).await.testid("secret"),
+        None,
+        "shown once"
+    );
+
+    // Refusals are shown on the page: a short password, a taken e-mail, no CSRF token.
+    let r = admin
+        .post(
+            &create,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "carol@example.com"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
+    assert!(r.body.contains("value=\"carol@example.com\""));
+    let r = admin
+        .post(
+            &create,
+            &[("csrf_token", &csrf), ("email", "BOB@example.com")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("already exists"), "{}", r.body);
+    let r = admin.post(&create, &[("email", "eve@example.com")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // A chosen password, and a user in no workspace yet (created, then removed from this one).
+    let r = admin
+        .post(
+            &create,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "carol@example.com"),
+                ("password", "carol-initial-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = admin.get(&members_url).await;
+    assert_eq!(
+        page.testid("secret"),
+        None,
+        "a chosen password is not shown"
+    );
+    assert!(page.body.contains("carol@example.com"), "{}", page.body);
+    let carol_id =
+        pgfleet_storage::users::get_by_email(s.services().store().pool(), "carol@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+    let r = admin
+        .post(
+            &format!("{members_url}/{carol_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // Carol signs in (the password is hashed as sign-in expects) and has no workspace.
+    let (mut carol, r) = sign_in(&s, "carol@example.com", "carol-initial-pw").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let home = carol.get("/console").await;
+    assert!(home.body.contains("No workspace yet"), "{}", home.body);
+    assert_eq!(carol.get(&members_url).await.status, StatusCode::FORBIDDEN);
+
+    // Adding an existing user by e-mail; an unknown one is refused.
+    let r = admin
+        .post(
+            &members_url,
+            &[("csrf_token", &csrf), ("email", "nobody@example.com")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("There is no user"), "{}", r.body);
+    let r = admin
+        .post(
+            &members_url,
+            &[
+                ("csrf_token", &csrf),
+                ("email", "Carol@example.com"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = carol.get("/console").await;
+    assert_eq!(r.location(), format!("/console/w/{ws}/projects").as_str());
+
+    // Bob, a plain member: sees the members, may not change them nor create users.
+    let (mut bob, r) = sign_in(&s, "bob@example.com", &bob_password).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = bob.get(&members_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("members-readonly"), "{}", page.body);
+    assert!(!page.body.contains("Create user</button>"));
+    let bob_csrf = page.input("csrf_token");
+    let r = bob
+        .post(
+            &members_url,
+            &[("csrf_token", &bob_csrf), ("email", "admin@localhost")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        r.body.contains("Only an admin of this workspace"),
+        "{}",
+        r.body
+    );
+    let r = bob
+        .post(
+            &create,
+            &[("csrf_token", &bob_csrf), ("email", "mallory@example.com")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(
+        r.body
+            .contains("Only a server administrator can create users"),
+        "{}",
+        r.body
+    );
+    let r = bob
+        .post(
+            &format!("{members_url}/{carol_id}/remove"),
+            &[("csrf_token", &bob_csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+
+    // The last admin cannot leave; a removed member loses access at once.
+    let admin_id =
+        pgfleet_storage::users::get_by_email(s.services().store().pool(), "admin@localhost")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+    let r = admin
+        .post(
+            &format!("{members_url}/{admin_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("at least one admin"), "{}", r.body);
+    let bob_id =
+        pgfleet_storage::users::get_by_email(s.services().store().pool(), "bob@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+    let r = admin
+        .post(
+            &format!("{members_url}/{bob_id}/remove"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        bob.get(&format!("/console/w/{ws}/projects")).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // More than a page of members: a "Next page" link with the services' cursor.
+    let pool = s.services().store().pool();
+    let now = chrono::Utc::now();
+    for i in 0..101 {
+        let id = format!("usr_pagemember{i:05}");
+        pgfleet_storage::users::insert(pool, &id, &format!("m{i}@example.com"), None, "x", now)
+            .await
+            .unwrap();
+        pgfleet_storage::workspaces::add_member(pool, &ws, &id, "member", now)
+            .await
+            .unwrap();
+    }
+    let first = admin.get(&members_url).await;
+    assert_eq!(
+        first.body.matches("data-testid=\"member-row\"").count(),
+        100
+    );
+    let next = first
+        .body
+        .split("rel=\"next\"")
+        .next()
+        .and_then(|h| h.rsplit("href=\"").next())
+        .map(|h| unescape(h.trim_end_matches("\" ")))
+        .unwrap();
+    assert!(
+        next.starts_with(&format!("{members_url}?cursor=")),
+        "{next}"
+    );
+    let second = admin.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(second.body.matches("data-testid=\"member-row\"").count(), 3);
+    assert!(second.body.contains("m100@example.com"));
+    assert!(second
+        .body
+        .contains(&format!("href=\"{members_url}\">First page")));
+    assert!(!second.body.contains("rel=\"next\""));
+    let r = admin.get(&format!("{members_url}?cursor=garbage!")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn console_oauth_apps_and_status_fragment() {
+    let s = TestServer::start().await;
+    let (_, ws) = bootstrap(&s);
+    let (mut b, csrf) = signed_in_admin(&s).await;
+    let apps_url = format!("/console/w/{ws}/apps");
+    assert_eq!(b.get("/console/apps").await.location(), apps_url.as_str());
+    let page = b.get(&apps_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("aria-current=\"page\">OAuth apps</a>"),
+        "{}",
+        page.body
+    );
+
+    let r = b
+        .post(
+            &apps_url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Server app"),
+                ("redirect_uris", "https://app.example/cb"),
+                ("client_type", "confidential"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let app_url = r.location().to_string();
+    assert!(
+        app_url.starts_with(&format!("{apps_url}/itgr_")),
+        "{app_url}"
+    );
+    let page = b.get(&app_url).await;
+    let secret = page
+        .testid("secret")
+        .expect("the client secret is shown once");
+    assert!(!secret.is_empty());
+    assert_eq!(b.get(&app_url).await.testid("secret"), None);
+    // Edit, a refused edit, delete.
+    let r = b
+        .post(
+            &app_url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Renamed"),
+                ("redirect_uris", "https://app.example/cb2"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get(&app_url).await;
+    assert!(page.body.contains("<h1>Renamed</h1>"), "{}", page.body);
+    assert!(page.body.contains("https://app.example/cb2"));
+    let r = b
+        .post(
+            &app_url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Renamed"),
+                ("redirect_uris", "not a url"),
+            ],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
+    let r = b
+        .post(&format!("{app_url}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(r.location(), apps_url.as_str());
+    assert_eq!(b.get(&app_url).await.status, StatusCode::NOT_FOUND);
+
+    // The status fragment of a database.
+    let project = b.get(&format!("/console/w/{ws}/projects")).await;
+    let r = b
+        .post(
+            &format!("/console/w/{ws}/projects"),
+            &[("csrf_token", &csrf), ("name", "status-shop")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", project.body);
+    let page = b.get(r.location()).await;
+    let db = page.id_after(&format!("/console/w/{ws}/databases/"));
+    let status = b
+        .get(&format!("/console/w/{ws}/databases/{db}/status"))
+        .await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(status.body, "ready");
+    assert!(status.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     s.stop().await;
 }

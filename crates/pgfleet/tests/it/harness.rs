@@ -192,6 +192,7 @@ impl TestServer {
                 servers: vec![Secret::new(c.url("postgres"))],
             },
         );
+        cfg.pooler.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut cfg);
         let running = server::start(cfg, Deps::default())
             .await

@@ -32,6 +32,8 @@ pub(crate) fn pgfleet(args: &[&str]) -> Command {
             cmd.env_remove(k);
         }
     }
+    // Tests run in parallel: the pooler takes a free port too.
+    cmd.env("PGFLEET_POOLER__LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -24,5 +24,6 @@ mod lifecycle;
 mod oauth;
 mod openapi;
 mod pages;
+mod pooler;
 mod recovery;
 mod usage;

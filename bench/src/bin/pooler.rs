@@ -1,0 +1,371 @@
+//! `bench/pooler`: `pgbench -S` through pgfleet's pooled endpoint and through PgBouncer
+//! (transaction mode, the same pool size, the same TLS certificate, the same Unix socket to
+//! the same database) in the same run, at 20 clients, 500 clients, and 20 clients with a new
+//! connection per transaction (`-C`). Goal: ≥ 1.2× PgBouncer's tps and a p99 no worse.
+//!
+//! Run: `scripts/bench-pooler` (installs PgBouncer if missing), or
+//! `cargo run --release -p pgfleet-bench --bin pooler`. Env: `SCALE` (default 10), `SECONDS`
+//! per run (default 10), `POOL_SIZE` (default 10).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pgfleet_bench::row;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn find_pgbouncer() -> anyhow::Result<PathBuf> {
+    for p in ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"] {
+        if Path::new(p).is_file() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    anyhow::bail!(
+        "pgbouncer is not installed: run scripts/bench-pooler (it installs it), or apt-get install pgbouncer"
+    )
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Bouncer {
+    child: Child,
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts PgBouncer in front of `pg_database` on the embedded cluster's socket.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, all settings of one file"
+)]
+fn start_pgbouncer(
+    work: &Path,
+    socket_dir: &Path,
+    pg_port: u64,
+    pg_database: &str,
+    user: &str,
+    verifier: &str,
+    pool_size: u64,
+    data_dir: &Path,
+) -> anyhow::Result<(Bouncer, u16)> {
+    let bin = find_pgbouncer()?;
+    let run_as = pgfleet_dataplane::osuser::RunAs::detect()?;
+    let port = free_port()?;
+    let dir = work.join("pgbouncer");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(data_dir.join("pooler-tls/cert.pem"), dir.join("cert.pem"))?;
+    std::fs::copy(data_dir.join("pooler-tls/key.pem"), dir.join("key.pem"))?;
+    std::fs::write(
+        dir.join("userlist.txt"),
+        format!("\"{user}\" \"{verifier}\"\n"),
+    )?;
+    let ini = format!(
+        "[databases]\n{pg_database} = host={} port={pg_port} dbname={pg_database}\n\n\
+         [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+         auth_type = scram-sha-256\nauth_file = {d}/userlist.txt\npool_mode = transaction\n\
+         default_pool_size = {pool_size}\nmax_client_conn = 2000\n\
+         client_tls_sslmode = require\nclient_tls_cert_file = {d}/cert.pem\n\
+         client_tls_key_file = {d}/key.pem\nlogfile = {d}/pgbouncer.log\n\
+         pidfile = {d}/pgbouncer.pid\nignore_startup_parameters = extra_float_digits\n\
+         log_connections = 0\nlog_disconnections = 0\nlog_stats = 0\n",
+        socket_dir.display(),
+        d = dir.display()
+    );
+    std::fs::write(dir.join("pgbouncer.ini"), ini)?;
+    for f in ["", "cert.pem", "key.pem", "userlist.txt", "pgbouncer.ini"] {
+        run_as.own(&dir.join(f))?;
+    }
+    let mut cmd = Command::new(bin);
+    cmd.arg(dir.join("pgbouncer.ini"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    run_as.apply(&mut cmd);
+    let child = cmd.spawn().context("starting pgbouncer")?;
+    let bouncer = Bouncer { child };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((bouncer, port));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!(
+        "pgbouncer did not listen; see {}",
+        dir.join("pgbouncer.log").display()
+    )
+}
+
+struct RunResult {
+    tps: f64,
+    p99_ms: f64,
+    /// CPU time of the proxy process per 1000 transactions, in ms.
+    cpu_per_1k_ms: f64,
+}
+
+/// User + system CPU time of a process so far, in ms (`/proc/<pid>/stat`, USER_HZ = 100).
+fn cpu_ms(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start at state (field 3).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// One `pgbench -S` run; tps from its report, p99 from its per-transaction log.
+fn pgbench(
+    pgbench: &Path,
+    url: &str,
+    clients: u32,
+    reconnect: bool,
+    seconds: u64,
+    log_dir: &Path,
+    proxy_pid: u32,
+) -> anyhow::Result<RunResult> {
+    let cpu_before = cpu_ms(proxy_pid);
+    let _ = std::fs::remove_dir_all(log_dir);
+    std::fs::create_dir_all(log_dir)?;
+    let mut cmd = Command::new(pgbench);
+    cmd.args(["-n", "-S", "-j", "2", "-T"])
+        .arg(seconds.to_string())
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("--log")
+        .arg(format!("--log-prefix={}/tx", log_dir.display()));
+    if reconnect {
+        cmd.arg("-C");
+    }
+    let out = cmd.arg(url).output().context("running pgbench")?;
+    let cpu = cpu_ms(proxy_pid) - cpu_before;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tps = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .context("no tps in the pgbench report")?;
+    let failed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    anyhow::ensure!(failed == 0, "{failed} failed transactions:\n{stdout}");
+    let mut lat: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(log_dir)? {
+        let text = std::fs::read_to_string(entry?.path())?;
+        for line in text.lines() {
+            if let Some(us) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                lat.push(us);
+            }
+        }
+    }
+    anyhow::ensure!(!lat.is_empty(), "pgbench wrote no transaction log");
+    lat.sort_unstable();
+    let idx = ((lat.len() as f64) * 0.99).ceil() as usize;
+    let p99 = lat[idx.saturating_sub(1).min(lat.len() - 1)];
+    let transactions = lat.len() as f64;
+    Ok(RunResult {
+        tps,
+        p99_ms: p99 as f64 / 1000.0,
+        cpu_per_1k_ms: cpu / transactions * 1000.0,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let scale = env_num("SCALE", 10);
+    let seconds = env_num("SECONDS", 10);
+    let pool_size = env_num("POOL_SIZE", 10);
+    find_pgbouncer()?;
+    let size = usize::try_from(pool_size)?;
+    let (dir, running) =
+        pgfleet_bench::start_server_with(TOKEN, |c| c.pooler.pool_size = size).await?;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let bin = pgfleet_dataplane::binaries::find_bin_dir(None)?;
+    println!(
+        "pgfleet bench/pooler — pgbench -S, scale {scale}, {seconds} s per run, pool size {pool_size}, TLS on both"
+    );
+
+    let p: Value = http
+        .post(format!("{base}/v1/projects"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "bench-pooler"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let db = p["data"]["database"]["id"]
+        .as_str()
+        .context("database id")?
+        .to_string();
+    let c: Value = http
+        .post(format!("{base}/v1/databases/{db}/connections"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let direct = c["data"]["endpoints"]["direct"]["connectionString"]
+        .as_str()
+        .context("direct connection string")?
+        .to_string();
+    let pooled = c["data"]["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .context("pooled connection string (is the pooler on?)")?
+        .to_string();
+    let user = c["data"]["user"].as_str().context("user")?.to_string();
+    let (verifier, pg_database) = connection_secrets(&running, &user).await?;
+
+    let out = Command::new(bin.join("pgbench"))
+        .args(["-i", "-q", "-s", &scale.to_string(), &direct])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cluster.json"))?)?
+        ["port"]
+        .as_u64()
+        .context("port")?;
+    let (bouncer, bouncer_port) = start_pgbouncer(
+        dir.path(),
+        &dir.path().join("run"),
+        port,
+        &pg_database,
+        &user,
+        &verifier,
+        pool_size,
+        dir.path(),
+    )?;
+    let bouncer_url = url_with_port(&pooled, bouncer_port)?;
+
+    let pgbench_bin = bin.join("pgbench");
+    let bouncer_pid = bouncer.child.id();
+    let self_pid = std::process::id();
+    let logs = dir.path().join("pgbench-logs");
+    let cases: [(&str, u32, bool); 3] = [
+        ("20 clients", 20, false),
+        ("500 clients", 500, false),
+        ("20 clients, new connection per transaction (-C)", 20, true),
+    ];
+    for (label, clients, reconnect) in cases {
+        // Warm both (server connections, caches) before measuring.
+        pgbench(
+            &pgbench_bin,
+            &bouncer_url,
+            clients.min(20),
+            false,
+            2,
+            &logs,
+            bouncer_pid,
+        )?;
+        pgbench(
+            &pgbench_bin,
+            &pooled,
+            clients.min(20),
+            false,
+            2,
+            &logs,
+            self_pid,
+        )?;
+        let b = pgbench(
+            &pgbench_bin,
+            &bouncer_url,
+            clients,
+            reconnect,
+            seconds,
+            &logs,
+            bouncer_pid,
+        )?;
+        let f = pgbench(
+            &pgbench_bin,
+            &pooled,
+            clients,
+            reconnect,
+            seconds,
+            &logs,
+            self_pid,
+        )?;
+        row(
+            &format!("{label}: tps pgfleet / PgBouncer"),
+            format!("{:.0} / {:.0} = {:.2}×", f.tps, b.tps, f.tps / b.tps),
+        );
+        row(
+            &format!("{label}: p99 latency pgfleet / PgBouncer"),
+            format!(
+                "{:.2} ms / {:.2} ms = {:.2}×",
+                f.p99_ms,
+                b.p99_ms,
+                f.p99_ms / b.p99_ms
+            ),
+        );
+        row(
+            &format!("{label}: proxy CPU per 1000 transactions"),
+            format!(
+                "{:.1} ms / {:.1} ms = {:.2}×",
+                f.cpu_per_1k_ms,
+                b.cpu_per_1k_ms,
+                f.cpu_per_1k_ms / b.cpu_per_1k_ms
+            ),
+        );
+    }
+    drop(bouncer);
+    running.stop().await?;
+    Ok(())
+}
+
+fn url_with_port(url: &str, port: u16) -> anyhow::Result<String> {
+    let mut u = url::Url::parse(url)?;
+    u.set_port(Some(port))
+        .map_err(|()| anyhow::anyhow!("cannot set the port of {url}"))?;
+    Ok(u.to_string())
+}
+
+/// The connection's verifier and database name from the metadata store (PgBouncer's
+/// `auth_file` takes the same SCRAM verifier, so neither side has a plain password).
+async fn connection_secrets(
+    running: &pgfleet::server::Running,
+    user: &str,
+) -> anyhow::Result<(String, String)> {
+    let route = running
+        .services
+        .pooler_route(user)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .context("no route for the bench connection")?;
+    Ok((route.verifier, route.pg_database))
+}

@@ -1,0 +1,229 @@
+//! The members page of a workspace (`/console/w/{ws}/members`): every member sees the list;
+//! an admin of the workspace or a server administrator adds existing users (by e-mail) and
+//! removes members; a server administrator also creates users, with a chosen initial
+//! password or a generated one shown once (in the console's sealed flash cookie). The rules
+//! live in [`pgfleet_domain::services::members`]; a refusal is shown on the page with its
+//! status (403 for a non-admin).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use pgfleet_domain::services::members::{MemberRights, MIN_PASSWORD_CHARS};
+use pgfleet_domain::DomainError;
+
+use super::{
+    enter, enter_form, page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Pager,
+};
+use crate::pages::{fail, field, render, see_other, show_time, Chrome, Notice};
+use crate::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console/w/{ws}/members",
+            get(members_page).post(member_add),
+        )
+        .route("/console/w/{ws}/members/users", post(user_create))
+        .route("/console/w/{ws}/members/{user}/remove", post(member_remove))
+}
+
+struct MemberView {
+    user_id: String,
+    email: String,
+    role: String,
+    since: String,
+    is_me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console_members.html")]
+struct MembersTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    members: Vec<MemberView>,
+    pager: Pager,
+    rights: MemberRights,
+    min_password: usize,
+    flash: Option<Flash>,
+    /// What the add form held (after a refusal).
+    add_email: String,
+    /// What the create form held (after a refusal; never the password).
+    new_email: String,
+    error: Option<Notice>,
+}
+
+async fn members_view(
+    state: &AppState,
+    ctx: Ctx,
+    query: Option<&str>,
+    error: Option<Notice>,
+) -> Result<MembersTemplate, Response> {
+    let me = ctx.signed.user_id().to_string();
+    let rights = state
+        .services
+        .member_rights(&me, &ctx.nav.ws_id)
+        .await
+        .map_err(fail)?;
+    let list = state
+        .services
+        .members_list(&me, &ctx.nav.ws_id, page_at(query).map_err(fail)?)
+        .await
+        .map_err(fail)?;
+    let pager = Pager::new(&format!("{}/members", ctx.base()), query, &list.pagination);
+    let members = list
+        .data
+        .into_iter()
+        .map(|m| MemberView {
+            is_me: m.user_id == me,
+            since: show_time(&m.created_at),
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role,
+        })
+        .collect();
+    Ok(MembersTemplate {
+        chrome: ctx.chrome(),
+        nav: ctx.nav,
+        members,
+        pager,
+        rights,
+        min_password: MIN_PASSWORD_CHARS,
+        flash: None,
+        add_email: String::new(),
+        new_email: String::new(),
+        error,
+    })
+}
+
+/// The members page again with why a form was refused (and its status).
+async fn refused(
+    state: &AppState,
+    ctx: Ctx,
+    e: DomainError,
+    fill: impl FnOnce(&mut MembersTemplate),
+) -> Response {
+    let (status, notice) = Notice::from_error(e);
+    match members_view(state, ctx, None, Some(notice)).await {
+        Ok(mut p) => {
+            fill(&mut p);
+            render(status, &p)
+        }
+        Err(res) => res,
+    }
+}
+
+/// `GET /console/w/{ws}/members`
+async fn members_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let next = format!("/console/w/{ws}/members");
+    let ctx = match enter(&state, &headers, &ws, "members", &next).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let (flash, clear) = take_flash(&headers, &ctx, |k| k.starts_with("user:"));
+    let mut page = match members_view(&state, ctx, query.as_deref(), None).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    page.flash = flash;
+    render_clearing(&state, StatusCode::OK, &page, clear)
+}
+
+/// `POST /console/w/{ws}/members`: `email` of an existing user, `role` (member or admin).
+async fn member_add(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "members", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let email = field(&f, "email").to_string();
+    match state
+        .services
+        .member_add(ctx.signed.user_id(), &ws, &email, field(&f, "role"))
+        .await
+    {
+        Ok(_) => see_other(&format!("{}/members", ctx.base())),
+        Err(e) => refused(&state, ctx, e, |p| p.add_email = email).await,
+    }
+}
+
+/// `POST /console/w/{ws}/members/users`: a new user (`email`, optional `password`) who joins
+/// this workspace with `role`.
+async fn user_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "members", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let email = field(&f, "email").to_string();
+    let password = field(&f, "password");
+    let created = state
+        .services
+        .user_create(
+            ctx.signed.user_id(),
+            &email,
+            Some(password).filter(|p| !p.is_empty()),
+            Some((&ws, field(&f, "role"))),
+        )
+        .await;
+    match created {
+        Ok(c) => {
+            let to = format!("{}/members", ctx.base());
+            match c.generated_password {
+                Some(secret) => {
+                    let flash = Flash {
+                        key: format!("user:{}", c.user.id),
+                        title: format!(
+                            "User {} was created with this password; give it to them.",
+                            c.user.email
+                        ),
+                        secret,
+                    };
+                    see_other_with(&state, &ctx, &to, flash)
+                }
+                None => see_other(&to),
+            }
+        }
+        Err(e) => refused(&state, ctx, e, |p| p.new_email = email).await,
+    }
+}
+
+/// `POST /console/w/{ws}/members/{user}/remove`
+async fn member_remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, _) = match enter_form(&state, &headers, &ws, "members", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    match state
+        .services
+        .member_remove(ctx.signed.user_id(), &ws, &user)
+        .await
+    {
+        Ok(()) if user == ctx.signed.user_id() => see_other("/console"),
+        Ok(()) => see_other(&format!("{}/members", ctx.base())),
+        Err(e) => refused(&state, ctx, e, |_| {}).await,
+    }
+}

@@ -1,0 +1,184 @@
+//! Wiring of the pooled endpoint: its settings and TLS certificate from the configuration,
+//! and the catalog it authenticates against (the services' view of connections).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pgfleet_domain::Services;
+use pgfleet_pooler::{BackendHost, BackendTarget, Catalog, CatalogError, PoolMode, Route};
+
+use crate::config::{Config, PoolModeConfig};
+
+/// The catalog over the metadata store.
+pub struct ServicesCatalog(pub Services);
+
+#[async_trait::async_trait]
+impl Catalog for ServicesCatalog {
+    async fn route(&self, role: &str) -> Result<Option<Route>, CatalogError> {
+        let r = self
+            .0
+            .pooler_route(role)
+            .await
+            .map_err(|e| CatalogError(e.to_string()))?;
+        let Some(r) = r else { return Ok(None) };
+        let Some(target) = backend_target(&r.server) else {
+            return Ok(None);
+        };
+        Ok(Some(Route {
+            connection_id: r.connection_id,
+            database_id: r.database_id,
+            pg_database: r.pg_database,
+            role: r.role,
+            verifier: r.verifier,
+            target,
+            unavailable: r.unavailable,
+        }))
+    }
+}
+
+/// Where the pooler reaches a server: the host and port pgfleet itself uses (a Unix socket
+/// for the embedded cluster), TLS when its admin URL asks for it.
+fn backend_target(server: &pgfleet_dataplane::PgServer) -> Option<BackendTarget> {
+    let host = match server.admin.get_hosts().first()? {
+        tokio_postgres::config::Host::Tcp(h) => BackendHost::Tcp(h.clone()),
+        tokio_postgres::config::Host::Unix(p) => BackendHost::Unix(p.clone()),
+    };
+    Some(BackendTarget {
+        key: server.key.clone(),
+        host,
+        port: server.admin.get_ports().first().copied().unwrap_or(5432),
+        tls: server.admin_tls,
+    })
+}
+
+/// The proxy's settings from `[pooler]`.
+pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
+    let p = &cfg.pooler;
+    let backend_tls = pgfleet_dataplane::tls::require_client_config()
+        .context("TLS client configuration for database servers")?;
+    Ok(pgfleet_pooler::Settings {
+        mode: match p.mode {
+            PoolModeConfig::Transaction => PoolMode::Transaction,
+            PoolModeConfig::Session => PoolMode::Session,
+        },
+        pool_size: p.pool_size,
+        max_clients: p.max_clients,
+        require_tls: p.require_tls,
+        query_wait_timeout: Duration::from_secs(p.query_wait_timeout_secs),
+        server_idle_timeout: Duration::from_secs(p.server_idle_timeout_secs),
+        shutdown_grace: Duration::from_secs(p.shutdown_grace_secs),
+        backend_tls: Some(Arc::new(backend_tls)),
+        ..pgfleet_pooler::Settings::default()
+    })
+}
+
+/// The pooler's TLS: the configured certificate, else a self-signed one generated once
+/// into `<data_dir>/pooler-tls` (key mode 0600).
+pub fn tls_config(cfg: &Config) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert, key) = match (&cfg.pooler.tls_cert_file, &cfg.pooler.tls_key_file) {
+        (Some(c), Some(k)) => (
+            std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?,
+            std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?,
+        ),
+        _ => self_signed(&cfg.data_dir.join("pooler-tls"), &public_host(cfg))?,
+    };
+    let config = pgfleet_dataplane::tls::server_config(&cert, &key)
+        .map_err(|e| anyhow::anyhow!("pooler TLS: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    if let (Ok(c), Ok(k)) = (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+    ) {
+        return Ok((c, k));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let generated = pgfleet_dataplane::tls::self_signed(&[host.to_string()])
+        .context("generating the pooler's certificate")?;
+    let tmp = key_path.with_extension("pem.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(generated.key_pem.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &key_path)?;
+    std::fs::write(&cert_path, &generated.cert_pem)?;
+    Ok((generated.cert_pem, generated.key_pem))
+}
+
+/// Host written into pooled connection strings.
+pub fn public_host(cfg: &Config) -> String {
+    cfg.pooler
+        .host
+        .clone()
+        .unwrap_or_else(|| cfg.postgres.host.clone())
+}
+
+/// A running pooler inside `pgfleet serve`.
+#[derive(Debug)]
+pub struct RunningPooler {
+    pub addr: std::net::SocketAddr,
+    pub pooler: pgfleet_pooler::Pooler,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningPooler {
+    /// Stops accepting, drains clients (up to the grace period) and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the pooler's port (port 0 picks a free one).
+pub async fn bind(cfg: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(cfg.pooler.listen)
+        .await
+        .with_context(|| format!("pooler: cannot listen on {}", cfg.pooler.listen))
+}
+
+/// Starts the proxy on a bound listener, and makes writes of `services` re-check its pools.
+pub fn start(
+    cfg: &Config,
+    services: &Services,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<RunningPooler> {
+    let addr = listener.local_addr()?;
+    let pooler = pgfleet_pooler::Pooler::new(
+        settings(cfg)?,
+        Arc::new(ServicesCatalog(services.clone())),
+        Some(tls_config(cfg)?),
+    );
+    let hook = pooler.clone();
+    services.on_write(move || hook.revalidate());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let p = pooler.clone();
+    let task = tokio::spawn(async move {
+        p.serve(listener, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    tracing::info!(%addr, "pooler listening");
+    Ok(RunningPooler {
+        addr,
+        pooler,
+        stop: Some(tx),
+        task,
+    })
+}

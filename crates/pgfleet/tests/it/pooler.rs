@@ -1,0 +1,382 @@
+//! The pooled endpoint end to end: psql and tokio-postgres through the proxy, prepared
+//! statements across pooled transactions, 500 clients over 10 server connections, a server
+//! connection killed mid-transaction, cancel, rotation and deletion cutting pooled access,
+//! refused logins opening no server connection, SCRAM passthrough to a TCP+TLS server, and
+//! statement counters.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+
+use crate::harness::{cluster, connect_tls, TestServer};
+
+/// A project's database id and a fresh connection's created body.
+async fn database_with_connection(s: &TestServer, name: &str) -> (String, Value) {
+    let p = s.post("/v1/projects", json!({"name": name})).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let db = p.body["data"]["database"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s
+        .post(
+            &format!("/v1/databases/{db}/connections"),
+            json!({"name": "pooled"}),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    (db, c.body["data"].clone())
+}
+
+fn pooled_url(conn: &Value) -> String {
+    conn["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pooled connection string in {conn}"))
+        .to_string()
+}
+
+fn user_of(conn: &Value) -> String {
+    let url = url::Url::parse(&pooled_url(conn)).unwrap();
+    url.username().to_string()
+}
+
+/// Server sessions of a role on the test cluster.
+async fn backends_of(role: &str) -> i64 {
+    let admin = cluster().admin("postgres").await;
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
+    e.code().cloned()
+}
+
+#[tokio::test]
+async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
+    let s = TestServer::start().await;
+    let (db, conn) = database_with_connection(&s, "pooled").await;
+    let url = pooled_url(&conn);
+    let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
+    assert_eq!(conn["endpoints"]["pooled"]["port"], json!(pooler.port()));
+    assert_eq!(conn["endpoints"]["pooled"]["host"], "localhost");
+    // Without the password, the endpoint is listed without its string.
+    let got = s
+        .get(&format!("/v1/connections/{}", conn["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        got.body["data"]["endpoints"]["pooled"]["port"],
+        json!(pooler.port())
+    );
+    assert!(got.body["data"]["endpoints"]["pooled"]
+        .get("connectionString")
+        .is_none());
+
+    // psql, over TLS.
+    let out = tokio::process::Command::new("psql")
+        .arg(&url)
+        .args(["-XAtc", "SELECT current_user || ' ' || session_user"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = user_of(&conn);
+    let who = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(who.ends_with(&format!(" {user}")), "{who}");
+    assert!(who.starts_with("d_"), "sessions act as the owner: {who}");
+
+    // tokio-postgres: named prepared statements (it prepares every parameterized query)
+    // keep working across pooled transactions on different server connections.
+    let a = connect_tls(&url).await.unwrap();
+    let b = connect_tls(&url).await.unwrap();
+    a.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    let insert = a.prepare("INSERT INTO t VALUES ($1, $2)").await.unwrap();
+    for i in 0..20i32 {
+        a.execute(&insert, &[&i, &format!("v{i}")]).await.unwrap();
+        // Another client's transaction in between may take the same server connection.
+        let n: i64 = b
+            .query_one("SELECT count(*) FROM t WHERE id <= $1", &[&i])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, i64::from(i) + 1);
+    }
+    // Explicit transactions stay on one server connection.
+    let mut a = a;
+    let tx = a.transaction().await.unwrap();
+    let pid1: i32 = tx
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    tx.execute("UPDATE t SET v = 'x' WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    let pid2: i32 = tx
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pid1, pid2);
+    tx.rollback().await.unwrap();
+    let v: String = a
+        .query_one("SELECT v FROM t WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "v1");
+    // A statement prepared once is usable after many other transactions, and an error in
+    // one batch does not break the next.
+    let err = a.query_one("SELECT 1/0", &[]).await.unwrap_err();
+    assert_eq!(code(&err), Some(SqlState::DIVISION_BY_ZERO));
+    a.execute(&insert, &[&100i32, &"after error"])
+        .await
+        .unwrap();
+    // Bigger results through the pool.
+    let n: i64 = a
+        .query_one("SELECT count(*) FROM generate_series(1, 1000)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1000);
+
+    // Counters per database.
+    let stats = s.running.as_ref().unwrap().pooler.as_ref().unwrap().stats();
+    let mine = stats.iter().find(|d| d.database_id == db).unwrap();
+    assert!(mine.statements >= 40, "{mine:?}");
+    assert!(mine.server_connections <= 10, "{mine:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn five_hundred_clients_share_ten_server_connections() {
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "many").await;
+    let url = pooled_url(&conn);
+    let user = user_of(&conn);
+    let setup = connect_tls(&url).await.unwrap();
+    setup
+        .batch_execute("CREATE TABLE hits (n int)")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..500i32 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = connect_tls(&url)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            for _ in 0..3 {
+                c.execute("INSERT INTO hits VALUES ($1)", &[&i])
+                    .await
+                    .map_err(|e| format!("insert: {e}"))?;
+            }
+            // Held open until all have connected and run.
+            Ok::<_, String>(c)
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap().unwrap());
+    }
+    let n: i64 = setup
+        .query_one("SELECT count(*) FROM hits", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1500);
+    let backends = backends_of(&user).await;
+    assert!(
+        (1..=10).contains(&backends),
+        "500 clients used {backends} server connections"
+    );
+    drop(clients);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_server_connection_fails_its_client_only_and_the_pool_recovers() {
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "kill").await;
+    let url = pooled_url(&conn);
+    let mut victim = connect_tls(&url).await.unwrap();
+    let other = connect_tls(&url).await.unwrap();
+    let tx = victim.transaction().await.unwrap();
+    let pid: i32 = tx
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let admin = cluster().admin("postgres").await;
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let err = tx.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert!(
+        err.is_closed() || err.code().is_some(),
+        "the client of the killed connection gets an error: {err}"
+    );
+    drop(tx);
+    // The others continue, and new clients get fresh server connections.
+    let one: i32 = other.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    for _ in 0..5 {
+        let c = connect_tls(&url).await.unwrap();
+        c.query_one("SELECT 1", &[]).await.unwrap();
+    }
+    // Idle server connections killed while in the pool are replaced too.
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&user_of(&conn)],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let one: i32 = other.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_reaches_the_running_query() {
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "cancel").await;
+    let c = connect_tls(&pooled_url(&conn)).await.unwrap();
+    let token = c.cancel_token();
+    let started = std::time::Instant::now();
+    let sleeper = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(30)").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token
+        .cancel_query(crate::harness::tls_connector())
+        .await
+        .unwrap();
+    let err = sleeper.await.unwrap().unwrap_err();
+    assert_eq!(code(&err), Some(SqlState::QUERY_CANCELED), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn refused_logins_open_no_server_connection_and_rotation_and_deletion_cut_access() {
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "cut").await;
+    let url = pooled_url(&conn);
+    let user = user_of(&conn);
+
+    // Wrong password and unknown user: 28P01, and nothing reaches the server.
+    let mut wrong = url::Url::parse(&url).unwrap();
+    wrong.set_password(Some("not-the-password")).unwrap();
+    let err = connect_tls(wrong.as_str()).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::INVALID_PASSWORD), "{err}");
+    let mut unknown = url::Url::parse(&url).unwrap();
+    unknown.set_username("u_nobody").unwrap();
+    let err = connect_tls(unknown.as_str()).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::INVALID_PASSWORD), "{err}");
+    assert_eq!(backends_of(&user).await, 0);
+    // Plain text is refused.
+    let plain = url.replace("sslmode=require", "sslmode=disable");
+    let err = tokio_postgres::connect(&plain, tokio_postgres::NoTls)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        code(&err),
+        Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION),
+        "{err}"
+    );
+
+    // Rotation: open pooled sessions end, the old password stops working, the new works.
+    let open = connect_tls(&url).await.unwrap();
+    open.query_one("SELECT 1", &[]).await.unwrap();
+    let id = conn["id"].as_str().unwrap();
+    let r = s
+        .post(&format!("/v1/connections/{id}/rotate"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_url = pooled_url(&r.body["data"]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(open.query_one("SELECT 1", &[]).await.is_err());
+    let err = connect_tls(&url).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::INVALID_PASSWORD), "{err}");
+    let fresh = connect_tls(&new_url).await.unwrap();
+    fresh.query_one("SELECT 1", &[]).await.unwrap();
+
+    // Deletion: the same.
+    let d = s.delete(&format!("/v1/connections/{id}")).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(fresh.query_one("SELECT 1", &[]).await.is_err());
+    let err = connect_tls(&new_url).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::INVALID_PASSWORD), "{err}");
+    s.stop().await;
+}
+
+/// Against a server reached over TCP with TLS and SCRAM (not the trusted socket), the
+/// proxy logs in with the key recovered from the client's proof.
+#[tokio::test]
+async fn scram_passthrough_to_a_tls_server() {
+    let admin = cluster().admin("postgres").await;
+    let password = "tcp-admin-password";
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgfleet_tcp_admin') THEN
+                 CREATE ROLE pgfleet_tcp_admin SUPERUSER LOGIN PASSWORD '{password}';
+               END IF;
+             END $$"
+        ))
+        .await
+        .unwrap();
+    let port = cluster().port;
+    let s = TestServer::start_with(|c| {
+        c.regions.insert(
+            "us-east-1".to_string(),
+            pgfleet::config::RegionConfig {
+                name: None,
+                servers: vec![pgfleet::config::Secret::new(format!(
+                    "postgres://pgfleet_tcp_admin:{password}@127.0.0.1:{port}/postgres?sslmode=require"
+                ))],
+            },
+        );
+    })
+    .await;
+    let (_db, conn) = database_with_connection(&s, "tcp").await;
+    let user = user_of(&conn);
+    let c = connect_tls(&pooled_url(&conn)).await.unwrap();
+    for i in 0..5i32 {
+        let n: i32 = c
+            .query_one("SELECT $1::int + 1", &[&i])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, i + 1);
+    }
+    let admin = cluster().admin("postgres").await;
+    let tls: Vec<bool> = admin
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = $1",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!tls.is_empty() && tls.iter().all(|t| *t), "{tls:?}");
+    s.stop().await;
+}

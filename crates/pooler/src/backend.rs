@@ -1,0 +1,301 @@
+//! Server connections: opening one to a tenant database as the connection's own login role
+//! (TLS when the server asks for it, SCRAM answered with the key recovered from the client's
+//! proof, or no password over a trusted Unix socket), and what the pool keeps about it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures::FutureExt as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::proto::{self, put_cstr, put_message, ProtoError};
+use crate::scram::{ClientExchange, ClientKey, ScramError, Verifier, MECHANISM};
+use crate::stream::BackendStream;
+
+/// Where a PostgreSQL server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendHost {
+    Tcp(String),
+    /// The directory holding the server's socket (`.s.PGSQL.<port>`).
+    Unix(PathBuf),
+}
+
+/// A PostgreSQL server tenant databases live on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BackendTarget {
+    /// Stable name of the server (for logs and metrics).
+    pub key: String,
+    pub host: BackendHost,
+    pub port: u16,
+    /// Ask the server for TLS (TCP only).
+    pub tls: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot reach the database server: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{message}")]
+    Server {
+        severity: String,
+        code: String,
+        message: String,
+    },
+    #[error("authentication with the database server failed: {0}")]
+    Auth(String),
+    #[error("protocol error from the database server: {0}")]
+    Protocol(String),
+    #[error("timed out connecting to the database server")]
+    Timeout,
+}
+
+impl From<ProtoError> for BackendError {
+    fn from(e: ProtoError) -> Self {
+        match e {
+            ProtoError::Io(e) => Self::Io(e),
+            ProtoError::Malformed(m) => Self::Protocol(m.to_string()),
+        }
+    }
+}
+
+impl From<ScramError> for BackendError {
+    fn from(e: ScramError) -> Self {
+        Self::Auth(e.to_string())
+    }
+}
+
+/// A server connection and what the proxy knows about its session.
+pub struct ServerConn {
+    pub stream: BackendStream,
+    pub pid: i32,
+    pub secret: i32,
+    pub params: Vec<(String, String)>,
+    /// Names of the statements this session has prepared (the proxy's names).
+    pub prepared: HashSet<String>,
+    pub last_used: Instant,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a connection attempt needs besides the target.
+pub struct ConnectSpec<'a> {
+    pub target: &'a BackendTarget,
+    pub role: &'a str,
+    pub database: &'a str,
+    pub key: Option<&'a ClientKey>,
+    pub verifier: &'a Verifier,
+    pub tls: Option<&'a Arc<rustls::ClientConfig>>,
+    pub timeout: Duration,
+}
+
+impl ServerConn {
+    /// Opens and authenticates a server connection, up to its first `ReadyForQuery`.
+    pub async fn connect(spec: &ConnectSpec<'_>) -> Result<Self, BackendError> {
+        tokio::time::timeout(spec.timeout, Self::connect_inner(spec))
+            .await
+            .map_err(|_| BackendError::Timeout)?
+    }
+
+    async fn connect_inner(spec: &ConnectSpec<'_>) -> Result<Self, BackendError> {
+        let mut stream = open(spec.target, spec.tls).await?;
+        let mut out = BytesMut::new();
+        let mut body = Vec::new();
+        body.extend_from_slice(&proto::PROTOCOL_3_0.to_be_bytes());
+        for (k, v) in [
+            ("user", spec.role),
+            ("database", spec.database),
+            ("application_name", "pgfleet-pooler"),
+        ] {
+            put_cstr(&mut body, k);
+            put_cstr(&mut body, v);
+        }
+        body.push(0);
+        let len = i32::try_from(body.len() + 4).unwrap_or(i32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&body);
+        stream.write_all(&out).await?;
+
+        let mut scram: Option<ClientExchange> = None;
+        let mut pid = 0;
+        let mut secret = 0;
+        let mut params = Vec::new();
+        loop {
+            let (tag, body) = proto::read_message(&mut stream).await?;
+            match tag {
+                b'R' => {
+                    let code = body
+                        .get(..4)
+                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                        .ok_or_else(|| BackendError::Protocol("short auth".into()))?;
+                    let data = &body[4..];
+                    match code {
+                        0 => {}
+                        10 => {
+                            let offered = data
+                                .split(|b| *b == 0)
+                                .any(|m| m == MECHANISM.as_bytes());
+                            if !offered {
+                                return Err(BackendError::Auth(
+                                    "the server does not offer SCRAM-SHA-256".into(),
+                                ));
+                            }
+                            if spec.key.is_none() {
+                                return Err(BackendError::Auth(
+                                    "no client key for this role yet".into(),
+                                ));
+                            }
+                            let (ex, first) = ClientExchange::start();
+                            scram = Some(ex);
+                            let mut b = Vec::new();
+                            put_cstr(&mut b, MECHANISM);
+                            let n = i32::try_from(first.len()).unwrap_or(i32::MAX);
+                            b.extend_from_slice(&n.to_be_bytes());
+                            b.extend_from_slice(first.as_bytes());
+                            let mut m = BytesMut::new();
+                            put_message(&mut m, b'p', &b);
+                            stream.write_all(&m).await?;
+                        }
+                        11 => {
+                            let (Some(ex), Some(key)) = (scram.as_mut(), spec.key) else {
+                                return Err(BackendError::Protocol("unexpected SASL".into()));
+                            };
+                            let fin = ex.respond(key, data)?;
+                            let mut m = BytesMut::new();
+                            put_message(&mut m, b'p', fin.as_bytes());
+                            stream.write_all(&m).await?;
+                        }
+                        12 => {
+                            let ex = scram
+                                .as_ref()
+                                .ok_or_else(|| BackendError::Protocol("unexpected SASL".into()))?;
+                            ex.verify(&spec.verifier.server_key, data)?;
+                        }
+                        other => {
+                            return Err(BackendError::Auth(format!(
+                                "the server asks for authentication method {other}; only SCRAM-SHA-256 or trust are supported"
+                            )))
+                        }
+                    }
+                }
+                b'E' => {
+                    let f = proto::error_fields(&body);
+                    let get = |c: u8| {
+                        f.iter()
+                            .find(|(k, _)| *k == c)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default()
+                    };
+                    return Err(BackendError::Server {
+                        severity: get(b'S'),
+                        code: get(b'C'),
+                        message: get(b'M'),
+                    });
+                }
+                b'S' => {
+                    if let Some((k, rest)) = proto::split_cstr(&body) {
+                        if let Some((v, _)) = proto::split_cstr(rest) {
+                            params.push((
+                                String::from_utf8_lossy(k).into_owned(),
+                                String::from_utf8_lossy(v).into_owned(),
+                            ));
+                        }
+                    }
+                }
+                b'K' if body.len() >= 8 => {
+                    pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    secret = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                }
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        Ok(Self {
+            stream,
+            pid,
+            secret,
+            params,
+            prepared: HashSet::new(),
+            last_used: Instant::now(),
+        })
+    }
+
+    /// Whether an idle connection still looks usable: nothing to read (a terminated backend
+    /// has sent its FATAL error and closed).
+    pub fn looks_alive(&mut self) -> bool {
+        let mut b = [0u8; 64];
+        self.stream.read(&mut b).now_or_never().is_none()
+    }
+}
+
+async fn open(
+    target: &BackendTarget,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<BackendStream, BackendError> {
+    match &target.host {
+        BackendHost::Unix(dir) => {
+            let path = dir.join(format!(".s.PGSQL.{}", target.port));
+            Ok(BackendStream::Unix(UnixStream::connect(path).await?))
+        }
+        BackendHost::Tcp(host) => {
+            let mut tcp = TcpStream::connect((host.as_str(), target.port)).await?;
+            tcp.set_nodelay(true)?;
+            if !target.tls {
+                return Ok(BackendStream::Tcp(tcp));
+            }
+            let config = tls.ok_or_else(|| {
+                BackendError::Protocol("TLS to the database server is not configured".into())
+            })?;
+            let mut req = Vec::with_capacity(8);
+            req.extend_from_slice(&8i32.to_be_bytes());
+            req.extend_from_slice(&proto::SSL_REQUEST.to_be_bytes());
+            tcp.write_all(&req).await?;
+            let answer = tcp.read_u8().await?;
+            if answer != b'S' {
+                return Err(BackendError::Protocol(
+                    "the database server refused TLS".into(),
+                ));
+            }
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| BackendError::Protocol(format!("server name: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await?;
+            Ok(BackendStream::Tls(Box::new(tls)))
+        }
+    }
+}
+
+/// Sends a cancel request for a backend session.
+pub async fn send_cancel(target: &BackendTarget, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut req = Vec::with_capacity(16);
+    req.extend_from_slice(&16i32.to_be_bytes());
+    req.extend_from_slice(&proto::CANCEL_REQUEST.to_be_bytes());
+    req.extend_from_slice(&pid.to_be_bytes());
+    req.extend_from_slice(&secret.to_be_bytes());
+    match &target.host {
+        BackendHost::Unix(dir) => {
+            let mut s = UnixStream::connect(dir.join(format!(".s.PGSQL.{}", target.port))).await?;
+            s.write_all(&req).await?;
+            // The server closes the connection when it has read the request.
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b).await;
+        }
+        BackendHost::Tcp(host) => {
+            let mut s = TcpStream::connect((host.as_str(), target.port)).await?;
+            s.write_all(&req).await?;
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b).await;
+        }
+    }
+    Ok(())
+}

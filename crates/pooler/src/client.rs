@@ -1,0 +1,857 @@
+//! One client session: TLS and startup, SCRAM against the stored verifier, then relaying
+//! messages while a server connection is lent to it.
+//!
+//! **Transaction mode.** A server connection is checked out when the client sends a
+//! message and returned when the server reports `ReadyForQuery` idle with no more replies
+//! owed (every `Query`, `Sync` and `FunctionCall` forwarded owes one).
+//!
+//! **Prepared statements.** A client's named statement becomes `pgf_<hash of its text and
+//! parameter types>` on the server. Before a `Bind` or `Describe` uses it on a server
+//! connection that has not prepared it, the proxy sends `Close` + `Parse` itself and hides
+//! their replies (`CloseComplete`/`ParseComplete` carry no data, so hiding "the next N" of
+//! a reply batch is exact). The hidden counts are kept per batch (up to each reply-owing
+//! message) because an error makes the server skip to the next `Sync`. After an error the
+//! statements prepared in that batch are forgotten (a later use re-prepares; `Close` of an
+//! unknown statement is not an error).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::pool::{AcquireError, Lease, Pool};
+use crate::proto::{self, peek_message, put_message, ProtoError, Startup};
+use crate::scram::{ScramError, ServerExchange, Verifier, MECHANISM};
+use crate::stream::ClientStream;
+use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
+
+pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let Some((stream, params)) = startup(&shared, tcp).await else {
+        return;
+    };
+    let mut client = stream;
+    match login(&shared, &mut client, &params).await {
+        Ok(Some((pool, params_out))) => {
+            let slot: CancelSlot = Arc::new(Mutex::new(None));
+            let (pid, secret) = shared.register_cancel(slot.clone());
+            let mut out = params_out;
+            proto::put_backend_key(&mut out, pid, secret);
+            proto::put_ready(&mut out, b'I');
+            if client.write_all(&out).await.is_ok() {
+                let mut s = Session::new(shared.clone(), pool.clone(), client, slot);
+                let _ = s.run().await;
+                s.finish().await;
+            }
+            shared.unregister_cancel(pid);
+            pool.clients.fetch_sub(1, Ordering::AcqRel);
+            pool.counters.clients.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "pooler: client left during login"),
+    }
+}
+
+async fn fatal(client: &mut ClientStream, code: &str, message: &str) {
+    let mut out = BytesMut::new();
+    proto::put_error(&mut out, "FATAL", code, message);
+    let _ = client.write_all(&out).await;
+    let _ = client.shutdown().await;
+}
+
+/// SSL negotiation up to the startup parameters.
+async fn startup(
+    shared: &Shared,
+    tcp: TcpStream,
+) -> Option<(ClientStream, HashMap<String, String>)> {
+    let mut stream = ClientStream::Plain(tcp);
+    loop {
+        let packet = match proto::read_startup(&mut stream).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "pooler: bad startup packet");
+                return None;
+            }
+        };
+        match packet {
+            Startup::Ssl => {
+                let ClientStream::Plain(mut tcp) = stream else {
+                    return None;
+                };
+                match &shared.tls {
+                    Some(acceptor) => {
+                        tcp.write_all(b"S").await.ok()?;
+                        match acceptor.accept(tcp).await {
+                            Ok(tls) => stream = ClientStream::Tls(Box::new(tls)),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "pooler: TLS handshake failed");
+                                return None;
+                            }
+                        }
+                    }
+                    None => {
+                        tcp.write_all(b"N").await.ok()?;
+                        stream = ClientStream::Plain(tcp);
+                    }
+                }
+            }
+            Startup::GssEnc => {
+                stream.write_all(b"N").await.ok()?;
+            }
+            Startup::Cancel { pid, secret } => {
+                shared.cancel(pid, secret).await;
+                return None;
+            }
+            Startup::Params { version, params } => {
+                if version >> 16 != 3 {
+                    fatal(
+                        &mut stream,
+                        "0A000",
+                        &format!(
+                            "unsupported frontend protocol {}.{}: the server supports 3.0",
+                            version >> 16,
+                            version & 0xffff
+                        ),
+                    )
+                    .await;
+                    return None;
+                }
+                let params: HashMap<String, String> = params.into_iter().collect();
+                if version & 0xffff != 0 {
+                    // A newer 3.x minor: tell the client to speak 3.0, naming the protocol
+                    // options we do not know.
+                    let unknown: Vec<&String> =
+                        params.keys().filter(|k| k.starts_with("_pq_.")).collect();
+                    let mut body = Vec::new();
+                    body.extend_from_slice(&0i32.to_be_bytes());
+                    let n = i32::try_from(unknown.len()).unwrap_or(0);
+                    body.extend_from_slice(&n.to_be_bytes());
+                    for k in unknown {
+                        proto::put_cstr(&mut body, k);
+                    }
+                    let mut out = BytesMut::new();
+                    put_message(&mut out, b'v', &body);
+                    stream.write_all(&out).await.ok()?;
+                }
+                return Some((stream, params));
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LoginError {
+    #[error(transparent)]
+    Proto(#[from] ProtoError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Authenticates the client and picks its pool; `None` when it was refused (the client has
+/// been told why).
+async fn login(
+    shared: &Shared,
+    client: &mut ClientStream,
+    params: &HashMap<String, String>,
+) -> Result<Option<(Arc<Pool>, BytesMut)>, LoginError> {
+    if shared.settings.require_tls && !client.is_tls() {
+        fatal(
+            client,
+            "28000",
+            "the pooled endpoint requires TLS; connect with sslmode=require",
+        )
+        .await;
+        return Ok(None);
+    }
+    let Some(user) = params.get("user").filter(|u| !u.is_empty()).cloned() else {
+        fatal(
+            client,
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        )
+        .await;
+        return Ok(None);
+    };
+    let route = match shared.route(&user).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "pooler: catalog lookup failed");
+            fatal(
+                client,
+                "58000",
+                "the pooler cannot look up credentials right now; retry shortly",
+            )
+            .await;
+            return Ok(None);
+        }
+    };
+    let verifier = route
+        .as_ref()
+        .and_then(|r| r.verifier.parse::<Verifier>().ok());
+    let (known, verifier) = match verifier {
+        Some(v) => (true, v),
+        None => (false, Verifier::mock(&shared.mock_key, &user)),
+    };
+
+    // SCRAM exchange (the same for an unknown user, so existence does not leak).
+    let mut out = BytesMut::new();
+    let mut mechanisms = Vec::new();
+    proto::put_cstr(&mut mechanisms, MECHANISM);
+    mechanisms.push(0);
+    proto::put_auth(&mut out, 10, &mechanisms);
+    client.write_all(&out).await?;
+    let (tag, body) = match proto::read_message(client).await {
+        Ok(m) => m,
+        // psql hangs up here to ask for a password, then reconnects.
+        Err(_) => return Ok(None),
+    };
+    let bad_password = format!("password authentication failed for user \"{user}\"");
+    let initial = (|| {
+        if tag != b'p' {
+            return None;
+        }
+        let (mech, rest) = proto::split_cstr(&body)?;
+        if mech != MECHANISM.as_bytes() || rest.len() < 4 {
+            return None;
+        }
+        Some(rest[4..].to_vec())
+    })();
+    let Some(initial) = initial else {
+        fatal(
+            client,
+            "28000",
+            "expected a SCRAM-SHA-256 SASL initial response",
+        )
+        .await;
+        return Ok(None);
+    };
+    let (exchange, server_first) = match ServerExchange::start(verifier.clone(), &initial) {
+        Ok(x) => x,
+        Err(ScramError::ChannelBinding) => {
+            fatal(
+                client,
+                "28000",
+                "channel binding is not supported by the pooled endpoint",
+            )
+            .await;
+            return Ok(None);
+        }
+        Err(e) => {
+            fatal(client, "08P01", &e.to_string()).await;
+            return Ok(None);
+        }
+    };
+    let mut out = BytesMut::new();
+    proto::put_auth(&mut out, 11, server_first.as_bytes());
+    client.write_all(&out).await?;
+    let (tag, body) = match proto::read_message(client).await {
+        Ok(m) => m,
+        Err(_) => return Ok(None),
+    };
+    if tag != b'p' {
+        fatal(client, "08P01", "expected a SASL response").await;
+        return Ok(None);
+    }
+    let (key, server_final) = match exchange.finish(&body) {
+        Ok(x) if known => x,
+        _ => {
+            fatal(client, "28P01", &bad_password).await;
+            return Ok(None);
+        }
+    };
+    let Some(route) = route else {
+        fatal(client, "28P01", &bad_password).await;
+        return Ok(None);
+    };
+    if let Some(why) = &route.unavailable {
+        fatal(
+            client,
+            "57P03",
+            &format!("the database is not available now ({why}); retry shortly"),
+        )
+        .await;
+        return Ok(None);
+    }
+    let wanted = params
+        .get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user);
+    if *wanted != route.pg_database {
+        fatal(
+            client,
+            "3D000",
+            &format!(
+                "database \"{wanted}\" does not exist for user \"{user}\" (its database is \"{}\")",
+                route.pg_database
+            ),
+        )
+        .await;
+        return Ok(None);
+    }
+
+    let pool = shared.pool_for(route, verifier, key);
+    let n = pool.clients.fetch_add(1, Ordering::AcqRel) + 1;
+    pool.counters.clients.fetch_add(1, Ordering::Relaxed);
+    let refuse = |pool: &Arc<Pool>| {
+        pool.clients.fetch_sub(1, Ordering::AcqRel);
+        pool.counters.clients.fetch_sub(1, Ordering::Relaxed);
+    };
+    if n > shared.settings.max_clients {
+        refuse(&pool);
+        fatal(client, "53300", "sorry, too many clients already").await;
+        return Ok(None);
+    }
+    let server_params = match pool.params() {
+        Some(p) => p,
+        None => match pool.acquire(&shared.settings).await {
+            Ok(lease) => {
+                let p = lease.conn.params.clone();
+                pool.release(lease, true);
+                p
+            }
+            Err(e) => {
+                refuse(&pool);
+                let (code, msg) = acquire_error(&e);
+                fatal(client, &code, &msg).await;
+                return Ok(None);
+            }
+        },
+    };
+    let mut out = BytesMut::new();
+    proto::put_auth(&mut out, 12, server_final.as_bytes());
+    proto::put_auth(&mut out, 0, &[]);
+    for (k, v) in &server_params {
+        let v = match (k.as_str(), params.get(k)) {
+            ("application_name", Some(mine)) => mine,
+            _ => v,
+        };
+        proto::put_parameter_status(&mut out, k, v);
+    }
+    Ok(Some((pool, out)))
+}
+
+fn acquire_error(e: &AcquireError) -> (String, String) {
+    match e {
+        AcquireError::Timeout => (
+            "53300".to_string(),
+            "timed out waiting for a server connection (pool exhausted)".to_string(),
+        ),
+        AcquireError::Closed => (
+            "57P01".to_string(),
+            "terminating connection: the connection's credentials changed or it was deleted"
+                .to_string(),
+        ),
+        AcquireError::Backend(crate::backend::BackendError::Server { code, message, .. }) => {
+            (code.clone(), message.clone())
+        }
+        AcquireError::Backend(b) => ("08006".to_string(), b.to_string()),
+    }
+}
+
+/// Replies to hide in one batch, and statements it prepared.
+#[derive(Debug, Default)]
+struct Batch {
+    hide_parse: u32,
+    hide_close: u32,
+    prepared: Vec<String>,
+}
+
+struct ClientStatement {
+    server_name: String,
+    /// The `Parse` body, already renamed.
+    parse: Bytes,
+}
+
+enum Step {
+    Continue,
+    Done,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    client: ClientStream,
+    cbuf: BytesMut,
+    sbuf: BytesMut,
+    lease: Option<Lease>,
+    statements: HashMap<Vec<u8>, ClientStatement>,
+    /// Replies (ReadyForQuery) the server still owes.
+    owed: usize,
+    /// Batches whose ReadyForQuery has not arrived, oldest first.
+    batches: VecDeque<Batch>,
+    /// The batch being written (its reply-owing message not sent yet).
+    open: Batch,
+    in_transaction: bool,
+    /// Extended-protocol messages were sent after the last `Sync`: the server session is
+    /// in the middle of something even when idle.
+    unsynced: bool,
+    slot: CancelSlot,
+    /// A FATAL error from the server was already passed on.
+    fatal_sent: bool,
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, pool: Arc<Pool>, client: ClientStream, slot: CancelSlot) -> Self {
+        Self {
+            shared,
+            pool,
+            client,
+            cbuf: BytesMut::with_capacity(8192),
+            sbuf: BytesMut::with_capacity(8192),
+            lease: None,
+            statements: HashMap::new(),
+            owed: 0,
+            batches: VecDeque::new(),
+            open: Batch::default(),
+            in_transaction: false,
+            unsynced: false,
+            slot,
+            fatal_sent: false,
+        }
+    }
+
+    fn transaction_mode(&self) -> bool {
+        self.shared.settings.mode == PoolMode::Transaction
+    }
+
+    async fn run(&mut self) -> Result<(), ProtoError> {
+        let mut closed = self.pool.closed();
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let mut to_server = BytesMut::with_capacity(8192);
+        let mut to_client = BytesMut::with_capacity(8192);
+        loop {
+            // Forward every whole message the client has sent.
+            while let Some((tag, len)) = peek_message(&self.cbuf)? {
+                if tag == b'X' {
+                    return Ok(());
+                }
+                if self.lease.is_none() {
+                    if let Step::Done = self.attach().await {
+                        return Ok(());
+                    }
+                }
+                let msg = self.cbuf.split_to(len);
+                self.forward(tag, msg, &mut to_server);
+            }
+            if !to_server.is_empty() {
+                let Some(lease) = self.lease.as_mut() else {
+                    to_server.clear();
+                    continue;
+                };
+                if lease.conn.stream.write_all(&to_server).await.is_err() {
+                    self.server_lost().await;
+                    return Ok(());
+                }
+                to_server.clear();
+            }
+
+            if let Some(lease) = self.lease.as_mut() {
+                tokio::select! {
+                    r = self.client.read_buf(&mut self.cbuf) => {
+                        if !matches!(r, Ok(n) if n > 0) {
+                            return Ok(());
+                        }
+                    }
+                    r = lease.conn.stream.read_buf(&mut self.sbuf) => {
+                        if !matches!(r, Ok(n) if n > 0) {
+                            self.server_lost().await;
+                            return Ok(());
+                        }
+                        let release = self.take_server_messages(&mut to_client)?;
+                        if !to_client.is_empty() {
+                            if self.client.write_all(&to_client).await.is_err() {
+                                return Ok(());
+                            }
+                            to_client.clear();
+                        }
+                        if self.fatal_sent {
+                            self.drop_lease();
+                            return Ok(());
+                        }
+                        if release {
+                            self.release();
+                            let stopping = *shutdown.borrow();
+                            if stopping {
+                                self.bye("57P01", "terminating connection: the pooler is shutting down").await;
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            } else {
+                let reason = *closed.borrow();
+                if let Some(reason) = reason {
+                    self.bye("57P01", &format!("terminating connection: {reason}"))
+                        .await;
+                    return Ok(());
+                }
+                let stopping = *shutdown.borrow();
+                if stopping {
+                    self.bye(
+                        "57P01",
+                        "terminating connection: the pooler is shutting down",
+                    )
+                    .await;
+                    return Ok(());
+                }
+                tokio::select! {
+                    r = self.client.read_buf(&mut self.cbuf) => {
+                        if !matches!(r, Ok(n) if n > 0) {
+                            return Ok(());
+                        }
+                    }
+                    _ = closed.changed() => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Checks a server connection out for the client.
+    async fn attach(&mut self) -> Step {
+        match self.pool.acquire(&self.shared.settings).await {
+            Ok(lease) => {
+                if let Ok(mut slot) = self.slot.lock() {
+                    *slot = Some(CancelTarget {
+                        target: self.pool.target.clone(),
+                        pid: lease.conn.pid,
+                        secret: lease.conn.secret,
+                    });
+                }
+                self.lease = Some(lease);
+                self.owed = 0;
+                self.unsynced = false;
+                self.batches.clear();
+                self.open = Batch::default();
+                Step::Continue
+            }
+            Err(e) => {
+                let (code, msg) = acquire_error(&e);
+                self.bye(&code, &msg).await;
+                Step::Done
+            }
+        }
+    }
+
+    fn clear_slot(&self) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = None;
+        }
+    }
+
+    fn release(&mut self) {
+        self.clear_slot();
+        if let Some(lease) = self.lease.take() {
+            self.pool.release(lease, true);
+        }
+    }
+
+    fn drop_lease(&mut self) {
+        self.clear_slot();
+        if let Some(lease) = self.lease.take() {
+            self.pool.release(lease, false);
+        }
+    }
+
+    async fn bye(&mut self, code: &str, message: &str) {
+        self.drop_lease();
+        fatal(&mut self.client, code, message).await;
+    }
+
+    async fn server_lost(&mut self) {
+        self.drop_lease();
+        if !self.fatal_sent {
+            fatal(
+                &mut self.client,
+                "08006",
+                "server connection lost; the transaction was aborted",
+            )
+            .await;
+        }
+    }
+
+    /// When the client leaves: an idle server connection goes back to the pool (after
+    /// `DISCARD ALL` in session mode), one in the middle of something is closed.
+    async fn finish(&mut self) {
+        let Some(mut lease) = self.lease.take() else {
+            return;
+        };
+        self.clear_slot();
+        let clean = self.owed == 0 && !self.in_transaction && !self.unsynced;
+        if !clean {
+            self.pool.release(lease, false);
+            return;
+        }
+        if self.transaction_mode() {
+            self.pool.release(lease, true);
+            return;
+        }
+        let ok = discard_all(&mut lease).await;
+        self.pool.release(lease, ok);
+    }
+
+    fn batch_for_replies(&mut self) -> &mut Batch {
+        if self.batches.is_empty() {
+            &mut self.open
+        } else {
+            &mut self.batches[0]
+        }
+    }
+
+    /// Appends one client message to what goes to the server, renaming prepared statements
+    /// in transaction mode.
+    fn forward(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
+        match tag {
+            b'Q' | b'S' | b'F' => self.unsynced = false,
+            b'P' | b'B' | b'D' | b'E' | b'C' => self.unsynced = true,
+            _ => {}
+        }
+        if !self.transaction_mode() {
+            if matches!(tag, b'Q' | b'S' | b'F') {
+                self.owed += 1;
+                self.batches.push_back(std::mem::take(&mut self.open));
+            }
+            out.extend_from_slice(&msg);
+            return;
+        }
+        match tag {
+            b'P' => self.forward_parse(msg, out),
+            b'B' => self.forward_bind(msg, out),
+            b'D' => self.forward_describe_or_close(b'D', msg, out),
+            b'C' => self.forward_describe_or_close(b'C', msg, out),
+            b'Q' | b'S' | b'F' => {
+                self.owed += 1;
+                self.batches.push_back(std::mem::take(&mut self.open));
+                out.extend_from_slice(&msg);
+            }
+            _ => out.extend_from_slice(&msg),
+        }
+    }
+
+    fn forward_parse(&mut self, msg: BytesMut, out: &mut BytesMut) {
+        let body = &msg[5..];
+        let Some((name, rest)) = proto::split_cstr(body) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        if name.is_empty() {
+            out.extend_from_slice(&msg);
+            return;
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, rest);
+        let mut server_name = String::from("pgf_");
+        for b in &digest.as_ref()[..12] {
+            server_name.push_str(&format!("{b:02x}"));
+        }
+        let mut parse = Vec::with_capacity(rest.len() + server_name.len() + 1);
+        proto::put_cstr(&mut parse, &server_name);
+        parse.extend_from_slice(rest);
+        let parse = Bytes::from(parse);
+        // Re-preparing a name the server session already has would fail: close it first.
+        if self
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.conn.prepared.contains(&server_name))
+        {
+            put_close_statement(out, &server_name);
+            self.open.hide_close += 1;
+        }
+        put_message(out, b'P', &parse);
+        self.open.prepared.push(server_name.clone());
+        if let Some(l) = self.lease.as_mut() {
+            l.conn.prepared.insert(server_name.clone());
+        }
+        self.statements
+            .insert(name.to_vec(), ClientStatement { server_name, parse });
+    }
+
+    /// Makes sure the server session has the client's statement `name`; returns its server
+    /// name, or `None` when the client never prepared it (the server will say so).
+    fn ensure_prepared(&mut self, name: &[u8], out: &mut BytesMut) -> Option<String> {
+        let st = self.statements.get(name)?;
+        let server_name = st.server_name.clone();
+        let lease = self.lease.as_mut()?;
+        if !lease.conn.prepared.contains(&server_name) {
+            put_close_statement(out, &server_name);
+            put_message(out, b'P', &st.parse);
+            self.open.hide_close += 1;
+            self.open.hide_parse += 1;
+            self.open.prepared.push(server_name.clone());
+            lease.conn.prepared.insert(server_name.clone());
+        }
+        Some(server_name)
+    }
+
+    fn forward_bind(&mut self, msg: BytesMut, out: &mut BytesMut) {
+        let body = &msg[5..];
+        let Some((portal, rest)) = proto::split_cstr(body) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        let Some((stmt, tail)) = proto::split_cstr(rest) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        if stmt.is_empty() {
+            out.extend_from_slice(&msg);
+            return;
+        }
+        let Some(server_name) = self.ensure_prepared(stmt, out) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        let mut b = Vec::with_capacity(body.len() + 32);
+        b.extend_from_slice(portal);
+        b.push(0);
+        proto::put_cstr(&mut b, &server_name);
+        b.extend_from_slice(tail);
+        put_message(out, b'B', &b);
+    }
+
+    fn forward_describe_or_close(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
+        let body = &msg[5..];
+        let (Some(&kind), Some((name, _))) = (body.first(), proto::split_cstr(&body[1..])) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        if kind != b'S' || name.is_empty() {
+            out.extend_from_slice(&msg);
+            return;
+        }
+        let server_name = if tag == b'C' {
+            match self.statements.remove(name) {
+                Some(st) => {
+                    if let Some(l) = self.lease.as_mut() {
+                        l.conn.prepared.remove(&st.server_name);
+                    }
+                    st.server_name
+                }
+                None => {
+                    out.extend_from_slice(&msg);
+                    return;
+                }
+            }
+        } else {
+            match self.ensure_prepared(name, out) {
+                Some(n) => n,
+                None => {
+                    out.extend_from_slice(&msg);
+                    return;
+                }
+            }
+        };
+        let mut b = vec![b'S'];
+        proto::put_cstr(&mut b, &server_name);
+        put_message(out, tag, &b);
+    }
+
+    /// Takes the server's whole messages, hiding the replies to the proxy's own messages;
+    /// returns whether the server connection can be released now.
+    fn take_server_messages(&mut self, out: &mut BytesMut) -> Result<bool, ProtoError> {
+        let mut release = false;
+        while let Some((tag, len)) = peek_message(&self.sbuf)? {
+            match tag {
+                b'1' | b'3' => {
+                    let b = self.batch_for_replies();
+                    let counter = if tag == b'1' {
+                        &mut b.hide_parse
+                    } else {
+                        &mut b.hide_close
+                    };
+                    if *counter > 0 {
+                        *counter -= 1;
+                        let _ = self.sbuf.split_to(len);
+                        continue;
+                    }
+                }
+                b'Z' => {
+                    self.owed = self.owed.saturating_sub(1);
+                    self.batches.pop_front();
+                    let status = self.sbuf.get(5).copied().unwrap_or(b'I');
+                    self.in_transaction = status != b'I';
+                    if status == b'I' {
+                        self.pool
+                            .counters
+                            .transactions
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    if self.owed == 0 && status == b'I' && !self.unsynced && self.transaction_mode()
+                    {
+                        release = true;
+                    }
+                }
+                b'C' => {
+                    self.pool
+                        .counters
+                        .statements
+                        .fetch_add(1, Ordering::Relaxed);
+                    let tag_text = &self.sbuf[5..len];
+                    if tag_text.starts_with(b"DISCARD ALL")
+                        || tag_text.starts_with(b"DEALLOCATE ALL")
+                    {
+                        if let Some(l) = self.lease.as_mut() {
+                            l.conn.prepared.clear();
+                        }
+                    }
+                }
+                b'E' => {
+                    let fields = proto::error_fields(&self.sbuf[5..len]);
+                    if fields
+                        .iter()
+                        .any(|(k, v)| *k == b'S' && (v == "FATAL" || v == "PANIC"))
+                    {
+                        self.fatal_sent = true;
+                    }
+                    // Statements of this batch may not exist on the server.
+                    let names = std::mem::take(&mut self.batch_for_replies().prepared);
+                    if let Some(l) = self.lease.as_mut() {
+                        for n in names {
+                            l.conn.prepared.remove(&n);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let msg = self.sbuf.split_to(len);
+            out.extend_from_slice(&msg);
+        }
+        Ok(release)
+    }
+}
+
+fn put_close_statement(out: &mut BytesMut, name: &str) {
+    let mut b = vec![b'S'];
+    proto::put_cstr(&mut b, name);
+    put_message(out, b'C', &b);
+}
+
+/// Resets a session-mode connection before another client gets it.
+async fn discard_all(lease: &mut Lease) -> bool {
+    let mut q = BytesMut::new();
+    put_message(&mut q, b'Q', b"DISCARD ALL\0");
+    if lease.conn.stream.write_all(&q).await.is_err() {
+        return false;
+    }
+    let reset = async {
+        loop {
+            let (tag, body) = proto::read_message(&mut lease.conn.stream).await.ok()?;
+            match tag {
+                b'E' => return Some(false),
+                b'Z' => return Some(body.first() == Some(&b'I')),
+                _ => {}
+            }
+        }
+    };
+    let ok = tokio::time::timeout(std::time::Duration::from_secs(5), reset)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if ok {
+        lease.conn.prepared.clear();
+    }
+    ok
+}

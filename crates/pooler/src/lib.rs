@@ -1,0 +1,410 @@
+//! The pooled endpoint: a PostgreSQL wire-protocol proxy in front of the tenant databases.
+//!
+//! Clients connect with the same user and password as for the direct endpoint. The proxy
+//! authenticates them itself with SCRAM-SHA-256 against the stored verifier (no password is
+//! ever stored or needed), routes them by user name to the connection's database, and lends
+//! them server connections from a pool per connection: for one transaction at a time
+//! (transaction mode, the default) or for the whole session (session mode). Named prepared
+//! statements keep working in transaction mode: the proxy gives each statement a server-side
+//! name derived from its text and prepares it on whichever server connection runs it.
+//!
+//! Server connections log in as the connection's own role: over a trusted Unix socket for
+//! the embedded cluster, or by answering the server's SCRAM challenge with the key recovered
+//! from the client's proof. A pool is closed (and its clients disconnected) when its
+//! connection is rotated, deleted or its database goes away; [`Pooler::revalidate`] checks.
+
+pub mod backend;
+pub mod catalog;
+mod client;
+mod pool;
+pub mod proto;
+pub mod scram;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+pub use backend::{BackendHost, BackendTarget};
+pub use catalog::{Catalog, CatalogError, Route};
+use pool::{DbCounters, Pool};
+use scram::{ClientKey, Verifier};
+
+/// How long a server connection is lent to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// Until the end of each transaction.
+    Transaction,
+    /// Until the client disconnects.
+    Session,
+}
+
+/// The proxy's settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub mode: PoolMode,
+    /// Server connections per connection (login role).
+    pub pool_size: usize,
+    /// Clients per database.
+    pub max_clients: usize,
+    /// Refuse clients that do not ask for TLS.
+    pub require_tls: bool,
+    pub connect_timeout: Duration,
+    /// How long a client waits for a server connection before it gets an error.
+    pub query_wait_timeout: Duration,
+    /// Server connections idle this long are closed.
+    pub server_idle_timeout: Duration,
+    /// How often open pools are checked against the catalog.
+    pub revalidate_every: Duration,
+    /// How long shutdown waits for clients to finish their transactions.
+    pub shutdown_grace: Duration,
+    /// TLS towards servers that require it (`sslmode=require` semantics).
+    pub backend_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("mode", &self.mode)
+            .field("pool_size", &self.pool_size)
+            .field("max_clients", &self.max_clients)
+            .field("require_tls", &self.require_tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: PoolMode::Transaction,
+            pool_size: 10,
+            max_clients: 1000,
+            require_tls: true,
+            connect_timeout: Duration::from_secs(10),
+            query_wait_timeout: Duration::from_secs(120),
+            server_idle_timeout: Duration::from_secs(600),
+            revalidate_every: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+            backend_tls: None,
+        }
+    }
+}
+
+/// Counters of one database as the proxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseStats {
+    pub database_id: String,
+    /// Statements completed (`CommandComplete` messages) since the proxy started.
+    pub statements: u64,
+    pub transactions: u64,
+    pub clients: usize,
+    pub server_connections: usize,
+}
+
+/// Where a client's cancel request goes while it has a server connection.
+#[derive(Debug, Clone)]
+struct CancelTarget {
+    target: Arc<BackendTarget>,
+    pid: i32,
+    secret: i32,
+}
+
+type CancelSlot = Arc<Mutex<Option<CancelTarget>>>;
+
+struct Shared {
+    settings: Settings,
+    catalog: Arc<dyn Catalog>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Login role → its pool.
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// Login role → its route (or `None`: unknown) and when it was read. Entries live for
+    /// `revalidate_every`, and [`Pooler::revalidate`] drops them all: a new client never
+    /// authenticates against a verifier older than the pools' own check.
+    routes: Mutex<HashMap<String, (Option<Route>, std::time::Instant)>>,
+    counters: Mutex<HashMap<String, Arc<DbCounters>>>,
+    /// Client key data (pid) → (secret, where its session currently runs).
+    cancels: Mutex<HashMap<i32, (i32, CancelSlot)>>,
+    mock_key: [u8; 32],
+    shutdown: watch::Sender<bool>,
+    active_clients: AtomicUsize,
+    drained: Notify,
+    revalidate_now: Notify,
+}
+
+/// The proxy. Cheap to clone.
+#[derive(Clone)]
+pub struct Pooler {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Pooler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooler")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pooler {
+    /// A proxy answering TLS with `tls` (clients get `N` to an SSL request without it).
+    pub fn new(
+        settings: Settings,
+        catalog: Arc<dyn Catalog>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        let mut mock_key = [0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut mock_key[..]);
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                catalog,
+                tls: tls.map(tokio_rustls::TlsAcceptor::from),
+                pools: Mutex::new(HashMap::new()),
+                routes: Mutex::new(HashMap::new()),
+                counters: Mutex::new(HashMap::new()),
+                cancels: Mutex::new(HashMap::new()),
+                mock_key,
+                shutdown: watch::channel(false).0,
+                active_clients: AtomicUsize::new(0),
+                drained: Notify::new(),
+                revalidate_now: Notify::new(),
+            }),
+        }
+    }
+
+    /// Accepts clients until `stop` resolves, then stops accepting, lets clients finish their
+    /// transaction (disconnecting idle ones) for up to the grace period, and returns.
+    pub async fn serve(&self, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+        let shared = self.shared.clone();
+        let revalidator = tokio::spawn(revalidate_loop(shared.clone()));
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _peer)) => {
+                        let shared = shared.clone();
+                        shared.active_clients.fetch_add(1, Ordering::AcqRel);
+                        tokio::spawn(async move {
+                            client::handle(shared.clone(), tcp).await;
+                            if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                shared.drained.notify_waiters();
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pooler: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                () = &mut stop => break,
+            }
+        }
+        drop(listener);
+        shared.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + shared.settings.shutdown_grace;
+        while shared.active_clients.load(Ordering::Acquire) > 0 {
+            let wait = shared.drained.notified();
+            if shared.active_clients.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                tracing::warn!(
+                    clients = shared.active_clients.load(Ordering::Acquire),
+                    "pooler: clients still connected after the shutdown grace period"
+                );
+                break;
+            }
+        }
+        revalidator.abort();
+        let pools: Vec<Arc<Pool>> = match shared.pools.lock() {
+            Ok(mut p) => p.drain().map(|(_, v)| v).collect(),
+            Err(_) => Vec::new(),
+        };
+        for p in pools {
+            p.close("the pooler is shutting down");
+        }
+    }
+
+    /// Checks every open pool against the catalog now (after a rotation or deletion made by
+    /// this process) instead of at the next periodic check.
+    pub fn revalidate(&self) {
+        if let Ok(mut r) = self.shared.routes.lock() {
+            r.clear();
+        }
+        self.shared.revalidate_now.notify_one();
+    }
+
+    /// Per-database counters.
+    pub fn stats(&self) -> Vec<DatabaseStats> {
+        let Ok(c) = self.shared.counters.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<DatabaseStats> = c
+            .iter()
+            .map(|(id, c)| DatabaseStats {
+                database_id: id.clone(),
+                statements: c.statements.load(Ordering::Relaxed),
+                transactions: c.transactions.load(Ordering::Relaxed),
+                clients: c.clients.load(Ordering::Relaxed),
+                server_connections: c.server_connections.load(Ordering::Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| a.database_id.cmp(&b.database_id));
+        out
+    }
+}
+
+/// Most routes kept in memory (the cache is emptied when it grows past this).
+const MAX_CACHED_ROUTES: usize = 100_000;
+
+impl Shared {
+    /// A login role's route, from the cache when it is fresh.
+    async fn route(&self, role: &str) -> Result<Option<Route>, CatalogError> {
+        let ttl = self.settings.revalidate_every;
+        if let Ok(cache) = self.routes.lock() {
+            if let Some((r, at)) = cache.get(role) {
+                if at.elapsed() < ttl {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        let r = self.catalog.route(role).await?;
+        self.remember_route(role, r.clone());
+        Ok(r)
+    }
+
+    fn remember_route(&self, role: &str, r: Option<Route>) {
+        if let Ok(mut cache) = self.routes.lock() {
+            if cache.len() >= MAX_CACHED_ROUTES {
+                cache.clear();
+            }
+            cache.insert(role.to_string(), (r, std::time::Instant::now()));
+        }
+    }
+
+    fn counters_for(&self, database_id: &str) -> Arc<DbCounters> {
+        match self.counters.lock() {
+            Ok(mut c) => c.entry(database_id.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// The pool of a route for a client that proved `key`: the open one when it belongs to
+    /// the same verifier, else a new one (closing a stale one).
+    fn pool_for(&self, route: Route, verifier: Verifier, key: ClientKey) -> Arc<Pool> {
+        let counters = self.counters_for(&route.database_id);
+        let Ok(mut pools) = self.pools.lock() else {
+            return Arc::new(Pool::new(
+                route,
+                verifier,
+                key,
+                self.settings.pool_size,
+                counters,
+            ));
+        };
+        if let Some(p) = pools.get(&route.role) {
+            if !p.is_closed() && p.verifier == verifier && p.route.target == route.target {
+                return p.clone();
+            }
+            p.close("the connection's credentials changed");
+        }
+        let p = Arc::new(Pool::new(
+            route.clone(),
+            verifier,
+            key,
+            self.settings.pool_size,
+            counters,
+        ));
+        pools.insert(route.role, p.clone());
+        p
+    }
+
+    fn register_cancel(&self, slot: CancelSlot) -> (i32, i32) {
+        let mut rng = rand::thread_rng();
+        loop {
+            let pid: i32 = rand::Rng::gen_range(&mut rng, 1..i32::MAX);
+            let secret: i32 = rand::Rng::gen(&mut rng);
+            if let Ok(mut c) = self.cancels.lock() {
+                if let std::collections::hash_map::Entry::Vacant(e) = c.entry(pid) {
+                    e.insert((secret, slot));
+                    return (pid, secret);
+                }
+            } else {
+                return (pid, secret);
+            }
+        }
+    }
+
+    fn unregister_cancel(&self, pid: i32) {
+        if let Ok(mut c) = self.cancels.lock() {
+            c.remove(&pid);
+        }
+    }
+
+    async fn cancel(&self, pid: i32, secret: i32) {
+        let target = self.cancels.lock().ok().and_then(|c| {
+            c.get(&pid)
+                .filter(|(s, _)| *s == secret)
+                .and_then(|(_, slot)| slot.lock().ok().and_then(|t| t.clone()))
+        });
+        if let Some(t) = target {
+            if let Err(e) = backend::send_cancel(&t.target, t.pid, t.secret).await {
+                tracing::debug!(error = %e, "pooler: cancel request failed");
+            }
+        }
+    }
+}
+
+/// Closes pools whose connection was rotated, deleted or moved, and trims idle ones.
+async fn revalidate_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(shared.settings.revalidate_every) => {}
+            () = shared.revalidate_now.notified() => {}
+        }
+        let pools: Vec<Arc<Pool>> = match shared.pools.lock() {
+            Ok(p) => p.values().cloned().collect(),
+            Err(_) => continue,
+        };
+        for p in pools {
+            let fresh = shared.catalog.route(&p.route.role).await;
+            if let Ok(r) = &fresh {
+                shared.remember_route(&p.route.role, r.clone());
+            }
+            let stale = match fresh {
+                Ok(None) => Some("the connection was deleted"),
+                Ok(Some(r)) => {
+                    let same_verifier = r
+                        .verifier
+                        .parse::<Verifier>()
+                        .map(|v| v == p.verifier)
+                        .unwrap_or(false);
+                    if !same_verifier {
+                        Some("the connection's credentials were rotated")
+                    } else if r.target != p.route.target || r.pg_database != p.route.pg_database {
+                        Some("the database moved")
+                    } else {
+                        None
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "pooler: catalog unavailable; keeping pools");
+                    None
+                }
+            };
+            let unused = p.trim(shared.settings.server_idle_timeout);
+            if stale.is_some() || unused {
+                p.close(stale.unwrap_or("idle"));
+                if let Ok(mut pools) = shared.pools.lock() {
+                    if pools.get(&p.route.role).is_some_and(|q| Arc::ptr_eq(q, &p)) {
+                        pools.remove(&p.route.role);
+                    }
+                }
+            }
+        }
+    }
+}

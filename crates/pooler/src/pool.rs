@@ -1,0 +1,205 @@
+//! One pool per connection (login role): its idle server connections, the permits that cap
+//! how many exist, its clients, and its counters. A pool belongs to one verifier; when the
+//! connection is rotated or deleted the pool is closed and its clients are disconnected.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::backend::{BackendError, ConnectSpec, ServerConn};
+use crate::catalog::Route;
+use crate::scram::{ClientKey, Verifier};
+use crate::Settings;
+
+/// Counters of one database, shared by its pools.
+#[derive(Debug, Default)]
+pub struct DbCounters {
+    pub statements: AtomicU64,
+    pub transactions: AtomicU64,
+    pub clients: AtomicUsize,
+    pub server_connections: AtomicUsize,
+}
+
+/// Idle time after which a server connection is checked before it is lent.
+const RECHECK_AFTER: Duration = Duration::from_millis(50);
+
+pub struct Pool {
+    pub route: Route,
+    /// `route.target`, shared with cancel slots without copying.
+    pub target: Arc<crate::backend::BackendTarget>,
+    pub verifier: Verifier,
+    key: ClientKey,
+    idle: Mutex<Vec<ServerConn>>,
+    permits: Arc<Semaphore>,
+    pub clients: AtomicUsize,
+    params: Mutex<Option<Vec<(String, String)>>>,
+    /// `Some(reason)` once the pool is closed.
+    closed: watch::Sender<Option<&'static str>>,
+    pub counters: Arc<DbCounters>,
+    last_active: Mutex<Instant>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("role", &self.route.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A server connection checked out of a pool; the permit goes back when it is dropped.
+pub struct Lease {
+    pub conn: ServerConn,
+    permit: OwnedSemaphorePermit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    #[error("timed out waiting for a server connection")]
+    Timeout,
+    #[error("the pool is closed")]
+    Closed,
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl Pool {
+    pub fn new(
+        route: Route,
+        verifier: Verifier,
+        key: ClientKey,
+        size: usize,
+        counters: Arc<DbCounters>,
+    ) -> Self {
+        Self {
+            target: Arc::new(route.target.clone()),
+            route,
+            verifier,
+            key,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(size.max(1))),
+            clients: AtomicUsize::new(0),
+            params: Mutex::new(None),
+            closed: watch::channel(None).0,
+            counters,
+            last_active: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub fn closed(&self) -> watch::Receiver<Option<&'static str>> {
+        self.closed.subscribe()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    /// Disconnects the pool's clients (at their next read) and drops its idle connections.
+    pub fn close(&self, reason: &'static str) {
+        self.closed.send_replace(Some(reason));
+        self.permits.close();
+        let drained: Vec<ServerConn> = match self.idle.lock() {
+            Ok(mut idle) => std::mem::take(&mut *idle),
+            Err(_) => Vec::new(),
+        };
+        self.counters
+            .server_connections
+            .fetch_sub(drained.len(), Ordering::Relaxed);
+    }
+
+    /// The parameters reported to clients at startup, once a server connection has existed.
+    pub fn params(&self) -> Option<Vec<(String, String)>> {
+        self.params.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Checks out a server connection: an idle one that still looks alive, or a new one.
+    pub async fn acquire(&self, settings: &Settings) -> Result<Lease, AcquireError> {
+        let permit = tokio::time::timeout(
+            settings.query_wait_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| AcquireError::Timeout)?
+        .map_err(|_| AcquireError::Closed)?;
+        if let Ok(mut t) = self.last_active.lock() {
+            *t = Instant::now();
+        }
+        loop {
+            let candidate = match self.idle.lock() {
+                Ok(mut idle) => idle.pop(),
+                Err(_) => None,
+            };
+            let Some(mut conn) = candidate else { break };
+            // A connection used a moment ago is trusted without a syscall: the hot path of
+            // a busy pool. One idle for longer is checked (a terminated backend has sent its
+            // FATAL error and closed).
+            if conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive() {
+                return Ok(Lease { conn, permit });
+            }
+            self.counters
+                .server_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        let spec = ConnectSpec {
+            target: &self.route.target,
+            role: &self.route.role,
+            database: &self.route.pg_database,
+            key: Some(&self.key),
+            verifier: &self.verifier,
+            tls: settings.backend_tls.as_ref(),
+            timeout: settings.connect_timeout,
+        };
+        let conn = ServerConn::connect(&spec).await?;
+        self.counters
+            .server_connections
+            .fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut p) = self.params.lock() {
+            if p.is_none() {
+                *p = Some(conn.params.clone());
+            }
+        }
+        Ok(Lease { conn, permit })
+    }
+
+    /// Returns a connection: kept for the next transaction when `reusable`, else closed.
+    pub fn release(&self, lease: Lease, reusable: bool) {
+        let Lease { mut conn, permit } = lease;
+        if reusable && !self.is_closed() {
+            conn.last_used = Instant::now();
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(conn);
+            }
+        } else {
+            self.counters
+                .server_connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(permit);
+    }
+
+    /// Closes connections idle for longer than `max_idle`; returns whether the pool has
+    /// been unused (no client, no connection) for that long.
+    pub fn trim(&self, max_idle: Duration) -> bool {
+        let mut dropped = 0;
+        let remaining = match self.idle.lock() {
+            Ok(mut idle) => {
+                let before = idle.len();
+                idle.retain(|c| c.last_used.elapsed() < max_idle);
+                dropped = before - idle.len();
+                idle.len()
+            }
+            Err(_) => 0,
+        };
+        self.counters
+            .server_connections
+            .fetch_sub(dropped, Ordering::Relaxed);
+        let quiet = self
+            .last_active
+            .lock()
+            .map(|t| t.elapsed() >= max_idle)
+            .unwrap_or(false);
+        remaining == 0 && self.clients.load(Ordering::Relaxed) == 0 && quiet
+    }
+}

@@ -1,0 +1,128 @@
+// The pooled endpoint with node `pg`: a database created through the official SDK, then
+// `endpoints.pooled.connectionString` used by a pg.Pool of 30 clients running named prepared
+// statements (node pg prepares `{name, text}` queries once per client and reuses them) inside
+// and outside transactions, while the proxy lends them its 10 server connections.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { createManagementApiClient } from '@prisma/management-api-sdk';
+import pg from 'pg';
+
+import { Server, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './support.mjs';
+
+function pgConfig(cs, extra = {}) {
+  const u = new URL(cs);
+  return {
+    host: u.hostname,
+    port: Number(u.port),
+    user: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: u.pathname.slice(1),
+    ssl: { rejectUnauthorized: false },
+    connectionTimeoutMillis: 15_000,
+    ...extra,
+  };
+}
+
+describe('pooled endpoint with node pg', { timeout: 5 * 60_000 }, () => {
+  let server;
+  let client;
+  let conn;
+
+  before(async () => {
+    server = new Server({ name: 'pooler', tokenPrefix: 'pgfleet_pooler_test_' });
+    const base = await server.start();
+    client = createManagementApiClient({ baseUrl: base, token: server.token });
+    const project = await client.POST('/v1/projects', { body: { name: 'pooled', region: 'us-east-1' } });
+    assert.equal(project.response.status, 201, JSON.stringify(project.error));
+    const dbId = project.data.data.database.id;
+    for (;;) {
+      const d = await client.GET('/v1/databases/{databaseId}', { params: { path: { databaseId: dbId } } });
+      if (d.data.data.status === 'ready') break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const created = await client.POST('/v1/databases/{databaseId}/connections', {
+      params: { path: { databaseId: dbId } },
+      body: { name: 'node-pooled' },
+    });
+    assert.equal(created.response.status, 200, JSON.stringify(created.error));
+    conn = created.data.data;
+  }, { timeout: START_TIMEOUT_MS + 30_000 });
+
+  after(async () => {
+    try {
+      if (server) await server.stop();
+    } finally {
+      server?.cleanup();
+    }
+  }, { timeout: STOP_TIMEOUT_MS + 10_000 });
+
+  it('endpoints.pooled is filled in, on another port than direct', () => {
+    const { direct, pooled } = conn.endpoints;
+    assert.ok(pooled, 'pooled endpoint present');
+    assert.equal(typeof pooled.connectionString, 'string');
+    assert.notEqual(pooled.port, direct.port);
+    const u = new URL(pooled.connectionString);
+    assert.equal(Number(u.port), pooled.port);
+    assert.equal(u.searchParams.get('sslmode'), 'require');
+  });
+
+  it('30 pooled clients run named prepared statements in and out of transactions', async () => {
+    const pool = new pg.Pool(pgConfig(conn.endpoints.pooled.connectionString, { max: 30 }));
+    pool.on('error', () => {});
+    try {
+      await pool.query('create table items (id int primary key, owner int not null, n int not null)');
+      const insert = { name: 'insert-item', text: 'insert into items (id, owner, n) values ($1, $2, $3)' };
+      const count = { name: 'count-owner', text: 'select count(*)::int as c, coalesce(sum(n), 0)::int as s from items where owner = $1' };
+      const workers = Array.from({ length: 30 }, async (_, w) => {
+        const c = await pool.connect();
+        try {
+          for (let i = 0; i < 10; i++) {
+            await c.query({ ...insert, values: [w * 1000 + i, w, i] });
+          }
+          // A transaction: its statements stay on one server connection.
+          await c.query('begin');
+          const pid1 = (await c.query('select pg_backend_pid() as p')).rows[0].p;
+          await c.query({ ...insert, values: [w * 1000 + 99, w, 100] });
+          const inside = await c.query({ ...count, values: [w] });
+          const pid2 = (await c.query('select pg_backend_pid() as p')).rows[0].p;
+          assert.equal(pid1, pid2, 'one server connection per transaction');
+          assert.equal(inside.rows[0].c, 11);
+          await c.query('rollback');
+          const after = await c.query({ ...count, values: [w] });
+          assert.deepEqual(after.rows[0], { c: 10, s: 45 });
+          // An error inside a prepared statement's batch does not break later uses.
+          await assert.rejects(c.query({ ...insert, values: [w * 1000, w, 0] }), /duplicate key/);
+          const again = await c.query({ ...count, values: [w] });
+          assert.equal(again.rows[0].c, 10);
+        } finally {
+          c.release();
+        }
+      });
+      await Promise.all(workers);
+      const total = await pool.query('select count(*)::int as n from items');
+      assert.equal(total.rows[0].n, 300);
+      // The server saw at most the pool size of this role's sessions.
+      const direct = new pg.Client(pgConfig(conn.endpoints.direct.connectionString));
+      await direct.connect();
+      try {
+        const r = await direct.query(
+          "select count(*)::int as n from pg_stat_activity where usename = session_user and pid <> pg_backend_pid()",
+        );
+        assert.ok(r.rows[0].n >= 1 && r.rows[0].n <= 10, `server connections: ${r.rows[0].n}`);
+      } finally {
+        await direct.end();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a wrong password gets 28P01 from the pooled endpoint', async () => {
+    const cfg = pgConfig(conn.endpoints.pooled.connectionString);
+    const c = new pg.Client({ ...cfg, password: 'wrong' });
+    c.on('error', () => {});
+    await assert.rejects(c.connect(), (e) => e.code === '28P01');
+  });
+});
