@@ -39,6 +39,12 @@ struct Metrics {
     backup_duration: HistogramVec,
     db_storage: IntGaugeVec,
     db_operations: IntCounterVec,
+    pooler_statements: IntCounterVec,
+    pooler_transactions: IntCounterVec,
+    pooler_clients: IntGaugeVec,
+    pooler_server_connections: IntGaugeVec,
+    /// Last pooler counter values seen per database (counters advance by the difference).
+    pooler_seen: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
 
 impl Metrics {
@@ -104,7 +110,35 @@ impl Metrics {
             "Operations of each tenant database counted by the usage sampler since this process started.",
             &["database_id"],
         )?;
+        let pooler_statements = counter(
+            "pgfleet_pooler_statements_total",
+            "Statements completed through the pooled endpoint, by database.",
+            &["database_id"],
+        )?;
+        let pooler_transactions = counter(
+            "pgfleet_pooler_transactions_total",
+            "Transactions completed through the pooled endpoint, by database.",
+            &["database_id"],
+        )?;
+        let gauge = |name: &str, help: &str| -> prometheus::Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["database_id"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let pooler_clients = gauge(
+            "pgfleet_pooler_clients",
+            "Clients connected to the pooled endpoint, by database (at the last usage sample).",
+        )?;
+        let pooler_server_connections = gauge(
+            "pgfleet_pooler_server_connections",
+            "Server connections the pooler holds, by database (at the last usage sample).",
+        )?;
         Ok(Self {
+            pooler_statements,
+            pooler_transactions,
+            pooler_clients,
+            pooler_server_connections,
+            pooler_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
             registry,
             http_requests,
             http_duration,
@@ -181,11 +215,38 @@ pub fn record_database_usage(database_id: &str, storage_bytes: i64, operations: 
     }
 }
 
+/// The pooled endpoint's counters of a database (cumulative since the process started).
+pub fn record_pooler(database_id: &str, c: &crate::services::pooler::PooledCounts) {
+    let Some(m) = metrics() else { return };
+    let (prev_s, prev_t) = m
+        .pooler_seen
+        .lock()
+        .ok()
+        .and_then(|mut seen| seen.insert(database_id.to_string(), (c.statements, c.transactions)))
+        .unwrap_or((0, 0));
+    m.pooler_statements
+        .with_label_values(&[database_id])
+        .inc_by(c.statements.saturating_sub(prev_s));
+    m.pooler_transactions
+        .with_label_values(&[database_id])
+        .inc_by(c.transactions.saturating_sub(prev_t));
+    m.pooler_clients
+        .with_label_values(&[database_id])
+        .set(i64::try_from(c.clients).unwrap_or(i64::MAX));
+    m.pooler_server_connections
+        .with_label_values(&[database_id])
+        .set(i64::try_from(c.server_connections).unwrap_or(i64::MAX));
+}
+
 /// Drops the series of a database that is no longer sampled (deleted, being restored).
 pub fn forget_database(database_id: &str) {
     if let Some(m) = metrics() {
         let _ = m.db_storage.remove_label_values(&[database_id]);
         let _ = m.db_operations.remove_label_values(&[database_id]);
+        let _ = m.pooler_clients.remove_label_values(&[database_id]);
+        let _ = m
+            .pooler_server_connections
+            .remove_label_values(&[database_id]);
     }
 }
 

@@ -19,16 +19,8 @@ pub async fn store(cfg: &Config) -> anyhow::Result<Store> {
             .parse::<PgConnectOptions>()
             .context("metadata.url is not a valid postgres:// URL")?,
         None => {
-            let recorded = std::fs::read(cfg.data_dir.join("cluster.json")).with_context(|| {
-                format!(
-                    "no pgfleet data in {}: start `pgfleet serve` there first",
-                    cfg.data_dir.display()
-                )
-            })?;
-            let port = serde_json::from_slice::<serde_json::Value>(&recorded)?["port"]
-                .as_u64()
-                .context("cluster.json has no port")? as u16;
-            crate::server::embedded_metadata_options(&cfg.data_dir.join("run"), port)
+            let e = crate::server::EmbeddedAddr::recorded(&cfg.data_dir)?;
+            crate::server::embedded_metadata_options(&e.socket_dir, e.port)
         }
     };
     let store = Store::connect(options, 2, Duration::from_secs(5))

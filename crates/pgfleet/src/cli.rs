@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (and its embedded PostgreSQL unless configured otherwise).
     Serve(ServeArgs),
+    /// Run only the pooled endpoint (PostgreSQL proxy) beside a running `pgfleet serve`.
+    Proxy(ServeArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -55,6 +55,33 @@ fn main() -> ExitCode {
             }
         }
         Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
+        Command::Proxy(args) => {
+            let cfg = match args.load() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("pgfleet: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            pgfleet::logging::init(cfg.log_format);
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("pgfleet: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(pgfleet::pooler::run_standalone(cfg, wait_for_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pgfleet: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let cfg = match args.load() {
                 Ok(c) => c,

@@ -166,6 +166,22 @@ pub fn start(
     );
     let hook = pooler.clone();
     services.on_write(move || hook.revalidate());
+    let stats = pooler.clone();
+    services.set_pooler_stats(move || {
+        stats
+            .stats()
+            .into_iter()
+            .map(|d| {
+                let counts = pgfleet_domain::services::pooler::PooledCounts {
+                    statements: d.statements,
+                    transactions: d.transactions,
+                    clients: u64::try_from(d.clients).unwrap_or(u64::MAX),
+                    server_connections: u64::try_from(d.server_connections).unwrap_or(u64::MAX),
+                };
+                (d.database_id, counts)
+            })
+            .collect()
+    });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let p = pooler.clone();
     let task = tokio::spawn(async move {
@@ -181,4 +197,38 @@ pub fn start(
         stop: Some(tx),
         task,
     })
+}
+
+/// `pgfleet proxy`: the pooled endpoint on its own, beside a running `pgfleet serve` (same
+/// configuration and data directory, or the same external metadata store and servers).
+/// Rotations and deletions made by the server reach it at its next check (one second).
+pub async fn run_standalone(
+    mut cfg: Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let embedded = if cfg.needs_embedded() {
+        Some(crate::server::EmbeddedAddr::recorded(&cfg.data_dir)?)
+    } else {
+        None
+    };
+    let store = crate::admin::store(&cfg).await?;
+    let regions = crate::server::build_regions(&cfg, embedded.as_ref())?;
+    let services = Services::new(
+        store,
+        Arc::new(pgfleet_domain::SystemClock),
+        pgfleet_domain::Randomness::os(),
+        pgfleet_domain::ServicesConfig::new(cfg.public_url(), regions),
+        Arc::new(pgfleet_dataplane::PgDriver::new()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
+    let listener = bind(&cfg).await?;
+    let running = start(&cfg, &services, listener)?;
+    println!("pgfleet proxy listening on postgresql://{}", running.addr);
+    stop.await;
+    tracing::info!("proxy shutting down");
+    running.stop().await;
+    services.store().close().await;
+    Ok(())
 }

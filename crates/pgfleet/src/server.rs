@@ -172,7 +172,8 @@ async fn start_with_cluster(
     }
 
     pgfleet_domain::failpoint::configure(&cfg.failpoints).map_err(|e| anyhow::anyhow!(e))?;
-    let regions = build_regions(cfg, cluster)?;
+    let embedded = cluster.map(EmbeddedAddr::of);
+    let regions = build_regions(cfg, embedded.as_ref())?;
     let mut sc = ServicesConfig::new(cfg.public_url(), regions);
     sc.provision_wait = Duration::from_secs_f64(cfg.provision_wait_secs);
     sc.database_connection_limit = cfg.database_connection_limit;
@@ -317,12 +318,46 @@ async fn ensure_metadata_db(cluster: &EmbeddedCluster) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_regions(cfg: &Config, cluster: Option<&ClusterHandle>) -> anyhow::Result<Vec<Region>> {
+/// Where the embedded cluster listens: its socket directory and port.
+#[derive(Debug, Clone)]
+pub struct EmbeddedAddr {
+    pub socket_dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl EmbeddedAddr {
+    fn of(cluster: &ClusterHandle) -> Self {
+        Self {
+            socket_dir: cluster.cluster().socket_dir(),
+            port: cluster.cluster().port(),
+        }
+    }
+
+    /// The cluster a running `pgfleet serve` keeps in `data_dir` (from its `cluster.json`).
+    pub fn recorded(data_dir: &Path) -> anyhow::Result<Self> {
+        let recorded = std::fs::read(data_dir.join("cluster.json")).with_context(|| {
+            format!(
+                "no pgfleet data in {}: start `pgfleet serve` there first",
+                data_dir.display()
+            )
+        })?;
+        let port = serde_json::from_slice::<serde_json::Value>(&recorded)?["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .context("cluster.json has no port")?;
+        Ok(Self {
+            socket_dir: data_dir.join("run"),
+            port,
+        })
+    }
+}
+
+pub fn build_regions(cfg: &Config, embedded: Option<&EmbeddedAddr>) -> anyhow::Result<Vec<Region>> {
     let mut regions: Vec<Region> = Vec::new();
     for (id, rc) in &cfg.regions {
         let mut servers = Vec::new();
         for s in &rc.servers {
-            servers.push(server_from_config(cfg, id, s.expose(), cluster)?);
+            servers.push(server_from_config(cfg, id, s.expose(), embedded)?);
         }
         regions.push(Region {
             id: id.clone(),
@@ -347,19 +382,25 @@ fn server_from_config(
     cfg: &Config,
     region: &str,
     value: &str,
-    cluster: Option<&ClusterHandle>,
+    embedded: Option<&EmbeddedAddr>,
 ) -> anyhow::Result<PgServer> {
     if value == "embedded" {
-        let c = cluster
-            .context("the embedded cluster is not running")?
-            .cluster();
+        let e = embedded.context("the embedded cluster is not running")?;
+        let mut admin = tokio_postgres::Config::new();
+        admin
+            .host_path(&e.socket_dir)
+            .port(e.port)
+            .user(pgfleet_dataplane::cluster::SUPERUSER)
+            .dbname("postgres")
+            .application_name("pgfleet")
+            .connect_timeout(Duration::from_secs(5));
         return Ok(PgServer {
             key: "embedded".to_string(),
             region: region.to_string(),
-            admin: c.admin_config("postgres"),
+            admin,
             admin_tls: false,
             public_host: cfg.postgres.host.clone(),
-            public_port: c.port(),
+            public_port: e.port,
         });
     }
     Ok(PgServer::from_url(region, value)?)

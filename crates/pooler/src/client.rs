@@ -448,8 +448,21 @@ impl Session {
                 to_server.clear();
             }
 
-            if let Some(lease) = self.lease.as_mut() {
+            if self.lease.is_some() {
+                // Between transactions (session mode keeps the lease), shutdown and a
+                // closed pool end the session as they do for a detached client.
+                let between = self.owed == 0 && !self.in_transaction && !self.unsynced;
+                let stop = between && (*shutdown.borrow() || closed.borrow().is_some());
+                if stop {
+                    self.bye("57P01", "terminating connection: the pooler is shutting down or the connection changed").await;
+                    return Ok(());
+                }
+                let Some(lease) = self.lease.as_mut() else {
+                    continue;
+                };
                 tokio::select! {
+                    _ = shutdown.changed(), if between => {}
+                    _ = closed.changed(), if between => {}
                     r = self.client.read_buf(&mut self.cbuf) => {
                         if !matches!(r, Ok(n) if n > 0) {
                             return Ok(());

@@ -118,6 +118,10 @@ struct Inner {
     views: ViewCache,
     signer: crate::oauth_keys::Signer,
     write_hook: std::sync::OnceLock<WriteHook>,
+    pooler_stats: std::sync::OnceLock<pooler::PoolerStats>,
+    /// Random per process: names the usage source of pooler-fed counters, which restart
+    /// from zero with the process.
+    boot_tag: String,
 }
 
 /// Called after every write of this process (see [`Services::on_write`]).
@@ -244,6 +248,7 @@ impl Services {
             }
         }
         let signer = crate::oauth_keys::Signer::load_or_create(&store, clock.now()).await?;
+        let boot_tag = crate::ids::new_id("boot", &rng);
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
         }
@@ -262,6 +267,8 @@ impl Services {
                 auth_cache: auth::AuthCache::default(),
                 views: ViewCache::default(),
                 write_hook: std::sync::OnceLock::new(),
+                pooler_stats: std::sync::OnceLock::new(),
+                boot_tag,
             }),
         })
     }
@@ -326,6 +333,10 @@ impl Services {
         if let Some(hook) = self.inner.write_hook.get() {
             (hook.0)();
         }
+    }
+
+    pub(crate) fn boot_tag(&self) -> &str {
+        &self.inner.boot_tag
     }
 
     pub(crate) fn kick(&self) -> &tokio::sync::Notify {

@@ -2,6 +2,8 @@
 //! verifier to check its password against; and a hook so a rotation or deletion made by
 //! this process cuts pooled sessions at once instead of at the pooler's next check.
 
+use std::collections::HashMap;
+
 use pgfleet_dataplane::PgServer;
 use pgfleet_storage::{connections, databases};
 
@@ -27,7 +29,53 @@ pub struct PooledEndpoint {
     pub port: u16,
 }
 
+/// What the pooled endpoint counted for one database since this process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PooledCounts {
+    /// Statements completed through the pooler.
+    pub statements: u64,
+    /// Transactions (ReadyForQuery back to idle) through the pooler.
+    pub transactions: u64,
+    pub clients: u64,
+    pub server_connections: u64,
+}
+
+/// Reads the pooler's counters (database id → counts).
+pub(crate) struct PoolerStats(
+    pub(crate) Box<dyn Fn() -> HashMap<String, PooledCounts> + Send + Sync>,
+);
+
+impl std::fmt::Debug for PoolerStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PoolerStats")
+    }
+}
+
+/// Operations of a database whose server has no pg_stat_statements: its transactions, with
+/// each pooled transaction counted as the statements the pooler saw in it.
+pub fn operations_with_pooled(xacts: i64, pooled: Option<&PooledCounts>) -> i64 {
+    let extra = pooled.map_or(0, |p| p.statements.saturating_sub(p.transactions));
+    xacts.saturating_add(i64::try_from(extra).unwrap_or(i64::MAX))
+}
+
 impl Services {
+    /// Registers the pooler's counters: the usage sampler publishes them as metrics and,
+    /// where pg_stat_statements is missing, counts pooled statements as operations.
+    pub fn set_pooler_stats(
+        &self,
+        stats: impl Fn() -> HashMap<String, PooledCounts> + Send + Sync + 'static,
+    ) {
+        let _ = self.inner.pooler_stats.set(PoolerStats(Box::new(stats)));
+    }
+
+    pub(crate) fn pooler_counts(&self) -> HashMap<String, PooledCounts> {
+        self.inner
+            .pooler_stats
+            .get()
+            .map(|s| (s.0)())
+            .unwrap_or_default()
+    }
+
     /// The route of an active connection's login role; `None` for an unknown role or one
     /// being created or deleted.
     pub async fn pooler_route(&self, role: &str) -> Result<Option<PoolerRoute>> {
@@ -62,5 +110,22 @@ impl Services {
     /// re-checks its pools). Only the first registration counts.
     pub fn on_write(&self, hook: impl Fn() + Send + Sync + 'static) {
         let _ = self.inner.write_hook.set(super::WriteHook(Box::new(hook)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooled_statements_replace_their_transactions() {
+        assert_eq!(operations_with_pooled(10, None), 10);
+        let p = PooledCounts {
+            statements: 7,
+            transactions: 3,
+            ..PooledCounts::default()
+        };
+        // 10 transactions, 3 of them pooled with 7 statements: 7 + 7.
+        assert_eq!(operations_with_pooled(10, Some(&p)), 14);
     }
 }

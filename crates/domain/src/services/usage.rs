@@ -92,16 +92,16 @@ pub fn increase(points: &[CounterPoint<'_>]) -> i64 {
 struct Last {
     operations: i64,
     storage_bytes: i64,
-    source: &'static str,
+    source: String,
     /// Whether this reading is in the store (false after a failed insert: retried next round).
     stored: bool,
 }
 
 impl Last {
-    fn point(&self) -> CounterPoint<'static> {
+    fn point(&self) -> CounterPoint<'_> {
         CounterPoint {
             value: self.operations,
-            source: self.source,
+            source: &self.source,
         }
     }
 }
@@ -157,6 +157,7 @@ impl Services {
             by_server.entry(db.server_id.clone()).or_default().push(db);
         }
         let mut present: HashSet<String> = HashSet::new();
+        let pooled = self.pooler_counts();
         for (server_id, dbs) in by_server {
             present.extend(dbs.iter().map(|d| d.id.clone()));
             let Ok(server) = self.server(Some(&server_id)) else {
@@ -184,14 +185,28 @@ impl Services {
                 let Some(u) = by_name.get(db.pg_database.as_str()) else {
                     continue;
                 };
-                let (operations, source) = match u.statements {
-                    Some(s) => (s, SOURCE_STATEMENTS),
-                    None => (u.xacts, SOURCE_TRANSACTIONS),
+                let pooled_here = pooled.get(&db.id);
+                let pooled_source;
+                let (operations, source) = match (u.statements, pooled_here) {
+                    (Some(s), _) => (s, SOURCE_STATEMENTS),
+                    (None, None) => (u.xacts, SOURCE_TRANSACTIONS),
+                    (None, Some(p)) => {
+                        // The pooler's counters restart with the process: a source of
+                        // its own per process, so a restart starts a new baseline.
+                        pooled_source = format!("{SOURCE_TRANSACTIONS}+pooled/{}", self.boot_tag());
+                        (
+                            crate::services::pooler::operations_with_pooled(u.xacts, Some(p)),
+                            pooled_source.as_str(),
+                        )
+                    }
                 };
+                if let Some(p) = pooled_here {
+                    crate::metrics::record_pooler(&db.id, p);
+                }
                 let mut cur = Last {
                     operations,
                     storage_bytes: u.size_bytes,
-                    source,
+                    source: source.to_string(),
                     stored: true,
                 };
                 let prev = state.last.get(&db.id);

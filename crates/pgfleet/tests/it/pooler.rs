@@ -61,7 +61,7 @@ fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
 
 #[tokio::test]
 async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.usage.sample_interval_secs = 1).await;
     let (db, conn) = database_with_connection(&s, "pooled").await;
     let url = pooled_url(&conn);
     let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
@@ -158,6 +158,28 @@ async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
     let mine = stats.iter().find(|d| d.database_id == db).unwrap();
     assert!(mine.statements >= 40, "{mine:?}");
     assert!(mine.server_connections <= 10, "{mine:?}");
+    // … published by the usage sampler.
+    let needle = format!(r#"pgfleet_pooler_statements_total{{database_id="{db}"}}"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(&needle) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle} not in /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     s.stop().await;
 }
 
@@ -378,5 +400,136 @@ async fn scram_passthrough_to_a_tls_server() {
         .map(|r| r.get(0))
         .collect();
     assert!(!tls.is_empty() && tls.iter().all(|t| *t), "{tls:?}");
+    s.stop().await;
+}
+
+/// `pgfleet proxy` beside `pgfleet serve` on the same data directory: clients connect
+/// through it; on SIGTERM a transaction in flight finishes, idle clients are told, and it
+/// exits 0.
+#[tokio::test]
+async fn standalone_proxy_serves_and_drains_on_sigterm() {
+    use crate::lifecycle::{data_dir, pgfleet, wait_timeout, Server};
+    use std::io::{BufRead as _, BufReader};
+
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let token = server.token();
+    let http = reqwest::Client::new();
+    let p: Value = http
+        .post(format!("{}/v1/projects", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "standalone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db = p["data"]["database"]["id"].as_str().unwrap().to_string();
+    let c: Value = http
+        .post(format!("{}/v1/databases/{db}/connections", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "via-proxy"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pooled = pooled_url(&c["data"]);
+
+    let mut proxy = pgfleet(&["proxy", "--data-dir", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("proxy printed its address").unwrap();
+        if let Some(a) = line.strip_prefix("pgfleet proxy listening on postgresql://") {
+            break a.trim().to_string();
+        }
+    };
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut url = url::Url::parse(&pooled).unwrap();
+    url.set_port(Some(port)).unwrap();
+
+    let idle = connect_tls(url.as_str()).await.unwrap();
+    idle.query_one("SELECT 1", &[]).await.unwrap();
+    let busy = connect_tls(url.as_str()).await.unwrap();
+    let in_flight = tokio::spawn(async move {
+        let r = busy.simple_query("SELECT pg_sleep(1.5)").await;
+        (r.map(|_| ()), busy)
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let (result, busy) = in_flight.await.unwrap();
+    result.expect("the transaction in flight finishes during shutdown");
+    let status =
+        tokio::task::spawn_blocking(move || wait_timeout(&mut proxy, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.success(), "proxy exited with {status}");
+    assert!(idle.query_one("SELECT 1", &[]).await.is_err());
+    assert!(busy.query_one("SELECT 1", &[]).await.is_err());
+    server.terminate();
+}
+
+/// Session mode keeps a server connection per client (session state survives between
+/// transactions and is reset before the next client); the per-database client limit holds.
+#[tokio::test]
+async fn session_mode_and_the_client_limit() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.mode = pgfleet::config::PoolModeConfig::Session;
+        c.pooler.pool_size = 2;
+        c.pooler.max_clients = 2;
+    })
+    .await;
+    let (_db, conn) = database_with_connection(&s, "session").await;
+    let url = pooled_url(&conn);
+    let a = connect_tls(&url).await.unwrap();
+    a.batch_execute("SET application_name = 'mine'")
+        .await
+        .unwrap();
+    let pid1: i32 = a
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let name: String = a
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "mine");
+    let pid2: i32 = a
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pid1, pid2, "one server connection for the whole session");
+    let b = connect_tls(&url).await.unwrap();
+    b.query_one("SELECT 1", &[]).await.unwrap();
+    // A third client is over the limit of 2.
+    let err = connect_tls(&url).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::TOO_MANY_CONNECTIONS), "{err}");
+    // When a client leaves, its server connection is reset and lent to the next one.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = connect_tls(&url).await.unwrap();
+    let name: String = c
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        name, "mine",
+        "session state does not leak to the next client"
+    );
+    drop(b);
     s.stop().await;
 }
