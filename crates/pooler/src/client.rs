@@ -422,8 +422,12 @@ impl Session {
         let mut shutdown = self.shared.shutdown.subscribe();
         let mut to_server = BytesMut::with_capacity(8192);
         let mut to_client = BytesMut::with_capacity(8192);
+        let mut ctmp = vec![0u8; 8 * 1024];
+        let mut stmp = vec![0u8; 16 * 1024];
+        let mut server_unflushed = false;
         loop {
-            // Forward every whole message the client has sent.
+            // Queue every whole message the client has sent (checking a server connection
+            // out first when there is none).
             while let Some((tag, len)) = peek_message(&self.cbuf)? {
                 if tag == b'X' {
                     return Ok(());
@@ -436,22 +440,14 @@ impl Session {
                 let msg = self.cbuf.split_to(len);
                 self.forward(tag, msg, &mut to_server);
             }
-            if !to_server.is_empty() {
-                let Some(lease) = self.lease.as_mut() else {
-                    to_server.clear();
-                    continue;
-                };
-                if lease.conn.stream.write_all(&to_server).await.is_err() {
-                    self.server_lost().await;
-                    return Ok(());
-                }
-                to_server.clear();
-            }
 
             if self.lease.is_some() {
                 // Between transactions (session mode keeps the lease), shutdown and a
                 // closed pool end the session as they do for a detached client.
-                let between = self.owed == 0 && !self.in_transaction && !self.unsynced;
+                let between = self.owed == 0
+                    && !self.in_transaction
+                    && !self.unsynced
+                    && to_server.is_empty();
                 let stop = between && (*shutdown.borrow() || closed.borrow().is_some());
                 if stop {
                     self.bye("57P01", "terminating connection: the pooler is shutting down or the connection changed").await;
@@ -460,22 +456,46 @@ impl Session {
                 let Some(lease) = self.lease.as_mut() else {
                     continue;
                 };
-                tokio::select! {
-                    _ = shutdown.changed(), if between => {}
-                    _ = closed.changed(), if between => {}
-                    r = self.client.read_buf(&mut self.cbuf) => {
-                        if !matches!(r, Ok(n) if n > 0) {
-                            return Ok(());
-                        }
+                let server = &mut lease.conn.stream;
+                let client = &mut self.client;
+                // Stop reading the client while much is still queued for the server.
+                let read_client = to_server.len() < MAX_QUEUED;
+                let io = std::future::poll_fn(|cx| {
+                    poll_io(
+                        cx,
+                        client,
+                        server,
+                        &to_server,
+                        server_unflushed,
+                        read_client,
+                        &mut ctmp,
+                        &mut stmp,
+                    )
+                });
+                let event = tokio::select! {
+                    _ = shutdown.changed(), if between => continue,
+                    _ = closed.changed(), if between => continue,
+                    e = io => e,
+                };
+                match event {
+                    Io::Wrote(n) => {
+                        bytes::Buf::advance(&mut to_server, n);
+                        server_unflushed = true;
                     }
-                    r = lease.conn.stream.read_buf(&mut self.sbuf) => {
-                        if !matches!(r, Ok(n) if n > 0) {
-                            self.server_lost().await;
-                            return Ok(());
-                        }
+                    Io::Flushed => server_unflushed = false,
+                    Io::ClientData(n) => self.cbuf.extend_from_slice(&ctmp[..n]),
+                    Io::ClientGone => return Ok(()),
+                    Io::ServerGone => {
+                        self.server_lost().await;
+                        return Ok(());
+                    }
+                    Io::ServerData(n) => {
+                        self.sbuf.extend_from_slice(&stmp[..n]);
                         let release = self.take_server_messages(&mut to_client)?;
                         if !to_client.is_empty() {
-                            if self.client.write_all(&to_client).await.is_err() {
+                            if self.client.write_all(&to_client).await.is_err()
+                                || self.client.flush().await.is_err()
+                            {
                                 return Ok(());
                             }
                             to_client.clear();
@@ -484,17 +504,23 @@ impl Session {
                             self.drop_lease();
                             return Ok(());
                         }
-                        if release {
+                        if release && to_server.is_empty() {
                             self.release();
+                            server_unflushed = false;
                             let stopping = *shutdown.borrow();
                             if stopping {
-                                self.bye("57P01", "terminating connection: the pooler is shutting down").await;
+                                self.bye(
+                                    "57P01",
+                                    "terminating connection: the pooler is shutting down",
+                                )
+                                .await;
                                 return Ok(());
                             }
                         }
                     }
                 }
             } else {
+                to_server.clear();
                 let reason = *closed.borrow();
                 if let Some(reason) = reason {
                     self.bye("57P01", &format!("terminating connection: {reason}"))
@@ -833,6 +859,85 @@ impl Session {
         }
         Ok(release)
     }
+}
+
+/// Bytes queued for the server above which the client is not read until they are sent.
+const MAX_QUEUED: usize = 1 << 20;
+
+/// What one wait of a session holding a server connection produced.
+enum Io {
+    Wrote(usize),
+    Flushed,
+    ServerData(usize),
+    ServerGone,
+    ClientData(usize),
+    ClientGone,
+}
+
+/// Waits for the first of: room to write queued bytes to the server (then a flush, which
+/// matters for TLS), bytes from the server, bytes from the client. Writing to and reading
+/// from the server in the same wait is what keeps a client that pipelines much from
+/// deadlocking its session (the server blocked writing replies nobody reads while the proxy
+/// is blocked writing queries it does not take).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the borrowed state of one session"
+)]
+fn poll_io(
+    cx: &mut std::task::Context<'_>,
+    client: &mut ClientStream,
+    server: &mut crate::stream::BackendStream,
+    queued: &[u8],
+    unflushed: bool,
+    read_client: bool,
+    ctmp: &mut [u8],
+    stmp: &mut [u8],
+) -> std::task::Poll<Io> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    if !queued.is_empty() {
+        match Pin::new(&mut *server).poll_write(cx, queued) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
+            Poll::Ready(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
+            Poll::Pending => {}
+        }
+    } else if unflushed {
+        match Pin::new(&mut *server).poll_flush(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Io::Flushed),
+            Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
+            Poll::Pending => {}
+        }
+    }
+    let mut rb = ReadBuf::new(stmp);
+    match Pin::new(&mut *server).poll_read(cx, &mut rb) {
+        Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            return Poll::Ready(if n == 0 {
+                Io::ServerGone
+            } else {
+                Io::ServerData(n)
+            });
+        }
+        Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
+        Poll::Pending => {}
+    }
+    if read_client {
+        let mut rb = ReadBuf::new(ctmp);
+        match Pin::new(&mut *client).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                return Poll::Ready(if n == 0 {
+                    Io::ClientGone
+                } else {
+                    Io::ClientData(n)
+                });
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(Io::ClientGone),
+            Poll::Pending => {}
+        }
+    }
+    Poll::Pending
 }
 
 fn put_close_statement(out: &mut BytesMut, name: &str) {

@@ -533,3 +533,33 @@ async fn session_mode_and_the_client_limit() {
     drop(b);
     s.stop().await;
 }
+
+/// A client that pipelines many large queries with large results: the proxy keeps reading
+/// the server's replies while it writes the queued queries (no deadlock).
+#[tokio::test]
+async fn pipelined_large_queries_and_results_flow_both_ways() {
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "pipeline").await;
+    let c = connect_tls(&pooled_url(&conn)).await.unwrap();
+    let big = "x".repeat(256 * 1024);
+    let queries: Vec<String> = (0..40)
+        .map(|i| format!("SELECT '{big}' || '{i}' AS v"))
+        .collect();
+    let all = futures::future::join_all(queries.iter().map(|q| c.simple_query(q)));
+    let results = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("pipelined queries finish");
+    for (i, r) in results.into_iter().enumerate() {
+        let rows = r.unwrap();
+        let row = rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .expect("a row");
+        let v = row.get(0).unwrap();
+        assert_eq!(v.len(), big.len() + i.to_string().len());
+    }
+    s.stop().await;
+}
