@@ -166,6 +166,29 @@ async fn login(
         .await;
         return Ok(None);
     }
+    if params
+        .get("replication")
+        .is_some_and(|v| !matches!(v.as_str(), "false" | "off" | "no" | "0"))
+    {
+        fatal(
+            client,
+            "08P01",
+            "replication connections are not supported by the pooled endpoint; use the direct endpoint",
+        )
+        .await;
+        return Ok(None);
+    }
+    if params.get("options").is_some_and(|v| !v.trim().is_empty()) {
+        // Server sessions are shared: per-client settings cannot be applied to them.
+        fatal(
+            client,
+            "08P01",
+            "unsupported startup parameter: options (the pooled endpoint shares server sessions; \
+             use SET LOCAL in a transaction, session mode, or the direct endpoint)",
+        )
+        .await;
+        return Ok(None);
+    }
     let Some(user) = params.get("user").filter(|u| !u.is_empty()).cloned() else {
         fatal(
             client,

@@ -816,6 +816,8 @@ struct ConnectionView {
     id: String,
     name: String,
     host: String,
+    /// `host:port` of the pooled endpoint, when the pooler runs.
+    pooled: Option<String>,
     created_at: String,
 }
 
@@ -835,6 +837,8 @@ struct DatabaseTemplate {
     project_id: String,
     project_name: String,
     connections: Vec<ConnectionView>,
+    /// Whether the pooled endpoint runs (its column and hint are shown).
+    pooled_on: bool,
     pager: Pager,
     backups: Vec<BackupView>,
     usage: Option<UsageView>,
@@ -874,6 +878,11 @@ async fn database_view(
                 .as_ref()
                 .map(|e| format!("{}:{}", e.host, e.port))
                 .unwrap_or_default(),
+            pooled: c
+                .endpoints
+                .pooled
+                .as_ref()
+                .map(|e| format!("{}:{}", e.host, e.port)),
             id: c.id,
             name: c.name,
             created_at: c.created_at,
@@ -904,6 +913,7 @@ async fn database_view(
         db: DatabaseRow::from(db),
         project_id,
         project_name,
+        pooled_on: state.services.config().pooled.is_some(),
         connections,
         pager,
         backups,

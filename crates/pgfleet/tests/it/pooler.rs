@@ -563,3 +563,22 @@ async fn pipelined_large_queries_and_results_flow_both_ways() {
     }
     s.stop().await;
 }
+
+/// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
+#[tokio::test]
+async fn unsupported_startup_parameters_are_refused() {
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "params").await;
+    let url = pooled_url(&conn);
+    let with_options = format!("{url}&options=-c%20search_path%3Dother");
+    let err = connect_tls(&with_options).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::PROTOCOL_VIOLATION), "{err}");
+    let message = err.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("options"), "{message}");
+    // psql with a wrong database name is told which database the connection is for.
+    let mut other = url::Url::parse(&url).unwrap();
+    other.set_path("/postgres");
+    let err = connect_tls(other.as_str()).await.err().unwrap();
+    assert_eq!(code(&err), Some(SqlState::INVALID_CATALOG_NAME), "{err}");
+    s.stop().await;
+}
