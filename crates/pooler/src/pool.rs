@@ -22,9 +22,6 @@ pub struct DbCounters {
     pub server_connections: AtomicUsize,
 }
 
-/// Idle time after which a server connection is checked before it is lent.
-const RECHECK_AFTER: Duration = Duration::from_millis(50);
-
 pub struct Pool {
     pub route: Route,
     /// `route.target`, shared with cancel slots without copying.
@@ -132,10 +129,9 @@ impl Pool {
                 Err(_) => None,
             };
             let Some(mut conn) = candidate else { break };
-            // A connection used a moment ago is trusted without a syscall: the hot path of
-            // a busy pool. One idle for longer is checked (a terminated backend has sent its
-            // FATAL error and closed).
-            if conn.last_used.elapsed() < RECHECK_AFTER || conn.looks_alive() {
+            // A terminated backend has sent its FATAL error and closed: checked every time
+            // (at most one non-blocking read), since a kill can come at any moment.
+            if conn.looks_alive() {
                 return Ok(Lease { conn, permit });
             }
             self.counters

@@ -55,6 +55,31 @@ async fn backends_of(role: &str) -> i64 {
         .get(0)
 }
 
+/// Like `connect_tls`, with room for 500 clients doing TLS and SCRAM at once on a busy CI
+/// machine.
+async fn connect_patiently(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut cfg: tokio_postgres::Config = url.parse()?;
+    cfg.connect_timeout(Duration::from_secs(120));
+    let (client, conn) = cfg.connect(crate::harness::tls_connector()).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// Waits until `check` holds (checked every 50 ms, for up to 20 s).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
     e.code().cloned()
 }
@@ -198,7 +223,7 @@ async fn five_hundred_clients_share_ten_server_connections() {
     for i in 0..500i32 {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let c = connect_tls(&url)
+            let c = connect_patiently(&url)
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
             for _ in 0..3 {
@@ -268,7 +293,12 @@ async fn a_killed_server_connection_fails_its_client_only_and_the_pool_recovers(
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let role = user_of(&conn);
+    eventually("the killed backends are gone", || {
+        let role = role.clone();
+        async move { backends_of(&role).await == 0 }
+    })
+    .await;
     let one: i32 = other.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);
     s.stop().await;
@@ -282,11 +312,15 @@ async fn cancel_reaches_the_running_query() {
     let token = c.cancel_token();
     let started = std::time::Instant::now();
     let sleeper = tokio::spawn(async move { c.simple_query("SELECT pg_sleep(30)").await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    token
-        .cancel_query(crate::harness::tls_connector())
-        .await
-        .unwrap();
+    // A cancel that arrives before the query reached its server connection finds nothing
+    // to cancel: repeat until the query ends.
+    while !sleeper.is_finished() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token
+            .cancel_query(crate::harness::tls_connector())
+            .await
+            .unwrap();
+    }
     let err = sleeper.await.unwrap().unwrap_err();
     assert_eq!(code(&err), Some(SqlState::QUERY_CANCELED), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -331,8 +365,11 @@ async fn refused_logins_open_no_server_connection_and_rotation_and_deletion_cut_
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let new_url = pooled_url(&r.body["data"]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(open.query_one("SELECT 1", &[]).await.is_err());
+    eventually("the open pooled session ends", || {
+        let open = &open;
+        async move { open.query_one("SELECT 1", &[]).await.is_err() }
+    })
+    .await;
     let err = connect_tls(&url).await.err().unwrap();
     assert_eq!(code(&err), Some(SqlState::INVALID_PASSWORD), "{err}");
     let fresh = connect_tls(&new_url).await.unwrap();
@@ -341,8 +378,11 @@ async fn refused_logins_open_no_server_connection_and_rotation_and_deletion_cut_
     // Deletion: the same.
     let d = s.delete(&format!("/v1/connections/{id}")).await;
     assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(fresh.query_one("SELECT 1", &[]).await.is_err());
+    eventually("the pooled session of the deleted connection ends", || {
+        let fresh = &fresh;
+        async move { fresh.query_one("SELECT 1", &[]).await.is_err() }
+    })
+    .await;
     let err = connect_tls(&new_url).await.err().unwrap();
     assert_eq!(code(&err), Some(SqlState::INVALID_PASSWORD), "{err}");
     s.stop().await;
@@ -461,7 +501,30 @@ async fn standalone_proxy_serves_and_drains_on_sigterm() {
         let r = busy.simple_query("SELECT pg_sleep(1.5)").await;
         (r.map(|_| ()), busy)
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Signal only once the query runs on its server connection.
+    let direct = connect_tls(
+        c["data"]["endpoints"]["direct"]["connectionString"]
+            .as_str()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    direct.batch_execute("SET ROLE NONE").await.unwrap();
+    eventually("the pooled query runs", || {
+        let direct = &direct;
+        async move {
+            let n: i64 = direct
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n == 1
+        }
+    })
+    .await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(proxy.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -519,8 +582,17 @@ async fn session_mode_and_the_client_limit() {
     assert_eq!(code(&err), Some(SqlState::TOO_MANY_CONNECTIONS), "{err}");
     // When a client leaves, its server connection is reset and lent to the next one.
     drop(a);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let c = connect_tls(&url).await.unwrap();
+    // The left client's place frees once the proxy has seen it go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        match connect_tls(&url).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let name: String = c
         .query_one("SELECT current_setting('application_name')", &[])
         .await
