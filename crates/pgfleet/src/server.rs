@@ -239,6 +239,10 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let usage_sampler = services.spawn_usage_sampler(cfg.usage.settings(), stop_rx.clone());
     let reconciler = services.spawn_reconciler(stop_rx.clone());
+    let sweeper = services.spawn_expiry_sweeper(
+        stop_rx.clone(),
+        pgfleet_domain::services::sessions::SWEEP_EVERY,
+    );
     let scheduler =
         services.spawn_backup_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
     let opts = pgfleet_http::routes::HttpOptions {
@@ -270,6 +274,7 @@ async fn serve(
     let _ = reconciler.await;
     let _ = usage_sampler.await;
     let _ = scheduler.await;
+    let _ = sweeper.await;
     services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
     if let Some(c) = cluster {

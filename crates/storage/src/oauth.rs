@@ -430,3 +430,37 @@ pub async fn insert_signing_key<'e>(
     .await?;
     Ok(())
 }
+
+/// Deletes authorization codes that can no longer do anything: expired and either never
+/// used, or used by a family that is no longer alive. An expired code that was used by a
+/// live family is kept: presenting it again still revokes that family (reuse detection).
+pub async fn delete_dead_codes<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let r = sqlx::query(
+        "DELETE FROM oauth_codes c
+          WHERE c.expires_at <= $1
+            AND (c.used_at IS NULL
+                 OR NOT EXISTS (SELECT 1 FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
+                                 WHERE f.id = c.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL))",
+    )
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Deletes refresh tokens whose family or grant is revoked (revocation is final, so they
+/// can never be exchanged again; reuse detection has nothing left to revoke). Tokens of
+/// live families are kept, used ones included, for reuse detection.
+pub async fn delete_dead_refresh_tokens<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<u64> {
+    let r = sqlx::query(
+        "DELETE FROM oauth_refresh_tokens t
+          WHERE NOT EXISTS (SELECT 1 FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
+                             WHERE f.id = t.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL)",
+    )
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected())
+}

@@ -125,3 +125,19 @@ pub async fn retry_at<'e>(
         .await?;
     Ok(())
 }
+
+/// Whether an open operation reads the archive of this backup: a restore of it, or the
+/// create of a database whose `source` is it (their downloaded staging files are in use).
+pub async fn backup_in_use<'e>(ex: impl sqlx::PgExecutor<'e>, backup_id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM operations o
+             WHERE o.state IN ('pending', 'running')
+               AND (o.payload->>'backupId' = $1
+                    OR EXISTS (SELECT 1 FROM databases d
+                                WHERE d.id = o.resource_id AND d.source->>'backupId' = $1)))",
+    )
+    .bind(backup_id)
+    .fetch_one(ex)
+    .await?)
+}

@@ -79,3 +79,12 @@ pub async fn delete_expired_for_user<'e>(
         .await?;
     Ok(r.rows_affected())
 }
+
+/// Forgets every expired session (the periodic sweep); returns how many.
+pub async fn delete_expired<'e>(ex: impl sqlx::PgExecutor<'e>, now: DateTime<Utc>) -> Result<u64> {
+    let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected())
+}

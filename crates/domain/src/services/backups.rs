@@ -7,6 +7,10 @@
 //! (`<data-dir>/backups/<database>/<backup>.dump`) or an S3-compatible bucket
 //! (`<prefix>/<database>/<backup>.dump`, staged through local files); every archive is checked
 //! with `pg_restore --list` before it counts as completed.
+//!
+//! Staging files a crash leaves under `backups.dir` (`<database>/<backup>.dump.partial`,
+//! `downloads/<backup>-<pid>-<n>.dump`, `clones/<operation>.dump`) are removed by
+//! [`Services::clean_backup_staging`], which the scheduler runs at start and on each tick.
 
 use std::time::Duration;
 
@@ -468,6 +472,10 @@ impl Services {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
+                // First, so that a start after a crash cleans up before new work piles up.
+                if let Err(e) = this.clean_backup_staging().await {
+                    tracing::warn!(error = %e, "cleaning backup staging files");
+                }
                 if let Err(e) = this.backup_tick().await {
                     tracing::warn!(error = %e, "backup scheduler");
                 }
@@ -480,6 +488,82 @@ impl Services {
                 }
             }
         })
+    }
+
+    /// Removes the staging files under `backups.dir` that no operation can still use, and
+    /// returns how many it removed. Only files named as pgfleet names them are touched; the
+    /// archives of the local store (`<database>/<backup>.dump`) never are.
+    ///
+    /// The backups directory may be shared by replicas with one metadata store, and this
+    /// runs while requests and operations run, so a file is judged by the metadata, never
+    /// by which process wrote it:
+    ///
+    /// - `clones/<operation>.dump` (a clone's dump): removed once that operation is
+    ///   finished or unknown. It is written only while the operation runs, and an open
+    ///   operation resumed after a crash dumps into the same file again.
+    /// - `<database>/<backup>.dump.partial` (an archive being written): removed once that
+    ///   backup is no longer `running`; a running one is resumed and rewrites it.
+    /// - `downloads/<backup>-<pid>-<n>.dump` (an S3 archive fetched for `pg_restore`):
+    ///   removed when untouched for [`STAGING_STALE_AFTER`] and no open operation restores
+    ///   that backup. The age is needed because the readability check of a restore request
+    ///   downloads too, without an operation; it takes seconds, not an hour.
+    pub async fn clean_backup_staging(&self) -> Result<usize> {
+        let dir = &self.config().backups.dir;
+        let mut removed = 0;
+        for entry in list_dir(dir).await? {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let path = entry.path();
+            match name.as_str() {
+                "clones" => {
+                    for f in list_dir(&path).await? {
+                        let Some(op_id) = staged_name(&f, crate::ids::OPERATION, ".dump") else {
+                            continue;
+                        };
+                        let open = operations::get(self.store().pool(), &op_id)
+                            .await?
+                            .is_some_and(|op| op.state == "pending" || op.state == "running");
+                        if !open {
+                            removed += remove_staging(&f.path()).await;
+                        }
+                    }
+                }
+                "downloads" => {
+                    for f in list_dir(&path).await? {
+                        let Some(stem) = staged_name(&f, BACKUP, ".dump") else {
+                            continue;
+                        };
+                        let Some((backup_id, _)) = stem.split_once('-') else {
+                            continue;
+                        };
+                        if untouched_for(&f, STAGING_STALE_AFTER).await
+                            && !operations::backup_in_use(self.store().pool(), backup_id).await?
+                        {
+                            removed += remove_staging(&f.path()).await;
+                        }
+                    }
+                }
+                _ if crate::ids::looks_like(&name, crate::ids::DATABASE) => {
+                    for f in list_dir(&path).await? {
+                        let Some(backup_id) = staged_name(&f, BACKUP, ".dump.partial") else {
+                            continue;
+                        };
+                        let running = backups::get(self.store().pool(), &backup_id)
+                            .await?
+                            .is_some_and(|b| b.status == "running");
+                        if !running {
+                            removed += remove_staging(&f.path()).await;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, dir = %dir.display(), "stale backup staging files removed");
+        }
+        Ok(removed)
     }
 
     /// One round of the scheduler (public for tests).
@@ -531,5 +615,61 @@ impl Services {
             tracing::info!(backup = %b.id, "expired backup pruned");
         }
         Ok(())
+    }
+}
+
+/// A download staging file untouched this long, whose backup no open operation restores, is
+/// a crash's leftover (see [`Services::clean_backup_staging`]).
+pub const STAGING_STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// The entries of a directory; none when it does not exist.
+async fn list_dir(dir: &std::path::Path) -> Result<Vec<tokio::fs::DirEntry>> {
+    let mut out = Vec::new();
+    let mut rd = match tokio::fs::read_dir(dir).await {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(DomainError::internal(format!("{}: {e}", dir.display()))),
+    };
+    while let Some(entry) = rd
+        .next_entry()
+        .await
+        .map_err(|e| DomainError::internal(format!("{}: {e}", dir.display())))?
+    {
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// The name of a regular file `<prefix>…<suffix>` without the suffix; `None` for anything
+/// else, which is left alone.
+fn staged_name(entry: &tokio::fs::DirEntry, prefix: &str, suffix: &str) -> Option<String> {
+    let name = entry.file_name().into_string().ok()?;
+    let stem = name.strip_suffix(suffix)?;
+    (stem.starts_with(prefix) && stem.len() > prefix.len()).then(|| stem.to_string())
+}
+
+/// The file was last modified at least `age` ago by the OS clock (file times come from the
+/// OS clock, not the services' injectable one). Unknown times count as recent.
+async fn untouched_for(entry: &tokio::fs::DirEntry, age: Duration) -> bool {
+    let Ok(meta) = entry.metadata().await else {
+        return false;
+    };
+    meta.is_file()
+        && meta
+            .modified()
+            .ok()
+            .and_then(|m| std::time::SystemTime::now().duration_since(m).ok())
+            .is_some_and(|d| d >= age)
+}
+
+/// Removes one staging file; 1 when removed, 0 otherwise (a failure is logged).
+async fn remove_staging(path: &std::path::Path) -> usize {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => 1,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot remove a staging file");
+            0
+        }
     }
 }

@@ -7,12 +7,18 @@
 //! right password is refused, with the same message as a wrong one ([`SIGN_IN_FAILED`]). A
 //! password hash is verified on every attempt (a dummy one for unknown e-mails), so timing
 //! tells little about which e-mails exist.
+//!
+//! Expired rows are forgotten by [`Services::sweep_expired`], which the server runs every
+//! [`SWEEP_EVERY`] ([`Services::spawn_expiry_sweeper`]): sessions past their expiry, and
+//! the OAuth codes and refresh tokens that can no longer be used (see the function). A
+//! sign-in also forgets its user's expired sessions at once.
 
 use std::sync::OnceLock;
 
 use chrono::Duration;
 use pgfleet_storage::oauth::ClientRow;
 use pgfleet_storage::{sessions, users, workspaces, UserRow, WorkspaceRow};
+use tokio::sync::watch;
 
 use crate::{AuthFailure, DomainError, Randomness, Result, Services};
 
@@ -26,6 +32,8 @@ pub const MAX_LOCK_SECS: i64 = 15 * 60;
 pub const SESSION_TTL_HOURS: i64 = 12;
 /// What every failed sign-in answers, whatever the reason.
 pub const SIGN_IN_FAILED: &str = "Email or password is wrong, or the account is temporarily locked";
+/// How often the server sweeps expired sessions and dead OAuth codes and refresh tokens.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 /// Workspaces listed for one user at most.
 const MAX_WORKSPACES: i64 = 1000;
 
@@ -57,6 +65,14 @@ impl std::fmt::Debug for SessionInfo {
             .field("user", &self.user)
             .finish_non_exhaustive()
     }
+}
+
+/// What one [`Services::sweep_expired`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    pub sessions: u64,
+    pub oauth_codes: u64,
+    pub refresh_tokens: u64,
 }
 
 /// How long an account is locked after its `failures`-th consecutive failure (`None` below
@@ -182,6 +198,54 @@ impl Services {
             sessions::delete(self.store().pool(), &pgfleet_auth::hash_token(token)).await?;
         }
         Ok(())
+    }
+
+    /// Deletes what has expired as of `now` and can never be used again: sessions past
+    /// their expiry; authorization codes past theirs, unless used by a still-live token
+    /// family (a replay of such a code must still revoke that family); refresh tokens of a
+    /// revoked family or grant (revocation is final). Token families and grants themselves
+    /// are kept: access tokens name their family and the integration list shows grants.
+    pub async fn sweep_expired(&self, now: chrono::DateTime<chrono::Utc>) -> Result<SweepCounts> {
+        let pool = self.store().pool();
+        let counts = SweepCounts {
+            sessions: sessions::delete_expired(pool, now).await?,
+            oauth_codes: pgfleet_storage::oauth::delete_dead_codes(pool, now).await?,
+            refresh_tokens: pgfleet_storage::oauth::delete_dead_refresh_tokens(pool).await?,
+        };
+        if counts != SweepCounts::default() {
+            tracing::info!(
+                sessions = counts.sessions,
+                oauth_codes = counts.oauth_codes,
+                refresh_tokens = counts.refresh_tokens,
+                "expired sign-in data swept"
+            );
+        }
+        Ok(counts)
+    }
+
+    /// Runs [`Self::sweep_expired`] now and then every `every` until `shutdown` turns true.
+    /// A failed round is logged and retried at the next one.
+    pub fn spawn_expiry_sweeper(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.sweep_expired(this.clock().now()).await {
+                    tracing::warn!(error = %e, "expiry sweep");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    // A dropped sender also means stop (and would wake us at once forever).
+                    r = shutdown.changed() => if r.is_err() { return; },
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+        })
     }
 
     /// Every workspace the user is a member of, in creation order.

@@ -1,6 +1,7 @@
 //! Backups on real data: backed up, restored into a new database and in place, cloned;
 //! row counts and checksums equal; retention pruning; the scheduler skips unchanged
-//! databases; a corrupted archive is refused with 422 and nothing changes.
+//! databases; a corrupted archive is refused with 422 and nothing changes; staging files
+//! left by a crash are removed, those still in use are kept.
 
 use std::time::{Duration, Instant};
 
@@ -341,5 +342,83 @@ async fn scheduler_backs_up_changed_databases_only() {
     settle(&s).await;
     assert_eq!(count(&s).await, 2);
     let _ = Resp::from;
+    s.stop().await;
+}
+
+/// Writes `path` (and its directory), last modified `age` ago.
+fn staging_file(path: &std::path::Path, age: Duration) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, b"partial archive").unwrap();
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+#[tokio::test]
+async fn stale_staging_files_are_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let old = Duration::from_secs(2 * 3600);
+    let gone = [
+        root.join("clones/op_crashedclone.dump"),
+        root.join("downloads/bkp_crashed-4242-0.dump"),
+        root.join("db_crashed/bkp_crashed.dump.partial"),
+    ];
+    let kept = [
+        // Recent: a restore request's readability check may be reading it.
+        root.join("downloads/bkp_recent-4242-1.dump"),
+        // Not named as pgfleet names staging files, or a local store's archive.
+        root.join("downloads/notes.txt"),
+        root.join("clones/keep.me"),
+        root.join("db_crashed/bkp_archive.dump"),
+        root.join("elsewhere/bkp_crashed.dump.partial"),
+    ];
+    for f in gone.iter().chain(&kept[1..]) {
+        staging_file(f, old);
+    }
+    staging_file(&kept[0], Duration::ZERO);
+    let s = TestServer::start_with(|c| {
+        c.backups.dir = Some(root.clone());
+        // One round at start only: the direct calls below are then the only other ones.
+        c.backups.check_every_secs = 3600;
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gone.iter().any(|f| f.exists()) {
+        assert!(Instant::now() < deadline, "staging files left: {gone:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for f in &kept {
+        assert!(f.exists(), "{} was removed", f.display());
+    }
+
+    // Files of open operations stay, however old, until the operation is finished. The rows
+    // are due far in the future so that the reconciler leaves them alone.
+    let pool = s.services().store().pool().clone();
+    sqlx::query(
+        "INSERT INTO operations (id, kind, resource_id, state, payload, next_attempt_at, created_at, updated_at)
+         VALUES ('op_openclone', 'database.create', 'db_nope', 'running', '{}', now() + interval '1 day', now(), now()),
+                ('op_openrestore', 'database.restore', 'db_nope', 'running', '{\"backupId\": \"bkp_busy\"}',
+                 now() + interval '1 day', now(), now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let clone = root.join("clones/op_openclone.dump");
+    let download = root.join("downloads/bkp_busy-4242-2.dump");
+    staging_file(&clone, old);
+    staging_file(&download, old);
+    assert_eq!(s.services().clean_backup_staging().await.unwrap(), 0);
+    assert!(clone.exists() && download.exists());
+    sqlx::query(
+        "UPDATE operations SET state = 'succeeded' WHERE id IN ('op_openclone', 'op_openrestore')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(s.services().clean_backup_staging().await.unwrap(), 2);
+    assert!(!clone.exists() && !download.exists());
+    for f in &kept {
+        assert!(f.exists(), "{} was removed", f.display());
+    }
     s.stop().await;
 }

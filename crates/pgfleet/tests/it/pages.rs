@@ -1,6 +1,7 @@
 //! The browser pages over real HTTP, as a browser without JavaScript uses them: sign-in with
 //! CSRF and throttling, security headers, OAuth app management, and the authorization
-//! endpoint's error page, redirects and consent.
+//! endpoint's error page, redirects and consent; the periodic sweep of expired sessions and
+//! dead OAuth codes and refresh tokens.
 
 use std::collections::HashMap;
 
@@ -855,4 +856,133 @@ impl Browser {
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.post(path, &pairs).await
     }
+}
+
+/// The periodic sweep forgets expired sessions and the OAuth codes and refresh tokens that
+/// can never be used again, and keeps everything still usable (or still needed for reuse
+/// detection). It is called with a `now` ten days ahead, so the server's own sweeper (real
+/// clock) cannot have deleted the time-based rows first.
+#[tokio::test]
+async fn sweep_forgets_expired_sessions_and_dead_oauth_rows() {
+    let s = TestServer::start().await;
+    let pool = s.services().store().pool().clone();
+    let now = chrono::Utc::now() + chrono::Duration::days(10);
+    let h = chrono::Duration::hours(1);
+    let exec = |sql: &'static str| sqlx::query(sql);
+    exec("INSERT INTO users (id, email, created_at) VALUES ('usr_sweep', 'sweep@example.com', now())")
+        .execute(&pool)
+        .await
+        .unwrap();
+    exec("INSERT INTO workspaces (id, name, created_at) VALUES ('wksp_sweep', 'sweep', now())")
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (id, expires) in [("expired", now - h), ("live", now + h)] {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at)
+             VALUES ($1, 'usr_sweep', 'csrf', now(), $2)",
+        )
+        .bind(id.as_bytes())
+        .bind(expires)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    exec(
+        "INSERT INTO oauth_clients (id, workspace_id, name, redirect_uris, client_type, created_at)
+         VALUES ('itgr_sweep', 'wksp_sweep', 'sweep', ARRAY['http://127.0.0.1:9/cb'], 'public', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // A live grant with a live and a revoked family; a revoked grant with a live family.
+    exec(
+        "INSERT INTO oauth_grants (id, client_id, workspace_id, user_id, scopes, created_at, revoked_at)
+         VALUES ('intg_live', 'itgr_sweep', 'wksp_sweep', 'usr_sweep', ARRAY['workspace:admin'], now(), NULL),
+                ('intg_gone', 'itgr_sweep', 'wksp_sweep', 'usr_sweep', ARRAY['workspace:admin'], now(), now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    exec(
+        "INSERT INTO oauth_families (id, grant_id, created_at, revoked_at)
+         VALUES ('fam_live', 'intg_live', now(), NULL),
+                ('fam_revoked', 'intg_live', now(), now()),
+                ('fam_of_gone_grant', 'intg_gone', now(), NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // (code, expires, used by family)
+    let codes = [
+        ("expired_unused", now - h, None),
+        ("expired_used_live", now - h, Some("fam_live")),
+        ("expired_used_revoked", now - h, Some("fam_revoked")),
+        ("fresh_unused", now + h, None),
+    ];
+    for (code, expires, family) in codes {
+        sqlx::query(
+            "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge,
+                                      scopes, created_at, expires_at, used_at, family_id)
+             VALUES ($1, 'intg_live', 'itgr_sweep', 'http://127.0.0.1:9/cb', 'x', ARRAY['workspace:admin'],
+                     now(), $2, CASE WHEN $3::text IS NULL THEN NULL ELSE now() END, $3)",
+        )
+        .bind(code.as_bytes())
+        .bind(expires)
+        .bind(family)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for (token, grant, family) in [
+        ("live", "intg_live", "fam_live"),
+        ("revoked_family", "intg_live", "fam_revoked"),
+        ("revoked_grant", "intg_gone", "fam_of_gone_grant"),
+    ] {
+        sqlx::query(
+            "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, family_id, created_at, used_at)
+             VALUES ($1, $2, $3, now(), now())",
+        )
+        .bind(token.as_bytes())
+        .bind(grant)
+        .bind(family)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let counts = s.services().sweep_expired(now).await.unwrap();
+    assert_eq!(counts.sessions, 1, "{counts:?}");
+    assert_eq!(counts.oauth_codes, 2, "{counts:?}");
+
+    let left = |table: &'static str, column: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut rows: Vec<(Vec<u8>,)> =
+                sqlx::query_as(&format!("SELECT {column} FROM {table}"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            rows.sort();
+            rows.into_iter()
+                .map(|(b,)| String::from_utf8(b).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(left("sessions", "id_hash").await, ["live"]);
+    assert_eq!(
+        left("oauth_codes", "code_hash").await,
+        ["expired_used_live", "fresh_unused"]
+    );
+    assert_eq!(left("oauth_refresh_tokens", "token_hash").await, ["live"]);
+    // Families and grants stay: access tokens name their family.
+    let families: (i64,) = sqlx::query_as("SELECT count(*) FROM oauth_families")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(families.0, 3);
+    // A second sweep finds nothing more.
+    let again = s.services().sweep_expired(now).await.unwrap();
+    assert_eq!(again, Default::default());
+    s.stop().await;
 }
