@@ -5,7 +5,8 @@
 //!
 //! Run: `scripts/bench-pooler` (installs PgBouncer if missing), or
 //! `cargo run --release -p pgfleet-bench --bin pooler`. Env: `SCALE` (default 10), `SECONDS`
-//! per run (default 10), `POOL_SIZE` (default 10).
+//! per run (default 10), `ROUNDS` (default 3; sides alternate who goes first; medians are
+//! reported), `POOL_SIZE` (default 10), `CASES` (default `20,500,C`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +34,19 @@ fn find_pgbouncer() -> anyhow::Result<PathBuf> {
     anyhow::bail!(
         "pgbouncer is not installed: run scripts/bench-pooler (it installs it), or apt-get install pgbouncer"
     )
+}
+
+/// Per-field medians of several runs.
+fn median(runs: &[RunResult]) -> RunResult {
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    RunResult {
+        tps: med(runs.iter().map(|r| r.tps).collect()),
+        p99_ms: med(runs.iter().map(|r| r.p99_ms).collect()),
+        cpu_per_1k_ms: med(runs.iter().map(|r| r.cpu_per_1k_ms).collect()),
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -206,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
     let scale = env_num("SCALE", 10);
     let seconds = env_num("SECONDS", 10);
     let pool_size = env_num("POOL_SIZE", 10);
+    let rounds = env_num("ROUNDS", 3).max(1);
     find_pgbouncer()?;
     let size = usize::try_from(pool_size)?;
     let (dir, running) =
@@ -214,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let bin = pgfleet_dataplane::binaries::find_bin_dir(None)?;
     println!(
-        "pgfleet bench/pooler — pgbench -S, scale {scale}, {seconds} s per run, pool size {pool_size}, TLS on both"
+        "pgfleet bench/pooler — pgbench -S, scale {scale}, {rounds} rounds of {seconds} s per side (medians), pool size {pool_size}, TLS on both"
     );
 
     let p: Value = http
@@ -282,7 +297,18 @@ async fn main() -> anyhow::Result<()> {
         ("500 clients", 500, false),
         ("20 clients, new connection per transaction (-C)", 20, true),
     ];
+    // `CASES=20,500,C` picks cases (default all).
+    let picked = std::env::var("CASES").unwrap_or_else(|_| "20,500,C".to_string());
+    let picked: Vec<&str> = picked.split(',').map(str::trim).collect();
     for (label, clients, reconnect) in cases {
+        let key = if reconnect {
+            "C".to_string()
+        } else {
+            clients.to_string()
+        };
+        if !picked.contains(&key.as_str()) {
+            continue;
+        }
         // Warm both (server connections, caches) before measuring.
         pgbench(
             &pgbench_bin,
@@ -302,24 +328,22 @@ async fn main() -> anyhow::Result<()> {
             &logs,
             self_pid,
         )?;
-        let b = pgbench(
-            &pgbench_bin,
-            &bouncer_url,
-            clients,
-            reconnect,
-            seconds,
-            &logs,
-            bouncer_pid,
-        )?;
-        let f = pgbench(
-            &pgbench_bin,
-            &pooled,
-            clients,
-            reconnect,
-            seconds,
-            &logs,
-            self_pid,
-        )?;
+        // Rounds alternate which side goes first; medians are reported.
+        let (mut bs, mut fs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let run = |url: &str, pid: u32| {
+                pgbench(&pgbench_bin, url, clients, reconnect, seconds, &logs, pid)
+            };
+            if round % 2 == 0 {
+                bs.push(run(&bouncer_url, bouncer_pid)?);
+                fs.push(run(&pooled, self_pid)?);
+            } else {
+                fs.push(run(&pooled, self_pid)?);
+                bs.push(run(&bouncer_url, bouncer_pid)?);
+            }
+        }
+        let b = median(&bs);
+        let f = median(&fs);
         row(
             &format!("{label}: tps pgfleet / PgBouncer"),
             format!("{:.0} / {:.0} = {:.2}×", f.tps, b.tps, f.tps / b.tps),

@@ -481,19 +481,10 @@ impl Session {
                 };
                 let server = &mut lease.conn.stream;
                 let client = &mut self.client;
-                // Stop reading the client while much is still queued for the server.
-                let read_client = to_server.len() < MAX_QUEUED;
+                let queued = &mut to_server;
+                let unflushed = &mut server_unflushed;
                 let io = std::future::poll_fn(|cx| {
-                    poll_io(
-                        cx,
-                        client,
-                        server,
-                        &to_server,
-                        server_unflushed,
-                        read_client,
-                        &mut ctmp,
-                        &mut stmp,
-                    )
+                    poll_io(cx, client, server, queued, unflushed, &mut ctmp, &mut stmp)
                 });
                 let event = tokio::select! {
                     _ = shutdown.changed(), if between => continue,
@@ -501,11 +492,6 @@ impl Session {
                     e = io => e,
                 };
                 match event {
-                    Io::Wrote(n) => {
-                        bytes::Buf::advance(&mut to_server, n);
-                        server_unflushed = true;
-                    }
-                    Io::Flushed => server_unflushed = false,
                     Io::ClientData(n) => self.cbuf.extend_from_slice(&ctmp[..n]),
                     Io::ClientGone => return Ok(()),
                     Io::ServerGone => {
@@ -530,15 +516,14 @@ impl Session {
                         if release && to_server.is_empty() {
                             self.release();
                             server_unflushed = false;
-                            let stopping = *shutdown.borrow();
-                            if stopping {
-                                self.bye(
-                                    "57P01",
-                                    "terminating connection: the pooler is shutting down",
-                                )
-                                .await;
-                                return Ok(());
-                            }
+                        }
+                        if self.lease.is_none() && *shutdown.borrow() {
+                            self.bye(
+                                "57P01",
+                                "terminating connection: the pooler is shutting down",
+                            )
+                            .await;
+                            return Ok(());
                         }
                     }
                 }
@@ -889,45 +874,42 @@ const MAX_QUEUED: usize = 1 << 20;
 
 /// What one wait of a session holding a server connection produced.
 enum Io {
-    Wrote(usize),
-    Flushed,
     ServerData(usize),
     ServerGone,
     ClientData(usize),
     ClientGone,
 }
 
-/// Waits for the first of: room to write queued bytes to the server (then a flush, which
-/// matters for TLS), bytes from the server, bytes from the client. Writing to and reading
-/// from the server in the same wait is what keeps a client that pipelines much from
-/// deadlocking its session (the server blocked writing replies nobody reads while the proxy
-/// is blocked writing queries it does not take).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the borrowed state of one session"
-)]
+/// Writes what is queued for the server (then flushes, which matters for TLS) as far as it
+/// goes, and waits for bytes from the server or the client. Writing to and reading from the
+/// server in the same wait is what keeps a client that pipelines much from deadlocking its
+/// session (the server blocked writing replies nobody reads while the proxy is blocked
+/// writing queries it does not take). The client is not read while much is still queued.
 fn poll_io(
     cx: &mut std::task::Context<'_>,
     client: &mut ClientStream,
     server: &mut crate::stream::BackendStream,
-    queued: &[u8],
-    unflushed: bool,
-    read_client: bool,
+    queued: &mut BytesMut,
+    unflushed: &mut bool,
     ctmp: &mut [u8],
     stmp: &mut [u8],
 ) -> std::task::Poll<Io> {
     use std::pin::Pin;
     use std::task::Poll;
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-    if !queued.is_empty() {
+    while !queued.is_empty() {
         match Pin::new(&mut *server).poll_write(cx, queued) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
-            Poll::Ready(Ok(n)) => return Poll::Ready(Io::Wrote(n)),
-            Poll::Pending => {}
+            Poll::Ready(Ok(n)) => {
+                bytes::Buf::advance(queued, n);
+                *unflushed = true;
+            }
+            Poll::Pending => break,
         }
-    } else if unflushed {
+    }
+    if queued.is_empty() && *unflushed {
         match Pin::new(&mut *server).poll_flush(cx) {
-            Poll::Ready(Ok(())) => return Poll::Ready(Io::Flushed),
+            Poll::Ready(Ok(())) => *unflushed = false,
             Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
             Poll::Pending => {}
         }
@@ -945,7 +927,7 @@ fn poll_io(
         Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
         Poll::Pending => {}
     }
-    if read_client {
+    if queued.len() < MAX_QUEUED {
         let mut rb = ReadBuf::new(ctmp);
         match Pin::new(&mut *client).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) => {
