@@ -238,7 +238,7 @@ pub struct PoolerConfig {
     pub public_port: Option<u16>,
     /// `transaction` (default) or `session`.
     pub mode: PoolModeConfig,
-    /// Server connections per connection (login role).
+    /// Server connections per database (its connections share them; each may use all).
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,

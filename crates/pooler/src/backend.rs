@@ -77,6 +77,8 @@ pub struct ServerConn {
     /// Names of the statements this session has prepared (the proxy's names).
     pub prepared: HashSet<String>,
     pub last_used: Instant,
+    /// The database's slot this connection holds (released when it is dropped).
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for ServerConn {
@@ -226,6 +228,7 @@ impl ServerConn {
             params,
             prepared: HashSet::new(),
             last_used: Instant::now(),
+            slot: None,
         })
     }
 

@@ -329,7 +329,7 @@ async fn login(
     }
     let server_params = match pool.params() {
         Some(p) => p,
-        None => match pool.acquire(&shared.settings).await {
+        None => match pool.acquire(shared).await {
             Ok(lease) => {
                 let p = lease.conn.params.clone();
                 pool.release(lease, true);
@@ -559,7 +559,7 @@ impl Session {
 
     /// Checks a server connection out for the client.
     async fn attach(&mut self) -> Step {
-        match self.pool.acquire(&self.shared.settings).await {
+        match self.pool.acquire(&self.shared).await {
             Ok(lease) => {
                 if let Ok(mut slot) = self.slot.lock() {
                     *slot = Some(CancelTarget {

@@ -47,7 +47,8 @@ pub enum PoolMode {
 #[derive(Clone)]
 pub struct Settings {
     pub mode: PoolMode,
-    /// Server connections per connection (login role).
+    /// Server connections per database (shared by its connections, each of which may use
+    /// all of them).
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,
@@ -288,8 +289,11 @@ impl Shared {
 
     fn counters_for(&self, database_id: &str) -> Arc<DbCounters> {
         match self.counters.lock() {
-            Ok(mut c) => c.entry(database_id.to_string()).or_default().clone(),
-            Err(_) => Arc::default(),
+            Ok(mut c) => c
+                .entry(database_id.to_string())
+                .or_insert_with(|| Arc::new(DbCounters::new(self.settings.pool_size)))
+                .clone(),
+            Err(_) => Arc::new(DbCounters::new(self.settings.pool_size)),
         }
     }
 
@@ -321,6 +325,19 @@ impl Shared {
         ));
         pools.insert(route.role, p.clone());
         p
+    }
+
+    /// Closes one idle server connection of another pool of `database_id`; whether one was.
+    fn evict_idle(&self, database_id: &str, except_role: &str) -> bool {
+        let siblings: Vec<Arc<Pool>> = match self.pools.lock() {
+            Ok(p) => p
+                .values()
+                .filter(|p| p.route.database_id == database_id && p.route.role != except_role)
+                .cloned()
+                .collect(),
+            Err(_) => return false,
+        };
+        siblings.iter().any(|p| p.drop_one_idle())
     }
 
     fn register_cancel(&self, slot: CancelSlot) -> (i32, i32) {

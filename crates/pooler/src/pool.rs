@@ -1,4 +1,6 @@
 //! One pool per connection (login role): its idle server connections, the permits that cap
+//! how many it lends at once, and (shared per database) the slots that cap how many server
+//! connections the database has open;
 //! how many exist, its clients, and its counters. A pool belongs to one verifier; when the
 //! connection is rotated or deleted the pool is closed and its clients are disconnected.
 
@@ -11,15 +13,29 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::backend::{BackendError, ConnectSpec, ServerConn};
 use crate::catalog::Route;
 use crate::scram::{ClientKey, Verifier};
-use crate::Settings;
 
-/// Counters of one database, shared by its pools.
-#[derive(Debug, Default)]
+/// Counters of one database, shared by its pools, and the slots that cap its server
+/// connections (`pool_size` per database, whichever of its connections opens them).
+#[derive(Debug)]
 pub struct DbCounters {
     pub statements: AtomicU64,
     pub transactions: AtomicU64,
     pub clients: AtomicUsize,
     pub server_connections: AtomicUsize,
+    /// One permit per open server connection of the database (held by the connection).
+    slots: Arc<Semaphore>,
+}
+
+impl DbCounters {
+    pub fn new(pool_size: usize) -> Self {
+        Self {
+            statements: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            clients: AtomicUsize::new(0),
+            server_connections: AtomicUsize::new(0),
+            slots: Arc::new(Semaphore::new(pool_size.max(1))),
+        }
+    }
 }
 
 pub struct Pool {
@@ -111,8 +127,51 @@ impl Pool {
         self.params.lock().ok().and_then(|p| p.clone())
     }
 
+    /// Closes one idle connection (the oldest), freeing a slot of the database for a
+    /// sibling pool; whether there was one.
+    pub fn drop_one_idle(&self) -> bool {
+        let dropped = match self.idle.lock() {
+            Ok(mut idle) if !idle.is_empty() => Some(idle.remove(0)),
+            _ => None,
+        };
+        let Some(conn) = dropped else { return false };
+        drop(conn);
+        self.counters
+            .server_connections
+            .fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// A slot of the database for a new server connection: a free one, or one freed by
+    /// closing an idle connection of another connection (login role) of the same database,
+    /// or the next one released.
+    async fn slot(&self, shared: &crate::Shared) -> Result<OwnedSemaphorePermit, AcquireError> {
+        let slots = self.counters.slots.clone();
+        let deadline = tokio::time::Instant::now() + shared.settings.query_wait_timeout;
+        loop {
+            if let Ok(s) = slots.clone().try_acquire_owned() {
+                return Ok(s);
+            }
+            if shared.evict_idle(&self.route.database_id, &self.route.role) {
+                continue;
+            }
+            // A sibling's connection that is lent now is idle (and evictable) later, while
+            // holding its slot: wait a little for a released slot, then look again.
+            let wait = tokio::time::Instant::now() + Duration::from_millis(20);
+            match tokio::time::timeout_at(wait.min(deadline), slots.clone().acquire_owned()).await {
+                Ok(Ok(s)) => return Ok(s),
+                Ok(Err(_)) => return Err(AcquireError::Closed),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(AcquireError::Timeout)
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     /// Checks out a server connection: an idle one that still looks alive, or a new one.
-    pub async fn acquire(&self, settings: &Settings) -> Result<Lease, AcquireError> {
+    pub async fn acquire(&self, shared: &crate::Shared) -> Result<Lease, AcquireError> {
+        let settings = &shared.settings;
         let permit = tokio::time::timeout(
             settings.query_wait_timeout,
             self.permits.clone().acquire_owned(),
@@ -147,7 +206,9 @@ impl Pool {
             tls: settings.backend_tls.as_ref(),
             timeout: settings.connect_timeout,
         };
-        let conn = ServerConn::connect(&spec).await?;
+        let slot = self.slot(shared).await?;
+        let mut conn = ServerConn::connect(&spec).await?;
+        conn.slot = Some(slot);
         self.counters
             .server_connections
             .fetch_add(1, Ordering::Relaxed);

@@ -654,3 +654,63 @@ async fn unsupported_startup_parameters_are_refused() {
     assert_eq!(code(&err), Some(SqlState::INVALID_CATALOG_NAME), "{err}");
     s.stop().await;
 }
+
+/// `pool_size` caps a database's server connections whichever of its connections (login
+/// roles) opens them: idle ones of one role are closed to make room for another's.
+#[tokio::test]
+async fn pool_size_caps_a_database_across_its_connections() {
+    let s = TestServer::start_with(|c| c.pooler.pool_size = 3).await;
+    let (db, first) = database_with_connection(&s, "shared").await;
+    let second = s
+        .post(
+            &format!("/v1/databases/{db}/connections"),
+            json!({"name": "second"}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let urls = [pooled_url(&first), pooled_url(&second.body["data"])];
+    let pg_database = url::Url::parse(&urls[0]).unwrap().path()[1..].to_string();
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        let pg_database = pg_database.clone();
+        tokio::spawn(async move {
+            let admin = cluster().admin("postgres").await;
+            let mut most = 0i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let n: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                        &[&pg_database],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                most = most.max(n);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            most
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let url = urls[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let c = connect_patiently(&url).await.unwrap();
+            for _ in 0..5 {
+                c.simple_query("SELECT pg_sleep(0.01)").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.await.unwrap();
+    assert!(
+        (1..=3).contains(&most),
+        "{most} server connections for a pool size of 3"
+    );
+    s.stop().await;
+}
