@@ -87,6 +87,7 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     auth: Credentials,
     timeout: Duration,
+    roots: Vec<reqwest::Certificate>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -122,6 +123,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trust this PEM certificate (e.g. a private CA in front of the server) besides
+    /// the system's roots, for `https://` base URLs.
+    pub fn root_certificate_pem(mut self, pem: &[u8]) -> Result<Self> {
+        self.roots.push(reqwest::Certificate::from_pem(pem)?);
+        Ok(self)
+    }
+
     /// Timeout of each request of the default HTTP client (default 120 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -142,11 +150,7 @@ impl ClientBuilder {
         }
         let http = match self.http {
             Some(h) => h,
-            None => reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("pgfleet-client/", env!("CARGO_PKG_VERSION")))
-                .build()?,
+            None => http_client(self.timeout, &self.roots)?,
         };
         Ok(Client {
             inner: Arc::new(Inner {
@@ -156,6 +160,19 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// The default HTTP client: rustls with the system's roots plus `roots`.
+pub fn http_client(timeout: Duration, roots: &[reqwest::Certificate]) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("pgfleet-client/", env!("CARGO_PKG_VERSION")));
+    for r in roots {
+        b = b.add_root_certificate(r.clone());
+    }
+    Ok(b.build()?)
 }
 
 /// Query parameters of one request.
@@ -186,6 +203,7 @@ impl Client {
             http: None,
             auth: Credentials::None,
             timeout: Duration::from_secs(120),
+            roots: Vec::new(),
         }
     }
 

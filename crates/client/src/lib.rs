@@ -90,7 +90,7 @@ mod error;
 mod oauth;
 mod resources;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{http_client, Client, ClientBuilder};
 pub use error::{Error, Result};
 pub use oauth::{
     code_challenge, LoginRequest, MemoryTokenStorage, OAuthClient, TokenStorage, Tokens,

@@ -217,7 +217,17 @@ impl OAuthClient {
         client_id: impl Into<String>,
         redirect_uri: impl Into<String>,
     ) -> Result<Self> {
-        let mut c = Self::new(base, client_id, redirect_uri)?;
+        Self::discover_with(reqwest::Client::new(), base, client_id, redirect_uri).await
+    }
+
+    /// [`OAuthClient::discover`] through `http` (e.g. one trusting a private CA).
+    pub async fn discover_with(
+        http: reqwest::Client,
+        base: &str,
+        client_id: impl Into<String>,
+        redirect_uri: impl Into<String>,
+    ) -> Result<Self> {
+        let mut c = Self::new(base, client_id, redirect_uri)?.with_http_client(http);
         let url = join(
             &parse_url(base)?,
             &[".well-known", "oauth-authorization-server"],

@@ -265,7 +265,9 @@ pub async fn login(g: &GlobalArgs, args: &LoginArgs) -> anyhow::Result<()> {
         })?;
     let port = listener.local_addr()?.port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
-    let oauth = OAuthClient::discover(&api_url, &client_id, &redirect_uri).await?;
+    let http = super::http(g)?;
+    let oauth =
+        OAuthClient::discover_with(http.clone(), &api_url, &client_id, &redirect_uri).await?;
     let (url, state, verifier) = oauth.login_url(&args.scope);
     eprintln!("Open this URL in a browser to sign in:\n\n  {url}\n");
     if !args.no_browser {
@@ -320,7 +322,10 @@ pub async fn login(g: &GlobalArgs, args: &LoginArgs) -> anyhow::Result<()> {
     file.save(&path)
         .with_context(|| format!("cannot save {}", path.display()))?;
     let storage = Arc::new(FileTokenStorage::new(path.clone(), api_url.clone()));
-    let client = Client::builder(&api_url).oauth(oauth, storage).build()?;
+    let client = Client::builder(&api_url)
+        .http_client(http)
+        .oauth(oauth, storage)
+        .build()?;
     let me = client.me().await?;
     if g.json {
         return output::json(&me);
@@ -350,7 +355,8 @@ pub async fn logout(g: &GlobalArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     if let Some(tokens) = entry.tokens.take() {
-        let oauth = OAuthClient::new(&entry.auth_base, &entry.client_id, &entry.redirect_uri)?;
+        let oauth = OAuthClient::new(&entry.auth_base, &entry.client_id, &entry.redirect_uri)?
+            .with_http_client(super::http(g)?);
         let token = tokens
             .refresh_token
             .as_deref()

@@ -43,6 +43,28 @@ pub struct GlobalArgs {
     /// Print raw JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A PEM certificate to trust besides the system's roots (a private CA or the
+    /// self-signed certificate of the TLS proxy in front of the server).
+    #[arg(long, global = true, env = "PGFLEET_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+/// The HTTP client of the client commands (rustls; system roots plus `--ca-cert`).
+pub fn http(g: &GlobalArgs) -> anyhow::Result<reqwest::Client> {
+    let mut roots = Vec::new();
+    if let Some(path) = &g.ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
+        roots.push(
+            reqwest::Certificate::from_pem(&pem).with_context(|| {
+                format!("--ca-cert: {} is not a PEM certificate", path.display())
+            })?,
+        );
+    }
+    Ok(pgfleet_client::http_client(
+        Duration::from_secs(120),
+        &roots,
+    )?)
 }
 
 /// The commands that talk to a server's API.
@@ -97,7 +119,8 @@ impl Ctx {
     /// A client authenticated with `--token`, else with the tokens `pgfleet login` saved.
     pub fn new(g: &GlobalArgs) -> anyhow::Result<Self> {
         let api_url = normalize_url(&g.api_url);
-        let builder = Client::builder(&api_url).timeout(Duration::from_secs(120));
+        let http = http(g)?;
+        let builder = Client::builder(&api_url).http_client(http.clone());
         let client = if let Some(t) = g.token.as_deref().filter(|t| !t.is_empty()) {
             builder.token(t).build()?
         } else {
@@ -113,7 +136,8 @@ impl Ctx {
                 );
             };
             let oauth = OAuthClient::new(&entry.auth_base, &entry.client_id, &entry.redirect_uri)
-                .context("saved credentials")?;
+                .context("saved credentials")?
+                .with_http_client(http);
             let storage = Arc::new(auth::FileTokenStorage::new(file, api_url.clone()));
             builder.oauth(oauth, storage).build()?
         };

@@ -1149,3 +1149,68 @@ async fn sdk_and_cli_backups_restore_and_usage() {
     assert_eq!(out.code, 1);
     s.stop().await;
 }
+
+/// A TLS front for a plain-HTTP server, as a reverse proxy in production would be: its
+/// port and its self-signed certificate (PEM).
+async fn tls_front(backend: std::net::SocketAddr) -> (u16, String) {
+    let cert = pgfleet_dataplane::tls::self_signed(&[]).unwrap();
+    let cfg = pgfleet_dataplane::tls::server_config(&cert.cert_pem, &cert.key_pem).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                    }
+                }
+            });
+        }
+    });
+    (port, cert.cert_pem)
+}
+
+/// The SDK and the CLI over HTTPS: a private certificate is trusted when given
+/// (`root_certificate_pem`, `--ca-cert`) and refused otherwise.
+#[tokio::test]
+async fn sdk_and_cli_speak_https() {
+    let s = TestServer::start().await;
+    let (port, pem) = tls_front(s.running.as_ref().unwrap().addr).await;
+    let base = format!("https://localhost:{port}");
+
+    let c = Client::builder(&base)
+        .root_certificate_pem(pem.as_bytes())
+        .unwrap()
+        .token(&s.token)
+        .build()
+        .unwrap();
+    c.me().await.unwrap();
+    let untrusting = Client::new(&base, &s.token).unwrap();
+    let err = untrusting.me().await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+
+    let cli = Cli::new(&s);
+    let ca = cli.config_home.path().join("ca.pem");
+    std::fs::write(&ca, &pem).unwrap();
+    let run = |with_ca: bool| {
+        let mut cmd = cli.command();
+        cmd.args(["--api-url", &base, "--token", &s.token]);
+        if with_ca {
+            cmd.args(["--ca-cert", ca.to_str().unwrap()]);
+        }
+        cmd.args(["whoami", "--json"]);
+        cmd
+    };
+    let ok = run(true).output().await.unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refused = run(false).output().await.unwrap();
+    assert!(!refused.status.success());
+    s.stop().await;
+}
