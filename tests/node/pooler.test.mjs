@@ -119,6 +119,17 @@ describe('pooled endpoint with node pg', { timeout: 5 * 60_000 }, () => {
     }
   });
 
+  it('channel binding (SCRAM-SHA-256-PLUS) works with enableChannelBinding', async () => {
+    const c = new pg.Client({ ...pgConfig(conn.endpoints.pooled.connectionString), enableChannelBinding: true });
+    await c.connect();
+    try {
+      const r = await c.query('select 1 as one');
+      assert.equal(r.rows[0].one, 1);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('a wrong password gets 28P01 from the pooled endpoint', async () => {
     const cfg = pgConfig(conn.endpoints.pooled.connectionString);
     const c = new pg.Client({ ...cfg, password: 'wrong' });

@@ -129,3 +129,13 @@ pub fn server_config(
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate and key: {e}"))
 }
+
+/// The DER bytes of the first certificate of a PEM chain.
+pub fn first_certificate_der(cert_pem: &str) -> Option<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|c| c.as_ref().to_vec())
+}

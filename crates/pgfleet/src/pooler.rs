@@ -75,8 +75,9 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
 }
 
 /// The pooler's TLS: the configured certificate, else a self-signed one generated once
-/// into `<data_dir>/pooler-tls` (key mode 0600).
-pub fn tls_config(cfg: &Config) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// into `<data_dir>/pooler-tls` (key mode 0600); and the certificate's DER (for channel
+/// binding).
+pub fn tls_config(cfg: &Config) -> anyhow::Result<(Arc<rustls::ServerConfig>, Option<Vec<u8>>)> {
     let (cert, key) = match (&cfg.pooler.tls_cert_file, &cfg.pooler.tls_key_file) {
         (Some(c), Some(k)) => (
             std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?,
@@ -86,7 +87,10 @@ pub fn tls_config(cfg: &Config) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     };
     let config = pgfleet_dataplane::tls::server_config(&cert, &key)
         .map_err(|e| anyhow::anyhow!("pooler TLS: {e}"))?;
-    Ok(Arc::new(config))
+    Ok((
+        Arc::new(config),
+        pgfleet_dataplane::tls::first_certificate_der(&cert),
+    ))
 }
 
 fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
@@ -159,10 +163,12 @@ pub fn start(
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningPooler> {
     let addr = listener.local_addr()?;
+    let (tls, certificate) = tls_config(cfg)?;
     let pooler = pgfleet_pooler::Pooler::new(
         settings(cfg)?,
         Arc::new(ServicesCatalog(services.clone())),
-        Some(tls_config(cfg)?),
+        Some(tls),
+        certificate.as_deref(),
     );
     let hook = pooler.clone();
     services.on_write(move || hook.revalidate());

@@ -81,6 +81,14 @@ pub struct ServerConn {
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+impl Drop for ServerConn {
+    /// A closed server connection ends its session cleanly (no "unexpected EOF" in the
+    /// server's log).
+    fn drop(&mut self) {
+        self.stream.terminate_now();
+    }
+}
+
 impl std::fmt::Debug for ServerConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConn")

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::pool::{AcquireError, Lease, Pool};
 use crate::proto::{self, peek_message, put_message, ProtoError, Startup};
-use crate::scram::{ScramError, ServerExchange, Verifier, MECHANISM};
+use crate::scram::{Binding, ScramError, ServerExchange, Verifier, MECHANISM, MECHANISM_PLUS};
 use crate::stream::ClientStream;
 use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
 
@@ -219,9 +219,19 @@ async fn login(
         None => (false, Verifier::mock(&shared.mock_key, &user)),
     };
 
-    // SCRAM exchange (the same for an unknown user, so existence does not leak).
+    // SCRAM exchange (the same for an unknown user, so existence does not leak). Over TLS
+    // with a certificate whose end-point hash is defined, -PLUS (channel binding) is offered
+    // first.
+    let plus = if client.is_tls() {
+        shared.end_point.clone()
+    } else {
+        None
+    };
     let mut out = BytesMut::new();
     let mut mechanisms = Vec::new();
+    if plus.is_some() {
+        proto::put_cstr(&mut mechanisms, MECHANISM_PLUS);
+    }
     proto::put_cstr(&mut mechanisms, MECHANISM);
     mechanisms.push(0);
     proto::put_auth(&mut out, 10, &mechanisms);
@@ -237,27 +247,39 @@ async fn login(
             return None;
         }
         let (mech, rest) = proto::split_cstr(&body)?;
-        if mech != MECHANISM.as_bytes() || rest.len() < 4 {
+        if rest.len() < 4 {
             return None;
         }
-        Some(rest[4..].to_vec())
+        let binding = if mech == MECHANISM_PLUS.as_bytes() {
+            Binding::Plus(plus.clone()?)
+        } else if mech == MECHANISM.as_bytes() {
+            if plus.is_some() {
+                Binding::PlainWhilePlusOffered
+            } else {
+                Binding::NotOffered
+            }
+        } else {
+            return None;
+        };
+        Some((rest[4..].to_vec(), binding))
     })();
-    let Some(initial) = initial else {
+    let Some((initial, binding)) = initial else {
         fatal(
             client,
             "28000",
-            "expected a SCRAM-SHA-256 SASL initial response",
+            "expected a SASL initial response for an offered SCRAM-SHA-256 mechanism",
         )
         .await;
         return Ok(None);
     };
-    let (exchange, server_first) = match ServerExchange::start(verifier.clone(), &initial) {
+    let (exchange, server_first) = match ServerExchange::start(verifier.clone(), &initial, binding)
+    {
         Ok(x) => x,
         Err(ScramError::ChannelBinding) => {
             fatal(
                 client,
                 "28000",
-                "channel binding is not supported by the pooled endpoint",
+                "channel binding failed: use SCRAM-SHA-256-PLUS over this connection's TLS",
             )
             .await;
             return Ok(None);

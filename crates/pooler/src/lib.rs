@@ -120,6 +120,8 @@ struct Shared {
     settings: Settings,
     catalog: Arc<dyn Catalog>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `tls-server-end-point` data of the certificate, when SCRAM-SHA-256-PLUS is offered.
+    end_point: Option<Vec<u8>>,
     /// Login role → its pool.
     pools: Mutex<HashMap<String, Arc<Pool>>>,
     /// Login role → its route (or `None`: unknown) and when it was read. Entries live for
@@ -151,11 +153,13 @@ impl std::fmt::Debug for Pooler {
 }
 
 impl Pooler {
-    /// A proxy answering TLS with `tls` (clients get `N` to an SSL request without it).
+    /// A proxy answering TLS with `tls` (clients get `N` to an SSL request without it);
+    /// `certificate` (DER) enables channel binding when its end-point hash is defined.
     pub fn new(
         settings: Settings,
         catalog: Arc<dyn Catalog>,
         tls: Option<Arc<rustls::ServerConfig>>,
+        certificate: Option<&[u8]>,
     ) -> Self {
         let mut mock_key = [0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut mock_key[..]);
@@ -163,6 +167,10 @@ impl Pooler {
             shared: Arc::new(Shared {
                 settings,
                 catalog,
+                end_point: tls
+                    .as_ref()
+                    .and(certificate)
+                    .and_then(scram::tls_server_end_point),
                 tls: tls.map(tokio_rustls::TlsAcceptor::from),
                 pools: Mutex::new(HashMap::new()),
                 routes: Mutex::new(HashMap::new()),

@@ -12,6 +12,74 @@ use ring::{digest, hmac};
 use subtle::ConstantTimeEq as _;
 
 pub const MECHANISM: &str = "SCRAM-SHA-256";
+/// SCRAM with `tls-server-end-point` channel binding (RFC 5929): a proof made through a
+/// man in the middle's TLS does not verify, even when the client does not check
+/// certificates (`sslmode=require`).
+pub const MECHANISM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+const CB_TYPE: &str = "tls-server-end-point";
+
+/// What the server offered and the client chose, for the channel-binding checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The client chose `SCRAM-SHA-256-PLUS`; the server's `tls-server-end-point` data.
+    Plus(Vec<u8>),
+    /// The client chose `SCRAM-SHA-256` although `-PLUS` was offered: a client that says it
+    /// supports binding (`y`) is being downgraded and is refused.
+    PlainWhilePlusOffered,
+    /// `-PLUS` was not offered (no TLS, or a certificate whose hash is undefined).
+    NotOffered,
+}
+
+/// `tls-server-end-point` data of a DER certificate: its hash with the digest of its
+/// signature algorithm (SHA-256 for MD5 and SHA-1); `None` where RFC 5929 defines none
+/// (Ed25519, RSA-PSS) or the certificate cannot be read.
+pub fn tls_server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
+    let (outer, _) = der_element(cert_der, 0x30)?;
+    let (_, rest) = der_any(outer)?;
+    let (alg, _) = der_element(rest, 0x30)?;
+    let (oid, _) = der_element(alg, 0x06)?;
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    let algorithm = match oid.split_last()? {
+        (2, p) if p == ECDSA => &digest::SHA256,
+        (3, p) if p == ECDSA => &digest::SHA384,
+        (4, p) if p == ECDSA => &digest::SHA512,
+        (4 | 5 | 11, p) if p == RSA => &digest::SHA256,
+        (12, p) if p == RSA => &digest::SHA384,
+        (13, p) if p == RSA => &digest::SHA512,
+        _ => return None,
+    };
+    Some(digest::digest(algorithm, cert_der).as_ref().to_vec())
+}
+
+/// One DER element of `tag` at the start of `b`: its contents and what follows.
+fn der_element(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    if *b.first()? != tag {
+        return None;
+    }
+    der_any(b)
+}
+
+/// Any one DER element at the start of `b`: its contents and what follows.
+fn der_any(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let first = *b.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | usize::from(*b.get(2 + i)?);
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    Some((b.get(header..end)?, b.get(end..)?))
+}
 
 /// A parsed SCRAM-SHA-256 verifier.
 #[derive(Clone, PartialEq, Eq)]
@@ -136,7 +204,8 @@ fn nonce() -> String {
 #[derive(Debug)]
 pub struct ServerExchange {
     verifier: Verifier,
-    gs2_header: String,
+    /// gs2 header plus channel-binding data: what `c=` must carry.
+    cbind_input: Vec<u8>,
     client_first_bare: String,
     server_first: String,
     nonce: String,
@@ -144,18 +213,25 @@ pub struct ServerExchange {
 
 impl ServerExchange {
     /// Takes the client-first-message and returns the exchange and the server-first-message.
-    pub fn start(verifier: Verifier, client_first: &[u8]) -> Result<(Self, String), ScramError> {
+    pub fn start(
+        verifier: Verifier,
+        client_first: &[u8],
+        binding: Binding,
+    ) -> Result<(Self, String), ScramError> {
         let msg =
             std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
         // gs2-header: cbind-flag "," [authzid] ","
         let (flag, rest) = msg
             .split_once(',')
             .ok_or(ScramError::Malformed("gs2 header"))?;
-        match flag {
-            "n" | "y" => {}
-            f if f.starts_with("p=") => return Err(ScramError::ChannelBinding),
+        let cb_data = match (flag, &binding) {
+            (f, Binding::Plus(data)) if f.strip_prefix("p=") == Some(CB_TYPE) => data.clone(),
+            (_, Binding::Plus(_)) => return Err(ScramError::ChannelBinding),
+            ("y", Binding::PlainWhilePlusOffered) => return Err(ScramError::ChannelBinding),
+            ("n" | "y", _) => Vec::new(),
+            (f, _) if f.starts_with("p=") => return Err(ScramError::ChannelBinding),
             _ => return Err(ScramError::Malformed("channel binding flag")),
-        }
+        };
         let (authzid, bare) = rest
             .split_once(',')
             .ok_or(ScramError::Malformed("gs2 header"))?;
@@ -175,7 +251,7 @@ impl ServerExchange {
         Ok((
             Self {
                 verifier,
-                gs2_header: format!("{flag},,"),
+                cbind_input: [format!("{flag},,").into_bytes(), cb_data].concat(),
                 client_first_bare: bare.to_string(),
                 server_first: server_first.clone(),
                 nonce,
@@ -202,7 +278,7 @@ impl ServerExchange {
             }
         }
         let cbind = cbind.ok_or(ScramError::Malformed("channel binding"))?;
-        if B64.decode(cbind).ok().as_deref() != Some(self.gs2_header.as_bytes()) {
+        if B64.decode(cbind).ok().as_deref() != Some(self.cbind_input.as_slice()) {
             return Err(ScramError::ChannelBinding);
         }
         if nonce != Some(self.nonce.as_str()) {
@@ -328,7 +404,8 @@ mod tests {
         let (v, real_key) = verifier_for("secret");
         // The proxy's backend-side client talks to its own server side.
         let (mut client, first) = ClientExchange::start();
-        let (server, server_first) = ServerExchange::start(v.clone(), first.as_bytes()).unwrap();
+        let (server, server_first) =
+            ServerExchange::start(v.clone(), first.as_bytes(), Binding::NotOffered).unwrap();
         let fin = client
             .respond(&ClientKey(real_key), server_first.as_bytes())
             .unwrap();
@@ -344,7 +421,8 @@ mod tests {
         let (v, _) = verifier_for("secret");
         let (_, other) = verifier_for("other");
         let (mut client, first) = ClientExchange::start();
-        let (server, server_first) = ServerExchange::start(v, first.as_bytes()).unwrap();
+        let (server, server_first) =
+            ServerExchange::start(v, first.as_bytes(), Binding::NotOffered).unwrap();
         let fin = client
             .respond(&ClientKey(other), server_first.as_bytes())
             .unwrap();
@@ -352,6 +430,52 @@ mod tests {
             server.finish(fin.as_bytes()).unwrap_err(),
             ScramError::Proof
         );
+    }
+
+    #[test]
+    fn channel_binding_is_checked_and_downgrades_refused() {
+        let (v, key) = verifier_for("secret");
+        let cb = vec![7u8; 32];
+        // A client binding to the same end point passes.
+        let nonce = "abc";
+        let first = format!("p=tls-server-end-point,,n=,r={nonce}");
+        let (server, server_first) =
+            ServerExchange::start(v.clone(), first.as_bytes(), Binding::Plus(cb.clone())).unwrap();
+        let r = server_first
+            .split(',')
+            .find_map(|a| a.strip_prefix("r="))
+            .unwrap()
+            .to_string();
+        let mut input = b"p=tls-server-end-point,,".to_vec();
+        input.extend_from_slice(&cb);
+        let without_proof = format!("c={},r={r}", B64.encode(&input));
+        let auth = format!("n=,r={nonce},{server_first},{without_proof}");
+        let proof = xor(&key, &hmac256(&sha256(&key), auth.as_bytes()));
+        let fin = format!("{without_proof},p={}", B64.encode(proof));
+        server.finish(fin.as_bytes()).unwrap();
+        // Other end-point data (a man in the middle's certificate) fails.
+        let (server, _) =
+            ServerExchange::start(v.clone(), first.as_bytes(), Binding::Plus(vec![8u8; 32]))
+                .unwrap();
+        assert_eq!(
+            server.finish(fin.as_bytes()).unwrap_err(),
+            ScramError::ChannelBinding
+        );
+        // "y" (client supports binding, thinks the server does not) while -PLUS was offered.
+        let y = format!("y,,n=,r={nonce}");
+        assert_eq!(
+            ServerExchange::start(v, y.as_bytes(), Binding::PlainWhilePlusOffered).unwrap_err(),
+            ScramError::ChannelBinding
+        );
+    }
+
+    #[test]
+    fn end_point_hash_follows_the_signature_algorithm() {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let der = generated.cert.der().to_vec();
+        let h = tls_server_end_point(&der).unwrap();
+        assert_eq!(h, sha256(&der).to_vec());
+        assert!(tls_server_end_point(b"not a certificate").is_none());
     }
 
     #[test]

@@ -86,3 +86,20 @@ pub enum BackendStream {
 }
 
 delegate_io!(BackendStream { Tcp, Unix, Tls });
+
+impl BackendStream {
+    /// Tells the server the session ends (`Terminate`), without waiting: a plain socket
+    /// takes the 5 bytes at once or not at all. Over TLS the connection is just closed.
+    pub fn terminate_now(&self) {
+        const TERMINATE: &[u8] = &[b'X', 0, 0, 0, 4];
+        match self {
+            Self::Tcp(s) => {
+                let _ = s.try_write(TERMINATE);
+            }
+            Self::Unix(s) => {
+                let _ = s.try_write(TERMINATE);
+            }
+            Self::Tls(_) => {}
+        }
+    }
+}

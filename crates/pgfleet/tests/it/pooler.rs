@@ -116,6 +116,26 @@ async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Channel binding (SCRAM-SHA-256-PLUS with tls-server-end-point): libpq and
+    // tokio-postgres both insist on it here.
+    let bound = format!("{url}&channel_binding=require");
+    let out2 = tokio::process::Command::new("psql")
+        .arg(&bound)
+        .args(["-XAtc", "SELECT 1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
+    connect_tls(&bound)
+        .await
+        .unwrap()
+        .query_one("SELECT 1", &[])
+        .await
+        .unwrap();
     let user = user_of(&conn);
     let who = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(who.ends_with(&format!(" {user}")), "{who}");
@@ -671,24 +691,22 @@ async fn pool_size_caps_a_database_across_its_connections() {
     let urls = [pooled_url(&first), pooled_url(&second.body["data"])];
     let pg_database = url::Url::parse(&urls[0]).unwrap().path()[1..].to_string();
 
+    // The pooler's own count of the database's server connections, sampled throughout.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let done = done.clone();
-        let pg_database = pg_database.clone();
+        let pooler = s.running.as_ref().unwrap().pooler.clone().unwrap();
+        let db = db.clone();
         tokio::spawn(async move {
-            let admin = cluster().admin("postgres").await;
-            let mut most = 0i64;
+            let mut most = 0usize;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let n: i64 = admin
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
-                        &[&pg_database],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
+                let n = pooler
+                    .stats()
+                    .iter()
+                    .find(|d| d.database_id == db)
+                    .map_or(0, |d| d.server_connections);
                 most = most.max(n);
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             most
         })
@@ -712,5 +730,22 @@ async fn pool_size_caps_a_database_across_its_connections() {
         (1..=3).contains(&most),
         "{most} server connections for a pool size of 3"
     );
+    // … and PostgreSQL agrees once closed sessions have ended.
+    let role_count = || async {
+        let admin = cluster().admin("postgres").await;
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&pg_database],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    eventually("the database has at most 3 sessions", || async {
+        role_count().await <= 3
+    })
+    .await;
     s.stop().await;
 }
