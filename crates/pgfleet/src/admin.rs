@@ -32,8 +32,16 @@ pub async fn store(cfg: &Config) -> anyhow::Result<Store> {
 
 /// Services without any Postgres server: enough for metadata-only commands.
 pub async fn services(cfg: &Config) -> anyhow::Result<Services> {
+    services_with_regions(cfg, vec![]).await
+}
+
+/// Services over the running server's metadata store, with these regions (and servers).
+pub async fn services_with_regions(
+    cfg: &Config,
+    regions: Vec<pgfleet_domain::regions::Region>,
+) -> anyhow::Result<Services> {
     let store = store(cfg).await?;
-    let sc = ServicesConfig::new(cfg.public_url(), vec![]);
+    let sc = ServicesConfig::new(cfg.public_url(), regions);
     Services::new(
         store,
         Arc::new(SystemClock),

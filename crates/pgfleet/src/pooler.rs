@@ -218,17 +218,8 @@ pub async fn run_standalone(
     } else {
         None
     };
-    let store = crate::admin::store(&cfg).await?;
     let regions = crate::server::build_regions(&cfg, embedded.as_ref())?;
-    let services = Services::new(
-        store,
-        Arc::new(pgfleet_domain::SystemClock),
-        pgfleet_domain::Randomness::os(),
-        pgfleet_domain::ServicesConfig::new(cfg.public_url(), regions),
-        Arc::new(pgfleet_dataplane::PgDriver::new()),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
+    let services = crate::admin::services_with_regions(&cfg, regions).await?;
     let listener = bind(&cfg).await?;
     let running = start(&cfg, &services, listener)?;
     println!("pgfleet proxy listening on postgresql://{}", running.addr);

@@ -118,9 +118,7 @@ impl ServerConn {
 
     async fn connect_inner(spec: &ConnectSpec<'_>) -> Result<Self, BackendError> {
         let mut stream = open(spec.target, spec.tls).await?;
-        let mut out = BytesMut::new();
         let mut body = Vec::new();
-        body.extend_from_slice(&proto::PROTOCOL_3_0.to_be_bytes());
         for (k, v) in [
             ("user", spec.role),
             ("database", spec.database),
@@ -130,10 +128,9 @@ impl ServerConn {
             put_cstr(&mut body, v);
         }
         body.push(0);
-        let len = i32::try_from(body.len() + 4).unwrap_or(i32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&body);
-        stream.write_all(&out).await?;
+        stream
+            .write_all(&proto::startup_packet(proto::PROTOCOL_3_0, &body))
+            .await?;
 
         let mut scram: Option<ClientExchange> = None;
         let mut pid = 0;
@@ -248,65 +245,68 @@ impl ServerConn {
     }
 }
 
-async fn open(
-    target: &BackendTarget,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-) -> Result<BackendStream, BackendError> {
+/// A plain socket to the server (TCP with `TCP_NODELAY`, or its Unix socket).
+async fn connect_socket(target: &BackendTarget) -> std::io::Result<BackendStream> {
     match &target.host {
-        BackendHost::Unix(dir) => {
-            let path = dir.join(format!(".s.PGSQL.{}", target.port));
-            Ok(BackendStream::Unix(UnixStream::connect(path).await?))
-        }
+        BackendHost::Unix(dir) => Ok(BackendStream::Unix(
+            UnixStream::connect(dir.join(format!(".s.PGSQL.{}", target.port))).await?,
+        )),
         BackendHost::Tcp(host) => {
-            let mut tcp = TcpStream::connect((host.as_str(), target.port)).await?;
+            let tcp = TcpStream::connect((host.as_str(), target.port)).await?;
             tcp.set_nodelay(true)?;
-            if !target.tls {
-                return Ok(BackendStream::Tcp(tcp));
-            }
-            let config = tls.ok_or_else(|| {
-                BackendError::Protocol("TLS to the database server is not configured".into())
-            })?;
-            let mut req = Vec::with_capacity(8);
-            req.extend_from_slice(&8i32.to_be_bytes());
-            req.extend_from_slice(&proto::SSL_REQUEST.to_be_bytes());
-            tcp.write_all(&req).await?;
-            let answer = tcp.read_u8().await?;
-            if answer != b'S' {
-                return Err(BackendError::Protocol(
-                    "the database server refused TLS".into(),
-                ));
-            }
-            let name = rustls::pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| BackendError::Protocol(format!("server name: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(config.clone())
-                .connect(name, tcp)
-                .await?;
-            Ok(BackendStream::Tls(Box::new(tls)))
+            Ok(BackendStream::Tcp(tcp))
         }
     }
 }
 
-/// Sends a cancel request for a backend session.
-pub async fn send_cancel(target: &BackendTarget, pid: i32, secret: i32) -> std::io::Result<()> {
-    let mut req = Vec::with_capacity(16);
-    req.extend_from_slice(&16i32.to_be_bytes());
-    req.extend_from_slice(&proto::CANCEL_REQUEST.to_be_bytes());
-    req.extend_from_slice(&pid.to_be_bytes());
-    req.extend_from_slice(&secret.to_be_bytes());
-    match &target.host {
-        BackendHost::Unix(dir) => {
-            let mut s = UnixStream::connect(dir.join(format!(".s.PGSQL.{}", target.port))).await?;
-            s.write_all(&req).await?;
-            // The server closes the connection when it has read the request.
-            let mut b = [0u8; 1];
-            let _ = s.read(&mut b).await;
-        }
-        BackendHost::Tcp(host) => {
-            let mut s = TcpStream::connect((host.as_str(), target.port)).await?;
-            s.write_all(&req).await?;
-            let mut b = [0u8; 1];
-            let _ = s.read(&mut b).await;
-        }
+async fn open(
+    target: &BackendTarget,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<BackendStream, BackendError> {
+    match connect_socket(target).await? {
+        BackendStream::Tcp(tcp) if target.tls => start_tls(tcp, target, tls).await,
+        plain => Ok(plain),
     }
+}
+
+/// `SSLRequest`, then the TLS handshake (`sslmode=require` semantics from `config`).
+async fn start_tls(
+    mut tcp: TcpStream,
+    target: &BackendTarget,
+    config: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<BackendStream, BackendError> {
+    let config = config.ok_or_else(|| {
+        BackendError::Protocol("TLS to the database server is not configured".into())
+    })?;
+    let BackendHost::Tcp(host) = &target.host else {
+        return Err(BackendError::Protocol("TLS needs a TCP server".into()));
+    };
+    tcp.write_all(&proto::startup_packet(proto::SSL_REQUEST, &[]))
+        .await?;
+    if tcp.read_u8().await? != b'S' {
+        return Err(BackendError::Protocol(
+            "the database server refused TLS".into(),
+        ));
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| BackendError::Protocol(format!("server name: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await?;
+    Ok(BackendStream::Tls(Box::new(tls)))
+}
+
+/// Sends a cancel request for a backend session (over a plain socket: PostgreSQL takes
+/// cancel requests before any authentication or TLS).
+pub async fn send_cancel(target: &BackendTarget, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut key = Vec::with_capacity(8);
+    key.extend_from_slice(&pid.to_be_bytes());
+    key.extend_from_slice(&secret.to_be_bytes());
+    let mut s = connect_socket(target).await?;
+    s.write_all(&proto::startup_packet(proto::CANCEL_REQUEST, &key))
+        .await?;
+    // The server closes the connection when it has read the request.
+    let mut b = [0u8; 1];
+    let _ = s.read(&mut b).await;
     Ok(())
 }

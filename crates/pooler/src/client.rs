@@ -47,8 +47,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
                 s.finish().await;
             }
             shared.unregister_cancel(pid);
-            pool.clients.fetch_sub(1, Ordering::AcqRel);
-            pool.counters.clients.fetch_sub(1, Ordering::Relaxed);
+            pool.client_left();
         }
         Ok(None) => {}
         Err(e) => tracing::debug!(error = %e, "pooler: client left during login"),
@@ -338,14 +337,9 @@ async fn login(
     }
 
     let pool = shared.pool_for(route, verifier, key);
-    let n = pool.clients.fetch_add(1, Ordering::AcqRel) + 1;
-    pool.counters.clients.fetch_add(1, Ordering::Relaxed);
-    let refuse = |pool: &Arc<Pool>| {
-        pool.clients.fetch_sub(1, Ordering::AcqRel);
-        pool.counters.clients.fetch_sub(1, Ordering::Relaxed);
-    };
-    if n > shared.settings.max_clients {
-        refuse(&pool);
+    // The limit is per database, whichever of its connections the clients use.
+    if pool.client_joined() > shared.settings.max_clients {
+        pool.client_left();
         fatal(client, "53300", "sorry, too many clients already").await;
         return Ok(None);
     }
@@ -358,7 +352,7 @@ async fn login(
                 p
             }
             Err(e) => {
-                refuse(&pool);
+                pool.client_left();
                 let (code, msg) = acquire_error(&e);
                 fatal(client, &code, &msg).await;
                 return Ok(None);
@@ -458,6 +452,12 @@ impl Session {
         }
     }
 
+    /// No reply owed, no transaction open, nothing half-sent: the server session can be
+    /// lent to someone else (or left).
+    fn between_transactions(&self) -> bool {
+        self.owed == 0 && !self.in_transaction && !self.unsynced
+    }
+
     fn transaction_mode(&self) -> bool {
         self.shared.settings.mode == PoolMode::Transaction
     }
@@ -471,6 +471,20 @@ impl Session {
         let mut stmp = vec![0u8; 16 * 1024];
         let mut server_unflushed = false;
         loop {
+            // Between transactions (session mode keeps its lease then), a shutdown or a
+            // closed pool ends the session; a transaction in flight finishes first.
+            if self.lease.is_none() || (self.between_transactions() && to_server.is_empty()) {
+                let reason = if *shutdown.borrow() {
+                    Some("the pooler is shutting down")
+                } else {
+                    *closed.borrow()
+                };
+                if let Some(reason) = reason {
+                    self.bye("57P01", &format!("terminating connection: {reason}"))
+                        .await;
+                    return Ok(());
+                }
+            }
             // Queue every whole message the client has sent (checking a server connection
             // out first when there is none).
             while let Some((tag, len)) = peek_message(&self.cbuf)? {
@@ -486,86 +500,9 @@ impl Session {
                 self.forward(tag, msg, &mut to_server);
             }
 
-            if self.lease.is_some() {
-                // Between transactions (session mode keeps the lease), shutdown and a
-                // closed pool end the session as they do for a detached client.
-                let between = self.owed == 0
-                    && !self.in_transaction
-                    && !self.unsynced
-                    && to_server.is_empty();
-                let stop = between && (*shutdown.borrow() || closed.borrow().is_some());
-                if stop {
-                    self.bye("57P01", "terminating connection: the pooler is shutting down or the connection changed").await;
-                    return Ok(());
-                }
-                let Some(lease) = self.lease.as_mut() else {
-                    continue;
-                };
-                let server = &mut lease.conn.stream;
-                let client = &mut self.client;
-                let queued = &mut to_server;
-                let unflushed = &mut server_unflushed;
-                let io = std::future::poll_fn(|cx| {
-                    poll_io(cx, client, server, queued, unflushed, &mut ctmp, &mut stmp)
-                });
-                let event = tokio::select! {
-                    _ = shutdown.changed(), if between => continue,
-                    _ = closed.changed(), if between => continue,
-                    e = io => e,
-                };
-                match event {
-                    Io::ClientData(n) => self.cbuf.extend_from_slice(&ctmp[..n]),
-                    Io::ClientGone => return Ok(()),
-                    Io::ServerGone => {
-                        self.server_lost().await;
-                        return Ok(());
-                    }
-                    Io::ServerData(n) => {
-                        self.sbuf.extend_from_slice(&stmp[..n]);
-                        let release = self.take_server_messages(&mut to_client)?;
-                        if !to_client.is_empty() {
-                            if self.client.write_all(&to_client).await.is_err()
-                                || self.client.flush().await.is_err()
-                            {
-                                return Ok(());
-                            }
-                            to_client.clear();
-                        }
-                        if self.fatal_sent {
-                            self.drop_lease();
-                            return Ok(());
-                        }
-                        if release && to_server.is_empty() {
-                            self.release();
-                            server_unflushed = false;
-                        }
-                        if self.lease.is_none() && *shutdown.borrow() {
-                            self.bye(
-                                "57P01",
-                                "terminating connection: the pooler is shutting down",
-                            )
-                            .await;
-                            return Ok(());
-                        }
-                    }
-                }
-            } else {
+            let between = self.between_transactions() && to_server.is_empty();
+            let Some(lease) = self.lease.as_mut() else {
                 to_server.clear();
-                let reason = *closed.borrow();
-                if let Some(reason) = reason {
-                    self.bye("57P01", &format!("terminating connection: {reason}"))
-                        .await;
-                    return Ok(());
-                }
-                let stopping = *shutdown.borrow();
-                if stopping {
-                    self.bye(
-                        "57P01",
-                        "terminating connection: the pooler is shutting down",
-                    )
-                    .await;
-                    return Ok(());
-                }
                 tokio::select! {
                     r = self.client.read_buf(&mut self.cbuf) => {
                         if !matches!(r, Ok(n) if n > 0) {
@@ -574,6 +511,47 @@ impl Session {
                     }
                     _ = closed.changed() => {}
                     _ = shutdown.changed() => {}
+                }
+                continue;
+            };
+            let server = &mut lease.conn.stream;
+            let client = &mut self.client;
+            let queued = &mut to_server;
+            let unflushed = &mut server_unflushed;
+            let io = std::future::poll_fn(|cx| {
+                poll_io(cx, client, server, queued, unflushed, &mut ctmp, &mut stmp)
+            });
+            let event = tokio::select! {
+                _ = shutdown.changed(), if between => continue,
+                _ = closed.changed(), if between => continue,
+                e = io => e,
+            };
+            match event {
+                Io::ClientData(n) => self.cbuf.extend_from_slice(&ctmp[..n]),
+                Io::ClientGone => return Ok(()),
+                Io::ServerGone => {
+                    self.server_lost().await;
+                    return Ok(());
+                }
+                Io::ServerData(n) => {
+                    self.sbuf.extend_from_slice(&stmp[..n]);
+                    let release = self.take_server_messages(&mut to_client)?;
+                    if !to_client.is_empty() {
+                        if self.client.write_all(&to_client).await.is_err()
+                            || self.client.flush().await.is_err()
+                        {
+                            return Ok(());
+                        }
+                        to_client.clear();
+                    }
+                    if self.fatal_sent {
+                        self.drop_lease();
+                        return Ok(());
+                    }
+                    if release && to_server.is_empty() {
+                        self.release();
+                        server_unflushed = false;
+                    }
                 }
             }
         }
@@ -649,8 +627,7 @@ impl Session {
             return;
         };
         self.clear_slot();
-        let clean = self.owed == 0 && !self.in_transaction && !self.unsynced;
-        if !clean {
+        if !self.between_transactions() {
             self.pool.release(lease, false);
             return;
         }
@@ -674,28 +651,23 @@ impl Session {
     /// in transaction mode.
     fn forward(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
         match tag {
-            b'Q' | b'S' | b'F' => self.unsynced = false,
+            // Each owes one ReadyForQuery and ends a batch.
+            b'Q' | b'S' | b'F' => {
+                self.unsynced = false;
+                self.owed += 1;
+                self.batches.push_back(std::mem::take(&mut self.open));
+            }
             b'P' | b'B' | b'D' | b'E' | b'C' => self.unsynced = true,
             _ => {}
         }
         if !self.transaction_mode() {
-            if matches!(tag, b'Q' | b'S' | b'F') {
-                self.owed += 1;
-                self.batches.push_back(std::mem::take(&mut self.open));
-            }
             out.extend_from_slice(&msg);
             return;
         }
         match tag {
             b'P' => self.forward_parse(msg, out),
             b'B' => self.forward_bind(msg, out),
-            b'D' => self.forward_describe_or_close(b'D', msg, out),
-            b'C' => self.forward_describe_or_close(b'C', msg, out),
-            b'Q' | b'S' | b'F' => {
-                self.owed += 1;
-                self.batches.push_back(std::mem::take(&mut self.open));
-                out.extend_from_slice(&msg);
-            }
+            b'D' | b'C' => self.forward_describe_or_close(tag, msg, out),
             _ => out.extend_from_slice(&msg),
         }
     }
@@ -711,10 +683,7 @@ impl Session {
             return;
         }
         let digest = ring::digest::digest(&ring::digest::SHA256, rest);
-        let mut server_name = String::from("pgf_");
-        for b in &digest.as_ref()[..12] {
-            server_name.push_str(&format!("{b:02x}"));
-        }
+        let server_name = format!("pgf_{}", hex::encode(&digest.as_ref()[..12]));
         let mut parse = Vec::with_capacity(rest.len() + server_name.len() + 1);
         proto::put_cstr(&mut parse, &server_name);
         parse.extend_from_slice(rest);
@@ -725,7 +694,7 @@ impl Session {
             .as_ref()
             .is_some_and(|l| l.conn.prepared.contains(&server_name))
         {
-            put_close_statement(out, &server_name);
+            put_statement_message(out, b'C', &server_name);
             self.open.hide_close += 1;
         }
         put_message(out, b'P', &parse);
@@ -744,7 +713,7 @@ impl Session {
         let server_name = st.server_name.clone();
         let lease = self.lease.as_mut()?;
         if !lease.conn.prepared.contains(&server_name) {
-            put_close_statement(out, &server_name);
+            put_statement_message(out, b'C', &server_name);
             put_message(out, b'P', &st.parse);
             self.open.hide_close += 1;
             self.open.hide_parse += 1;
@@ -812,9 +781,7 @@ impl Session {
                 }
             }
         };
-        let mut b = vec![b'S'];
-        proto::put_cstr(&mut b, &server_name);
-        put_message(out, tag, &b);
+        put_statement_message(out, tag, &server_name);
     }
 
     /// Takes the server's whole messages, hiding the replies to the proxy's own messages;
@@ -918,7 +885,7 @@ fn poll_io(
 ) -> std::task::Poll<Io> {
     use std::pin::Pin;
     use std::task::Poll;
-    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::io::AsyncWrite;
     while !queued.is_empty() {
         match Pin::new(&mut *server).poll_write(cx, queued) {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
@@ -936,41 +903,39 @@ fn poll_io(
             Poll::Pending => {}
         }
     }
-    let mut rb = ReadBuf::new(stmp);
-    match Pin::new(&mut *server).poll_read(cx, &mut rb) {
-        Poll::Ready(Ok(())) => {
-            let n = rb.filled().len();
-            return Poll::Ready(if n == 0 {
-                Io::ServerGone
-            } else {
-                Io::ServerData(n)
-            });
-        }
-        Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
-        Poll::Pending => {}
+    if let Poll::Ready(n) = poll_read_some(cx, server, stmp) {
+        return Poll::Ready(n.map_or(Io::ServerGone, Io::ServerData));
     }
     if queued.len() < MAX_QUEUED {
-        let mut rb = ReadBuf::new(ctmp);
-        match Pin::new(&mut *client).poll_read(cx, &mut rb) {
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                return Poll::Ready(if n == 0 {
-                    Io::ClientGone
-                } else {
-                    Io::ClientData(n)
-                });
-            }
-            Poll::Ready(Err(_)) => return Poll::Ready(Io::ClientGone),
-            Poll::Pending => {}
+        if let Poll::Ready(n) = poll_read_some(cx, client, ctmp) {
+            return Poll::Ready(n.map_or(Io::ClientGone, Io::ClientData));
         }
     }
     Poll::Pending
 }
 
-fn put_close_statement(out: &mut BytesMut, name: &str) {
+/// Reads what is there into `buf`: `Some(n)`, or `None` at end of stream or on an error.
+fn poll_read_some<S: tokio::io::AsyncRead + Unpin>(
+    cx: &mut std::task::Context<'_>,
+    stream: &mut S,
+    buf: &mut [u8],
+) -> std::task::Poll<Option<usize>> {
+    let mut rb = tokio::io::ReadBuf::new(buf);
+    match std::pin::Pin::new(stream).poll_read(cx, &mut rb) {
+        std::task::Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            std::task::Poll::Ready((n > 0).then_some(n))
+        }
+        std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    }
+}
+
+/// A `Describe` (`D`) or `Close` (`C`) of the prepared statement `name`.
+fn put_statement_message(out: &mut BytesMut, tag: u8, name: &str) {
     let mut b = vec![b'S'];
     proto::put_cstr(&mut b, name);
-    put_message(out, b'C', &b);
+    put_message(out, tag, &b);
 }
 
 /// Resets a session-mode connection before another client gets it.

@@ -259,7 +259,7 @@ impl Pooler {
                 statements: c.statements.load(Ordering::Relaxed),
                 transactions: c.transactions.load(Ordering::Relaxed),
                 clients: c.clients.load(Ordering::Relaxed),
-                server_connections: c.server_connections.load(Ordering::Relaxed),
+                server_connections: c.server_connections(),
             })
             .collect();
         out.sort_by(|a, b| a.database_id.cmp(&b.database_id));

@@ -21,20 +21,26 @@ pub struct DbCounters {
     pub statements: AtomicU64,
     pub transactions: AtomicU64,
     pub clients: AtomicUsize,
-    pub server_connections: AtomicUsize,
     /// One permit per open server connection of the database (held by the connection).
     slots: Arc<Semaphore>,
+    size: usize,
 }
 
 impl DbCounters {
     pub fn new(pool_size: usize) -> Self {
+        let size = pool_size.max(1);
         Self {
             statements: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             clients: AtomicUsize::new(0),
-            server_connections: AtomicUsize::new(0),
-            slots: Arc::new(Semaphore::new(pool_size.max(1))),
+            slots: Arc::new(Semaphore::new(size)),
+            size,
         }
+    }
+
+    /// Open server connections of the database: the slots they hold.
+    pub fn server_connections(&self) -> usize {
+        self.size - self.slots.available_permits()
     }
 }
 
@@ -113,13 +119,20 @@ impl Pool {
     pub fn close(&self, reason: &'static str) {
         self.closed.send_replace(Some(reason));
         self.permits.close();
-        let drained: Vec<ServerConn> = match self.idle.lock() {
-            Ok(mut idle) => std::mem::take(&mut *idle),
-            Err(_) => Vec::new(),
-        };
-        self.counters
-            .server_connections
-            .fetch_sub(drained.len(), Ordering::Relaxed);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
+    /// Counts a client in (this pool's and its database's); returns the database's count.
+    pub fn client_joined(&self) -> usize {
+        self.clients.fetch_add(1, Ordering::AcqRel);
+        self.counters.clients.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    pub fn client_left(&self) {
+        self.clients.fetch_sub(1, Ordering::AcqRel);
+        self.counters.clients.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// The parameters reported to clients at startup, once a server connection has existed.
@@ -134,12 +147,7 @@ impl Pool {
             Ok(mut idle) if !idle.is_empty() => Some(idle.remove(0)),
             _ => None,
         };
-        let Some(conn) = dropped else { return false };
-        drop(conn);
-        self.counters
-            .server_connections
-            .fetch_sub(1, Ordering::Relaxed);
-        true
+        dropped.is_some()
     }
 
     /// A slot of the database for a new server connection: a free one, or one freed by
@@ -193,9 +201,6 @@ impl Pool {
             if conn.looks_alive() {
                 return Ok(Lease { conn, permit });
             }
-            self.counters
-                .server_connections
-                .fetch_sub(1, Ordering::Relaxed);
         }
         let spec = ConnectSpec {
             target: &self.route.target,
@@ -209,9 +214,6 @@ impl Pool {
         let slot = self.slot(shared).await?;
         let mut conn = ServerConn::connect(&spec).await?;
         conn.slot = Some(slot);
-        self.counters
-            .server_connections
-            .fetch_add(1, Ordering::Relaxed);
         if let Ok(mut p) = self.params.lock() {
             if p.is_none() {
                 *p = Some(conn.params.clone());
@@ -228,10 +230,6 @@ impl Pool {
             if let Ok(mut idle) = self.idle.lock() {
                 idle.push(conn);
             }
-        } else {
-            self.counters
-                .server_connections
-                .fetch_sub(1, Ordering::Relaxed);
         }
         drop(permit);
     }
@@ -239,19 +237,13 @@ impl Pool {
     /// Closes connections idle for longer than `max_idle`; returns whether the pool has
     /// been unused (no client, no connection) for that long.
     pub fn trim(&self, max_idle: Duration) -> bool {
-        let mut dropped = 0;
         let remaining = match self.idle.lock() {
             Ok(mut idle) => {
-                let before = idle.len();
                 idle.retain(|c| c.last_used.elapsed() < max_idle);
-                dropped = before - idle.len();
                 idle.len()
             }
             Err(_) => 0,
         };
-        self.counters
-            .server_connections
-            .fetch_sub(dropped, Ordering::Relaxed);
         let quiet = self
             .last_active
             .lock()

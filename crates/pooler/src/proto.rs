@@ -110,6 +110,15 @@ pub async fn read_message<S: AsyncRead + Unpin>(s: &mut S) -> Result<(u8, Vec<u8
     Ok((tag, body))
 }
 
+/// A startup-phase packet (no type byte): length, `code`, then `body`.
+pub fn startup_packet(code: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(&len_field(body.len() + 4).to_be_bytes());
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
 /// Appends a message with a type byte.
 pub fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.reserve(body.len() + 5);
