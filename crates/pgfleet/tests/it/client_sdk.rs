@@ -695,30 +695,10 @@ impl<'a> Cli<'a> {
     }
 }
 
+/// `harness::psql` with its stdout and stderr together.
 async fn psql(conn: &str, sql: &str) -> (bool, String) {
-    let out = tokio::process::Command::new("/usr/bin/psql")
-        .env("PGCONNECT_TIMEOUT", "5")
-        .env_remove("PGPASSWORD")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            conn,
-            "-c",
-            sql,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run psql");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-            + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (ok, out, err) = crate::harness::psql(conn, sql).await;
+    (ok, out + &err)
 }
 
 #[tokio::test]

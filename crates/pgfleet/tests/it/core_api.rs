@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 
-use crate::harness::{cluster, connect_tls, Resp, TestServer};
+use crate::harness::{cluster, connect_tls, psql, Resp, TestServer};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -191,34 +191,6 @@ async fn session_ends(c: &tokio_postgres::Client) -> bool {
 
 async fn scalar_string(c: &tokio_postgres::Client, sql: &str) -> String {
     c.query_one(sql, &[]).await.unwrap().get(0)
-}
-
-/// Runs the real `psql` with a connection string; returns (success, stdout, stderr).
-async fn psql(conn: &str, sql: &str) -> (bool, String, String) {
-    let out = tokio::process::Command::new("psql")
-        .env("PGCONNECT_TIMEOUT", "5")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGSERVICE")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            conn,
-            "-c",
-            sql,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run psql");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
 }
 
 /// A second workspace and a service token of it, written straight to the metadata store.

@@ -314,3 +314,32 @@ pub async fn connect_tls(
     });
     Ok(client)
 }
+
+/// Runs the real `psql` with a connection string (no password from the environment, no
+/// `.psqlrc`); returns (success, stdout trimmed, stderr).
+pub async fn psql(conn: &str, sql: &str) -> (bool, String, String) {
+    let out = tokio::process::Command::new("psql")
+        .env("PGCONNECT_TIMEOUT", "5")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGSERVICE")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conn,
+            "-c",
+            sql,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run psql");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 
-use crate::harness::{cluster, connect_tls, TestServer};
+use crate::harness::{cluster, connect_tls, psql, TestServer};
 
 /// A project's database id and a fresh connection's created body.
 async fn database_with_connection(s: &TestServer, name: &str) -> (String, Value) {
@@ -105,31 +105,13 @@ async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
         .is_none());
 
     // psql, over TLS.
-    let out = tokio::process::Command::new("psql")
-        .arg(&url)
-        .args(["-XAtc", "SELECT current_user || ' ' || session_user"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, who, err) = psql(&url, "SELECT current_user || ' ' || session_user").await;
+    assert!(ok, "{err}");
     // Channel binding (SCRAM-SHA-256-PLUS with tls-server-end-point): libpq and
     // tokio-postgres both insist on it here.
     let bound = format!("{url}&channel_binding=require");
-    let out2 = tokio::process::Command::new("psql")
-        .arg(&bound)
-        .args(["-XAtc", "SELECT 1"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out2.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out2.stderr)
-    );
+    let (ok, _, err) = psql(&bound, "SELECT 1").await;
+    assert!(ok, "{err}");
     connect_tls(&bound)
         .await
         .unwrap()
@@ -137,7 +119,6 @@ async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
         .await
         .unwrap();
     let user = user_of(&conn);
-    let who = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(who.ends_with(&format!(" {user}")), "{who}");
     assert!(who.starts_with("d_"), "sessions act as the owner: {who}");
 

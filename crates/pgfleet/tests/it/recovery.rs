@@ -363,25 +363,11 @@ async fn superuser(dir: &Path, db: &str) -> tokio_postgres::Client {
 
 /// `psql "<conn>" -c "select 1"`: `Ok` when it printed 1, else its stderr.
 async fn psql(conn: &str) -> Result<(), String> {
-    let out = tokio::process::Command::new("psql")
-        .args([conn, "-X", "-A", "-t", "-c", "select 1"])
-        .env("PGCONNECT_TIMEOUT", "5")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGSERVICE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run psql");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && stdout.trim() == "1" {
+    let (ok, out, err) = crate::harness::psql(conn, "select 1").await;
+    if ok && out == "1" {
         Ok(())
     } else {
-        Err(format!(
-            "{}: {}{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        Err(format!("psql: {out}{err}"))
     }
 }
 
