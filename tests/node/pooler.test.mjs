@@ -1,7 +1,8 @@
 // The pooled endpoint with node `pg`: a database created through the official SDK, then
 // `endpoints.pooled.connectionString` used by a pg.Pool of 30 clients running named prepared
 // statements (node pg prepares `{name, text}` queries once per client and reuses them) inside
-// and outside transactions, while the proxy lends them its 10 server connections.
+// and outside transactions, while the proxy lends them its 10 server connections; a 32 MB
+// bound parameter and result pass through.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,6 +126,23 @@ describe('pooled endpoint with node pg', { timeout: 5 * 60_000 }, () => {
     try {
       const r = await c.query('select 1 as one');
       assert.equal(r.rows[0].one, 1);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a 32 MB parameter of a named statement goes through and comes back', async () => {
+    const c = new pg.Client(pgConfig(conn.endpoints.pooled.connectionString));
+    await c.connect();
+    try {
+      const echo = { name: 'echo-bytes', text: 'select $1::bytea as b, md5($1::bytea) as h' };
+      const big = Buffer.alloc(32 << 20);
+      for (let i = 0; i < big.length; i++) big[i] = i % 251;
+      const r = await c.query({ ...echo, values: [big] });
+      assert.equal(r.rows[0].b.length, big.length);
+      assert.ok(r.rows[0].b.equals(big), 'the value came back intact');
+      const small = await c.query({ ...echo, values: [Buffer.from('abc')] });
+      assert.equal(small.rows[0].h, '900150983cd24fb0d6963f7d28e17f72');
     } finally {
       await c.end();
     }

@@ -3,6 +3,10 @@
 //! the same database) in the same run, at 20 clients, 500 clients, and 20 clients with a new
 //! connection per transaction (`-C`). Goal: ≥ 1.2× PgBouncer's tps and a p99 no worse.
 //!
+//! Besides the ratios it prints where the CPU goes per transaction (pgbench, PostgreSQL,
+//! the proxy) and the machine's idle share: on a small machine shared by all three, the
+//! proxy is a minority of the work, which bounds what any proxy can gain (the "ceiling" row).
+//!
 //! Run: `scripts/bench-pooler` (installs PgBouncer if missing), or
 //! `cargo run --release -p pgfleet-bench --bin pooler`. Env: `SCALE` (default 10), `SECONDS`
 //! per run (default 10), `ROUNDS` (default 3; sides alternate who goes first; medians are
@@ -38,14 +42,18 @@ fn find_pgbouncer() -> anyhow::Result<PathBuf> {
 
 /// Per-field medians of several runs.
 fn median(runs: &[RunResult]) -> RunResult {
-    let med = |mut v: Vec<f64>| {
+    let med = |f: fn(&RunResult) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
     RunResult {
-        tps: med(runs.iter().map(|r| r.tps).collect()),
-        p99_ms: med(runs.iter().map(|r| r.p99_ms).collect()),
-        cpu_per_1k_ms: med(runs.iter().map(|r| r.cpu_per_1k_ms).collect()),
+        tps: med(|r| r.tps),
+        p99_ms: med(|r| r.p99_ms),
+        cpu_per_1k_ms: med(|r| r.cpu_per_1k_ms),
+        client_us: med(|r| r.client_us),
+        server_us: med(|r| r.server_us),
+        idle_pct: med(|r| r.idle_pct),
     }
 }
 
@@ -132,6 +140,53 @@ struct RunResult {
     p99_ms: f64,
     /// CPU time of the proxy process per 1000 transactions, in ms.
     cpu_per_1k_ms: f64,
+    /// CPU time of pgbench per transaction, in µs.
+    client_us: f64,
+    /// CPU time of the PostgreSQL processes per transaction, in µs.
+    server_us: f64,
+    /// Share of the machine's CPU time left idle during the run, in %.
+    idle_pct: f64,
+}
+
+/// CPU time of the PostgreSQL processes (the embedded cluster's postmaster, backends and
+/// background workers), in ms.
+fn postgres_cpu_ms() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_ms)
+        .sum()
+}
+
+/// (idle, total) jiffies of the whole machine from `/proc/stat`.
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (f.get(3).copied().unwrap_or(0), f.iter().sum())
+}
+
+/// CPU time of the waited-for children so far (pgbench runs), in ms.
+fn children_cpu_ms() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0.0, |u| {
+        let ms =
+            |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1000.0 + t.tv_usec() as f64 / 1000.0;
+        ms(u.user_time()) + ms(u.system_time())
+    })
 }
 
 /// User + system CPU time of a process so far, in ms (`/proc/<pid>/stat`, USER_HZ = 100).
@@ -157,6 +212,9 @@ fn pgbench(
     proxy_pid: u32,
 ) -> anyhow::Result<RunResult> {
     let cpu_before = cpu_ms(proxy_pid);
+    let client_before = children_cpu_ms();
+    let server_before = postgres_cpu_ms();
+    let (idle_before, total_before) = machine_jiffies();
     let _ = std::fs::remove_dir_all(log_dir);
     std::fs::create_dir_all(log_dir)?;
     let mut cmd = Command::new(pgbench);
@@ -171,6 +229,9 @@ fn pgbench(
     }
     let out = cmd.arg(url).output().context("running pgbench")?;
     let cpu = cpu_ms(proxy_pid) - cpu_before;
+    let client = children_cpu_ms() - client_before;
+    let server = postgres_cpu_ms() - server_before;
+    let (idle_after, total_after) = machine_jiffies();
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(
         out.status.success(),
@@ -212,6 +273,10 @@ fn pgbench(
         tps,
         p99_ms: p99 as f64 / 1000.0,
         cpu_per_1k_ms: cpu / transactions * 1000.0,
+        client_us: client / transactions * 1000.0,
+        server_us: server / transactions * 1000.0,
+        idle_pct: (idle_after - idle_before) as f64 * 100.0
+            / (total_after - total_before).max(1) as f64,
     })
 }
 
@@ -365,6 +430,30 @@ async fn main() -> anyhow::Result<()> {
                 b.cpu_per_1k_ms,
                 f.cpu_per_1k_ms / b.cpu_per_1k_ms
             ),
+        );
+        row(
+            &format!("{label}: CPU µs/tx pgbench + postgres + proxy"),
+            format!(
+                "pgfleet {:.0} + {:.0} + {:.0}, PgBouncer {:.0} + {:.0} + {:.0}",
+                f.client_us,
+                f.server_us,
+                f.cpu_per_1k_ms,
+                b.client_us,
+                b.server_us,
+                b.cpu_per_1k_ms
+            ),
+        );
+        // Where the machine's cores are the limit, tps is at most cores / CPU per
+        // transaction: a proxy costing nothing would reach PgBouncer's total over
+        // PgBouncer's total without its proxy share.
+        let total = b.client_us + b.server_us + b.cpu_per_1k_ms;
+        row(
+            &format!("{label}: idle CPU pgfleet / PgBouncer"),
+            format!("{:.1}% / {:.1}%", f.idle_pct, b.idle_pct),
+        );
+        row(
+            &format!("{label}: ceiling of any proxy here (zero proxy CPU)"),
+            format!("{:.2}×", total / (b.client_us + b.server_us)),
         );
     }
     drop(bouncer);

@@ -13,6 +13,12 @@
 //! message) because an error makes the server skip to the next `Sync`. After an error the
 //! statements prepared in that batch are forgotten (a later use re-prepares; `Close` of an
 //! unknown statement is not an error).
+//!
+//! **Long messages** (from [`STREAM_FROM`] bytes) are passed on as they arrive rather than
+//! held whole, in both directions, so a session's memory stays bounded whatever the size of
+//! a query, a bound parameter or a row. The exceptions are what the proxy must read whole:
+//! a named `Parse` in transaction mode (kept to re-prepare it elsewhere), and the short
+//! messages it inspects.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -23,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::pool::{AcquireError, Lease, Pool};
-use crate::proto::{self, peek_message, put_message, ProtoError, Startup};
+use crate::proto::{self, peek_header, put_message, ProtoError, Startup};
 use crate::scram::{Binding, ScramError, ServerExchange, Verifier, MECHANISM, MECHANISM_PLUS};
 use crate::stream::ClientStream;
 use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
@@ -430,6 +436,10 @@ struct Session {
     slot: CancelSlot,
     /// A FATAL error from the server was already passed on.
     fatal_sent: bool,
+    /// Bytes of a long client message still to pass through as they arrive.
+    client_pass: usize,
+    /// Bytes of a long server message still to pass through as they arrive.
+    server_pass: usize,
 }
 
 impl Session {
@@ -449,13 +459,15 @@ impl Session {
             unsynced: false,
             slot,
             fatal_sent: false,
+            client_pass: 0,
+            server_pass: 0,
         }
     }
 
     /// No reply owed, no transaction open, nothing half-sent: the server session can be
     /// lent to someone else (or left).
     fn between_transactions(&self) -> bool {
-        self.owed == 0 && !self.in_transaction && !self.unsynced
+        self.owed == 0 && !self.in_transaction && !self.unsynced && self.client_pass == 0
     }
 
     fn transaction_mode(&self) -> bool {
@@ -485,9 +497,25 @@ impl Session {
                     return Ok(());
                 }
             }
-            // Queue every whole message the client has sent (checking a server connection
-            // out first when there is none).
-            while let Some((tag, len)) = peek_message(&self.cbuf)? {
+            // Queue every whole message the client has sent, and what has arrived of a
+            // long one (checking a server connection out first when there is none).
+            loop {
+                if self.client_pass > 0 {
+                    if self.cbuf.is_empty() {
+                        break;
+                    }
+                    let n = self.client_pass.min(self.cbuf.len());
+                    to_server.extend_from_slice(&self.cbuf.split_to(n));
+                    self.client_pass -= n;
+                    continue;
+                }
+                let Some((tag, len)) = peek_header(&self.cbuf)? else {
+                    break;
+                };
+                let whole = self.cbuf.len() >= len;
+                if !whole && (len < STREAM_FROM || !self.streamable(tag)) {
+                    break;
+                }
                 if tag == b'X' {
                     return Ok(());
                 }
@@ -496,8 +524,12 @@ impl Session {
                         return Ok(());
                     }
                 }
-                let msg = self.cbuf.split_to(len);
-                self.forward(tag, msg, &mut to_server);
+                if whole {
+                    let msg = self.cbuf.split_to(len);
+                    self.forward(tag, msg, &mut to_server);
+                } else {
+                    self.forward_head(tag, len, &mut to_server);
+                }
             }
 
             let between = self.between_transactions() && to_server.is_empty();
@@ -647,9 +679,8 @@ impl Session {
         }
     }
 
-    /// Appends one client message to what goes to the server, renaming prepared statements
-    /// in transaction mode.
-    fn forward(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
+    /// Notes what a client message sent to the server owes and leaves open.
+    fn note_sent(&mut self, tag: u8) {
         match tag {
             // Each owes one ReadyForQuery and ends a batch.
             b'Q' | b'S' | b'F' => {
@@ -660,6 +691,42 @@ impl Session {
             b'P' | b'B' | b'D' | b'E' | b'C' => self.unsynced = true,
             _ => {}
         }
+    }
+
+    /// Whether the long client message at the head of `cbuf` can be passed on before all of
+    /// it has arrived: not what transaction mode must read whole (a named `Parse`, and
+    /// `Describe`/`Close`, which are short), and a `Bind` only once its names are in.
+    fn streamable(&self, tag: u8) -> bool {
+        if !self.transaction_mode() {
+            return true;
+        }
+        let body = &self.cbuf[5..];
+        match tag {
+            b'P' => body.first() == Some(&0),
+            b'B' => bind_names(&self.cbuf).is_some(),
+            b'D' | b'C' => false,
+            _ => true,
+        }
+    }
+
+    /// Starts passing a long client message through: the head is queued now (a `Bind`'s
+    /// renamed), the rest as it arrives.
+    fn forward_head(&mut self, tag: u8, len: usize, out: &mut BytesMut) {
+        self.note_sent(tag);
+        let mut rest = len;
+        if tag == b'B' && self.transaction_mode() {
+            if let Some(consumed) = self.bind_head(len, out) {
+                let _ = self.cbuf.split_to(consumed);
+                rest = len - consumed;
+            }
+        }
+        self.client_pass = rest;
+    }
+
+    /// Appends one client message to what goes to the server, renaming prepared statements
+    /// in transaction mode.
+    fn forward(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
+        self.note_sent(tag);
         if !self.transaction_mode() {
             out.extend_from_slice(&msg);
             return;
@@ -684,6 +751,7 @@ impl Session {
         }
         let digest = ring::digest::digest(&ring::digest::SHA256, rest);
         let server_name = format!("pgf_{}", hex::encode(&digest.as_ref()[..12]));
+        debug_assert_eq!(server_name.len(), SERVER_NAME_LEN);
         let mut parse = Vec::with_capacity(rest.len() + server_name.len() + 1);
         proto::put_cstr(&mut parse, &server_name);
         parse.extend_from_slice(rest);
@@ -724,29 +792,36 @@ impl Session {
     }
 
     fn forward_bind(&mut self, msg: BytesMut, out: &mut BytesMut) {
-        let body = &msg[5..];
-        let Some((portal, rest)) = proto::split_cstr(body) else {
-            out.extend_from_slice(&msg);
-            return;
-        };
-        let Some((stmt, tail)) = proto::split_cstr(rest) else {
-            out.extend_from_slice(&msg);
-            return;
-        };
+        let from = self.bind_head_of(&msg, msg.len(), out).unwrap_or(0);
+        out.extend_from_slice(&msg[from..]);
+    }
+
+    /// Queues the head of the `Bind` at the start of `cbuf` (`len` bytes in all) with its
+    /// statement renamed; returns how many bytes of the original head it replaces, or
+    /// `None` when the message passes unchanged (unnamed or unknown statement).
+    fn bind_head(&mut self, len: usize, out: &mut BytesMut) -> Option<usize> {
+        let cbuf = std::mem::take(&mut self.cbuf);
+        let r = self.bind_head_of(&cbuf, len, out);
+        self.cbuf = cbuf;
+        r
+    }
+
+    fn bind_head_of(&mut self, msg: &[u8], len: usize, out: &mut BytesMut) -> Option<usize> {
+        let (portal, stmt, consumed) = bind_names(msg)?;
         if stmt.is_empty() {
-            out.extend_from_slice(&msg);
-            return;
+            return None;
         }
-        let Some(server_name) = self.ensure_prepared(stmt, out) else {
-            out.extend_from_slice(&msg);
-            return;
-        };
-        let mut b = Vec::with_capacity(body.len() + 32);
-        b.extend_from_slice(portal);
-        b.push(0);
-        proto::put_cstr(&mut b, &server_name);
-        b.extend_from_slice(tail);
-        put_message(out, b'B', &b);
+        // The length field counts itself but not the type byte.
+        let new_len = i32::try_from(len - 1 - stmt.len() + SERVER_NAME_LEN).ok()?;
+        let server_name = self.ensure_prepared(stmt, out)?;
+        debug_assert_eq!(server_name.len(), SERVER_NAME_LEN);
+        out.extend_from_slice(b"B");
+        out.extend_from_slice(&new_len.to_be_bytes());
+        out.extend_from_slice(portal);
+        out.extend_from_slice(&[0]);
+        out.extend_from_slice(server_name.as_bytes());
+        out.extend_from_slice(&[0]);
+        Some(consumed)
     }
 
     fn forward_describe_or_close(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
@@ -788,7 +863,28 @@ impl Session {
     /// returns whether the server connection can be released now.
     fn take_server_messages(&mut self, out: &mut BytesMut) -> Result<bool, ProtoError> {
         let mut release = false;
-        while let Some((tag, len)) = peek_message(&self.sbuf)? {
+        loop {
+            if self.server_pass > 0 {
+                if self.sbuf.is_empty() {
+                    break;
+                }
+                let n = self.server_pass.min(self.sbuf.len());
+                out.extend_from_slice(&self.sbuf.split_to(n));
+                self.server_pass -= n;
+                continue;
+            }
+            let Some((tag, len)) = peek_header(&self.sbuf)? else {
+                break;
+            };
+            if self.sbuf.len() < len {
+                // Rows, copy data and the like go on as they arrive; what the proxy reads
+                // (below) is short.
+                if len >= STREAM_FROM && !matches!(tag, b'1' | b'3' | b'Z' | b'C' | b'E') {
+                    self.server_pass = len;
+                    continue;
+                }
+                break;
+            }
             match tag {
                 b'1' | b'3' => {
                     let b = self.batch_for_replies();
@@ -814,7 +910,11 @@ impl Session {
                             .transactions
                             .fetch_add(1, Ordering::Relaxed);
                     }
-                    if self.owed == 0 && status == b'I' && !self.unsynced && self.transaction_mode()
+                    if self.owed == 0
+                        && status == b'I'
+                        && !self.unsynced
+                        && self.client_pass == 0
+                        && self.transaction_mode()
                     {
                         release = true;
                     }
@@ -860,6 +960,21 @@ impl Session {
 
 /// Bytes queued for the server above which the client is not read until they are sent.
 const MAX_QUEUED: usize = 1 << 20;
+
+/// Length of the server-side name of a client's statement: `pgf_` and 24 hex digits.
+const SERVER_NAME_LEN: usize = 28;
+
+/// Messages at least this long are passed through as they arrive instead of whole.
+pub(crate) const STREAM_FROM: usize = 64 * 1024;
+
+/// The portal and statement names of the `Bind` at the start of `msg` (type byte included)
+/// and where its parameters start, once both names have arrived.
+fn bind_names(msg: &[u8]) -> Option<(&[u8], &[u8], usize)> {
+    let body = msg.get(5..)?;
+    let (portal, rest) = proto::split_cstr(body)?;
+    let (stmt, _) = proto::split_cstr(rest)?;
+    Some((portal, stmt, 5 + portal.len() + 1 + stmt.len() + 1))
+}
 
 /// What one wait of a session holding a server connection produced.
 enum Io {

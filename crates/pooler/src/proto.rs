@@ -79,10 +79,10 @@ pub async fn read_startup<S: AsyncRead + Unpin>(s: &mut S) -> Result<Startup, Pr
     }
 }
 
-/// The type byte and whole length (type byte included) of the first message in `buf`, if
-/// it is complete.
+/// The type byte and whole length (type byte included) of the first message in `buf`, once
+/// its header has arrived (the message itself may not have).
 #[inline]
-pub fn peek_message(buf: &[u8]) -> Result<Option<(u8, usize)>, ProtoError> {
+pub fn peek_header(buf: &[u8]) -> Result<Option<(u8, usize)>, ProtoError> {
     if buf.len() < 5 {
         return Ok(None);
     }
@@ -91,10 +91,14 @@ pub fn peek_message(buf: &[u8]) -> Result<Option<(u8, usize)>, ProtoError> {
     if !(4..=MAX_MESSAGE).contains(&len) {
         return Err(ProtoError::Malformed("message length"));
     }
-    if buf.len() < len + 1 {
-        return Ok(None);
-    }
     Ok(Some((buf[0], len + 1)))
+}
+
+/// The type byte and whole length (type byte included) of the first message in `buf`, if
+/// it is complete.
+#[inline]
+pub fn peek_message(buf: &[u8]) -> Result<Option<(u8, usize)>, ProtoError> {
+    Ok(peek_header(buf)?.filter(|(_, len)| buf.len() >= *len))
 }
 
 /// Reads one whole typed message (type, body) during authentication exchanges.

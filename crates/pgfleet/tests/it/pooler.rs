@@ -1,8 +1,8 @@
 //! The pooled endpoint end to end: psql and tokio-postgres through the proxy, prepared
 //! statements across pooled transactions, 500 clients over 10 server connections, a server
 //! connection killed mid-transaction, cancel, rotation and deletion cutting pooled access,
-//! refused logins opening no server connection, SCRAM passthrough to a TCP+TLS server, and
-//! statement counters.
+//! refused logins opening no server connection, SCRAM passthrough to a TCP+TLS server,
+//! statement counters, and long messages streamed through in bounded memory.
 
 use std::time::Duration;
 
@@ -447,13 +447,51 @@ async fn scram_passthrough_to_a_tls_server() {
 /// `pgfleet proxy` beside `pgfleet serve` on the same data directory: clients connect
 /// through it; on SIGTERM a transaction in flight finishes, idle clients are told, and it
 /// exits 0.
-#[tokio::test]
-async fn standalone_proxy_serves_and_drains_on_sigterm() {
-    use crate::lifecycle::{data_dir, pgfleet, wait_timeout, Server};
+/// A `pgfleet proxy` process, killed if a failing test leaves it running.
+struct Proxy(std::process::Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Proxy {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn sigterm(&self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    }
+
+    /// Waits (up to 30 s) for a clean exit.
+    async fn exited(mut self) {
+        let status = tokio::task::spawn_blocking(move || {
+            crate::lifecycle::wait_timeout(&mut self.0, Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        assert!(status.success(), "proxy exited with {status}");
+    }
+}
+
+/// A `pgfleet serve` (own data directory) with one connection, and a `pgfleet proxy`
+/// beside it: (server, proxy, the connection, its pooled URL on the proxy's port).
+async fn serve_and_standalone_proxy(
+    dir: &std::path::Path,
+) -> (crate::lifecycle::Server, Proxy, Value, url::Url) {
+    use crate::lifecycle::{pgfleet, Server};
     use std::io::{BufRead as _, BufReader};
 
-    let dir = data_dir();
-    let server = Server::start(dir.path());
+    let server = Server::start(dir);
     let token = server.token();
     let http = reqwest::Client::new();
     let p: Value = http
@@ -479,12 +517,14 @@ async fn standalone_proxy_serves_and_drains_on_sigterm() {
         .unwrap();
     let pooled = pooled_url(&c["data"]);
 
-    let mut proxy = pgfleet(&["proxy", "--data-dir", dir.path().to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let mut proxy = Proxy(
+        pgfleet(&["proxy", "--data-dir", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(proxy.0.stdout.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("proxy printed its address").unwrap();
         if let Some(a) = line.strip_prefix("pgfleet proxy listening on postgresql://") {
@@ -494,6 +534,15 @@ async fn standalone_proxy_serves_and_drains_on_sigterm() {
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let mut url = url::Url::parse(&pooled).unwrap();
     url.set_port(Some(port)).unwrap();
+    (server, proxy, c, url)
+}
+
+#[tokio::test]
+async fn standalone_proxy_serves_and_drains_on_sigterm() {
+    use crate::lifecycle::data_dir;
+
+    let dir = data_dir();
+    let (server, proxy, c, url) = serve_and_standalone_proxy(dir.path()).await;
 
     let idle = connect_tls(url.as_str()).await.unwrap();
     idle.query_one("SELECT 1", &[]).await.unwrap();
@@ -526,18 +575,10 @@ async fn standalone_proxy_serves_and_drains_on_sigterm() {
         }
     })
     .await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(proxy.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    proxy.sigterm();
     let (result, busy) = in_flight.await.unwrap();
     result.expect("the transaction in flight finishes during shutdown");
-    let status =
-        tokio::task::spawn_blocking(move || wait_timeout(&mut proxy, Duration::from_secs(30)))
-            .await
-            .unwrap();
-    assert!(status.success(), "proxy exited with {status}");
+    proxy.exited().await;
     assert!(idle.query_one("SELECT 1", &[]).await.is_err());
     assert!(busy.query_one("SELECT 1", &[]).await.is_err());
     server.terminate();
@@ -635,6 +676,67 @@ async fn pipelined_large_queries_and_results_flow_both_ways() {
         assert_eq!(v.len(), big.len() + i.to_string().len());
     }
     s.stop().await;
+}
+
+/// Peak resident memory of a process so far, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+        * 1024
+}
+
+/// A 64 MB bound parameter of a named statement, the same 64 MB coming back as a row, and
+/// a 16 MB simple query pass through the (standalone) proxy without it holding them whole.
+#[tokio::test]
+async fn long_messages_stream_through_in_bounded_memory() {
+    use crate::lifecycle::data_dir;
+
+    let dir = data_dir();
+    let (server, proxy, _c, url) = serve_and_standalone_proxy(dir.path()).await;
+    let c = connect_tls(url.as_str()).await.unwrap();
+    let echo = c.prepare("SELECT $1::bytea AS b").await.unwrap();
+    let small: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let row = c.query_one(&echo, &[&small]).await.unwrap();
+    assert_eq!(row.get::<_, Vec<u8>>(0), small);
+    let before = peak_rss(proxy.pid());
+
+    let big: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+    let row = c.query_one(&echo, &[&big]).await.unwrap();
+    assert!(
+        row.get::<_, Vec<u8>>(0) == big,
+        "the 64 MB value came back intact"
+    );
+    let text = "y".repeat(16 << 20);
+    let rows = c
+        .simple_query(&format!("SELECT length('{text}')"))
+        .await
+        .unwrap();
+    let n = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(n, (16 << 20).to_string());
+    // The session is still in step: the named statement runs again.
+    let row = c.query_one(&echo, &[&small]).await.unwrap();
+    assert_eq!(row.get::<_, Vec<u8>>(0), small);
+
+    let grown = peak_rss(proxy.pid()).saturating_sub(before);
+    assert!(
+        grown < 16 << 20,
+        "the proxy's peak memory grew by {grown} bytes for 64 MB messages"
+    );
+    drop(c);
+    proxy.sigterm();
+    proxy.exited().await;
+    server.terminate();
 }
 
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
