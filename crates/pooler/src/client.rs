@@ -14,6 +14,11 @@
 //! statements prepared in that batch are forgotten (a later use re-prepares; `Close` of an
 //! unknown statement is not an error).
 //!
+//! **COPY FROM through the extended protocol.** The server ignores a `Sync` that reaches it
+//! in copy-in mode (tokio-postgres sends one right after the `Execute`), so when the client
+//! ends the copy, the `Sync`s it sent since that `Execute` are taken off what is owed;
+//! otherwise the session would never look finished and would keep its server connection.
+//!
 //! **Long messages** (from [`STREAM_FROM`] bytes) are passed on as they arrive rather than
 //! held whole, in both directions, so a session's memory stays bounded whatever the size of
 //! a query, a bound parameter or a row. The exceptions are what the proxy must read whole:
@@ -438,6 +443,11 @@ struct Session {
     fatal_sent: bool,
     /// Bytes of a long client message still to pass through as they arrive.
     client_pass: usize,
+    /// `Sync`s sent since the last `Execute` or `Query`.
+    syncs_since_execute: usize,
+    /// The server said it is in copy-in mode (`CopyInResponse`) and the client has not
+    /// ended the copy yet.
+    copy_in: bool,
     /// Bytes of a long server message still to pass through as they arrive.
     server_pass: usize,
 }
@@ -461,6 +471,8 @@ impl Session {
             fatal_sent: false,
             client_pass: 0,
             server_pass: 0,
+            syncs_since_execute: 0,
+            copy_in: false,
         }
     }
 
@@ -682,6 +694,26 @@ impl Session {
     /// Notes what a client message sent to the server owes and leaves open.
     fn note_sent(&mut self, tag: u8) {
         match tag {
+            b'E' | b'Q' => self.syncs_since_execute = 0,
+            b'S' => self.syncs_since_execute += 1,
+            // The end of a copy-in: the server ignored the `Sync`s it received in copy-in
+            // mode (tokio-postgres sends one right after the `Execute` of a COPY FROM), so
+            // they owe nothing, and their batches are one with the next.
+            b'c' | b'f' if self.copy_in => {
+                self.copy_in = false;
+                for _ in 0..std::mem::take(&mut self.syncs_since_execute) {
+                    let Some(b) = self.batches.pop_back() else {
+                        break;
+                    };
+                    self.owed = self.owed.saturating_sub(1);
+                    self.open.hide_parse += b.hide_parse;
+                    self.open.hide_close += b.hide_close;
+                    self.open.prepared.extend(b.prepared);
+                }
+            }
+            _ => {}
+        }
+        match tag {
             // Each owes one ReadyForQuery and ends a batch.
             b'Q' | b'S' | b'F' => {
                 self.unsynced = false;
@@ -899,7 +931,9 @@ impl Session {
                         continue;
                     }
                 }
+                b'G' => self.copy_in = true,
                 b'Z' => {
+                    self.copy_in = false;
                     self.owed = self.owed.saturating_sub(1);
                     self.batches.pop_front();
                     let status = self.sbuf.get(5).copied().unwrap_or(b'I');

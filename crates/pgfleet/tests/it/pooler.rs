@@ -739,6 +739,68 @@ async fn long_messages_stream_through_in_bounded_memory() {
     server.terminate();
 }
 
+/// COPY through the pool: a 2.3 MB CopyData message in (tokio-postgres's COPY FROM sends a
+/// `Sync` the server ignores in copy-in mode), many rows and one 8 MB row out; after each,
+/// the only server connection (pool size 1) is free for another client.
+#[tokio::test]
+async fn copy_in_and_out_through_the_pool() {
+    use futures::{SinkExt as _, TryStreamExt as _};
+
+    let s = TestServer::start_with(|c| c.pooler.pool_size = 1).await;
+    let (_db, conn) = database_with_connection(&s, "copy").await;
+    let c = connect_tls(&pooled_url(&conn)).await.unwrap();
+    let other = connect_tls(&pooled_url(&conn)).await.unwrap();
+    let other_runs = || async {
+        tokio::time::timeout(Duration::from_secs(10), other.query_one("SELECT 1", &[]))
+            .await
+            .expect("the server connection was released to the other client")
+            .unwrap();
+    };
+    c.batch_execute("CREATE TABLE lines (n int, t text)")
+        .await
+        .unwrap();
+    let mut big = String::new();
+    for i in 0..30_000 {
+        big.push_str(&format!("{i}\t{}\n", "z".repeat(70)));
+    }
+    let sink = c.copy_in("COPY lines FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(big.clone())).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"100000\tlast\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 30_001);
+    other_runs().await;
+
+    let out: Vec<bytes::Bytes> = c
+        .copy_out("COPY (SELECT n, t FROM lines ORDER BY n) TO STDOUT")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut expected = big.into_bytes();
+    expected.extend_from_slice(b"100000\tlast\n");
+    assert!(out.concat() == expected, "COPY out returned what went in");
+    other_runs().await;
+
+    let out: Vec<bytes::Bytes> = c
+        .copy_out("COPY (SELECT repeat('q', 8000000)) TO STDOUT")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(out.concat().len(), 8_000_001);
+
+    let row = c
+        .query_one("SELECT count(*) FROM lines", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 30_001);
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
