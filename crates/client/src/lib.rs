@@ -54,7 +54,8 @@
 //!
 //! # With OAuth
 //!
-//! A public app registered with redirect URI `http://127.0.0.1:8976/callback`:
+//! A public app registered with redirect URI `http://127.0.0.1/callback` (any port of a
+//! loopback redirect URI is accepted):
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -195,6 +195,38 @@ fn valid_redirect_uri(u: &str) -> bool {
     }
 }
 
+/// Whether `requested` is one of an app's `registered` redirect URIs: the same string, or
+/// (RFC 8252 §7.3, native apps) a loopback IP literal over http that differs only in its
+/// port, since a CLI listens on whatever port is free.
+pub fn redirect_uri_registered(registered: &[String], requested: &str) -> bool {
+    if registered.iter().any(|u| u == requested) {
+        return true;
+    }
+    let Ok(req) = url::Url::parse(requested) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| {
+        u.scheme() == "http"
+            && match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.fragment().is_none()
+    };
+    loopback(&req)
+        && registered.iter().any(|r| {
+            url::Url::parse(r).is_ok_and(|r| {
+                loopback(&r)
+                    && r.host() == req.host()
+                    && r.path() == req.path()
+                    && r.query() == req.query()
+            })
+        })
+}
+
 fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(mut u) => {
@@ -350,7 +382,7 @@ impl Services {
                 "The request has no redirect_uri.".to_string(),
             ));
         };
-        if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+        if !redirect_uri_registered(&client.redirect_uris, redirect_uri) {
             return Err(AuthorizeError::Page(format!(
                 "The redirect URI {redirect_uri:?} is not registered for {}.",
                 client.name
@@ -884,5 +916,53 @@ impl Services {
         }
         self.auth_cache().clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_uri_registered;
+
+    #[test]
+    fn loopback_redirect_uris_match_on_any_port_and_nothing_else_does() {
+        let reg = |u: &str| vec![u.to_string()];
+        let cli = reg("http://127.0.0.1:8976/callback");
+        assert!(redirect_uri_registered(
+            &cli,
+            "http://127.0.0.1:8976/callback"
+        ));
+        assert!(redirect_uri_registered(
+            &cli,
+            "http://127.0.0.1:40123/callback"
+        ));
+        assert!(redirect_uri_registered(
+            &reg("http://127.0.0.1/callback"),
+            "http://127.0.0.1:40123/callback"
+        ));
+        assert!(redirect_uri_registered(
+            &reg("http://[::1]:1/cb?x=1"),
+            "http://[::1]:2/cb?x=1"
+        ));
+        for other in [
+            "http://127.0.0.1:40123/other",
+            "http://127.0.0.1:40123/callback/",
+            "http://127.0.0.1:40123/callback?x=1",
+            "http://127.0.0.2:8976/callback",
+            "http://localhost:8976/callback",
+            "https://127.0.0.1:8976/callback",
+            "http://user@127.0.0.1:8976/callback",
+            "http://127.0.0.1:8976/callback#f",
+        ] {
+            assert!(!redirect_uri_registered(&cli, other), "{other}");
+        }
+        // Not a loopback IP: exact match only.
+        let web = reg("https://app.example/cb");
+        assert!(redirect_uri_registered(&web, "https://app.example/cb"));
+        assert!(!redirect_uri_registered(
+            &web,
+            "https://app.example:8443/cb"
+        ));
+        let named = reg("http://localhost:3000/cb");
+        assert!(!redirect_uri_registered(&named, "http://localhost:3001/cb"));
     }
 }

@@ -3,14 +3,14 @@
 //! one entry per server URL.
 //!
 //! `login` runs the OAuth authorization-code flow with PKCE through a loopback redirect: it
-//! listens on `127.0.0.1:<--redirect-port>`, opens (or prints) the login URL, catches the
-//! browser at `/callback` and exchanges the code. The server matches redirect URIs exactly,
-//! so the app (a public client) must be registered with
-//! `http://127.0.0.1:<port>/callback` for the port used (default 8976):
+//! listens on a free port of 127.0.0.1 (or `--redirect-port`), opens (or prints) the login
+//! URL, catches the browser at `/callback` and exchanges the code. The app (a public client)
+//! is registered with `http://127.0.0.1/callback`; the server accepts any port of a loopback
+//! redirect URI (RFC 8252 §7.3):
 //!
 //! ```text
 //! pgfleet admin apps create --name "pgfleet CLI" --public \
-//!     --redirect-uri http://127.0.0.1:8976/callback
+//!     --redirect-uri http://127.0.0.1/callback
 //! pgfleet login --client-id <the printed client id>
 //! ```
 
@@ -29,18 +29,15 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use super::output::{self, s};
 use super::{normalize_url, Ctx, GlobalArgs};
 
-/// Port of the loopback redirect when `--redirect-port` is not given.
-pub const DEFAULT_REDIRECT_PORT: u16 = 8976;
-
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Client id of a public OAuth app registered with redirect URI
-    /// `http://127.0.0.1:<redirect-port>/callback` (default: the one used last time).
+    /// `http://127.0.0.1/callback` (default: the one used last time).
     #[arg(long)]
     pub client_id: Option<String>,
-    /// Loopback port of the redirect URI; 0 picks a free one (only works where the server
-    /// accepts any loopback port).
-    #[arg(long, default_value_t = DEFAULT_REDIRECT_PORT)]
+    /// Loopback port of the redirect URI; 0 (the default) picks a free one, which any server
+    /// following RFC 8252 accepts for a registered loopback URI.
+    #[arg(long, default_value_t = 0)]
     pub redirect_port: u16,
     /// Only print the login URL; do not try to open a browser.
     #[arg(long)]
@@ -247,11 +244,9 @@ pub async fn login(g: &GlobalArgs, args: &LoginArgs) -> anyhow::Result<()> {
     else {
         bail!(
             "pass --client-id: the id of a public OAuth app registered with redirect URI \
-             http://127.0.0.1:{}/callback (an operator creates one with `pgfleet admin apps \
+             http://127.0.0.1/callback (an operator creates one with `pgfleet admin apps \
              create --name \"pgfleet CLI\" --public --redirect-uri \
-             http://127.0.0.1:{}/callback`)",
-            args.redirect_port,
-            args.redirect_port
+             http://127.0.0.1/callback`)"
         );
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.redirect_port))
@@ -259,7 +254,7 @@ pub async fn login(g: &GlobalArgs, args: &LoginArgs) -> anyhow::Result<()> {
         .with_context(|| {
             format!(
                 "cannot listen on 127.0.0.1:{} for the redirect (choose another with \
-                 --redirect-port and register it for the app)",
+                 --redirect-port, or leave it out for a free one)",
                 args.redirect_port
             )
         })?;

@@ -935,13 +935,9 @@ async fn cli_login_through_the_loopback_redirect() {
     let s = TestServer::start_with(|cfg| cfg.oauth.access_token_ttl_secs = 3).await;
     let admin = Client::new(&s.base, &s.token).unwrap();
     let (ws, user) = whoami(&admin).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redirect = format!("http://127.0.0.1:{port}/callback");
-    let app = public_app(&s, &ws, &user, &redirect).await;
+    // Registered without a port: the CLI listens on a free one (RFC 8252 loopback).
+    let redirect = "http://127.0.0.1/callback";
+    let app = public_app(&s, &ws, &user, redirect).await;
     let cli = Cli::new(&s);
 
     let mut child = cli
@@ -954,7 +950,7 @@ async fn cli_login_through_the_loopback_redirect() {
             "--client-id",
             &app,
         ])
-        .args(["--redirect-port", &port.to_string(), "--timeout", "60"])
+        .args(["--timeout", "60"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -972,7 +968,10 @@ async fn cli_login_through_the_loopback_redirect() {
     };
     // What the browser would do: consent, then follow the redirect to the loopback listener.
     let callback = approve(&s, &ws, &user, &login_url).await;
-    assert!(callback.starts_with(&redirect), "{callback}");
+    let back = url::Url::parse(&callback).unwrap();
+    assert_eq!(back.host_str(), Some("127.0.0.1"), "{callback}");
+    assert_eq!(back.path(), "/callback", "{callback}");
+    assert!(back.port().is_some_and(|p| p != 80), "{callback}");
     let page = reqwest::get(&callback).await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("signed in"));
@@ -1019,7 +1018,7 @@ async fn cli_login_through_the_loopback_redirect() {
     let out = cli.run_as(None, &["whoami"]).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("not signed in"), "{}", out.stderr);
-    let e = OAuthClient::new(&s.base, &app, &redirect)
+    let e = OAuthClient::new(&s.base, &app, redirect)
         .unwrap()
         .refresh(&refresh)
         .await

@@ -548,6 +548,17 @@ async fn authorize_request_validation() {
         check(vec![("redirect_uri", Some("http://127.0.0.1:9/callback/"))]).await,
         Err(AuthorizeError::Page(_))
     ));
+    // A loopback redirect URI matches on any port (RFC 8252 §7.3), nothing else does.
+    assert!(check(vec![(
+        "redirect_uri",
+        Some("http://127.0.0.1:40123/callback")
+    )])
+    .await
+    .is_ok());
+    assert!(matches!(
+        check(vec![("redirect_uri", Some("http://localhost:9/callback"))]).await,
+        Err(AuthorizeError::Page(_))
+    ));
     assert!(matches!(
         check(vec![("redirect_uri", None)]).await,
         Err(AuthorizeError::Page(_))
