@@ -320,6 +320,26 @@ pub async fn insert_family<'e>(
     Ok(())
 }
 
+/// Revokes every live grant a user gave in a workspace (when they leave it); their ids.
+pub async fn revoke_user_grants<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    workspace_id: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "UPDATE oauth_grants SET revoked_at = $3
+          WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL
+          RETURNING id",
+    )
+    .bind(workspace_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 pub async fn revoke_family<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
@@ -333,7 +353,8 @@ pub async fn revoke_family<'e>(
     Ok(())
 }
 
-/// Whether access tokens of this family are still good: family and grant live.
+/// Whether access tokens of this family are still good: family and grant live, and the
+/// user who granted it still a member of the workspace.
 pub async fn family_alive<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     family_id: &str,
@@ -341,7 +362,9 @@ pub async fn family_alive<'e>(
     Ok(sqlx::query_as(
         "SELECT g.seq, g.id, g.client_id, g.workspace_id, g.user_id, g.scopes, g.created_at, g.revoked_at
            FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
-          WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL",
+          WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL
+            AND EXISTS (SELECT 1 FROM memberships m
+                         WHERE m.workspace_id = g.workspace_id AND m.user_id = g.user_id)",
     )
     .bind(family_id)
     .fetch_optional(ex)

@@ -224,7 +224,8 @@ impl Services {
         Ok(user)
     }
 
-    /// Removes a member from a workspace (never its last admin).
+    /// Removes a member from a workspace (never its last admin), revoking the OAuth access
+    /// they granted apps there: their tokens stop working at once.
     pub async fn member_remove(
         &self,
         actor_id: &str,
@@ -241,8 +242,16 @@ impl Services {
             return Err(last_admin());
         }
         workspaces::remove_member(&mut *tx, workspace_id, user_id).await?;
+        let revoked = pgfleet_storage::oauth::revoke_user_grants(
+            &mut *tx,
+            workspace_id,
+            user_id,
+            self.clock().now(),
+        )
+        .await?;
         tx.commit().await.map_err(StorageError::from)?;
-        tracing::info!(user = %user_id, workspace = %workspace_id, by = %actor_id, "member removed");
+        self.auth_cache().clear();
+        tracing::info!(user = %user_id, workspace = %workspace_id, by = %actor_id, grants_revoked = revoked.len(), "member removed");
         Ok(())
     }
 }

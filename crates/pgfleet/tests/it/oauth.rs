@@ -54,6 +54,11 @@ impl Ctx {
 
     /// A code as the consent page would produce it.
     async fn code(&self, client_id: &str, scope: &str, verifier: &str) -> String {
+        self.code_as(&self.user, client_id, scope, verifier).await
+    }
+
+    /// A code as the consent page would produce it for `user`.
+    async fn code_as(&self, user: &str, client_id: &str, scope: &str, verifier: &str) -> String {
         let q: HashMap<String, String> = [
             ("response_type", "code"),
             ("client_id", client_id),
@@ -71,7 +76,7 @@ impl Ctx {
         let url = self
             .s
             .services()
-            .oauth_approve(&self.user, &req, &self.ws)
+            .oauth_approve(user, &req, &self.ws)
             .await
             .unwrap();
         let url = url::Url::parse(&url).unwrap();
@@ -777,5 +782,62 @@ async fn revocation_integrations_and_scope() {
         )
         .await;
     assert_eq!(t.status, StatusCode::NO_CONTENT, "{}", t.body);
+    c.s.stop().await;
+}
+
+/// A member removed from a workspace loses the OAuth access they granted apps there: their
+/// access token stops working at once and their refresh token is refused.
+#[tokio::test]
+async fn removing_a_member_revokes_their_oauth_access() {
+    let c = ctx().await;
+    let services = c.s.services().clone();
+    let bob = services
+        .user_create(
+            &c.user,
+            "bob@example.com",
+            Some("a long enough password"),
+            Some((&c.ws, "member")),
+        )
+        .await
+        .unwrap()
+        .user
+        .id;
+    let (app, _) = c.app(false).await;
+    let code = c
+        .code_as(&bob, &app, "workspace:admin offline_access", VERIFIER)
+        .await;
+    let r = c
+        .token(
+            &[
+                ("client_id", &app),
+                ("code", &code),
+                ("grant_type", "authorization_code"),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let access = r.body["access_token"].as_str().unwrap().to_string();
+    let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(c.api(&access, "/v1/projects").await.status, StatusCode::OK);
+
+    services.member_remove(&c.user, &c.ws, &bob).await.unwrap();
+    let r = c.api(&access, "/v1/projects").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = c
+        .token(
+            &[
+                ("client_id", &app),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+            ],
+            None,
+        )
+        .await;
+    oauth_error(&r, 400, "invalid_grant");
+    // The admin's own access is untouched.
+    assert_eq!(c.s.get("/v1/projects").await.status, StatusCode::OK);
     c.s.stop().await;
 }
