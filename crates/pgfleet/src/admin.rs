@@ -41,7 +41,8 @@ pub async fn services_with_regions(
     regions: Vec<pgfleet_domain::regions::Region>,
 ) -> anyhow::Result<Services> {
     let store = store(cfg).await?;
-    let sc = ServicesConfig::new(cfg.public_url(), regions);
+    let mut sc = ServicesConfig::new(cfg.public_url(), regions);
+    sc.oauth.key_secret = Some(cfg.oauth_key_secret()?);
     Services::new(
         store,
         Arc::new(SystemClock),

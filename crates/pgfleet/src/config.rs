@@ -185,6 +185,11 @@ pub struct OAuthConfig {
     pub issuer: Option<String>,
     /// Lifetime of access tokens, in seconds.
     pub access_token_ttl_secs: u64,
+    /// Secret that encrypts the token-signing key in the metadata database; default: one
+    /// generated into `<data_dir>/secrets/oauth-key-encryption-key`. Servers sharing an
+    /// external metadata database must all be given the same one.
+    pub key_encryption_key: Option<Secret>,
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for OAuthConfig {
@@ -192,7 +197,52 @@ impl Default for OAuthConfig {
         Self {
             issuer: None,
             access_token_ttl_secs: 3600,
+            key_encryption_key: None,
+            key_encryption_key_file: None,
         }
+    }
+}
+
+impl Config {
+    /// The secret encrypting the OAuth signing key: configured, else the one kept in the
+    /// data directory (created, mode 0600, at first use).
+    pub fn oauth_key_secret(&self) -> anyhow::Result<pgfleet_domain::oauth_keys::KeySecret> {
+        use anyhow::Context as _;
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if let Some(s) = &self.oauth.key_encryption_key {
+            anyhow::ensure!(
+                s.expose().len() >= 16,
+                "oauth.key_encryption_key must be at least 16 characters (32 random bytes, base64, are best)"
+            );
+            return Ok(pgfleet_domain::oauth_keys::KeySecret::new(
+                s.expose().as_bytes().to_vec(),
+            ));
+        }
+        let dir = self.data_dir.join("secrets");
+        let path = dir.join("oauth-key-encryption-key");
+        if let Ok(s) = std::fs::read_to_string(&path) {
+            return Ok(pgfleet_domain::oauth_keys::KeySecret::new(
+                s.trim().as_bytes().to_vec(),
+            ));
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let value = pgfleet_domain::oauth_keys::KeySecret::generate_text()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(value.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(pgfleet_domain::oauth_keys::KeySecret::new(
+            value.into_bytes(),
+        ))
     }
 }
 
@@ -422,6 +472,9 @@ impl Config {
         }
         if let Some(p) = &self.metadata.url_file {
             self.metadata.url = Some(read(p, "metadata.url_file")?);
+        }
+        if let Some(p) = &self.oauth.key_encryption_key_file {
+            self.oauth.key_encryption_key = Some(read(p, "oauth.key_encryption_key_file")?);
         }
         if let Some(s3) = &mut self.backups.s3 {
             if let Some(p) = &s3.secret_access_key_file {

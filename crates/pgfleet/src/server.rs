@@ -191,6 +191,7 @@ async fn start_with_cluster(
         sc.oauth.issuer = issuer.trim_end_matches('/').to_string();
     }
     sc.oauth.access_token_ttl = Duration::from_secs(cfg.oauth.access_token_ttl_secs);
+    sc.oauth.key_secret = Some(cfg.oauth_key_secret()?);
     sc.backups.dir = cfg
         .backups
         .dir

@@ -454,6 +454,23 @@ pub async fn insert_signing_key<'e>(
     Ok(())
 }
 
+/// Replaces the stored private key of `kid` (e.g. with its encrypted form), only if it is
+/// still `old` (another replica may have done it first).
+pub async fn replace_signing_key_private<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    kid: &str,
+    old: &str,
+    new: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE signing_keys SET private_pem = $3 WHERE kid = $1 AND private_pem = $2")
+        .bind(kid)
+        .bind(old)
+        .bind(new)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// Deletes authorization codes that can no longer do anything: expired and either never
 /// used, or used by a family that is no longer alive. An expired code that was used by a
 /// live family is kept: presenting it again still revokes that family (reuse detection).

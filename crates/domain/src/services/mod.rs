@@ -65,6 +65,8 @@ pub struct OAuthSettings {
     /// `iss` of access tokens and base of the OAuth endpoints (no trailing slash).
     pub issuer: String,
     pub access_token_ttl: Duration,
+    /// Encrypts the token-signing key at rest; required to start.
+    pub key_secret: Option<crate::oauth_keys::KeySecret>,
 }
 
 impl ServicesConfig {
@@ -74,6 +76,7 @@ impl ServicesConfig {
             oauth: OAuthSettings {
                 issuer: public_url.trim_end_matches('/').to_string(),
                 access_token_ttl: Duration::from_secs(3600),
+                key_secret: None,
             },
             backups: BackupSettings {
                 dir: std::path::PathBuf::from("backups"),
@@ -247,7 +250,11 @@ impl Services {
                 servers.insert(row.id, server.clone());
             }
         }
-        let signer = crate::oauth_keys::Signer::load_or_create(&store, clock.now()).await?;
+        let key_secret = config.oauth.key_secret.as_ref().ok_or_else(|| {
+            crate::DomainError::internal("no key-encryption secret for the OAuth signing key")
+        })?;
+        let signer =
+            crate::oauth_keys::Signer::load_or_create(&store, clock.now(), key_secret).await?;
         let boot_tag = crate::ids::new_id("boot", &rng);
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();

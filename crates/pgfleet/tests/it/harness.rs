@@ -171,6 +171,11 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::try_start_with(tweak).await.expect("server starts")
+    }
+
+    /// Like `start_with`, returning the error of a server that refuses to start.
+    pub async fn try_start_with(tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let c = cluster();
         let metadata_db = fresh_metadata_db().await;
         let data_dir = tempfile::tempdir().unwrap();
@@ -194,17 +199,15 @@ impl TestServer {
         );
         cfg.pooler.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut cfg);
-        let running = server::start(cfg, Deps::default())
-            .await
-            .expect("server starts");
+        let running = server::start(cfg, Deps::default()).await?;
         let base = format!("http://{}", running.addr);
-        Self {
+        Ok(Self {
             running: Some(running),
             base,
             token,
             http: reqwest::Client::new(),
             _data_dir: data_dir,
-        }
+        })
     }
 
     pub fn services(&self) -> &pgfleet_domain::Services {

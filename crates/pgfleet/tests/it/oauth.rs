@@ -841,3 +841,138 @@ async fn removing_a_member_revokes_their_oauth_access() {
     assert_eq!(c.s.get("/v1/projects").await.status, StatusCode::OK);
     c.s.stop().await;
 }
+
+/// The token-signing key is kept encrypted in the metadata database: a key an older version
+/// left in plain text is encrypted at start (and still signs), a server given another
+/// key-encryption secret refuses to start and says why, the right secret opens it again
+/// and tokens minted before keep working.
+#[tokio::test]
+async fn signing_key_is_encrypted_at_rest() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use ring::signature::KeyPair as _;
+
+    let db = crate::harness::fresh_metadata_db().await;
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        STANDARD.encode(pkcs8.as_ref())
+    );
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "legacy1", "use": "sig", "alg": "EdDSA"});
+    let admin = crate::harness::cluster().admin(&db).await;
+    admin
+        .execute(
+            "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, created_at)
+             VALUES ('legacy1', 'EdDSA', $1, $2::text::jsonb, now())",
+            &[&pem, &jwk.to_string()],
+        )
+        .await
+        .unwrap();
+    let stored = || async {
+        admin
+            .query_one(
+                "SELECT private_pem FROM signing_keys WHERE kid = 'legacy1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    let on = |secret: &'static str| {
+        let url = crate::harness::cluster().url(&db);
+        move |cfg: &mut pgfleet::config::Config| {
+            cfg.metadata.url = Some(pgfleet::config::Secret::new(url));
+            cfg.oauth.key_encryption_key = Some(pgfleet::config::Secret::new(secret));
+            // One issuer for the restarted servers (each listens on a new port).
+            cfg.oauth.issuer = Some("http://pgfleet.test".to_string());
+        }
+    };
+
+    let s = TestServer::start_with(on("the first secret, long enough")).await;
+    let sealed = stored().await;
+    assert!(sealed.starts_with("pgfleet-aes256gcm-v1:"), "{sealed}");
+    assert!(!sealed.contains("PRIVATE KEY") && !sealed.contains(&STANDARD.encode(pkcs8.as_ref())));
+    let me = s.get("/v1/me").await.body;
+    let c = Ctx {
+        ws: me["data"]["workspace"]["id"].as_str().unwrap().to_string(),
+        user: me["data"]["user"]["id"].as_str().unwrap().to_string(),
+        s,
+    };
+    let (app, _) = c.app(false).await;
+    let code = c.code(&app, "workspace:admin", VERIFIER).await;
+    let r = c
+        .token(
+            &[
+                ("client_id", &app),
+                ("code", &code),
+                ("grant_type", "authorization_code"),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let access = r.body["access_token"].as_str().unwrap().to_string();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], "legacy1", "the existing key still signs");
+    c.s.stop().await;
+
+    let e = TestServer::try_start_with(on("another secret, long enough"))
+        .await
+        .err()
+        .expect("a server with another secret refuses to start");
+    assert!(
+        format!("{e:#}").contains("oauth.key_encryption_key"),
+        "{e:#}"
+    );
+    assert_eq!(stored().await, sealed, "the stored key is left alone");
+
+    let s = TestServer::start_with(on("the first secret, long enough")).await;
+    let r = Resp::from(
+        s.http
+            .get(format!("{}/v1/projects", s.base))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    s.stop().await;
+
+    // Without a configured secret, one is generated into the data directory (0600) and a
+    // new key is stored sealed with it.
+    let dir = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = dir.clone();
+    let s = TestServer::start_with(move |cfg| {
+        *seen.lock().unwrap() = Some(cfg.data_dir.clone());
+    })
+    .await;
+    let secret_file = dir
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .join("secrets/oauth-key-encryption-key");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pool = s.services().store().pool().clone();
+    let (key,): (String,) = sqlx::query_as("SELECT private_pem FROM signing_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(key.starts_with("pgfleet-aes256gcm-v1:"), "{key}");
+    s.stop().await;
+}
