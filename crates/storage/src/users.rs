@@ -85,6 +85,15 @@ pub async fn reset_failed_logins<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) ->
     Ok(())
 }
 
+/// Server administrators, locked until the transaction ends (so two demotions cannot both
+/// see another administrator left).
+pub async fn count_admins_for_update(tx: &mut sqlx::PgConnection) -> Result<i64> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM users WHERE is_admin FOR UPDATE")
+        .fetch_all(tx)
+        .await?;
+    Ok(rows.len() as i64)
+}
+
 /// Makes a user an administrator of the whole server, or not.
 pub async fn set_admin<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, admin: bool) -> Result<()> {
     sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")

@@ -94,6 +94,8 @@ pub struct MemberRow {
     pub name: Option<String>,
     pub role: String,
     pub created_at: DateTime<Utc>,
+    /// Whether the user administers the whole server.
+    pub is_admin: bool,
 }
 
 /// Members of a workspace in user order, after the `after` user sequence number.
@@ -104,7 +106,7 @@ pub async fn list_members<'e>(
     limit: i64,
 ) -> Result<Vec<MemberRow>> {
     Ok(sqlx::query_as(
-        "SELECT u.seq, u.id AS user_id, u.email, u.name, m.role, m.created_at
+        "SELECT u.seq, u.id AS user_id, u.email, u.name, m.role, m.created_at, u.is_admin
            FROM memberships m JOIN users u ON u.id = m.user_id
           WHERE m.workspace_id = $1 AND u.seq > $2
           ORDER BY u.seq LIMIT $3",

@@ -224,6 +224,37 @@ impl Services {
         Ok(user)
     }
 
+    /// Makes a user a server administrator or not (server administrators only; never the
+    /// last one).
+    pub async fn user_set_server_admin(
+        &self,
+        actor_id: &str,
+        user_id: &str,
+        admin: bool,
+    ) -> Result<()> {
+        let actor = self.actor(actor_id).await?;
+        if !actor.is_admin {
+            return Err(DomainError::forbidden(
+                "Only a server administrator can change who administers the server",
+                Some("Ask a server administrator.".to_string()),
+            ));
+        }
+        let mut tx = self.store().begin().await?;
+        let user = users::get(&mut *tx, user_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("User", user_id))?;
+        if user.is_admin && !admin && users::count_admins_for_update(&mut tx).await? <= 1 {
+            return Err(DomainError::conflict(
+                "The server must keep at least one administrator",
+                Some("Make another user a server administrator first.".to_string()),
+            ));
+        }
+        users::set_admin(&mut *tx, user_id, admin).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        tracing::info!(user = %user_id, admin, by = %actor_id, "server administrator changed");
+        Ok(())
+    }
+
     /// Removes a member from a workspace (never its last admin), revoking the OAuth access
     /// they granted apps there: their tokens stop working at once.
     pub async fn member_remove(

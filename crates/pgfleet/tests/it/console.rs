@@ -1020,3 +1020,91 @@ async fn console_oauth_apps_and_status_fragment() {
         .starts_with("text/plain"));
     s.stop().await;
 }
+
+/// A server administrator makes a member a server administrator (who can then create users)
+/// and takes it back; nobody else can; the last one cannot be removed.
+#[tokio::test]
+async fn server_administrators_are_made_and_unmade_on_the_members_page() {
+    let s = TestServer::start().await;
+    let (_, ws) = bootstrap(&s);
+    let members_url = format!("/console/w/{ws}/members");
+    let (mut admin, csrf) = signed_in_admin(&s).await;
+    let r = admin
+        .post(
+            &format!("{members_url}/users"),
+            &[
+                ("csrf_token", &csrf),
+                ("email", "bob@example.com"),
+                ("password", "bob-initial-pw"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let ids: Vec<(String, String)> = sqlx::query_as("SELECT email, id FROM users ORDER BY seq")
+        .fetch_all(s.services().store().pool())
+        .await
+        .unwrap();
+    let id_of = |email: &str| ids.iter().find(|(e, _)| e == email).unwrap().1.clone();
+    let (admin_id, bob_id) = (id_of("admin@localhost"), id_of("bob@example.com"));
+    let set = |who: &str| format!("{members_url}/{who}/server-admin");
+    let badges = |p: &Page| {
+        p.body
+            .matches("<span class=\"badge\">server admin</span>")
+            .count()
+    };
+
+    // Bob, a plain member, sees who administers the server but cannot change it.
+    let (mut bob, _) = sign_in(&s, "bob@example.com", "bob-initial-pw").await;
+    let page = bob.get(&members_url).await;
+    assert_eq!(badges(&page), 1, "{}", page.body);
+    assert!(!page.body.contains("Make server admin"));
+    assert!(!page.body.contains("Create user</button>"));
+    let bob_csrf = page.input("csrf_token");
+    let r = bob
+        .post(
+            &set(&bob_id),
+            &[("csrf_token", &bob_csrf), ("admin", "true")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+
+    // The admin makes Bob one; Bob can now create users and manage server admins.
+    let page = admin.get(&members_url).await;
+    assert!(page
+        .body
+        .contains("aria-label=\"Make bob@example.com a server administrator\""));
+    let r = admin
+        .post(&set(&bob_id), &[("csrf_token", &csrf), ("admin", "maybe")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = admin
+        .post(&set(&bob_id), &[("csrf_token", &csrf), ("admin", "true")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = bob.get(&members_url).await;
+    assert_eq!(badges(&page), 2, "{}", page.body);
+    assert!(page.body.contains("Create user</button>"));
+
+    // Bob takes it from the first admin, then cannot drop the last one (himself).
+    let r = bob
+        .post(
+            &set(&admin_id),
+            &[("csrf_token", &bob_csrf), ("admin", "false")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = admin
+        .post(&set(&bob_id), &[("csrf_token", &csrf), ("admin", "false")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = bob
+        .post(
+            &set(&bob_id),
+            &[("csrf_token", &bob_csrf), ("admin", "false")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("at least one administrator"), "{}", r.body);
+    s.stop().await;
+}

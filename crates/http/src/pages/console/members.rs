@@ -3,7 +3,8 @@
 //! removes members; a server administrator also creates users, with a chosen initial
 //! password or a generated one shown once (in the console's sealed flash cookie). The rules
 //! live in [`pgfleet_domain::services::members`]; a refusal is shown on the page with its
-//! status (403 for a non-admin).
+//! status (403 for a non-admin). A server administrator also makes members server
+//! administrators (or not; never the last one).
 
 use std::collections::HashMap;
 
@@ -31,6 +32,10 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/console/w/{ws}/members/users", post(user_create))
         .route("/console/w/{ws}/members/{user}/remove", post(member_remove))
+        .route(
+            "/console/w/{ws}/members/{user}/server-admin",
+            post(member_server_admin),
+        )
 }
 
 struct MemberView {
@@ -39,6 +44,7 @@ struct MemberView {
     role: String,
     since: String,
     is_me: bool,
+    is_server_admin: bool,
 }
 
 #[derive(Template)]
@@ -85,6 +91,7 @@ async fn members_view(
             user_id: m.user_id,
             email: m.email,
             role: m.role,
+            is_server_admin: m.is_admin,
         })
         .collect();
     Ok(MembersTemplate {
@@ -223,6 +230,38 @@ async fn member_remove(
         .await
     {
         Ok(()) if user == ctx.signed.user_id() => see_other("/console"),
+        Ok(()) => see_other(&format!("{}/members", ctx.base())),
+        Err(e) => refused(&state, ctx, e, |_| {}).await,
+    }
+}
+
+/// `POST /console/w/{ws}/members/{user}/server-admin`: `admin` = `true` or `false`.
+async fn member_server_admin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ws, user)): Path<(String, String)>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let (ctx, f) = match enter_form(&state, &headers, &ws, "members", form).await {
+        Ok(x) => x,
+        Err(res) => return res,
+    };
+    let admin = match field(&f, "admin") {
+        "true" => true,
+        "false" => false,
+        _ => {
+            let e = DomainError::bad_request_hint(
+                "admin must be true or false",
+                "Use the page's button.",
+            );
+            return refused(&state, ctx, e, |_| {}).await;
+        }
+    };
+    match state
+        .services
+        .user_set_server_admin(ctx.signed.user_id(), &user, admin)
+        .await
+    {
         Ok(()) => see_other(&format!("{}/members", ctx.base())),
         Err(e) => refused(&state, ctx, e, |_| {}).await,
     }
