@@ -73,7 +73,10 @@ pub struct ServerConn {
     pub stream: BackendStream,
     pub pid: i32,
     pub secret: i32,
+    /// What the server reported at startup (its defaults for this session).
     pub params: Vec<(String, String)>,
+    /// The session's reported parameters now (updated by every `ParameterStatus`).
+    pub current: Vec<(String, String)>,
     /// Names of the statements this session has prepared (the proxy's names).
     pub prepared: HashSet<String>,
     pub last_used: Instant,
@@ -230,6 +233,7 @@ impl ServerConn {
             stream,
             pid,
             secret,
+            current: params.clone(),
             params,
             prepared: HashSet::new(),
             last_used: Instant::now(),

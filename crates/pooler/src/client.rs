@@ -33,6 +33,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::params;
 use crate::pool::{AcquireError, Lease, Pool};
 use crate::proto::{self, peek_header, put_message, ProtoError, Startup};
 use crate::scram::{Binding, ScramError, ServerExchange, Verifier, MECHANISM, MECHANISM_PLUS};
@@ -46,14 +47,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
     };
     let mut client = stream;
     match login(&shared, &mut client, &params).await {
-        Ok(Some((pool, params_out))) => {
+        Ok(Some((pool, params_out, wanted))) => {
             let slot: CancelSlot = Arc::new(Mutex::new(None));
             let (pid, secret) = shared.register_cancel(slot.clone());
             let mut out = params_out;
             proto::put_backend_key(&mut out, pid, secret);
             proto::put_ready(&mut out, b'I');
             if client.write_all(&out).await.is_ok() {
-                let mut s = Session::new(shared.clone(), pool.clone(), client, slot);
+                let mut s = Session::new(shared.clone(), pool.clone(), client, slot, wanted);
                 let _ = s.run().await;
                 s.finish().await;
             }
@@ -166,7 +167,7 @@ async fn login(
     shared: &Shared,
     client: &mut ClientStream,
     params: &HashMap<String, String>,
-) -> Result<Option<(Arc<Pool>, BytesMut)>, LoginError> {
+) -> Result<Option<(Arc<Pool>, BytesMut, Vec<(String, String)>)>, LoginError> {
     if shared.settings.require_tls && !client.is_tls() {
         fatal(
             client,
@@ -370,17 +371,26 @@ async fn login(
             }
         },
     };
+    // The tracked parameters follow the client: its startup values, else the defaults.
+    let wanted: Vec<(String, String)> = params::TRACKED
+        .iter()
+        .filter_map(|name| {
+            let mine = params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str());
+            let value = mine.or_else(|| params::get(&server_params, name))?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect();
     let mut out = BytesMut::new();
     proto::put_auth(&mut out, 12, server_final.as_bytes());
     proto::put_auth(&mut out, 0, &[]);
     for (k, v) in &server_params {
-        let v = match (k.as_str(), params.get(k)) {
-            ("application_name", Some(mine)) => mine,
-            _ => v,
-        };
+        let v = params::get(&wanted, k).unwrap_or(v);
         proto::put_parameter_status(&mut out, k, v);
     }
-    Ok(Some((pool, out)))
+    Ok(Some((pool, out, wanted)))
 }
 
 fn acquire_error(e: &AcquireError) -> (String, String) {
@@ -448,12 +458,22 @@ struct Session {
     /// The server said it is in copy-in mode (`CopyInResponse`) and the client has not
     /// ended the copy yet.
     copy_in: bool,
+    /// The client's values of the tracked parameters (see [`crate::params`]).
+    wanted: Vec<(String, String)>,
+    /// The replies to the proxy's own `SET`s are being hidden (up to their ReadyForQuery).
+    setting: bool,
     /// Bytes of a long server message still to pass through as they arrive.
     server_pass: usize,
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, pool: Arc<Pool>, client: ClientStream, slot: CancelSlot) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        pool: Arc<Pool>,
+        client: ClientStream,
+        slot: CancelSlot,
+        wanted: Vec<(String, String)>,
+    ) -> Self {
         Self {
             shared,
             pool,
@@ -473,13 +493,19 @@ impl Session {
             server_pass: 0,
             syncs_since_execute: 0,
             copy_in: false,
+            wanted,
+            setting: false,
         }
     }
 
     /// No reply owed, no transaction open, nothing half-sent: the server session can be
     /// lent to someone else (or left).
     fn between_transactions(&self) -> bool {
-        self.owed == 0 && !self.in_transaction && !self.unsynced && self.client_pass == 0
+        self.owed == 0
+            && !self.in_transaction
+            && !self.unsynced
+            && self.client_pass == 0
+            && !self.setting
     }
 
     fn transaction_mode(&self) -> bool {
@@ -535,6 +561,7 @@ impl Session {
                     if let Step::Done = self.attach().await {
                         return Ok(());
                     }
+                    self.sync_params(&mut to_server);
                 }
                 if whole {
                     let msg = self.cbuf.split_to(len);
@@ -624,6 +651,33 @@ impl Session {
                 self.bye(&code, &msg).await;
                 Step::Done
             }
+        }
+    }
+
+    /// Gives the server session the client's values of the tracked parameters, with one
+    /// `SET` query queued first whose replies are hidden.
+    fn sync_params(&mut self, out: &mut BytesMut) {
+        let Some(lease) = self.lease.as_ref() else {
+            return;
+        };
+        if let Some(q) = params::sync_query(&self.wanted, &lease.conn.current) {
+            let mut body = q.into_bytes();
+            body.push(0);
+            put_message(out, b'Q', &body);
+            self.setting = true;
+        }
+    }
+
+    /// A `ParameterStatus` from the server: the session's value now, and the client's.
+    fn note_status(&mut self, body: &[u8]) {
+        let Some((name, value)) = params::parse_status(body) else {
+            return;
+        };
+        if let Some(l) = self.lease.as_mut() {
+            params::set(&mut l.conn.current, &name, &value);
+        }
+        if params::tracked(&name).is_some() {
+            params::set(&mut self.wanted, &name, &value);
         }
     }
 
@@ -911,13 +965,42 @@ impl Session {
             if self.sbuf.len() < len {
                 // Rows, copy data and the like go on as they arrive; what the proxy reads
                 // (below) is short.
-                if len >= STREAM_FROM && !matches!(tag, b'1' | b'3' | b'Z' | b'C' | b'E') {
+                if !self.setting
+                    && len >= STREAM_FROM
+                    && !matches!(tag, b'1' | b'3' | b'Z' | b'C' | b'E' | b'S')
+                {
                     self.server_pass = len;
                     continue;
                 }
                 break;
             }
+            if self.setting {
+                // Replies to the proxy's own SETs: they come before any the client is owed.
+                match tag {
+                    b'S' => {
+                        let body = self.sbuf[5..len].to_vec();
+                        self.note_status(&body);
+                    }
+                    b'E' => {
+                        let fields = proto::error_fields(&self.sbuf[5..len]);
+                        tracing::warn!(?fields, "pooler: a session parameter could not be set");
+                        // Do not try again with every transaction.
+                        if let Some(l) = self.lease.as_ref() {
+                            self.wanted.clone_from(&l.conn.current);
+                            self.wanted.retain(|(k, _)| params::tracked(k).is_some());
+                        }
+                    }
+                    b'Z' => self.setting = false,
+                    _ => {}
+                }
+                let _ = self.sbuf.split_to(len);
+                continue;
+            }
             match tag {
+                b'S' => {
+                    let body = self.sbuf[5..len].to_vec();
+                    self.note_status(&body);
+                }
                 b'1' | b'3' => {
                     let b = self.batch_for_replies();
                     let counter = if tag == b'1' {
@@ -1098,6 +1181,12 @@ async fn discard_all(lease: &mut Lease) -> bool {
         loop {
             let (tag, body) = proto::read_message(&mut lease.conn.stream).await.ok()?;
             match tag {
+                // RESET ALL reports the values going back to the defaults.
+                b'S' => {
+                    if let Some((k, v)) = params::parse_status(&body) {
+                        params::set(&mut lease.conn.current, &k, &v);
+                    }
+                }
                 b'E' => return Some(false),
                 b'Z' => return Some(body.first() == Some(&b'I')),
                 _ => {}

@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod catalog;
 mod client;
+mod params;
 mod pool;
 pub mod proto;
 pub mod scram;

@@ -801,6 +801,83 @@ async fn copy_in_and_out_through_the_pool() {
     s.stop().await;
 }
 
+/// The first column of the first row of a simple query.
+async fn show(c: &tokio_postgres::Client, sql: &str) -> String {
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// In transaction mode the reported session parameters follow each client across the one
+/// server connection they share (pool size 1): a client's `SET TimeZone`/`DateStyle` and
+/// its startup `application_name` apply to its transactions only.
+#[tokio::test]
+async fn session_parameters_follow_their_client() {
+    let s = TestServer::start_with(|c| c.pooler.pool_size = 1).await;
+    let (_db, conn) = database_with_connection(&s, "params").await;
+    let connect = |app: &'static str| {
+        let url = pooled_url(&conn);
+        async move {
+            let mut cfg: tokio_postgres::Config = url.parse().unwrap();
+            cfg.application_name(app);
+            let (client, c) = cfg.connect(crate::harness::tls_connector()).await.unwrap();
+            tokio::spawn(async move {
+                let _ = c.await;
+            });
+            client
+        }
+    };
+    let a = connect("app-a").await;
+    let b = connect("app-b").await;
+    let default_tz = show(&b, "SHOW TimeZone").await;
+    assert_ne!(default_tz, "Asia/Tokyo");
+
+    a.batch_execute("SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'German'")
+        .await
+        .unwrap();
+    assert_eq!(show(&a, "SHOW TimeZone").await, "Asia/Tokyo");
+    for _ in 0..2 {
+        assert_eq!(show(&b, "SHOW TimeZone").await, default_tz);
+        assert_eq!(
+            show(&b, "SELECT '2024-01-02'::date::text").await,
+            "2024-01-02"
+        );
+        assert_eq!(
+            show(&b, "SELECT current_setting('application_name')").await,
+            "app-b"
+        );
+        assert_eq!(show(&a, "SHOW TimeZone").await, "Asia/Tokyo");
+        assert_eq!(
+            show(&a, "SELECT '2024-01-02'::date::text").await,
+            "02.01.2024"
+        );
+        assert_eq!(
+            show(&a, "SELECT current_setting('application_name')").await,
+            "app-a"
+        );
+    }
+    // Both ran on the same server session.
+    assert_eq!(
+        show(&a, "SELECT pg_backend_pid()::text").await,
+        show(&b, "SELECT pg_backend_pid()::text").await
+    );
+    // A value set back to the default follows too, and prepared statements still work.
+    a.batch_execute("RESET TimeZone").await.unwrap();
+    assert_eq!(show(&a, "SHOW TimeZone").await, default_tz);
+    let st = a.prepare("SELECT $1::int + 1").await.unwrap();
+    assert_eq!(
+        a.query_one(&st, &[&41i32]).await.unwrap().get::<_, i32>(0),
+        42
+    );
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
