@@ -4,155 +4,10 @@
 //! workspace membership, members (users created by an administrator, added and removed;
 //! refusals for non-admins), OAuth apps in the console, the status fragment and pagination.
 
-use std::collections::HashMap;
-
 use reqwest::StatusCode;
 
+use crate::browser::{bootstrap, unescape, Browser, Page};
 use crate::harness::TestServer;
-
-/// A browser: no redirects followed, cookies kept by name.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    jar: HashMap<String, String>,
-}
-
-#[derive(Debug)]
-struct Page {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no location: {} {}", self.status, self.body))
-    }
-
-    fn input(&self, name: &str) -> String {
-        let needle = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&needle)
-            .unwrap_or_else(|| panic!("no input {name} in:\n{}", self.body))
-            + needle.len();
-        let end = self.body[start..].find('"').unwrap() + start;
-        unescape(&self.body[start..end])
-    }
-
-    fn testid(&self, id: &str) -> Option<String> {
-        let needle = format!("data-testid=\"{id}\">");
-        let start = self.body.find(&needle)? + needle.len();
-        let end = self.body[start..].find('<')? + start;
-        Some(unescape(self.body[start..end].trim()))
-    }
-
-    /// The first path segment after `prefix` in the body (an ID in a link or form action).
-    fn id_after(&self, prefix: &str) -> String {
-        let start = self
-            .body
-            .find(prefix)
-            .unwrap_or_else(|| panic!("no {prefix} in:\n{}", self.body))
-            + prefix.len();
-        let end = self.body[start..].find(['/', '"']).unwrap() + start;
-        self.body[start..end].to_string()
-    }
-
-    #[track_caller]
-    fn assert_security_headers(&self) {
-        let h = |n: &str| {
-            self.headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
-        assert_eq!(h("referrer-policy"), "no-referrer");
-        assert_eq!(h("x-frame-options"), "DENY");
-        assert_eq!(h("x-content-type-options"), "nosniff");
-        assert_eq!(h("cache-control"), "no-store");
-        let csp = h("content-security-policy");
-        assert!(csp.starts_with("default-src 'none';"), "{csp}");
-        assert!(csp.contains("script-src 'self'"), "{csp}");
-        assert!(csp.contains("form-action 'self'"), "{csp}");
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#38;", "&")
-        .replace("&amp;", "&")
-}
-
-impl Browser {
-    fn new(s: &TestServer) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: s.base.clone(),
-            jar: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let req = if self.jar.is_empty() {
-            req
-        } else {
-            let cookie = self
-                .jar
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            req.header("cookie", cookie)
-        };
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        for c in headers
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-        {
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || attrs.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_string(), v.to_string());
-            }
-        }
-        let body = r.text().await.unwrap();
-        Page {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-}
-
-fn bootstrap(s: &TestServer) -> (String, String) {
-    let b = s.running.as_ref().unwrap().bootstrap.as_ref().unwrap();
-    (b.admin_password.clone(), b.workspace_id.clone())
-}
 
 #[tokio::test]
 async fn console_flows_without_javascript() {
@@ -163,7 +18,11 @@ async fn console_flows_without_javascript() {
     // Not signed in: to the sign-in page, which comes back to the console by default.
     let r = b.get(&format!("/console/w/{ws}/projects")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(r.location().starts_with("/login?next="), "{}", r.location());
+    assert!(
+        r.redirect_to().starts_with("/login?next="),
+        "{}",
+        r.redirect_to()
+    );
     let login = b.get("/login").await;
     assert_eq!(login.input("next"), "/console");
     let csrf = login.input("csrf_token");
@@ -179,14 +38,14 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location(), "/console");
+    assert_eq!(r.redirect_to(), "/console");
     let r = b.get("/console").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let projects_url = format!("/console/w/{ws}/projects");
-    assert_eq!(r.location(), projects_url);
+    assert_eq!(r.redirect_to(), projects_url);
     // The switcher's form.
     let r = b.get(&format!("/console/switch?workspace_id={ws}")).await;
-    assert_eq!(r.location(), projects_url);
+    assert_eq!(r.redirect_to(), projects_url);
 
     let page = b.get(&projects_url).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -253,7 +112,7 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let project_url = r.location().to_string();
+    let project_url = r.redirect_to().to_string();
     assert!(project_url.starts_with(&format!("{projects_url}/")));
     let list = b.get(&projects_url).await;
     assert!(list.body.contains(">shop</a>"), "{}", list.body);
@@ -273,7 +132,7 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location(), db_url);
+    assert_eq!(r.redirect_to(), db_url);
     let db = b.get(&db_url).await;
     assert_eq!(db.status, StatusCode::OK, "{}", db.body);
     db.assert_security_headers();
@@ -358,7 +217,7 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let scratch_url = r.location().to_string();
+    let scratch_url = r.redirect_to().to_string();
     assert_ne!(scratch_url, db_url);
     let scratch = b.get(&scratch_url).await;
     assert!(scratch.body.contains("<label for=\"db_delete_confirm\">"));
@@ -380,7 +239,7 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location(), project_url);
+    assert_eq!(r.redirect_to(), project_url);
 
     // Rename, then delete with a typed confirmation.
     let r = b
@@ -474,7 +333,7 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location(), projects_url);
+    assert_eq!(r.redirect_to(), projects_url);
     assert!(!b.get(&projects_url).await.body.contains("shop2"));
 
     // A workspace the user is not a member of: 403, for pages and forms.
@@ -504,19 +363,7 @@ async fn console_flows_without_javascript() {
 async fn signed_in_admin(s: &TestServer) -> (Browser, String) {
     let (password, ws) = bootstrap(s);
     let mut b = Browser::new(s);
-    let login = b.get("/login").await;
-    let csrf = login.input("csrf_token");
-    let r = b
-        .post(
-            "/login",
-            &[
-                ("csrf_token", &csrf),
-                ("next", "/console"),
-                ("email", "admin@localhost"),
-                ("password", &password),
-            ],
-        )
-        .await;
+    let r = b.sign_in("admin@localhost", &password, "/console").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let page = b.get(&format!("/console/w/{ws}/projects")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -567,7 +414,7 @@ async fn workspaces_switch_and_membership_is_checked() {
         .get(&format!("/console/switch?workspace_id={second}"))
         .await;
     assert_eq!(
-        r.location(),
+        r.redirect_to(),
         format!("/console/w/{second}/projects").as_str()
     );
 
@@ -659,19 +506,7 @@ async fn workspaces_switch_and_membership_is_checked() {
 /// Signs `email` in with `password` in a fresh browser.
 async fn sign_in(s: &TestServer, email: &str, password: &str) -> (Browser, Page) {
     let mut b = Browser::new(s);
-    let login = b.get("/login").await;
-    let csrf = login.input("csrf_token");
-    let r = b
-        .post(
-            "/login",
-            &[
-                ("csrf_token", &csrf),
-                ("next", "/console"),
-                ("email", email),
-                ("password", password),
-            ],
-        )
-        .await;
+    let r = b.sign_in(email, password, "/console").await;
     (b, r)
 }
 
@@ -810,7 +645,10 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let r = carol.get("/console").await;
-    assert_eq!(r.location(), format!("/console/w/{ws}/projects").as_str());
+    assert_eq!(
+        r.redirect_to(),
+        format!("/console/w/{ws}/projects").as_str()
+    );
 
     // Bob, a plain member: sees the members, may not change them nor create users.
     let (mut bob, r) = sign_in(&s, "bob@example.com", &bob_password).await;
@@ -933,7 +771,10 @@ async fn console_oauth_apps_and_status_fragment() {
     let (_, ws) = bootstrap(&s);
     let (mut b, csrf) = signed_in_admin(&s).await;
     let apps_url = format!("/console/w/{ws}/apps");
-    assert_eq!(b.get("/console/apps").await.location(), apps_url.as_str());
+    assert_eq!(
+        b.get("/console/apps").await.redirect_to(),
+        apps_url.as_str()
+    );
     let page = b.get(&apps_url).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
@@ -954,7 +795,7 @@ async fn console_oauth_apps_and_status_fragment() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let app_url = r.location().to_string();
+    let app_url = r.redirect_to().to_string();
     assert!(
         app_url.starts_with(&format!("{apps_url}/itgr_")),
         "{app_url}"
@@ -995,7 +836,7 @@ async fn console_oauth_apps_and_status_fragment() {
     let r = b
         .post(&format!("{app_url}/delete"), &[("csrf_token", &csrf)])
         .await;
-    assert_eq!(r.location(), apps_url.as_str());
+    assert_eq!(r.redirect_to(), apps_url.as_str());
     assert_eq!(b.get(&app_url).await.status, StatusCode::NOT_FOUND);
 
     // The status fragment of a database.
@@ -1007,7 +848,7 @@ async fn console_oauth_apps_and_status_fragment() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", project.body);
-    let page = b.get(r.location()).await;
+    let page = b.get(r.redirect_to()).await;
     let db = page.id_after(&format!("/console/w/{ws}/databases/"));
     let status = b
         .get(&format!("/console/w/{ws}/databases/{db}/status"))

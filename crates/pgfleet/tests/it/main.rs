@@ -11,6 +11,7 @@
     reason = "test code fails by panicking"
 )]
 
+mod browser;
 mod harness;
 
 mod api_basics;

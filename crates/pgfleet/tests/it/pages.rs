@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use reqwest::StatusCode;
 
+use crate::browser::{bootstrap, enc, Browser};
 use crate::harness::TestServer;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -16,193 +17,17 @@ const SIGN_IN_FAILED: &str = "Email or password is wrong, or the account is temp
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-/// A browser: no redirects followed, cookies kept (by name only; paths are ignored).
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    jar: HashMap<String, String>,
-}
-
-#[derive(Debug)]
-struct Page {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> Option<&str> {
-        self.headers.get("location").and_then(|v| v.to_str().ok())
-    }
-
-    /// The `Set-Cookie` header for `name`, if any.
-    fn set_cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .map(String::from)
-    }
-
-    /// The value of the first `<input name=… value=…>` named `name`.
-    fn input(&self, name: &str) -> String {
-        let needle = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&needle)
-            .unwrap_or_else(|| panic!("no input {name} in:\n{}", self.body))
-            + needle.len();
-        let end = self.body[start..].find('"').unwrap() + start;
-        unescape(&self.body[start..end])
-    }
-
-    /// The text of the element with `data-testid="id"`.
-    fn testid(&self, id: &str) -> Option<String> {
-        let needle = format!("data-testid=\"{id}\">");
-        let start = self.body.find(&needle)? + needle.len();
-        let end = self.body[start..].find('<')? + start;
-        Some(unescape(self.body[start..end].trim()))
-    }
-
-    #[track_caller]
-    fn assert_security_headers(&self) {
-        let h = |n: &str| {
-            self.headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        };
-        assert_eq!(h("referrer-policy"), "no-referrer");
-        assert_eq!(h("x-frame-options"), "DENY");
-        assert_eq!(h("x-content-type-options"), "nosniff");
-        assert_eq!(h("cache-control"), "no-store");
-        assert!(h("content-security-policy").starts_with("default-src 'none';"));
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#38;", "&")
-        .replace("&amp;", "&")
-}
-
 fn query_of(url: &str) -> HashMap<String, String> {
     let u = url::Url::parse(url).unwrap();
     u.query_pairs().into_owned().collect()
 }
 
-impl Browser {
-    fn new(s: &TestServer) -> Self {
-        Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: s.base.clone(),
-            jar: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let req = if self.jar.is_empty() {
-            req
-        } else {
-            req.header("cookie", self.cookie_header())
-        };
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let headers = r.headers().clone();
-        for c in headers
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-        {
-            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || attrs.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_string(), v.to_string());
-            }
-        }
-        let body = r.text().await.unwrap();
-        Page {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base));
-        self.send(req).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(format!("{}{path}", self.base)).form(form);
-        self.send(req).await
-    }
-
-    /// Opens /login (for its CSRF cookie and field) and signs in.
-    async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Page {
-        let page = self.get(&format!("/login?next={}", enc(next))).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let csrf = page.input("csrf_token");
-        let next = page.input("next");
-        self.post(
-            "/login",
-            &[
-                ("csrf_token", &csrf),
-                ("next", &next),
-                ("email", email),
-                ("password", password),
-            ],
-        )
-        .await
-    }
-
-    fn signed_in(&self) -> bool {
-        self.jar.contains_key("pgfleet_session")
-    }
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 fn admin_password(s: &TestServer) -> String {
-    s.running
-        .as_ref()
-        .unwrap()
-        .bootstrap
-        .as_ref()
-        .unwrap()
-        .admin_password
-        .clone()
+    bootstrap(s).0
 }
 
 fn workspace_id(s: &TestServer) -> String {
-    s.running
-        .as_ref()
-        .unwrap()
-        .bootstrap
-        .as_ref()
-        .unwrap()
-        .workspace_id
-        .clone()
+    bootstrap(s).1
 }
 
 /// A signed-in browser (the bootstrap admin).
@@ -849,13 +674,6 @@ async fn authorize_error_pages_redirects_and_consent() {
     expected.insert("scope".into(), "offline_access workspace:admin".into());
     assert_eq!(query_of(&format!("http://x{next}")), expected);
     s.stop().await;
-}
-
-impl Browser {
-    async fn post_owned(&mut self, path: &str, form: &[(String, String)]) -> Page {
-        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.post(path, &pairs).await
-    }
 }
 
 /// The periodic sweep forgets expired sessions and the OAuth codes and refresh tokens that
