@@ -208,8 +208,6 @@ impl Config {
     /// data directory (created, mode 0600, at first use).
     pub fn oauth_key_secret(&self) -> anyhow::Result<pgfleet_domain::oauth_keys::KeySecret> {
         use anyhow::Context as _;
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
         if let Some(s) = &self.oauth.key_encryption_key {
             anyhow::ensure!(
                 s.expose().len() >= 16,
@@ -229,17 +227,8 @@ impl Config {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let value = pgfleet_domain::oauth_keys::KeySecret::generate_text()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let tmp = path.with_extension("tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(value.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        crate::private_file::write(&path, value.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(pgfleet_domain::oauth_keys::KeySecret::new(
             value.into_bytes(),
         ))

@@ -7,4 +7,5 @@ pub mod cmd;
 pub mod config;
 pub mod logging;
 pub mod pooler;
+pub mod private_file;
 pub mod server;

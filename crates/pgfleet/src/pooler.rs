@@ -94,8 +94,6 @@ pub fn tls_config(cfg: &Config) -> anyhow::Result<(Arc<rustls::ServerConfig>, Op
 }
 
 fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     if let (Ok(c), Ok(k)) = (
@@ -107,17 +105,8 @@ fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let generated = pgfleet_dataplane::tls::self_signed(&[host.to_string()])
         .context("generating the pooler's certificate")?;
-    let tmp = key_path.with_extension("pem.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(generated.key_pem.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &key_path)?;
+    crate::private_file::write(&key_path, generated.key_pem.as_bytes())
+        .with_context(|| format!("writing {}", key_path.display()))?;
     std::fs::write(&cert_path, &generated.cert_pem)?;
     Ok((generated.cert_pem, generated.key_pem))
 }

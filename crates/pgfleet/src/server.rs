@@ -420,21 +420,10 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// `bootstrap.txt`, mode 0600, written atomically.
 fn write_bootstrap_file(path: &Path, s: &BootstrapSecrets) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("txt.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    writeln!(
-        f,
+    let text = format!(
         "# pgfleet first-start credentials. Shown once; keep them safe, then delete this file.\n\
-         admin_email = {}\nadmin_password = {}\nworkspace_id = {}\nservice_token = {}",
+         admin_email = {}\nadmin_password = {}\nworkspace_id = {}\nservice_token = {}\n",
         s.admin_email, s.admin_password, s.workspace_id, s.token
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    );
+    crate::private_file::write(path, text.as_bytes())
 }
