@@ -9,105 +9,75 @@ use pgfleet::server::{self, Deps};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config(ConfigCommand::Print(args)) => match args.load() {
-            Ok(cfg) => {
-                print!("{}", cfg.to_toml());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("pgfleet: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Config(ConfigCommand::Print(args)) => {
+            let Some(cfg) = loaded(args.load()) else {
+                return ExitCode::from(2);
+            };
+            print!("{}", cfg.to_toml());
+            ExitCode::SUCCESS
+        }
         Command::Admin(AdminCommand::Apps(AppsCommand::Create(args))) => {
-            let cfg = match args.common.load() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("pgfleet: {e}");
-                    return ExitCode::from(2);
-                }
+            let Some(cfg) = loaded(args.common.load()) else {
+                return ExitCode::from(2);
             };
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("pgfleet: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let run = pgfleet::admin::apps_create(
-                &cfg,
-                args.workspace.as_deref(),
-                &args.name,
-                args.description.as_deref(),
-                &args.redirect_uris,
-                args.confidential,
-                cli.global.json,
-            );
-            match rt.block_on(run) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("pgfleet: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_async(
+                tokio::runtime::Builder::new_current_thread(),
+                pgfleet::admin::apps_create(
+                    &cfg,
+                    args.workspace.as_deref(),
+                    &args.name,
+                    args.description.as_deref(),
+                    &args.redirect_uris,
+                    args.confidential,
+                    cli.global.json,
+                ),
+            )
         }
         Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
         Command::Proxy(args) => {
-            let cfg = match args.load() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("pgfleet: {e}");
-                    return ExitCode::from(2);
-                }
+            let Some(cfg) = loaded(args.load()) else {
+                return ExitCode::from(2);
             };
             pgfleet::logging::init(cfg.log_format);
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("pgfleet: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(pgfleet::pooler::run_standalone(cfg, wait_for_signal())) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("pgfleet: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_async(
+                tokio::runtime::Builder::new_multi_thread(),
+                pgfleet::pooler::run_standalone(cfg, wait_for_signal()),
+            )
         }
         Command::Serve(args) => {
-            let cfg = match args.load() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("pgfleet: {e}");
-                    return ExitCode::from(2);
-                }
+            let Some(cfg) = loaded(args.load()) else {
+                return ExitCode::from(2);
             };
             pgfleet::logging::init(cfg.log_format);
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("pgfleet: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(serve(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("pgfleet: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_async(tokio::runtime::Builder::new_multi_thread(), serve(cfg))
+        }
+    }
+}
+
+/// The configuration, or `None` after saying why it cannot be loaded (exit code 2).
+fn loaded(
+    cfg: Result<pgfleet::config::Config, pgfleet::config::ConfigError>,
+) -> Option<pgfleet::config::Config> {
+    cfg.map_err(|e| eprintln!("pgfleet: {e}")).ok()
+}
+
+/// Runs `work` on a runtime from `builder`: success, or the error printed and exit code 1.
+fn run_async(
+    mut builder: tokio::runtime::Builder,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let rt = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgfleet: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgfleet: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
