@@ -28,14 +28,15 @@ use crate::AppState;
 /// How long the sealed secret waits for its page, in seconds.
 const FLASH_MAX_AGE: i64 = 300;
 
-struct AppView {
-    id: String,
-    workspace_id: String,
-    name: String,
-    description: Option<String>,
-    client_type: String,
-    redirect_uris: Vec<String>,
-    created: String,
+/// An app as the pages (here and in the console) show it.
+pub(super) struct AppView {
+    pub(super) id: String,
+    pub(super) workspace_id: String,
+    pub(super) name: String,
+    pub(super) description: Option<String>,
+    pub(super) client_type: String,
+    pub(super) redirect_uris: Vec<String>,
+    pub(super) created: String,
 }
 
 impl From<ClientRow> for AppView {
@@ -64,18 +65,30 @@ struct WorkspaceOption {
     selected: bool,
 }
 
-/// What a create or edit form held (re-shown after an error).
+/// What a create or edit form held (re-shown after an error), here and in the console
+/// (which has no workspace field: the page's workspace is the app's).
 #[derive(Default)]
-struct AppForm {
-    name: String,
-    description: String,
-    redirect_uris: String,
-    confidential: bool,
-    workspace_id: String,
+pub(super) struct AppForm {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) redirect_uris: String,
+    pub(super) confidential: bool,
+    pub(super) workspace_id: String,
 }
 
 impl AppForm {
-    fn from_fields(f: &HashMap<String, String>) -> Self {
+    /// The edit form of an existing app.
+    pub(super) fn of(client: &ClientRow) -> Self {
+        Self {
+            name: client.name.clone(),
+            description: client.description.clone().unwrap_or_default(),
+            redirect_uris: client.redirect_uris.join("\n"),
+            confidential: client.client_type == "confidential",
+            workspace_id: client.workspace_id.clone(),
+        }
+    }
+
+    pub(super) fn from_fields(f: &HashMap<String, String>) -> Self {
         Self {
             name: field(f, "name").to_string(),
             description: field(f, "description").to_string(),
@@ -85,7 +98,7 @@ impl AppForm {
         }
     }
 
-    fn uris(&self) -> Vec<String> {
+    pub(super) fn uris(&self) -> Vec<String> {
         self.redirect_uris
             .lines()
             .map(str::trim)
@@ -94,7 +107,7 @@ impl AppForm {
             .collect()
     }
 
-    fn description(&self) -> Option<&str> {
+    pub(super) fn description(&self) -> Option<&str> {
         Some(self.description.trim()).filter(|d| !d.is_empty())
     }
 }
@@ -329,13 +342,7 @@ async fn app_view(
         .find(|w| w.id == client.workspace_id)
         .map(|w| w.name)
         .unwrap_or_default();
-    let form = form.unwrap_or_else(|| AppForm {
-        name: client.name.clone(),
-        description: client.description.clone().unwrap_or_default(),
-        redirect_uris: client.redirect_uris.join("\n"),
-        confidential: client.client_type == "confidential",
-        workspace_id: client.workspace_id.clone(),
-    });
+    let form = form.unwrap_or_else(|| AppForm::of(&client));
     Ok(AppTemplate {
         chrome: signed.chrome(),
         issuer: state.services.config().oauth.issuer.clone(),

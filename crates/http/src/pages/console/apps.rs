@@ -19,7 +19,8 @@ use pgfleet_storage::oauth::ClientRow;
 use super::{
     enter, enter_form, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Signed,
 };
-use crate::pages::{fail, field, render, require_session, see_other, show_time, Chrome, Notice};
+use crate::pages::apps::{AppForm, AppView};
+use crate::pages::{fail, field, render, require_session, see_other, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -28,61 +29,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/w/{ws}/apps", get(apps_page).post(app_create))
         .route("/console/w/{ws}/apps/{id}", get(app_page).post(app_update))
         .route("/console/w/{ws}/apps/{id}/delete", post(app_delete))
-}
-
-struct AppView {
-    id: String,
-    name: String,
-    description: Option<String>,
-    client_type: String,
-    redirect_uris: Vec<String>,
-    created: String,
-}
-
-impl From<ClientRow> for AppView {
-    fn from(c: ClientRow) -> Self {
-        Self {
-            created: show_time(&c.created_at),
-            id: c.id,
-            name: c.name,
-            description: c.description,
-            client_type: c.client_type,
-            redirect_uris: c.redirect_uris,
-        }
-    }
-}
-
-/// What a create or edit form held (shown again after a refusal).
-#[derive(Default)]
-struct AppForm {
-    name: String,
-    description: String,
-    redirect_uris: String,
-    confidential: bool,
-}
-
-impl AppForm {
-    fn from_fields(f: &HashMap<String, String>) -> Self {
-        Self {
-            name: field(f, "name").to_string(),
-            description: field(f, "description").to_string(),
-            redirect_uris: field(f, "redirect_uris").to_string(),
-            confidential: field(f, "client_type") == "confidential",
-        }
-    }
-
-    fn uris(&self) -> Vec<String> {
-        self.redirect_uris
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect()
-    }
-
-    fn description(&self) -> Option<&str> {
-        Some(self.description.trim()).filter(|d| !d.is_empty())
-    }
 }
 
 #[derive(Template)]
@@ -153,12 +99,7 @@ fn app_view(
     form: Option<AppForm>,
     error: Option<Notice>,
 ) -> AppTemplate {
-    let form = form.unwrap_or_else(|| AppForm {
-        name: client.name.clone(),
-        description: client.description.clone().unwrap_or_default(),
-        redirect_uris: client.redirect_uris.join("\n"),
-        confidential: client.client_type == "confidential",
-    });
+    let form = form.unwrap_or_else(|| AppForm::of(&client));
     AppTemplate {
         chrome: ctx.chrome(),
         nav: ctx.nav,
