@@ -504,6 +504,15 @@ async fn workspaces_switch_and_membership_is_checked() {
 }
 
 /// Signs `email` in with `password` in a fresh browser.
+/// The id of the user with this e-mail.
+async fn user_id(s: &TestServer, email: &str) -> String {
+    pgfleet_storage::users::get_by_email(s.services().store().pool(), email)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no user {email}"))
+        .id
+}
+
 async fn sign_in(s: &TestServer, email: &str, password: &str) -> (Browser, Page) {
     let mut b = Browser::new(s);
     let r = b.sign_in(email, password, "/console").await;
@@ -603,12 +612,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
         "a chosen password is not shown"
     );
     assert!(page.body.contains("carol@example.com"), "{}", page.body);
-    let carol_id =
-        pgfleet_storage::users::get_by_email(s.services().store().pool(), "carol@example.com")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+    let carol_id = user_id(&s, "carol@example.com").await;
     let r = admin
         .post(
             &format!("{members_url}/{carol_id}/remove"),
@@ -692,12 +696,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
     // The last admin cannot leave; a removed member loses access at once.
-    let admin_id =
-        pgfleet_storage::users::get_by_email(s.services().store().pool(), "admin@localhost")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+    let admin_id = user_id(&s, "admin@localhost").await;
     let r = admin
         .post(
             &format!("{members_url}/{admin_id}/remove"),
@@ -706,12 +705,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body.contains("at least one admin"), "{}", r.body);
-    let bob_id =
-        pgfleet_storage::users::get_by_email(s.services().store().pool(), "bob@example.com")
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+    let bob_id = user_id(&s, "bob@example.com").await;
     let r = admin
         .post(
             &format!("{members_url}/{bob_id}/remove"),
@@ -882,12 +876,8 @@ async fn server_administrators_are_made_and_unmade_on_the_members_page() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let ids: Vec<(String, String)> = sqlx::query_as("SELECT email, id FROM users ORDER BY seq")
-        .fetch_all(s.services().store().pool())
-        .await
-        .unwrap();
-    let id_of = |email: &str| ids.iter().find(|(e, _)| e == email).unwrap().1.clone();
-    let (admin_id, bob_id) = (id_of("admin@localhost"), id_of("bob@example.com"));
+    let admin_id = user_id(&s, "admin@localhost").await;
+    let bob_id = user_id(&s, "bob@example.com").await;
     let set = |who: &str| format!("{members_url}/{who}/server-admin");
     let badges = |p: &Page| {
         p.body

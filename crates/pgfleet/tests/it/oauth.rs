@@ -85,6 +85,22 @@ impl Ctx {
         pairs["code"].clone()
     }
 
+    /// The code exchange of the tests' redirect URI and verifier (`client_secret` in the
+    /// body for a confidential app).
+    async fn exchange(&self, client_id: &str, secret: Option<&str>, code: &str) -> Resp {
+        let mut form = vec![
+            ("client_id", client_id),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ];
+        if let Some(secret) = secret {
+            form.push(("client_secret", secret));
+        }
+        self.token(&form, None).await
+    }
+
     async fn token(&self, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Resp {
         let mut r = self
             .s
@@ -181,19 +197,7 @@ async fn confidential_client_code_flow_with_client_secret() {
     let code = c
         .code(&id, "workspace:admin offline_access", VERIFIER)
         .await;
-    let r = c
-        .token(
-            &[
-                ("client_id", &id),
-                ("client_secret", &secret),
-                ("code", &code),
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            None,
-        )
-        .await;
+    let r = c.exchange(&id, Some(&secret), &code).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.headers["cache-control"], "no-store");
     assert_eq!(r.body["token_type"], "Bearer");
@@ -251,18 +255,7 @@ async fn confidential_client_code_flow_with_client_secret() {
     assert!(ok.body.get("refresh_token").is_none());
     // No secret at all for a confidential client.
     let code = c.code(&id, "workspace:admin", VERIFIER).await;
-    let r = c
-        .token(
-            &[
-                ("client_id", &id),
-                ("code", &code),
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            None,
-        )
-        .await;
+    let r = c.exchange(&id, None, &code).await;
     oauth_error(&r, 401, "invalid_client");
     c.s.stop().await;
 }
@@ -274,18 +267,7 @@ async fn public_client_refresh_rotation_and_reuse_detection() {
     let code = c
         .code(&id, "workspace:admin offline_access", VERIFIER)
         .await;
-    let r = c
-        .token(
-            &[
-                ("client_id", &id),
-                ("code", &code),
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            None,
-        )
-        .await;
+    let r = c.exchange(&id, None, &code).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let rt1 = r.body["refresh_token"].as_str().unwrap().to_string();
 
@@ -606,19 +588,7 @@ async fn revocation_integrations_and_scope() {
         let (id, secret) = (id.clone(), secret.clone());
         async move {
             let code = c.code(&id, scope, VERIFIER).await;
-            let r = c
-                .token(
-                    &[
-                        ("client_id", &id),
-                        ("client_secret", &secret),
-                        ("code", &code),
-                        ("grant_type", "authorization_code"),
-                        ("redirect_uri", REDIRECT),
-                        ("code_verifier", VERIFIER),
-                    ],
-                    None,
-                )
-                .await;
+            let r = c.exchange(&id, Some(&secret), &code).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.body);
             (
                 r.body["access_token"].as_str().unwrap().to_string(),
@@ -806,18 +776,7 @@ async fn removing_a_member_revokes_their_oauth_access() {
     let code = c
         .code_as(&bob, &app, "workspace:admin offline_access", VERIFIER)
         .await;
-    let r = c
-        .token(
-            &[
-                ("client_id", &app),
-                ("code", &code),
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            None,
-        )
-        .await;
+    let r = c.exchange(&app, None, &code).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let access = r.body["access_token"].as_str().unwrap().to_string();
     let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
@@ -902,18 +861,7 @@ async fn signing_key_is_encrypted_at_rest() {
     };
     let (app, _) = c.app(false).await;
     let code = c.code(&app, "workspace:admin", VERIFIER).await;
-    let r = c
-        .token(
-            &[
-                ("client_id", &app),
-                ("code", &code),
-                ("grant_type", "authorization_code"),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", VERIFIER),
-            ],
-            None,
-        )
-        .await;
+    let r = c.exchange(&app, None, &code).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let access = r.body["access_token"].as_str().unwrap().to_string();
     let header: Value = serde_json::from_slice(
