@@ -1,5 +1,5 @@
 //! Shared pieces of the benchmarks: statistics, a TLS client for tenant databases, and a
-//! pgfleet server started in-process on a fresh data directory.
+//! pgfleet server started in-process on a fresh data directory, and a JSON POST to its API.
 
 use std::time::Duration;
 
@@ -74,6 +74,23 @@ pub async fn select_one(
     drop(client);
     let _ = task.await;
     Ok(())
+}
+
+/// POSTs `body` as JSON to `url` with `token`; the response body.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(http
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?
+        .json()
+        .await?)
 }
 
 /// Prints a line of the report.

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pgfleet_bench::{ms, row};
+use pgfleet_bench::{ms, post_json, row};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
@@ -28,14 +28,13 @@ async fn main() -> anyhow::Result<()> {
     let bin = pgfleet_dataplane::binaries::find_bin_dir(None)?;
     println!("pgfleet bench/backup — pgbench scale {scale}, {rounds} rounds (median)");
 
-    let p: Value = http
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "bench-backup"}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let p: Value = post_json(
+        &http,
+        &format!("{base}/v1/projects"),
+        TOKEN,
+        &json!({"name": "bench-backup"}),
+    )
+    .await?;
     let db = p["data"]["database"]["id"]
         .as_str()
         .context("database id")?

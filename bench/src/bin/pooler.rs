@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pgfleet_bench::row;
+use pgfleet_bench::{post_json, row};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
@@ -297,26 +297,24 @@ async fn main() -> anyhow::Result<()> {
         "pgfleet bench/pooler — pgbench -S, scale {scale}, {rounds} rounds of {seconds} s per side (medians), pool size {pool_size}, TLS on both"
     );
 
-    let p: Value = http
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "bench-pooler"}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let p: Value = post_json(
+        &http,
+        &format!("{base}/v1/projects"),
+        TOKEN,
+        &json!({"name": "bench-pooler"}),
+    )
+    .await?;
     let db = p["data"]["database"]["id"]
         .as_str()
         .context("database id")?
         .to_string();
-    let c: Value = http
-        .post(format!("{base}/v1/databases/{db}/connections"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let c: Value = post_json(
+        &http,
+        &format!("{base}/v1/databases/{db}/connections"),
+        TOKEN,
+        &json!({"name": "bench"}),
+    )
+    .await?;
     let direct = c["data"]["endpoints"]["direct"]["connectionString"]
         .as_str()
         .context("direct connection string")?

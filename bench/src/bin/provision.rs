@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pgfleet_bench::{ms, percentile, row, select_one, tls};
+use pgfleet_bench::{ms, percentile, post_json, row, select_one, tls};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
@@ -60,14 +60,13 @@ async fn main() -> anyhow::Result<()> {
     let (admin, conn) = admin_cfg.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
 
-    let project: Value = http
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "bench", "createDatabase": false}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let project: Value = post_json(
+        &http,
+        &format!("{base}/v1/projects"),
+        TOKEN,
+        &json!({"name": "bench", "createDatabase": false}),
+    )
+    .await?;
     let project_id = project["data"]["id"]
         .as_str()
         .with_context(|| format!("project: {project}"))?
@@ -193,14 +192,13 @@ async fn api_create(
     name: &str,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
 ) -> anyhow::Result<String> {
-    let r: Value = http
-        .post(format!("{base}/v1/projects/{project}/databases"))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "name": name }))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let r: Value = post_json(
+        http,
+        &format!("{base}/v1/projects/{project}/databases"),
+        TOKEN,
+        &json!({ "name": name }),
+    )
+    .await?;
     let cs = r["data"]["connectionString"]
         .as_str()
         .with_context(|| format!("no connection string: {r}"))?;
@@ -301,14 +299,13 @@ async fn fake_project(
     meta: &tokio_postgres::Client,
     n: i64,
 ) -> anyhow::Result<String> {
-    let p: Value = http
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": format!("list-{n}"), "createDatabase": false}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let p: Value = post_json(
+        http,
+        &format!("{base}/v1/projects"),
+        TOKEN,
+        &json!({"name": format!("list-{n}"), "createDatabase": false}),
+    )
+    .await?;
     let pid = p["data"]["id"].as_str().context("project id")?.to_string();
     meta.execute(
         "INSERT INTO databases (id, project_id, name, region_id, server_id, status, is_default, pg_database, owner_role,
