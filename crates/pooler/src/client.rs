@@ -539,12 +539,10 @@ impl Session {
             // long one (checking a server connection out first when there is none).
             loop {
                 if self.client_pass > 0 {
-                    if self.cbuf.is_empty() {
+                    pass_on(&mut self.client_pass, &mut self.cbuf, &mut to_server);
+                    if self.client_pass > 0 {
                         break;
                     }
-                    let n = self.client_pass.min(self.cbuf.len());
-                    to_server.extend_from_slice(&self.cbuf.split_to(n));
-                    self.client_pass -= n;
                     continue;
                 }
                 let Some((tag, len)) = peek_header(&self.cbuf)? else {
@@ -951,12 +949,10 @@ impl Session {
         let mut release = false;
         loop {
             if self.server_pass > 0 {
-                if self.sbuf.is_empty() {
+                pass_on(&mut self.server_pass, &mut self.sbuf, out);
+                if self.server_pass > 0 {
                     break;
                 }
-                let n = self.server_pass.min(self.sbuf.len());
-                out.extend_from_slice(&self.sbuf.split_to(n));
-                self.server_pass -= n;
                 continue;
             }
             let Some((tag, len)) = peek_header(&self.sbuf)? else {
@@ -974,13 +970,13 @@ impl Session {
                 }
                 break;
             }
+            if tag == b'S' {
+                let body = self.sbuf[5..len].to_vec();
+                self.note_status(&body);
+            }
             if self.setting {
                 // Replies to the proxy's own SETs: they come before any the client is owed.
                 match tag {
-                    b'S' => {
-                        let body = self.sbuf[5..len].to_vec();
-                        self.note_status(&body);
-                    }
                     b'E' => {
                         let fields = proto::error_fields(&self.sbuf[5..len]);
                         tracing::warn!(?fields, "pooler: a session parameter could not be set");
@@ -997,10 +993,6 @@ impl Session {
                 continue;
             }
             match tag {
-                b'S' => {
-                    let body = self.sbuf[5..len].to_vec();
-                    self.note_status(&body);
-                }
                 b'1' | b'3' => {
                     let b = self.batch_for_replies();
                     let counter = if tag == b'1' {
@@ -1083,6 +1075,14 @@ const SERVER_NAME_LEN: usize = 28;
 
 /// Messages at least this long are passed through as they arrive instead of whole.
 pub(crate) const STREAM_FROM: usize = 64 * 1024;
+
+/// Moves what has arrived of a message being passed through (`pass` bytes still to go)
+/// from `from` to `to`.
+fn pass_on(pass: &mut usize, from: &mut BytesMut, to: &mut BytesMut) {
+    let n = (*pass).min(from.len());
+    to.extend_from_slice(&from.split_to(n));
+    *pass -= n;
+}
 
 /// The portal and statement names of the `Bind` at the start of `msg` (type byte included)
 /// and where its parameters start, once both names have arrived.

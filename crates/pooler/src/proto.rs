@@ -1,4 +1,4 @@
-//! Framing of the PostgreSQL v3 wire protocol: the startup packet, finding whole messages in
+//! Framing of the PostgreSQL v3 wire protocol: the startup packet, reading message headers in
 //! a buffer, and building the few messages the proxy writes itself (authentication,
 //! parameter status, key data, ready-for-query, errors).
 
@@ -92,13 +92,6 @@ pub fn peek_header(buf: &[u8]) -> Result<Option<(u8, usize)>, ProtoError> {
         return Err(ProtoError::Malformed("message length"));
     }
     Ok(Some((buf[0], len + 1)))
-}
-
-/// The type byte and whole length (type byte included) of the first message in `buf`, if
-/// it is complete.
-#[inline]
-pub fn peek_message(buf: &[u8]) -> Result<Option<(u8, usize)>, ProtoError> {
-    Ok(peek_header(buf)?.filter(|(_, len)| buf.len() >= *len))
 }
 
 /// Reads one whole typed message (type, body) during authentication exchanges.
@@ -208,13 +201,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_are_found_whole_only() {
+    fn headers_are_read_once_all_five_bytes_are_in() {
         let mut b = BytesMut::new();
         put_ready(&mut b, b'I');
-        assert_eq!(peek_message(&b).unwrap(), Some((b'Z', 6)));
-        assert_eq!(peek_message(&b[..5]).unwrap(), None);
+        assert_eq!(peek_header(&b).unwrap(), Some((b'Z', 6)));
+        assert_eq!(peek_header(&b[..5]).unwrap(), Some((b'Z', 6)));
+        assert_eq!(peek_header(&b[..4]).unwrap(), None);
         let bad = [b'Z', 0xff, 0xff, 0xff, 0xff];
-        assert!(peek_message(&bad).is_err());
+        assert!(peek_header(&bad).is_err());
     }
 
     #[test]
