@@ -209,10 +209,6 @@ impl Config {
     pub fn oauth_key_secret(&self) -> anyhow::Result<pgfleet_domain::oauth_keys::KeySecret> {
         use anyhow::Context as _;
         if let Some(s) = &self.oauth.key_encryption_key {
-            anyhow::ensure!(
-                s.expose().len() >= 16,
-                "oauth.key_encryption_key must be at least 16 characters (32 random bytes, base64, are best)"
-            );
             return Ok(pgfleet_domain::oauth_keys::KeySecret::new(
                 s.expose().as_bytes().to_vec(),
             ));
@@ -476,6 +472,17 @@ impl Config {
     /// Checks the configuration and fills derived defaults (the embedded `us-east-1` region
     /// when no region is configured). Idempotent; `server::start` calls it too.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if self
+            .oauth
+            .key_encryption_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 16)
+        {
+            return Err(ConfigError::Invalid(
+                "oauth.key_encryption_key must be at least 16 characters (32 random bytes, base64, are best)"
+                    .to_string(),
+            ));
+        }
         if self.regions.is_empty() {
             if self.metadata.url.is_some() {
                 return Err(ConfigError::Invalid(
@@ -674,5 +681,30 @@ mod tests {
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
         std::fs::write(&file, "[backups.s3]\nbukkit = \"b\"\n").unwrap();
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn oauth_key_encryption_key_from_a_file_hidden_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("kek");
+        std::fs::write(&secret, "a key-encryption secret\n").unwrap();
+        let file = dir.path().join("pgfleet.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[oauth]\nkey_encryption_key_file = {:?}\n",
+                secret.display().to_string()
+            ),
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(
+            cfg.oauth.key_encryption_key.as_ref().map(Secret::expose),
+            Some("a key-encryption secret")
+        );
+        assert!(!cfg.to_toml().contains("key-encryption secret"));
+        std::fs::write(&file, "[oauth]\nkey_encryption_key = \"short\"\n").unwrap();
+        let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("at least 16 characters"), "{e}");
     }
 }
