@@ -148,6 +148,24 @@ describe('pooled endpoint with node pg', { timeout: 5 * 60_000 }, () => {
     }
   });
 
+  it('a statement prepared in a batch that then failed can be prepared again', async () => {
+    // The Parse succeeds and the Bind fails, so the server keeps the statement while the
+    // proxy cannot know it did: preparing the same text again (here under another client-side
+    // name, so the proxy's name is the same) must not fail with 42P05 "already exists".
+    const c = new pg.Client(pgConfig(conn.endpoints.pooled.connectionString));
+    await c.connect();
+    try {
+      const text = 'select $1::int + 1 as v';
+      await assert.rejects(c.query({ name: 'first', text, values: ['not a number'] }), (e) => e.code === '22P02');
+      const r = await c.query({ name: 'second', text, values: [41] });
+      assert.equal(r.rows[0].v, 42);
+      const again = await c.query({ name: 'first', text, values: [1] });
+      assert.equal(again.rows[0].v, 2);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('a wrong password gets 28P01 from the pooled endpoint', async () => {
     const cfg = pgConfig(conn.endpoints.pooled.connectionString);
     const c = new pg.Client({ ...cfg, password: 'wrong' });

@@ -282,6 +282,9 @@ pub struct PoolerConfig {
     /// PEM certificate and key; default a self-signed one kept in `<data_dir>/pooler-tls`.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// Named statements kept prepared on each server connection (transaction mode); past
+    /// this, the least recently used one is closed and prepared again when next used.
+    pub max_prepared_statements: usize,
     /// How long a client waits for a server connection, in seconds.
     pub query_wait_timeout_secs: u64,
     /// Server connections idle this long are closed, in seconds.
@@ -311,6 +314,7 @@ impl Default for PoolerConfig {
             require_tls: true,
             tls_cert_file: None,
             tls_key_file: None,
+            max_prepared_statements: 200,
             query_wait_timeout_secs: 120,
             server_idle_timeout_secs: 600,
             shutdown_grace_secs: 10,
@@ -582,9 +586,13 @@ impl Config {
                 ));
             }
         }
-        if self.pooler.pool_size == 0 || self.pooler.max_clients == 0 {
+        if self.pooler.pool_size == 0
+            || self.pooler.max_clients == 0
+            || self.pooler.max_prepared_statements == 0
+        {
             return Err(ConfigError::Invalid(
-                "pooler: pool_size and max_clients must be at least 1".to_string(),
+                "pooler: pool_size, max_clients and max_prepared_statements must be at least 1"
+                    .to_string(),
             ));
         }
         if self.role_connection_limit >= 0

@@ -2,7 +2,7 @@
 //! (TLS when the server asks for it, SCRAM answered with the key recovered from the client's
 //! proof, or no password over a trusted Unix socket), and what the pool keeps about it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +68,68 @@ impl From<ScramError> for BackendError {
     }
 }
 
+/// The statements a server session has prepared (the proxy's names), each with when it was
+/// last used, so that the least recently used can be closed once there are too many: every
+/// statement holds memory in its backend, and the clients of a pool may prepare many.
+#[derive(Debug, Default)]
+pub struct PreparedSet {
+    last_used: HashMap<String, u64>,
+    clock: u64,
+}
+
+impl PreparedSet {
+    pub fn len(&self) -> usize {
+        self.last_used.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last_used.is_empty()
+    }
+
+    /// The use counter now: statements used from here on have a later mark.
+    pub fn now(&self) -> u64 {
+        self.clock
+    }
+
+    /// Whether the session has `name`, marking it used.
+    pub fn touch(&mut self, name: &str) -> bool {
+        self.clock += 1;
+        match self.last_used.get_mut(name) {
+            Some(t) => {
+                *t = self.clock;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn insert(&mut self, name: String) {
+        self.clock += 1;
+        self.last_used.insert(name, self.clock);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.last_used.remove(name);
+    }
+
+    pub fn clear(&mut self) {
+        self.last_used.clear();
+    }
+
+    /// Forgets and returns the least recently used statement among those last used before
+    /// `since` (statements used since then may still be needed by the batch being written).
+    pub fn evict_before(&mut self, since: u64) -> Option<String> {
+        let name = self
+            .last_used
+            .iter()
+            .filter(|(_, &t)| t <= since)
+            .min_by_key(|(_, &t)| t)
+            .map(|(n, _)| n.clone())?;
+        self.last_used.remove(&name);
+        Some(name)
+    }
+}
+
 /// A server connection and what the proxy knows about its session.
 pub struct ServerConn {
     pub stream: BackendStream,
@@ -77,8 +139,8 @@ pub struct ServerConn {
     pub params: Vec<(String, String)>,
     /// The session's reported parameters now (updated by every `ParameterStatus`).
     pub current: Vec<(String, String)>,
-    /// Names of the statements this session has prepared (the proxy's names).
-    pub prepared: HashSet<String>,
+    /// The statements this session has prepared (the proxy's names).
+    pub prepared: PreparedSet,
     pub last_used: Instant,
     /// The database's slot this connection holds (released when it is dropped).
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -235,7 +297,7 @@ impl ServerConn {
             secret,
             current: params.clone(),
             params,
-            prepared: HashSet::new(),
+            prepared: PreparedSet::default(),
             last_used: Instant::now(),
             slot: None,
         })
@@ -313,4 +375,26 @@ pub async fn send_cancel(target: &BackendTarget, pid: i32, secret: i32) -> std::
     let mut b = [0u8; 1];
     let _ = s.read(&mut b).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PreparedSet;
+
+    #[test]
+    fn evicts_the_least_recently_used_before_the_mark() {
+        let mut set = PreparedSet::default();
+        set.insert("a".into());
+        set.insert("b".into());
+        set.insert("c".into());
+        assert!(set.touch("a"));
+        assert!(!set.touch("zzz"));
+        let mark = set.now();
+        assert!(set.touch("b"));
+        // "c" is the oldest; "b" was used after the mark and is spared.
+        assert_eq!(set.evict_before(mark).as_deref(), Some("c"));
+        assert_eq!(set.evict_before(mark).as_deref(), Some("a"));
+        assert_eq!(set.evict_before(mark), None);
+        assert_eq!(set.len(), 1);
+    }
 }

@@ -11,8 +11,10 @@
 //! their replies (`CloseComplete`/`ParseComplete` carry no data, so hiding "the next N" of
 //! a reply batch is exact). The hidden counts are kept per batch (up to each reply-owing
 //! message) because an error makes the server skip to the next `Sync`. After an error the
-//! statements prepared in that batch are forgotten (a later use re-prepares; `Close` of an
-//! unknown statement is not an error).
+//! statements prepared in that batch are forgotten (a later use re-prepares, and every
+//! `Parse` the proxy sends comes after a `Close` of the name, which is not an error when the
+//! statement does not exist). Each server connection keeps at most
+//! `max_prepared_statements`; the least recently used are closed to make room.
 //!
 //! **COPY FROM through the extended protocol.** The server ignores a `Sync` that reaches it
 //! in copy-in mode (tokio-postgres sends one right after the `Execute`), so when the client
@@ -464,6 +466,9 @@ struct Session {
     setting: bool,
     /// Bytes of a long server message still to pass through as they arrive.
     server_pass: usize,
+    /// The server session's statement-use counter when this client got it: statements used
+    /// since may be needed by what is being sent, so they are not closed to make room.
+    lease_mark: u64,
 }
 
 impl Session {
@@ -495,6 +500,7 @@ impl Session {
             copy_in: false,
             wanted,
             setting: false,
+            lease_mark: 0,
         }
     }
 
@@ -637,6 +643,7 @@ impl Session {
                         secret: lease.conn.secret,
                     });
                 }
+                self.lease_mark = lease.conn.prepared.now();
                 self.lease = Some(lease);
                 self.owed = 0;
                 self.unsynced = false;
@@ -840,15 +847,18 @@ impl Session {
         proto::put_cstr(&mut parse, &server_name);
         parse.extend_from_slice(rest);
         let parse = Bytes::from(parse);
-        // Re-preparing a name the server session already has would fail: close it first.
-        if self
+        // Re-preparing a name the server session already has would fail, so it is closed
+        // first, also when the proxy does not know of it: after an error the statements of a
+        // batch are forgotten, but its `Parse` may have succeeded before the error.
+        if !self
             .lease
-            .as_ref()
-            .is_some_and(|l| l.conn.prepared.contains(&server_name))
+            .as_mut()
+            .is_some_and(|l| l.conn.prepared.touch(&server_name))
         {
-            put_statement_message(out, b'C', &server_name);
-            self.open.hide_close += 1;
+            self.make_room(out);
         }
+        put_statement_message(out, b'C', &server_name);
+        self.open.hide_close += 1;
         put_message(out, b'P', &parse);
         self.open.prepared.push(server_name.clone());
         if let Some(l) = self.lease.as_mut() {
@@ -863,16 +873,41 @@ impl Session {
     fn ensure_prepared(&mut self, name: &[u8], out: &mut BytesMut) -> Option<String> {
         let st = self.statements.get(name)?;
         let server_name = st.server_name.clone();
-        let lease = self.lease.as_mut()?;
-        if !lease.conn.prepared.contains(&server_name) {
-            put_statement_message(out, b'C', &server_name);
-            put_message(out, b'P', &st.parse);
-            self.open.hide_close += 1;
-            self.open.hide_parse += 1;
-            self.open.prepared.push(server_name.clone());
-            lease.conn.prepared.insert(server_name.clone());
+        if self.lease.as_mut()?.conn.prepared.touch(&server_name) {
+            return Some(server_name);
         }
+        self.make_room(out);
+        let st = self.statements.get(name)?;
+        put_statement_message(out, b'C', &server_name);
+        put_message(out, b'P', &st.parse);
+        self.open.hide_close += 1;
+        self.open.hide_parse += 1;
+        self.open.prepared.push(server_name.clone());
+        self.lease
+            .as_mut()?
+            .conn
+            .prepared
+            .insert(server_name.clone());
         Some(server_name)
+    }
+
+    /// Before a statement is prepared on the server session: closes the least recently used
+    /// ones (replies hidden) while the session has `max_prepared_statements`, sparing those
+    /// used since this client got it. Should one of these `Close`s be skipped after an error,
+    /// the statement stays on the server unknown to the proxy; a later `Parse` of it closes
+    /// it first anyway.
+    fn make_room(&mut self, out: &mut BytesMut) {
+        let max = self.shared.settings.max_prepared_statements;
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        while lease.conn.prepared.len() >= max {
+            let Some(old) = lease.conn.prepared.evict_before(self.lease_mark) else {
+                break;
+            };
+            put_statement_message(out, b'C', &old);
+            self.open.hide_close += 1;
+        }
     }
 
     fn forward_bind(&mut self, msg: BytesMut, out: &mut BytesMut) {

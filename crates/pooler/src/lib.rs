@@ -56,6 +56,9 @@ pub struct Settings {
     /// Refuse clients that do not ask for TLS.
     pub require_tls: bool,
     pub connect_timeout: Duration,
+    /// Named statements kept prepared on each server connection in transaction mode; past
+    /// this, the least recently used is closed (and prepared again when next used).
+    pub max_prepared_statements: usize,
     /// How long a client waits for a server connection before it gets an error.
     pub query_wait_timeout: Duration,
     /// Server connections idle this long are closed.
@@ -74,6 +77,7 @@ impl std::fmt::Debug for Settings {
             .field("mode", &self.mode)
             .field("pool_size", &self.pool_size)
             .field("max_clients", &self.max_clients)
+            .field("max_prepared_statements", &self.max_prepared_statements)
             .field("require_tls", &self.require_tls)
             .finish_non_exhaustive()
     }
@@ -87,6 +91,7 @@ impl Default for Settings {
             max_clients: 1000,
             require_tls: true,
             connect_timeout: Duration::from_secs(10),
+            max_prepared_statements: 200,
             query_wait_timeout: Duration::from_secs(120),
             server_idle_timeout: Duration::from_secs(600),
             revalidate_every: Duration::from_secs(1),

@@ -878,6 +878,59 @@ async fn session_parameters_follow_their_client() {
     s.stop().await;
 }
 
+/// Named statements kept on one server connection are capped: past
+/// `max_prepared_statements` the least recently used are closed, and prepared again when
+/// a client uses them; a transaction that needs more than the cap gets them all.
+#[tokio::test]
+async fn prepared_statements_per_server_connection_are_capped() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.pool_size = 1;
+        c.pooler.max_prepared_statements = 3;
+    })
+    .await;
+    let (_db, conn) = database_with_connection(&s, "capped").await;
+    let mut client = connect_tls(&pooled_url(&conn)).await.unwrap();
+    async fn on_server(c: &tokio_postgres::Client) -> String {
+        show(c, "SELECT count(*)::text FROM pg_prepared_statements").await
+    }
+    let mut statements = Vec::new();
+    for i in 0..10i32 {
+        statements.push(
+            client
+                .prepare(&format!("SELECT $1::int + {i}"))
+                .await
+                .unwrap(),
+        );
+        assert!(on_server(&client).await.parse::<i32>().unwrap() <= 3);
+    }
+    assert_eq!(on_server(&client).await, "3");
+    // Every statement still works, the evicted ones prepared again.
+    for (i, st) in (0..10i32).zip(&statements) {
+        let v: i32 = client.query_one(st, &[&1i32]).await.unwrap().get(0);
+        assert_eq!(v, 1 + i);
+    }
+    assert_eq!(on_server(&client).await, "3");
+    // Inside one transaction nothing it has used is closed, so it may exceed the cap.
+    let tx = client.transaction().await.unwrap();
+    for (i, st) in (0..5i32).zip(&statements) {
+        let v: i32 = tx.query_one(st, &[&2i32]).await.unwrap().get(0);
+        assert_eq!(v, 2 + i);
+    }
+    let n: i64 = tx
+        .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(n >= 5, "{n} statements inside the transaction");
+    tx.commit().await.unwrap();
+    // The next statement prepared brings the session back to the cap.
+    let st = client.prepare("SELECT $1::int * 2").await.unwrap();
+    assert_eq!(on_server(&client).await, "3");
+    let v: i32 = client.query_one(&st, &[&21i32]).await.unwrap().get(0);
+    assert_eq!(v, 42);
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
