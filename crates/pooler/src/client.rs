@@ -611,6 +611,13 @@ impl Session {
                 Io::ServerData(n) => {
                     self.sbuf.extend_from_slice(&stmp[..n]);
                     let release = self.take_server_messages(&mut to_client)?;
+                    // The transaction is over once its last reply is in hand: the server
+                    // connection goes back before the client write, which may wait on a
+                    // slow client, so a waiting client can start on it meanwhile.
+                    if release && to_server.is_empty() && !self.fatal_sent {
+                        self.release();
+                        server_unflushed = false;
+                    }
                     if !to_client.is_empty() {
                         if self.client.write_all(&to_client).await.is_err()
                             || self.client.flush().await.is_err()
@@ -622,10 +629,6 @@ impl Session {
                     if self.fatal_sent {
                         self.drop_lease();
                         return Ok(());
-                    }
-                    if release && to_server.is_empty() {
-                        self.release();
-                        server_unflushed = false;
                     }
                 }
             }
