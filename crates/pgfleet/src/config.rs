@@ -289,6 +289,10 @@ pub struct PoolerConfig {
     pub query_wait_timeout_secs: u64,
     /// Server connections idle this long are closed, in seconds.
     pub server_idle_timeout_secs: u64,
+    /// Server connections this old are closed once their transaction ends, in seconds.
+    pub server_lifetime_secs: u64,
+    /// Clients must finish TLS, startup and authentication within this, in seconds.
+    pub client_login_timeout_secs: u64,
     /// How long shutdown lets clients finish their transactions, in seconds.
     pub shutdown_grace_secs: u64,
 }
@@ -317,6 +321,8 @@ impl Default for PoolerConfig {
             max_prepared_statements: 200,
             query_wait_timeout_secs: 120,
             server_idle_timeout_secs: 600,
+            server_lifetime_secs: 3600,
+            client_login_timeout_secs: 60,
             shutdown_grace_secs: 10,
         }
     }
@@ -589,9 +595,12 @@ impl Config {
         if self.pooler.pool_size == 0
             || self.pooler.max_clients == 0
             || self.pooler.max_prepared_statements == 0
+            || self.pooler.server_lifetime_secs == 0
+            || self.pooler.client_login_timeout_secs == 0
         {
             return Err(ConfigError::Invalid(
-                "pooler: pool_size, max_clients and max_prepared_statements must be at least 1"
+                "pooler: pool_size, max_clients, max_prepared_statements, server_lifetime_secs \
+                 and client_login_timeout_secs must be at least 1"
                     .to_string(),
             ));
         }

@@ -69,6 +69,8 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
         require_tls: p.require_tls,
         query_wait_timeout: Duration::from_secs(p.query_wait_timeout_secs),
         server_idle_timeout: Duration::from_secs(p.server_idle_timeout_secs),
+        server_lifetime: Duration::from_secs(p.server_lifetime_secs),
+        client_login_timeout: Duration::from_secs(p.client_login_timeout_secs),
         shutdown_grace: Duration::from_secs(p.shutdown_grace_secs),
         backend_tls: Some(Arc::new(backend_tls)),
         ..pgfleet_pooler::Settings::default()

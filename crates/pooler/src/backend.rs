@@ -142,6 +142,7 @@ pub struct ServerConn {
     /// The statements this session has prepared (the proxy's names).
     pub prepared: PreparedSet,
     pub last_used: Instant,
+    pub created: Instant,
     /// The database's slot this connection holds (released when it is dropped).
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -299,6 +300,7 @@ impl ServerConn {
             params,
             prepared: PreparedSet::default(),
             last_used: Instant::now(),
+            created: Instant::now(),
             slot: None,
         })
     }

@@ -44,28 +44,45 @@ use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
 
 pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
     let _ = tcp.set_nodelay(true);
-    let Some((stream, params)) = startup(&shared, tcp).await else {
+    let deadline = tokio::time::Instant::now() + shared.settings.client_login_timeout;
+    let Ok(Some((stream, params))) = tokio::time::timeout_at(deadline, startup(&shared, tcp)).await
+    else {
         return;
     };
     let mut client = stream;
-    match login(&shared, &mut client, &params).await {
-        Ok(Some((pool, params_out, wanted))) => {
-            let slot: CancelSlot = Arc::new(Mutex::new(None));
-            let (pid, secret) = shared.register_cancel(slot.clone());
-            let mut out = params_out;
-            proto::put_backend_key(&mut out, pid, secret);
-            proto::put_ready(&mut out, b'I');
-            if client.write_all(&out).await.is_ok() {
-                let mut s = Session::new(shared.clone(), pool.clone(), client, slot, wanted);
-                let _ = s.run().await;
-                s.finish().await;
-            }
-            shared.unregister_cancel(pid);
-            pool.client_left();
+    let logged_in = tokio::time::timeout_at(deadline, login(&shared, &mut client, &params)).await;
+    let Ok(logged_in) = logged_in else {
+        // As PostgreSQL's authentication_timeout says it (briefly: the client may not read).
+        let told = fatal(
+            &mut client,
+            "57014",
+            "canceling authentication due to timeout",
+        );
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), told).await;
+        return;
+    };
+    let auth = match logged_in {
+        Ok(Some(auth)) => auth,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!(error = %e, "pooler: client left during login");
+            return;
         }
-        Ok(None) => {}
-        Err(e) => tracing::debug!(error = %e, "pooler: client left during login"),
+    };
+    let Some((pool, mut out, wanted)) = join(&shared, &mut client, &params, auth).await else {
+        return;
+    };
+    let slot: CancelSlot = Arc::new(Mutex::new(None));
+    let (pid, secret) = shared.register_cancel(slot.clone());
+    proto::put_backend_key(&mut out, pid, secret);
+    proto::put_ready(&mut out, b'I');
+    if client.write_all(&out).await.is_ok() {
+        let mut s = Session::new(shared.clone(), pool.clone(), client, slot, wanted);
+        let _ = s.run().await;
+        s.finish().await;
     }
+    shared.unregister_cancel(pid);
+    pool.client_left();
 }
 
 async fn fatal(client: &mut ClientStream, code: &str, message: &str) {
@@ -163,13 +180,20 @@ enum LoginError {
     Io(#[from] std::io::Error),
 }
 
-/// Authenticates the client and picks its pool; `None` when it was refused (the client has
-/// been told why).
+/// A client that proved it knows the connection's password, for its database.
+struct Authenticated {
+    route: crate::catalog::Route,
+    verifier: Verifier,
+    key: crate::scram::ClientKey,
+    server_final: String,
+}
+
+/// Authenticates the client; `None` when it was refused (the client has been told why).
 async fn login(
     shared: &Shared,
     client: &mut ClientStream,
     params: &HashMap<String, String>,
-) -> Result<Option<(Arc<Pool>, BytesMut, Vec<(String, String)>)>, LoginError> {
+) -> Result<Option<Authenticated>, LoginError> {
     if shared.settings.require_tls && !client.is_tls() {
         fatal(
             client,
@@ -349,13 +373,34 @@ async fn login(
         .await;
         return Ok(None);
     }
+    Ok(Some(Authenticated {
+        route,
+        verifier,
+        key,
+        server_final,
+    }))
+}
 
+/// Counts the authenticated client in its database's pool and ends its login with the
+/// server parameters; `None` when it was refused (the client has been told why).
+async fn join(
+    shared: &Shared,
+    client: &mut ClientStream,
+    params: &HashMap<String, String>,
+    auth: Authenticated,
+) -> Option<(Arc<Pool>, BytesMut, Vec<(String, String)>)> {
+    let Authenticated {
+        route,
+        verifier,
+        key,
+        server_final,
+    } = auth;
     let pool = shared.pool_for(route, verifier, key);
     // The limit is per database, whichever of its connections the clients use.
     if pool.client_joined() > shared.settings.max_clients {
         pool.client_left();
         fatal(client, "53300", "sorry, too many clients already").await;
-        return Ok(None);
+        return None;
     }
     let server_params = match pool.params() {
         Some(p) => p,
@@ -369,7 +414,7 @@ async fn login(
                 pool.client_left();
                 let (code, msg) = acquire_error(&e);
                 fatal(client, &code, &msg).await;
-                return Ok(None);
+                return None;
             }
         },
     };
@@ -392,7 +437,7 @@ async fn login(
         let v = params::get(&wanted, k).unwrap_or(v);
         proto::put_parameter_status(&mut out, k, v);
     }
-    Ok(Some((pool, out, wanted)))
+    Some((pool, out, wanted))
 }
 
 fn acquire_error(e: &AcquireError) -> (String, String) {

@@ -63,6 +63,12 @@ pub struct Settings {
     pub query_wait_timeout: Duration,
     /// Server connections idle this long are closed.
     pub server_idle_timeout: Duration,
+    /// Server connections this old are closed when next returned or found idle (backends
+    /// grow caches over their life; this bounds it and spreads load after a failover).
+    pub server_lifetime: Duration,
+    /// A client that has not finished TLS, startup and authentication within this is
+    /// disconnected (a silent or stalled client would otherwise hold its socket forever).
+    pub client_login_timeout: Duration,
     /// How often open pools are checked against the catalog.
     pub revalidate_every: Duration,
     /// How long shutdown waits for clients to finish their transactions.
@@ -94,6 +100,8 @@ impl Default for Settings {
             max_prepared_statements: 200,
             query_wait_timeout: Duration::from_secs(120),
             server_idle_timeout: Duration::from_secs(600),
+            server_lifetime: Duration::from_secs(3600),
+            client_login_timeout: Duration::from_secs(60),
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             backend_tls: None,
@@ -427,7 +435,10 @@ async fn revalidate_loop(shared: Arc<Shared>) {
                     None
                 }
             };
-            let unused = p.trim(shared.settings.server_idle_timeout);
+            let unused = p.trim(
+                shared.settings.server_idle_timeout,
+                shared.settings.server_lifetime,
+            );
             if stale.is_some() || unused {
                 p.close(stale.unwrap_or("idle"));
                 if let Ok(mut pools) = shared.pools.lock() {

@@ -198,7 +198,7 @@ impl Pool {
             let Some(mut conn) = candidate else { break };
             // A terminated backend has sent its FATAL error and closed: checked every time
             // (at most one non-blocking read), since a kill can come at any moment.
-            if conn.looks_alive() {
+            if conn.created.elapsed() < settings.server_lifetime && conn.looks_alive() {
                 return Ok(Lease { conn, permit });
             }
         }
@@ -234,12 +234,12 @@ impl Pool {
         drop(permit);
     }
 
-    /// Closes connections idle for longer than `max_idle`; returns whether the pool has
-    /// been unused (no client, no connection) for that long.
-    pub fn trim(&self, max_idle: Duration) -> bool {
+    /// Closes connections idle for longer than `max_idle` or older than `lifetime`; returns
+    /// whether the pool has been unused (no client, no connection) for `max_idle`.
+    pub fn trim(&self, max_idle: Duration, lifetime: Duration) -> bool {
         let remaining = match self.idle.lock() {
             Ok(mut idle) => {
-                idle.retain(|c| c.last_used.elapsed() < max_idle);
+                idle.retain(|c| c.last_used.elapsed() < max_idle && c.created.elapsed() < lifetime);
                 idle.len()
             }
             Err(_) => 0,

@@ -931,6 +931,87 @@ async fn prepared_statements_per_server_connection_are_capped() {
     s.stop().await;
 }
 
+/// A client that stays silent, or stops in the middle of authenticating, is disconnected
+/// after `client_login_timeout_secs` (the second with PostgreSQL's 57014 error).
+#[tokio::test]
+async fn stalled_logins_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| {
+        c.pooler.client_login_timeout_secs = 1;
+        c.pooler.require_tls = false;
+    })
+    .await;
+    let (_db, conn) = database_with_connection(&s, "stalled").await;
+    let url = url::Url::parse(&pooled_url(&conn)).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let read_all = |mut tcp: tokio::net::TcpStream| async move {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut got))
+            .await
+            .expect("the pooler keeps a stalled client")
+            .unwrap();
+        got
+    };
+
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(read_all(silent).await.is_empty());
+
+    // A startup packet, then no answer to the SASL challenge.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut body = Vec::new();
+    body.extend_from_slice(&196_608i32.to_be_bytes());
+    for (k, v) in [("user", url.username()), ("database", &url.path()[1..])] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = i32::try_from(body.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    packet.extend_from_slice(&body);
+    tcp.write_all(&packet).await.unwrap();
+    let got = read_all(tcp).await;
+    assert_eq!(got.first(), Some(&b'R'), "the SASL challenge comes first");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("57014") && text.contains("canceling authentication due to timeout"),
+        "{text:?}"
+    );
+    // A client that does log in is not affected by the timeout later.
+    let c = connect_tls(&pooled_url(&conn)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(show(&c, "SELECT 1::text").await, "1");
+    s.stop().await;
+}
+
+/// Server connections older than `server_lifetime_secs` are replaced once their
+/// transaction ends.
+#[tokio::test]
+async fn old_server_connections_are_replaced() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.pool_size = 1;
+        c.pooler.server_lifetime_secs = 1;
+    })
+    .await;
+    let (_db, conn) = database_with_connection(&s, "lifetime").await;
+    let c = connect_tls(&pooled_url(&conn)).await.unwrap();
+    let pid = || show(&c, "SELECT pg_backend_pid()::text");
+    let first = pid().await;
+    assert_eq!(pid().await, first, "a young connection is reused");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let second = pid().await;
+    assert_ne!(second, first, "an old connection is replaced");
+    let role = user_of(&conn);
+    eventually("the old server session ends", || async {
+        backends_of(&role).await == 1
+    })
+    .await;
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
