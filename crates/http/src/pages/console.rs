@@ -20,9 +20,9 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, RawQuery, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -191,11 +191,16 @@ pub(crate) struct Nav {
     section: &'static str,
 }
 
-/// A signed-in member on the workspace of the URL.
+/// A signed-in member on the workspace of the URL (`/console/w/{ws}/…`), extracted before
+/// a handler runs: a browser without a session is sent to sign in and back to the page, a
+/// user who is not a member gets 403. The nav section is the part of the path after the
+/// workspace.
 struct Ctx {
     signed: Signed,
     principal: Principal,
     nav: Nav,
+    /// The sealed secret this browser brought, if any (see [`take_flash`]).
+    sealed_flash: Option<String>,
 }
 
 impl Ctx {
@@ -208,6 +213,76 @@ impl Ctx {
     }
 }
 
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ws = workspace_in(parts, state).await?;
+        let signed = require_session(state, &parts.headers, parts.uri.path()).await?;
+        let mut ctx = member(state, signed, &ws, section_of(parts.uri.path())).await?;
+        ctx.sealed_flash = read_cookie(&parts.headers, FLASH);
+        Ok(ctx)
+    }
+}
+
+/// A form posted by a member: the session, the form and its CSRF token, then the
+/// membership (a session that ended sends the browser to sign in and back to the
+/// workspace).
+struct Posted(Ctx, HashMap<String, String>);
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let ws = workspace_in(&mut parts, state).await?;
+        let section = section_of(parts.uri.path());
+        let signed = require_session(state, &parts.headers, &format!("/console/w/{ws}")).await?;
+        let form =
+            Form::<HashMap<String, String>>::from_request(Request::from_parts(parts, body), state)
+                .await;
+        let f = form_map(form).map_err(IntoResponse::into_response)?;
+        signed.check_csrf(&f).map_err(IntoResponse::into_response)?;
+        Ok(Posted(member(state, signed, &ws, section).await?, f))
+    }
+}
+
+/// The `{ws}` of the route.
+async fn workspace_in(parts: &mut Parts, state: &AppState) -> Result<String, Response> {
+    let Path(mut params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    params.remove("ws").ok_or_else(not_member)
+}
+
+/// The nav section of a console path: what follows `/console/w/{ws}/`.
+fn section_of(path: &str) -> &'static str {
+    let after = path
+        .strip_prefix("/console/w/")
+        .and_then(|rest| rest.split('/').nth(1));
+    match after {
+        Some("tokens") => "tokens",
+        Some("integrations") => "integrations",
+        Some("members") => "members",
+        Some("apps") => "apps",
+        _ => "projects",
+    }
+}
+
+/// What a console handler answers: the page, or what replaces it (a redirect to sign in, a
+/// 403, an error page).
+type Page = Result<Response, Response>;
+
+/// The page of `view` again, with the domain's refusal `e` as its notice and status.
+async fn refused<T, F>(e: pgfleet_domain::DomainError, view: impl FnOnce(Notice) -> F) -> Page
+where
+    T: Template,
+    F: std::future::Future<Output = Result<T, Response>>,
+{
+    let (status, notice) = Notice::from_error(e);
+    Ok(render(status, &view(notice).await?))
+}
+
 fn not_member() -> Response {
     PageError::new(
         StatusCode::FORBIDDEN,
@@ -216,18 +291,6 @@ fn not_member() -> Response {
         Some("Choose one of your workspaces in the workspace switcher.".to_string()),
     )
     .into_response()
-}
-
-/// The session (or a redirect to sign in), then the membership of `ws`.
-async fn enter(
-    state: &AppState,
-    headers: &HeaderMap,
-    ws: &str,
-    section: &'static str,
-    next: &str,
-) -> Result<Ctx, Response> {
-    let signed = require_session(state, headers, next).await?;
-    member(state, signed, ws, section).await
 }
 
 async fn member(
@@ -271,22 +334,8 @@ async fn member(
             ws_name,
             section,
         },
+        sealed_flash: None,
     })
-}
-
-/// A form post: session, body, CSRF token, membership.
-async fn enter_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    ws: &str,
-    section: &'static str,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Result<(Ctx, HashMap<String, String>), Response> {
-    let signed = require_session(state, headers, &format!("/console/w/{ws}")).await?;
-    let f = form_map(form).map_err(IntoResponse::into_response)?;
-    signed.check_csrf(&f).map_err(IntoResponse::into_response)?;
-    let ctx = member(state, signed, ws, section).await?;
-    Ok((ctx, f))
 }
 
 fn page() -> PageRequest {
@@ -382,17 +431,13 @@ fn see_other_with(state: &AppState, ctx: &Ctx, location: &str, flash: Flash) -> 
 }
 
 /// The flash of this browser whose key `accept` takes, and whether a cookie must be cleared.
-fn take_flash(
-    headers: &HeaderMap,
-    ctx: &Ctx,
-    accept: impl Fn(&str) -> bool,
-) -> (Option<Flash>, bool) {
-    let sealed = read_cookie(headers, FLASH);
-    let flash = sealed
+fn take_flash(ctx: &Ctx, accept: impl Fn(&str) -> bool) -> (Option<Flash>, bool) {
+    let flash = ctx
+        .sealed_flash
         .as_deref()
         .and_then(|s| open_flash(&ctx.signed.token, s))
         .filter(|f| accept(&f.key));
-    (flash, sealed.is_some())
+    (flash, ctx.sealed_flash.is_some())
 }
 
 /// Renders a page, clearing the flash cookie when the browser sent one.
@@ -531,34 +576,13 @@ async fn projects_view(
 }
 
 /// `GET /console/w/{ws}/projects`
-async fn projects_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let next = format!("/console/w/{ws}/projects");
-    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    match projects_view(&state, ctx, String::new(), "", None, query.as_deref()).await {
-        Ok(p) => render(StatusCode::OK, &p),
-        Err(res) => res,
-    }
+async fn projects_page(State(state): State<AppState>, ctx: Ctx, RawQuery(query): RawQuery) -> Page {
+    let page = projects_view(&state, ctx, String::new(), "", None, query.as_deref()).await?;
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// `POST /console/w/{ws}/projects`: name and region; the project gets its default database.
-async fn project_create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
     let name = field(&f, "name").to_string();
     let region = field(&f, "region").to_string();
     let body = CreateProject {
@@ -567,13 +591,16 @@ async fn project_create(
         ..CreateProject::default()
     };
     match state.services.project_create(&ctx.principal, body).await {
-        Ok(created) => see_other(&format!("{}/projects/{}", ctx.base(), created.project.id)),
+        Ok(created) => Ok(see_other(&format!(
+            "{}/projects/{}",
+            ctx.base(),
+            created.project.id
+        ))),
         Err(e) => {
-            let (status, notice) = Notice::from_error(e);
-            match projects_view(&state, ctx, name, &region, Some(notice), None).await {
-                Ok(p) => render(status, &p),
-                Err(res) => res,
-            }
+            refused(e, |n| {
+                projects_view(&state, ctx, name, &region, Some(n), None)
+            })
+            .await
         }
     }
 }
@@ -649,43 +676,27 @@ async fn project_refused(
     ctx: Ctx,
     id: &str,
     e: pgfleet_domain::DomainError,
-) -> Response {
-    let (status, notice) = Notice::from_error(e);
-    match project_view(state, ctx, id, Some(notice), None).await {
-        Ok(p) => render(status, &p),
-        Err(res) => res,
-    }
+) -> Page {
+    refused(e, |n| project_view(state, ctx, id, Some(n), None)).await
 }
 
 /// `GET /console/w/{ws}/projects/{id}`
 async fn project_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
+    ctx: Ctx,
+    Path((_, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let next = format!("/console/w/{ws}/projects/{id}");
-    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    match project_view(&state, ctx, &id, None, query.as_deref()).await {
-        Ok(p) => render(StatusCode::OK, &p),
-        Err(res) => res,
-    }
+) -> Page {
+    let page = project_view(&state, ctx, &id, None, query.as_deref()).await?;
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// `POST /console/w/{ws}/projects/{id}/rename`
 async fn project_rename(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
     let body = UpdateProject {
         name: Some(field(&f, "name").to_string()),
         ..UpdateProject::default()
@@ -695,7 +706,7 @@ async fn project_rename(
         .project_update(&ctx.principal, &id, body)
         .await
     {
-        Ok(p) => see_other(&format!("{}/projects/{}", ctx.base(), p.id)),
+        Ok(p) => Ok(see_other(&format!("{}/projects/{}", ctx.base(), p.id))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
 }
@@ -703,18 +714,14 @@ async fn project_rename(
 /// `POST /console/w/{ws}/projects/{id}/delete`: the project's name must be typed.
 async fn project_delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
-    let project = match state.services.project_get(&ctx.principal, &id).await {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
+    let project = state
+        .services
+        .project_get(&ctx.principal, &id)
+        .await
+        .map_err(fail)?;
     if field(&f, "confirm").trim() != project.name {
         let notice = Notice {
             message: "The name you typed does not match the project's name; nothing was deleted."
@@ -724,13 +731,11 @@ async fn project_delete(
                 project.name
             )),
         };
-        return match project_view(&state, ctx, &id, Some(notice), None).await {
-            Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
-            Err(res) => res,
-        };
+        let page = project_view(&state, ctx, &id, Some(notice), None).await?;
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
     match state.services.project_delete(&ctx.principal, &id).await {
-        Ok(()) => see_other(&format!("{}/projects", ctx.base())),
+        Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
 }
@@ -739,20 +744,15 @@ async fn project_delete(
 /// the receiving workspace (as `POST /v1/projects/{id}/transfer` takes it).
 async fn project_transfer(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
     match state
         .services
         .project_transfer(&ctx.principal, &id, field(&f, "recipient_token").trim())
         .await
     {
-        Ok(()) => see_other(&format!("{}/projects", ctx.base())),
+        Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
 }
@@ -761,14 +761,9 @@ async fn project_transfer(
 /// (`backup` = `{database}/{backup}`) or `clone` (`clone_of` = a database of the workspace).
 async fn database_create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
     let source = match field(&f, "source") {
         "" | "empty" => DatabaseSource::Empty,
         "clone" => DatabaseSource::Database {
@@ -780,19 +775,14 @@ async fn database_create(
                 backup_id: b.to_string(),
             },
             None => {
-                return project_refused(
-                    &state,
-                    ctx,
-                    &id,
-                    pgfleet_domain::DomainError::unprocessable(
-                        "Choose the backup to create the database from",
-                        None,
-                    ),
-                )
-                .await
+                let e = pgfleet_domain::DomainError::unprocessable(
+                    "Choose the backup to create the database from",
+                    None,
+                );
+                return project_refused(&state, ctx, &id, e).await;
             }
         },
-        _ => return PageError::bad_request("Unknown database source.").into_response(),
+        _ => return Err(PageError::bad_request("Unknown database source.").into_response()),
     };
     let body = CreateDatabase {
         name: Some(field(&f, "name").to_string()).filter(|n| !n.trim().is_empty()),
@@ -804,7 +794,11 @@ async fn database_create(
         .database_create(&ctx.principal, &id, body)
         .await
     {
-        Ok(created) => see_other(&format!("{}/databases/{}", ctx.base(), created.database.id)),
+        Ok(created) => Ok(see_other(&format!(
+            "{}/databases/{}",
+            ctx.base(),
+            created.database.id
+        ))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
 }
@@ -1063,98 +1057,76 @@ async fn database_refused(
     ctx: Ctx,
     id: &str,
     e: pgfleet_domain::DomainError,
-) -> Response {
-    let (status, notice) = Notice::from_error(e);
-    match database_view(state, ctx, id, Some(notice), None).await {
-        Ok(p) => render(status, &p),
-        Err(res) => res,
-    }
+) -> Page {
+    refused(e, |n| database_view(state, ctx, id, Some(n), None)).await
 }
 
 /// `GET /console/w/{ws}/databases/{id}`
 async fn database_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
+    ctx: Ctx,
+    Path((_, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let next = format!("/console/w/{ws}/databases/{id}");
-    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    let (flash, clear) = take_flash(&headers, &ctx, |k| k.starts_with("connection:"));
-    let usage = match usage_view(&state, &ctx.principal, &id, query.as_deref()).await {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
-    let mut page = match database_view(&state, ctx, &id, None, query.as_deref()).await {
-        Ok(p) => p,
-        Err(res) => return res,
-    };
+) -> Page {
+    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("connection:"));
+    let usage = usage_view(&state, &ctx.principal, &id, query.as_deref())
+        .await
+        .map_err(fail)?;
+    let mut page = database_view(&state, ctx, &id, None, query.as_deref()).await?;
     page.usage = Some(usage);
     page.flash = flash.filter(|f| {
         page.connections
             .iter()
             .any(|c| f.key == format!("connection:{}", c.id))
     });
-    render_clearing(&state, StatusCode::OK, &page, clear)
+    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
 }
 
 /// `GET /console/w/{ws}/databases/{id}/status`: the status word alone (`text/plain`), polled
 /// by `console.js` while a database is provisioning or recovering.
 async fn database_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-) -> Response {
-    let next = format!("/console/w/{ws}/databases/{id}");
-    let ctx = match enter(&state, &headers, &ws, "projects", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    match state.services.database_get(&ctx.principal, &id).await {
-        Ok(d) => (
-            [(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )],
-            status_word(&d.status),
-        )
-            .into_response(),
-        Err(e) => fail(e),
-    }
+    ctx: Ctx,
+    Path((_, id)): Path<(String, String)>,
+) -> Page {
+    let d = state
+        .services
+        .database_get(&ctx.principal, &id)
+        .await
+        .map_err(fail)?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        status_word(&d.status),
+    )
+        .into_response())
 }
 
 /// `POST /console/w/{ws}/databases/{id}/delete`: the database's name must be typed.
 async fn database_delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
-    let db = match state.services.database_get(&ctx.principal, &id).await {
-        Ok(d) => d,
-        Err(e) => return fail(e),
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
+    let db = state
+        .services
+        .database_get(&ctx.principal, &id)
+        .await
+        .map_err(fail)?;
     if field(&f, "confirm").trim() != db.name {
         let notice = Notice {
             message: "The name you typed does not match the database's name; nothing was deleted."
                 .to_string(),
             hint: Some(format!("Type {} exactly to delete the database.", db.name)),
         };
-        return match database_view(&state, ctx, &id, Some(notice), None).await {
-            Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
-            Err(res) => res,
-        };
+        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
     let project = db.project.map(|p| p.id).unwrap_or_default();
     match state.services.database_delete(&ctx.principal, &id).await {
-        Ok(()) => see_other(&format!("{}/projects/{project}", ctx.base())),
+        Ok(()) => Ok(see_other(&format!("{}/projects/{project}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
 }
@@ -1162,14 +1134,9 @@ async fn database_delete(
 /// `POST /console/w/{ws}/databases/{id}/connections`
 async fn connection_create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
     match state
         .services
         .connection_create(&ctx.principal, &id, field(&f, "name"))
@@ -1182,7 +1149,7 @@ async fn connection_create(
                 secret: c.connection_string,
             };
             let to = format!("{}/databases/{id}", ctx.base());
-            see_other_with(&state, &ctx, &to, flash)
+            Ok(see_other_with(&state, &ctx, &to, flash))
         }
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -1191,14 +1158,9 @@ async fn connection_create(
 /// `POST /console/w/{ws}/databases/{id}/connections/{cid}/rotate`
 async fn connection_rotate(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id, cid)): Path<(String, String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id, cid)): Path<(String, String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
     match state.services.connection_rotate(&ctx.principal, &cid).await {
         Ok(c) => {
             let flash = Flash {
@@ -1210,7 +1172,7 @@ async fn connection_rotate(
                 secret: c.connection_string,
             };
             let to = format!("{}/databases/{id}", ctx.base());
-            see_other_with(&state, &ctx, &to, flash)
+            Ok(see_other_with(&state, &ctx, &to, flash))
         }
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -1219,16 +1181,11 @@ async fn connection_rotate(
 /// `POST /console/w/{ws}/databases/{id}/connections/{cid}/delete`
 async fn connection_delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id, cid)): Path<(String, String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id, cid)): Path<(String, String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
     match state.services.connection_delete(&ctx.principal, &cid).await {
-        Ok(()) => see_other(&format!("{}/databases/{id}", ctx.base())),
+        Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
 }
@@ -1236,16 +1193,11 @@ async fn connection_delete(
 /// `POST /console/w/{ws}/databases/{id}/backups`: back up now.
 async fn backup_create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
     match state.services.backup_create(&ctx.principal, &id).await {
-        Ok(_) => see_other(&format!("{}/databases/{id}", ctx.base())),
+        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
 }
@@ -1253,35 +1205,29 @@ async fn backup_create(
 /// `POST /console/w/{ws}/databases/{id}/restore`: `backup_id`, and the database's name typed.
 async fn database_restore(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "projects", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
-    let db = match state.services.database_get(&ctx.principal, &id).await {
-        Ok(d) => d,
-        Err(e) => return fail(e),
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
+    let db = state
+        .services
+        .database_get(&ctx.principal, &id)
+        .await
+        .map_err(fail)?;
     if field(&f, "confirm").trim() != db.name {
         let notice = Notice {
             message: "The name you typed does not match the database's name; nothing was restored."
                 .to_string(),
             hint: Some(format!("Type {} exactly to restore the backup.", db.name)),
         };
-        return match database_view(&state, ctx, &id, Some(notice), None).await {
-            Ok(p) => render(StatusCode::UNPROCESSABLE_ENTITY, &p),
-            Err(res) => res,
-        };
+        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
     match state
         .services
         .database_restore(&ctx.principal, &id, &id, field(&f, "backup_id"))
         .await
     {
-        Ok(_) => see_other(&format!("{}/databases/{id}", ctx.base())),
+        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
 }
@@ -1340,44 +1286,23 @@ async fn tokens_view(
 }
 
 /// `GET /console/w/{ws}/tokens`
-async fn tokens_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-) -> Response {
-    let next = format!("/console/w/{ws}/tokens");
-    let ctx = match enter(&state, &headers, &ws, "tokens", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    let (flash, clear) = take_flash(&headers, &ctx, |k| k.starts_with("token:"));
-    let mut page = match tokens_view(&state, ctx, String::new(), None).await {
-        Ok(p) => p,
-        Err(res) => return res,
-    };
+async fn tokens_page(State(state): State<AppState>, ctx: Ctx) -> Page {
+    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("token:"));
+    let mut page = tokens_view(&state, ctx, String::new(), None).await?;
     page.flash = flash.filter(|f| {
         page.tokens
             .iter()
             .any(|t| f.key == format!("token:{}", t.id))
     });
-    render_clearing(&state, StatusCode::OK, &page, clear)
+    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
 }
 
 /// `POST /console/w/{ws}/tokens`
-async fn token_create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "tokens", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
     let name = field(&f, "name").to_string();
     match state
         .services
-        .service_token_create(&ctx.principal, &ws, &name, None)
+        .service_token_create(&ctx.principal, &ctx.nav.ws_id, &name, None)
         .await
     {
         Ok(t) => {
@@ -1387,42 +1312,25 @@ async fn token_create(
                 secret: t.value,
             };
             let to = format!("{}/tokens", ctx.base());
-            see_other_with(&state, &ctx, &to, flash)
+            Ok(see_other_with(&state, &ctx, &to, flash))
         }
-        Err(e) => {
-            let (status, notice) = Notice::from_error(e);
-            match tokens_view(&state, ctx, name, Some(notice)).await {
-                Ok(p) => render(status, &p),
-                Err(res) => res,
-            }
-        }
+        Err(e) => refused(e, |n| tokens_view(&state, ctx, name, Some(n))).await,
     }
 }
 
 /// `POST /console/w/{ws}/tokens/{id}/delete`
 async fn token_delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "tokens", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
     match state
         .services
-        .service_token_delete(&ctx.principal, &ws, &id)
+        .service_token_delete(&ctx.principal, &ctx.nav.ws_id, &id)
         .await
     {
-        Ok(()) => see_other(&format!("{}/tokens", ctx.base())),
-        Err(e) => {
-            let (status, notice) = Notice::from_error(e);
-            match tokens_view(&state, ctx, String::new(), Some(notice)).await {
-                Ok(p) => render(status, &p),
-                Err(res) => res,
-            }
-        }
+        Ok(()) => Ok(see_other(&format!("{}/tokens", ctx.base()))),
+        Err(e) => refused(e, |n| tokens_view(&state, ctx, String::new(), Some(n))).await,
     }
 }
 
@@ -1477,46 +1385,24 @@ async fn integrations_view(
 }
 
 /// `GET /console/w/{ws}/integrations`
-async fn integrations_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-) -> Response {
-    let next = format!("/console/w/{ws}/integrations");
-    let ctx = match enter(&state, &headers, &ws, "integrations", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    match integrations_view(&state, ctx, None).await {
-        Ok(p) => render(StatusCode::OK, &p),
-        Err(res) => res,
-    }
+async fn integrations_page(State(state): State<AppState>, ctx: Ctx) -> Page {
+    let page = integrations_view(&state, ctx, None).await?;
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// `POST /console/w/{ws}/integrations/{id}/revoke`: its tokens stop working at once.
 async fn integration_revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "integrations", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
     match state
         .services
-        .integration_revoke(&ctx.principal, &ws, None, Some(&id))
+        .integration_revoke(&ctx.principal, &ctx.nav.ws_id, None, Some(&id))
         .await
     {
-        Ok(()) => see_other(&format!("{}/integrations", ctx.base())),
-        Err(e) => {
-            let (status, notice) = Notice::from_error(e);
-            match integrations_view(&state, ctx, Some(notice)).await {
-                Ok(p) => render(status, &p),
-                Err(res) => res,
-            }
-        }
+        Ok(()) => Ok(see_other(&format!("{}/integrations", ctx.base()))),
+        Err(e) => refused(e, |n| integrations_view(&state, ctx, Some(n))).await,
     }
 }
 

@@ -4,11 +4,8 @@
 //! `/apps` pages ([`crate::pages::apps`], kept working for existing links and scripts), scoped
 //! to the workspace of the URL.
 
-use std::collections::HashMap;
-
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -16,9 +13,7 @@ use axum::Router;
 use pgfleet_domain::DomainError;
 use pgfleet_storage::oauth::ClientRow;
 
-use super::{
-    enter, enter_form, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Signed,
-};
+use super::{render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Posted};
 use crate::pages::apps::{AppForm, AppView};
 use crate::pages::{fail, field, render, require_session, see_other, Chrome, Notice};
 use crate::AppState;
@@ -79,14 +74,13 @@ async fn apps_view(
 }
 
 /// An app of the workspace of the URL (`NotFound` for any other).
-async fn workspace_app(
-    state: &AppState,
-    signed: &Signed,
-    ws: &str,
-    id: &str,
-) -> Result<ClientRow, Response> {
-    match state.services.user_oauth_client(signed.user_id(), id).await {
-        Ok(c) if c.workspace_id == ws => Ok(c),
+async fn workspace_app(state: &AppState, ctx: &Ctx, id: &str) -> Result<ClientRow, Response> {
+    match state
+        .services
+        .user_oauth_client(ctx.signed.user_id(), id)
+        .await
+    {
+        Ok(c) if c.workspace_id == ctx.nav.ws_id => Ok(c),
         Ok(_) => Err(fail(DomainError::not_found("App", id))),
         Err(e) => Err(fail(e)),
     }
@@ -127,39 +121,19 @@ async fn apps_home(State(state): State<AppState>, headers: HeaderMap) -> Respons
 }
 
 /// `GET /console/w/{ws}/apps`
-async fn apps_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-) -> Response {
-    let next = format!("/console/w/{ws}/apps");
-    let ctx = match enter(&state, &headers, &ws, "apps", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    match apps_view(&state, ctx, AppForm::default(), None).await {
-        Ok(p) => render(StatusCode::OK, &p),
-        Err(res) => res,
-    }
+async fn apps_page(State(state): State<AppState>, ctx: Ctx) -> Page {
+    let page = apps_view(&state, ctx, AppForm::default(), None).await?;
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// `POST /console/w/{ws}/apps`: then `303` to the app's page, which shows a secret once.
-async fn app_create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "apps", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
     let form = AppForm::from_fields(&f);
     let created = if matches!(field(&f, "client_type"), "public" | "confidential") {
         state
             .services
             .oauth_client_create(
-                &ws,
+                &ctx.nav.ws_id,
                 Some(ctx.signed.user_id()),
                 &form.name,
                 form.description(),
@@ -175,7 +149,7 @@ async fn app_create(
     match created {
         Ok(c) => {
             let to = format!("{}/apps/{}", ctx.base(), c.client.id);
-            match c.client_secret {
+            Ok(match c.client_secret {
                 Some(secret) => {
                     let flash = Flash {
                         key: format!("app:{}", c.client.id),
@@ -188,60 +162,38 @@ async fn app_create(
                     see_other_with(&state, &ctx, &to, flash)
                 }
                 None => see_other(&to),
-            }
+            })
         }
-        Err(e) => {
-            let (status, notice) = Notice::from_error(e);
-            match apps_view(&state, ctx, form, Some(notice)).await {
-                Ok(p) => render(status, &p),
-                Err(res) => res,
-            }
-        }
+        Err(e) => super::refused(e, |n| apps_view(&state, ctx, form, Some(n))).await,
     }
 }
 
 /// `GET /console/w/{ws}/apps/{id}`
 async fn app_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-) -> Response {
-    let next = format!("/console/w/{ws}/apps/{id}");
-    let ctx = match enter(&state, &headers, &ws, "apps", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    let client = match workspace_app(&state, &ctx.signed, &ws, &id).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
+    ctx: Ctx,
+    Path((_, id)): Path<(String, String)>,
+) -> Page {
+    let client = workspace_app(&state, &ctx, &id).await?;
     let key = format!("app:{}", client.id);
-    let (flash, clear) = take_flash(&headers, &ctx, |k| k == key);
+    let (flash, clear) = take_flash(&ctx, |k| k == key);
     let mut page = app_view(&state, ctx, client, None, None);
     page.flash = flash;
-    render_clearing(&state, StatusCode::OK, &page, clear)
+    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
 }
 
 /// `POST /console/w/{ws}/apps/{id}`: name, description, redirect URIs.
 async fn app_update(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "apps", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
-    let client = match workspace_app(&state, &ctx.signed, &ws, &id).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
+    let client = workspace_app(&state, &ctx, &id).await?;
     let form = AppForm::from_fields(&f);
     match state
         .services
         .oauth_client_update(
-            &ws,
+            &ctx.nav.ws_id,
             &client.id,
             &form.name,
             form.description(),
@@ -249,13 +201,11 @@ async fn app_update(
         )
         .await
     {
-        Ok(c) => see_other(&format!("{}/apps/{}", ctx.base(), c.id)),
+        Ok(c) => Ok(see_other(&format!("{}/apps/{}", ctx.base(), c.id))),
         Err(e) => {
             let (status, notice) = Notice::from_error(e);
-            render(
-                status,
-                &app_view(&state, ctx, client, Some(form), Some(notice)),
-            )
+            let page = app_view(&state, ctx, client, Some(form), Some(notice));
+            Ok(render(status, &page))
         }
     }
 }
@@ -263,23 +213,20 @@ async fn app_update(
 /// `POST /console/w/{ws}/apps/{id}/delete`: the app and everything issued to it.
 async fn app_delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, id)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "apps", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
-    let client = match workspace_app(&state, &ctx.signed, &ws, &id).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    match state.services.oauth_client_delete(&ws, &client.id).await {
-        Ok(()) => see_other(&format!("{}/apps", ctx.base())),
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
+    let client = workspace_app(&state, &ctx, &id).await?;
+    match state
+        .services
+        .oauth_client_delete(&ctx.nav.ws_id, &client.id)
+        .await
+    {
+        Ok(()) => Ok(see_other(&format!("{}/apps", ctx.base()))),
         Err(e) => {
             let (status, notice) = Notice::from_error(e);
-            render(status, &app_view(&state, ctx, client, None, Some(notice)))
+            let page = app_view(&state, ctx, client, None, Some(notice));
+            Ok(render(status, &page))
         }
     }
 }

@@ -6,12 +6,9 @@
 //! status (403 for a non-admin). A server administrator also makes members server
 //! administrators (or not; never the last one).
 
-use std::collections::HashMap;
-
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,7 +16,7 @@ use pgfleet_domain::services::members::{MemberRights, MIN_PASSWORD_CHARS};
 use pgfleet_domain::DomainError;
 
 use super::{
-    enter, enter_form, page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Pager,
+    page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Pager, Posted,
 };
 use crate::pages::{fail, field, render, see_other, show_time, Chrome, Notice};
 use crate::AppState;
@@ -114,72 +111,42 @@ async fn refused(
     ctx: Ctx,
     e: DomainError,
     fill: impl FnOnce(&mut MembersTemplate),
-) -> Response {
+) -> Page {
     let (status, notice) = Notice::from_error(e);
-    match members_view(state, ctx, None, Some(notice)).await {
-        Ok(mut p) => {
-            fill(&mut p);
-            render(status, &p)
-        }
-        Err(res) => res,
-    }
+    let mut page = members_view(state, ctx, None, Some(notice)).await?;
+    fill(&mut page);
+    Ok(render(status, &page))
 }
 
 /// `GET /console/w/{ws}/members`
-async fn members_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let next = format!("/console/w/{ws}/members");
-    let ctx = match enter(&state, &headers, &ws, "members", &next).await {
-        Ok(c) => c,
-        Err(res) => return res,
-    };
-    let (flash, clear) = take_flash(&headers, &ctx, |k| k.starts_with("user:"));
-    let mut page = match members_view(&state, ctx, query.as_deref(), None).await {
-        Ok(p) => p,
-        Err(res) => return res,
-    };
+async fn members_page(State(state): State<AppState>, ctx: Ctx, RawQuery(query): RawQuery) -> Page {
+    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("user:"));
+    let mut page = members_view(&state, ctx, query.as_deref(), None).await?;
     page.flash = flash;
-    render_clearing(&state, StatusCode::OK, &page, clear)
+    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
 }
 
 /// `POST /console/w/{ws}/members`: `email` of an existing user, `role` (member or admin).
-async fn member_add(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "members", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
     let email = field(&f, "email").to_string();
     match state
         .services
-        .member_add(ctx.signed.user_id(), &ws, &email, field(&f, "role"))
+        .member_add(
+            ctx.signed.user_id(),
+            &ctx.nav.ws_id,
+            &email,
+            field(&f, "role"),
+        )
         .await
     {
-        Ok(_) => see_other(&format!("{}/members", ctx.base())),
+        Ok(_) => Ok(see_other(&format!("{}/members", ctx.base()))),
         Err(e) => refused(&state, ctx, e, |p| p.add_email = email).await,
     }
 }
 
 /// `POST /console/w/{ws}/members/users`: a new user (`email`, optional `password`) who joins
 /// this workspace with `role`.
-async fn user_create(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(ws): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "members", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
     let email = field(&f, "email").to_string();
     let password = field(&f, "password");
     let created = state
@@ -188,13 +155,13 @@ async fn user_create(
             ctx.signed.user_id(),
             &email,
             Some(password).filter(|p| !p.is_empty()),
-            Some((&ws, field(&f, "role"))),
+            Some((&ctx.nav.ws_id, field(&f, "role"))),
         )
         .await;
     match created {
         Ok(c) => {
             let to = format!("{}/members", ctx.base());
-            match c.generated_password {
+            Ok(match c.generated_password {
                 Some(secret) => {
                     let flash = Flash {
                         key: format!("user:{}", c.user.id),
@@ -207,7 +174,7 @@ async fn user_create(
                     see_other_with(&state, &ctx, &to, flash)
                 }
                 None => see_other(&to),
-            }
+            })
         }
         Err(e) => refused(&state, ctx, e, |p| p.new_email = email).await,
     }
@@ -216,21 +183,16 @@ async fn user_create(
 /// `POST /console/w/{ws}/members/{user}/remove`
 async fn member_remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, user)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, _) = match enter_form(&state, &headers, &ws, "members", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, user)): Path<(String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
     match state
         .services
-        .member_remove(ctx.signed.user_id(), &ws, &user)
+        .member_remove(ctx.signed.user_id(), &ctx.nav.ws_id, &user)
         .await
     {
-        Ok(()) if user == ctx.signed.user_id() => see_other("/console"),
-        Ok(()) => see_other(&format!("{}/members", ctx.base())),
+        Ok(()) if user == ctx.signed.user_id() => Ok(see_other("/console")),
+        Ok(()) => Ok(see_other(&format!("{}/members", ctx.base()))),
         Err(e) => refused(&state, ctx, e, |_| {}).await,
     }
 }
@@ -238,14 +200,9 @@ async fn member_remove(
 /// `POST /console/w/{ws}/members/{user}/server-admin`: `admin` = `true` or `false`.
 async fn member_server_admin(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((ws, user)): Path<(String, String)>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
-) -> Response {
-    let (ctx, f) = match enter_form(&state, &headers, &ws, "members", form).await {
-        Ok(x) => x,
-        Err(res) => return res,
-    };
+    Path((_, user)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
     let admin = match field(&f, "admin") {
         "true" => true,
         "false" => false,
@@ -262,7 +219,7 @@ async fn member_server_admin(
         .user_set_server_admin(ctx.signed.user_id(), &user, admin)
         .await
     {
-        Ok(()) => see_other(&format!("{}/members", ctx.base())),
+        Ok(()) => Ok(see_other(&format!("{}/members", ctx.base()))),
         Err(e) => refused(&state, ctx, e, |_| {}).await,
     }
 }
