@@ -78,7 +78,7 @@ function pgfleetPoll() {
   setTimeout(function () {
     Promise.all(pgfleetBusy().map(function (e) {
       return fetch(e.getAttribute('data-status-url'), { credentials: 'same-origin' })
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
         .then(function (t) { if (t && t.trim()) { e.textContent = t.trim(); } });
     })).then(pgfleetPoll, function () {});
   }, 2000);
