@@ -7,8 +7,8 @@
 // label; every button has a name; one h1; html lang) and a screenshot in <repo>/tests-output/
 // (git-ignored); usage charts (SVG) for a chosen range; the keyboard focus order of the projects page is checked; no CSP violation nor
 // script error may be reported by the browser.
-// Also: a database's live status (flipped to "recovering" in the metadata store, then back to
-// "ready": the badge follows without a reload), OAuth apps inside the console (create confidential
+// Also: a database's live status (a real restore, held back by the reconciler's advisory lock
+// while the page loads: the badge turns from "recovering" to "ready" without a reload), OAuth apps inside the console (create confidential
 // and public, secret shown once, edit, delete), members (an admin creates a user with a generated
 // password and adds/removes users; the new user signs in and sees only their workspace; a plain
 // member is told they cannot change members) and pagination of the projects list beyond 100
@@ -262,17 +262,28 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
 
   it('a database status turns from recovering to ready on the page without a reload', async () => {
     await step('live-status', async () => {
-      // Flipped in the metadata store, so the page surely renders "recovering" first (a real
-      // restore of a small database is over before the redirected page loads).
+      // A real restore, held back while the page loads: the reconciler runs an operation
+      // only under its resource's advisory lock (pg_try_advisory_lock(0x70666c74,
+      // hashtext(id)) on the metadata store), which this test takes first.
       const db = state.dbUrl.split('/').pop();
-      await meta.query("UPDATE databases SET status = 'recovering' WHERE id = $1 AND status = 'ready'", [db]);
-      await sleep(1100); // the 1 s view cache
-      await page.goto(state.projectUrl);
-      const badge = page.locator(`[data-status-url$="/databases/${db}/status"]`);
-      assert.equal((await badge.innerText()).trim(), 'recovering');
-      await page.evaluate(() => { window.pgfleetSamePage = true; });
-      await screenshot(page, 'console-project-recovering');
-      await meta.query("UPDATE databases SET status = 'ready' WHERE id = $1 AND status = 'recovering'", [db]);
+      const lock = [1885760628, db];
+      await meta.query('SELECT pg_advisory_lock($1, hashtext($2))', lock);
+      let locked = true;
+      try {
+        await page.goto(state.dbUrl);
+        await page.getByLabel(/to restore in place/).first().fill(state.dbName);
+        await page.getByRole('button', { name: 'Restore' }).first().click();
+        await page.getByRole('heading', { name: 'Connections' }).waitFor();
+        await page.goto(state.projectUrl);
+        const badge = page.locator(`[data-status-url$="/databases/${db}/status"]`);
+        assert.equal((await badge.innerText()).trim(), 'recovering');
+        await page.evaluate(() => { window.pgfleetSamePage = true; });
+        await screenshot(page, 'console-project-recovering');
+        await meta.query('SELECT pg_advisory_unlock($1, hashtext($2))', lock);
+        locked = false;
+      } finally {
+        if (locked) await meta.query('SELECT pg_advisory_unlock($1, hashtext($2))', lock);
+      }
       await page.waitForFunction(
         (id) => document.querySelector(`[data-status-url$="/databases/${id}/status"]`)?.textContent.trim() === 'ready',
         db,
