@@ -84,7 +84,12 @@ fn run_async(
 
 async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
+    let reload_cfg = cfg.clone();
     let running = server::start(cfg, Deps::default()).await?;
+    let reloads = tokio::spawn(pgfleet::pooler::reload_on_hangup(
+        reload_cfg,
+        running.pooler.clone(),
+    ));
     if let Some(s) = &running.bootstrap {
         println!(
             "\npgfleet first start: save these now, they are shown once \
@@ -103,6 +108,7 @@ async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
     println!("pgfleet listening on http://{}", running.addr);
     wait_for_signal().await;
     tracing::info!("shutting down");
+    reloads.abort();
     running.stop().await
 }
 

@@ -96,6 +96,40 @@ pub fn tls_config(cfg: &Config) -> anyhow::Result<(Arc<rustls::ServerConfig>, Op
     ))
 }
 
+/// Reads the pooler's certificate and key again (a renewed certificate) and serves them to
+/// new clients; on an error the current ones stay.
+pub fn reload_tls(cfg: &Config, pooler: &pgfleet_pooler::Pooler) -> anyhow::Result<()> {
+    let (tls, certificate) = tls_config(cfg)?;
+    pooler.set_tls(tls, certificate.as_deref());
+    Ok(())
+}
+
+/// On every SIGHUP, reloads what can change without a restart: the pooler's certificate.
+/// (Without this handler SIGHUP would end the process.)
+pub async fn reload_on_hangup(cfg: Config, pooler: Option<pgfleet_pooler::Pooler>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloads need a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Some(pooler) = &pooler else {
+            tracing::info!("SIGHUP: nothing to reload (the pooler is off)");
+            continue;
+        };
+        match reload_tls(&cfg, pooler) {
+            Ok(()) => tracing::info!("SIGHUP: the pooler's TLS certificate was reloaded"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "SIGHUP: the pooler's TLS certificate could not be reloaded; keeping the current one"
+            ),
+        }
+    }
+}
+
 fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
@@ -214,8 +248,10 @@ pub async fn run_standalone(
     let services = crate::admin::services_with_regions(&cfg, regions).await?;
     let listener = bind(&cfg).await?;
     let running = start(&cfg, &services, listener)?;
+    let reloads = tokio::spawn(reload_on_hangup(cfg.clone(), Some(running.pooler.clone())));
     println!("pgfleet proxy listening on postgresql://{}", running.addr);
     stop.await;
+    reloads.abort();
     tracing::info!("proxy shutting down");
     running.stop().await;
     services.store().close().await;

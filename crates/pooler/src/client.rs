@@ -45,12 +45,14 @@ use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
 pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + shared.settings.client_login_timeout;
-    let Ok(Some((stream, params))) = tokio::time::timeout_at(deadline, startup(&shared, tcp)).await
+    let Ok(Some((stream, params, end_point))) =
+        tokio::time::timeout_at(deadline, startup(&shared, tcp)).await
     else {
         return;
     };
     let mut client = stream;
-    let logged_in = tokio::time::timeout_at(deadline, login(&shared, &mut client, &params)).await;
+    let logged_in =
+        tokio::time::timeout_at(deadline, login(&shared, &mut client, &params, end_point)).await;
     let Ok(logged_in) = logged_in else {
         // As PostgreSQL's authentication_timeout says it (briefly: the client may not read).
         let told = fatal(
@@ -92,12 +94,14 @@ async fn fatal(client: &mut ClientStream, code: &str, message: &str) {
     let _ = client.shutdown().await;
 }
 
-/// SSL negotiation up to the startup parameters.
+/// SSL negotiation up to the startup parameters; with them, the channel-binding data of the
+/// certificate the handshake used (when SCRAM-SHA-256-PLUS can be offered).
 async fn startup(
     shared: &Shared,
     tcp: TcpStream,
-) -> Option<(ClientStream, HashMap<String, String>)> {
+) -> Option<(ClientStream, HashMap<String, String>, Option<Vec<u8>>)> {
     let mut stream = ClientStream::Plain(tcp);
+    let mut end_point = None;
     loop {
         let packet = match proto::read_startup(&mut stream).await {
             Ok(p) => p,
@@ -111,11 +115,14 @@ async fn startup(
                 let ClientStream::Plain(mut tcp) = stream else {
                     return None;
                 };
-                match &shared.tls {
-                    Some(acceptor) => {
+                match shared.current_tls() {
+                    Some(tls) => {
                         tcp.write_all(b"S").await.ok()?;
-                        match acceptor.accept(tcp).await {
-                            Ok(tls) => stream = ClientStream::Tls(Box::new(tls)),
+                        match tls.acceptor.accept(tcp).await {
+                            Ok(s) => {
+                                stream = ClientStream::Tls(Box::new(s));
+                                end_point.clone_from(&tls.end_point);
+                            }
                             Err(e) => {
                                 tracing::debug!(error = %e, "pooler: TLS handshake failed");
                                 return None;
@@ -166,7 +173,7 @@ async fn startup(
                     put_message(&mut out, b'v', &body);
                     stream.write_all(&out).await.ok()?;
                 }
-                return Some((stream, params));
+                return Some((stream, params, end_point));
             }
         }
     }
@@ -193,6 +200,7 @@ async fn login(
     shared: &Shared,
     client: &mut ClientStream,
     params: &HashMap<String, String>,
+    end_point: Option<Vec<u8>>,
 ) -> Result<Option<Authenticated>, LoginError> {
     if shared.settings.require_tls && !client.is_tls() {
         fatal(
@@ -259,11 +267,7 @@ async fn login(
     // SCRAM exchange (the same for an unknown user, so existence does not leak). Over TLS
     // with a certificate whose end-point hash is defined, -PLUS (channel binding) is offered
     // first.
-    let plus = if client.is_tls() {
-        shared.end_point.clone()
-    } else {
-        None
-    };
+    let plus = end_point.filter(|_| client.is_tls());
     let mut out = BytesMut::new();
     let mut mechanisms = Vec::new();
     if plus.is_some() {

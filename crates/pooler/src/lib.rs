@@ -130,12 +130,28 @@ struct CancelTarget {
 
 type CancelSlot = Arc<Mutex<Option<CancelTarget>>>;
 
+/// The proxy's TLS: its certificate and the `tls-server-end-point` data of that certificate
+/// (when SCRAM-SHA-256-PLUS is offered), kept together so that a connection binds to the
+/// certificate its own handshake used, whatever replaces it meanwhile.
+struct ServerTls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    end_point: Option<Vec<u8>>,
+}
+
+impl ServerTls {
+    fn new(tls: Arc<rustls::ServerConfig>, certificate: Option<&[u8]>) -> Arc<Self> {
+        Arc::new(Self {
+            end_point: certificate.and_then(scram::tls_server_end_point),
+            acceptor: tokio_rustls::TlsAcceptor::from(tls),
+        })
+    }
+}
+
 struct Shared {
     settings: Settings,
     catalog: Arc<dyn Catalog>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    /// `tls-server-end-point` data of the certificate, when SCRAM-SHA-256-PLUS is offered.
-    end_point: Option<Vec<u8>>,
+    /// The TLS clients get now (replaced by [`Pooler::set_tls`]).
+    tls: std::sync::RwLock<Option<Arc<ServerTls>>>,
     /// Login role → its pool.
     pools: Mutex<HashMap<String, Arc<Pool>>>,
     /// Login role → its route (or `None`: unknown) and when it was read. Entries live for
@@ -169,6 +185,8 @@ impl std::fmt::Debug for Pooler {
 impl Pooler {
     /// A proxy answering TLS with `tls` (clients get `N` to an SSL request without it);
     /// `certificate` (DER) enables channel binding when its end-point hash is defined.
+    ///
+    /// [`Pooler::set_tls`] replaces both later (a renewed certificate).
     pub fn new(
         settings: Settings,
         catalog: Arc<dyn Catalog>,
@@ -181,11 +199,7 @@ impl Pooler {
             shared: Arc::new(Shared {
                 settings,
                 catalog,
-                end_point: tls
-                    .as_ref()
-                    .and(certificate)
-                    .and_then(scram::tls_server_end_point),
-                tls: tls.map(tokio_rustls::TlsAcceptor::from),
+                tls: std::sync::RwLock::new(tls.map(|t| ServerTls::new(t, certificate))),
                 pools: Mutex::new(HashMap::new()),
                 routes: Mutex::new(HashMap::new()),
                 counters: Mutex::new(HashMap::new()),
@@ -196,6 +210,15 @@ impl Pooler {
                 drained: Notify::new(),
                 revalidate_now: Notify::new(),
             }),
+        }
+    }
+
+    /// Serves `tls` (and channel binding to `certificate`) to clients from now on; sessions
+    /// already connected keep theirs.
+    pub fn set_tls(&self, tls: Arc<rustls::ServerConfig>, certificate: Option<&[u8]>) {
+        let next = ServerTls::new(tls, certificate);
+        if let Ok(mut current) = self.shared.tls.write() {
+            *current = Some(next);
         }
     }
 
@@ -285,6 +308,10 @@ impl Pooler {
 const MAX_CACHED_ROUTES: usize = 100_000;
 
 impl Shared {
+    fn current_tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.read().ok().and_then(|t| t.clone())
+    }
+
     /// A login role's route, from the cache when it is fresh.
     async fn route(&self, role: &str) -> Result<Option<Route>, CatalogError> {
         let ttl = self.settings.revalidate_every;

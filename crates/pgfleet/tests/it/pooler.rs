@@ -444,9 +444,6 @@ async fn scram_passthrough_to_a_tls_server() {
     s.stop().await;
 }
 
-/// `pgfleet proxy` beside `pgfleet serve` on the same data directory: clients connect
-/// through it; on SIGTERM a transaction in flight finishes, idle clients are told, and it
-/// exits 0.
 /// A `pgfleet proxy` process, killed if a failing test leaves it running.
 struct Proxy(std::process::Child);
 
@@ -464,12 +461,12 @@ impl Proxy {
         self.0.id()
     }
 
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
+    }
+
     fn sigterm(&self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
+        self.signal(nix::sys::signal::Signal::SIGTERM);
     }
 
     /// Waits (up to 30 s) for a clean exit.
@@ -537,6 +534,9 @@ async fn serve_and_standalone_proxy(
     (server, proxy, c, url)
 }
 
+/// `pgfleet proxy` beside `pgfleet serve` on the same data directory: clients connect
+/// through it; on SIGTERM a transaction in flight finishes, idle clients are told, and it
+/// exits 0.
 #[tokio::test]
 async fn standalone_proxy_serves_and_drains_on_sigterm() {
     use crate::lifecycle::data_dir;
@@ -581,6 +581,78 @@ async fn standalone_proxy_serves_and_drains_on_sigterm() {
     proxy.exited().await;
     assert!(idle.query_one("SELECT 1", &[]).await.is_err());
     assert!(busy.query_one("SELECT 1", &[]).await.is_err());
+    server.terminate();
+}
+
+/// The certificate a pooled endpoint presents (DER), from a bare TLS handshake.
+async fn presented_certificate(url: &url::Url) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap(); // SSLRequest
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"S");
+    let config = pgfleet_dataplane::tls::require_client_config().unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// SIGHUP makes `pgfleet proxy` read its certificate again (a renewed one is served to new
+/// clients, channel binding follows it, connected clients keep working); a broken file keeps
+/// the current certificate; the process keeps running, and so does `pgfleet serve`.
+#[tokio::test]
+async fn sighup_reloads_the_pooler_certificate() {
+    use nix::sys::signal::Signal;
+
+    let dir = crate::lifecycle::data_dir();
+    let (server, proxy, _c, url) = serve_and_standalone_proxy(dir.path()).await;
+    let tls_dir = dir.path().join("pooler-tls");
+    let old = std::fs::read_to_string(tls_dir.join("cert.pem")).unwrap();
+    let old_der = pgfleet_dataplane::tls::first_certificate_der(&old).unwrap();
+    assert_eq!(presented_certificate(&url).await, old_der);
+    let before = connect_tls(url.as_str()).await.unwrap();
+
+    let renewed = pgfleet_dataplane::tls::self_signed(&["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(tls_dir.join("key.pem"), &renewed.key_pem).unwrap();
+    std::fs::write(tls_dir.join("cert.pem"), &renewed.cert_pem).unwrap();
+    let new_der = pgfleet_dataplane::tls::first_certificate_der(&renewed.cert_pem).unwrap();
+    assert_ne!(new_der, old_der);
+    proxy.signal(Signal::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while presented_certificate(&url).await != new_der {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate is served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Channel binding is to the new certificate.
+    let mut cfg: tokio_postgres::Config = url.as_str().parse().unwrap();
+    cfg.channel_binding(tokio_postgres::config::ChannelBinding::Require);
+    let (after, conn) = cfg.connect(crate::harness::tls_connector()).await.unwrap();
+    tokio::spawn(conn);
+    assert_eq!(show(&after, "SELECT 1::text").await, "1");
+    assert_eq!(show(&before, "SELECT 2::text").await, "2");
+
+    // A broken certificate file is refused; the renewed certificate stays.
+    std::fs::write(tls_dir.join("cert.pem"), "not a certificate").unwrap();
+    proxy.signal(Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(presented_certificate(&url).await, new_der);
+    let again = connect_tls(url.as_str()).await.unwrap();
+    assert_eq!(show(&again, "SELECT 3::text").await, "3");
+    proxy.sigterm();
+    proxy.exited().await;
+    // `pgfleet serve` also takes SIGHUP (its own pooler reloads) and goes on to a clean exit.
+    server.signal(Signal::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     server.terminate();
 }
 
