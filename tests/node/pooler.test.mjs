@@ -2,15 +2,42 @@
 // `endpoints.pooled.connectionString` used by a pg.Pool of 30 clients running named prepared
 // statements (node pg prepares `{name, text}` queries once per client and reuses them) inside
 // and outside transactions, while the proxy lends them its 10 server connections; a 32 MB
-// bound parameter and result pass through.
+// bound parameter and result pass through; Prisma ORM (generated client, @prisma/adapter-pg)
+// runs queries, many at once, and interactive transactions through it.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { createManagementApiClient } from '@prisma/management-api-sdk';
 import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { build } from 'esbuild';
 
 import { Server, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './support.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+// Generates the Prisma client of prisma/schema.prisma (the `prisma-client` generator writes
+// TypeScript) and bundles it to ESM for Node 20. `prisma generate` does not run the schema
+// engine, but the CLI insists on having one and would download it from binaries.prisma.sh,
+// which this machine cannot reach: a stub stands in for it.
+async function prismaClient() {
+  const stub = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgfleet-prisma-')), 'schema-engine');
+  fs.writeFileSync(stub, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+  execFileSync(path.join(HERE, 'node_modules/.bin/prisma'), ['generate', '--schema', path.join(HERE, 'prisma/schema.prisma')], {
+    cwd: HERE,
+    env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: stub, CHECKPOINT_DISABLE: '1', PRISMA_HIDE_UPDATE_MESSAGE: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const out = path.join(HERE, '.prisma-generated/client.mjs');
+  await build({ entryPoints: [path.join(HERE, '.prisma-generated/client.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, packages: 'external', logLevel: 'warning' });
+  return import(out);
+}
 
 function pgConfig(cs, extra = {}) {
   const u = new URL(cs);
@@ -163,6 +190,42 @@ describe('pooled endpoint with node pg', { timeout: 5 * 60_000 }, () => {
       assert.equal(again.rows[0].v, 2);
     } finally {
       await c.end();
+    }
+  });
+
+  it('Prisma ORM (prisma-client generator, @prisma/adapter-pg) works through the pool', async () => {
+    const { PrismaClient } = await prismaClient();
+    const adapter = new PrismaPg(pgConfig(conn.endpoints.pooled.connectionString, { max: 8 }));
+    const prisma = new PrismaClient({ adapter });
+    try {
+      await prisma.$executeRawUnsafe('create table "Item" (id serial primary key, name text not null, n int not null)');
+      const made = await prisma.item.createMany({ data: Array.from({ length: 20 }, (_, i) => ({ name: `item-${i}`, n: i })) });
+      assert.equal(made.count, 20);
+      const big = await prisma.item.findMany({ where: { n: { gte: 15 } }, orderBy: { n: 'asc' }, select: { name: true, n: true } });
+      assert.deepEqual(big.map((i) => i.n), [15, 16, 17, 18, 19]);
+      // Many queries at once over the adapter's pool (8 clients of the proxy).
+      const counts = await Promise.all(Array.from({ length: 40 }, (_, i) => prisma.item.count({ where: { n: { lt: i % 20 } } })));
+      assert.deepEqual(counts, Array.from({ length: 40 }, (_, i) => i % 20));
+      // An interactive transaction keeps one server connection until it ends; a rollback
+      // undoes it.
+      await assert.rejects(
+        prisma.$transaction(async (tx) => {
+          await tx.item.updateMany({ data: { n: 100 } });
+          assert.equal(await tx.item.count({ where: { n: 100 } }), 20);
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      assert.equal(await prisma.item.count({ where: { n: 100 } }), 0);
+      const renamed = await prisma.$transaction(async (tx) => {
+        const first = await tx.item.findFirstOrThrow({ orderBy: { id: 'asc' } });
+        return tx.item.update({ where: { id: first.id }, data: { name: 'renamed' } });
+      });
+      assert.equal((await prisma.item.findUnique({ where: { id: renamed.id } })).name, 'renamed');
+      // A unique violation is Prisma's P2002.
+      await assert.rejects(prisma.item.create({ data: { id: renamed.id, name: 'dup', n: 0 } }), (e) => e.code === 'P2002');
+    } finally {
+      await prisma.$disconnect();
     }
   });
 
