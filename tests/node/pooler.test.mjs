@@ -3,11 +3,13 @@
 // statements (node pg prepares `{name, text}` queries once per client and reuses them) inside
 // and outside transactions, while the proxy lends them its 10 server connections; a 32 MB
 // bound parameter and result pass through; Prisma ORM (generated client, @prisma/adapter-pg)
-// runs queries, many at once, and interactive transactions through it.
+// runs queries, many at once, and interactive transactions through it, with unnamed and with
+// named prepared statements.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -226,6 +228,28 @@ describe('pooled endpoint with node pg', { timeout: 5 * 60_000 }, () => {
       await assert.rejects(prisma.item.create({ data: { id: renamed.id, name: 'dup', n: 0 } }), (e) => e.code === 'P2002');
     } finally {
       await prisma.$disconnect();
+    }
+    // With named prepared statements (the adapter's statementNameGenerator): each client
+    // prepares a statement once and the proxy re-prepares it on whichever server connection
+    // runs it.
+    const named = new PrismaClient({
+      adapter: new PrismaPg(pgConfig(conn.endpoints.pooled.connectionString, { max: 8 }), {
+        statementNameGenerator: (q) => `prisma_${createHash('sha256').update(q.sql).digest('hex').slice(0, 16)}`,
+      }),
+    });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const counts = await Promise.all(Array.from({ length: 40 }, (_, i) => named.item.count({ where: { n: { lt: i % 20 } } })));
+        assert.deepEqual(counts, Array.from({ length: 40 }, (_, i) => i % 20));
+      }
+      const n = await named.$transaction(async (tx) => {
+        await tx.item.updateMany({ where: { n: { lt: 5 } }, data: { n: { increment: 100 } } });
+        return tx.item.count({ where: { n: { gte: 100 } } });
+      });
+      assert.equal(n, 5);
+      assert.equal(await named.item.count({ where: { n: { gte: 100 } } }), 5);
+    } finally {
+      await named.$disconnect();
     }
   });
 
