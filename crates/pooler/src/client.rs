@@ -100,8 +100,14 @@ async fn startup(
     shared: &Shared,
     tcp: TcpStream,
 ) -> Option<(ClientStream, HashMap<String, String>, Option<Vec<u8>>)> {
-    let mut stream = ClientStream::Plain(tcp);
     let mut end_point = None;
+    let mut stream = match direct_tls(shared, tcp).await? {
+        Ok((tls, bound)) => {
+            end_point = bound;
+            ClientStream::Tls(Box::new(tls))
+        }
+        Err(tcp) => ClientStream::Plain(tcp),
+    };
     loop {
         let packet = match proto::read_startup(&mut stream).await {
             Ok(p) => p,
@@ -178,6 +184,48 @@ async fn startup(
         }
     }
 }
+
+/// The TLS handshake of a client that starts with it (PostgreSQL 17's
+/// `sslnegotiation=direct`) instead of an SSLRequest; such a client must ask for the
+/// `postgresql` ALPN protocol, as PostgreSQL requires (so that another protocol's client
+/// cannot be talked into this one). `Err` gives back a connection that starts otherwise;
+/// `None` means the client was refused or left.
+async fn direct_tls(
+    shared: &Shared,
+    tcp: TcpStream,
+) -> Option<Result<(tokio_rustls::server::TlsStream<TcpStream>, Option<Vec<u8>>), TcpStream>> {
+    /// The first byte of a TLS handshake record.
+    const HANDSHAKE: u8 = 0x16;
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await.ok()? == 0 || first[0] != HANDSHAKE {
+        return Some(Err(tcp));
+    }
+    let Some(tls) = shared.current_tls() else {
+        tracing::debug!("pooler: direct TLS without a certificate configured");
+        return None;
+    };
+    let stream = match tls.acceptor.accept(tcp).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, "pooler: direct TLS handshake failed");
+            return None;
+        }
+    };
+    if stream.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
+        let mut stream = ClientStream::Tls(Box::new(stream));
+        fatal(
+            &mut stream,
+            "08P01",
+            "direct TLS connection without the postgresql ALPN protocol",
+        )
+        .await;
+        return None;
+    }
+    Some(Ok((stream, tls.end_point.clone())))
+}
+
+/// The ALPN protocol of PostgreSQL connections.
+pub(crate) const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
 #[derive(Debug, thiserror::Error)]
 enum LoginError {

@@ -139,10 +139,14 @@ struct ServerTls {
 }
 
 impl ServerTls {
+    /// Also offers the `postgresql` ALPN protocol, which clients using direct TLS
+    /// negotiation must ask for (libpq 17 asks for it with an SSLRequest too).
     fn new(tls: Arc<rustls::ServerConfig>, certificate: Option<&[u8]>) -> Arc<Self> {
+        let mut config = (*tls).clone();
+        config.alpn_protocols = vec![client::ALPN_POSTGRESQL.to_vec()];
         Arc::new(Self {
             end_point: certificate.and_then(scram::tls_server_end_point),
-            acceptor: tokio_rustls::TlsAcceptor::from(tls),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         })
     }
 }

@@ -1085,6 +1085,46 @@ async fn old_server_connections_are_replaced() {
     s.stop().await;
 }
 
+/// A client that starts with the TLS handshake (PostgreSQL 17's `sslnegotiation=direct`,
+/// one round trip less) logs in, with channel binding; without the `postgresql` ALPN
+/// protocol it is refused.
+#[tokio::test]
+async fn direct_tls_negotiation() {
+    use tokio_postgres::config::{ChannelBinding, SslNegotiation};
+    let s = TestServer::start().await;
+    let (_db, conn) = database_with_connection(&s, "direct-tls").await;
+    let connect = |alpn: bool| {
+        let url = pooled_url(&conn);
+        async move {
+            let mut tls = pgfleet_dataplane::tls::require_client_config().unwrap();
+            if alpn {
+                tls.alpn_protocols = vec![b"postgresql".to_vec()];
+            }
+            let mut cfg: tokio_postgres::Config = url.parse().unwrap();
+            cfg.ssl_negotiation(SslNegotiation::Direct)
+                .channel_binding(ChannelBinding::Require)
+                .connect_timeout(Duration::from_secs(5));
+            let (client, c) = cfg
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                .await?;
+            tokio::spawn(c);
+            Ok::<_, tokio_postgres::Error>(client)
+        }
+    };
+    let client = connect(true).await.unwrap();
+    assert_eq!(show(&client, "SELECT 'direct'").await, "direct");
+    let Err(refused) = connect(false).await else {
+        panic!("a direct TLS client without ALPN logged in");
+    };
+    let db = refused.as_db_error().expect("a FATAL error from the proxy");
+    assert_eq!(db.code(), &SqlState::PROTOCOL_VIOLATION);
+    assert!(db.message().contains("ALPN"), "{}", db.message());
+    // The usual negotiation still works beside it.
+    let usual = connect_tls(&pooled_url(&conn)).await.unwrap();
+    assert_eq!(show(&usual, "SELECT 'usual'").await, "usual");
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
