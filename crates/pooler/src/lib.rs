@@ -12,6 +12,13 @@
 //! the embedded cluster, or by answering the server's SCRAM challenge with the key recovered
 //! from the client's proof. A pool is closed (and its clients disconnected) when its
 //! connection is rotated, deleted or its database goes away; [`Pooler::revalidate`] checks.
+//!
+//! Bounds that keep a long-running proxy healthy: each server connection keeps at most
+//! [`Settings::max_prepared_statements`] (least recently used closed first), lives at most
+//! [`Settings::server_lifetime`], and is closed after [`Settings::server_idle_timeout`]; a
+//! client must log in within [`Settings::client_login_timeout`]. TLS (with the SSLRequest, or
+//! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
+//! running ([`Pooler::set_tls`]).
 
 pub mod backend;
 pub mod catalog;
