@@ -277,6 +277,8 @@ pub struct PoolerConfig {
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,
+    /// Client connections of the whole proxy.
+    pub max_client_connections: usize,
     /// Refuse clients that do not use TLS.
     pub require_tls: bool,
     /// PEM certificate and key; default a self-signed one kept in `<data_dir>/pooler-tls`.
@@ -315,6 +317,7 @@ impl Default for PoolerConfig {
             mode: PoolModeConfig::Transaction,
             pool_size: 10,
             max_clients: 1000,
+            max_client_connections: 10_000,
             require_tls: true,
             tls_cert_file: None,
             tls_key_file: None,
@@ -594,13 +597,14 @@ impl Config {
         }
         if self.pooler.pool_size == 0
             || self.pooler.max_clients == 0
+            || self.pooler.max_client_connections == 0
             || self.pooler.max_prepared_statements == 0
             || self.pooler.server_lifetime_secs == 0
             || self.pooler.client_login_timeout_secs == 0
         {
             return Err(ConfigError::Invalid(
-                "pooler: pool_size, max_clients, max_prepared_statements, server_lifetime_secs \
-                 and client_login_timeout_secs must be at least 1"
+                "pooler: pool_size, max_clients, max_client_connections, max_prepared_statements, \
+                 server_lifetime_secs and client_login_timeout_secs must be at least 1"
                     .to_string(),
             ));
         }

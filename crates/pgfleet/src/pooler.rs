@@ -65,6 +65,7 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
         },
         pool_size: p.pool_size,
         max_clients: p.max_clients,
+        max_client_connections: p.max_client_connections,
         max_prepared_statements: p.max_prepared_statements,
         require_tls: p.require_tls,
         query_wait_timeout: Duration::from_secs(p.query_wait_timeout_secs),

@@ -42,7 +42,10 @@ use crate::scram::{Binding, ScramError, ServerExchange, Verifier, MECHANISM, MEC
 use crate::stream::ClientStream;
 use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
 
-pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
+/// Serves one client connection; `over` when the proxy already has
+/// `max_client_connections` (the client is told so after startup; a cancel request is still
+/// carried out).
+pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + shared.settings.client_login_timeout;
     let Ok(Some((stream, params, end_point))) =
@@ -51,6 +54,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream) {
         return;
     };
     let mut client = stream;
+    if over {
+        let told = fatal(
+            &mut client,
+            "53300",
+            "sorry, too many clients already (the pooler's max_client_connections)",
+        );
+        let _ = tokio::time::timeout_at(deadline, told).await;
+        return;
+    }
     let logged_in =
         tokio::time::timeout_at(deadline, login(&shared, &mut client, &params, end_point)).await;
     let Ok(logged_in) = logged_in else {

@@ -60,6 +60,10 @@ pub struct Settings {
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,
+    /// Client connections of the whole proxy (logging in or logged in); more are told
+    /// "too many clients" once their TLS and startup are done, as PostgreSQL does, so file
+    /// descriptors are left for server connections.
+    pub max_client_connections: usize,
     /// Refuse clients that do not ask for TLS.
     pub require_tls: bool,
     pub connect_timeout: Duration,
@@ -90,6 +94,7 @@ impl std::fmt::Debug for Settings {
             .field("mode", &self.mode)
             .field("pool_size", &self.pool_size)
             .field("max_clients", &self.max_clients)
+            .field("max_client_connections", &self.max_client_connections)
             .field("max_prepared_statements", &self.max_prepared_statements)
             .field("require_tls", &self.require_tls)
             .finish_non_exhaustive()
@@ -102,6 +107,7 @@ impl Default for Settings {
             mode: PoolMode::Transaction,
             pool_size: 10,
             max_clients: 1000,
+            max_client_connections: 10_000,
             require_tls: true,
             connect_timeout: Duration::from_secs(10),
             max_prepared_statements: 200,
@@ -244,9 +250,10 @@ impl Pooler {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, _peer)) => {
                         let shared = shared.clone();
-                        shared.active_clients.fetch_add(1, Ordering::AcqRel);
+                        let before = shared.active_clients.fetch_add(1, Ordering::AcqRel);
+                        let over = before >= shared.settings.max_client_connections;
                         tokio::spawn(async move {
-                            client::handle(shared.clone(), tcp).await;
+                            client::handle(shared.clone(), tcp, over).await;
                             if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
                                 shared.drained.notify_waiters();
                             }

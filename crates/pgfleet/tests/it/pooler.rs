@@ -1125,6 +1125,30 @@ async fn direct_tls_negotiation() {
     s.stop().await;
 }
 
+/// Past `max_client_connections` (all databases, logging in or logged in) a client gets
+/// PostgreSQL's "too many clients" (53300) after startup; a place that frees up is taken.
+#[tokio::test]
+async fn the_proxy_caps_its_client_connections() {
+    let s = TestServer::start_with(|c| c.pooler.max_client_connections = 2).await;
+    let (_db, conn) = database_with_connection(&s, "capped-clients").await;
+    let url = pooled_url(&conn);
+    let a = connect_tls(&url).await.unwrap();
+    let b = connect_tls(&url).await.unwrap();
+    let Err(e) = connect_tls(&url).await else {
+        panic!("a third client got in");
+    };
+    assert_eq!(code(&e), Some(SqlState::TOO_MANY_CONNECTIONS), "{e}");
+    assert_eq!(show(&a, "SELECT 'a'").await, "a");
+    assert_eq!(show(&b, "SELECT 'b'").await, "b");
+    drop(a);
+    eventually("a freed place is taken", || {
+        let url = url.clone();
+        async move { connect_tls(&url).await.is_ok() }
+    })
+    .await;
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
