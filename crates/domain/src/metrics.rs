@@ -21,7 +21,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::reconciler::Outcome;
@@ -43,8 +44,11 @@ struct Metrics {
     pooler_transactions: IntCounterVec,
     pooler_clients: IntGaugeVec,
     pooler_server_connections: IntGaugeVec,
+    pooler_waiting: IntGaugeVec,
+    pooler_wait_seconds: CounterVec,
     /// Last pooler counter values seen per database (counters advance by the difference).
-    pooler_seen: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
+    pooler_seen:
+        std::sync::Mutex<std::collections::HashMap<String, crate::services::pooler::PooledCounts>>,
 }
 
 impl Metrics {
@@ -133,7 +137,21 @@ impl Metrics {
             "pgfleet_pooler_server_connections",
             "Server connections the pooler holds, by database (at the last usage sample).",
         )?;
+        let pooler_waiting = gauge(
+            "pgfleet_pooler_waiting_clients",
+            "Clients waiting for a server connection of the pooled endpoint, by database (at the last usage sample).",
+        )?;
+        let pooler_wait_seconds = CounterVec::new(
+            Opts::new(
+                "pgfleet_pooler_wait_seconds_total",
+                "Time clients of the pooled endpoint have waited for a server connection, by database.",
+            ),
+            &["database_id"],
+        )?;
+        registry.register(Box::new(pooler_wait_seconds.clone()))?;
         Ok(Self {
+            pooler_waiting,
+            pooler_wait_seconds,
             pooler_statements,
             pooler_transactions,
             pooler_clients,
@@ -218,18 +236,24 @@ pub fn record_database_usage(database_id: &str, storage_bytes: i64, operations: 
 /// The pooled endpoint's counters of a database (cumulative since the process started).
 pub fn record_pooler(database_id: &str, c: &crate::services::pooler::PooledCounts) {
     let Some(m) = metrics() else { return };
-    let (prev_s, prev_t) = m
+    let prev = m
         .pooler_seen
         .lock()
         .ok()
-        .and_then(|mut seen| seen.insert(database_id.to_string(), (c.statements, c.transactions)))
-        .unwrap_or((0, 0));
+        .and_then(|mut seen| seen.insert(database_id.to_string(), *c))
+        .unwrap_or_default();
     m.pooler_statements
         .with_label_values(&[database_id])
-        .inc_by(c.statements.saturating_sub(prev_s));
+        .inc_by(c.statements.saturating_sub(prev.statements));
     m.pooler_transactions
         .with_label_values(&[database_id])
-        .inc_by(c.transactions.saturating_sub(prev_t));
+        .inc_by(c.transactions.saturating_sub(prev.transactions));
+    m.pooler_wait_seconds
+        .with_label_values(&[database_id])
+        .inc_by(c.wait_micros.saturating_sub(prev.wait_micros) as f64 / 1e6);
+    m.pooler_waiting
+        .with_label_values(&[database_id])
+        .set(i64::try_from(c.waiting).unwrap_or(i64::MAX));
     m.pooler_clients
         .with_label_values(&[database_id])
         .set(i64::try_from(c.clients).unwrap_or(i64::MAX));
@@ -244,6 +268,7 @@ pub fn forget_database(database_id: &str) {
         let _ = m.db_storage.remove_label_values(&[database_id]);
         let _ = m.db_operations.remove_label_values(&[database_id]);
         let _ = m.pooler_clients.remove_label_values(&[database_id]);
+        let _ = m.pooler_waiting.remove_label_values(&[database_id]);
         let _ = m
             .pooler_server_connections
             .remove_label_values(&[database_id]);

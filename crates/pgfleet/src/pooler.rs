@@ -210,6 +210,8 @@ pub fn start(
                     transactions: d.transactions,
                     clients: u64::try_from(d.clients).unwrap_or(u64::MAX),
                     server_connections: u64::try_from(d.server_connections).unwrap_or(u64::MAX),
+                    waiting: u64::try_from(d.waiting).unwrap_or(u64::MAX),
+                    wait_micros: d.wait_micros,
                 };
                 (d.database_id, counts)
             })

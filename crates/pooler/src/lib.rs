@@ -132,6 +132,10 @@ pub struct DatabaseStats {
     pub transactions: u64,
     pub clients: usize,
     pub server_connections: usize,
+    /// Clients waiting now for a server connection.
+    pub waiting: usize,
+    /// Time clients have waited for a server connection since the proxy started, in µs.
+    pub wait_micros: u64,
 }
 
 /// Where a client's cancel request goes while it has a server connection.
@@ -316,6 +320,8 @@ impl Pooler {
                 transactions: c.transactions.load(Ordering::Relaxed),
                 clients: c.clients.load(Ordering::Relaxed),
                 server_connections: c.server_connections(),
+                waiting: c.waiting.load(Ordering::Relaxed),
+                wait_micros: c.wait_micros.load(Ordering::Relaxed),
             })
             .collect();
         out.sort_by(|a, b| a.database_id.cmp(&b.database_id));

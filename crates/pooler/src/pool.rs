@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::backend::{BackendError, ConnectSpec, ServerConn};
 use crate::catalog::Route;
@@ -21,9 +21,40 @@ pub struct DbCounters {
     pub statements: AtomicU64,
     pub transactions: AtomicU64,
     pub clients: AtomicUsize,
+    /// Clients waiting now for a server connection.
+    pub waiting: AtomicUsize,
+    /// Time clients have spent waiting for a server connection, in µs.
+    pub wait_micros: AtomicU64,
     /// One permit per open server connection of the database (held by the connection).
     slots: Arc<Semaphore>,
     size: usize,
+}
+
+/// A client waiting for a server connection, counted in [`DbCounters`] until dropped
+/// (served, timed out or gone).
+struct Waiting<'a> {
+    counters: &'a DbCounters,
+    since: Instant,
+}
+
+impl<'a> Waiting<'a> {
+    fn start(counters: &'a DbCounters) -> Self {
+        counters.waiting.fetch_add(1, Ordering::Relaxed);
+        Self {
+            counters,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+        let waited = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters
+            .wait_micros
+            .fetch_add(waited, Ordering::Relaxed);
+    }
 }
 
 impl DbCounters {
@@ -33,6 +64,8 @@ impl DbCounters {
             statements: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
             clients: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            wait_micros: AtomicU64::new(0),
             slots: Arc::new(Semaphore::new(size)),
             size,
         }
@@ -166,6 +199,7 @@ impl Pool {
             // A sibling's connection that is lent now is idle (and evictable) later, while
             // holding its slot: wait a little for a released slot, then look again.
             let wait = tokio::time::Instant::now() + Duration::from_millis(20);
+            let _waiting = Waiting::start(&self.counters);
             match tokio::time::timeout_at(wait.min(deadline), slots.clone().acquire_owned()).await {
                 Ok(Ok(s)) => return Ok(s),
                 Ok(Err(_)) => return Err(AcquireError::Closed),
@@ -180,13 +214,20 @@ impl Pool {
     /// Checks out a server connection: an idle one that still looks alive, or a new one.
     pub async fn acquire(&self, shared: &crate::Shared) -> Result<Lease, AcquireError> {
         let settings = &shared.settings;
-        let permit = tokio::time::timeout(
-            settings.query_wait_timeout,
-            self.permits.clone().acquire_owned(),
-        )
-        .await
-        .map_err(|_| AcquireError::Timeout)?
-        .map_err(|_| AcquireError::Closed)?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return Err(AcquireError::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                let _waiting = Waiting::start(&self.counters);
+                tokio::time::timeout(
+                    settings.query_wait_timeout,
+                    self.permits.clone().acquire_owned(),
+                )
+                .await
+                .map_err(|_| AcquireError::Timeout)?
+                .map_err(|_| AcquireError::Closed)?
+            }
+        };
         if let Ok(mut t) = self.last_active.lock() {
             *t = Instant::now();
         }

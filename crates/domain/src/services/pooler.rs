@@ -38,6 +38,10 @@ pub struct PooledCounts {
     pub transactions: u64,
     pub clients: u64,
     pub server_connections: u64,
+    /// Clients waiting now for a server connection.
+    pub waiting: u64,
+    /// Time clients have waited for a server connection, in µs.
+    pub wait_micros: u64,
 }
 
 /// Reads the pooler's counters (database id → counts).

@@ -1149,6 +1149,54 @@ async fn the_proxy_caps_its_client_connections() {
     s.stop().await;
 }
 
+/// Clients waiting for a server connection are counted (the pool size is the knob they say
+/// to turn): `pgfleet_pooler_waiting_clients` while one waits, then
+/// `pgfleet_pooler_wait_seconds_total` for how long.
+#[tokio::test]
+async fn clients_waiting_for_a_server_connection_are_measured() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.pool_size = 1;
+        c.usage.sample_interval_secs = 1;
+    })
+    .await;
+    let (db, conn) = database_with_connection(&s, "waiting").await;
+    let url = pooled_url(&conn);
+    let holder = connect_tls(&url).await.unwrap();
+    let waiter = connect_tls(&url).await.unwrap();
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let waiting = tokio::spawn(async move { show(&waiter, "SELECT 'served'").await });
+    let metrics = || async {
+        s.http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let value = |text: &str, name: &str| -> Option<f64> {
+        let needle = format!(r#"{name}{{database_id="{db}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&needle))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    eventually("one client is shown waiting", || async {
+        value(&metrics().await, "pgfleet_pooler_waiting_clients") == Some(1.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(waiting.await.unwrap(), "served");
+    eventually("the wait is counted and nobody waits", || async {
+        let text = metrics().await;
+        value(&text, "pgfleet_pooler_waiting_clients") == Some(0.0)
+            && value(&text, "pgfleet_pooler_wait_seconds_total").is_some_and(|v| v >= 0.3)
+    })
+    .await;
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
