@@ -293,6 +293,8 @@ pub struct PoolerConfig {
     pub server_idle_timeout_secs: u64,
     /// Server connections this old are closed once their transaction ends, in seconds.
     pub server_lifetime_secs: u64,
+    /// A client idle this long inside a transaction is disconnected (0: never), in seconds.
+    pub idle_transaction_timeout_secs: u64,
     /// Clients must finish TLS, startup and authentication within this, in seconds.
     pub client_login_timeout_secs: u64,
     /// How long shutdown lets clients finish their transactions, in seconds.
@@ -325,6 +327,7 @@ impl Default for PoolerConfig {
             query_wait_timeout_secs: 120,
             server_idle_timeout_secs: 600,
             server_lifetime_secs: 3600,
+            idle_transaction_timeout_secs: 0,
             client_login_timeout_secs: 60,
             shutdown_grace_secs: 10,
         }

@@ -71,6 +71,7 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
         query_wait_timeout: Duration::from_secs(p.query_wait_timeout_secs),
         server_idle_timeout: Duration::from_secs(p.server_idle_timeout_secs),
         server_lifetime: Duration::from_secs(p.server_lifetime_secs),
+        idle_transaction_timeout: Duration::from_secs(p.idle_transaction_timeout_secs),
         client_login_timeout: Duration::from_secs(p.client_login_timeout_secs),
         shutdown_grace: Duration::from_secs(p.shutdown_grace_secs),
         backend_tls: Some(Arc::new(backend_tls)),

@@ -685,6 +685,13 @@ impl Session {
             }
 
             let between = self.between_transactions() && to_server.is_empty();
+            // A client idle inside a transaction holds a server connection others may need.
+            let idle_timeout = self.shared.settings.idle_transaction_timeout;
+            let idle_in_transaction = self.in_transaction
+                && self.owed == 0
+                && to_server.is_empty()
+                && self.client_pass == 0
+                && !idle_timeout.is_zero();
             let Some(lease) = self.lease.as_mut() else {
                 to_server.clear();
                 tokio::select! {
@@ -709,8 +716,19 @@ impl Session {
                 _ = shutdown.changed(), if between => continue,
                 _ = closed.changed(), if between => continue,
                 e = io => e,
+                () = tokio::time::sleep(idle_timeout), if idle_in_transaction => Io::IdleInTransaction,
             };
             match event {
+                Io::IdleInTransaction => {
+                    // As PostgreSQL's idle_in_transaction_session_timeout says it; the server
+                    // connection, mid-transaction, is closed rather than reused.
+                    self.bye(
+                        "25P03",
+                        "terminating connection due to idle-in-transaction timeout",
+                    )
+                    .await;
+                    return Ok(());
+                }
                 Io::ClientData(n) => self.cbuf.extend_from_slice(&ctmp[..n]),
                 Io::ClientGone => return Ok(()),
                 Io::ServerGone => {
@@ -1246,6 +1264,8 @@ enum Io {
     ServerGone,
     ClientData(usize),
     ClientGone,
+    /// `idle_transaction_timeout` passed with the client silent inside a transaction.
+    IdleInTransaction,
 }
 
 /// Writes what is queued for the server (then flushes, which matters for TLS) as far as it

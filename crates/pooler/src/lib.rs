@@ -75,6 +75,9 @@ pub struct Settings {
     pub query_wait_timeout: Duration,
     /// Server connections idle this long are closed.
     pub server_idle_timeout: Duration,
+    /// A client idle this long inside a transaction is disconnected and its server
+    /// connection closed (zero: never).
+    pub idle_transaction_timeout: Duration,
     /// Server connections this old are closed when next returned or found idle (backends
     /// grow caches over their life; this bounds it and spreads load after a failover).
     pub server_lifetime: Duration,
@@ -115,6 +118,7 @@ impl Default for Settings {
             query_wait_timeout: Duration::from_secs(120),
             server_idle_timeout: Duration::from_secs(600),
             server_lifetime: Duration::from_secs(3600),
+            idle_transaction_timeout: Duration::ZERO,
             client_login_timeout: Duration::from_secs(60),
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),

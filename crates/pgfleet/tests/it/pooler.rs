@@ -1197,6 +1197,43 @@ async fn clients_waiting_for_a_server_connection_are_measured() {
     s.stop().await;
 }
 
+/// With `idle_transaction_timeout_secs`, a client that goes quiet inside a transaction is
+/// disconnected (25P03) and the waiting client gets the only server connection; a client
+/// idle outside a transaction, or busy inside one, is left alone.
+#[tokio::test]
+async fn clients_idle_in_a_transaction_are_cut_off() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.pool_size = 1;
+        c.pooler.idle_transaction_timeout_secs = 1;
+    })
+    .await;
+    let (_db, conn) = database_with_connection(&s, "idle-tx").await;
+    let url = pooled_url(&conn);
+    let idle = connect_tls(&url).await.unwrap();
+    let busy = connect_tls(&url).await.unwrap();
+    // Busy inside a transaction for longer than the timeout, then idle outside one.
+    busy.batch_execute("BEGIN; SELECT pg_sleep(1.5); COMMIT")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(show(&busy, "SELECT 'still here'").await, "still here");
+
+    idle.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let started = std::time::Instant::now();
+    let waiter = connect_tls(&url).await.unwrap();
+    assert_eq!(show(&waiter, "SELECT 'served'").await, "served");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let e = idle.batch_execute("COMMIT").await.unwrap_err();
+    assert!(
+        e.as_db_error()
+            .is_some_and(|d| d.code() == &SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT)
+            || idle.is_closed(),
+        "{e:?}"
+    );
+    assert!(idle.is_closed());
+    s.stop().await;
+}
+
 /// Startup parameters the pooled endpoint cannot honour are refused with a clear error.
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
