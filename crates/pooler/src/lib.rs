@@ -16,8 +16,10 @@
 //! Bounds that keep a long-running proxy healthy: each server connection keeps at most
 //! [`Settings::max_prepared_statements`] (least recently used closed first), lives at most
 //! [`Settings::server_lifetime`], and is closed after [`Settings::server_idle_timeout`]; a
-//! client must log in within [`Settings::client_login_timeout`], and the proxy takes at most
-//! [`Settings::max_client_connections`]. TLS (with the SSLRequest, or
+//! client must log in within [`Settings::client_login_timeout`] and, when
+//! [`Settings::idle_transaction_timeout`] is set, may not sit idle inside a transaction for
+//! longer; the proxy takes at most [`Settings::max_client_connections`], and counts the
+//! clients waiting for a server connection. TLS (with the SSLRequest, or
 //! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
 //! running ([`Pooler::set_tls`]).
 
