@@ -516,13 +516,7 @@ fn resolve_port(root: &Path, configured: Option<u16>) -> Result<u16> {
     let port = match (configured, recorded) {
         (Some(p), _) => p,
         (None, Some(p)) => p,
-        (None, None) => {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?;
-            l.local_addr()
-                .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?
-                .port()
-        }
+        (None, None) => free_port_to_keep()?,
     };
     if recorded != Some(port) {
         let body = serde_json::to_vec_pretty(&Recorded { port })
@@ -532,6 +526,33 @@ fn resolve_port(root: &Path, configured: Option<u16>) -> Result<u16> {
         std::fs::rename(&tmp, &file).map_err(|e| DataplaneError::io(&file, e))?;
     }
     Ok(port)
+}
+
+/// A free port for the cluster to keep across restarts: below the kernel's ephemeral range
+/// where there is room, because a port in that range can be taken, while the cluster is
+/// down, by any outgoing connection's local end, and then the restart fails with "address
+/// already in use" (connection strings handed out name the port, so it cannot move).
+fn free_port_to_keep() -> Result<u16> {
+    use rand::Rng as _;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const LOWEST: u16 = 10_000;
+    if ephemeral_start > LOWEST + 100 {
+        let mut rng = rand::thread_rng();
+        for _ in 0..200 {
+            let port = rng.gen_range(LOWEST..ephemeral_start);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?
+        .port())
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<()> {
