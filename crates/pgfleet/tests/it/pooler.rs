@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use pgfleet_pooler::proto;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
@@ -589,7 +590,9 @@ async fn presented_certificate(url: &url::Url) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap(); // SSLRequest
+    tcp.write_all(&proto::startup_packet(proto::SSL_REQUEST, &[]))
+        .await
+        .unwrap();
     let mut answer = [0u8; 1];
     tcp.read_exact(&mut answer).await.unwrap();
     assert_eq!(&answer, b"S");
@@ -1032,20 +1035,14 @@ async fn stalled_logins_are_cut_off() {
     // A startup packet, then no answer to the SASL challenge.
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut body = Vec::new();
-    body.extend_from_slice(&196_608i32.to_be_bytes());
     for (k, v) in [("user", url.username()), ("database", &url.path()[1..])] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
+        proto::put_cstr(&mut body, k);
+        proto::put_cstr(&mut body, v);
     }
     body.push(0);
-    let mut packet = i32::try_from(body.len() + 4)
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    packet.extend_from_slice(&body);
-    tcp.write_all(&packet).await.unwrap();
+    tcp.write_all(&proto::startup_packet(proto::PROTOCOL_3_0, &body))
+        .await
+        .unwrap();
     let got = read_all(tcp).await;
     assert_eq!(got.first(), Some(&b'R'), "the SASL challenge comes first");
     let text = String::from_utf8_lossy(&got);
