@@ -236,6 +236,18 @@ impl TestServer {
         .await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    }
+
     pub async fn delete(&self, path: &str) -> Resp {
         Resp::from(self.req(Method::DELETE, path).send().await.unwrap()).await
     }

@@ -187,26 +187,10 @@ async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
     assert!(mine.server_connections <= 10, "{mine:?}");
     // … published by the usage sampler.
     let needle = format!(r#"pgfleet_pooler_statements_total{{database_id="{db}"}}"#);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = s
-            .http
-            .get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains(&needle) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{needle} not in /metrics"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    eventually(&format!("{needle} in /metrics"), || async {
+        s.metrics().await.contains(&needle)
+    })
+    .await;
     s.stop().await;
 }
 
@@ -1162,16 +1146,6 @@ async fn clients_waiting_for_a_server_connection_are_measured() {
     let waiter = connect_tls(&url).await.unwrap();
     holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
     let waiting = tokio::spawn(async move { show(&waiter, "SELECT 'served'").await });
-    let metrics = || async {
-        s.http
-            .get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
     let value = |text: &str, name: &str| -> Option<f64> {
         let needle = format!(r#"{name}{{database_id="{db}"}} "#);
         text.lines()
@@ -1179,14 +1153,14 @@ async fn clients_waiting_for_a_server_connection_are_measured() {
             .and_then(|v| v.trim().parse().ok())
     };
     eventually("one client is shown waiting", || async {
-        value(&metrics().await, "pgfleet_pooler_waiting_clients") == Some(1.0)
+        value(&s.metrics().await, "pgfleet_pooler_waiting_clients") == Some(1.0)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     holder.batch_execute("COMMIT").await.unwrap();
     assert_eq!(waiting.await.unwrap(), "served");
     eventually("the wait is counted and nobody waits", || async {
-        let text = metrics().await;
+        let text = s.metrics().await;
         value(&text, "pgfleet_pooler_waiting_clients") == Some(0.0)
             && value(&text, "pgfleet_pooler_wait_seconds_total").is_some_and(|v| v >= 0.3)
     })
