@@ -454,6 +454,26 @@ fn render_clearing(
     res
 }
 
+/// A destructive form's confirmation: `Ok` when its `confirm` field is `name` (of a `what`),
+/// else the notice to show (nothing was `done`; typing the name is what it takes to `act`).
+fn confirm_typed(
+    f: &HashMap<String, String>,
+    name: &str,
+    what: &str,
+    done: &str,
+    act: &str,
+) -> Result<(), Notice> {
+    if field(f, "confirm").trim() == name {
+        return Ok(());
+    }
+    Err(Notice {
+        message: format!(
+            "The name you typed does not match the {what}'s name; nothing was {done}."
+        ),
+        hint: Some(format!("Type {name} exactly to {act}.")),
+    })
+}
+
 fn status_word(s: &DatabaseStatus) -> &'static str {
     match s {
         DatabaseStatus::Provisioning => "provisioning",
@@ -722,15 +742,14 @@ async fn project_delete(
         .project_get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
-    if field(&f, "confirm").trim() != project.name {
-        let notice = Notice {
-            message: "The name you typed does not match the project's name; nothing was deleted."
-                .to_string(),
-            hint: Some(format!(
-                "Type {} exactly to delete the project.",
-                project.name
-            )),
-        };
+    let typed = confirm_typed(
+        &f,
+        &project.name,
+        "project",
+        "deleted",
+        "delete the project",
+    );
+    if let Err(notice) = typed {
         let page = project_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
@@ -1115,12 +1134,8 @@ async fn database_delete(
         .database_get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
-    if field(&f, "confirm").trim() != db.name {
-        let notice = Notice {
-            message: "The name you typed does not match the database's name; nothing was deleted."
-                .to_string(),
-            hint: Some(format!("Type {} exactly to delete the database.", db.name)),
-        };
+    let typed = confirm_typed(&f, &db.name, "database", "deleted", "delete the database");
+    if let Err(notice) = typed {
         let page = database_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
@@ -1213,12 +1228,8 @@ async fn database_restore(
         .database_get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
-    if field(&f, "confirm").trim() != db.name {
-        let notice = Notice {
-            message: "The name you typed does not match the database's name; nothing was restored."
-                .to_string(),
-            hint: Some(format!("Type {} exactly to restore the backup.", db.name)),
-        };
+    let typed = confirm_typed(&f, &db.name, "database", "restored", "restore the backup");
+    if let Err(notice) = typed {
         let page = database_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
