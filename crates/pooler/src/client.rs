@@ -987,15 +987,31 @@ impl Session {
         {
             self.make_room(out);
         }
-        put_statement_message(out, b'C', &server_name);
-        self.open.hide_close += 1;
-        put_message(out, b'P', &parse);
-        self.open.prepared.push(server_name.clone());
-        if let Some(l) = self.lease.as_mut() {
-            l.conn.prepared.insert(server_name.clone());
-        }
+        self.prepare_on_server(&server_name, &parse, false, out);
         self.statements
             .insert(name.to_vec(), ClientStatement { server_name, parse });
+    }
+
+    /// Queues `Close` (its reply hidden) and `Parse` of `server_name` and notes the statement
+    /// prepared on the server session; `ParseComplete` is hidden too when the `Parse` is the
+    /// proxy's own rather than the client's.
+    fn prepare_on_server(
+        &mut self,
+        server_name: &str,
+        parse: &[u8],
+        own: bool,
+        out: &mut BytesMut,
+    ) {
+        put_statement_message(out, b'C', server_name);
+        put_message(out, b'P', parse);
+        self.open.hide_close += 1;
+        if own {
+            self.open.hide_parse += 1;
+        }
+        self.open.prepared.push(server_name.to_string());
+        if let Some(l) = self.lease.as_mut() {
+            l.conn.prepared.insert(server_name.to_string());
+        }
     }
 
     /// Makes sure the server session has the client's statement `name`; returns its server
@@ -1007,17 +1023,8 @@ impl Session {
             return Some(server_name);
         }
         self.make_room(out);
-        let st = self.statements.get(name)?;
-        put_statement_message(out, b'C', &server_name);
-        put_message(out, b'P', &st.parse);
-        self.open.hide_close += 1;
-        self.open.hide_parse += 1;
-        self.open.prepared.push(server_name.clone());
-        self.lease
-            .as_mut()?
-            .conn
-            .prepared
-            .insert(server_name.clone());
+        let parse = self.statements.get(name)?.parse.clone();
+        self.prepare_on_server(&server_name, &parse, true, out);
         Some(server_name)
     }
 
