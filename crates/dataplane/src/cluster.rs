@@ -2,10 +2,12 @@
 //! started as a supervised child process on every start.
 //!
 //! Layout of the data directory:
+//! - the data directory itself: mode 0700, or 0710 with the group of the OS user that runs
+//!   PostgreSQL when that is another user (it must pass through, never list or read);
 //! - `postgres/`: PGDATA (owned by the OS user that runs PostgreSQL, mode 0700);
 //! - `run/`: the Unix socket directory (mode 0700, so only that user and root can connect);
 //! - `cluster.json`: the port chosen at first start, kept so connection strings stay valid;
-//! - `postgres.log`: the server's own log.
+//! - `postgres.log`: the server's own log (mode 0600: it can hold statements).
 //!
 //! Configuration pgfleet owns lives in `postgres/pgfleet.conf` (included from
 //! `postgresql.conf`) and `pg_hba.conf`; both are rewritten at every start so a changed setting
@@ -126,10 +128,11 @@ impl EmbeddedCluster {
         let bin_dir = find_bin_dir(settings.bin_dir.as_deref())?;
         let run_as = RunAs::detect()?;
         let root = settings.root.clone();
-        create_dir(&root, 0o755)?;
+        create_dir(&root, 0o700)?;
         let root = root
             .canonicalize()
             .map_err(|e| DataplaneError::io(&root, e))?;
+        run_as.let_through(&root)?;
         let settings = ClusterSettings {
             root: root.clone(),
             ..settings
@@ -223,7 +226,7 @@ impl EmbeddedCluster {
             &self.run_as,
             &scratch.join("server.crt"),
             tls.cert_pem.as_bytes(),
-            0o644,
+            0o600,
         )?;
         write_owned(
             &self.run_as,
@@ -254,6 +257,7 @@ impl EmbeddedCluster {
              shared_preload_libraries = 'pg_stat_statements'\n\
              pg_stat_statements.track = 'top'\n\
              logging_collector = off\n\
+             log_file_mode = 0600\n\
              log_line_prefix = '%m [%p] %q%u@%d '\n\
              log_min_messages = warning\n\
              # Databases are created and dropped often: spread checkpoints out.\n\
@@ -336,11 +340,19 @@ impl EmbeddedCluster {
         {
             let _ = std::fs::rename(&log, self.settings.root.join("postgres.log.1"));
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| DataplaneError::io(&log, e))?;
+        let file = {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&log)
+                .map_err(|e| DataplaneError::io(&log, e))?;
+            // A log created by an older pgfleet may be world-readable: it holds statements.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| DataplaneError::io(&log, e))?;
+            f
+        };
         let err = file.try_clone().map_err(|e| DataplaneError::io(&log, e))?;
         let mut cmd = std::process::Command::new(self.bin_dir.join("postgres"));
         cmd.arg("-D")
@@ -522,7 +534,7 @@ fn resolve_port(root: &Path, configured: Option<u16>) -> Result<u16> {
         let body = serde_json::to_vec_pretty(&Recorded { port })
             .map_err(|e| DataplaneError::Setup(e.to_string()))?;
         let tmp = root.join("cluster.json.tmp");
-        std::fs::write(&tmp, body).map_err(|e| DataplaneError::io(&tmp, e))?;
+        write_private(&tmp, &body)?;
         std::fs::rename(&tmp, &file).map_err(|e| DataplaneError::io(&file, e))?;
     }
     Ok(port)
@@ -566,10 +578,24 @@ fn create_dir(path: &Path, mode: u32) -> Result<()> {
         .map_err(|e| DataplaneError::io(path, e))
 }
 
+/// Writes a new file readable by its owner only from the first byte (a leftover is replaced).
+fn write_private(path: &Path, body: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| DataplaneError::io(path, e))?;
+    f.write_all(body).map_err(|e| DataplaneError::io(path, e))
+}
+
 fn write_owned(run_as: &RunAs, path: &Path, body: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let tmp = path.with_extension("pgfleet-tmp");
-    std::fs::write(&tmp, body).map_err(|e| DataplaneError::io(&tmp, e))?;
+    write_private(&tmp, body)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .map_err(|e| DataplaneError::io(&tmp, e))?;
     run_as.own(&tmp)?;

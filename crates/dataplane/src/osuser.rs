@@ -69,6 +69,21 @@ impl RunAs {
         Ok(())
     }
 
+    /// Lets this user pass through `dir` (ours) without reading or listing it: mode 0710 with
+    /// this user's group when it is another user, else 0700. Never world bits.
+    pub fn let_through(&self, dir: &Path) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = if self.switch {
+            std::os::unix::fs::chown(dir, None, Some(self.gid))
+                .map_err(|e| DataplaneError::io(dir, e))?;
+            0o710
+        } else {
+            0o700
+        };
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| DataplaneError::io(dir, e))
+    }
+
     /// Checks that every ancestor of `dir` lets this user through, so `postgres` can reach its
     /// data directory. root's home (0700) is the usual trap.
     pub fn check_traversable(&self, dir: &Path) -> Result<()> {

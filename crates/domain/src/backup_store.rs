@@ -154,9 +154,7 @@ impl BackupStore {
             Self::S3 { .. } => staging,
         };
         let dir = dir.join(database_id);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io_err(&dir, e))?;
+        create_private_dir(&dir).await?;
         Ok(dir.join(format!("{backup_id}.dump")))
     }
 
@@ -174,6 +172,13 @@ impl BackupStore {
             .await
             .map_err(|e| io_err(&partial, e))?
             .len();
+        // pg_dump creates the file with the process's umask; an archive is the tenant's data.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+                .await
+                .map_err(|e| io_err(&partial, e))?;
+        }
         match self {
             Self::Local { .. } => {
                 tokio::fs::rename(&partial, file)
@@ -219,9 +224,7 @@ impl BackupStore {
             Self::S3 { store, prefix, .. } => {
                 let key = Self::key(prefix, database_id, backup_id);
                 let dir = staging.join("downloads");
-                tokio::fs::create_dir_all(&dir)
-                    .await
-                    .map_err(|e| io_err(&dir, e))?;
+                create_private_dir(&dir).await?;
                 let path = dir.join(format!(
                     "{backup_id}-{}-{}.dump",
                     std::process::id(),
@@ -297,13 +300,33 @@ async fn upload_multipart(
     Ok(())
 }
 
+/// Creates a directory (and its missing parents) readable by pgfleet's OS user only: backup
+/// archives and staging files are tenants' data.
+pub async fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .await
+        .map_err(|e| io_err(dir, e))?;
+    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .await
+        .map_err(|e| io_err(dir, e))
+}
+
 async fn download(
     store: &dyn ObjectStore,
     key: &ObjectPath,
     file: &Path,
 ) -> Result<(), StoreError> {
     let mut stream = store.get(key).await?.into_stream();
-    let mut out = tokio::fs::File::create(file)
+    let mut out = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)
         .await
         .map_err(|e| io_err(file, e))?;
     while let Some(chunk) = stream.next().await {

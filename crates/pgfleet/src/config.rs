@@ -220,7 +220,8 @@ impl Config {
                 s.trim().as_bytes().to_vec(),
             ));
         }
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::private_file::create_dir(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         let value = pgfleet_domain::oauth_keys::KeySecret::generate_text()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         crate::private_file::write(&path, value.as_bytes())

@@ -141,12 +141,13 @@ fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
     ) {
         return Ok((c, k));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private_file::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let generated = pgfleet_dataplane::tls::self_signed(&[host.to_string()])
         .context("generating the pooler's certificate")?;
     crate::private_file::write(&key_path, generated.key_pem.as_bytes())
         .with_context(|| format!("writing {}", key_path.display()))?;
-    std::fs::write(&cert_path, &generated.cert_pem)?;
+    crate::private_file::write(&cert_path, generated.cert_pem.as_bytes())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
     Ok((generated.cert_pem, generated.key_pem))
 }
 

@@ -64,7 +64,10 @@ impl Running {
 /// Starts everything and returns once the API is listening.
 pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     cfg.validate()?;
-    create_data_dir(&cfg.data_dir)?;
+    // Whatever this process and its children (pg_dump, PostgreSQL) create is private unless
+    // made otherwise on purpose: a forgotten mode cannot leak a file to other OS users.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    create_data_dir(&cfg)?;
     // Bind first: a taken port fails before anything else starts, and port 0 resolves to the
     // real port for the default public URL.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -412,9 +415,46 @@ fn server_from_config(
     Ok(PgServer::from_url(region, value)?)
 }
 
-fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+/// Creates the data directory (0700; the embedded cluster lets its OS user through later)
+/// and takes group and world bits off whatever an older pgfleet left in it and in the
+/// backup directory (logs, certificates, archives). Says so once: a second start finds
+/// nothing to change.
+fn create_data_dir(cfg: &Config) -> anyhow::Result<()> {
+    let dir = &cfg.data_dir;
+    if !dir.exists() {
+        crate::private_file::create_dir(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    // Left for the cluster to set: PGDATA (PostgreSQL checks it itself) and the socket
+    // directory (0700, owned by the server's OS user).
+    let pgdata = dir.join("postgres");
+    let sockets = dir.join("run");
+    let mut changed = crate::private_file::tighten_tree(dir, &[&pgdata, &sockets])
+        .with_context(|| format!("tightening the modes under {}", dir.display()))?;
+    for f in ["server.crt", "server.key"] {
+        let p = pgdata.join(f);
+        if p.exists() && crate::private_file::tighten_one(&p)? {
+            changed.push(p);
+        }
+    }
+    if let Some(backups) = &cfg.backups.dir {
+        if backups.exists() && !backups.starts_with(dir) {
+            if crate::private_file::tighten_one(backups)? {
+                changed.push(backups.clone());
+            }
+            changed.extend(crate::private_file::tighten_tree(backups, &[])?);
+        }
+    }
+    if !cfg.needs_embedded() && crate::private_file::tighten_one(dir)? {
+        changed.push(dir.clone());
+    }
+    if !changed.is_empty() {
+        tracing::warn!(
+            paths = changed.len(),
+            data_dir = %dir.display(),
+            "took group and world access off files and directories an older pgfleet left readable"
+        );
+    }
     Ok(())
 }
 

@@ -431,7 +431,7 @@ impl Services {
                     .ok_or_else(|| DomainError::internal("the database to clone is gone"))?;
                 let src_server = self.server(src.server_id.as_deref())?;
                 let dir = self.config().backups.dir.join("clones");
-                tokio::fs::create_dir_all(&dir)
+                crate::backup_store::create_private_dir(&dir)
                     .await
                     .map_err(|e| DomainError::internal(format!("{}: {e}", dir.display())))?;
                 let file = dir.join(format!("{}.dump", op.id));

@@ -51,6 +51,12 @@ impl Server {
 
     /// Starts `pgfleet serve` with extra environment variables (e.g. `PGFLEET_FAILPOINTS`).
     pub(crate) fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with(dir, env, Stdio::inherit())
+    }
+
+    /// Starts `pgfleet serve` with extra environment variables and its log (stderr) sent to
+    /// `stderr`.
+    pub(crate) fn start_with(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = pgfleet(&[
             "serve",
             "--listen",
@@ -60,7 +66,7 @@ impl Server {
         ])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
         let out = child.stdout.take().unwrap();
@@ -104,7 +110,7 @@ impl Server {
             .to_string()
     }
 
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))
             .bearer_auth(token)

@@ -26,5 +26,6 @@ mod oauth;
 mod openapi;
 mod pages;
 mod pooler;
+mod private_files;
 mod recovery;
 mod usage;
