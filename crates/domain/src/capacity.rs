@@ -110,10 +110,10 @@ mod tests {
         let servers = [
             slots("a", Some(100), 90),
             slots("b", Some(100), 40),
-            slots("c", Some(80), 20),
+            slots("c", Some(80), 10),
         ];
         assert_eq!(place(&servers, 20), Placement::Server("c".into()));
-        assert_eq!(place(&servers, 61), Placement::Full { most_free: 60 });
+        assert_eq!(place(&servers, 71), Placement::Full { most_free: 70 });
         // A tie goes to the first by id.
         let tie = [slots("a", Some(50), 0), slots("b", Some(50), 0)];
         assert_eq!(place(&tie, 10), Placement::Server("a".into()));
