@@ -807,4 +807,54 @@ mod tests {
         let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("at least 16 characters"), "{e}");
     }
+
+    #[test]
+    fn capacity_section_defaults_validation_and_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgfleet.toml");
+        std::fs::write(&file, "").unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(cfg.capacity.workspace_connections, 100);
+        assert_eq!(cfg.capacity.reserved_connections, 10);
+        assert_eq!(cfg.database_connection_limit, 20);
+        // Embedded metadata: its pool is reserved too.
+        assert_eq!(cfg.embedded_reserved_connections(), 26);
+        let text = cfg.to_toml();
+        assert!(
+            text.contains("[capacity]")
+                && text.contains("workspace_connections = 100")
+                && text.contains("reserved_connections = 10"),
+            "{text}"
+        );
+
+        std::fs::write(
+            &file,
+            "[capacity]\nworkspace_connections = 40\nreserved_connections = 5\n\
+             [metadata]\nmax_connections = 4\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(cfg.capacity.workspace_connections, 40);
+        assert_eq!(cfg.embedded_reserved_connections(), 9);
+
+        let refused = |toml: &str, words: &str| {
+            std::fs::write(&file, toml).unwrap();
+            let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains(words), "{toml}: {e}");
+        };
+        refused("[capacity]\nworkspace_slots = 1\n", "unknown field");
+        refused(
+            "database_connection_limit = 30\n[capacity]\nworkspace_connections = 20\n",
+            "capacity.workspace_connections (20) must be at least database_connection_limit (30)",
+        );
+        refused(
+            "database_connection_limit = 5\n",
+            "pooler.pool_size (10) must not exceed database_connection_limit (5)",
+        );
+        refused(
+            "[postgres]\nmax_connections = 36\n",
+            "postgres.max_connections (36) must exceed the slots reserved for pgfleet",
+        );
+    }
+
 }
