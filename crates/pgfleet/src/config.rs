@@ -856,5 +856,4 @@ mod tests {
             "postgres.max_connections (36) must exceed the slots reserved for pgfleet",
         );
     }
-
 }
