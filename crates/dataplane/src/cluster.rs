@@ -41,6 +41,9 @@ pub struct ClusterSettings {
     /// Extra names for the TLS certificate (the advertised host).
     pub tls_names: Vec<String>,
     pub max_connections: u32,
+    /// `superuser_reserved_connections`: slots tenants' roles can never take, so pgfleet's
+    /// own sessions (superuser over the Unix socket) always get one.
+    pub superuser_reserved_connections: u32,
     /// Extra `postgresql.conf` settings, written verbatim as `name = value`.
     pub extra_settings: Vec<(String, String)>,
     /// How long to wait for the server to accept connections after a start.
@@ -56,6 +59,7 @@ impl ClusterSettings {
             listen_addresses: "127.0.0.1".to_string(),
             tls_names: Vec::new(),
             max_connections: 300,
+            superuser_reserved_connections: 3,
             extra_settings: Vec::new(),
             start_timeout: Duration::from_secs(60),
         }
@@ -249,6 +253,7 @@ impl EmbeddedCluster {
              unix_socket_directories = '{sock}'\n\
              unix_socket_permissions = 0700\n\
              max_connections = {maxc}\n\
+             superuser_reserved_connections = {reserved}\n\
              ssl = on\n\
              ssl_cert_file = 'server.crt'\n\
              ssl_key_file = 'server.key'\n\
@@ -267,6 +272,7 @@ impl EmbeddedCluster {
             port = self.port,
             sock = escape_conf(&self.socket_dir().display().to_string()),
             maxc = s.max_connections,
+            reserved = s.superuser_reserved_connections,
         );
         for (k, v) in &s.extra_settings {
             conf.push_str(&format!("{k} = {v}\n"));

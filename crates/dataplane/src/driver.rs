@@ -87,7 +87,9 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         server: &PgServer,
         pg_databases: &[String],
     ) -> Result<Vec<DatabaseUsage>>;
-    /// Creates an empty scratch database owned by `owner` (dropping a leftover first).
+    /// Creates an empty scratch database owned by `owner` (dropping a leftover first), closed
+    /// to every non-superuser session (`CONNECTION LIMIT 0`) until `ensure_database` or
+    /// `swap_database` puts the database's own limit on it.
     async fn recreate_database(&self, server: &PgServer, name: &str, owner: &str) -> Result<()>;
     /// Drops a database if it exists, ending its sessions.
     async fn drop_database_named(&self, server: &PgServer, name: &str) -> Result<()>;
@@ -386,9 +388,11 @@ impl Driver for PgDriver {
         ))
         .await?;
         // One statement per call: CREATE DATABASE cannot run in the implicit transaction of a
-        // multi-statement query.
+        // multi-statement query. `CONNECTION LIMIT 0`: the owner's login roles could otherwise
+        // open sessions on it without any limit until `ensure_database` sets the real one
+        // (superusers, who fill it, are exempt).
         s.batch_execute(&format!(
-            "CREATE DATABASE {} OWNER {}",
+            "CREATE DATABASE {} OWNER {} CONNECTION LIMIT 0",
             quote_ident(name),
             quote_ident(owner)
         ))

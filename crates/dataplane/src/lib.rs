@@ -17,7 +17,7 @@ pub mod tools;
 
 pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
 pub use driver::{DatabaseSpec, Driver, LoginSpec, PgDriver};
-pub use server::PgServer;
+pub use server::{ConnectionSettings, PgServer};
 pub use tools::PgTools;
 
 /// Errors of the data plane. `Display` is written for an operator reading the server log or

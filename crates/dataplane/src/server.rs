@@ -19,6 +19,14 @@ pub struct PgServer {
     pub public_port: u16,
 }
 
+/// How many sessions a server accepts, as it reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub max_connections: i32,
+    /// Slots only superusers may take (pgfleet's own sessions are superuser ones).
+    pub superuser_reserved_connections: i32,
+}
+
 impl std::fmt::Debug for PgServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // tokio_postgres::Config's Debug already redacts the password.
@@ -139,6 +147,23 @@ impl PgServer {
             client
         };
         Ok(client)
+    }
+
+    /// The server's connection settings (`max_connections`, `superuser_reserved_connections`),
+    /// read as superuser.
+    pub async fn connection_settings(&self) -> Result<ConnectionSettings> {
+        let c = self.admin_client(None).await?;
+        let row = c
+            .query_one(
+                "SELECT current_setting('max_connections')::int, \
+                        current_setting('superuser_reserved_connections')::int",
+                &[],
+            )
+            .await?;
+        Ok(ConnectionSettings {
+            max_connections: row.get(0),
+            superuser_reserved_connections: row.get(1),
+        })
     }
 
     /// `SELECT 1` as superuser.

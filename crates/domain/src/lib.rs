@@ -6,6 +6,7 @@
 
 pub mod backup_store;
 pub mod bootstrap;
+pub mod capacity;
 pub mod clock;
 pub mod error;
 pub mod failpoint;

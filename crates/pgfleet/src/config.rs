@@ -66,7 +66,9 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// How long a create waits for its database before answering `provisioning`, in seconds.
     pub provision_wait_secs: f64,
-    /// `CONNECTION LIMIT` of each tenant database.
+    /// `CONNECTION LIMIT` of each tenant database: its direct connections and the pooler's
+    /// server connections together. Also the connection slots each new database takes from
+    /// its workspace's quota and its server's capacity (see `[capacity]`).
     pub database_connection_limit: i32,
     /// `CONNECTION LIMIT` of each connection's role.
     pub role_connection_limit: i32,
@@ -78,6 +80,7 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub usage: UsageConfig,
     pub pooler: PoolerConfig,
+    pub capacity: CapacityConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -335,14 +338,44 @@ impl Default for PoolerConfig {
     }
 }
 
+/// `[capacity]`: how connection slots are shared, so one workspace cannot take a whole
+/// server. Each database takes `database_connection_limit` slots; a create that does not fit
+/// the workspace's quota or any server of its region is refused (400) and creates nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityConfig {
+    /// Connection slots the databases of one workspace may hold together (the sum of their
+    /// `CONNECTION LIMIT`s, on every server).
+    pub workspace_connections: u32,
+    /// Slots kept free on every server for pgfleet's own sessions (reconciler, usage
+    /// sampler, backups and restores, of every replica) and your own tools; databases placed
+    /// on a server hold at most `max_connections` less this (or less the server's
+    /// `superuser_reserved_connections`, if larger). The embedded cluster reserves this plus
+    /// the metadata pool (`metadata.max_connections`) as `superuser_reserved_connections`.
+    pub reserved_connections: u32,
+}
+
+impl Default for CapacityConfig {
+    fn default() -> Self {
+        Self {
+            workspace_connections: 100,
+            reserved_connections: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
     /// External metadata database (`postgres://…`); default: the embedded cluster.
     pub url: Option<Secret>,
     pub url_file: Option<PathBuf>,
+    /// Size of the metadata connection pool (default 16).
     pub max_connections: Option<u32>,
 }
+
+/// Metadata pool size when `metadata.max_connections` is not set.
+pub const DEFAULT_METADATA_POOL: u32 = 16;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -366,7 +399,7 @@ impl Default for Config {
             body_limit_bytes: 1 << 20,
             shutdown_grace_secs: 10,
             provision_wait_secs: 5.0,
-            database_connection_limit: 100,
+            database_connection_limit: 20,
             role_connection_limit: 50,
             failpoints: String::new(),
             postgres: PostgresConfig::default(),
@@ -375,6 +408,7 @@ impl Default for Config {
             backups: BackupsConfig::default(),
             usage: UsageConfig::default(),
             pooler: PoolerConfig::default(),
+            capacity: CapacityConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -620,6 +654,35 @@ impl Config {
                 self.pooler.pool_size, self.role_connection_limit
             )));
         }
+        if self.pooler.pool_size > usize::try_from(self.database_connection_limit).unwrap_or(0) {
+            return Err(ConfigError::Invalid(format!(
+                "pooler.pool_size ({}) must not exceed database_connection_limit ({}): the \
+                 pooler's server connections count in the database's limit",
+                self.pooler.pool_size, self.database_connection_limit
+            )));
+        }
+        if i64::from(self.capacity.workspace_connections)
+            < i64::from(self.database_connection_limit)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "capacity.workspace_connections ({}) must be at least database_connection_limit \
+                 ({}), or no workspace could create a database",
+                self.capacity.workspace_connections, self.database_connection_limit
+            )));
+        }
+        if self.needs_embedded() {
+            // PostgreSQL refuses to start unless superuser_reserved_connections plus
+            // max_wal_senders (10) is below max_connections.
+            let reserved = u64::from(self.embedded_reserved_connections());
+            if reserved + 10 >= u64::from(self.postgres.max_connections) {
+                return Err(ConfigError::Invalid(format!(
+                    "postgres.max_connections ({}) must exceed the slots reserved for pgfleet \
+                     ({reserved}: capacity.reserved_connections, plus the metadata pool when \
+                     the metadata lives in the embedded cluster) by more than 10",
+                    self.postgres.max_connections
+                )));
+            }
+        }
         if self.pooler.tls_cert_file.is_some() != self.pooler.tls_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "pooler: set both tls_cert_file and tls_key_file, or neither".to_string(),
@@ -647,6 +710,19 @@ impl Config {
                 .regions
                 .values()
                 .any(|r| r.servers.iter().any(|s| s.expose() == "embedded"))
+    }
+
+    /// `superuser_reserved_connections` of the embedded cluster: pgfleet's reserve, plus the
+    /// metadata pool when the metadata database lives there.
+    pub fn embedded_reserved_connections(&self) -> u32 {
+        let metadata = if self.metadata.url.is_none() {
+            self.metadata
+                .max_connections
+                .unwrap_or(DEFAULT_METADATA_POOL)
+        } else {
+            0
+        };
+        self.capacity.reserved_connections.saturating_add(metadata)
     }
 
     pub fn public_url(&self) -> String {
@@ -731,5 +807,54 @@ mod tests {
         std::fs::write(&file, "[oauth]\nkey_encryption_key = \"short\"\n").unwrap();
         let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("at least 16 characters"), "{e}");
+    }
+
+    #[test]
+    fn capacity_section_defaults_validation_and_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgfleet.toml");
+        std::fs::write(&file, "").unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(cfg.capacity.workspace_connections, 100);
+        assert_eq!(cfg.capacity.reserved_connections, 10);
+        assert_eq!(cfg.database_connection_limit, 20);
+        // Embedded metadata: its pool is reserved too.
+        assert_eq!(cfg.embedded_reserved_connections(), 26);
+        let text = cfg.to_toml();
+        assert!(
+            text.contains("[capacity]")
+                && text.contains("workspace_connections = 100")
+                && text.contains("reserved_connections = 10"),
+            "{text}"
+        );
+
+        std::fs::write(
+            &file,
+            "[capacity]\nworkspace_connections = 40\nreserved_connections = 5\n\
+             [metadata]\nmax_connections = 4\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(cfg.capacity.workspace_connections, 40);
+        assert_eq!(cfg.embedded_reserved_connections(), 9);
+
+        let refused = |toml: &str, words: &str| {
+            std::fs::write(&file, toml).unwrap();
+            let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains(words), "{toml}: {e}");
+        };
+        refused("[capacity]\nworkspace_slots = 1\n", "unknown field");
+        refused(
+            "database_connection_limit = 30\n[capacity]\nworkspace_connections = 20\n",
+            "capacity.workspace_connections (20) must be at least database_connection_limit (30)",
+        );
+        refused(
+            "database_connection_limit = 5\n",
+            "pooler.pool_size (10) must not exceed database_connection_limit (5)",
+        );
+        refused(
+            "[postgres]\nmax_connections = 36\n",
+            "postgres.max_connections (36) must exceed the slots reserved for pgfleet",
+        );
     }
 }

@@ -92,6 +92,7 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
             listen_addresses: cfg.postgres.listen_addresses.clone(),
             tls_names: vec![cfg.postgres.host.clone()],
             max_connections: cfg.postgres.max_connections,
+            superuser_reserved_connections: cfg.embedded_reserved_connections(),
             ..ClusterSettings::new(&cfg.data_dir)
         };
         let prepared = tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(settings))
@@ -149,14 +150,18 @@ async fn start_with_cluster(
         (Some(url), _) => (
             PgConnectOptions::from_str(url.expose())
                 .context("metadata.url is not a valid postgres:// URL")?,
-            cfg.metadata.max_connections.unwrap_or(16),
+            cfg.metadata
+                .max_connections
+                .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
         ),
         (None, Some(c)) => {
             ensure_metadata_db(c.cluster()).await?;
             let cl = c.cluster();
             (
                 embedded_metadata_options(&cl.socket_dir(), cl.port()),
-                cfg.metadata.max_connections.unwrap_or(16),
+                cfg.metadata
+                    .max_connections
+                    .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
             )
         }
         (None, None) => anyhow::bail!(
@@ -181,6 +186,8 @@ async fn start_with_cluster(
     sc.provision_wait = Duration::from_secs_f64(cfg.provision_wait_secs);
     sc.database_connection_limit = cfg.database_connection_limit;
     sc.role_connection_limit = cfg.role_connection_limit;
+    sc.workspace_connections = i64::from(cfg.capacity.workspace_connections);
+    sc.reserved_connections = cfg.capacity.reserved_connections;
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),

@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub mod backups;
+pub mod capacity;
 pub mod connections;
 pub mod databases;
 pub mod idempotency;

@@ -46,23 +46,9 @@ impl Services {
         new_id("u_", self.rng())
     }
 
-    /// Picks the least loaded server of a region.
-    async fn place(&self, tx: &mut sqlx::PgConnection, region_id: &str) -> Result<String> {
-        let candidates = self.region_server_ids(region_id);
-        let counts: HashMap<String, i64> = databases::count_by_server(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-        candidates
-            .iter()
-            .min_by_key(|id| counts.get(*id).copied().unwrap_or(0))
-            .cloned()
-            .ok_or_else(|| {
-                DomainError::bad_request(format!("Region {region_id} has no Postgres server"))
-            })
-    }
-
-    /// Writes a new database, its default connection and the operation that will create them.
+    /// Writes a new database, its default connection and the operation that will create them,
+    /// on a server of the region with room for its connection limit (refused, with nothing
+    /// written, when the workspace's quota or the region's capacity has no room for it).
     #[expect(
         clippy::too_many_arguments,
         reason = "each is a column of the new database"
@@ -77,7 +63,10 @@ impl Services {
         logical_id: Option<String>,
         source: Option<serde_json::Value>,
     ) -> Result<DatabaseIntent> {
-        let server_id = self.place(tx, region_id).await?;
+        let connection_limit = self.config().database_connection_limit;
+        let server_id = self
+            .reserve_slots(tx, &project.workspace_id, region_id, connection_limit)
+            .await?;
         let id = new_id(DATABASE, self.rng());
         let body = id.trim_start_matches(DATABASE).to_string();
         let conn_id = new_id(CONNECTION, self.rng());
@@ -93,7 +82,7 @@ impl Services {
             is_default,
             pg_database: format!("d_{body}"),
             owner_role: format!("d_{body}_owner"),
-            connection_limit: self.config().database_connection_limit,
+            connection_limit,
             source: Some(source.unwrap_or_else(|| serde_json::json!({ "type": "empty" }))),
             branch_id: None,
             logical_id: logical_id.clone(),

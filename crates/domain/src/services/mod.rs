@@ -13,6 +13,7 @@ use crate::{Clock, Randomness};
 
 mod auth;
 mod backups;
+mod capacity;
 mod connections;
 mod databases;
 pub mod members;
@@ -38,6 +39,11 @@ pub struct ServicesConfig {
     pub database_connection_limit: i32,
     /// `CONNECTION LIMIT` of each connection's login role.
     pub role_connection_limit: i32,
+    /// Connection slots a workspace's databases may hold together (sum of their limits).
+    pub workspace_connections: i64,
+    /// Slots kept free on every server for pgfleet's own sessions and tools (see
+    /// [`crate::capacity::server_capacity`]).
+    pub reserved_connections: u32,
     pub oauth: OAuthSettings,
     pub backups: BackupSettings,
     /// Set when the pooler runs: connections then carry `endpoints.pooled`.
@@ -90,8 +96,10 @@ impl ServicesConfig {
             public_url,
             regions,
             provision_wait: Duration::from_secs(5),
-            database_connection_limit: 100,
+            database_connection_limit: 20,
             role_connection_limit: 50,
+            workspace_connections: 100,
+            reserved_connections: 10,
             pooled: None,
         }
     }
@@ -259,7 +267,7 @@ impl Services {
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
         }
-        Ok(Self {
+        let services = Self {
             inner: Arc::new(Inner {
                 signer,
                 store,
@@ -277,7 +285,9 @@ impl Services {
                 pooler_stats: std::sync::OnceLock::new(),
                 boot_tag,
             }),
-        })
+        };
+        services.record_server_capacities().await;
+        Ok(services)
     }
 
     pub fn store(&self) -> &Store {

@@ -260,6 +260,12 @@ impl Services {
                 Some("Retry when every database is ready.".to_string()),
             ));
         }
+        if recipient.workspace_id != row.workspace_id {
+            // The project's databases count against the receiving workspace's quota now.
+            let needed = pgfleet_storage::capacity::project_used(&mut *tx, &row.id).await?;
+            self.reserve_workspace_slots(&mut tx, &recipient.workspace_id, needed)
+                .await?;
+        }
         projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
         tx.commit().await.map_err(StorageError::from)?;
         self.note_write();

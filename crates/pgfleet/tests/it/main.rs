@@ -17,6 +17,7 @@ mod harness;
 mod api_basics;
 mod backups;
 mod backups_s3;
+mod capacity;
 mod client_sdk;
 mod console;
 mod core_api;

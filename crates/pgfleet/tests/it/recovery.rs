@@ -939,6 +939,29 @@ async fn crash_during_restore() {
         let pg = Pg::connect(dir.path()).await;
         let (_, _, status) = pg.database_row(&db).await.unwrap();
         assert_eq!(status, "recovering");
+        // The half-done scratch copy belongs to the database's owner, yet its tenant cannot
+        // open sessions on it (they would count in no limit of its workspace).
+        let scratch: String = pg
+            .catalog
+            .query_one(
+                "SELECT datname::text FROM pg_database WHERE datname ~ '_r[a-z0-9]{8}$'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let (base, _) = conn.split_once('?').unwrap();
+        let (base, _) = base.rsplit_once('/').unwrap();
+        let e = crate::harness::connect_tls(&format!("{base}/{scratch}?sslmode=require"))
+            .await
+            .err()
+            .expect("a tenant session on the scratch database");
+        let e = e.as_db_error().expect("refused by the server");
+        assert_eq!(
+            e.code(),
+            &tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS,
+            "{e:?}"
+        );
     }
 
     let s = Server::start(dir.path());

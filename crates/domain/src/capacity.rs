@@ -1,0 +1,147 @@
+//! Connection capacity: the rules that keep one workspace from taking a whole server.
+//!
+//! PostgreSQL 15 enforces three limits at login: a database's `CONNECTION LIMIT`, a role's
+//! `CONNECTION LIMIT` (counted per role: membership in a group role does not add up), and
+//! `max_connections` less `superuser_reserved_connections` for every non-superuser. pgfleet
+//! builds its guarantees from the first and the last:
+//!
+//! - every tenant database gets a `CONNECTION LIMIT` (`database_connection_limit`); the
+//!   pooler's server connections log in as the database's own roles, so they are counted in
+//!   that limit too (at most `pooler.pool_size` of it);
+//! - a workspace's databases together may hold at most `capacity.workspace_connections`
+//!   slots (sum of their limits), wherever they are placed;
+//! - the databases placed on a server together may hold at most its capacity:
+//!   `max_connections − max(superuser_reserved_connections, capacity.reserved_connections)`.
+//!
+//! With every database of every workspace at its limit, the server still has its reserved
+//! slots free for pgfleet's own (superuser) sessions, and no tenant login is refused by the
+//! server as a whole: what is refused is the database's own excess. A create that does not fit
+//! is refused before anything is written (see `services::capacity`).
+//!
+//! On PostgreSQL 16 and later the same split can be made without superuser sessions:
+//! `reserved_connections` slots for roles granted `pg_use_reserved_connections`; pgfleet's
+//! sessions would use such a role and the capacity would subtract both reservations.
+
+use pgfleet_dataplane::ConnectionSettings;
+use pgfleet_storage::capacity::ServerSlots;
+
+/// Connection slots the databases placed on a server may hold together: its
+/// `max_connections` less the larger of its superuser reservation and pgfleet's own
+/// (`reserved`, the sessions pgfleet and its tools open on each server). When the server
+/// reserves fewer slots for superusers than pgfleet needs, the difference is left unassigned,
+/// so it is free whenever pgfleet needs it.
+pub fn server_capacity(settings: ConnectionSettings, reserved: u32) -> i32 {
+    let reserved = i32::try_from(reserved).unwrap_or(i32::MAX);
+    settings
+        .max_connections
+        .saturating_sub(settings.superuser_reserved_connections.max(reserved))
+        .max(0)
+}
+
+/// Where a new database holding `needed` slots can go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The server with the most free slots that has room (the first by id on a tie).
+    Server(String),
+    /// Every server's capacity is known and none has room; the most free slots of any.
+    Full { most_free: i64 },
+    /// No server with room, and some server's capacity is still unknown (never reached).
+    Unknown,
+}
+
+/// Picks the server with the most free slots among those with room for `needed`.
+pub fn place(servers: &[ServerSlots], needed: i64) -> Placement {
+    let mut best: Option<(&str, i64)> = None;
+    let mut most_free = 0;
+    let mut unknown = false;
+    for s in servers {
+        let Some(capacity) = s.capacity else {
+            unknown = true;
+            continue;
+        };
+        let free = i64::from(capacity) - s.used;
+        most_free = most_free.max(free);
+        if free >= needed && best.is_none_or(|(_, f)| free > f) {
+            best = Some((&s.server_id, free));
+        }
+    }
+    match best {
+        Some((id, _)) => Placement::Server(id.to_string()),
+        None if unknown => Placement::Unknown,
+        None => Placement::Full { most_free },
+    }
+}
+
+/// Whether a workspace holding `used` slots can take `needed` more within `quota`.
+pub fn fits_quota(used: i64, needed: i64, quota: i64) -> bool {
+    used.saturating_add(needed) <= quota
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(id: &str, capacity: Option<i32>, used: i64) -> ServerSlots {
+        ServerSlots {
+            server_id: id.to_string(),
+            capacity,
+            used,
+        }
+    }
+
+    #[test]
+    fn capacity_keeps_the_larger_reservation_free() {
+        let s = |max, sr| ConnectionSettings {
+            max_connections: max,
+            superuser_reserved_connections: sr,
+        };
+        // The embedded cluster reserves exactly pgfleet's share.
+        assert_eq!(server_capacity(s(300, 26), 26), 274);
+        // A server reserving less than pgfleet needs: pgfleet's share is left unassigned.
+        assert_eq!(server_capacity(s(100, 3), 10), 90);
+        // One reserving more: its reservation wins.
+        assert_eq!(server_capacity(s(100, 20), 10), 80);
+        assert_eq!(server_capacity(s(5, 3), 10), 0);
+        assert_eq!(server_capacity(s(100, 3), u32::MAX), 0);
+    }
+
+    #[test]
+    fn placement_takes_the_most_free_server_with_room() {
+        let servers = [
+            slots("a", Some(100), 90),
+            slots("b", Some(100), 40),
+            slots("c", Some(80), 10),
+        ];
+        assert_eq!(place(&servers, 20), Placement::Server("c".into()));
+        assert_eq!(place(&servers, 71), Placement::Full { most_free: 70 });
+        // A tie goes to the first by id.
+        let tie = [slots("a", Some(50), 0), slots("b", Some(50), 0)];
+        assert_eq!(place(&tie, 10), Placement::Server("a".into()));
+        // Exactly full still fits.
+        assert_eq!(
+            place(&[slots("a", Some(20), 0)], 20),
+            Placement::Server("a".into())
+        );
+        // Over capacity already (capacity lowered after placement): no room, not negative.
+        assert_eq!(
+            place(&[slots("a", Some(20), 30)], 1),
+            Placement::Full { most_free: 0 }
+        );
+        assert_eq!(
+            place(&[slots("a", None, 0), slots("b", Some(10), 10)], 5),
+            Placement::Unknown
+        );
+        assert_eq!(
+            place(&[slots("a", None, 0), slots("b", Some(10), 0)], 5),
+            Placement::Server("b".into())
+        );
+        assert_eq!(place(&[], 5), Placement::Full { most_free: 0 });
+    }
+
+    #[test]
+    fn quota_counts_the_new_database() {
+        assert!(fits_quota(80, 20, 100));
+        assert!(!fits_quota(81, 20, 100));
+        assert!(!fits_quota(i64::MAX, 1, 100));
+    }
+}

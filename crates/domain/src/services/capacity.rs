@@ -1,0 +1,170 @@
+//! Placing a new database within the connection capacity (the rules are in
+//! [`crate::capacity`]): the workspace's quota first, then a server of the region with room;
+//! and each server's capacity, read from the server and recorded in the metadata store so
+//! every replica places against the same figure.
+
+use pgfleet_storage::capacity as slots;
+
+use crate::capacity::{fits_quota, place, server_capacity, Placement};
+use crate::{DomainError, Result, Services};
+
+impl Services {
+    /// Reads a server's connection settings and records its capacity; `None` when the server
+    /// does not answer (the figure recorded before, if any, stays).
+    async fn read_capacity<'e>(
+        &self,
+        ex: impl sqlx::PgExecutor<'e>,
+        server_id: &str,
+    ) -> Option<i32> {
+        let server = self.server(Some(server_id)).ok()?;
+        match server.connection_settings().await {
+            Ok(settings) => {
+                let capacity = server_capacity(settings, self.config().reserved_connections);
+                if let Err(e) = slots::set_server_capacity(ex, server_id, capacity).await {
+                    tracing::warn!(server = %server.key, error = %e, "could not record a server's capacity");
+                }
+                Some(capacity)
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.key, error = %e, "could not read a server's connection settings");
+                None
+            }
+        }
+    }
+
+    /// At start: records every server's capacity, and says so when the databases already on a
+    /// server hold more slots than it has (its `max_connections` was lowered, or databases were
+    /// placed before capacity was counted): new databases then go elsewhere.
+    pub(crate) async fn record_server_capacities(&self) {
+        let mut ids: Vec<String> = self
+            .regions()
+            .iter()
+            .flat_map(|r| self.region_server_ids(&r.id).iter().cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        for id in &ids {
+            self.read_capacity(self.store().pool(), id).await;
+        }
+        match slots::servers(self.store().pool(), &ids).await {
+            Ok(all) => {
+                for s in all {
+                    if s.capacity.is_some_and(|c| s.used > i64::from(c)) {
+                        let key = self.server(Some(&s.server_id)).map(|v| v.key.clone());
+                        tracing::warn!(
+                            server = %key.unwrap_or_default(),
+                            capacity = s.capacity,
+                            assigned = s.used,
+                            "the databases on this Postgres server hold more connection slots than it has; \
+                             no new database goes there until some are deleted"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read servers' connection slots"),
+        }
+    }
+
+    /// Checks that the workspace may take a database of `limit` connection slots and picks a
+    /// server of the region with room for it. The workspace and the region's servers stay
+    /// locked until `tx` ends, so the caller must write the database in the same transaction:
+    /// a concurrent create (from this process or another replica) then counts it.
+    pub(crate) async fn reserve_slots(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        workspace_id: &str,
+        region_id: &str,
+        limit: i32,
+    ) -> Result<String> {
+        let needed = i64::from(limit);
+        // Always the workspace first, then the servers: one order for every create.
+        if !slots::lock_workspace(&mut *tx, workspace_id).await? {
+            return Err(DomainError::not_found("Workspace", workspace_id));
+        }
+        let quota = self.config().workspace_connections;
+        let used = slots::workspace_used(&mut *tx, workspace_id).await?;
+        if !fits_quota(used, needed, quota) {
+            return Err(DomainError::bad_request_hint(
+                format!(
+                    "This workspace's databases already hold {used} of its {quota} connection \
+                     slots; a new database needs {needed}"
+                ),
+                "Delete a database you no longer need, or ask the operator to raise \
+                 capacity.workspace_connections.",
+            ));
+        }
+        let ids = self.region_server_ids(region_id).to_vec();
+        let mut servers = slots::lock_servers(&mut *tx, &ids).await?;
+        let mut placement = place(&servers, needed);
+        if placement == Placement::Unknown {
+            // A server no process has reached yet: try it now (we hold its row).
+            for s in servers.iter_mut().filter(|s| s.capacity.is_none()) {
+                s.capacity = self.read_capacity(&mut *tx, &s.server_id).await;
+            }
+            placement = place(&servers, needed);
+        }
+        match placement {
+            Placement::Server(id) => Ok(id),
+            Placement::Full { most_free } => {
+                let others: Vec<&str> = self
+                    .regions()
+                    .iter()
+                    .filter(|r| r.available() && r.id != region_id)
+                    .map(|r| r.id.as_str())
+                    .collect();
+                let hint = if others.is_empty() {
+                    "Delete a database in this region, or ask the operator to add a server to it."
+                        .to_string()
+                } else {
+                    format!(
+                        "Choose another region ({}), or delete a database in this one.",
+                        others.join(", ")
+                    )
+                };
+                Err(DomainError::bad_request_hint(
+                    format!(
+                        "Region {region_id} has no capacity left: a new database needs {needed} \
+                         connection slots and its servers have at most {} free",
+                        most_free.max(0)
+                    ),
+                    hint,
+                ))
+            }
+            Placement::Unknown => Err(DomainError::Unavailable {
+                message: format!(
+                    "The Postgres servers of region {region_id} are not reachable right now"
+                ),
+                detail: format!("no recorded capacity for the servers {ids:?}"),
+            }),
+        }
+    }
+
+    /// Checks, under a lock held until `tx` ends, that a workspace can take `needed` more
+    /// slots (a project moving in); 409 otherwise.
+    pub(crate) async fn reserve_workspace_slots(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        workspace_id: &str,
+        needed: i64,
+    ) -> Result<()> {
+        if !slots::lock_workspace(&mut *tx, workspace_id).await? {
+            return Err(DomainError::not_found("Workspace", workspace_id));
+        }
+        let quota = self.config().workspace_connections;
+        let used = slots::workspace_used(&mut *tx, workspace_id).await?;
+        if fits_quota(used, needed, quota) {
+            return Ok(());
+        }
+        Err(DomainError::conflict(
+            format!(
+                "The receiving workspace's databases already hold {used} of its {quota} \
+                 connection slots; this project's databases hold {needed}"
+            ),
+            Some(
+                "Delete databases in the receiving workspace first, or ask the operator to raise \
+                 capacity.workspace_connections."
+                    .to_string(),
+            ),
+        ))
+    }
+}

@@ -1,0 +1,424 @@
+//! Issue 14, item 5: one workspace cannot take the whole server.
+//!
+//! Through tenants' own SQL sessions against a real, small embedded cluster: a workspace at
+//! its quota, with every database at its limit, leaves another workspace able to create and
+//! connect and pgfleet able to work (create databases, back up); a region with no capacity
+//! left refuses a create with the contract's error shape and creates nothing (no row, no
+//! database on the server). Concurrent creates never exceed a workspace's quota, and a
+//! transfer into a workspace at its quota is refused.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use pgfleet::config::{RegionConfig, Secret};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio_postgres::error::SqlState;
+
+use crate::backups::{backup_now, wait_ready};
+use crate::harness::{connect_tls, Resp, TestServer};
+use crate::lifecycle::{data_dir, postmaster_pid};
+
+/// The data directory of a test's own embedded cluster; its postmaster is stopped when the
+/// test ends, also when it fails before the server is stopped.
+struct ClusterDir(tempfile::TempDir);
+
+impl Drop for ClusterDir {
+    fn drop(&mut self) {
+        let Some(pid) = postmaster_pid(self.0.path()) else {
+            return;
+        };
+        let pgdata = self.0.path().join("postgres").display().to_string();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&pgdata) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
+        }
+    }
+}
+
+/// A superuser session on the embedded cluster of `dir`, over its Unix socket.
+async fn superuser(dir: &Path) -> tokio_postgres::Client {
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("cluster.json")).unwrap()).unwrap();
+    let port = u16::try_from(recorded["port"].as_u64().unwrap()).unwrap();
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(dir.join("run"))
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Another workspace and a service token of it, written straight to the metadata store.
+async fn workspace(s: &TestServer, name: &str) -> String {
+    let pool = s.services().store().pool();
+    let now = chrono::Utc::now();
+    let ws = format!("wksp_capacity{name}");
+    pgfleet_storage::workspaces::insert(pool, &ws, name, now)
+        .await
+        .unwrap();
+    let value = format!("pgfst_capacity_{name}_token_for_tests_0000000000");
+    pgfleet_storage::tokens::insert(
+        pool,
+        &pgfleet_storage::tokens::NewServiceToken {
+            id: &format!("stk_capacity{name}"),
+            workspace_id: &ws,
+            name,
+            token_hash: &pgfleet_auth::hash_token(&value),
+            value_hint: "0000",
+            created_by_user_id: None,
+            created_at: now,
+            expires_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    value
+}
+
+async fn send_as(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Resp {
+    let r = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .json(&body);
+    Resp::from(r.send().await.unwrap()).await
+}
+
+/// A created database: its id and direct connection string.
+fn created(r: &Resp, path: &str) -> (String, String) {
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let d = &r.body["data"][path];
+    let d = if d.is_null() { &r.body["data"] } else { d };
+    (
+        d["id"].as_str().unwrap().to_string(),
+        d["connectionString"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Opens direct sessions until the server refuses one; returns the open ones and the refusal.
+async fn fill(conn: &str) -> (Vec<tokio_postgres::Client>, tokio_postgres::Error) {
+    let mut open = Vec::new();
+    for _ in 0..50 {
+        match connect_tls(conn).await {
+            Ok(c) => {
+                c.simple_query("SELECT 1").await.unwrap();
+                open.push(c);
+            }
+            Err(e) => return (open, e),
+        }
+    }
+    panic!("50 sessions and none refused");
+}
+
+#[track_caller]
+fn assert_database_full(e: &tokio_postgres::Error) {
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e:?}"));
+    assert_eq!(db.code(), &SqlState::TOO_MANY_CONNECTIONS, "{db:?}");
+    assert!(
+        db.message().contains("too many connections for database"),
+        "{db:?}"
+    );
+}
+
+/// (rows in `databases`, rows in `projects`, rows in `operations`) of the metadata store.
+async fn metadata_counts(s: &TestServer) -> (i64, i64, i64) {
+    let (d, p, o): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM databases), (SELECT count(*) FROM projects), \
+                (SELECT count(*) FROM operations)",
+    )
+    .fetch_one(s.services().store().pool())
+    .await
+    .unwrap();
+    (d, p, o)
+}
+
+async fn tenant_databases_on(server: &tokio_postgres::Client) -> i64 {
+    server
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'd\\_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet() {
+    let dir = ClusterDir(data_dir());
+    let path = dir.0.path().to_path_buf();
+    // 22 slots, 4 kept for pgfleet: capacity 18. Databases of 5, workspaces of 10.
+    let s = TestServer::start_with(|c| {
+        c.data_dir = path.clone();
+        c.regions.insert(
+            "us-east-1".to_string(),
+            RegionConfig {
+                name: None,
+                servers: vec![Secret::new("embedded")],
+            },
+        );
+        c.postgres.max_connections = 22;
+        c.capacity.reserved_connections = 4;
+        c.capacity.workspace_connections = 10;
+        c.database_connection_limit = 5;
+        c.pooler.pool_size = 2;
+        // No scheduled backup may take one of a database's slots while the test counts them.
+        c.backups.check_every_secs = 3600;
+    })
+    .await;
+    let server = superuser(&path).await;
+    let setting = |name: &'static str| {
+        let server = &server;
+        async move {
+            let row = server
+                .query_one(&format!("SHOW {name}"), &[])
+                .await
+                .unwrap();
+            row.get::<_, String>(0)
+        }
+    };
+    assert_eq!(setting("max_connections").await, "22");
+    assert_eq!(setting("superuser_reserved_connections").await, "4");
+    let (capacity,): (Option<i32>,) = sqlx::query_as("SELECT connection_capacity FROM pg_servers")
+        .fetch_one(s.services().store().pool())
+        .await
+        .unwrap();
+    assert_eq!(capacity, Some(18));
+
+    // Workspace A takes its whole quota: two databases of 5.
+    let r = s.post("/v1/projects", json!({"name": "a"})).await;
+    let (a1, a1_conn) = created(&r, "database");
+    let pa = r.body["data"]["id"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            &format!("/v1/projects/{pa}/databases"),
+            json!({"name": "a2"}),
+        )
+        .await;
+    let (a2, a2_conn) = created(&r, "");
+    wait_ready(&s, &a1).await;
+    wait_ready(&s, &a2).await;
+
+    // A third is refused by the quota, and nothing is created.
+    let before = metadata_counts(&s).await;
+    let r = s
+        .post("/v1/databases", json!({"projectId": pa, "name": "a3"}))
+        .await;
+    r.assert_error(400, "bad_request");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("10 of its 10 connection slots"),
+        "{message}"
+    );
+    assert!(r.body["error"]["hint"].is_string());
+    assert_eq!(metadata_counts(&s).await, before);
+    assert_eq!(tenant_databases_on(&server).await, 2);
+
+    // A's tenants open direct sessions until refused: 5 per database, 10 in all.
+    let (a1_open, e) = fill(&a1_conn).await;
+    assert_database_full(&e);
+    let (a2_open, e) = fill(&a2_conn).await;
+    assert_database_full(&e);
+    assert_eq!((a1_open.len(), a2_open.len()), (5, 5));
+
+    // Another workspace still creates a database (pgfleet's own sessions do the work) and
+    // connects to it.
+    let b = workspace(&s, "b").await;
+    let r = send_as(&s, &b, Method::POST, "/v1/projects", json!({"name": "b"})).await;
+    let (b1, b1_conn) = created(&r, "database");
+    let pb = r.body["data"]["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = send_as(
+            &s,
+            &b,
+            Method::GET,
+            &format!("/v1/databases/{b1}"),
+            json!({}),
+        )
+        .await;
+        if r.body["data"]["status"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (b1_open, e) = fill(&b1_conn).await;
+    assert_database_full(&e);
+    assert_eq!(b1_open.len(), 5);
+
+    // Every tenant database is at its limit (15 sessions): pgfleet still backs up A's.
+    backup_now(&s, &a1).await;
+
+    // The region has 18 - 15 = 3 slots left: B's next database (5) does not fit, although B's
+    // quota would allow it. Refused with the contract's error; no row, no database.
+    let before = metadata_counts(&s).await;
+    let r = send_as(
+        &s,
+        &b,
+        Method::POST,
+        &format!("/v1/projects/{pb}/databases"),
+        json!({"name": "b2"}),
+    )
+    .await;
+    r.assert_error(400, "bad_request");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Region us-east-1 has no capacity left") && message.contains("3 free"),
+        "{message}"
+    );
+    let r = send_as(
+        &s,
+        &b,
+        Method::POST,
+        "/v1/databases",
+        json!({"projectId": pb}),
+    )
+    .await;
+    r.assert_error(400, "bad_request");
+    let r = send_as(&s, &b, Method::POST, "/v1/projects", json!({"name": "b3"})).await;
+    r.assert_error(400, "bad_request");
+    assert_eq!(metadata_counts(&s).await, before);
+    assert_eq!(tenant_databases_on(&server).await, 3);
+    let r = send_as(&s, &b, Method::GET, "/v1/projects", json!({})).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
+
+    // With every tenant slot taken, pgfleet's superuser sessions still get in.
+    let extra = superuser(&path).await;
+    extra.simple_query("SELECT 1").await.unwrap();
+    drop((a1_open, a2_open, b1_open, extra, a2));
+    s.stop().await;
+    drop(dir);
+}
+
+#[tokio::test]
+async fn concurrent_creates_stay_within_the_workspace_quota() {
+    let s = TestServer::start_with(|c| {
+        c.database_connection_limit = 5;
+        c.capacity.workspace_connections = 15;
+        c.pooler.pool_size = 2;
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let http = s.http.clone();
+        let url = format!("{}/v1/projects", s.base);
+        let token = s.token.clone();
+        tasks.push(tokio::spawn(async move {
+            Resp::from(
+                http.post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"name": format!("p{i}")}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            r.assert_error(400, "bad_request");
+        }
+    }
+    assert_eq!(created, 3);
+    let (held,): (i64,) = sqlx::query_as("SELECT sum(connection_limit)::bigint FROM databases")
+        .fetch_one(s.services().store().pool())
+        .await
+        .unwrap();
+    assert_eq!(held, 15);
+    // The refused creates left no project behind either.
+    let (d, p, _) = metadata_counts(&s).await;
+    assert_eq!((d, p), (3, 3));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_transfer_into_a_workspace_at_its_quota_is_refused() {
+    let s = TestServer::start_with(|c| {
+        c.database_connection_limit = 5;
+        c.capacity.workspace_connections = 10;
+        c.pooler.pool_size = 2;
+    })
+    .await;
+    let b = workspace(&s, "full").await;
+    for name in ["b1", "b2"] {
+        let r = send_as(&s, &b, Method::POST, "/v1/projects", json!({"name": name})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let db = r.body["data"]["database"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = send_as(
+                &s,
+                &b,
+                Method::GET,
+                &format!("/v1/databases/{db}"),
+                json!({}),
+            )
+            .await;
+            if r.body["data"]["status"] == "ready" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", r.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let r = s.post("/v1/projects", json!({"name": "moving"})).await;
+    let (db, _) = created(&r, "database");
+    let pid = r.body["data"]["id"].as_str().unwrap().to_string();
+    wait_ready(&s, &db).await;
+
+    let r = s
+        .post(
+            &format!("/v1/projects/{pid}/transfer"),
+            json!({"recipientAccessToken": b}),
+        )
+        .await;
+    r.assert_error(409, "conflict");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10 of its 10 connection slots"),
+        "{}",
+        r.body
+    );
+    // Still ours.
+    assert_eq!(
+        s.get(&format!("/v1/projects/{pid}")).await.status,
+        StatusCode::OK
+    );
+
+    // A project without databases holds no slots: it moves.
+    let r = s
+        .post(
+            "/v1/projects",
+            json!({"name": "empty", "createDatabase": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let empty = r.body["data"]["id"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            &format!("/v1/projects/{empty}/transfer"),
+            json!({"recipientAccessToken": b}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    s.stop().await;
+}

@@ -1,0 +1,112 @@
+//! Connection slots: the `CONNECTION LIMIT`s of the databases placed on each server and owned
+//! by each workspace, and the capacity of each server (`pg_servers.connection_capacity`).
+//!
+//! A create checks that its new database fits, then writes it, in one transaction that first
+//! locks the rows it counts against (the workspace, the region's servers). The locks are
+//! `FOR NO KEY UPDATE`: they exclude each other, so concurrent creates in the same workspace or
+//! on the same servers (from any replica sharing this store) are counted one after another, but
+//! they do not conflict with the key-share locks that inserting a project or a database takes
+//! on its workspace or server row. The sums are read by a statement of their own after the
+//! lock is held: under READ COMMITTED each statement sees what committed before it started, so
+//! a sum read together with the lock could miss the create that held the lock before us.
+
+use crate::Result;
+
+/// A server's capacity and the connection slots its databases already hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSlots {
+    pub server_id: String,
+    /// `None` until a pgfleet process has read the server's settings.
+    pub capacity: Option<i32>,
+    /// Sum of the `connection_limit` of the databases placed on it (every status: a database
+    /// being created or dropped still holds its slots).
+    pub used: i64,
+}
+
+/// Locks a workspace against concurrent creates and transfers into it; false when there is no
+/// such workspace.
+pub async fn lock_workspace(tx: &mut sqlx::PgConnection, workspace_id: &str) -> Result<bool> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(workspace_id)
+            .fetch_optional(tx)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Sum of the connection limits of a workspace's databases (every status).
+pub async fn workspace_used<'e>(ex: impl sqlx::PgExecutor<'e>, workspace_id: &str) -> Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT coalesce(sum(d.connection_limit), 0)::bigint
+           FROM databases d JOIN projects p ON p.id = d.project_id
+          WHERE p.workspace_id = $1",
+    )
+    .bind(workspace_id)
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
+}
+
+/// Sum of the connection limits of a project's databases (every status).
+pub async fn project_used<'e>(ex: impl sqlx::PgExecutor<'e>, project_id: &str) -> Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT coalesce(sum(connection_limit), 0)::bigint FROM databases WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
+}
+
+/// Locks the given servers (in id order, so two creates never wait on each other crosswise)
+/// and returns their capacity and use, in id order. Unknown ids are left out.
+pub async fn lock_servers(
+    tx: &mut sqlx::PgConnection,
+    server_ids: &[String],
+) -> Result<Vec<ServerSlots>> {
+    let locked: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM pg_servers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(server_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<String> = locked.into_iter().map(|(id,)| id).collect();
+    servers(&mut *tx, &ids).await
+}
+
+/// Capacity and use of the given servers, in id order (no lock: for reports and warnings).
+pub async fn servers<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    server_ids: &[String],
+) -> Result<Vec<ServerSlots>> {
+    let rows: Vec<(String, Option<i32>, i64)> = sqlx::query_as(
+        "SELECT s.id, s.connection_capacity,
+                coalesce((SELECT sum(d.connection_limit) FROM databases d WHERE d.server_id = s.id), 0)::bigint
+           FROM pg_servers s WHERE s.id = ANY($1) ORDER BY s.id",
+    )
+    .bind(server_ids)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(server_id, capacity, used)| ServerSlots {
+            server_id,
+            capacity,
+            used,
+        })
+        .collect())
+}
+
+/// Records a server's capacity as read from its settings.
+pub async fn set_server_capacity<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    server_id: &str,
+    capacity: i32,
+) -> Result<()> {
+    sqlx::query("UPDATE pg_servers SET connection_capacity = $2 WHERE id = $1")
+        .bind(server_id)
+        .bind(capacity)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
