@@ -64,6 +64,7 @@ impl Running {
 /// Starts everything and returns once the API is listening.
 pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     cfg.validate()?;
+    crate::descriptors::apply(&mut cfg, crate::descriptors::current_limit()?, true)?;
     create_data_dir(&cfg.data_dir)?;
     // Bind first: a taken port fails before anything else starts, and port 0 resolves to the
     // real port for the default public URL.
@@ -256,18 +257,25 @@ async fn serve(
         &opts,
     );
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = crate::http_server::Limits {
+        max_connections: cfg
+            .http
+            .max_connections
+            .unwrap_or(crate::descriptors::HTTP_DEFAULT_CEILING),
+        header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
+        keep_alive_timeout: Duration::from_secs(cfg.http.keep_alive_timeout_secs),
+    };
+    let server = crate::http_server::serve(listener, app, limits, async move {
         let _ = shutdown.await;
         let _ = drain_tx.send(());
     });
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    let result = tokio::select! {
-        r = server => r.context("HTTP server failed"),
+    tokio::select! {
+        () = server => {}
         _ = async { let _ = drain_rx.await; tokio::time::sleep(grace).await } => {
             tracing::warn!("requests still running after the shutdown grace period; closing");
-            Ok(())
         }
-    };
+    }
     if let Some(p) = pooler {
         p.stop().await;
     }
@@ -282,7 +290,7 @@ async fn serve(
         c.stop().await;
     }
     tracing::info!("pgfleet stopped");
-    result
+    Ok(())
 }
 
 /// The embedded cluster's metadata database, over its Unix socket.

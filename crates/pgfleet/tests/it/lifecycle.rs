@@ -51,18 +51,27 @@ impl Server {
 
     /// Starts `pgfleet serve` with extra environment variables (e.g. `PGFLEET_FAILPOINTS`).
     pub(crate) fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut child = pgfleet(&[
+        Self::start_configured(dir, env, |_| {})
+    }
+
+    /// Like `start_with_env`, with a last say on the command (e.g. a `pre_exec`).
+    pub(crate) fn start_configured(
+        dir: &Path,
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
+        let mut cmd = pgfleet(&[
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
             dir.to_str().unwrap(),
-        ])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        ]);
+        cmd.envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {
@@ -104,7 +113,17 @@ impl Server {
             .to_string()
     }
 
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+    /// The pooled endpoint's address, from the line the server printed.
+    pub(crate) fn pooler_addr(&self) -> String {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("pgfleet pooler listening on postgresql://"))
+            .unwrap_or_else(|| panic!("no pooler address in {}", self.stdout))
+            .trim()
+            .to_string()
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         reqwest::Client::new()
             .get(format!("{}{path}", self.base))
             .bearer_auth(token)
