@@ -74,6 +74,7 @@ pub struct Config {
     pub role_connection_limit: i32,
     /// Test-only: comma-separated failpoints where the process aborts (see `pgfleet_domain::failpoint`).
     pub failpoints: String,
+    pub http: HttpConfig,
     pub postgres: PostgresConfig,
     pub metadata: MetadataConfig,
     pub oauth: OAuthConfig,
@@ -83,6 +84,35 @@ pub struct Config {
     pub capacity: CapacityConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
+}
+
+/// `[http]`: the API's connections. Each holds a file descriptor; see
+/// [`crate::descriptors`] for how the caps are derived from the open-files limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Connections open at once; past it a new connection is answered `503` and closed.
+    /// Default: a quarter of the file descriptors left after the reserve, at most 4096 (a
+    /// value that does not fit the open-files limit is lowered, with a warning).
+    /// `config print` shows the value derived for this machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// A new connection whose complete request head has not arrived within this is closed,
+    /// in seconds (a silent or trickling client would otherwise hold its descriptor).
+    pub header_read_timeout_secs: u64,
+    /// A kept-alive connection whose next request head has not arrived within this is
+    /// closed, in seconds.
+    pub keep_alive_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            header_read_timeout_secs: 5,
+            keep_alive_timeout_secs: 15,
+        }
+    }
 }
 
 /// The embedded cluster.
@@ -281,8 +311,13 @@ pub struct PoolerConfig {
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,
-    /// Client connections of the whole proxy.
-    pub max_client_connections: usize,
+    /// Client connections of the whole proxy (counting those still in TLS, startup or
+    /// login). Default: three quarters of the file descriptors left after the reserve, two
+    /// per client (its socket and a server connection), at most 10000 (a value that does not
+    /// fit the open-files limit is lowered, with a warning). `config print` shows the value
+    /// derived for this machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_client_connections: Option<usize>,
     /// Refuse clients that do not use TLS.
     pub require_tls: bool,
     /// PEM certificate and key; default a self-signed one kept in `<data_dir>/pooler-tls`.
@@ -299,6 +334,9 @@ pub struct PoolerConfig {
     pub server_lifetime_secs: u64,
     /// A client idle this long inside a transaction is disconnected (0: never), in seconds.
     pub idle_transaction_timeout_secs: u64,
+    /// Clients must send their startup packet (after any SSLRequest and TLS handshake)
+    /// within this, in seconds; silent sockets are closed.
+    pub startup_timeout_secs: u64,
     /// Clients must finish TLS, startup and authentication within this, in seconds.
     pub client_login_timeout_secs: u64,
     /// How long shutdown lets clients finish their transactions, in seconds.
@@ -323,7 +361,7 @@ impl Default for PoolerConfig {
             mode: PoolModeConfig::Transaction,
             pool_size: 10,
             max_clients: 1000,
-            max_client_connections: 10_000,
+            max_client_connections: None,
             require_tls: true,
             tls_cert_file: None,
             tls_key_file: None,
@@ -332,6 +370,7 @@ impl Default for PoolerConfig {
             server_idle_timeout_secs: 600,
             server_lifetime_secs: 3600,
             idle_transaction_timeout_secs: 0,
+            startup_timeout_secs: 5,
             client_login_timeout_secs: 60,
             shutdown_grace_secs: 10,
         }
@@ -402,6 +441,7 @@ impl Default for Config {
             database_connection_limit: 20,
             role_connection_limit: 50,
             failpoints: String::new(),
+            http: HttpConfig::default(),
             postgres: PostgresConfig::default(),
             metadata: MetadataConfig::default(),
             oauth: OAuthConfig::default(),
@@ -635,14 +675,26 @@ impl Config {
         }
         if self.pooler.pool_size == 0
             || self.pooler.max_clients == 0
-            || self.pooler.max_client_connections == 0
+            || self.pooler.max_client_connections == Some(0)
             || self.pooler.max_prepared_statements == 0
             || self.pooler.server_lifetime_secs == 0
             || self.pooler.client_login_timeout_secs == 0
+            || self.pooler.startup_timeout_secs == 0
         {
             return Err(ConfigError::Invalid(
                 "pooler: pool_size, max_clients, max_client_connections, max_prepared_statements, \
-                 server_lifetime_secs and client_login_timeout_secs must be at least 1"
+                 server_lifetime_secs, startup_timeout_secs and client_login_timeout_secs must be \
+                 at least 1"
+                    .to_string(),
+            ));
+        }
+        if self.http.max_connections == Some(0)
+            || !(1..=3600).contains(&self.http.header_read_timeout_secs)
+            || !(1..=3600).contains(&self.http.keep_alive_timeout_secs)
+        {
+            return Err(ConfigError::Invalid(
+                "http: max_connections must be at least 1, header_read_timeout_secs and \
+                 keep_alive_timeout_secs 1 to 3600"
                     .to_string(),
             ));
         }
@@ -782,6 +834,43 @@ mod tests {
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
         std::fs::write(&file, "[backups.s3]\nbukkit = \"b\"\n").unwrap();
         assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn http_section_and_pooler_startup_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgfleet.toml");
+        std::fs::write(
+            &file,
+            "[http]\nmax_connections = 300\nheader_read_timeout_secs = 2\n\
+             keep_alive_timeout_secs = 9\n[pooler]\nstartup_timeout_secs = 3\n\
+             max_client_connections = 40\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(cfg.http.max_connections, Some(300));
+        assert_eq!(cfg.http.header_read_timeout_secs, 2);
+        assert_eq!(cfg.http.keep_alive_timeout_secs, 9);
+        assert_eq!(cfg.pooler.startup_timeout_secs, 3);
+        assert_eq!(cfg.pooler.max_client_connections, Some(40));
+        let text = cfg.to_toml();
+        assert!(text.contains("[http]") && text.contains("header_read_timeout_secs = 2"));
+        // Unset caps are derived later (from the open-files limit).
+        let defaults = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(defaults.http.max_connections, None);
+        assert_eq!(defaults.pooler.max_client_connections, None);
+        for bad in [
+            "[http]\nmax_connections = 0\n",
+            "[http]\nheader_read_timeout_secs = 0\n",
+            "[http]\nkeep_alive_timeout = 5\n",
+            "[pooler]\nstartup_timeout_secs = 0\n",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(
+                Config::load(Some(&file), &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@ pub mod admin;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod descriptors;
+pub mod http_server;
 pub mod logging;
 pub mod pooler;
 pub mod private_file;

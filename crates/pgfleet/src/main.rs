@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             let Some(cfg) = loaded(args.load()) else {
                 return ExitCode::from(2);
             };
-            print!("{}", cfg.to_toml());
+            print!("{}", effective_for_print(cfg));
             ExitCode::SUCCESS
         }
         Command::Admin(AdminCommand::Apps(AppsCommand::Create(args))) => {
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             pgfleet::logging::init(cfg.log_format);
+            raise_open_files_limit();
             run_async(
                 tokio::runtime::Builder::new_multi_thread(),
                 pgfleet::pooler::run_standalone(cfg, wait_for_signal()),
@@ -49,8 +50,26 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             pgfleet::logging::init(cfg.log_format);
+            raise_open_files_limit();
             run_async(tokio::runtime::Builder::new_multi_thread(), serve(cfg))
         }
+    }
+}
+
+/// The configuration as `config print` shows it: with the connection caps `pgfleet serve`
+/// would derive from this machine's open-files limit.
+fn effective_for_print(mut cfg: pgfleet::config::Config) -> String {
+    let header = pgfleet::descriptors::fill_for_print(&mut cfg);
+    header + &cfg.to_toml()
+}
+
+/// Raises the soft open-files limit to the hard one before anything opens descriptors (the
+/// connection caps are derived from it; the embedded PostgreSQL inherits it). On failure the
+/// current limit stays, and the caps are derived from that.
+fn raise_open_files_limit() {
+    match pgfleet::descriptors::raise_soft_limit() {
+        Ok(limit) => tracing::info!(open_files_limit = limit, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "keeping the current open-files limit"),
     }
 }
 

@@ -65,13 +65,16 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
         },
         pool_size: p.pool_size,
         max_clients: p.max_clients,
-        max_client_connections: p.max_client_connections,
+        max_client_connections: p
+            .max_client_connections
+            .unwrap_or(crate::descriptors::POOLER_DEFAULT_CEILING),
         max_prepared_statements: p.max_prepared_statements,
         require_tls: p.require_tls,
         query_wait_timeout: Duration::from_secs(p.query_wait_timeout_secs),
         server_idle_timeout: Duration::from_secs(p.server_idle_timeout_secs),
         server_lifetime: Duration::from_secs(p.server_lifetime_secs),
         idle_transaction_timeout: Duration::from_secs(p.idle_transaction_timeout_secs),
+        startup_timeout: Duration::from_secs(p.startup_timeout_secs),
         client_login_timeout: Duration::from_secs(p.client_login_timeout_secs),
         shutdown_grace: Duration::from_secs(p.shutdown_grace_secs),
         backend_tls: Some(Arc::new(backend_tls)),
@@ -244,6 +247,7 @@ pub async fn run_standalone(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     cfg.validate()?;
+    crate::descriptors::apply(&mut cfg, crate::descriptors::current_limit()?, false)?;
     let embedded = if cfg.needs_embedded() {
         Some(crate::server::EmbeddedAddr::recorded(&cfg.data_dir)?)
     } else {

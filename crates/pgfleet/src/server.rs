@@ -67,6 +67,7 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     // Whatever this process and its children (pg_dump, PostgreSQL) create is private unless
     // made otherwise on purpose: a forgotten mode cannot leak a file to other OS users.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    crate::descriptors::apply(&mut cfg, crate::descriptors::current_limit()?, true)?;
     create_data_dir(&cfg)?;
     // Bind first: a taken port fails before anything else starts, and port 0 resolves to the
     // real port for the default public URL.
@@ -266,18 +267,25 @@ async fn serve(
         &opts,
     );
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = crate::http_server::Limits {
+        max_connections: cfg
+            .http
+            .max_connections
+            .unwrap_or(crate::descriptors::HTTP_DEFAULT_CEILING),
+        header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
+        keep_alive_timeout: Duration::from_secs(cfg.http.keep_alive_timeout_secs),
+    };
+    let server = crate::http_server::serve(listener, app, limits, async move {
         let _ = shutdown.await;
         let _ = drain_tx.send(());
     });
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
-    let result = tokio::select! {
-        r = server => r.context("HTTP server failed"),
+    tokio::select! {
+        () = server => {}
         _ = async { let _ = drain_rx.await; tokio::time::sleep(grace).await } => {
             tracing::warn!("requests still running after the shutdown grace period; closing");
-            Ok(())
         }
-    };
+    }
     if let Some(p) = pooler {
         p.stop().await;
     }
@@ -292,7 +300,7 @@ async fn serve(
         c.stop().await;
     }
     tracing::info!("pgfleet stopped");
-    result
+    Ok(())
 }
 
 /// The embedded cluster's metadata database, over its Unix socket.

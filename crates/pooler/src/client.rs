@@ -47,9 +47,11 @@ use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
 /// carried out).
 pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
     let _ = tcp.set_nodelay(true);
-    let deadline = tokio::time::Instant::now() + shared.settings.client_login_timeout;
+    let now = tokio::time::Instant::now();
+    let deadline = now + shared.settings.client_login_timeout;
+    let startup_deadline = deadline.min(now + shared.settings.startup_timeout);
     let Ok(Some((stream, params, end_point))) =
-        tokio::time::timeout_at(deadline, startup(&shared, tcp)).await
+        tokio::time::timeout_at(startup_deadline, startup(&shared, tcp)).await
     else {
         return;
     };
@@ -60,7 +62,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
             "53300",
             "sorry, too many clients already (the pooler's max_client_connections)",
         );
-        let _ = tokio::time::timeout_at(deadline, told).await;
+        let _ = tokio::time::timeout(BRIEFLY, told).await;
         return;
     }
     let logged_in =
@@ -72,7 +74,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
             "57014",
             "canceling authentication due to timeout",
         );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), told).await;
+        let _ = tokio::time::timeout(BRIEFLY, told).await;
         return;
     };
     let auth = match logged_in {
@@ -98,6 +100,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
     shared.unregister_cancel(pid);
     pool.client_left();
 }
+
+/// How long a refused client is given to take its error message (it may not read).
+const BRIEFLY: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn fatal(client: &mut ClientStream, code: &str, message: &str) {
     let mut out = BytesMut::new();

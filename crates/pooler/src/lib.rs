@@ -16,9 +16,11 @@
 //! Bounds that keep a long-running proxy healthy: each server connection keeps at most
 //! [`Settings::max_prepared_statements`] (least recently used closed first), lives at most
 //! [`Settings::server_lifetime`], and is closed after [`Settings::server_idle_timeout`]; a
-//! client must log in within [`Settings::client_login_timeout`] and, when
+//! client must send its startup packet within [`Settings::startup_timeout`], log in within
+//! [`Settings::client_login_timeout`] and, when
 //! [`Settings::idle_transaction_timeout`] is set, may not sit idle inside a transaction for
-//! longer; the proxy takes at most [`Settings::max_client_connections`], and counts the
+//! longer; the proxy takes at most [`Settings::max_client_connections`] (plus
+//! [`REFUSAL_SLOTS`] told "too many clients"; more are closed at once), and counts the
 //! clients waiting for a server connection. TLS (with the SSLRequest, or
 //! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
 //! running ([`Pooler::set_tls`]).
@@ -63,8 +65,9 @@ pub struct Settings {
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,
-    /// Client connections of the whole proxy (logging in or logged in); more are told
-    /// "too many clients" once their TLS and startup are done, as PostgreSQL does, so file
+    /// Client connections of the whole proxy (logging in or logged in); up to
+    /// [`REFUSAL_SLOTS`] more are told "too many clients" once their TLS and startup are
+    /// done, as PostgreSQL does, and beyond those a new connection is closed at once, so file
     /// descriptors are left for server connections.
     pub max_client_connections: usize,
     /// Refuse clients that do not ask for TLS.
@@ -83,8 +86,12 @@ pub struct Settings {
     /// Server connections this old are closed when next returned or found idle (backends
     /// grow caches over their life; this bounds it and spreads load after a failover).
     pub server_lifetime: Duration,
+    /// A client that has not sent its startup packet (after any SSLRequest and TLS
+    /// handshake) within this is disconnected: a silent socket holds a descriptor and a
+    /// place under `max_client_connections` for no longer.
+    pub startup_timeout: Duration,
     /// A client that has not finished TLS, startup and authentication within this is
-    /// disconnected (a silent or stalled client would otherwise hold its socket forever).
+    /// disconnected (a stalled client would otherwise hold its socket forever).
     pub client_login_timeout: Duration,
     /// How often open pools are checked against the catalog.
     pub revalidate_every: Duration,
@@ -121,6 +128,7 @@ impl Default for Settings {
             server_idle_timeout: Duration::from_secs(600),
             server_lifetime: Duration::from_secs(3600),
             idle_transaction_timeout: Duration::ZERO,
+            startup_timeout: Duration::from_secs(5),
             client_login_timeout: Duration::from_secs(60),
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
@@ -262,7 +270,17 @@ impl Pooler {
                     Ok((tcp, _peer)) => {
                         let shared = shared.clone();
                         let before = shared.active_clients.fetch_add(1, Ordering::AcqRel);
-                        let over = before >= shared.settings.max_client_connections;
+                        let max = shared.settings.max_client_connections;
+                        if before >= max.saturating_add(REFUSAL_SLOTS) {
+                            // Past the places kept to say "too many clients": close at once,
+                            // so a flood of sockets costs one descriptor for no time.
+                            if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                shared.drained.notify_waiters();
+                            }
+                            drop(tcp);
+                            continue;
+                        }
+                        let over = before >= max;
                         tokio::spawn(async move {
                             client::handle(shared.clone(), tcp, over).await;
                             if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -334,6 +352,11 @@ impl Pooler {
         out
     }
 }
+
+/// Connections beyond `max_client_connections` that are still read up to their startup
+/// packet (for at most `startup_timeout`) to be told "too many clients"; more are closed
+/// unanswered.
+pub const REFUSAL_SLOTS: usize = 32;
 
 /// Most routes kept in memory (the cache is emptied when it grows past this).
 const MAX_CACHED_ROUTES: usize = 100_000;

@@ -51,24 +51,35 @@ impl Server {
 
     /// Starts `pgfleet serve` with extra environment variables (e.g. `PGFLEET_FAILPOINTS`).
     pub(crate) fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start_with(dir, env, Stdio::inherit())
+        Self::start_configured(dir, env, |_| {})
     }
 
     /// Starts `pgfleet serve` with extra environment variables and its log (stderr) sent to
     /// `stderr`.
     pub(crate) fn start_with(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Server {
-        let mut child = pgfleet(&[
+        Self::start_configured(dir, env, |c| {
+            c.stderr(stderr);
+        })
+    }
+
+    /// Like `start_with_env`, with a last say on the command (e.g. a `pre_exec`).
+    pub(crate) fn start_configured(
+        dir: &Path,
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
+        let mut cmd = pgfleet(&[
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
             dir.to_str().unwrap(),
-        ])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+        ]);
+        cmd.envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel::<String>();
         std::thread::spawn(move || {
@@ -107,6 +118,16 @@ impl Server {
         text.lines()
             .find_map(|l| l.strip_prefix("service_token = "))
             .unwrap()
+            .to_string()
+    }
+
+    /// The pooled endpoint's address, from the line the server printed.
+    pub(crate) fn pooler_addr(&self) -> String {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("pgfleet pooler listening on postgresql://"))
+            .unwrap_or_else(|| panic!("no pooler address in {}", self.stdout))
+            .trim()
             .to_string()
     }
 

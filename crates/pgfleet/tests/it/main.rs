@@ -23,6 +23,7 @@ mod console;
 mod core_api;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod oauth;
 mod openapi;
 mod pages;

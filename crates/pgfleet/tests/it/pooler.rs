@@ -1110,7 +1110,7 @@ async fn direct_tls_negotiation() {
 /// PostgreSQL's "too many clients" (53300) after startup; a place that frees up is taken.
 #[tokio::test]
 async fn the_proxy_caps_its_client_connections() {
-    let s = TestServer::start_with(|c| c.pooler.max_client_connections = 2).await;
+    let s = TestServer::start_with(|c| c.pooler.max_client_connections = Some(2)).await;
     let (_db, conn) = database_with_connection(&s, "capped-clients").await;
     let url = pooled_url(&conn);
     let a = connect_tls(&url).await.unwrap();

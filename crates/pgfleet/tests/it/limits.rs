@@ -1,0 +1,291 @@
+//! Connections cannot exhaust the server's file descriptors: a real `pgfleet serve` held to
+//! a 1024-descriptor limit, with 2,000 idle sockets against its API and 2,000 against its
+//! pooler, still answers `/readyz`, a signed-in call and a new pooled login, and closes the
+//! idle sockets itself (header-read and startup timeouts), as it does an idle keep-alive
+//! connection. And the API's accept loop on its own: the connection cap answers `503` at
+//! once, a silent connection is closed, handlers see the peer address, shutdown lets a
+//! request in flight finish.
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::connect_tls;
+use crate::lifecycle::{assert_no_postgres, data_dir, Server};
+
+/// Idle sockets opened against each listener.
+const IDLE: usize = 2000;
+/// The server's open-files limit (soft and hard).
+const SERVER_LIMIT: u64 = 1024;
+
+/// This test process needs room for 4,000 sockets besides its own descriptors.
+fn raise_own_limit() {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= 2 * IDLE as u64 + 512,
+        "the test needs an open-files hard limit of at least {} (it is {hard})",
+        2 * IDLE + 512
+    );
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
+}
+
+/// `pgfleet serve` with soft = hard = `SERVER_LIMIT` descriptors.
+#[expect(unsafe_code, reason = "pre_exec runs between fork and exec")]
+fn limited_server(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    Server::start_configured(dir, env, |cmd| {
+        // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                setrlimit(Resource::RLIMIT_NOFILE, SERVER_LIMIT, SERVER_LIMIT)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    })
+}
+
+/// Opens `n` TCP connections to `addr` (many at once), each within 30 s.
+async fn open_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    futures::stream::iter(0..n)
+        .map(|_| async move {
+            tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
+                .await
+                .expect("connect timed out")
+                .expect("connect failed")
+        })
+        .buffer_unordered(100)
+        .collect()
+        .await
+}
+
+/// Waits (up to `limit`) until the server closes each socket: end of file or a reset, after
+/// whatever it sent. Returns what each one received.
+async fn closed_by_server(sockets: Vec<TcpStream>, limit: Duration) -> Vec<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + limit;
+    futures::stream::iter(sockets)
+        .map(|mut s| async move {
+            let mut got = Vec::new();
+            match tokio::time::timeout_at(deadline, s.read_to_end(&mut got)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+                Err(_) => panic!("the server kept an idle socket open"),
+            }
+            got
+        })
+        .buffer_unordered(500)
+        .collect()
+        .await
+}
+
+/// Retries `attempt` (each with a fresh connection) until it succeeds, for up to 30 s (the
+/// server's timeouts are 5 s; before these limits, HTTP had none and the pooler 60 s).
+async fn eventually_ok<F, Fut, T>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match attempt().await {
+            Ok(v) => return v,
+            Err(e) => assert!(Instant::now() < deadline, "{what}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A client that opens a new connection for every request.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_cannot_exhaust_the_servers_descriptors() {
+    raise_own_limit();
+    let dir = data_dir();
+    let s = limited_server(
+        dir.path(),
+        &[("PGFLEET_HTTP__KEEP_ALIVE_TIMEOUT_SECS", "3")],
+    );
+    let token = s.token();
+    let api: SocketAddr = s.base.strip_prefix("http://").unwrap().parse().unwrap();
+    let pooler: SocketAddr = s.pooler_addr().parse().unwrap();
+    // A database and a connection to log in with later (made before the flood).
+    let http = fresh_client();
+    let p: Value = http
+        .post(format!("{}/v1/projects", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "limits"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db = p["data"]["database"]["id"].as_str().unwrap().to_string();
+    let c: Value = http
+        .post(format!("{}/v1/databases/{db}/connections", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "pooled"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pooled = c["data"]["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pooled connection string in {c}"))
+        .to_string();
+
+    // 2,000 silent sockets against each listener, kept open by this side.
+    let idle_api = open_idle(api, IDLE).await;
+    let idle_pooler = open_idle(pooler, IDLE).await;
+    assert_eq!(idle_api.len() + idle_pooler.len(), 2 * IDLE);
+
+    // The server still serves new clients (once silent ones have been cut off).
+    eventually_ok("/readyz", || async {
+        let r = fresh_client()
+            .get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        (r.status() == 200)
+            .then_some(())
+            .ok_or(format!("status {}", r.status()))
+    })
+    .await;
+    let me: Value = eventually_ok("a signed-in call", || async {
+        let r = fresh_client()
+            .get(format!("{}/v1/me", s.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != 200 {
+            return Err(format!("status {}", r.status()));
+        }
+        r.json::<Value>().await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert!(me["data"]["workspace"]["id"].is_string(), "{me}");
+    let answer = eventually_ok("a pooled login", || async {
+        let client = connect_tls(&pooled).await.map_err(|e| e.to_string())?;
+        let row = client
+            .query_one("SELECT 'pooled'::text", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(row.get::<_, String>(0))
+    })
+    .await;
+    assert_eq!(answer, "pooled");
+
+    // Every idle socket was closed by the server (refused at the cap at once, or after the
+    // header-read / startup timeout); none is left holding a descriptor there.
+    closed_by_server(idle_api, Duration::from_secs(60)).await;
+    closed_by_server(idle_pooler, Duration::from_secs(60)).await;
+
+    // An idle keep-alive connection is closed too (after keep_alive_timeout_secs = 3).
+    let mut tcp = TcpStream::connect(api).await.unwrap();
+    tcp.write_all(b"GET /readyz HTTP/1.1\r\nhost: pgfleet\r\n\r\n")
+        .await
+        .unwrap();
+    let got = closed_by_server(vec![tcp], Duration::from_secs(30)).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(!text.contains("connection: close"), "kept alive: {text}");
+
+    s.terminate();
+    assert_no_postgres(dir.path());
+}
+
+/// The accept loop on a router of its own: peer address, cap, silent connections, shutdown.
+#[tokio::test]
+async fn the_api_accept_loop_caps_and_times_out_connections() {
+    use axum::extract::ConnectInfo;
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                "finished"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = pgfleet::http_server::Limits {
+        max_connections: 2,
+        header_read_timeout: Duration::from_secs(1),
+        keep_alive_timeout: Duration::from_secs(30),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(pgfleet::http_server::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // Handlers see the peer's address.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let local = tcp.local_addr().unwrap();
+    tcp.write_all(b"GET /peer HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let got = closed_by_server(vec![tcp], Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.ends_with(&local.to_string()), "{text}");
+
+    // Two silent connections take both places: a third is answered 503 at once.
+    let silent = open_idle(addr, 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = fresh_client()
+        .get(format!("http://{addr}/peer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    // The silent ones are closed after the header-read timeout, and places free up.
+    closed_by_server(silent, Duration::from_secs(20)).await;
+    let r = fresh_client()
+        .get(format!("http://{addr}/peer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A request in flight when shutdown starts still gets its answer.
+    let slow = tokio::spawn(fresh_client().get(format!("http://{addr}/slow")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(()).unwrap();
+    let r = slow.await.unwrap().unwrap();
+    assert_eq!(r.text().await.unwrap(), "finished");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the accept loop returns after shutdown")
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
