@@ -4,7 +4,9 @@
 //! idle sockets itself (header-read and startup timeouts), as it does an idle keep-alive
 //! connection. And the API's accept loop on its own: the connection cap answers `503` at
 //! once, a silent connection is closed, handlers see the peer address, shutdown lets a
-//! request in flight finish.
+//! request in flight finish. And the pooler's: a silent client is cut off at the startup
+//! timeout (well before the login timeout), sockets past the cap and its refusal places
+//! are closed at once, and server connections are capped for the whole proxy.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
@@ -16,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::connect_tls;
+use crate::harness::{cluster, connect_tls, TestServer};
 use crate::lifecycle::{assert_no_postgres, data_dir, Server};
 
 /// Idle sockets opened against each listener.
@@ -288,4 +290,107 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// A new database and a connection to it: the connection's pooled connection string.
+async fn pooled_connection(s: &TestServer, name: &str) -> String {
+    let p = s.post("/v1/projects", json!({"name": name})).await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let db = p.body["data"]["database"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s
+        .post(
+            &format!("/v1/databases/{db}/connections"),
+            json!({"name": "pooled"}),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    c.body["data"]["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A silent client is disconnected at `startup_timeout_secs`, not at the much longer
+/// `client_login_timeout_secs`; past `max_client_connections` and the places kept to say
+/// "too many clients", a new socket is closed at once.
+#[tokio::test]
+async fn the_pooler_cuts_off_silent_clients_and_closes_the_excess() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.startup_timeout_secs = 1;
+        c.pooler.client_login_timeout_secs = 600;
+    })
+    .await;
+    let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
+    let silent = open_idle(pooler, 3).await;
+    closed_by_server(silent, Duration::from_secs(30)).await;
+    s.stop().await;
+
+    let s = TestServer::start_with(|c| {
+        c.pooler.max_client_connections = Some(1);
+        c.pooler.startup_timeout_secs = 120;
+    })
+    .await;
+    let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
+    let held = open_idle(pooler, 1 + pgfleet_pooler::REFUSAL_SLOTS).await;
+    // Let the proxy accept them all before the next ones come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let excess = open_idle(pooler, 3).await;
+    closed_by_server(excess, Duration::from_secs(30)).await;
+    // The ones within the cap and the refusal places are still open (their startup
+    // timeout is two minutes away).
+    for mut h in held {
+        let mut byte = [0u8; 1];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), h.read(&mut byte))
+                .await
+                .is_err(),
+            "a socket within the cap was closed early"
+        );
+    }
+    s.stop().await;
+}
+
+/// Server connections are capped for the whole proxy (at `max_client_connections`): at
+/// the cap, an idle one of another database is closed to make room.
+#[tokio::test]
+async fn the_pooler_caps_its_server_connections() {
+    let s = TestServer::start_with(|c| c.pooler.max_client_connections = Some(2)).await;
+    let mut roles = Vec::new();
+    for name in ["cap-a", "cap-b", "cap-c"] {
+        let url = pooled_connection(&s, name).await;
+        roles.push(url::Url::parse(&url).unwrap().username().to_string());
+        // One client at a time: it runs a query, leaves, and its server connection stays
+        // idle in its pool.
+        let client = connect_tls(&url).await.unwrap();
+        let got: String = client
+            .query_one("SELECT 'ok'::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, "ok");
+    }
+    let admin = cluster().admin("postgres").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)",
+                &[&roles],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n <= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} server connections for a cap of 2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
 }
