@@ -147,14 +147,18 @@ async fn start_with_cluster(
         (Some(url), _) => (
             PgConnectOptions::from_str(url.expose())
                 .context("metadata.url is not a valid postgres:// URL")?,
-            cfg.metadata.max_connections.unwrap_or(16),
+            cfg.metadata
+                .max_connections
+                .unwrap_or(crate::descriptors::DEFAULT_METADATA_CONNECTIONS),
         ),
         (None, Some(c)) => {
             ensure_metadata_db(c.cluster()).await?;
             let cl = c.cluster();
             (
                 embedded_metadata_options(&cl.socket_dir(), cl.port()),
-                cfg.metadata.max_connections.unwrap_or(16),
+                cfg.metadata
+                    .max_connections
+                    .unwrap_or(crate::descriptors::DEFAULT_METADATA_CONNECTIONS),
             )
         }
         (None, None) => anyhow::bail!(
