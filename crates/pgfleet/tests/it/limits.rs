@@ -3,8 +3,8 @@
 //! pooler, still answers `/readyz`, a signed-in call and a new pooled login, and closes the
 //! idle sockets itself (header-read and startup timeouts), as it does an idle keep-alive
 //! connection. And the API's accept loop on its own: the connection cap answers `503` at
-//! once, a silent connection is closed, handlers see the peer address, shutdown lets a
-//! request in flight finish. And the pooler's: a silent client is cut off at the startup
+//! once, a silent connection is closed, a body that stops coming fails, handlers see the
+//! peer address, shutdown lets a request in flight finish. And the pooler's: a silent client is cut off at the startup
 //! timeout (well before the login timeout), sockets past the cap and its refusal places
 //! are closed at once, and server connections are capped for the whole proxy.
 
@@ -223,6 +223,10 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
         )
         .route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -235,6 +239,7 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         max_connections: 2,
         header_read_timeout: Duration::from_secs(1),
         keep_alive_timeout: Duration::from_secs(30),
+        body_read_timeout: Duration::from_secs(1),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(pgfleet::http_server::serve(
@@ -275,6 +280,24 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+
+    // A body that stops coming: the handler reading it gets an error (400), and the
+    // connection is closed.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let got = closed_by_server(vec![tcp], Duration::from_secs(20)).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    // A body that comes in time is read.
+    let r = fresh_client()
+        .post(format!("http://{addr}/echo"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello");
 
     // A request in flight when shutdown starts still gets its answer.
     let slow = tokio::spawn(fresh_client().get(format!("http://{addr}/slow")).send());
