@@ -39,18 +39,27 @@ fn raise_own_limit() {
     }
 }
 
-/// `pgfleet serve` with soft = hard = `SERVER_LIMIT` descriptors.
+/// `pgfleet serve` started with the open-files limits `soft` and `hard`.
 #[expect(unsafe_code, reason = "pre_exec runs between fork and exec")]
-fn limited_server(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+fn limited_server(dir: &std::path::Path, env: &[(&str, &str)], soft: u64, hard: u64) -> Server {
     Server::start_configured(dir, env, |cmd| {
         // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe.
         unsafe {
-            cmd.pre_exec(|| {
-                setrlimit(Resource::RLIMIT_NOFILE, SERVER_LIMIT, SERVER_LIMIT)
-                    .map_err(std::io::Error::from)
+            cmd.pre_exec(move || {
+                setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)
             });
         }
     })
+}
+
+/// The soft open-files limit of a running process, from `/proc/<pid>/limits`.
+fn soft_limit_of(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
 /// Opens `n` TCP connections to `addr` (many at once), each within 30 s.
@@ -119,6 +128,8 @@ async fn idle_sockets_cannot_exhaust_the_servers_descriptors() {
     let s = limited_server(
         dir.path(),
         &[("PGFLEET_HTTP__KEEP_ALIVE_TIMEOUT_SECS", "3")],
+        SERVER_LIMIT,
+        SERVER_LIMIT,
     );
     let token = s.token();
     let api: SocketAddr = s.base.strip_prefix("http://").unwrap().parse().unwrap();
@@ -208,6 +219,19 @@ async fn idle_sockets_cannot_exhaust_the_servers_descriptors() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(!text.contains("connection: close"), "kept alive: {text}");
 
+    s.terminate();
+    assert_no_postgres(dir.path());
+}
+
+/// `pgfleet serve` raises its soft open-files limit to the hard one (and its PostgreSQL
+/// inherits it).
+#[tokio::test]
+async fn the_server_raises_its_open_files_limit() {
+    let dir = data_dir();
+    let s = limited_server(dir.path(), &[], 1024, 4096);
+    assert_eq!(soft_limit_of(s.child.id()), 4096);
+    let postmaster = crate::lifecycle::postmaster_pid(dir.path()).unwrap();
+    assert_eq!(soft_limit_of(u32::try_from(postmaster).unwrap()), 4096);
     s.terminate();
     assert_no_postgres(dir.path());
 }
