@@ -94,8 +94,9 @@ pub struct HttpConfig {
     /// `config print` shows the value derived for this machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
-    /// A new connection whose complete request head has not arrived within this is closed,
-    /// in seconds (a silent or trickling client would otherwise hold its descriptor).
+    /// A new connection whose complete request head has not arrived within this (or within
+    /// `keep_alive_timeout_secs` if shorter) is closed, in seconds (a silent or trickling
+    /// client would otherwise hold its descriptor).
     pub header_read_timeout_secs: u64,
     /// A kept-alive connection whose next request head has not arrived within this is
     /// closed, in seconds.
