@@ -97,12 +97,16 @@ pub struct HttpConfig {
     /// `config print` shows the value derived for this machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
-    /// A new connection whose complete request head has not arrived within this is closed,
-    /// in seconds (a silent or trickling client would otherwise hold its descriptor).
+    /// A new connection whose complete request head has not arrived within this (or within
+    /// `keep_alive_timeout_secs` if shorter) is closed, in seconds (a silent or trickling
+    /// client would otherwise hold its descriptor).
     pub header_read_timeout_secs: u64,
     /// A kept-alive connection whose next request head has not arrived within this is
     /// closed, in seconds.
     pub keep_alive_timeout_secs: u64,
+    /// A request body must arrive whole within this after the request head, in seconds
+    /// (bodies are at most `body_limit_bytes`); past it the request fails with `400`.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -111,6 +115,7 @@ impl Default for HttpConfig {
             max_connections: None,
             header_read_timeout_secs: 5,
             keep_alive_timeout_secs: 15,
+            body_read_timeout_secs: 30,
         }
     }
 }
@@ -691,10 +696,11 @@ impl Config {
         if self.http.max_connections == Some(0)
             || !(1..=3600).contains(&self.http.header_read_timeout_secs)
             || !(1..=3600).contains(&self.http.keep_alive_timeout_secs)
+            || !(1..=3600).contains(&self.http.body_read_timeout_secs)
         {
             return Err(ConfigError::Invalid(
-                "http: max_connections must be at least 1, header_read_timeout_secs and \
-                 keep_alive_timeout_secs 1 to 3600"
+                "http: max_connections must be at least 1; header_read_timeout_secs, \
+                 keep_alive_timeout_secs and body_read_timeout_secs 1 to 3600"
                     .to_string(),
             ));
         }
@@ -862,6 +868,7 @@ mod tests {
         for bad in [
             "[http]\nmax_connections = 0\n",
             "[http]\nheader_read_timeout_secs = 0\n",
+            "[http]\nbody_read_timeout_secs = 0\n",
             "[http]\nkeep_alive_timeout = 5\n",
             "[pooler]\nstartup_timeout_secs = 0\n",
         ] {

@@ -7,8 +7,12 @@
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-/// Descriptors kept back at least, whatever the limit.
-pub const MIN_RESERVE: u64 = 256;
+/// Descriptors kept back at least, besides the metadata store's connections: the runtime,
+/// log and data files, admin and sampler connections to PostgreSQL, backup pipes, and the
+/// sockets being refused past the caps ([`crate::http_server::REFUSERS`],
+/// [`pgfleet_pooler::REFUSAL_SLOTS`]).
+pub const BASE_RESERVE: u64 =
+    160 + crate::http_server::REFUSERS as u64 + pgfleet_pooler::REFUSAL_SLOTS as u64;
 /// Fewest descriptors left for connections that makes a usable server.
 pub const MIN_AVAILABLE: u64 = 64;
 /// Default ceiling of `http.max_connections` (each idle connection costs memory too).
@@ -64,17 +68,7 @@ fn raised_target(hard: u64) -> u64 {
 pub fn fill_for_print(cfg: &mut crate::config::Config) -> String {
     let planned = getrlimit(Resource::RLIMIT_NOFILE)
         .map_err(BudgetError::from)
-        .and_then(|(soft, hard)| {
-            plan(
-                raised_target(hard).max(soft),
-                Wanted {
-                    http: cfg.http.max_connections,
-                    pooler: cfg.pooler.max_client_connections,
-                    runs_http: true,
-                    runs_pooler: cfg.pooler.enabled,
-                },
-            )
-        });
+        .and_then(|(soft, hard)| plan(raised_target(hard).max(soft), Wanted::of(cfg, true)));
     match planned {
         Ok(p) => {
             cfg.http.max_connections = Some(p.http_max_connections);
@@ -100,6 +94,25 @@ pub struct Wanted {
     pub pooler: Option<usize>,
     pub runs_http: bool,
     pub runs_pooler: bool,
+    /// The metadata store's pool size (reserved on top of [`BASE_RESERVE`]).
+    pub metadata_connections: u32,
+}
+
+impl Wanted {
+    /// What `cfg` asks of a process running the API when `runs_http` (`pgfleet serve`),
+    /// else only the pooler (`pgfleet proxy`).
+    pub fn of(cfg: &crate::config::Config, runs_http: bool) -> Self {
+        Self {
+            http: cfg.http.max_connections,
+            pooler: cfg.pooler.max_client_connections,
+            runs_http,
+            runs_pooler: cfg.pooler.enabled || !runs_http,
+            metadata_connections: cfg
+                .metadata
+                .max_connections
+                .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
+        }
+    }
 }
 
 /// How the descriptors are shared.
@@ -115,7 +128,8 @@ pub struct Plan {
     pub lowered: Option<String>,
 }
 
-/// Shares `limit` descriptors: a reserve of a quarter (at least [`MIN_RESERVE`]); of the
+/// Shares `limit` descriptors: a reserve of a quarter (at least [`BASE_RESERVE`] and the
+/// metadata store's connections); of the
 /// rest, by default a quarter for HTTP connections (one descriptor each) and three quarters
 /// for pooler clients ([`POOLER_COST`] each), or all of it for the only listener, each
 /// default at most its ceiling. Configured values are kept when together they fit in the
@@ -123,12 +137,13 @@ pub struct Plan {
 /// both configured ones in proportion (and `lowered` says so) — so the server still starts
 /// under a lower limit than it was tuned for, and still cannot run out.
 pub fn plan(limit: u64, wanted: Wanted) -> Result<Plan, BudgetError> {
-    let reserve = (limit / 4).max(MIN_RESERVE);
+    let fixed = BASE_RESERVE + u64::from(wanted.metadata_connections);
+    let reserve = (limit / 4).max(fixed);
     let available = limit.saturating_sub(reserve);
     if available < MIN_AVAILABLE {
         return Err(BudgetError::TooLow {
             limit,
-            need: MIN_RESERVE + MIN_AVAILABLE,
+            need: fixed + MIN_AVAILABLE,
         });
     }
     let available = usize::try_from(available).unwrap_or(usize::MAX);
@@ -204,15 +219,7 @@ pub fn apply(
     limit: u64,
     runs_http: bool,
 ) -> Result<Plan, BudgetError> {
-    let p = plan(
-        limit,
-        Wanted {
-            http: cfg.http.max_connections,
-            pooler: cfg.pooler.max_client_connections,
-            runs_http,
-            runs_pooler: cfg.pooler.enabled || !runs_http,
-        },
-    )?;
+    let p = plan(limit, Wanted::of(cfg, runs_http))?;
     cfg.http.max_connections = Some(p.http_max_connections);
     cfg.pooler.max_client_connections = Some(p.pooler_max_client_connections);
     if let Some(why) = &p.lowered {
@@ -238,16 +245,18 @@ mod tests {
             pooler,
             runs_http: true,
             runs_pooler: true,
+            metadata_connections: 16,
         }
     }
 
     #[test]
     fn defaults_leave_the_reserve_free() {
         let p = plan(1024, both(None, None)).unwrap();
-        assert_eq!(p.reserve, 256);
-        assert_eq!(p.http_max_connections, 192);
-        assert_eq!(p.pooler_max_client_connections, 288);
-        assert!(p.http_max_connections + POOLER_COST * p.pooler_max_client_connections <= 768);
+        // The reserve: 256 fixed and the metadata store's 16 connections (more than 1024/4).
+        assert_eq!(p.reserve, 272);
+        assert_eq!(p.http_max_connections, 188);
+        assert_eq!(p.pooler_max_client_connections, 282);
+        assert!(p.http_max_connections + POOLER_COST * p.pooler_max_client_connections <= 752);
         assert!(p.lowered.is_none());
     }
 
@@ -267,10 +276,11 @@ mod tests {
                 pooler: None,
                 runs_http: false,
                 runs_pooler: true,
+                metadata_connections: 16,
             },
         )
         .unwrap();
-        assert_eq!(proxy.pooler_max_client_connections, 384);
+        assert_eq!(proxy.pooler_max_client_connections, 376);
         let api = plan(
             1024,
             Wanted {
@@ -278,10 +288,11 @@ mod tests {
                 pooler: None,
                 runs_http: true,
                 runs_pooler: false,
+                metadata_connections: 16,
             },
         )
         .unwrap();
-        assert_eq!(api.http_max_connections, 768);
+        assert_eq!(api.http_max_connections, 752);
     }
 
     #[test]
@@ -297,7 +308,7 @@ mod tests {
     #[test]
     fn configured_values_that_do_not_fit_are_lowered_with_a_warning() {
         let p = plan(1024, both(Some(1000), Some(10_000))).unwrap();
-        assert!(p.http_max_connections + POOLER_COST * p.pooler_max_client_connections <= 768);
+        assert!(p.http_max_connections + POOLER_COST * p.pooler_max_client_connections <= 752);
         assert!(p.http_max_connections >= 1 && p.pooler_max_client_connections >= 1);
         let text = p.lowered.unwrap();
         assert!(
@@ -309,13 +320,24 @@ mod tests {
     #[test]
     fn one_configured_value_gets_what_the_others_default_leaves() {
         let p = plan(1024, both(Some(5000), None)).unwrap();
-        assert_eq!(p.pooler_max_client_connections, 288, "the default stays");
-        assert_eq!(p.http_max_connections, 768 - 2 * 288);
+        assert_eq!(p.pooler_max_client_connections, 282, "the default stays");
+        assert_eq!(p.http_max_connections, 752 - 2 * 282);
         let text = p.lowered.unwrap();
         assert!(!text.contains("pooler.max_client_connections"), "{text}");
         let p = plan(1024, both(None, Some(5000))).unwrap();
-        assert_eq!(p.http_max_connections, 192);
-        assert_eq!(p.pooler_max_client_connections, (768 - 192) / 2);
+        assert_eq!(p.http_max_connections, 188);
+        assert_eq!(p.pooler_max_client_connections, (752 - 188) / 2);
+    }
+
+    #[test]
+    fn a_large_metadata_pool_is_reserved_for() {
+        let mut w = both(None, None);
+        w.metadata_connections = 400;
+        let p = plan(1024, w).unwrap();
+        assert_eq!(p.reserve, BASE_RESERVE + 400);
+        assert!(
+            p.http_max_connections + POOLER_COST * p.pooler_max_client_connections <= 1024 - 656
+        );
     }
 
     #[test]

@@ -10,12 +10,17 @@
 //!   (and within `keep_alive_timeout` if that is shorter), a kept-alive one its next request
 //!   head within `keep_alive_timeout` (hyper's own timer, which starts whenever the
 //!   connection starts waiting for a request);
+//! - a request body must arrive whole within `body_read_timeout` of its head (a client
+//!   trickling a body would otherwise hold its connection and a handler);
 //! - `accept` failing for want of descriptors backs off briefly instead of spinning;
 //! - handlers can extract `axum::extract::ConnectInfo<SocketAddr>` (the peer address);
 //! - on shutdown the listener closes, idle connections are closed and requests in flight
 //!   finish (the caller bounds how long).
 
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
@@ -34,6 +39,9 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
+    /// A request's body must have arrived whole within this after its head (a handler
+    /// reading it gets an error past it).
+    pub body_read_timeout: Duration,
 }
 
 /// The body of the `503` a connection refused at the cap gets (the API's error shape).
@@ -119,8 +127,11 @@ pub async fn serve(
         let service = {
             let first_request = first_request.clone();
             let app = app.clone();
-            hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let body_read_timeout = limits.body_read_timeout;
+            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 first_request.notify_one();
+                let mut req =
+                    req.map(|b| axum::body::Body::new(DeadlineBody::new(b, body_read_timeout)));
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req)
             })
@@ -179,4 +190,56 @@ fn is_connection_error(e: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionAborted
             | std::io::ErrorKind::ConnectionReset
     )
+}
+
+/// A request body that fails once its deadline has passed (an `Incoming` has no deadline of
+/// its own: a client could send a head and then a byte a minute).
+struct DeadlineBody<B> {
+    inner: B,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> DeadlineBody<B> {
+    fn new(inner: B, timeout: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+/// The error a handler reading a body past its deadline gets.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+struct BodyTimeout;
+
+impl<B> hyper::body::Body for DeadlineBody<B>
+where
+    B: hyper::body::Body<Data = hyper::body::Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = hyper::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }

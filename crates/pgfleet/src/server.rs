@@ -274,6 +274,7 @@ async fn serve(
             .unwrap_or(crate::descriptors::HTTP_DEFAULT_CEILING),
         header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs),
         keep_alive_timeout: Duration::from_secs(cfg.http.keep_alive_timeout_secs),
+        body_read_timeout: Duration::from_secs(cfg.http.body_read_timeout_secs),
     };
     let server = crate::http_server::serve(listener, app, limits, async move {
         let _ = shutdown.await;

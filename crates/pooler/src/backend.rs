@@ -145,6 +145,8 @@ pub struct ServerConn {
     pub created: Instant,
     /// The database's slot this connection holds (released when it is dropped).
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Its place under the proxy's cap on server connections (released when it is dropped).
+    pub proxy_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for ServerConn {
@@ -302,6 +304,7 @@ impl ServerConn {
             last_used: Instant::now(),
             created: Instant::now(),
             slot: None,
+            proxy_slot: None,
         })
     }
 

@@ -20,8 +20,9 @@
 //! [`Settings::client_login_timeout`] and, when
 //! [`Settings::idle_transaction_timeout`] is set, may not sit idle inside a transaction for
 //! longer; the proxy takes at most [`Settings::max_client_connections`] (plus
-//! [`REFUSAL_SLOTS`] told "too many clients"; more are closed at once), and counts the
-//! clients waiting for a server connection. TLS (with the SSLRequest, or
+//! [`REFUSAL_SLOTS`] told "too many clients"; more are closed at once) and opens at most
+//! as many server connections in all (closing an idle one of any pool to make room), and
+//! counts the clients waiting for a server connection. TLS (with the SSLRequest, or
 //! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
 //! running ([`Pooler::set_tls`]).
 
@@ -65,7 +66,9 @@ pub struct Settings {
     pub pool_size: usize,
     /// Clients per database.
     pub max_clients: usize,
-    /// Client connections of the whole proxy (logging in or logged in); up to
+    /// Client connections of the whole proxy (logging in or logged in), and server
+    /// connections of the whole proxy (at the cap, an idle one of any pool is closed to make
+    /// room, else the client waits as for a pool's connection); up to
     /// [`REFUSAL_SLOTS`] more are told "too many clients" once their TLS and startup are
     /// done, as PostgreSQL does, and beyond those a new connection is closed at once, so file
     /// descriptors are left for server connections.
@@ -200,6 +203,10 @@ struct Shared {
     mock_key: [u8; 32],
     shutdown: watch::Sender<bool>,
     active_clients: AtomicUsize,
+    /// One permit per open server connection of the whole proxy (held by the connection):
+    /// at most `max_client_connections`, so that with its clients the proxy needs at most
+    /// two descriptors per client.
+    server_slots: Arc<tokio::sync::Semaphore>,
     drained: Notify,
     revalidate_now: Notify,
 }
@@ -229,6 +236,9 @@ impl Pooler {
         tls: Option<Arc<rustls::ServerConfig>>,
         certificate: Option<&[u8]>,
     ) -> Self {
+        let server_slots = Arc::new(tokio::sync::Semaphore::new(
+            settings.max_client_connections.max(1),
+        ));
         let mut mock_key = [0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut mock_key[..]);
         Self {
@@ -243,6 +253,7 @@ impl Pooler {
                 mock_key,
                 shutdown: watch::channel(false).0,
                 active_clients: AtomicUsize::new(0),
+                server_slots,
                 drained: Notify::new(),
                 revalidate_now: Notify::new(),
             }),
@@ -428,6 +439,16 @@ impl Shared {
         ));
         pools.insert(route.role, p.clone());
         p
+    }
+
+    /// Closes one idle server connection of any pool (at the proxy's cap on server
+    /// connections); whether one was.
+    fn evict_any_idle(&self) -> bool {
+        let pools: Vec<Arc<Pool>> = match self.pools.lock() {
+            Ok(p) => p.values().cloned().collect(),
+            Err(_) => return false,
+        };
+        pools.iter().any(|p| p.drop_one_idle())
     }
 
     /// Closes one idle server connection of another pool of `database_id`; whether one was.

@@ -1,6 +1,6 @@
 //! One pool per connection (login role): its idle server connections, the permits that cap
 //! how many it lends at once, and (shared per database) the slots that cap how many server
-//! connections the database has open;
+//! connections the database has open (and, for the whole proxy, `Shared::server_slots`);
 //! how many exist, its clients, and its counters. A pool belongs to one verifier; when the
 //! connection is rotated or deleted the pool is closed and its clients are disconnected.
 
@@ -98,6 +98,29 @@ impl std::fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("role", &self.route.role)
             .finish_non_exhaustive()
+    }
+}
+
+/// A place under the proxy's cap on server connections (each holds a file descriptor): a
+/// free one, or one freed by closing an idle connection of any pool, or the next one
+/// released (for up to `query_wait_timeout`).
+async fn proxy_slot(shared: &crate::Shared) -> Result<OwnedSemaphorePermit, AcquireError> {
+    let slots = shared.server_slots.clone();
+    let deadline = tokio::time::Instant::now() + shared.settings.query_wait_timeout;
+    loop {
+        if let Ok(s) = slots.clone().try_acquire_owned() {
+            return Ok(s);
+        }
+        if shared.evict_any_idle() {
+            continue;
+        }
+        let wait = tokio::time::Instant::now() + Duration::from_millis(20);
+        match tokio::time::timeout_at(wait.min(deadline), slots.clone().acquire_owned()).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(_)) => return Err(AcquireError::Closed),
+            Err(_) if tokio::time::Instant::now() >= deadline => return Err(AcquireError::Timeout),
+            Err(_) => {}
+        }
     }
 }
 
@@ -253,8 +276,10 @@ impl Pool {
             timeout: settings.connect_timeout,
         };
         let slot = self.slot(shared).await?;
+        let proxy_slot = proxy_slot(shared).await?;
         let mut conn = ServerConn::connect(&spec).await?;
         conn.slot = Some(slot);
+        conn.proxy_slot = Some(proxy_slot);
         if let Ok(mut p) = self.params.lock() {
             if p.is_none() {
                 *p = Some(conn.params.clone());

@@ -3,8 +3,10 @@
 //! pooler, still answers `/readyz`, a signed-in call and a new pooled login, and closes the
 //! idle sockets itself (header-read and startup timeouts), as it does an idle keep-alive
 //! connection. And the API's accept loop on its own: the connection cap answers `503` at
-//! once, a silent connection is closed, handlers see the peer address, shutdown lets a
-//! request in flight finish.
+//! once, a silent connection is closed, a body that stops coming fails, handlers see the
+//! peer address, shutdown lets a request in flight finish. And the pooler's: a silent client is cut off at the startup
+//! timeout (well before the login timeout), sockets past the cap and its refusal places
+//! are closed at once, and server connections are capped for the whole proxy.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
@@ -16,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::connect_tls;
+use crate::harness::{cluster, connect_tls, TestServer};
 use crate::lifecycle::{assert_no_postgres, data_dir, Server};
 
 /// Idle sockets opened against each listener.
@@ -37,18 +39,27 @@ fn raise_own_limit() {
     }
 }
 
-/// `pgfleet serve` with soft = hard = `SERVER_LIMIT` descriptors.
+/// `pgfleet serve` started with the open-files limits `soft` and `hard`.
 #[expect(unsafe_code, reason = "pre_exec runs between fork and exec")]
-fn limited_server(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+fn limited_server(dir: &std::path::Path, env: &[(&str, &str)], soft: u64, hard: u64) -> Server {
     Server::start_configured(dir, env, |cmd| {
         // SAFETY: the closure only calls setrlimit(2), which is async-signal-safe.
         unsafe {
-            cmd.pre_exec(|| {
-                setrlimit(Resource::RLIMIT_NOFILE, SERVER_LIMIT, SERVER_LIMIT)
-                    .map_err(std::io::Error::from)
+            cmd.pre_exec(move || {
+                setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)
             });
         }
     })
+}
+
+/// The soft open-files limit of a running process, from `/proc/<pid>/limits`.
+fn soft_limit_of(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
 /// Opens `n` TCP connections to `addr` (many at once), each within 30 s.
@@ -117,6 +128,8 @@ async fn idle_sockets_cannot_exhaust_the_servers_descriptors() {
     let s = limited_server(
         dir.path(),
         &[("PGFLEET_HTTP__KEEP_ALIVE_TIMEOUT_SECS", "3")],
+        SERVER_LIMIT,
+        SERVER_LIMIT,
     );
     let token = s.token();
     let api: SocketAddr = s.base.strip_prefix("http://").unwrap().parse().unwrap();
@@ -210,6 +223,19 @@ async fn idle_sockets_cannot_exhaust_the_servers_descriptors() {
     assert_no_postgres(dir.path());
 }
 
+/// `pgfleet serve` raises its soft open-files limit to the hard one (and its PostgreSQL
+/// inherits it).
+#[tokio::test]
+async fn the_server_raises_its_open_files_limit() {
+    let dir = data_dir();
+    let s = limited_server(dir.path(), &[], 1024, 4096);
+    assert_eq!(soft_limit_of(s.child.id()), 4096);
+    let postmaster = crate::lifecycle::postmaster_pid(dir.path()).unwrap();
+    assert_eq!(soft_limit_of(u32::try_from(postmaster).unwrap()), 4096);
+    s.terminate();
+    assert_no_postgres(dir.path());
+}
+
 /// The accept loop on a router of its own: peer address, cap, silent connections, shutdown.
 #[tokio::test]
 async fn the_api_accept_loop_caps_and_times_out_connections() {
@@ -219,6 +245,10 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         .route(
             "/peer",
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        )
+        .route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }),
         )
         .route(
             "/slow",
@@ -233,6 +263,7 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         max_connections: 2,
         header_read_timeout: Duration::from_secs(1),
         keep_alive_timeout: Duration::from_secs(30),
+        body_read_timeout: Duration::from_secs(1),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(pgfleet::http_server::serve(
@@ -274,6 +305,24 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    // A body that stops coming: the handler reading it gets an error (400), and the
+    // connection is closed.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let got = closed_by_server(vec![tcp], Duration::from_secs(20)).await;
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    // A body that comes in time is read.
+    let r = fresh_client()
+        .post(format!("http://{addr}/echo"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello");
+
     // A request in flight when shutdown starts still gets its answer.
     let slow = tokio::spawn(fresh_client().get(format!("http://{addr}/slow")).send());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -288,4 +337,107 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// A new database and a connection to it: the connection's pooled connection string.
+async fn pooled_connection(s: &TestServer, name: &str) -> String {
+    let p = s.post("/v1/projects", json!({"name": name})).await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let db = p.body["data"]["database"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = s
+        .post(
+            &format!("/v1/databases/{db}/connections"),
+            json!({"name": "pooled"}),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    c.body["data"]["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A silent client is disconnected at `startup_timeout_secs`, not at the much longer
+/// `client_login_timeout_secs`; past `max_client_connections` and the places kept to say
+/// "too many clients", a new socket is closed at once.
+#[tokio::test]
+async fn the_pooler_cuts_off_silent_clients_and_closes_the_excess() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.startup_timeout_secs = 1;
+        c.pooler.client_login_timeout_secs = 600;
+    })
+    .await;
+    let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
+    let silent = open_idle(pooler, 3).await;
+    closed_by_server(silent, Duration::from_secs(30)).await;
+    s.stop().await;
+
+    let s = TestServer::start_with(|c| {
+        c.pooler.max_client_connections = Some(1);
+        c.pooler.startup_timeout_secs = 120;
+    })
+    .await;
+    let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
+    let held = open_idle(pooler, 1 + pgfleet_pooler::REFUSAL_SLOTS).await;
+    // Let the proxy accept them all before the next ones come.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let excess = open_idle(pooler, 3).await;
+    closed_by_server(excess, Duration::from_secs(30)).await;
+    // The ones within the cap and the refusal places are still open (their startup
+    // timeout is two minutes away).
+    for mut h in held {
+        let mut byte = [0u8; 1];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), h.read(&mut byte))
+                .await
+                .is_err(),
+            "a socket within the cap was closed early"
+        );
+    }
+    s.stop().await;
+}
+
+/// Server connections are capped for the whole proxy (at `max_client_connections`): at
+/// the cap, an idle one of another database is closed to make room.
+#[tokio::test]
+async fn the_pooler_caps_its_server_connections() {
+    let s = TestServer::start_with(|c| c.pooler.max_client_connections = Some(2)).await;
+    let mut roles = Vec::new();
+    for name in ["cap-a", "cap-b", "cap-c"] {
+        let url = pooled_connection(&s, name).await;
+        roles.push(url::Url::parse(&url).unwrap().username().to_string());
+        // One client at a time: it runs a query, leaves, and its server connection stays
+        // idle in its pool.
+        let client = connect_tls(&url).await.unwrap();
+        let got: String = client
+            .query_one("SELECT 'ok'::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, "ok");
+    }
+    let admin = cluster().admin("postgres").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)",
+                &[&roles],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n <= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} server connections for a cap of 2"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop().await;
 }
