@@ -78,6 +78,7 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub usage: UsageConfig,
     pub pooler: PoolerConfig,
+    pub tenant: TenantConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -259,6 +260,59 @@ impl UsageConfig {
     }
 }
 
+/// `[tenant]`: limits put on every tenant database, and the pass (the tenant guard) that
+/// puts back what a tenant changed. A value of 0 means "no limit" (the server's own setting).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    /// `temp_file_limit` of each database, in MiB: temporary files one session may hold
+    /// (big sorts and hashes). Superuser-only in PostgreSQL: a tenant cannot raise it.
+    pub temp_file_limit_mb: u64,
+    /// `idle_in_transaction_session_timeout` of each database, in seconds: a session idle
+    /// inside a transaction this long is ended (its locks are released). A session may
+    /// change it for itself; the database default is kept by the tenant guard.
+    pub idle_in_transaction_timeout_secs: u64,
+    /// `statement_timeout` of each database, in seconds (default 0: none). Session-settable
+    /// like the one above.
+    pub statement_timeout_secs: u64,
+    /// Storage quota of each database (`pg_database_size`), in bytes: past it the database
+    /// is read-only (writes fail with an error naming the quota) until it is under again.
+    pub storage_quota_bytes: u64,
+    /// Seconds between two passes of the tenant guard (drift and quota; one replica at a time).
+    pub check_every_secs: u64,
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        Self {
+            temp_file_limit_mb: 2048,
+            idle_in_transaction_timeout_secs: 300,
+            statement_timeout_secs: 0,
+            storage_quota_bytes: 10 * 1024 * 1024 * 1024,
+            check_every_secs: 60,
+        }
+    }
+}
+
+impl TenantConfig {
+    pub fn settings(&self) -> pgfleet_domain::services::TenantSettings {
+        let some = |v: u64, scale: u64| {
+            Some(v)
+                .filter(|v| *v > 0)
+                .map(|v| i64::try_from(v.saturating_mul(scale)).unwrap_or(i64::MAX))
+        };
+        pgfleet_domain::services::TenantSettings {
+            limits: pgfleet_dataplane::TenantLimits {
+                temp_file_limit_kb: some(self.temp_file_limit_mb, 1024),
+                idle_in_transaction_timeout_ms: some(self.idle_in_transaction_timeout_secs, 1000),
+                statement_timeout_ms: some(self.statement_timeout_secs, 1000),
+            },
+            storage_quota_bytes: some(self.storage_quota_bytes, 1),
+            check_every: std::time::Duration::from_secs(self.check_every_secs),
+        }
+    }
+}
+
 /// `[pooler]`: the pooled endpoint (a PostgreSQL proxy with transaction pooling) that
 /// `pgfleet serve` runs beside the API, and `pgfleet proxy` runs on its own.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -374,6 +428,7 @@ impl Default for Config {
             backups: BackupsConfig::default(),
             usage: UsageConfig::default(),
             pooler: PoolerConfig::default(),
+            tenant: TenantConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -628,6 +683,18 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "usage: sample_interval_secs must be 1 to 86400, retention_days at least 1"
+                    .to_string(),
+            ));
+        }
+        // PostgreSQL keeps these in int32 kB and ms.
+        if self.tenant.temp_file_limit_mb > i32::MAX as u64 / 1024
+            || self.tenant.idle_in_transaction_timeout_secs > i32::MAX as u64 / 1000
+            || self.tenant.statement_timeout_secs > i32::MAX as u64 / 1000
+            || !(1..=86_400).contains(&self.tenant.check_every_secs)
+        {
+            return Err(ConfigError::Invalid(
+                "tenant: temp_file_limit_mb at most 2097151, timeouts at most 2147483 seconds, \
+                 check_every_secs 1 to 86400"
                     .to_string(),
             ));
         }

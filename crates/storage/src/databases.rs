@@ -108,6 +108,16 @@ pub async fn all_of_project<'e>(
     .await?)
 }
 
+/// Every `ready` database placed on a server, in creation order (for periodic checks).
+pub async fn ready<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d \
+          WHERE d.status = 'ready' AND d.server_id IS NOT NULL ORDER BY d.seq"
+    ))
+    .fetch_all(ex)
+    .await?)
+}
+
 pub async fn set_status<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, status: &str) -> Result<()> {
     sqlx::query("UPDATE databases SET status = $2 WHERE id = $1")
         .bind(id)

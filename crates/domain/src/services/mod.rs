@@ -15,6 +15,7 @@ mod auth;
 mod backups;
 mod connections;
 mod databases;
+pub mod guard;
 pub mod members;
 pub mod oauth;
 pub mod pooler;
@@ -38,10 +39,33 @@ pub struct ServicesConfig {
     pub database_connection_limit: i32,
     /// `CONNECTION LIMIT` of each connection's login role.
     pub role_connection_limit: i32,
+    /// Limits and storage quota of every tenant database, and how often they are checked.
+    pub tenant: TenantSettings,
     pub oauth: OAuthSettings,
     pub backups: BackupSettings,
     /// Set when the pooler runs: connections then carry `endpoints.pooled`.
     pub pooled: Option<pooler::PooledEndpoint>,
+}
+
+/// What pgfleet imposes on tenant databases (see [`guard`]).
+#[derive(Debug, Clone)]
+pub struct TenantSettings {
+    /// Database-level `temp_file_limit` and timeouts.
+    pub limits: pgfleet_dataplane::TenantLimits,
+    /// Size (`pg_database_size`) past which a database is read-only; `None`: no quota.
+    pub storage_quota_bytes: Option<i64>,
+    /// Time between two passes of the tenant guard (drift and quota).
+    pub check_every: Duration,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            limits: pgfleet_dataplane::TenantLimits::default(),
+            storage_quota_bytes: None,
+            check_every: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Backups: where they go, how often, how long they are kept.
@@ -92,6 +116,7 @@ impl ServicesConfig {
             provision_wait: Duration::from_secs(5),
             database_connection_limit: 100,
             role_connection_limit: 50,
+            tenant: TenantSettings::default(),
             pooled: None,
         }
     }

@@ -27,4 +27,5 @@ mod openapi;
 mod pages;
 mod pooler;
 mod recovery;
+mod tenant_limits;
 mod usage;
