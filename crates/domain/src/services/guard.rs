@@ -8,11 +8,19 @@
 //! the lock of the resource it touches (the one operations take) and re-reads the row under
 //! it, so a repair never races a rotation or a restore with stale data.
 //!
+//! **Storage quota.** The same pass reads each database's size; one over
+//! `tenant.storage_quota_bytes` is put in the read-only mode of [`pgfleet_dataplane::quota`]
+//! (writes fail with an error naming the quota; `DELETE`, `TRUNCATE` and `DROP` still work)
+//! and taken out of it once under again. `databases.over_quota_since` records the mode for
+//! every replica (the API shows it); it is set before the mode is, and cleared after it is
+//! lifted, so a crash in between leaves it pointing at work still to do.
+//!
 //! **Passwords.** A tenant can set its own login role's password (`ALTER ROLE CURRENT_USER
 //! PASSWORD …`; PostgreSQL allows it to every role). The pass sets the verifier pgfleet
 //! issued again and ends the role's open sessions: which of them logged in with the changed
 //! password cannot be told, and the application reconnects with the password it was given.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use pgfleet_dataplane::Drift;
@@ -32,6 +40,10 @@ pub struct GuardReport {
     pub databases_checked: usize,
     /// Each repaired difference, as `database id: kind`.
     pub repaired: Vec<String>,
+    /// Databases put in (or kept in) the quota's read-only mode.
+    pub read_only: Vec<String>,
+    /// Databases taken out of it.
+    pub writable_again: Vec<String>,
 }
 
 impl Services {
@@ -78,16 +90,94 @@ impl Services {
                     ran: true,
                     ..GuardReport::default()
                 };
-                for db in databases::ready(self.store().pool()).await? {
+                let ready = databases::ready(self.store().pool()).await?;
+                let mut by_server: BTreeMap<String, Vec<DatabaseRow>> = BTreeMap::new();
+                for db in ready {
                     report.databases_checked += 1;
                     if let Err(e) = self.guard_database(&db, &mut report).await {
                         tracing::warn!(database = %db.id, error = %e, "tenant guard: database not checked");
+                    }
+                    if let Some(server) = db.server_id.clone() {
+                        by_server.entry(server).or_default().push(db);
+                    }
+                }
+                for (server_id, dbs) in by_server {
+                    if let Err(e) = self.guard_quota(&server_id, &dbs, &mut report).await {
+                        tracing::warn!(server = %server_id, error = %e, "tenant guard: storage quota not checked");
                     }
                 }
                 Ok(report)
             })
             .await?;
         Ok(report.unwrap_or_default())
+    }
+
+    async fn guard_quota(
+        &self,
+        server_id: &str,
+        dbs: &[DatabaseRow],
+        report: &mut GuardReport,
+    ) -> Result<()> {
+        let pool = self.store().pool();
+        let server = self.server(Some(server_id))?;
+        let names: Vec<String> = dbs.iter().map(|d| d.pg_database.clone()).collect();
+        let sizes: HashMap<String, i64> = self
+            .driver()
+            .database_usage(server, &names)
+            .await?
+            .into_iter()
+            .map(|u| (u.pg_database, u.size_bytes))
+            .collect();
+        let quota = self.config().tenant.storage_quota_bytes;
+        for db in dbs {
+            let Some(size) = sizes.get(&db.pg_database).copied() else {
+                continue;
+            };
+            let over = quota.filter(|q| size > *q);
+            let marked = databases::over_quota_since(pool, &db.id).await?.is_some();
+            if over.is_none() && !marked {
+                continue;
+            }
+            let changed = self
+                .with_resource_lock(&db.id, async {
+                    if databases::get(pool, &db.id)
+                        .await?
+                        .is_none_or(|d| d.status != "ready")
+                    {
+                        return Ok(false);
+                    }
+                    if over.is_some() {
+                        databases::set_over_quota(pool, &db.id, Some(self.clock().now())).await?;
+                        self.driver()
+                            .set_quota_mode(server, &db.pg_database, over)
+                            .await?;
+                    } else {
+                        self.driver()
+                            .set_quota_mode(server, &db.pg_database, None)
+                            .await?;
+                        databases::set_over_quota(pool, &db.id, None).await?;
+                    }
+                    Ok(true)
+                })
+                .await;
+            match changed {
+                Ok(Some(true)) if over.is_some() => {
+                    if !marked {
+                        tracing::warn!(database = %db.id, size, quota = ?quota, "database over its storage quota: read-only");
+                    }
+                    report.read_only.push(db.id.clone());
+                }
+                Ok(Some(true)) => {
+                    tracing::info!(database = %db.id, size, "database under its storage quota again: writable");
+                    report.writable_again.push(db.id.clone());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(database = %db.id, error = %e, "storage quota mode not changed")
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn guard_database(&self, db: &DatabaseRow, report: &mut GuardReport) -> Result<()> {
