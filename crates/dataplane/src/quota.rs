@@ -18,7 +18,8 @@
 //! (SECURITY DEFINER functions included); only `session_replication_role`, a superuser
 //! setting, skips them.
 //!
-//! Left out: large objects (`lo_*`) are written to a system catalog that no trigger sees.
+//! Large objects live in a system catalog that no trigger sees: while the mode is on,
+//! `PUBLIC` loses `EXECUTE` on the functions that create or write them ([`LARGE_OBJECT_WRITES`]).
 //!
 //! Dumps of a database in this mode contain the triggers; `pg_restore` leaves them out
 //! ([`RESTORE_SKIP`]), and the guard sets the mode again if the restored data is still over.
@@ -32,6 +33,11 @@ use crate::Result;
 pub const SCHEMA: &str = "pgfleet_quota";
 /// Name of the event trigger and of the trigger on each table.
 pub const TRIGGER: &str = "pgfleet_storage_quota";
+
+/// The large-object functions that add data, as `REVOKE`/`GRANT … ON FUNCTION` lists them.
+pub const LARGE_OBJECT_WRITES: &str = "pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), \
+     pg_catalog.lo_from_bytea(oid, bytea), pg_catalog.lowrite(integer, bytea), \
+     pg_catalog.lo_put(oid, bigint, bytea)";
 
 /// Lines of a `pg_restore --list` that are this mode's objects (matched as whole words).
 pub const RESTORE_SKIP: [&str; 2] = [SCHEMA, TRIGGER];
@@ -73,6 +79,7 @@ pub(crate) async fn enforce(inside: &Client, quota_bytes: i64) -> Result<Vec<Str
                  END IF; \
                  {raise} \
                END $pgfleet$; \
+             REVOKE EXECUTE ON FUNCTION {LARGE_OBJECT_WRITES} FROM PUBLIC; \
              COMMIT;"
         ))
         .await?;
@@ -130,6 +137,7 @@ pub(crate) async fn lift(inside: &Client) -> Result<()> {
              BEGIN; \
              DROP EVENT TRIGGER IF EXISTS {TRIGGER}; \
              DROP SCHEMA IF EXISTS {} CASCADE; \
+             GRANT EXECUTE ON FUNCTION {LARGE_OBJECT_WRITES} TO PUBLIC; \
              COMMIT;",
             quote_ident(SCHEMA)
         ))

@@ -798,4 +798,48 @@ mod tests {
         let e = Config::load(Some(&file), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("at least 16 characters"), "{e}");
     }
+
+    #[test]
+    fn tenant_section_defaults_printing_overrides_and_bounds() {
+        let cfg = Config::default();
+        let text = cfg.to_toml();
+        for key in [
+            "[tenant]",
+            "temp_file_limit_mb = 2048",
+            "idle_in_transaction_timeout_secs = 300",
+            "statement_timeout_secs = 0",
+            "storage_quota_bytes = 10737418240",
+            "check_every_secs = 60",
+        ] {
+            assert!(text.contains(key), "{key} not printed:\n{text}");
+        }
+        let t = cfg.tenant.settings();
+        assert_eq!(t.limits.temp_file_limit_kb, Some(2048 * 1024));
+        assert_eq!(t.limits.idle_in_transaction_timeout_ms, Some(300_000));
+        assert_eq!(t.limits.statement_timeout_ms, None, "0 is none");
+        assert_eq!(t.storage_quota_bytes, Some(10 << 30));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgfleet.toml");
+        std::fs::write(
+            &file,
+            "[tenant]\nstatement_timeout_secs = 30\nstorage_quota_bytes = 0\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        let t = cfg.tenant.settings();
+        assert_eq!(t.limits.statement_timeout_ms, Some(30_000));
+        assert_eq!(t.storage_quota_bytes, None, "0: no quota");
+        for bad in [
+            "[tenant]\ntemp_file_limit_mb = 3000000\n",
+            "[tenant]\ncheck_every_secs = 0\n",
+            "[tenant]\nquota = 1\n",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(
+                Config::load(Some(&file), &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

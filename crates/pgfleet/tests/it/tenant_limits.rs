@@ -242,7 +242,7 @@ async fn prisma_migrate_style_ddl_works_and_everything_belongs_to_the_owner_role
         .get(0);
     assert_eq!(
         owners,
-        [me.clone()],
+        std::slice::from_ref(&me),
         "objects and schemas belong to the owner role"
     );
     assert_ne!(me, t.role);
@@ -300,10 +300,9 @@ async fn a_tenant_password_change_is_reverted_and_its_sessions_ended() {
         }
         assert!(ended, "{what} survives the repair");
     }
-    let e = connect_with(&cfg)
-        .await
-        .err()
-        .expect("the tenant's password is refused");
+    let Err(e) = connect_with(&cfg).await else {
+        panic!("the tenant's password is still accepted");
+    };
     assert_eq!(e.code(), Some(&SqlState::INVALID_PASSWORD), "{e}");
     let back = connect_tls(&t.conn_string)
         .await
@@ -404,16 +403,12 @@ async fn password_verifiers_never_reach_pg_stat_statements_or_the_server_log() {
         verifiers.push(verifier(&admin, t.role.clone()).await);
     }
     // A drifted password set back by the guard goes the same way.
-    let c = connect_tls(
-        &s.post(&format!("/v1/connections/{}/rotate", t.conn_id), json!({}))
-            .await
-            .body["data"]["connectionString"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-    )
-    .await
-    .unwrap();
+    let rotated = s
+        .post(&format!("/v1/connections/{}/rotate", t.conn_id), json!({}))
+        .await;
+    let c = connect_tls(rotated.body["data"]["connectionString"].as_str().unwrap())
+        .await
+        .unwrap();
     verifiers.push(verifier(&admin, t.role.clone()).await);
     c.batch_execute("SET ROLE NONE; ALTER ROLE CURRENT_USER PASSWORD 'tenant-set'")
         .await
@@ -476,7 +471,11 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
     .await
     .unwrap();
     let report = s.services().tenant_guard_pass().await.unwrap();
-    assert_eq!(report.read_only, [t.db_id.clone()], "{report:?}");
+    assert_eq!(
+        report.read_only,
+        std::slice::from_ref(&t.db_id),
+        "{report:?}"
+    );
 
     // Writes name the quota, whatever the session does to itself.
     for sql in [
@@ -503,7 +502,26 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
         );
     }
     let _ = c.batch_execute("ROLLBACK").await;
+    let copier = connect_tls(&t.conn_string).await.unwrap();
+    let copied = async {
+        use futures::SinkExt as _;
+        let sink = copier
+            .copy_in::<_, bytes::Bytes>("COPY small FROM STDIN")
+            .await?;
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(b"1\n")).await?;
+        sink.finish().await
+    }
+    .await;
+    let e = copied.expect_err("COPY FROM is refused");
+    assert_eq!(
+        e.code(),
+        Some(&SqlState::CONFIGURATION_LIMIT_EXCEEDED),
+        "{e}"
+    );
     for sql in [
+        "SELECT lo_from_bytea(0, 'data')",
+        "SELECT lo_creat(-1)",
         "SET session_replication_role = replica",
         "DROP SCHEMA pgfleet_quota CASCADE",
         "DROP EVENT TRIGGER pgfleet_storage_quota",
