@@ -57,6 +57,12 @@ impl PgTools {
             },
         )
         .env("PGAPPNAME", "pgfleet")
+        // The tenant database's own limits (crate::tenant) are for the tenant: a dump or a
+        // restore (index builds spill to temporary files) of a big database must not hit them.
+        .env(
+            "PGOPTIONS",
+            "-c temp_file_limit=-1 -c statement_timeout=0 -c idle_in_transaction_session_timeout=0",
+        )
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -131,6 +131,13 @@ async fn a_tenant_cannot_lift_its_database_limits_and_its_role_settings_are_put_
         ))
         .await
         .unwrap();
+    // As an older pgfleet left it, schema public belongs to the database's owner.
+    cluster()
+        .admin(db)
+        .await
+        .batch_execute("ALTER SCHEMA public OWNER TO pg_database_owner")
+        .await
+        .unwrap();
 
     let mut repaired = guard(&s, &t.db_id).await;
     repaired.sort();
@@ -189,7 +196,36 @@ async fn a_tenant_cannot_lift_its_database_limits_and_its_role_settings_are_put_
     assert_eq!(row.get::<_, String>(0), owner);
     assert_eq!(row.get::<_, String>(1), "0");
     assert_eq!(row.get::<_, String>(2), "5min");
+    c2.batch_execute(
+        "CREATE TABLE public.after_the_move (v int); INSERT INTO after_the_move VALUES (1)",
+    )
+    .await
+    .expect("the owner role still creates in public");
     assert!(guard(&s, &t.db_id).await.is_empty(), "repairs are stable");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_guard_pass_runs_in_one_replica_at_a_time() {
+    let s = start(|_| {}).await;
+    tenant(&s, "replicas").await;
+    // Another replica in the middle of its pass holds the lock.
+    let mut other = s.services().store().pool().acquire().await.unwrap();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+        .bind(0x7066_6c74_i32)
+        .bind(pgfleet_domain::services::guard::GUARD_LOCK)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert!(locked);
+    let report = s.services().tenant_guard_pass().await.unwrap();
+    assert!(!report.ran && report.databases_checked == 0, "{report:?}");
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let report = s.services().tenant_guard_pass().await.unwrap();
+    assert!(report.ran && report.databases_checked == 1, "{report:?}");
     s.stop().await;
 }
 
@@ -563,6 +599,20 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
         "pgfleet_database_storage_quota_bytes{{database_id=\"{}\"}} {QUOTA}",
         t.db_id
     )));
+
+    // So does the console's database page.
+    let (password, ws) = crate::browser::bootstrap(&s);
+    let mut b = crate::browser::Browser::new(&s);
+    b.sign_in("admin@localhost", &password, "/console").await;
+    let page = b
+        .get(&format!("/console/w/{ws}/databases/{}", t.db_id))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let notice = page.testid("over-quota").expect("no over-quota notice");
+    assert!(
+        notice.contains("over its storage quota of 12.0 MiB"),
+        "{notice}"
+    );
 
     // A backup taken now holds the mode's triggers; a database made from it does not (they
     // are pgfleet's), and gets the mode from the guard as it is over the quota too.
