@@ -248,7 +248,8 @@ impl Services {
             .await?
             .unwrap_or_default();
         for d in repaired {
-            tracing::warn!(database = %db.id, drift = ?d, "tenant guard: setting changed outside pgfleet put back");
+            // The kind and role only: values a tenant set are its own data.
+            tracing::warn!(database = %db.id, drift = d.kind(), role = d.role().unwrap_or_default(), "tenant guard: setting changed outside pgfleet put back");
             crate::metrics::record_drift_repair(d.kind());
             report.repaired.push(format!("{}: {}", db.id, d.kind()));
         }

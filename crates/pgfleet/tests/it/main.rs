@@ -27,5 +27,6 @@ mod openapi;
 mod pages;
 mod pooler;
 mod recovery;
+mod storage_quota;
 mod tenant_limits;
 mod usage;
