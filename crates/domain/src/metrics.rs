@@ -361,6 +361,14 @@ mod tests {
         assert!(
             text.contains(r#"pgfleet_database_operations_total{database_id="db_test_metrics"} 7"#)
         );
+        record_quota("db_test_metrics", Some(4096), true);
+        record_drift_repair("login_password");
+        let text = render();
+        assert!(text.contains(
+            r#"pgfleet_database_storage_quota_bytes{database_id="db_test_metrics"} 4096"#
+        ));
+        assert!(text.contains(r#"pgfleet_database_over_quota{database_id="db_test_metrics"} 1"#));
+        assert!(text.contains(r#"pgfleet_tenant_drift_repairs_total{kind="login_password"} 1"#));
         forget_database("db_test_metrics");
         assert!(!render().contains("db_test_metrics"));
     }
