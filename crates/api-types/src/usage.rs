@@ -36,9 +36,19 @@ pub struct OperationsUsed {
 
 /// Size of the database at the end of the period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct StorageUsed {
     pub used: f64,
     pub unit: GibUnit,
+    /// pgfleet extension: the database's storage quota, in the same unit (absent when there
+    /// is none). Past it the database is read-only until it is under again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub quota: Option<f64>,
+    /// pgfleet extension: true while the database is over its quota and refuses writes
+    /// (now, whatever the period).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Always `ops`.

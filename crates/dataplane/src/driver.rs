@@ -1,10 +1,13 @@
 //! The [`Driver`]: what pgfleet does to a Postgres server to place a tenant database on it.
 //!
-//! A tenant database is hardened: it has an opaque name, an owner role that cannot log in,
-//! `CONNECT`/`TEMP` revoked from `PUBLIC`, and a connection limit. Each connection of the API
-//! is a `LOGIN` role with no special attributes, a member of the owner role, whose sessions
-//! start as the owner (`ALTER ROLE … SET role`) so that what it creates belongs to the
-//! database, not to the connection. Passwords reach Postgres only as SCRAM verifiers.
+//! A tenant database is hardened: it has an opaque name, belongs to pgfleet's superuser (so
+//! its limits and settings are out of the tenant's reach, see [`crate::tenant`]), and its
+//! owner role, which cannot log in, gets `CONNECT`, `CREATE`, `TEMPORARY` and schema
+//! `public`; `PUBLIC` gets nothing. Each connection of the API is a `LOGIN` role with no
+//! special attributes, a member of the owner role, whose sessions start as the owner
+//! (`ALTER ROLE … SET role`) so that what it creates belongs to the database, not to the
+//! connection. Passwords reach Postgres only as SCRAM verifiers, in statements PostgreSQL
+//! neither logs nor keeps in pg_stat_statements ([`crate::tenant::run_secret`]).
 //!
 //! Every method is idempotent (the reconciler may repeat a step after a crash) and checks the
 //! catalog before acting, since `CREATE DATABASE` cannot run in a transaction and
@@ -15,6 +18,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::tenant::{self, Drift, ExpectedLogin, TenantLimits};
 use crate::{PgServer, Result};
 
 /// A tenant database as the server knows it.
@@ -23,6 +27,8 @@ pub struct DatabaseSpec {
     pub pg_database: String,
     pub owner_role: String,
     pub connection_limit: i32,
+    /// Database-level defaults pgfleet sets (`temp_file_limit`, timeouts).
+    pub limits: TenantLimits,
 }
 
 /// A login role (one API connection).
@@ -61,12 +67,13 @@ pub struct DatabaseUsage {
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Closes the server's shared databases (`postgres`, `template1`) to tenants.
     async fn harden_server(&self, server: &PgServer) -> Result<()>;
-    /// Creates the owner role and the database if missing, and (re)applies the hardening.
+    /// Creates the owner role and the database if missing, and (re)applies the hardening:
+    /// ownership, connection limit, privileges, settings, the owner role's attributes.
     async fn ensure_database(&self, server: &PgServer, db: &DatabaseSpec) -> Result<()>;
     /// Drops the database (terminating its sessions) and its owner role, if present.
     async fn drop_database(&self, server: &PgServer, db: &DatabaseSpec) -> Result<()>;
-    /// Creates the login role or brings it to `login` (password, limit, membership). With
-    /// `terminate`, sessions opened with an older password are ended.
+    /// Creates the login role or brings it to `login` (password, limit, membership, role
+    /// settings). With `terminate`, sessions opened with an older password are ended.
     async fn ensure_login(
         &self,
         server: &PgServer,
@@ -102,6 +109,22 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         db: &DatabaseSpec,
         replacement: &str,
         retired: &str,
+    ) -> Result<()>;
+    /// What differs on the server from what pgfleet set for `db` and its `logins` (an empty
+    /// answer: nothing). Reads the server's shared catalogs only.
+    async fn drift(
+        &self,
+        server: &PgServer,
+        db: &DatabaseSpec,
+        logins: &[LoginSpec],
+    ) -> Result<Vec<Drift>>;
+    /// Puts the database in the storage quota's read-only mode (`Some(quota_bytes)`) or
+    /// takes it out (`None`); see [`crate::quota`]. Idempotent.
+    async fn set_quota_mode(
+        &self,
+        server: &PgServer,
+        pg_database: &str,
+        over_quota: Option<i64>,
     ) -> Result<()>;
     /// A counter that moves when rows are written (inserted, updated or deleted), to skip
     /// backing up a database that did not change.
@@ -169,6 +192,10 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Attributes of a database's owner role: it cannot log in and has no password.
+const OWNER_ATTRIBUTES: &str =
+    "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD NULL";
+
 const ROLE_EXISTS: &str = "SELECT 1 FROM pg_roles WHERE rolname = $1";
 const DB_EXISTS: &str = "SELECT 1 FROM pg_database WHERE datname = $1";
 /// Size and transactions. As superuser, `pg_database_size` of a database dropped meanwhile
@@ -206,27 +233,35 @@ impl Driver for PgDriver {
         let owner = quote_ident(&db.owner_role);
         let name = quote_ident(&db.pg_database);
         if s.query_opt(ROLE_EXISTS, &[&db.owner_role]).await?.is_none() {
-            s.batch_execute(&format!(
-                "CREATE ROLE {owner} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
-            ))
-            .await?;
+            s.batch_execute(&format!("CREATE ROLE {owner} {OWNER_ATTRIBUTES}"))
+                .await?;
         }
         if s.query_opt(DB_EXISTS, &[&db.pg_database]).await?.is_none() {
             s.batch_execute(&format!(
-                "CREATE DATABASE {name} OWNER {owner} CONNECTION LIMIT {}",
+                "CREATE DATABASE {name} CONNECTION LIMIT {}",
                 db.connection_limit
             ))
             .await?;
         }
+        // One transaction: the tenant never sees a half-applied state.
+        let reset_owner = tenant::reset_role_settings_sql(&s, &db.owner_role, None).await?;
         s.batch_execute(&format!(
-            "ALTER DATABASE {name} OWNER TO {owner}; \
+            "BEGIN; \
+             ALTER ROLE {owner} {OWNER_ATTRIBUTES}; {reset_owner} \
+             ALTER DATABASE {name} OWNER TO CURRENT_USER; \
              ALTER DATABASE {name} CONNECTION LIMIT {limit}; \
              REVOKE ALL ON DATABASE {name} FROM PUBLIC; \
-             GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {owner};",
-            limit = db.connection_limit
+             REVOKE ALL ON DATABASE {name} FROM {owner}; \
+             GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {name} TO {owner}; \
+             {settings} \
+             COMMIT;",
+            limit = db.connection_limit,
+            settings = db.limits.apply_sql(&name),
         ))
         .await?;
         self.release(server, s);
+        let inside = server.admin_client(Some(&db.pg_database)).await?;
+        tenant::give_public_schema(&inside, &db.owner_role).await?;
         Ok(())
     }
 
@@ -261,18 +296,16 @@ impl Driver for PgDriver {
             "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT {} PASSWORD {verifier}",
             login.connection_limit
         );
-        if s.query_opt(ROLE_EXISTS, &[&login.role]).await?.is_none() {
-            s.batch_execute(&format!("CREATE ROLE {role} {attrs}"))
-                .await?;
+        let secret = if s.query_opt(ROLE_EXISTS, &[&login.role]).await?.is_none() {
+            format!("CREATE ROLE {role} {attrs}")
         } else {
-            s.batch_execute(&format!("ALTER ROLE {role} {attrs}"))
-                .await?;
-        }
-        s.batch_execute(&format!(
-            "GRANT {owner} TO {role}; ALTER ROLE {role} SET role = {}",
-            quote_literal(&db.owner_role)
-        ))
-        .await?;
+            format!("ALTER ROLE {role} {attrs}")
+        };
+        // Settings the tenant gave its role (they outrank the database's) go; `role = owner`
+        // is the only one.
+        let settings =
+            tenant::reset_role_settings_sql(&s, &login.role, Some(&db.owner_role)).await?;
+        tenant::run_secret(&s, &secret, &format!("GRANT {owner} TO {role}; {settings}")).await?;
         if terminate {
             s.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
@@ -382,27 +415,26 @@ impl Driver for PgDriver {
 
     async fn recreate_database(&self, server: &PgServer, name: &str, owner: &str) -> Result<()> {
         let s = self.session(server).await?;
-        s.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        ))
-        .await?;
+        let quoted = quote_ident(name);
+        s.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            .await?;
         // One statement per call: CREATE DATABASE cannot run in the implicit transaction of a
-        // multi-statement query. `CONNECTION LIMIT 0`: the owner's login roles could otherwise
-        // open sessions on it without any limit until `ensure_database` sets the real one
-        // (superusers, who fill it, are exempt).
+        // multi-statement query. Owned by pgfleet's superuser like every tenant database;
+        // the owner role gets what it needs for `pg_restore --role=<owner>`.
+        // `CONNECTION LIMIT 0`: the owner's login roles could otherwise open sessions on it
+        // without any limit until `ensure_database` sets the real one (superusers, who fill
+        // it, are exempt).
+        s.batch_execute(&format!("CREATE DATABASE {quoted} CONNECTION LIMIT 0"))
+            .await?;
         s.batch_execute(&format!(
-            "CREATE DATABASE {} OWNER {} CONNECTION LIMIT 0",
-            quote_ident(name),
+            "REVOKE ALL ON DATABASE {quoted} FROM PUBLIC; \
+             GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {quoted} TO {};",
             quote_ident(owner)
         ))
         .await?;
-        s.batch_execute(&format!(
-            "REVOKE ALL ON DATABASE {} FROM PUBLIC",
-            quote_ident(name)
-        ))
-        .await?;
         self.release(server, s);
+        let inside = server.admin_client(Some(name)).await?;
+        tenant::give_public_schema(&inside, owner).await?;
         Ok(())
     }
 
@@ -485,6 +517,53 @@ impl Driver for PgDriver {
         self.release(server, s);
         // Owner, limit and privileges of the database that is now in place.
         self.ensure_database(server, db).await
+    }
+
+    async fn drift(
+        &self,
+        server: &PgServer,
+        db: &DatabaseSpec,
+        logins: &[LoginSpec],
+    ) -> Result<Vec<Drift>> {
+        let s = self.session(server).await?;
+        let expected: Vec<ExpectedLogin<'_>> = logins
+            .iter()
+            .map(|l| ExpectedLogin {
+                role: &l.role,
+                scram_verifier: &l.scram_verifier,
+                connection_limit: l.connection_limit,
+            })
+            .collect();
+        let found = tenant::inspect(
+            &s,
+            &db.pg_database,
+            &db.owner_role,
+            db.connection_limit,
+            &db.limits,
+            &expected,
+        )
+        .await?;
+        self.release(server, s);
+        Ok(found)
+    }
+
+    async fn set_quota_mode(
+        &self,
+        server: &PgServer,
+        pg_database: &str,
+        over_quota: Option<i64>,
+    ) -> Result<()> {
+        let inside = server.admin_client(Some(pg_database)).await?;
+        match over_quota {
+            Some(quota) => {
+                let skipped = crate::quota::enforce(&inside, quota).await?;
+                if !skipped.is_empty() {
+                    tracing::warn!(database = pg_database, tables = ?skipped, "storage quota: tables busy, their writes are refused from the next pass");
+                }
+            }
+            None => crate::quota::lift(&inside).await?,
+        }
+        Ok(())
     }
 
     async fn write_activity(&self, server: &PgServer, pg_database: &str) -> Result<i64> {

@@ -11,13 +11,16 @@ pub mod binaries;
 pub mod cluster;
 pub mod driver;
 pub mod osuser;
+pub mod quota;
 pub mod server;
+pub mod tenant;
 pub mod tls;
 pub mod tools;
 
 pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
 pub use driver::{DatabaseSpec, Driver, LoginSpec, PgDriver};
 pub use server::{ConnectionSettings, PgServer};
+pub use tenant::{Drift, TenantLimits};
 pub use tools::PgTools;
 
 /// Errors of the data plane. `Display` is written for an operator reading the server log or

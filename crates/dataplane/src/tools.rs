@@ -57,6 +57,12 @@ impl PgTools {
             },
         )
         .env("PGAPPNAME", "pgfleet")
+        // The tenant database's own limits (crate::tenant) are for the tenant: a dump or a
+        // restore (index builds spill to temporary files) of a big database must not hit them.
+        .env(
+            "PGOPTIONS",
+            "-c temp_file_limit=-1 -c statement_timeout=0 -c idle_in_transaction_session_timeout=0",
+        )
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -111,7 +117,9 @@ impl PgTools {
         Ok(())
     }
 
-    /// Restores `file` into `dbname`, every object owned by `owner_role`.
+    /// Restores `file` into `dbname`, every object owned by `owner_role`. The objects of the
+    /// storage quota's read-only mode, which a dump taken in that mode holds, are left out
+    /// (they are pgfleet's, and a non-superuser cannot create them).
     pub async fn restore(
         &self,
         server: &PgServer,
@@ -119,8 +127,32 @@ impl PgTools {
         owner_role: &str,
         file: &Path,
     ) -> Result<()> {
+        let mut list = Command::new(self.bin_dir.join("pg_restore"));
+        list.arg("--list")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let listing = self.run("pg_restore --list", list).await?;
+        let kept: String = listing
+            .lines()
+            .filter(|l| !crate::quota::restore_skips(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        // Object names only; in the temporary directory, removed after use.
+        let list_file = std::env::temp_dir().join(format!(
+            "pgfleet-restore-{}-{}.list",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        write_private(&list_file, kept.as_bytes())?;
         let mut cmd = self.command("pg_restore", server);
-        cmd.arg("--no-owner")
+        cmd.arg(format!("--use-list={}", list_file.display()))
+            .arg("--no-owner")
             .arg("--no-privileges")
             .arg(format!("--role={owner_role}"))
             .arg("--exit-on-error")
@@ -128,6 +160,22 @@ impl PgTools {
             .arg("--dbname")
             .arg(dbname)
             .arg(file);
-        self.run("pg_restore", cmd).await.map(|_| ())
+        let restored = self.run("pg_restore", cmd).await.map(|_| ());
+        let _ = std::fs::remove_file(&list_file);
+        restored
     }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| DataplaneError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| DataplaneError::io(path, e))
 }

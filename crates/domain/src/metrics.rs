@@ -16,6 +16,9 @@
 //! | `pgfleet_backup_duration_seconds` | histogram | `outcome` |
 //! | `pgfleet_database_storage_bytes` | gauge | `database_id` |
 //! | `pgfleet_database_operations_total` | counter | `database_id`: operations counted by the usage sampler since this process started (reset-safe deltas) |
+//! | `pgfleet_database_storage_quota_bytes` | gauge | `database_id`: the storage quota (absent without one) |
+//! | `pgfleet_database_over_quota` | gauge | `database_id`: 1 while the database is over its quota (read-only), else 0 |
+//! | `pgfleet_tenant_drift_repairs_total` | counter | `kind`: settings changed outside pgfleet that the tenant guard put back |
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -40,6 +43,9 @@ struct Metrics {
     backup_duration: HistogramVec,
     db_storage: IntGaugeVec,
     db_operations: IntCounterVec,
+    db_quota: IntGaugeVec,
+    db_over_quota: IntGaugeVec,
+    drift_repairs: IntCounterVec,
     pooler_statements: IntCounterVec,
     pooler_transactions: IntCounterVec,
     pooler_clients: IntGaugeVec,
@@ -114,6 +120,11 @@ impl Metrics {
             "Operations of each tenant database counted by the usage sampler since this process started.",
             &["database_id"],
         )?;
+        let drift_repairs = counter(
+            "pgfleet_tenant_drift_repairs_total",
+            "Settings of tenant databases and roles changed outside pgfleet and put back by the tenant guard, by kind.",
+            &["kind"],
+        )?;
         let pooler_statements = counter(
             "pgfleet_pooler_statements_total",
             "Statements completed through the pooled endpoint, by database.",
@@ -141,6 +152,14 @@ impl Metrics {
             "pgfleet_pooler_waiting_clients",
             "Clients waiting for a server connection of the pooled endpoint, by database (at the last usage sample).",
         )?;
+        let db_quota = gauge(
+            "pgfleet_database_storage_quota_bytes",
+            "Storage quota of each tenant database, in bytes (absent when there is none).",
+        )?;
+        let db_over_quota = gauge(
+            "pgfleet_database_over_quota",
+            "1 while a tenant database is over its storage quota (read-only), else 0 (at its last usage sample).",
+        )?;
         let pooler_wait_seconds = CounterVec::new(
             Opts::new(
                 "pgfleet_pooler_wait_seconds_total",
@@ -166,6 +185,9 @@ impl Metrics {
             backup_duration,
             db_storage,
             db_operations,
+            db_quota,
+            db_over_quota,
+            drift_repairs,
         })
     }
 }
@@ -233,6 +255,28 @@ pub fn record_database_usage(database_id: &str, storage_bytes: i64, operations: 
     }
 }
 
+/// The storage quota of a database (`None`: none) and whether its size is over it.
+pub fn record_quota(database_id: &str, quota_bytes: Option<i64>, over: bool) {
+    if let Some(m) = metrics() {
+        match quota_bytes {
+            Some(q) => m.db_quota.with_label_values(&[database_id]).set(q),
+            None => {
+                let _ = m.db_quota.remove_label_values(&[database_id]);
+            }
+        }
+        m.db_over_quota
+            .with_label_values(&[database_id])
+            .set(i64::from(over));
+    }
+}
+
+/// A difference the tenant guard put back (`kind` is one of [`pgfleet_dataplane::Drift::kind`]).
+pub fn record_drift_repair(kind: &str) {
+    if let Some(m) = metrics() {
+        m.drift_repairs.with_label_values(&[kind]).inc();
+    }
+}
+
 /// The pooled endpoint's counters of a database (cumulative since the process started).
 pub fn record_pooler(database_id: &str, c: &crate::services::pooler::PooledCounts) {
     let Some(m) = metrics() else { return };
@@ -267,6 +311,8 @@ pub fn forget_database(database_id: &str) {
     if let Some(m) = metrics() {
         let _ = m.db_storage.remove_label_values(&[database_id]);
         let _ = m.db_operations.remove_label_values(&[database_id]);
+        let _ = m.db_quota.remove_label_values(&[database_id]);
+        let _ = m.db_over_quota.remove_label_values(&[database_id]);
         let _ = m.pooler_clients.remove_label_values(&[database_id]);
         let _ = m.pooler_waiting.remove_label_values(&[database_id]);
         let _ = m
@@ -315,6 +361,14 @@ mod tests {
         assert!(
             text.contains(r#"pgfleet_database_operations_total{database_id="db_test_metrics"} 7"#)
         );
+        record_quota("db_test_metrics", Some(4096), true);
+        record_drift_repair("login_password");
+        let text = render();
+        assert!(text.contains(
+            r#"pgfleet_database_storage_quota_bytes{database_id="db_test_metrics"} 4096"#
+        ));
+        assert!(text.contains(r#"pgfleet_database_over_quota{database_id="db_test_metrics"} 1"#));
+        assert!(text.contains(r#"pgfleet_tenant_drift_repairs_total{kind="login_password"} 1"#));
         forget_database("db_test_metrics");
         assert!(!render().contains("db_test_metrics"));
     }

@@ -208,6 +208,42 @@ impl Services {
         outcome
     }
 
+    /// Runs `work` while holding the advisory lock of `resource` (the lock operations on it
+    /// take), or returns `None` at once when another session holds it. Used by periodic
+    /// work that must not race an operation, or run twice across replicas.
+    pub(crate) async fn with_resource_lock<T>(
+        &self,
+        resource: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<Option<T>> {
+        let mut lock_conn = self
+            .store()
+            .pool()
+            .acquire()
+            .await
+            .map_err(StorageError::from)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LOCK_SPACE)
+            .bind(resource)
+            .fetch_one(&mut *lock_conn)
+            .await
+            .map_err(StorageError::from)?;
+        if !locked {
+            return Ok(None);
+        }
+        let result = work.await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind(LOCK_SPACE)
+            .bind(resource)
+            .execute(&mut *lock_conn)
+            .await;
+        if unlocked.is_err() {
+            // Never give a session that may still hold a lock back to the pool.
+            let _ = lock_conn.detach();
+        }
+        result.map(Some)
+    }
+
     async fn execute_with_bookkeeping(&self, op: OperationRow) -> Result<Outcome> {
         // Re-read under the lock: another executor may have finished it meanwhile.
         let Some(op) = operations::get(self.store().pool(), &op.id).await? else {
@@ -288,10 +324,11 @@ impl Services {
             pg_database: db.pg_database.clone(),
             owner_role: db.owner_role.clone(),
             connection_limit: db.connection_limit,
+            limits: self.config().tenant.limits,
         }
     }
 
-    fn login(&self, c: &ConnectionRow) -> LoginSpec {
+    pub(crate) fn login(&self, c: &ConnectionRow) -> LoginSpec {
         LoginSpec {
             role: c.role_name.clone(),
             scram_verifier: c.scram_verifier.clone(),

@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
+
+mod tenant;
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+pub use tenant::TenantConfig;
 
 /// A secret value: never shown by `Debug` or when the configuration is printed.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -82,6 +85,7 @@ pub struct Config {
     pub usage: UsageConfig,
     pub pooler: PoolerConfig,
     pub capacity: CapacityConfig,
+    pub tenant: TenantConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -454,6 +458,7 @@ impl Default for Config {
             usage: UsageConfig::default(),
             pooler: PoolerConfig::default(),
             capacity: CapacityConfig::default(),
+            tenant: TenantConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -753,6 +758,7 @@ impl Config {
                     .to_string(),
             ));
         }
+        self.tenant.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".to_string(),

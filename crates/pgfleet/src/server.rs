@@ -189,6 +189,7 @@ async fn start_with_cluster(
     sc.role_connection_limit = cfg.role_connection_limit;
     sc.workspace_connections = i64::from(cfg.capacity.workspace_connections);
     sc.reserved_connections = cfg.capacity.reserved_connections;
+    sc.tenant = cfg.tenant.settings();
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),
@@ -251,6 +252,7 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let usage_sampler = services.spawn_usage_sampler(cfg.usage.settings(), stop_rx.clone());
     let reconciler = services.spawn_reconciler(stop_rx.clone());
+    let guard = services.spawn_tenant_guard(stop_rx.clone());
     let sweeper = services.spawn_expiry_sweeper(
         stop_rx.clone(),
         pgfleet_domain::services::sessions::SWEEP_EVERY,
@@ -292,6 +294,7 @@ async fn serve(
     }
     let _ = stop_tx.send(true);
     let _ = reconciler.await;
+    let _ = guard.await;
     let _ = usage_sampler.await;
     let _ = scheduler.await;
     let _ = sweeper.await;

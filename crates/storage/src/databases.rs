@@ -1,5 +1,7 @@
 //! Tenant databases. Rows in status `deleting` are on their way out and invisible to the API.
 
+use chrono::{DateTime, Utc};
+
 use crate::{DatabaseRow, Result};
 
 pub const COLUMNS: &str =
@@ -106,6 +108,48 @@ pub async fn all_of_project<'e>(
     .bind(project_id)
     .fetch_all(ex)
     .await?)
+}
+
+/// Every `ready` database placed on a server, in creation order (for periodic checks).
+pub async fn ready<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d \
+          WHERE d.status = 'ready' AND d.server_id IS NOT NULL ORDER BY d.seq"
+    ))
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Marks a database as being over its storage quota since `since`, or (`None`) no longer.
+/// An existing mark keeps its time.
+pub async fn set_over_quota<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE databases SET over_quota_since = CASE WHEN $2::timestamptz IS NULL THEN NULL \
+                ELSE coalesce(over_quota_since, $2) END WHERE id = $1",
+    )
+    .bind(id)
+    .bind(since)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Since when a database is over its storage quota (`None`: it is not, or is unknown).
+pub async fn over_quota_since<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(
+        sqlx::query_scalar("SELECT over_quota_since FROM databases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(ex)
+            .await?
+            .flatten(),
+    )
 }
 
 pub async fn set_status<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, status: &str) -> Result<()> {

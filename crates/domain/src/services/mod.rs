@@ -16,6 +16,7 @@ mod backups;
 mod capacity;
 mod connections;
 mod databases;
+pub mod guard;
 pub mod members;
 pub mod oauth;
 pub mod pooler;
@@ -44,10 +45,33 @@ pub struct ServicesConfig {
     /// Slots kept free on every server for pgfleet's own sessions and tools (see
     /// [`crate::capacity::server_capacity`]).
     pub reserved_connections: u32,
+    /// Limits and storage quota of every tenant database, and how often they are checked.
+    pub tenant: TenantSettings,
     pub oauth: OAuthSettings,
     pub backups: BackupSettings,
     /// Set when the pooler runs: connections then carry `endpoints.pooled`.
     pub pooled: Option<pooler::PooledEndpoint>,
+}
+
+/// What pgfleet imposes on tenant databases (see [`guard`]).
+#[derive(Debug, Clone)]
+pub struct TenantSettings {
+    /// Database-level `temp_file_limit` and timeouts.
+    pub limits: pgfleet_dataplane::TenantLimits,
+    /// Size (`pg_database_size`) past which a database is read-only; `None`: no quota.
+    pub storage_quota_bytes: Option<i64>,
+    /// Time between two passes of the tenant guard (drift and quota).
+    pub check_every: Duration,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            limits: pgfleet_dataplane::TenantLimits::default(),
+            storage_quota_bytes: None,
+            check_every: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Backups: where they go, how often, how long they are kept.
@@ -100,6 +124,7 @@ impl ServicesConfig {
             role_connection_limit: 50,
             workspace_connections: 100,
             reserved_connections: 10,
+            tenant: TenantSettings::default(),
             pooled: None,
         }
     }

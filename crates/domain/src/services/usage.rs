@@ -235,6 +235,12 @@ impl Services {
                     u.size_bytes,
                     u64::try_from(grew).unwrap_or(0),
                 );
+                let quota = self.config().tenant.storage_quota_bytes;
+                crate::metrics::record_quota(
+                    &db.id,
+                    quota,
+                    quota.is_some_and(|q| u.size_bytes > q),
+                );
                 state.last.insert(db.id.clone(), cur);
             }
         }
@@ -310,6 +316,17 @@ impl Services {
                 storage: StorageUsed {
                     used: storage_bytes as f64 / GIB,
                     unit: Default::default(),
+                    quota: self
+                        .config()
+                        .tenant
+                        .storage_quota_bytes
+                        .map(|q| q as f64 / GIB),
+                    read_only: pgfleet_storage::databases::over_quota_since(
+                        self.store().pool(),
+                        &db.id,
+                    )
+                    .await?
+                    .is_some(),
                 },
             },
             generated_at: ts(&now),

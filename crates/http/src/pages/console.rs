@@ -960,6 +960,10 @@ struct UsageView {
     ops_total: i64,
     ops_max: i64,
     storage_max: String,
+    /// The storage quota (now), when there is one.
+    quota: Option<String>,
+    /// Over the quota now: writes are refused.
+    read_only: bool,
     problem: Option<String>,
 }
 
@@ -1004,6 +1008,8 @@ async fn usage_view(
         ops_total: 0,
         ops_max: 0,
         storage_max: String::new(),
+        quota: None,
+        read_only: false,
         problem: None,
     };
     let (from, to) = match usage_range(query, today) {
@@ -1024,6 +1030,12 @@ async fn usage_view(
             .database_usage(p, id, Some(&day), Some(&day))
             .await?;
         let bytes = (u.metrics.storage.used * 1024.0 * 1024.0 * 1024.0).round() as i64;
+        view.quota = u
+            .metrics
+            .storage
+            .quota
+            .map(|q| human_size((q * 1024.0 * 1024.0 * 1024.0).round() as i64));
+        view.read_only = u.metrics.storage.read_only;
         raw.push((day, u.metrics.operations.used, bytes));
         d = d + chrono::Days::new(1);
     }

@@ -1197,7 +1197,7 @@ async fn tenants_are_isolated_from_each_other_and_the_server() {
             .query(
                 "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END
                    FROM pg_database d, aclexplode(d.datacl) a
-                  WHERE d.datname = $1 AND a.privilege_type = 'CONNECT'",
+                  WHERE d.datname = $1 AND a.privilege_type = 'CONNECT' AND a.grantee <> d.datdba",
                 &[db],
             )
             .await
@@ -1206,6 +1206,16 @@ async fn tenants_are_isolated_from_each_other_and_the_server() {
             .map(|r| r.get(0))
             .collect();
         assert_eq!(grantees, vec![format!("{db}_owner")], "CONNECT on {db}");
+        // The database belongs to pgfleet's superuser: its limits are not the tenant's.
+        let owner_is_super: bool = admin
+            .query_one(
+                "SELECT r.rolsuper FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1",
+                &[db],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(owner_is_super, "{db} is owned by the tenant");
     }
     for db in ["postgres", metadata_db.as_str()] {
         let public_connect: bool = admin

@@ -15,6 +15,8 @@ use serde_json::Value;
 pub struct TestCluster {
     pub socket_dir: PathBuf,
     pub port: u16,
+    /// The server log (`pg_ctl -l`).
+    pub log_file: PathBuf,
 }
 
 impl TestCluster {
@@ -99,12 +101,17 @@ pub fn cluster() -> &'static TestCluster {
         let tc = TestCluster {
             socket_dir: c.socket_dir(),
             port: c.port(),
+            log_file: c.pgdata().join("test-cluster.log"),
         };
         // Migrate the template once, on a throwaway runtime in its own thread (we may be
         // called from inside a test's runtime).
-        let (socket_dir, port) = (tc.socket_dir.clone(), tc.port);
+        let (socket_dir, port, log_file) = (tc.socket_dir.clone(), tc.port, tc.log_file.clone());
         std::thread::spawn(move || {
-            let tc = TestCluster { socket_dir, port };
+            let tc = TestCluster {
+                socket_dir,
+                port,
+                log_file,
+            };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -30,4 +30,6 @@ mod pages;
 mod pooler;
 mod private_files;
 mod recovery;
+mod storage_quota;
+mod tenant_limits;
 mod usage;
