@@ -11,6 +11,7 @@ pub mod error;
 pub mod failpoint;
 pub mod ids;
 pub mod metrics;
+pub mod names;
 pub mod oauth_keys;
 pub mod page;
 pub mod principal;

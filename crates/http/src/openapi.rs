@@ -102,12 +102,13 @@ const REGION_BODIES: &[(&str, bool)] = &[
     ("CreateProjectDatabaseBody", true),
 ];
 
-/// What the server accepts in a name (`validate_name` of the domain): 1 to 255 characters, no
-/// control characters, not only spaces.
-const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
-/// What the server accepts in a `logicalId`: 1 to 255 characters, no spaces or control
-/// characters.
-const LOGICAL_ID_PATTERN: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
+/// What the server accepts in a name (`pgfleet_domain::names::validate_name`): 1 to 255
+/// characters, not only spaces, no control, bidirectional or invisible character (the class is
+/// `HIDDEN_OR_CONTROL_CLASS` of the domain; a unit test keeps the two equal).
+const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*$";
+/// What the server accepts in a `logicalId`: 1 to 255 characters, no spaces and nothing a name
+/// refuses.
+const LOGICAL_ID_PATTERN: &str = r"^[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]+$";
 
 /// Request properties with the server's text constraints: `(schema, property, pattern)`.
 const TEXT_PROPERTIES: &[(&str, &str, &str)] = &[
@@ -577,6 +578,16 @@ mod tests {
         assert_eq!(flow["tokenUrl"], "https://auth.example.com/token");
         assert!(flow["scopes"]["workspace:admin"].is_string());
         assert!(flow["scopes"]["offline_access"].is_string());
+    }
+
+    #[test]
+    fn name_patterns_refuse_what_the_domain_refuses() {
+        let class = pgfleet_domain::names::HIDDEN_OR_CONTROL_CLASS;
+        assert_eq!(
+            NAME_PATTERN,
+            format!("^[^{class}]*[^\\s{class}][^{class}]*$")
+        );
+        assert_eq!(LOGICAL_ID_PATTERN, format!("^[^\\s{class}]+$"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod backups_s3;
 mod client_sdk;
 mod console;
 mod core_api;
+mod edges;
 mod idempotency;
 mod lifecycle;
 mod oauth;
