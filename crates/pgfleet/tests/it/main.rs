@@ -27,5 +27,6 @@ mod oauth;
 mod openapi;
 mod pages;
 mod pooler;
+mod pooler_hygiene;
 mod recovery;
 mod usage;
