@@ -57,31 +57,41 @@ pub fn classify(sql: &[u8]) -> Leftover {
 }
 
 /// Calls of session-changing functions anywhere in the text (also inside strings: a `DO`
-/// body or an `EXECUTE` of a literal).
+/// body or an `EXECUTE` of a literal). Each name has an underscore: only the text around
+/// the (few) underscores is compared.
 fn functions(sql: &[u8]) -> Leftover {
+    // (name, position of its underscore, what a call leaves). pg_advisory_lock(_shared) and
+    // pg_try_advisory_lock(_shared) hold their lock past the transaction; the _xact_ ones do
+    // not and are not matched.
+    const NAMES: [(&[u8], usize, Leftover); 3] = [
+        (b"set_config", 3, Leftover::Permanent),
+        (b"dblink_connect", 6, Leftover::Permanent),
+        (b"advisory_lock", 8, Leftover::Resettable),
+    ];
     let mut worst = Leftover::None;
-    for at in find_all(sql, b"set_config") {
-        if !last_argument_is_true(&sql[at + b"set_config".len()..]) {
-            return Leftover::Permanent;
+    let underscores = sql
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'_')
+        .map(|(i, _)| i);
+    for at in underscores {
+        for (name, offset, leftover) in NAMES {
+            let Some(start) = at.checked_sub(offset) else {
+                continue;
+            };
+            let Some(found) = sql.get(start..start + name.len()) else {
+                continue;
+            };
+            if !found.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let local = name == b"set_config" && last_argument_is_true(&sql[start + name.len()..]);
+            if !local {
+                worst = worst.max(leftover);
+            }
         }
     }
-    if find_all(sql, b"dblink_connect").next().is_some() {
-        return Leftover::Permanent;
-    }
-    // pg_advisory_lock, pg_advisory_lock_shared, pg_try_advisory_lock(_shared); not the
-    // _xact_ ones, which end with their transaction.
-    if find_all(sql, b"advisory_lock").next().is_some() {
-        worst = Leftover::Resettable;
-    }
     worst
-}
-
-/// Positions of `needle` (lowercase ASCII) in `hay`, case-insensitively.
-fn find_all<'a>(hay: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
-    hay.windows(needle.len())
-        .enumerate()
-        .filter(move |(_, w)| w.eq_ignore_ascii_case(needle))
-        .map(|(i, _)| i)
 }
 
 /// Whether the argument list starting at `rest` (`(…)` after `set_config`) ends with a
@@ -129,9 +139,11 @@ enum Tok<'a> {
 }
 
 /// The first words of a statement, and the few facts about the rest that matter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Statement<'a> {
-    head: Vec<Tok<'a>>,
+    head: [Tok<'a>; HEAD],
+    /// Tokens in `head`.
+    len: usize,
     /// `WITH HOLD` (a cursor that outlives its transaction).
     hold: bool,
     /// `… INTO TEMP …` / `… INTO pg_temp.…` (`SELECT INTO` a temporary table).
@@ -143,41 +155,84 @@ struct Statement<'a> {
 
 const HEAD: usize = 6;
 
+impl Default for Statement<'_> {
+    fn default() -> Self {
+        Self {
+            head: [Tok::Other; HEAD],
+            len: 0,
+            hold: false,
+            into_temp: false,
+            temp_word: false,
+            after_into: false,
+        }
+    }
+}
+
 fn is_temp(w: &[u8]) -> bool {
     [&b"temp"[..], b"temporary", b"pg_temp"]
         .iter()
         .any(|t| w.eq_ignore_ascii_case(t))
 }
 
+/// A word lowercased on the stack (`?` when longer than any name looked for).
+struct Lower {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Lower {
+    fn of(w: &[u8]) -> Self {
+        let mut buf = [0u8; 32];
+        let len = if w.len() <= buf.len() {
+            buf[..w.len()].copy_from_slice(w);
+            buf[..w.len()].make_ascii_lowercase();
+            w.len()
+        } else {
+            buf[0] = b'?';
+            1
+        };
+        Self { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
 impl<'a> Statement<'a> {
     fn push(&mut self, tok: Tok<'a>) {
-        if let Tok::Word(w) = tok {
-            self.hold |= w.eq_ignore_ascii_case(b"hold");
-            self.temp_word |= is_temp(w);
-            self.into_temp |= self.after_into && is_temp(w);
-            self.after_into = w.eq_ignore_ascii_case(b"into");
-        } else {
-            self.after_into = false;
+        match tok {
+            // Only words of these lengths matter past the head: hold, into, temp, pg_temp,
+            // temporary.
+            Tok::Word(w) if matches!(w.len(), 4 | 7 | 9) => {
+                self.hold |= w.eq_ignore_ascii_case(b"hold");
+                let temp = is_temp(w);
+                self.temp_word |= temp;
+                self.into_temp |= self.after_into && temp;
+                self.after_into = w.eq_ignore_ascii_case(b"into");
+            }
+            _ => self.after_into = false,
         }
-        if self.head.len() < HEAD {
-            self.head.push(tok);
+        if self.len < HEAD {
+            self.head[self.len] = tok;
+            self.len += 1;
         }
     }
 
     /// The word at `i` of the statement's head, lowercased (empty when it is not a word).
-    fn word(&self, i: usize) -> String {
+    fn word(&self, i: usize) -> Lower {
         match self.head.get(i) {
-            Some(Tok::Word(w)) => String::from_utf8_lossy(w).to_ascii_lowercase(),
-            _ => String::new(),
+            Some(Tok::Word(w)) if i < self.len => Lower::of(w),
+            _ => Lower::of(b""),
         }
     }
 
     /// A setting's name at `i`: custom (`a.b`) is permanent, tracked costs nothing, any other
     /// is reset.
     fn setting_at(&self, i: usize) -> Leftover {
-        if self.head.get(i + 1) == Some(&Tok::Dot) {
+        if i + 1 < self.len && self.head[i + 1] == Tok::Dot {
             Leftover::Permanent
-        } else if params::tracked(&self.word(i)).is_some() {
+        } else if params::tracked(self.word(i).as_str()).is_some() {
             Leftover::None
         } else {
             Leftover::Resettable
@@ -187,12 +242,12 @@ impl<'a> Statement<'a> {
     fn verdict(&self) -> Leftover {
         match self.word(0).as_str() {
             "set" => {
-                let i = usize::from(self.word(1) == "session");
+                let i = usize::from(self.word(1).as_str() == "session");
                 match self.word(1 + i).as_str() {
                     "local" if i == 0 => Leftover::None,
                     "transaction" | "constraints" if i == 0 => Leftover::None,
                     // TimeZone and client_encoding, both tracked.
-                    "time" if self.word(2 + i) == "zone" => Leftover::None,
+                    "time" if self.word(2 + i).as_str() == "zone" => Leftover::None,
                     "names" => Leftover::None,
                     "" => Leftover::Resettable,
                     "role" | "authorization" | "characteristics" => Leftover::Resettable,
@@ -271,7 +326,11 @@ impl<'a> Lexer<'a> {
                     return Some(Tok::Word(word));
                 }
                 _ => {
+                    // An operator or a number: one token (a run of digits at once).
                     self.i += 1;
+                    while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
+                        self.i += 1;
+                    }
                     return Some(Tok::Other);
                 }
             }
