@@ -1,5 +1,6 @@
 //! Session state one client leaves on a pooled server connection never reaches the next
-//! client (transaction mode, one server connection shared by two clients): settings, the
+//! client (transaction mode, one server connection shared by two clients; and session mode
+//! when a client leaves): settings, the
 //! role, custom variables, advisory locks and temporary tables are reset (`DISCARD ALL`) or
 //! the connection is closed before anyone else runs on it; the reported parameters the
 //! proxy tracks cost no reset, and plain traffic none either.
@@ -192,5 +193,49 @@ async fn session_state_never_reaches_the_next_client() {
     assert_eq!(observe(&b).await, defaults);
     assert_eq!(resets(&s), before);
 
+    s.stop().await;
+}
+
+/// Session mode resets a server connection (`DISCARD ALL`) when its client leaves; a custom
+/// variable, which `DISCARD ALL` would leave defined, makes the proxy close it instead.
+#[tokio::test]
+async fn session_mode_resets_or_closes_when_the_client_leaves() {
+    let s = TestServer::start_with(|c| {
+        c.pooler.pool_size = 1;
+        c.pooler.mode = pgfleet::config::PoolModeConfig::Session;
+    })
+    .await;
+    let conn = pooled_connection(&s).await;
+    let url = conn["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = connect_tls(&url).await.unwrap();
+    let defaults = observe(&first).await;
+    let pid = one(&first, "SELECT pg_backend_pid()::text").await;
+    first
+        .batch_execute("SET search_path = x; SET ROLE NONE; CREATE TEMP TABLE tt (a int)")
+        .await
+        .unwrap();
+    drop(first);
+    let second = connect_tls(&url).await.unwrap();
+    assert_eq!(observe(&second).await, defaults);
+    assert_eq!(
+        one(&second, "SELECT pg_backend_pid()::text").await,
+        pid,
+        "reset, kept"
+    );
+    second
+        .batch_execute("SELECT set_config('a.b', '1', false)")
+        .await
+        .unwrap();
+    drop(second);
+    let third = connect_tls(&url).await.unwrap();
+    assert_eq!(observe(&third).await, defaults);
+    assert_ne!(
+        one(&third, "SELECT pg_backend_pid()::text").await,
+        pid,
+        "closed"
+    );
     s.stop().await;
 }
