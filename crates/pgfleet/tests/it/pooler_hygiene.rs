@@ -1,9 +1,9 @@
 //! Session state one client leaves on a pooled server connection never reaches the next
-//! client (transaction mode, one server connection shared by two clients; and session mode
-//! when a client leaves): settings, the
-//! role, custom variables, advisory locks and temporary tables are reset (`DISCARD ALL`) or
-//! the connection is closed before anyone else runs on it; the reported parameters the
-//! proxy tracks cost no reset, and plain traffic none either.
+//! client (transaction mode with one server connection shared by two clients, and session
+//! mode when a client leaves): settings, the role, custom variables, advisory locks and
+//! temporary tables are reset (`DISCARD ALL`) or the connection is closed before anyone else
+//! runs on it; the reported parameters the proxy tracks cost no reset, and plain traffic
+//! none either.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
