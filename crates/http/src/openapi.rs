@@ -289,15 +289,15 @@ pub fn document(config: &ServicesConfig) -> Document {
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         let ops = [
-            (false, item.get.as_mut()),
-            (true, item.post.as_mut()),
-            (false, item.put.as_mut()),
-            (false, item.patch.as_mut()),
-            (false, item.delete.as_mut()),
+            (Verb::Read, item.get.as_mut()),
+            (Verb::Post, item.post.as_mut()),
+            (Verb::OtherWrite, item.put.as_mut()),
+            (Verb::OtherWrite, item.patch.as_mut()),
+            (Verb::OtherWrite, item.delete.as_mut()),
         ];
-        for (is_post, op) in ops {
+        for (verb, op) in ops {
             if let Some(op) = op {
-                complete_operation(op, is_post, has_path_params);
+                complete_operation(op, verb, has_path_params);
             }
         }
     }
@@ -349,8 +349,18 @@ fn add_links(doc: &mut Document) {
     }
 }
 
+/// What an operation's method means for its documented answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Read,
+    /// Takes an `Idempotency-Key` and may conflict.
+    Post,
+    OtherWrite,
+}
+
 /// Security alternatives, idempotency header and shared error responses of one operation.
-fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) {
+fn complete_operation(op: &mut Operation, verb: Verb, has_path_params: bool) {
+    let is_post = verb == Verb::Post;
     op.security = Some(vec![
         SecurityRequirement::new("bearer", Vec::<String>::new()),
         SecurityRequirement::new("oauth2", [ADMIN_SCOPE]),
@@ -390,6 +400,9 @@ fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) 
         wanted.push(("413", "PayloadTooLarge"));
         wanted.push(("415", "UnsupportedMediaType"));
         wanted.push(("422", "ValidationError"));
+    } else if verb != Verb::Read {
+        // A write without a body refuses one that is not JSON all the same.
+        wanted.push(("415", "UnsupportedMediaType"));
     }
     wanted.push(("500", "InternalError"));
     wanted.push(("503", "Unavailable"));
@@ -432,7 +445,8 @@ const ERROR_RESPONSES: &[(&str, &str)] = &[
     ),
     (
         "UnsupportedMediaType",
-        "`unsupported_media_type`: a body without `Content-Type: application/json`.",
+        "`unsupported_media_type`: a body, or a `Content-Type`, that is not \
+         `application/json`.",
     ),
     (
         "ValidationError",

@@ -109,6 +109,11 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 "delete" => Method::DELETE,
                 _ => continue,
             };
+            // And the document says so.
+            assert!(
+                op["responses"].get("415").is_some(),
+                "{method} {path} does not document 415"
+            );
             ops.push((method, path.clone(), op.get("requestBody").is_some()));
         }
     }
