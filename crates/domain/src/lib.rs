@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod ids;
 pub mod metrics;
+pub mod names;
 pub mod oauth_keys;
 pub mod page;
 pub mod principal;

@@ -48,6 +48,7 @@ struct Metrics {
     drift_repairs: IntCounterVec,
     pooler_statements: IntCounterVec,
     pooler_transactions: IntCounterVec,
+    pooler_resets: IntCounterVec,
     pooler_clients: IntGaugeVec,
     pooler_server_connections: IntGaugeVec,
     pooler_waiting: IntGaugeVec,
@@ -135,6 +136,11 @@ impl Metrics {
             "Transactions completed through the pooled endpoint, by database.",
             &["database_id"],
         )?;
+        let pooler_resets = counter(
+            "pgfleet_pooler_server_resets_total",
+            "Server connections of the pooled endpoint reset (DISCARD ALL) or closed because a client left session state on them, by database.",
+            &["database_id"],
+        )?;
         let gauge = |name: &str, help: &str| -> prometheus::Result<IntGaugeVec> {
             let g = IntGaugeVec::new(Opts::new(name, help), &["database_id"])?;
             registry.register(Box::new(g.clone()))?;
@@ -173,6 +179,7 @@ impl Metrics {
             pooler_wait_seconds,
             pooler_statements,
             pooler_transactions,
+            pooler_resets,
             pooler_clients,
             pooler_server_connections,
             pooler_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -292,6 +299,9 @@ pub fn record_pooler(database_id: &str, c: &crate::services::pooler::PooledCount
     m.pooler_transactions
         .with_label_values(&[database_id])
         .inc_by(c.transactions.saturating_sub(prev.transactions));
+    m.pooler_resets
+        .with_label_values(&[database_id])
+        .inc_by(c.resets.saturating_sub(prev.resets));
     m.pooler_wait_seconds
         .with_label_values(&[database_id])
         .inc_by(c.wait_micros.saturating_sub(prev.wait_micros) as f64 / 1e6);

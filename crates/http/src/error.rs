@@ -14,7 +14,7 @@
 //! | 405 | `method_not_allowed` | the route exists, the method does not |
 //! | 409 | `conflict` | the resource's state does not allow this now |
 //! | 413 | `payload_too_large` | the body is over the size cap |
-//! | 415 | `unsupported_media_type` | a JSON body without `Content-Type: application/json` |
+//! | 415 | `unsupported_media_type` | a write whose body, or declared `Content-Type`, is not JSON |
 //! | 422 | `validation_error` | a well-formed value that cannot be accepted |
 //! | 500 | `internal_error` | a bug; details are in the server log under the request id |
 //! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable |

@@ -1,10 +1,12 @@
 //! Extractors that answer bad input in the contract's error shape: JSON bodies, query strings,
-//! path parameters and the bearer credential.
+//! path parameters and the bearer credential; and the `/v1` gate that refuses a body of
+//! another media type before any handler runs ([`require_json_bodies`]).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use pgfleet_domain::{AuthFailure, DomainError, Principal};
 use serde::de::DeserializeOwned;
 
@@ -25,14 +27,70 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// `415 unsupported_media_type`: a body (or a declared body type) that is not JSON.
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "The request body must be JSON",
+    )
+    .with_hint("Send the header `Content-Type: application/json`.")
+}
+
+/// Whether `Content-Type` names JSON: `application/json` or `application/<anything>+json`,
+/// with any parameters (as axum's `Json` decides).
+fn is_json(value: &header::HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// Whether the request says it carries a body (a non-zero `Content-Length`, or any
+/// `Transfer-Encoding`), without reading it.
+fn announces_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// Whether a request's body, declared or sent, is something other than JSON: a
+/// `Content-Type` that is not JSON on a method that takes a body, or a body without any
+/// `Content-Type`.
+fn declares_non_json(method: &Method, headers: &HeaderMap) -> bool {
+    match headers.get(header::CONTENT_TYPE) {
+        Some(ct) => {
+            !is_json(ct) && !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        }
+        None => announces_body(headers),
+    }
+}
+
+/// Middleware of `/v1`: every body the API takes is JSON, so a request with another
+/// `Content-Type` (a form post, `text/plain`, …) or a body without one is answered `415` before
+/// authentication, idempotency bookkeeping or any handler — also on the operations that take
+/// no body (`…/rotate`, `DELETE`), so that no route accepts a body it would silently ignore.
+pub async fn require_json_bodies(req: Request, next: axum::middleware::Next) -> Response {
+    if declares_non_json(req.method(), req.headers()) {
+        return unsupported_media_type().into_response();
+    }
+    next.run(req).await
+}
+
 fn json_rejection(rej: JsonRejection) -> ApiError {
     match rej {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "The request body must be JSON",
-        )
-        .with_hint("Send the header `Content-Type: application/json`."),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::BytesRejection(ref b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,13 +181,19 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// A JSON body that may be absent: an empty body gives `T::default()`.
+/// A JSON body that may be absent: an empty body without `Content-Type` (or with a JSON one)
+/// gives `T::default()`; any other `Content-Type`, or a body without one, is `415`.
 pub struct OptionalJson<T>(pub T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared_json = match req.headers().get(header::CONTENT_TYPE) {
+            Some(ct) if is_json(ct) => true,
+            Some(_) => return Err(unsupported_media_type()),
+            None => false,
+        };
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
@@ -149,8 +213,77 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
+        if !declared_json {
+            return Err(unsupported_media_type());
+        }
         axum::Json::<T>::from_bytes(&bytes)
             .map(|axum::Json(v)| OptionalJson(v))
             .map_err(json_rejection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k.clone(), header::HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn json_media_types() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(&header::HeaderValue::from_static(ok)), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonp",
+            "text/json",
+            "",
+        ] {
+            assert!(!is_json(&header::HeaderValue::from_static(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn which_requests_are_refused() {
+        let ct = header::CONTENT_TYPE;
+        let len = header::CONTENT_LENGTH;
+        assert!(declares_non_json(
+            &Method::POST,
+            &headers(&[(ct.clone(), "text/plain")])
+        ));
+        assert!(declares_non_json(
+            &Method::POST,
+            &headers(&[(len.clone(), "2")])
+        ));
+        assert!(declares_non_json(
+            &Method::DELETE,
+            &headers(&[(header::TRANSFER_ENCODING, "chunked")])
+        ));
+        assert!(!declares_non_json(
+            &Method::POST,
+            &headers(&[(len.clone(), "0")])
+        ));
+        assert!(!declares_non_json(&Method::POST, &headers(&[])));
+        assert!(!declares_non_json(
+            &Method::PATCH,
+            &headers(&[(ct.clone(), "application/json"), (len, "2")])
+        ));
+        assert!(!declares_non_json(
+            &Method::GET,
+            &headers(&[(ct, "text/plain")])
+        ));
     }
 }

@@ -102,12 +102,13 @@ const REGION_BODIES: &[(&str, bool)] = &[
     ("CreateProjectDatabaseBody", true),
 ];
 
-/// What the server accepts in a name (`validate_name` of the domain): 1 to 255 characters, no
-/// control characters, not only spaces.
-const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
-/// What the server accepts in a `logicalId`: 1 to 255 characters, no spaces or control
-/// characters.
-const LOGICAL_ID_PATTERN: &str = r"^[^\s\u0000-\u001f\u007f-\u009f]+$";
+/// What the server accepts in a name (`pgfleet_domain::names::validate_name`): 1 to 255
+/// characters, not only spaces, no control, bidirectional or invisible character (the class is
+/// `HIDDEN_OR_CONTROL_CLASS` of the domain; a unit test keeps the two equal).
+const NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]*$";
+/// What the server accepts in a `logicalId`: 1 to 255 characters, no spaces and nothing a name
+/// refuses.
+const LOGICAL_ID_PATTERN: &str = r"^[^\s\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb]+$";
 
 /// Request properties with the server's text constraints: `(schema, property, pattern)`.
 const TEXT_PROPERTIES: &[(&str, &str, &str)] = &[
@@ -288,15 +289,15 @@ pub fn document(config: &ServicesConfig) -> Document {
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         let ops = [
-            (false, item.get.as_mut()),
-            (true, item.post.as_mut()),
-            (false, item.put.as_mut()),
-            (false, item.patch.as_mut()),
-            (false, item.delete.as_mut()),
+            (Verb::Read, item.get.as_mut()),
+            (Verb::Post, item.post.as_mut()),
+            (Verb::OtherWrite, item.put.as_mut()),
+            (Verb::OtherWrite, item.patch.as_mut()),
+            (Verb::OtherWrite, item.delete.as_mut()),
         ];
-        for (is_post, op) in ops {
+        for (verb, op) in ops {
             if let Some(op) = op {
-                complete_operation(op, is_post, has_path_params);
+                complete_operation(op, verb, has_path_params);
             }
         }
     }
@@ -348,8 +349,18 @@ fn add_links(doc: &mut Document) {
     }
 }
 
+/// What an operation's method means for its documented answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Read,
+    /// Takes an `Idempotency-Key` and may conflict.
+    Post,
+    OtherWrite,
+}
+
 /// Security alternatives, idempotency header and shared error responses of one operation.
-fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) {
+fn complete_operation(op: &mut Operation, verb: Verb, has_path_params: bool) {
+    let is_post = verb == Verb::Post;
     op.security = Some(vec![
         SecurityRequirement::new("bearer", Vec::<String>::new()),
         SecurityRequirement::new("oauth2", [ADMIN_SCOPE]),
@@ -389,6 +400,9 @@ fn complete_operation(op: &mut Operation, is_post: bool, has_path_params: bool) 
         wanted.push(("413", "PayloadTooLarge"));
         wanted.push(("415", "UnsupportedMediaType"));
         wanted.push(("422", "ValidationError"));
+    } else if verb != Verb::Read {
+        // A write without a body refuses one that is not JSON all the same.
+        wanted.push(("415", "UnsupportedMediaType"));
     }
     wanted.push(("500", "InternalError"));
     wanted.push(("503", "Unavailable"));
@@ -431,7 +445,8 @@ const ERROR_RESPONSES: &[(&str, &str)] = &[
     ),
     (
         "UnsupportedMediaType",
-        "`unsupported_media_type`: a body without `Content-Type: application/json`.",
+        "`unsupported_media_type`: a body, or a `Content-Type`, that is not \
+         `application/json`.",
     ),
     (
         "ValidationError",
@@ -577,6 +592,16 @@ mod tests {
         assert_eq!(flow["tokenUrl"], "https://auth.example.com/token");
         assert!(flow["scopes"]["workspace:admin"].is_string());
         assert!(flow["scopes"]["offline_access"].is_string());
+    }
+
+    #[test]
+    fn name_patterns_refuse_what_the_domain_refuses() {
+        let class = pgfleet_domain::names::HIDDEN_OR_CONTROL_CLASS;
+        assert_eq!(
+            NAME_PATTERN,
+            format!("^[^{class}]*[^\\s{class}][^{class}]*$")
+        );
+        assert_eq!(LOGICAL_ID_PATTERN, format!("^[^\\s{class}]+$"));
     }
 
     #[test]

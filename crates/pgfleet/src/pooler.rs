@@ -217,6 +217,7 @@ pub fn start(
                     server_connections: u64::try_from(d.server_connections).unwrap_or(u64::MAX),
                     waiting: u64::try_from(d.waiting).unwrap_or(u64::MAX),
                     wait_micros: d.wait_micros,
+                    resets: d.resets,
                 };
                 (d.database_id, counts)
             })

@@ -12,6 +12,7 @@ use futures::FutureExt as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::leftover::Leftover;
 use crate::proto::{self, put_cstr, put_message, ProtoError};
 use crate::scram::{ClientExchange, ClientKey, ScramError, Verifier, MECHANISM};
 use crate::stream::BackendStream;
@@ -147,6 +148,9 @@ pub struct ServerConn {
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Its place under the proxy's cap on server connections (released when it is dropped).
     pub proxy_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// What the clients' SQL since the last reset may have left on the session (see
+    /// [`crate::leftover`]): decides whether the connection is reused, reset or closed.
+    pub leftover: Leftover,
 }
 
 impl Drop for ServerConn {
@@ -305,7 +309,56 @@ impl ServerConn {
             created: Instant::now(),
             slot: None,
             proxy_slot: None,
+            leftover: Leftover::None,
         })
+    }
+
+    /// Notes what a client's message may have left on the session.
+    pub fn note_leftover(&mut self, leftover: Leftover) {
+        self.leftover = self.leftover.max(leftover);
+    }
+
+    /// Resets the session for another client with `DISCARD ALL`: settings back to the login
+    /// role's defaults (the role too: `ALTER ROLE … SET role` is one of them), SQL prepared
+    /// statements, cursors, `LISTEN`s, session advisory locks, temporary tables, cached
+    /// plans and sequence state gone. The proxy's own prepared statements are gone with them
+    /// (forgotten here; they are prepared again on use). Whether the session is usable (an
+    /// error or no answer within 5 s means it must be closed).
+    pub async fn reset(&mut self) -> bool {
+        let mut q = BytesMut::new();
+        put_message(&mut q, b'Q', b"DISCARD ALL\0");
+        if self.stream.write_all(&q).await.is_err() {
+            return false;
+        }
+        let current = &mut self.current;
+        let stream = &mut self.stream;
+        let reset = async {
+            let mut ok = true;
+            loop {
+                let (tag, body) = proto::read_message(stream).await.ok()?;
+                match tag {
+                    // RESET ALL reports the values going back to the defaults.
+                    b'S' => {
+                        if let Some((k, v)) = crate::params::parse_status(&body) {
+                            crate::params::set(current, &k, &v);
+                        }
+                    }
+                    b'E' => ok = false,
+                    b'Z' => return Some(ok && body.first() == Some(&b'I')),
+                    _ => {}
+                }
+            }
+        };
+        let ok = tokio::time::timeout(Duration::from_secs(5), reset)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        self.prepared.clear();
+        if ok {
+            self.leftover = Leftover::None;
+        }
+        ok
     }
 
     /// Whether an idle connection still looks usable: nothing to read (a terminated backend

@@ -16,6 +16,15 @@
 //! statement does not exist). Each server connection keeps at most
 //! `max_prepared_statements`; the least recently used are closed to make room.
 //!
+//! **Session state** a client leaves on a server connection in transaction mode (`SET
+//! search_path`, `SET ROLE`, `set_config(…, false)`, `LISTEN`, temporary tables …) is noted
+//! from the SQL text of its `Query` and `Parse` messages (and each `Bind` of a named
+//! statement, which may run on another connection than its `Parse`) and from `ParameterStatus`
+//! of parameters that are not tracked; when the transaction ends the connection is reset
+//! (`DISCARD ALL`) or closed instead of going straight back to the pool (see
+//! [`crate::leftover`]). The tracked parameters follow their client instead (see
+//! [`crate::params`]).
+//!
 //! **COPY FROM through the extended protocol.** The server ignores a `Sync` that reaches it
 //! in copy-in mode (tokio-postgres sends one right after the `Execute`), so when the client
 //! ends the copy, the `Sync`s it sent since that `Execute` are taken off what is owed;
@@ -35,6 +44,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::leftover::{self, Leftover};
 use crate::params;
 use crate::pool::{AcquireError, Lease, Pool};
 use crate::proto::{self, peek_header, put_message, ProtoError, Startup};
@@ -539,6 +549,9 @@ struct ClientStatement {
     server_name: String,
     /// The `Parse` body, already renamed.
     parse: Bytes,
+    /// What running it may leave on the server session (noted at each `Bind`: it may run
+    /// on another server connection than the one it was parsed on).
+    leftover: Leftover,
 }
 
 enum Step {
@@ -818,6 +831,10 @@ impl Session {
         }
         if params::tracked(&name).is_some() {
             params::set(&mut self.wanted, &name, &value);
+        } else {
+            // A reported parameter that does not follow its client (`is_superuser` after a
+            // `SET ROLE` in a function, say) changed: whatever changed it, reset.
+            self.note_leftover(Leftover::Resettable);
         }
     }
 
@@ -827,10 +844,19 @@ impl Session {
         }
     }
 
+    /// The transaction is over: the server connection goes back (reset or closed first
+    /// when the client left session state on it).
     fn release(&mut self) {
         self.clear_slot();
         if let Some(lease) = self.lease.take() {
-            self.pool.release(lease, true);
+            self.pool.give_back(lease);
+        }
+    }
+
+    /// Notes on the server connection what a client message may leave on its session.
+    fn note_leftover(&mut self, leftover: Leftover) {
+        if let Some(l) = self.lease.as_mut() {
+            l.conn.note_leftover(leftover);
         }
     }
 
@@ -859,7 +885,9 @@ impl Session {
     }
 
     /// When the client leaves: an idle server connection goes back to the pool (after
-    /// `DISCARD ALL` in session mode), one in the middle of something is closed.
+    /// `DISCARD ALL` in session mode, and in transaction mode when the client left session
+    /// state on it), one in the middle of something, or with state `DISCARD ALL` does not
+    /// undo, is closed.
     async fn finish(&mut self) {
         let Some(mut lease) = self.lease.take() else {
             return;
@@ -870,10 +898,10 @@ impl Session {
             return;
         }
         if self.transaction_mode() {
-            self.pool.release(lease, true);
+            self.pool.give_back(lease);
             return;
         }
-        let ok = discard_all(&mut lease).await;
+        let ok = lease.conn.leftover < Leftover::Permanent && lease.conn.reset().await;
         self.pool.release(lease, ok);
     }
 
@@ -939,6 +967,11 @@ impl Session {
     /// renamed), the rest as it arrives.
     fn forward_head(&mut self, tag: u8, len: usize, out: &mut BytesMut) {
         self.note_sent(tag);
+        // SQL text too long to read whole before passing it on: assumed to change session
+        // state (a reset after the transaction costs one round trip).
+        if matches!(tag, b'Q' | b'P' | b'F') {
+            self.note_leftover(Leftover::Resettable);
+        }
         let mut rest = len;
         if tag == b'B' && self.transaction_mode() {
             if let Some(consumed) = self.bind_head(len, out) {
@@ -953,19 +986,21 @@ impl Session {
     /// in transaction mode.
     fn forward(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
         self.note_sent(tag);
+        let leftover = leftover_of(tag, &msg);
+        self.note_leftover(leftover);
         if !self.transaction_mode() {
             out.extend_from_slice(&msg);
             return;
         }
         match tag {
-            b'P' => self.forward_parse(msg, out),
+            b'P' => self.forward_parse(msg, leftover, out),
             b'B' => self.forward_bind(msg, out),
             b'D' | b'C' => self.forward_describe_or_close(tag, msg, out),
             _ => out.extend_from_slice(&msg),
         }
     }
 
-    fn forward_parse(&mut self, msg: BytesMut, out: &mut BytesMut) {
+    fn forward_parse(&mut self, msg: BytesMut, leftover: Leftover, out: &mut BytesMut) {
         let body = &msg[5..];
         let Some((name, rest)) = proto::split_cstr(body) else {
             out.extend_from_slice(&msg);
@@ -993,8 +1028,14 @@ impl Session {
             self.make_room(out);
         }
         self.prepare_on_server(&server_name, &parse, false, out);
-        self.statements
-            .insert(name.to_vec(), ClientStatement { server_name, parse });
+        self.statements.insert(
+            name.to_vec(),
+            ClientStatement {
+                server_name,
+                parse,
+                leftover,
+            },
+        );
     }
 
     /// Queues `Close` (its reply hidden) and `Parse` of `server_name` and notes the statement
@@ -1076,6 +1117,11 @@ impl Session {
         let new_len = i32::try_from(len - 1 - stmt.len() + SERVER_NAME_LEN).ok()?;
         let server_name = self.ensure_prepared(stmt, out)?;
         debug_assert_eq!(server_name.len(), SERVER_NAME_LEN);
+        let leftover = self
+            .statements
+            .get(stmt)
+            .map_or(Leftover::None, |s| s.leftover);
+        self.note_leftover(leftover);
         out.extend_from_slice(b"B");
         out.extend_from_slice(&new_len.to_be_bytes());
         out.extend_from_slice(portal);
@@ -1349,36 +1395,16 @@ fn put_statement_message(out: &mut BytesMut, tag: u8, name: &str) {
     put_message(out, tag, &b);
 }
 
-/// Resets a session-mode connection before another client gets it.
-async fn discard_all(lease: &mut Lease) -> bool {
-    let mut q = BytesMut::new();
-    put_message(&mut q, b'Q', b"DISCARD ALL\0");
-    if lease.conn.stream.write_all(&q).await.is_err() {
-        return false;
+/// What a client message may leave on the server session: the SQL text of a `Query` or a
+/// `Parse` read by [`leftover::classify`]; a `FunctionCall` (by OID, unread) is assumed to.
+fn leftover_of(tag: u8, msg: &[u8]) -> Leftover {
+    let body = msg.get(5..).unwrap_or_default();
+    match tag {
+        b'Q' => leftover::classify(body.strip_suffix(&[0]).unwrap_or(body)),
+        b'P' => proto::split_cstr(body)
+            .and_then(|(_, rest)| proto::split_cstr(rest))
+            .map_or(Leftover::Resettable, |(query, _)| leftover::classify(query)),
+        b'F' => Leftover::Resettable,
+        _ => Leftover::None,
     }
-    let reset = async {
-        loop {
-            let (tag, body) = proto::read_message(&mut lease.conn.stream).await.ok()?;
-            match tag {
-                // RESET ALL reports the values going back to the defaults.
-                b'S' => {
-                    if let Some((k, v)) = params::parse_status(&body) {
-                        params::set(&mut lease.conn.current, &k, &v);
-                    }
-                }
-                b'E' => return Some(false),
-                b'Z' => return Some(body.first() == Some(&b'I')),
-                _ => {}
-            }
-        }
-    };
-    let ok = tokio::time::timeout(std::time::Duration::from_secs(5), reset)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-    if ok {
-        lease.conn.prepared.clear();
-    }
-    ok
 }

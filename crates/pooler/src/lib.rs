@@ -7,6 +7,11 @@
 //! (transaction mode, the default) or for the whole session (session mode). Named prepared
 //! statements keep working in transaction mode: the proxy gives each statement a server-side
 //! name derived from its text and prepares it on whichever server connection runs it.
+//! Session state a client changes in transaction mode never reaches the next client of its
+//! server connection: the reported parameters clients set (`TimeZone`, `DateStyle`,
+//! `application_name` …) follow each client, anything else (`SET search_path`, `SET ROLE`,
+//! `set_config`, `LISTEN`, temporary tables …) makes the proxy reset the connection with
+//! `DISCARD ALL`, or close it, before anyone else runs on it (see the `leftover` module).
 //!
 //! Server connections log in as the connection's own role: over a trusted Unix socket for
 //! the embedded cluster, or by answering the server's SCRAM challenge with the key recovered
@@ -29,6 +34,7 @@
 pub mod backend;
 pub mod catalog;
 mod client;
+mod leftover;
 mod params;
 mod pool;
 pub mod proto;
@@ -153,6 +159,9 @@ pub struct DatabaseStats {
     pub waiting: usize,
     /// Time clients have waited for a server connection since the proxy started, in µs.
     pub wait_micros: u64,
+    /// Server connections reset (`DISCARD ALL`) or closed since the proxy started because a
+    /// client left session state on them (see the `leftover` module).
+    pub resets: u64,
 }
 
 /// Where a client's cancel request goes while it has a server connection.
@@ -357,6 +366,7 @@ impl Pooler {
                 server_connections: c.server_connections(),
                 waiting: c.waiting.load(Ordering::Relaxed),
                 wait_micros: c.wait_micros.load(Ordering::Relaxed),
+                resets: c.resets.load(Ordering::Relaxed),
             })
             .collect();
         out.sort_by(|a, b| a.database_id.cmp(&b.database_id));

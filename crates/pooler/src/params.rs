@@ -4,7 +4,9 @@
 //! startup packet (else the server's defaults) and follow what the server reports while
 //! the client holds a connection; before a transaction runs on a connection whose values
 //! differ, the proxy sends the `SET`s itself and hides their replies. Other session state
-//! (other `SET`s, advisory locks, `LISTEN`, SQL `PREPARE`) does not follow.
+//! (other `SET`s, the role, advisory locks, `LISTEN`, SQL `PREPARE`, temporary tables) does
+//! not follow its client: the server connection it was left on is reset or closed before the
+//! next transaction runs there (see [`crate::leftover`]).
 
 /// Canonical names, as the server reports them.
 pub const TRACKED: &[&str] = &[

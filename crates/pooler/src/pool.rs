@@ -12,6 +12,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::backend::{BackendError, ConnectSpec, ServerConn};
 use crate::catalog::Route;
+use crate::leftover::Leftover;
 use crate::scram::{ClientKey, Verifier};
 
 /// Counters of one database, shared by its pools, and the slots that cap its server
@@ -25,6 +26,8 @@ pub struct DbCounters {
     pub waiting: AtomicUsize,
     /// Time clients have spent waiting for a server connection, in µs.
     pub wait_micros: AtomicU64,
+    /// Server connections reset or closed because a client left session state on them.
+    pub resets: AtomicU64,
     /// One permit per open server connection of the database (held by the connection).
     slots: Arc<Semaphore>,
     size: usize,
@@ -66,6 +69,7 @@ impl DbCounters {
             clients: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             wait_micros: AtomicU64::new(0),
+            resets: AtomicU64::new(0),
             slots: Arc::new(Semaphore::new(size)),
             size,
         }
@@ -298,6 +302,30 @@ impl Pool {
             }
         }
         drop(permit);
+    }
+
+    /// Returns a connection lent for a transaction, as what its clients may have left on
+    /// the session requires (see [`crate::leftover`]): kept as is; reset with `DISCARD ALL`
+    /// first, in a task of its own so that the client's replies do not wait (the connection
+    /// and its permit stay taken until the reset is done, so no one gets it before); or
+    /// closed.
+    pub fn give_back(self: &Arc<Self>, lease: Lease) {
+        match lease.conn.leftover {
+            Leftover::None => self.release(lease, true),
+            Leftover::Resettable => {
+                self.counters.resets.fetch_add(1, Ordering::Relaxed);
+                let pool = self.clone();
+                let mut lease = lease;
+                tokio::spawn(async move {
+                    let ok = lease.conn.reset().await;
+                    pool.release(lease, ok);
+                });
+            }
+            Leftover::Permanent => {
+                self.counters.resets.fetch_add(1, Ordering::Relaxed);
+                self.release(lease, false);
+            }
+        }
     }
 
     /// Closes connections idle for longer than `max_idle` or older than `lifetime`; returns

@@ -52,7 +52,8 @@ fn not_member(workspace_id: &str) -> DomainError {
 fn normalise_email(email: &str) -> Result<String> {
     let email = email.trim();
     let ok = email.len() <= 320
-        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        && crate::names::is_visible(email)
+        && !email.chars().any(char::is_whitespace)
         && email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());

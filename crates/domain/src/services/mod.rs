@@ -418,21 +418,12 @@ impl Services {
     }
 }
 
-/// Names of things people create: 1 to 255 characters, no control characters.
-pub(crate) fn validate_name(field: &str, name: &str) -> crate::Result<()> {
-    let len = name.chars().count();
-    if len == 0 || len > 255 || name.chars().any(char::is_control) {
-        return Err(crate::DomainError::bad_request_hint(
-            format!("{field} must be 1 to 255 characters without control characters"),
-            format!("Send a shorter {field}."),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use crate::names::validate_name;
 
-/// `logicalId`: 1 to 255 printable characters.
+/// `logicalId`: 1 to 255 printable characters (no spaces, nothing [`crate::names`] refuses).
 pub(crate) fn validate_logical_id(id: &str) -> crate::Result<()> {
-    if id.is_empty() || id.len() > 255 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    crate::names::validate_visible("logicalId", id)?;
+    if id.is_empty() || id.len() > 255 || id.chars().any(char::is_whitespace) {
         return Err(crate::DomainError::bad_request(
             "logicalId must be 1 to 255 characters without spaces",
         ));

@@ -242,6 +242,16 @@ fn with_query(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
     }
 }
 
+/// Longest app description, in characters (the consent page shows it).
+const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+fn validate_description(description: Option<&str>) -> Result<()> {
+    match description {
+        Some(d) => crate::names::validate_text("description", d, MAX_DESCRIPTION_CHARS),
+        None => Ok(()),
+    }
+}
+
 impl Services {
     // ----- apps -----
 
@@ -257,6 +267,7 @@ impl Services {
     ) -> Result<CreatedClient> {
         let name = name.trim();
         crate::services::validate_name("name", name)?;
+        validate_description(description)?;
         let uris: Vec<String> = redirect_uris
             .iter()
             .map(|u| u.trim().to_string())
@@ -328,6 +339,7 @@ impl Services {
     ) -> Result<ClientRow> {
         self.oauth_client_get(workspace_id, id).await?;
         crate::services::validate_name("name", name.trim())?;
+        validate_description(description)?;
         let uris: Vec<String> = redirect_uris
             .iter()
             .map(|u| u.trim().to_string())

@@ -42,6 +42,8 @@ pub struct PooledCounts {
     pub waiting: u64,
     /// Time clients have waited for a server connection, in µs.
     pub wait_micros: u64,
+    /// Server connections reset or closed because a client left session state on them.
+    pub resets: u64,
 }
 
 /// Reads the pooler's counters (database id → counts).

@@ -150,12 +150,7 @@ impl Services {
         let row = self.visible_project(p, id).await?;
         if let Some(name) = body.name.as_deref() {
             let name = name.trim();
-            if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
-                return Err(DomainError::unprocessable(
-                    "name must be 1 to 255 characters without control characters",
-                    None,
-                ));
-            }
+            validate_name("name", name)?;
             projects::rename(self.store().pool(), &row.id, name).await?;
         }
         let row = self.visible_project(p, id).await?;

@@ -20,7 +20,9 @@ impl Services {
         }
     }
 
-    /// Tokens of a workspace; empty for a workspace the caller is not in (as the contract says).
+    /// Tokens of a workspace. Another workspace is `NotFound`, like every other read of a
+    /// workspace the credential is not in (an empty list would tell apart nothing, but a
+    /// uniform answer keeps "does this workspace exist" out of every endpoint alike).
     pub async fn service_tokens_list(
         &self,
         p: &Principal,
@@ -28,11 +30,7 @@ impl Services {
         page: PageRequest,
     ) -> Result<List<ServiceToken>> {
         if workspace_id != p.workspace_id {
-            return Ok(page.finish(
-                Vec::<ServiceTokenRow>::new(),
-                |t| t.seq,
-                |t| self.service_token_view(t),
-            ));
+            return Err(DomainError::not_found("Workspace", workspace_id));
         }
         let rows =
             tokens::list(self.store().pool(), workspace_id, page.after, page.fetch()).await?;
@@ -50,12 +48,7 @@ impl Services {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
-            return Err(DomainError::unprocessable(
-                "name must be 1 to 255 characters without control characters",
-                Some("Give the token a short descriptive name, like \"ci\".".to_string()),
-            ));
-        }
+        crate::names::validate_name("name", name)?;
         let now = self.clock().now();
         let expires_at = match expires_at {
             None => None,

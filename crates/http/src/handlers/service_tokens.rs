@@ -17,9 +17,10 @@ use crate::AppState;
     operation_id = "getV1WorkspacesByWorkspaceIdService-tokens",
     params(("workspaceId" = String, Path, description = "Workspace ID"), PageQuery),
     responses(
-        (status = 200, description = "Returns the list of service tokens. Empty when the workspace does not exist or the caller is not a member of it.", body = List<ServiceToken>),
+        (status = 200, description = "Returns the list of service tokens.", body = List<ServiceToken>),
         (status = 400, description = "Invalid cursor or limit.", body = ErrorBody),
         (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 404, description = "Workspace with the given ID was not found (or is not the credential's).", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -47,8 +48,9 @@ pub async fn service_tokens_list(
     responses(
         (status = 201, description = "Created a new service token. The token value is returned once in the response body.", body = Data<CreatedServiceToken>),
         (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+        (status = 400, description = "Invalid name (empty, too long, or with a control, bidirectional or invisible character).", body = ErrorBody),
         (status = 404, description = "Workspace with the given ID was not found.", body = ErrorBody),
-        (status = 422, description = "Invalid request parameters.", body = ErrorBody),
+        (status = 422, description = "Invalid expiresAt.", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -103,7 +103,7 @@ async fn a_tenant_cannot_lift_its_database_limits_and_its_role_settings_are_put_
         .await
         .unwrap()
         .get(0);
-    assert_eq!(limit, 100);
+    assert_eq!(limit, s.services().config().database_connection_limit);
     assert!(guard(&s, &t.db_id).await.is_empty(), "nothing drifted yet");
 
     // What PostgreSQL lets every role do to itself: session defaults that outrank the
