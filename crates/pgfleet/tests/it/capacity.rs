@@ -300,17 +300,34 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
 }
 
 #[tokio::test]
-async fn concurrent_creates_stay_within_the_workspace_quota() {
-    let s = TestServer::start_with(|c| {
+async fn concurrent_creates_on_two_replicas_stay_within_the_workspace_quota() {
+    let tweak = |c: &mut pgfleet::config::Config| {
         c.database_connection_limit = 5;
         c.capacity.workspace_connections = 15;
         c.pooler.pool_size = 2;
+        // Replicas of one metadata store share the key that encrypts its signing key.
+        c.oauth.key_encryption_key = Some(Secret::new("capacity test key-encryption secret"));
+    };
+    let s = TestServer::start_with(tweak).await;
+    // A second replica on the same metadata store.
+    let metadata = s
+        .services()
+        .store()
+        .pool()
+        .connect_options()
+        .get_database()
+        .unwrap()
+        .to_string();
+    let replica = TestServer::start_with(|c| {
+        tweak(c);
+        c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
     })
     .await;
     let mut tasks = Vec::new();
-    for i in 0..6 {
+    for i in 0..8 {
         let http = s.http.clone();
-        let url = format!("{}/v1/projects", s.base);
+        let base = if i % 2 == 0 { &s.base } else { &replica.base };
+        let url = format!("{base}/v1/projects");
         let token = s.token.clone();
         tasks.push(tokio::spawn(async move {
             Resp::from(
@@ -324,16 +341,16 @@ async fn concurrent_creates_stay_within_the_workspace_quota() {
             .await
         }));
     }
-    let mut created = 0;
+    let mut created = Vec::new();
     for t in tasks {
         let r = t.await.unwrap();
         if r.status == StatusCode::CREATED {
-            created += 1;
+            created.push(r.body["data"]["id"].as_str().unwrap().to_string());
         } else {
             r.assert_error(400, "bad_request");
         }
     }
-    assert_eq!(created, 3);
+    assert_eq!(created.len(), 3);
     let (held,): (i64,) = sqlx::query_as("SELECT sum(connection_limit)::bigint FROM databases")
         .fetch_one(s.services().store().pool())
         .await
@@ -342,6 +359,52 @@ async fn concurrent_creates_stay_within_the_workspace_quota() {
     // The refused creates left no project behind either.
     let (d, p, _) = metadata_counts(&s).await;
     assert_eq!((d, p), (3, 3));
+    replica.stop().await;
+
+    // Deleting a project gives its database's slots back once it is dropped.
+    let deleted = &created[0];
+    let r = s.delete(&format!("/v1/projects/{deleted}")).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metadata_counts(&s).await.0 != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database is not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = s.post("/v1/projects", json!({"name": "again"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pooled_server_connections_count_in_the_database_limit() {
+    let s = TestServer::start_with(|c| {
+        c.database_connection_limit = 5;
+        c.pooler.pool_size = 2;
+    })
+    .await;
+    let r = s.post("/v1/projects", json!({"name": "pooled"})).await;
+    let (db, direct) = created(&r, "database");
+    wait_ready(&s, &db).await;
+    let pooled = r.body["data"]["database"]["connections"][0]["endpoints"]["pooled"]
+        ["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Two pooled clients inside transactions hold the pool's two server connections.
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let c = connect_tls(&pooled).await.unwrap();
+        c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        holding.push(c);
+    }
+    // They count in the database's limit: 5 - 2 direct sessions are left.
+    let (open, e) = fill(&direct).await;
+    assert_database_full(&e);
+    assert_eq!(open.len(), 3);
+    drop((holding, open));
     s.stop().await;
 }
 
