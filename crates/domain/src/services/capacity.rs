@@ -106,6 +106,13 @@ impl Services {
         match placement {
             Placement::Server(id) => Ok(id),
             Placement::Full { most_free } => {
+                // The operator's signal that the region needs another server.
+                tracing::warn!(
+                    region = %region_id,
+                    needed,
+                    most_free,
+                    "a database create was refused: no server of the region has room"
+                );
                 let others: Vec<&str> = self
                     .regions()
                     .iter()
