@@ -172,6 +172,7 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
         c.pooler.pool_size = 2;
         // No scheduled backup may take one of a database's slots while the test counts them.
         c.backups.check_every_secs = 3600;
+        c.usage.sample_interval_secs = 1;
     })
     .await;
     let server = superuser(&path).await;
@@ -290,6 +291,32 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
     assert_eq!(tenant_databases_on(&server).await, 3);
     let r = send_as(&s, &b, Method::GET, "/v1/projects", json!({})).await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
+
+    // /metrics shows how full the server is.
+    let (server_id,): (String,) = sqlx::query_as("SELECT id FROM pg_servers")
+        .fetch_one(s.services().store().pool())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = s.metrics().await;
+        let value = |kind: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("pgfleet_server_connection_slots{")
+                        && l.contains(&format!("server=\"{server_id}\""))
+                        && l.contains(&format!("kind=\"{kind}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        if value("capacity").as_deref() == Some("18") && value("assigned").as_deref() == Some("15")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // With every tenant slot taken, pgfleet's superuser sessions still get in.
     let extra = superuser(&path).await;
