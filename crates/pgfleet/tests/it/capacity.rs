@@ -155,7 +155,8 @@ async fn tenant_databases_on(server: &tokio_postgres::Client) -> i64 {
 async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet() {
     let dir = ClusterDir(data_dir());
     let path = dir.0.path().to_path_buf();
-    // 22 slots, 4 kept for pgfleet: capacity 18. Databases of 5, workspaces of 10.
+    // 29 slots, 3 superuser-only and 8 kept for pgfleet (its reconciler, backups, sampler, and
+    // this test's superuser sessions): capacity 18. Databases of 5, workspaces of 10.
     let s = TestServer::start_with(|c| {
         c.data_dir = path.clone();
         c.regions.insert(
@@ -165,8 +166,8 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
                 servers: vec![Secret::new("embedded")],
             },
         );
-        c.postgres.max_connections = 22;
-        c.capacity.reserved_connections = 4;
+        c.postgres.max_connections = 29;
+        c.capacity.reserved_connections = 8;
         c.capacity.workspace_connections = 10;
         c.database_connection_limit = 5;
         c.pooler.pool_size = 2;
@@ -186,8 +187,8 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
             row.get::<_, String>(0)
         }
     };
-    assert_eq!(setting("max_connections").await, "22");
-    assert_eq!(setting("superuser_reserved_connections").await, "4");
+    assert_eq!(setting("max_connections").await, "29");
+    assert_eq!(setting("superuser_reserved_connections").await, "3");
     let (capacity,): (Option<i32>,) = sqlx::query_as("SELECT connection_capacity FROM pg_servers")
         .fetch_one(s.services().store().pool())
         .await
@@ -251,6 +252,23 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
         }
         assert!(std::time::Instant::now() < deadline, "{}", r.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // pgfleet uses its whole share of the server (8 superuser sessions: its own, topped up by
+    // this test's), and B's tenant still gets every slot of its database: the server as a
+    // whole refuses nobody ("too many connections for database", not "remaining connection
+    // slots are reserved").
+    let superusers: i64 = server
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid \
+             WHERE r.rolsuper AND a.backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut share = Vec::new();
+    for _ in superusers..8 {
+        share.push(superuser(&path).await);
     }
     let (b1_open, e) = fill(&b1_conn).await;
     assert_database_full(&e);
@@ -321,7 +339,7 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
     // With every tenant slot taken, pgfleet's superuser sessions still get in.
     let extra = superuser(&path).await;
     extra.simple_query("SELECT 1").await.unwrap();
-    drop((a1_open, a2_open, b1_open, extra, a2));
+    drop((a1_open, a2_open, b1_open, share, extra, a2));
     s.stop().await;
     drop(dir);
 }
