@@ -11,12 +11,16 @@
 //! - a workspace's databases together may hold at most `capacity.workspace_connections`
 //!   slots (sum of their limits), wherever they are placed;
 //! - the databases placed on a server together may hold at most its capacity:
-//!   `max_connections − max(superuser_reserved_connections, capacity.reserved_connections)`.
+//!   `max_connections − superuser_reserved_connections − capacity.reserved_connections`.
 //!
-//! With every database of every workspace at its limit, the server still has its reserved
-//! slots free for pgfleet's own (superuser) sessions, and no tenant login is refused by the
-//! server as a whole: what is refused is the database's own excess. A create that does not fit
-//! is refused before anything is written (see `services::capacity`).
+//! Both reservations are subtracted because a superuser session takes any free slot, not a
+//! reserved one: PostgreSQL only refuses a non-superuser when no more than
+//! `superuser_reserved_connections` slots are free. So with every database of every workspace
+//! at its limit and pgfleet using its whole share, the superuser-only slots are still free, no
+//! tenant login is refused by the server as a whole (what is refused is a database's own
+//! excess), and pgfleet gets its sessions; if pgfleet ever needs more than its share, the
+//! superuser-only slots still take it. A create that does not fit is refused before anything
+//! is written (see `services::capacity`).
 //!
 //! On PostgreSQL 16 and later the same split can be made without superuser sessions:
 //! `reserved_connections` slots for roles granted `pg_use_reserved_connections`; pgfleet's
@@ -26,15 +30,14 @@ use pgfleet_dataplane::ConnectionSettings;
 use pgfleet_storage::capacity::ServerSlots;
 
 /// Connection slots the databases placed on a server may hold together: its
-/// `max_connections` less the larger of its superuser reservation and pgfleet's own
-/// (`reserved`, the sessions pgfleet and its tools open on each server). When the server
-/// reserves fewer slots for superusers than pgfleet needs, the difference is left unassigned,
-/// so it is free whenever pgfleet needs it.
+/// `max_connections` less its superuser-only slots less pgfleet's own share (`reserved`, the
+/// sessions pgfleet and its tools open on the server).
 pub fn server_capacity(settings: ConnectionSettings, reserved: u32) -> i32 {
     let reserved = i32::try_from(reserved).unwrap_or(i32::MAX);
     settings
         .max_connections
-        .saturating_sub(settings.superuser_reserved_connections.max(reserved))
+        .saturating_sub(settings.superuser_reserved_connections.max(0))
+        .saturating_sub(reserved)
         .max(0)
 }
 
@@ -90,17 +93,15 @@ mod tests {
     }
 
     #[test]
-    fn capacity_keeps_the_larger_reservation_free() {
+    fn capacity_keeps_both_reservations_free() {
         let s = |max, sr| ConnectionSettings {
             max_connections: max,
             superuser_reserved_connections: sr,
         };
-        // The embedded cluster reserves exactly pgfleet's share.
-        assert_eq!(server_capacity(s(300, 26), 26), 274);
-        // A server reserving less than pgfleet needs: pgfleet's share is left unassigned.
-        assert_eq!(server_capacity(s(100, 3), 10), 90);
-        // One reserving more: its reservation wins.
-        assert_eq!(server_capacity(s(100, 20), 10), 80);
+        // The embedded cluster with its metadata (3 + a pool of 16 superuser-only slots).
+        assert_eq!(server_capacity(s(300, 19), 10), 271);
+        assert_eq!(server_capacity(s(100, 3), 10), 87);
+        assert_eq!(server_capacity(s(100, 20), 0), 80);
         assert_eq!(server_capacity(s(5, 3), 10), 0);
         assert_eq!(server_capacity(s(100, 3), u32::MAX), 0);
     }

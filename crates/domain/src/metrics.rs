@@ -19,6 +19,7 @@
 //! | `pgfleet_database_storage_quota_bytes` | gauge | `database_id`: the storage quota (absent without one) |
 //! | `pgfleet_database_over_quota` | gauge | `database_id`: 1 while the database is over its quota (read-only), else 0 |
 //! | `pgfleet_tenant_drift_repairs_total` | counter | `kind`: settings changed outside pgfleet that the tenant guard put back |
+//! | `pgfleet_server_connection_slots` | gauge | `region`, `server` (its id), `kind`: `capacity` (slots its databases may hold) or `assigned` (the sum of their limits) |
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -53,6 +54,7 @@ struct Metrics {
     pooler_server_connections: IntGaugeVec,
     pooler_waiting: IntGaugeVec,
     pooler_wait_seconds: CounterVec,
+    server_slots: IntGaugeVec,
     /// Last pooler counter values seen per database (counters advance by the difference).
     pooler_seen:
         std::sync::Mutex<std::collections::HashMap<String, crate::services::pooler::PooledCounts>>,
@@ -174,7 +176,17 @@ impl Metrics {
             &["database_id"],
         )?;
         registry.register(Box::new(pooler_wait_seconds.clone()))?;
+        let server_slots = IntGaugeVec::new(
+            Opts::new(
+                "pgfleet_server_connection_slots",
+                "Connection slots of each Postgres server: its capacity for tenant databases, and \
+                 the sum of the connection limits of the databases placed on it.",
+            ),
+            &["region", "server", "kind"],
+        )?;
+        registry.register(Box::new(server_slots.clone()))?;
         Ok(Self {
+            server_slots,
             pooler_waiting,
             pooler_wait_seconds,
             pooler_statements,
@@ -314,6 +326,20 @@ pub fn record_pooler(database_id: &str, c: &crate::services::pooler::PooledCount
     m.pooler_server_connections
         .with_label_values(&[database_id])
         .set(i64::try_from(c.server_connections).unwrap_or(i64::MAX));
+}
+
+/// A server's capacity (when known) and the slots its databases hold.
+pub fn record_server_slots(region: &str, server_id: &str, capacity: Option<i32>, assigned: i64) {
+    if let Some(m) = metrics() {
+        if let Some(c) = capacity {
+            m.server_slots
+                .with_label_values(&[region, server_id, "capacity"])
+                .set(i64::from(c));
+        }
+        m.server_slots
+            .with_label_values(&[region, server_id, "assigned"])
+            .set(assigned);
+    }
 }
 
 /// Drops the series of a database that is no longer sampled (deleted, being restored).

@@ -396,10 +396,11 @@ pub struct CapacityConfig {
     /// `CONNECTION LIMIT`s, on every server).
     pub workspace_connections: u32,
     /// Slots kept free on every server for pgfleet's own sessions (reconciler, usage
-    /// sampler, backups and restores, of every replica) and your own tools; databases placed
-    /// on a server hold at most `max_connections` less this (or less the server's
-    /// `superuser_reserved_connections`, if larger). The embedded cluster reserves this plus
-    /// the metadata pool (`metadata.max_connections`) as `superuser_reserved_connections`.
+    /// sampler, backups and restores, of every replica) and your own tools. The databases
+    /// placed on a server hold at most `max_connections` less this less the server's
+    /// `superuser_reserved_connections` (superuser sessions take any free slot first, so both
+    /// are kept out). The embedded cluster sets `superuser_reserved_connections` to 3
+    /// (PostgreSQL's default) plus the metadata pool when the metadata lives there.
     pub reserved_connections: u32,
 }
 
@@ -424,6 +425,9 @@ pub struct MetadataConfig {
 
 /// Metadata pool size when `metadata.max_connections` is not set.
 pub const DEFAULT_METADATA_POOL: u32 = 16;
+
+/// Superuser-only slots of the embedded cluster besides the metadata pool's.
+pub const EMBEDDED_SUPERUSER_RESERVED: u32 = 3;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -735,14 +739,19 @@ impl Config {
         }
         if self.needs_embedded() {
             // PostgreSQL refuses to start unless superuser_reserved_connections plus
-            // max_wal_senders (10) is below max_connections.
-            let reserved = u64::from(self.embedded_reserved_connections());
-            if reserved + 10 >= u64::from(self.postgres.max_connections) {
+            // max_wal_senders (10) is below max_connections; and at least one database must
+            // fit beside what is kept for pgfleet.
+            let su = u64::from(self.embedded_superuser_reserved());
+            let kept = su + u64::from(self.capacity.reserved_connections);
+            let max = u64::from(self.postgres.max_connections);
+            let one_db = u64::try_from(self.database_connection_limit).unwrap_or(0);
+            if su + 10 >= max || kept + one_db > max {
                 return Err(ConfigError::Invalid(format!(
-                    "postgres.max_connections ({}) must exceed the slots reserved for pgfleet \
-                     ({reserved}: capacity.reserved_connections, plus the metadata pool when \
-                     the metadata lives in the embedded cluster) by more than 10",
-                    self.postgres.max_connections
+                    "postgres.max_connections ({max}) leaves no room for tenant databases: {su} \
+                     slots are reserved for superusers (3, plus the metadata pool when the \
+                     metadata lives in the embedded cluster) and capacity.reserved_connections \
+                     ({}) for pgfleet, and one database needs database_connection_limit ({one_db})",
+                    self.capacity.reserved_connections
                 )));
             }
         }
@@ -776,9 +785,10 @@ impl Config {
                 .any(|r| r.servers.iter().any(|s| s.expose() == "embedded"))
     }
 
-    /// `superuser_reserved_connections` of the embedded cluster: pgfleet's reserve, plus the
-    /// metadata pool when the metadata database lives there.
-    pub fn embedded_reserved_connections(&self) -> u32 {
+    /// `superuser_reserved_connections` of the embedded cluster: PostgreSQL's default (3, for
+    /// an administrator's `psql`), plus the metadata pool when the metadata database lives
+    /// there (every API request needs it, so its sessions get slots no tenant can take).
+    pub fn embedded_superuser_reserved(&self) -> u32 {
         let metadata = if self.metadata.url.is_none() {
             self.metadata
                 .max_connections
@@ -786,7 +796,7 @@ impl Config {
         } else {
             0
         };
-        self.capacity.reserved_connections.saturating_add(metadata)
+        EMBEDDED_SUPERUSER_RESERVED.saturating_add(metadata)
     }
 
     pub fn public_url(&self) -> String {
@@ -921,7 +931,7 @@ mod tests {
         assert_eq!(cfg.capacity.reserved_connections, 10);
         assert_eq!(cfg.database_connection_limit, 20);
         // Embedded metadata: its pool is reserved too.
-        assert_eq!(cfg.embedded_reserved_connections(), 26);
+        assert_eq!(cfg.embedded_superuser_reserved(), 19);
         let text = cfg.to_toml();
         assert!(
             text.contains("[capacity]")
@@ -938,7 +948,7 @@ mod tests {
         .unwrap();
         let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
         assert_eq!(cfg.capacity.workspace_connections, 40);
-        assert_eq!(cfg.embedded_reserved_connections(), 9);
+        assert_eq!(cfg.embedded_superuser_reserved(), 7);
 
         let refused = |toml: &str, words: &str| {
             std::fs::write(&file, toml).unwrap();
@@ -955,8 +965,8 @@ mod tests {
             "pooler.pool_size (10) must not exceed database_connection_limit (5)",
         );
         refused(
-            "[postgres]\nmax_connections = 36\n",
-            "postgres.max_connections (36) must exceed the slots reserved for pgfleet",
+            "[postgres]\nmax_connections = 48\n",
+            "postgres.max_connections (48) leaves no room for tenant databases: 19 slots",
         );
     }
 }

@@ -93,7 +93,7 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
             listen_addresses: cfg.postgres.listen_addresses.clone(),
             tls_names: vec![cfg.postgres.host.clone()],
             max_connections: cfg.postgres.max_connections,
-            superuser_reserved_connections: cfg.embedded_reserved_connections(),
+            superuser_reserved_connections: cfg.embedded_superuser_reserved(),
             ..ClusterSettings::new(&cfg.data_dir)
         };
         let prepared = tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(settings))

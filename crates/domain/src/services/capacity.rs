@@ -48,6 +48,7 @@ impl Services {
         }
         match slots::servers(self.store().pool(), &ids).await {
             Ok(all) => {
+                self.publish_slots(&all);
                 for s in all {
                     if s.capacity.is_some_and(|c| s.used > i64::from(c)) {
                         let key = self.server(Some(&s.server_id)).map(|v| v.key.clone());
@@ -62,6 +63,32 @@ impl Services {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read servers' connection slots"),
+        }
+    }
+
+    /// Every server's capacity and assigned slots, for `/metrics` (the usage sampler calls
+    /// this each round, so creates and deletes of other replicas show too).
+    pub(crate) async fn refresh_slot_metrics(&self) {
+        let ids: Vec<String> = self
+            .regions()
+            .iter()
+            .flat_map(|r| self.region_server_ids(&r.id).iter().cloned())
+            .collect();
+        match slots::servers(self.store().pool(), &ids).await {
+            Ok(all) => self.publish_slots(&all),
+            Err(e) => tracing::warn!(error = %e, "could not read servers' connection slots"),
+        }
+    }
+
+    fn publish_slots(&self, all: &[slots::ServerSlots]) {
+        for s in all {
+            let region = self.server(Some(&s.server_id)).map(|v| v.region.clone());
+            crate::metrics::record_server_slots(
+                &region.unwrap_or_default(),
+                &s.server_id,
+                s.capacity,
+                s.used,
+            );
         }
     }
 
@@ -106,6 +133,13 @@ impl Services {
         match placement {
             Placement::Server(id) => Ok(id),
             Placement::Full { most_free } => {
+                // The operator's signal that the region needs another server.
+                tracing::warn!(
+                    region = %region_id,
+                    needed,
+                    most_free,
+                    "a database create was refused: no server of the region has room"
+                );
                 let others: Vec<&str> = self
                     .regions()
                     .iter()

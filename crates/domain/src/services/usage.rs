@@ -144,6 +144,7 @@ impl Services {
     }
 
     async fn sample_usage_round(&self, state: &mut SamplerState, settings: UsageSettings) {
+        self.refresh_slot_metrics().await;
         let pool = self.store().pool();
         let dbs = match store::ready_databases(pool).await {
             Ok(d) => d,

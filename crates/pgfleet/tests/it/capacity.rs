@@ -155,7 +155,8 @@ async fn tenant_databases_on(server: &tokio_postgres::Client) -> i64 {
 async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet() {
     let dir = ClusterDir(data_dir());
     let path = dir.0.path().to_path_buf();
-    // 22 slots, 4 kept for pgfleet: capacity 18. Databases of 5, workspaces of 10.
+    // 29 slots, 3 superuser-only and 8 kept for pgfleet (its reconciler, backups, sampler, and
+    // this test's superuser sessions): capacity 18. Databases of 5, workspaces of 10.
     let s = TestServer::start_with(|c| {
         c.data_dir = path.clone();
         c.regions.insert(
@@ -165,13 +166,14 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
                 servers: vec![Secret::new("embedded")],
             },
         );
-        c.postgres.max_connections = 22;
-        c.capacity.reserved_connections = 4;
+        c.postgres.max_connections = 29;
+        c.capacity.reserved_connections = 8;
         c.capacity.workspace_connections = 10;
         c.database_connection_limit = 5;
         c.pooler.pool_size = 2;
         // No scheduled backup may take one of a database's slots while the test counts them.
         c.backups.check_every_secs = 3600;
+        c.usage.sample_interval_secs = 1;
     })
     .await;
     let server = superuser(&path).await;
@@ -185,8 +187,8 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
             row.get::<_, String>(0)
         }
     };
-    assert_eq!(setting("max_connections").await, "22");
-    assert_eq!(setting("superuser_reserved_connections").await, "4");
+    assert_eq!(setting("max_connections").await, "29");
+    assert_eq!(setting("superuser_reserved_connections").await, "3");
     let (capacity,): (Option<i32>,) = sqlx::query_as("SELECT connection_capacity FROM pg_servers")
         .fetch_one(s.services().store().pool())
         .await
@@ -251,6 +253,23 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
         assert!(std::time::Instant::now() < deadline, "{}", r.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // pgfleet uses its whole share of the server (8 superuser sessions: its own, topped up by
+    // this test's), and B's tenant still gets every slot of its database: the server as a
+    // whole refuses nobody ("too many connections for database", not "remaining connection
+    // slots are reserved").
+    let superusers: i64 = server
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid \
+             WHERE r.rolsuper AND a.backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut share = Vec::new();
+    for _ in superusers..8 {
+        share.push(superuser(&path).await);
+    }
     let (b1_open, e) = fill(&b1_conn).await;
     assert_database_full(&e);
     assert_eq!(b1_open.len(), 5);
@@ -291,26 +310,69 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
     let r = send_as(&s, &b, Method::GET, "/v1/projects", json!({})).await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
 
+    // /metrics shows how full the server is.
+    let (server_id,): (String,) = sqlx::query_as("SELECT id FROM pg_servers")
+        .fetch_one(s.services().store().pool())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = s.metrics().await;
+        let value = |kind: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("pgfleet_server_connection_slots{")
+                        && l.contains(&format!("server=\"{server_id}\""))
+                        && l.contains(&format!("kind=\"{kind}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        if value("capacity").as_deref() == Some("18") && value("assigned").as_deref() == Some("15")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // With every tenant slot taken, pgfleet's superuser sessions still get in.
     let extra = superuser(&path).await;
     extra.simple_query("SELECT 1").await.unwrap();
-    drop((a1_open, a2_open, b1_open, extra, a2));
+    drop((a1_open, a2_open, b1_open, share, extra, a2));
     s.stop().await;
     drop(dir);
 }
 
 #[tokio::test]
-async fn concurrent_creates_stay_within_the_workspace_quota() {
-    let s = TestServer::start_with(|c| {
+async fn concurrent_creates_on_two_replicas_stay_within_the_workspace_quota() {
+    let tweak = |c: &mut pgfleet::config::Config| {
         c.database_connection_limit = 5;
         c.capacity.workspace_connections = 15;
         c.pooler.pool_size = 2;
+        // Replicas of one metadata store share the key that encrypts its signing key.
+        c.oauth.key_encryption_key = Some(Secret::new("capacity test key-encryption secret"));
+    };
+    let s = TestServer::start_with(tweak).await;
+    // A second replica on the same metadata store.
+    let metadata = s
+        .services()
+        .store()
+        .pool()
+        .connect_options()
+        .get_database()
+        .unwrap()
+        .to_string();
+    let replica = TestServer::start_with(|c| {
+        tweak(c);
+        c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
     })
     .await;
     let mut tasks = Vec::new();
-    for i in 0..6 {
+    for i in 0..8 {
         let http = s.http.clone();
-        let url = format!("{}/v1/projects", s.base);
+        let base = if i % 2 == 0 { &s.base } else { &replica.base };
+        let url = format!("{base}/v1/projects");
         let token = s.token.clone();
         tasks.push(tokio::spawn(async move {
             Resp::from(
@@ -324,16 +386,16 @@ async fn concurrent_creates_stay_within_the_workspace_quota() {
             .await
         }));
     }
-    let mut created = 0;
+    let mut created = Vec::new();
     for t in tasks {
         let r = t.await.unwrap();
         if r.status == StatusCode::CREATED {
-            created += 1;
+            created.push(r.body["data"]["id"].as_str().unwrap().to_string());
         } else {
             r.assert_error(400, "bad_request");
         }
     }
-    assert_eq!(created, 3);
+    assert_eq!(created.len(), 3);
     let (held,): (i64,) = sqlx::query_as("SELECT sum(connection_limit)::bigint FROM databases")
         .fetch_one(s.services().store().pool())
         .await
@@ -342,6 +404,52 @@ async fn concurrent_creates_stay_within_the_workspace_quota() {
     // The refused creates left no project behind either.
     let (d, p, _) = metadata_counts(&s).await;
     assert_eq!((d, p), (3, 3));
+    replica.stop().await;
+
+    // Deleting a project gives its database's slots back once it is dropped.
+    let deleted = &created[0];
+    let r = s.delete(&format!("/v1/projects/{deleted}")).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while metadata_counts(&s).await.0 != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database is not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = s.post("/v1/projects", json!({"name": "again"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pooled_server_connections_count_in_the_database_limit() {
+    let s = TestServer::start_with(|c| {
+        c.database_connection_limit = 5;
+        c.pooler.pool_size = 2;
+    })
+    .await;
+    let r = s.post("/v1/projects", json!({"name": "pooled"})).await;
+    let (db, direct) = created(&r, "database");
+    wait_ready(&s, &db).await;
+    let pooled = r.body["data"]["database"]["connections"][0]["endpoints"]["pooled"]
+        ["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Two pooled clients inside transactions hold the pool's two server connections.
+    let mut holding = Vec::new();
+    for _ in 0..2 {
+        let c = connect_tls(&pooled).await.unwrap();
+        c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        holding.push(c);
+    }
+    // They count in the database's limit: 5 - 2 direct sessions are left.
+    let (open, e) = fill(&direct).await;
+    assert_database_full(&e);
+    assert_eq!(open.len(), 3);
+    drop((holding, open));
     s.stop().await;
 }
 

@@ -954,8 +954,7 @@ async fn crash_during_restore() {
         let (base, _) = base.rsplit_once('/').unwrap();
         let e = crate::harness::connect_tls(&format!("{base}/{scratch}?sslmode=require"))
             .await
-            .err()
-            .expect("a tenant session on the scratch database");
+            .expect_err("a tenant session on the scratch database");
         let e = e.as_db_error().expect("refused by the server");
         assert_eq!(
             e.code(),
