@@ -58,7 +58,7 @@ impl ClusterSettings {
             port: None,
             listen_addresses: "127.0.0.1".to_string(),
             tls_names: Vec::new(),
-            max_connections: 300,
+            max_connections: 1000,
             superuser_reserved_connections: 3,
             extra_settings: Vec::new(),
             start_timeout: Duration::from_secs(60),

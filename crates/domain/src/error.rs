@@ -88,6 +88,14 @@ impl DomainError {
             hint,
         }
     }
+    /// The same refusal as a 422, for operations whose contract lists 422 and no 400 for a
+    /// field it cannot accept (a `BadRequest` is turned, anything else kept).
+    pub fn as_unprocessable(self) -> Self {
+        match self {
+            Self::BadRequest { message, hint } => Self::Unprocessable { message, hint },
+            other => other,
+        }
+    }
     pub fn forbidden(message: impl Into<String>, hint: Option<String>) -> Self {
         Self::Forbidden {
             message: message.into(),

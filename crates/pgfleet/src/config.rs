@@ -136,6 +136,10 @@ pub struct PostgresConfig {
     pub listen_addresses: String,
     /// Host written into connection strings.
     pub host: String,
+    /// The embedded cluster's `max_connections` (1000). Every tenant database holds
+    /// `database_connection_limit` of these slots whether it uses them or not (see
+    /// `[capacity]`), so this bounds how many databases the cluster takes; an idle slot costs
+    /// PostgreSQL little shared memory.
     pub max_connections: u32,
 }
 
@@ -407,7 +411,7 @@ pub struct CapacityConfig {
 impl Default for CapacityConfig {
     fn default() -> Self {
         Self {
-            workspace_connections: 100,
+            workspace_connections: 400,
             reserved_connections: 10,
         }
     }
@@ -475,7 +479,7 @@ impl Default for PostgresConfig {
             port: None,
             listen_addresses: "127.0.0.1".to_string(),
             host: "localhost".to_string(),
-            max_connections: 300,
+            max_connections: 1000,
         }
     }
 }
@@ -927,7 +931,7 @@ mod tests {
         let file = dir.path().join("pgfleet.toml");
         std::fs::write(&file, "").unwrap();
         let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
-        assert_eq!(cfg.capacity.workspace_connections, 100);
+        assert_eq!(cfg.capacity.workspace_connections, 400);
         assert_eq!(cfg.capacity.reserved_connections, 10);
         assert_eq!(cfg.database_connection_limit, 20);
         // Embedded metadata: its pool is reserved too.
@@ -935,7 +939,7 @@ mod tests {
         let text = cfg.to_toml();
         assert!(
             text.contains("[capacity]")
-                && text.contains("workspace_connections = 100")
+                && text.contains("workspace_connections = 400")
                 && text.contains("reserved_connections = 10"),
             "{text}"
         );

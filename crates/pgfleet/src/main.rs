@@ -42,7 +42,8 @@ fn main() -> ExitCode {
             raise_open_files_limit();
             run_async(
                 tokio::runtime::Builder::new_multi_thread(),
-                pgfleet::pooler::run_standalone(cfg, wait_for_signal()),
+                // Inside the runtime: the signal handlers need it.
+                async move { pgfleet::pooler::run_standalone(cfg, wait_for_signal()).await },
             )
         }
         Command::Serve(args) => {
@@ -104,6 +105,7 @@ fn run_async(
 async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
     let reload_cfg = cfg.clone();
+    let stop = wait_for_signal();
     let running = server::start(cfg, Deps::default()).await?;
     let reloads = tokio::spawn(pgfleet::pooler::reload_on_hangup(
         reload_cfg,
@@ -125,26 +127,32 @@ async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
         println!("pgfleet pooler listening on postgresql://{p}");
     }
     println!("pgfleet listening on http://{}", running.addr);
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     reloads.abort();
     running.stop().await
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is
+/// first polled, so a signal that arrives while the server is still starting is not lost (nor
+/// does it kill the process with the default action).
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

@@ -122,7 +122,7 @@ impl ServicesConfig {
             provision_wait: Duration::from_secs(5),
             database_connection_limit: 20,
             role_connection_limit: 50,
-            workspace_connections: 100,
+            workspace_connections: 400,
             reserved_connections: 10,
             tenant: TenantSettings::default(),
             pooled: None,

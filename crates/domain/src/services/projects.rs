@@ -150,7 +150,8 @@ impl Services {
         let row = self.visible_project(p, id).await?;
         if let Some(name) = body.name.as_deref() {
             let name = name.trim();
-            validate_name("name", name)?;
+            // The contract lists 422, not 400, for this operation's validation errors.
+            validate_name("name", name).map_err(DomainError::as_unprocessable)?;
             projects::rename(self.store().pool(), &row.id, name).await?;
         }
         let row = self.visible_project(p, id).await?;

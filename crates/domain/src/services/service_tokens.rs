@@ -48,7 +48,8 @@ impl Services {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
         let name = name.trim();
-        crate::names::validate_name("name", name)?;
+        // The contract lists 422, not 400, for this operation's validation errors.
+        crate::names::validate_name("name", name).map_err(DomainError::as_unprocessable)?;
         let now = self.clock().now();
         let expires_at = match expires_at {
             None => None,

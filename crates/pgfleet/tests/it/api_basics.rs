@@ -263,7 +263,7 @@ async fn service_tokens_lifecycle_and_pagination() {
     // Validation.
     s.post(&path, json!({"name": ""}))
         .await
-        .assert_error(400, "bad_request");
+        .assert_error(422, "validation_error");
     s.post(&path, json!({"name": "x", "expiresAt": "tomorrow"}))
         .await
         .assert_error(422, "validation_error");

@@ -373,10 +373,10 @@ async fn projects_create_read_rename_and_refuse_bad_input() {
     );
     patch(&s, &format!("/v1/projects/{pid}"), json!({"name": ""}))
         .await
-        .assert_error(400, "bad_request");
+        .assert_error(422, "validation_error");
     patch(&s, &format!("/v1/projects/{pid}"), json!({"name": "   "}))
         .await
-        .assert_error(400, "bad_request");
+        .assert_error(422, "validation_error");
     patch(&s, &format!("/v1/projects/{pid}"), json!({"nome": "x"}))
         .await
         .assert_error(400, "bad_request");

@@ -139,10 +139,10 @@ async fn same_key_replays_other_request_conflicts() {
 
     // A 4xx answer is recorded and replayed as is.
     let bad = post_with_key(&s, &s.token, &path, "key-4", &json!({"name": ""})).await;
-    bad.assert_error(400, "bad_request");
+    bad.assert_error(422, "validation_error");
     assert!(!replayed(&bad));
     let bad2 = post_with_key(&s, &s.token, &path, "key-4", &json!({"name": ""})).await;
-    bad2.assert_error(400, "bad_request");
+    bad2.assert_error(422, "validation_error");
     assert!(replayed(&bad2));
     assert_eq!(bad2.body, bad.body);
 

@@ -164,7 +164,10 @@ async fn a_tenant_cannot_lift_its_database_limits_and_its_role_settings_are_put_
         .await
         .unwrap();
     assert!(row.get::<_, bool>(0), "the database is pgfleet's again");
-    assert_eq!(row.get::<_, i32>(1), 100);
+    assert_eq!(
+        row.get::<_, i32>(1),
+        s.services().config().database_connection_limit
+    );
     let mut settings: Vec<String> = admin
         .query(
             "SELECT coalesce(r.rolname, '-') || ':' || array_to_string(s.setconfig, ',') \
