@@ -110,3 +110,17 @@ pub async fn set_server_capacity<'e>(
         .await?;
     Ok(())
 }
+
+/// Lowers every database's connection limit that is above `max` to `max` (the configured
+/// `database_connection_limit` was lowered, or the databases predate it); returns how many
+/// changed. The tenant guard then applies the new limits on the servers. Never raises a
+/// limit: that would need room the capacity check has not granted.
+pub async fn lower_connection_limits<'e>(ex: impl sqlx::PgExecutor<'e>, max: i32) -> Result<u64> {
+    Ok(
+        sqlx::query("UPDATE databases SET connection_limit = $1 WHERE connection_limit > $1")
+            .bind(max)
+            .execute(ex)
+            .await?
+            .rows_affected(),
+    )
+}

@@ -36,6 +36,18 @@ impl Services {
     /// server hold more slots than it has (its `max_connections` was lowered, or databases were
     /// placed before capacity was counted): new databases then go elsewhere.
     pub(crate) async fn record_server_capacities(&self) {
+        // Databases of an older pgfleet (limit 100) or of a larger configured limit count
+        // with the limit configured now, so the quota and capacity figures hold for them too.
+        let max = self.config().database_connection_limit;
+        match slots::lower_connection_limits(self.store().pool(), max).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                databases = n,
+                limit = max,
+                "lowered the connection limit of databases above database_connection_limit"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not lower databases' connection limits"),
+        }
         let mut ids: Vec<String> = self
             .regions()
             .iter()

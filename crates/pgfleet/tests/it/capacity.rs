@@ -530,3 +530,62 @@ async fn a_transfer_into_a_workspace_at_its_quota_is_refused() {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     s.stop().await;
 }
+
+/// A database placed by an older pgfleet (limit 100, before slots were counted) is brought
+/// to the configured limit when a server starts on the store, and the tenant guard applies
+/// it on the Postgres server: the quota and capacity figures then hold for it too.
+#[tokio::test]
+async fn older_databases_are_brought_down_to_the_configured_limit() {
+    let tweak = |c: &mut pgfleet::config::Config| {
+        c.tenant.check_every_secs = 86_400;
+        c.oauth.key_encryption_key = Some(Secret::new("capacity test key-encryption secret"));
+    };
+    let s = TestServer::start_with(tweak).await;
+    let t = crate::tenant_limits::tenant(&s, "older").await;
+    let limit = s.services().config().database_connection_limit;
+    let pool = s.services().store().pool().clone();
+    sqlx::query("UPDATE databases SET connection_limit = 100 WHERE id = $1")
+        .bind(&t.db_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let metadata = pool.connect_options().get_database().unwrap().to_string();
+    // A server (a replica, or the next start) on the same store.
+    let next = TestServer::start_with(|c| {
+        tweak(c);
+        c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
+    })
+    .await;
+    let (stored,): (i32,) = sqlx::query_as("SELECT connection_limit FROM databases WHERE id = $1")
+        .bind(&t.db_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, limit);
+    let admin = crate::harness::cluster().admin("postgres").await;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" CONNECTION LIMIT 100",
+            t.pg_database
+        ))
+        .await
+        .unwrap();
+    // The servers' own first passes (at start) may hold the guard's lock a moment.
+    let mut tries = 0;
+    while !next.services().tenant_guard_pass().await.unwrap().ran {
+        tries += 1;
+        assert!(tries < 100, "the guard pass never got its lock");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let on_server: i32 = admin
+        .query_one(
+            "SELECT datconnlimit FROM pg_database WHERE datname = $1",
+            &[&t.pg_database],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(on_server, limit);
+    next.stop().await;
+    s.stop().await;
+}
