@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod error;
 pub mod failpoint;
+pub mod hash_gate;
 pub mod ids;
 pub mod metrics;
 pub mod oauth_keys;

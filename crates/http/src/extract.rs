@@ -154,3 +154,26 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             .map_err(json_rejection)
     }
 }
+
+/// The client's IP address: the TCP peer, as the server records it for every connection
+/// (`into_make_service_with_connect_info`). Sign-in throttling counts failures by it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            Some(info) => Ok(ClientAddr(info.0.ip())),
+            // A server wired without connect info: refuse rather than throttle every client
+            // as one.
+            None => {
+                Err(DomainError::internal("the server does not record client addresses").into())
+            }
+        }
+    }
+}

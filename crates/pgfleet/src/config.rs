@@ -78,6 +78,7 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub usage: UsageConfig,
     pub pooler: PoolerConfig,
+    pub sign_in: SignInConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -334,6 +335,46 @@ impl Default for PoolerConfig {
     }
 }
 
+/// `[sign_in]`: password hashing bounds and sign-in throttling (the rule:
+/// `pgfleet_domain::services::sign_in`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInConfig {
+    /// Passwords hashed (argon2id, about 19 MiB each) at once; default the CPU count, at
+    /// most 4.
+    pub hash_concurrency: usize,
+    /// Sign-ins (and password changes) that may wait for a hash; past this they are answered
+    /// 429 with `Retry-After`. Default 4 per hash.
+    pub hash_queue: usize,
+    /// Failed sign-ins of one client address (an IPv6 address by its /64) before it is
+    /// blocked (1 minute, ×4 with each further failure, at most 1 hour; forgotten 24 hours
+    /// after the last failure). Raise it when many users share one address.
+    pub address_free_failures: u32,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        let d = pgfleet_domain::services::sign_in::SignInSettings::default();
+        Self {
+            hash_concurrency: d.hashing.concurrency,
+            hash_queue: d.hashing.queue,
+            address_free_failures: d.address_free_failures.unsigned_abs(),
+        }
+    }
+}
+
+impl SignInConfig {
+    pub fn settings(&self) -> pgfleet_domain::services::sign_in::SignInSettings {
+        pgfleet_domain::services::sign_in::SignInSettings {
+            hashing: pgfleet_domain::hash_gate::HashGateSettings {
+                concurrency: self.hash_concurrency,
+                queue: self.hash_queue,
+            },
+            address_free_failures: i32::try_from(self.address_free_failures).unwrap_or(i32::MAX),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
@@ -374,6 +415,7 @@ impl Default for Config {
             backups: BackupsConfig::default(),
             usage: UsageConfig::default(),
             pooler: PoolerConfig::default(),
+            sign_in: SignInConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -628,6 +670,16 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "usage: sample_interval_secs must be 1 to 86400, retention_days at least 1"
+                    .to_string(),
+            ));
+        }
+        if !(1..=256).contains(&self.sign_in.hash_concurrency)
+            || self.sign_in.hash_queue > 100_000
+            || self.sign_in.address_free_failures == 0
+        {
+            return Err(ConfigError::Invalid(
+                "sign_in: hash_concurrency must be 1 to 256, hash_queue at most 100000, \
+                 address_free_failures at least 1"
                     .to_string(),
             ));
         }

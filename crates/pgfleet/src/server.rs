@@ -178,6 +178,7 @@ async fn start_with_cluster(
     sc.provision_wait = Duration::from_secs_f64(cfg.provision_wait_secs);
     sc.database_connection_limit = cfg.database_connection_limit;
     sc.role_connection_limit = cfg.role_connection_limit;
+    sc.sign_in = cfg.sign_in.settings();
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),
@@ -256,6 +257,8 @@ async fn serve(
         &opts,
     );
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
+    // Handlers see the client's address (`ConnectInfo`): sign-in throttles by it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = shutdown.await;
         let _ = drain_tx.send(());

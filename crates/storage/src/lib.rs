@@ -14,6 +14,7 @@ pub mod backups;
 pub mod connections;
 pub mod databases;
 pub mod idempotency;
+pub mod login_throttle;
 pub mod oauth;
 pub mod operations;
 pub mod projects;

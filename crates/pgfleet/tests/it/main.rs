@@ -27,4 +27,5 @@ mod openapi;
 mod pages;
 mod pooler;
 mod recovery;
+mod sign_in_limits;
 mod usage;
