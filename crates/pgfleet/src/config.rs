@@ -350,6 +350,10 @@ pub struct SignInConfig {
     /// blocked (1 minute, ×4 with each further failure, at most 1 hour; forgotten 24 hours
     /// after the last failure). Raise it when many users share one address.
     pub address_free_failures: u32,
+    /// Addresses of reverse proxies in front of pgfleet: a request from one of them is
+    /// counted against the right-most `X-Forwarded-For` address that is not one of them.
+    /// Default none: the client is always the TCP peer and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for SignInConfig {
@@ -359,6 +363,7 @@ impl Default for SignInConfig {
             hash_concurrency: d.hashing.concurrency,
             hash_queue: d.hashing.queue,
             address_free_failures: d.address_free_failures.unsigned_abs(),
+            trusted_proxies: d.trusted_proxies,
         }
     }
 }
@@ -371,6 +376,7 @@ impl SignInConfig {
                 queue: self.hash_queue,
             },
             address_free_failures: i32::try_from(self.address_free_failures).unwrap_or(i32::MAX),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! The rule (every number is a constant below, the address's free failures a setting):
 //! 1. **Bounded hashing.** An attempt first takes a place at the [`crate::hash_gate`]; when
 //!    there is none, it is answered 429 with `Retry-After` and counts nowhere.
-//! 2. **Per client address** (the TCP peer; an IPv6 address by its /64), shared by every
+//! 2. **Per client address** (the TCP peer, or what a trusted proxy's `X-Forwarded-For`
+//!    says, see [`SignInSettings::trusted_proxies`]; an IPv6 address by its /64), shared by every
 //!    replica through the `login_throttle` table: every attempt counts as a failure of its
 //!    address until it succeeds. From the [`SignInSettings::address_free_failures`]-th
 //!    failure on, the address is blocked for [`ADDRESS_FIRST_BLOCK_SECS`], ×4 with each
@@ -68,11 +69,14 @@ pub const ACCOUNT_BACKOFF: Backoff = Backoff {
 };
 
 /// Settings of sign-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignInSettings {
     pub hashing: HashGateSettings,
     /// Failures of one client address before it is blocked.
     pub address_free_failures: i32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (default none: the client
+    /// is the TCP peer). The HTTP layer applies it.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for SignInSettings {
@@ -80,6 +84,7 @@ impl Default for SignInSettings {
         Self {
             hashing: HashGateSettings::for_this_machine(),
             address_free_failures: ADDRESS_FREE_FAILURES,
+            trusted_proxies: Vec::new(),
         }
     }
 }

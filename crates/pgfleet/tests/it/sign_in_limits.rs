@@ -37,8 +37,22 @@ async fn attempt(
     email: &str,
     password: &str,
 ) -> (StatusCode, Option<u64>, String) {
-    let r = http
-        .post(format!("{base}/login"))
+    attempt_forwarded(http, base, email, password, None).await
+}
+
+/// [`attempt`] with an `X-Forwarded-For` header.
+async fn attempt_forwarded(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> (StatusCode, Option<u64>, String) {
+    let mut req = http.post(format!("{base}/login"));
+    if let Some(f) = forwarded_for {
+        req = req.header("x-forwarded-for", f);
+    }
+    let r = req
         .header("cookie", format!("pgfleet_csrf={CSRF}"))
         .form(&[
             ("csrf_token", CSRF),
@@ -209,6 +223,42 @@ async fn one_address_guessing_is_blocked_and_cannot_keep_the_user_out() {
         2,
         "both addresses"
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled() {
+    let proxy_ip = loopback(5, 0, 1);
+    let s = TestServer::start_with(|c| c.sign_in.trusted_proxies = vec![proxy_ip]).await;
+    let proxy = client_from(proxy_ip);
+    let via = |client: &'static str| {
+        let (proxy, base) = (proxy.clone(), s.base.clone());
+        async move {
+            let f = format!("203.0.113.66, {client}");
+            attempt_forwarded(&proxy, &base, "nobody@example.com", "x", Some(&f)).await
+        }
+    };
+    // One client behind the proxy uses up its ten failures and is blocked...
+    for _ in 0..10 {
+        assert_eq!(via("198.51.100.7").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(via("198.51.100.7").await.0, StatusCode::TOO_MANY_REQUESTS);
+    // ...not the proxy's other clients.
+    assert_eq!(via("198.51.100.8").await.0, StatusCode::UNAUTHORIZED);
+
+    // Anyone else's X-Forwarded-For is ignored: they are counted by their own address.
+    let direct = client_from(loopback(5, 0, 2));
+    for i in 0..11 {
+        let forged = format!("198.51.100.{}", 100 + i);
+        let (status, _, _) =
+            attempt_forwarded(&direct, &s.base, "nobody@example.com", "x", Some(&forged)).await;
+        let expected = if i < 10 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "attempt {i}");
+    }
     s.stop().await;
 }
 
