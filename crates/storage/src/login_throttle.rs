@@ -50,6 +50,23 @@ pub enum Claim {
     Blocked { until: DateTime<Utc> },
 }
 
+/// Until when `addr` is blocked, if it is at `now` (a read: lets a blocked address be refused
+/// before it takes any other resource; [`claim`] checks again atomically).
+pub async fn blocked_until<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    addr: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let row: Option<(DateTime<Utc>,)> = sqlx::query_as(
+        "SELECT blocked_until FROM login_throttle WHERE addr = $1 AND blocked_until > $2",
+    )
+    .bind(addr)
+    .bind(now)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|(t,)| t))
+}
+
 /// Counts one sign-in attempt of `addr` as a failure (forgetting earlier failures older than
 /// `forget_secs`) unless the address is blocked, and blocks it by `backoff` when this
 /// attempt reaches the limit: one statement, so concurrent attempts all count.

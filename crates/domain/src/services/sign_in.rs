@@ -9,8 +9,8 @@
 //!    address until it succeeds. From the [`SignInSettings::address_free_failures`]-th
 //!    failure on, the address is blocked for [`ADDRESS_FIRST_BLOCK_SECS`], ×4 with each
 //!    further failure, at most [`ADDRESS_MAX_BLOCK_SECS`]. A blocked address is answered 429
-//!    with `Retry-After` before anything else: no password is hashed and the account it
-//!    names is not touched. An address's failures are forgotten
+//!    with `Retry-After` before anything else (before it takes a place at the hasher): no
+//!    password is hashed and the account it names is not touched. An address's failures are forgotten
 //!    [`ADDRESS_FORGET_SECS`] after its last one; a success takes back only its own count.
 //! 3. **Per account**: [`LOCK_AFTER`] consecutive failures lock the account for
 //!    [`FIRST_LOCK_SECS`], doubling with each further failure up to [`MAX_LOCK_SECS`]. While
@@ -128,7 +128,10 @@ fn refused() -> DomainError {
     DomainError::Unauthenticated(AuthFailure::Invalid)
 }
 
-fn address_blocked(secs: i64) -> DomainError {
+/// The refusal of an address blocked for `left` more.
+fn address_blocked(addr: &str, left: Duration) -> DomainError {
+    tracing::info!(client = %addr, "sign-in refused: address blocked");
+    let secs = (left.num_milliseconds() + 999).div_euclid(1000);
     DomainError::TooManyRequests {
         message: "Too many failed sign-ins from your network address".to_string(),
         hint: Some(format!("Wait {} before trying again.", human_secs(secs))),
@@ -164,10 +167,14 @@ impl Services {
             // Never a password of anyone: refused before it costs anything.
             return Err(refused());
         }
-        let ticket = self.hash_gate().admit()?;
         let pool = self.store().pool();
         let now = self.clock().now();
         let addr = address_key(client);
+        // A blocked address is refused before it takes a place at the hasher.
+        if let Some(until) = login_throttle::blocked_until(pool, &addr, now).await? {
+            return Err(address_blocked(&addr, until - now));
+        }
+        let ticket = self.hash_gate().admit()?;
         let settings = &self.config().sign_in;
         let address_backoff = settings.address_backoff();
         match login_throttle::claim(
@@ -179,11 +186,7 @@ impl Services {
         )
         .await?
         {
-            Claim::Blocked { until } => {
-                tracing::info!(client = %addr, "sign-in refused: address blocked");
-                let secs = ((until - now).num_milliseconds() + 999).div_euclid(1000);
-                return Err(address_blocked(secs));
-            }
+            Claim::Blocked { until } => return Err(address_blocked(&addr, until - now)),
             Claim::Admitted {
                 failures,
                 blocked_until: Some(until),
