@@ -155,7 +155,8 @@ fn human_secs(secs: i64) -> String {
 impl Services {
     /// Checks an e-mail and password from `client` and opens a session. A wrong e-mail or
     /// password, or a locked account, is `Unauthenticated(Invalid)` (show
-    /// [`SIGN_IN_FAILED`](super::sessions::SIGN_IN_FAILED)); a blocked address or a full hasher is `TooManyRequests`.
+    /// [`SIGN_IN_FAILED`](super::sessions::SIGN_IN_FAILED)); a blocked address or a full
+    /// hasher is `TooManyRequests`.
     pub async fn sign_in(
         &self,
         email: &str,
