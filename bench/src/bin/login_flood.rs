@@ -12,7 +12,8 @@
 //! `cargo run --release -p pgfleet-bench --bin login_flood`, or
 //! `PGFLEET_BIN=/path/to/old/pgfleet cargo run --release -p pgfleet-bench --bin login_flood`.
 //! An unbounded server needs about 19 MiB per concurrent sign-in: mind the machine's memory
-//! before flooding one with many clients (`CLIENTS`).
+//! before flooding one with many clients (`CLIENTS`). `HASH_CONCURRENCY` sets the server's
+//! `sign_in.hash_concurrency` (servers that have the setting only).
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
@@ -85,6 +86,11 @@ fn start_server() -> anyhow::Result<Server> {
         .env("RUST_LOG", "error")
         .env("PGFLEET_POOLER__ENABLED", "false")
         .env("PGFLEET_BOOTSTRAP_TOKEN", TOKEN)
+        .envs(
+            std::env::var("HASH_CONCURRENCY")
+                .ok()
+                .map(|n| ("PGFLEET_SIGN_IN__HASH_CONCURRENCY", n)),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
