@@ -71,7 +71,7 @@ pub async fn blocked_until<'e>(
 /// `forget_secs`) unless the address is blocked, and blocks it by `backoff` when this
 /// attempt reaches the limit: one statement, so concurrent attempts all count.
 pub async fn claim(
-    pool: &sqlx::PgPool,
+    conn: &mut sqlx::PgConnection,
     addr: &str,
     now: DateTime<Utc>,
     backoff: &Backoff,
@@ -97,7 +97,7 @@ pub async fn claim(
         .bind(backoff.factor)
         .bind(backoff.max_secs)
         .bind(forget_secs)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     if let Some((failures, blocked_until)) = row {
         return Ok(Claim::Admitted {
@@ -108,7 +108,7 @@ pub async fn claim(
     let (until,): (Option<DateTime<Utc>>,) =
         sqlx::query_as("SELECT blocked_until FROM login_throttle WHERE addr = $1")
             .bind(addr)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     Ok(Claim::Blocked {
         until: until.unwrap_or(now),

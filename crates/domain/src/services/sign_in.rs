@@ -178,8 +178,10 @@ impl Services {
         let ticket = self.hash_gate().admit()?;
         let settings = &self.config().sign_in;
         let address_backoff = settings.address_backoff();
+        // Both claims commit together (one commit, not two), before any hashing.
+        let mut tx = self.store().begin().await?;
         match login_throttle::claim(
-            pool,
+            &mut tx,
             &addr,
             now,
             &address_backoff,
@@ -199,11 +201,11 @@ impl Services {
         let user = if email.is_empty() || email.len() > MAX_EMAIL_BYTES {
             None
         } else {
-            users::get_by_email(pool, email).await?
+            users::get_by_email(&mut *tx, email).await?
         };
         let admitted = match &user {
             Some(u) => {
-                let claim = users::claim_attempt(pool, &u.id, now, &ACCOUNT_BACKOFF).await?;
+                let claim = users::claim_attempt(&mut *tx, &u.id, now, &ACCOUNT_BACKOFF).await?;
                 match claim {
                     None => tracing::info!(user = %u.id, "sign-in refused: account locked"),
                     Some((failures, Some(until))) => {
@@ -215,6 +217,9 @@ impl Services {
             }
             None => false,
         };
+        tx.commit()
+            .await
+            .map_err(pgfleet_storage::StorageError::from)?;
         let phc = user
             .as_ref()
             .filter(|_| admitted)
