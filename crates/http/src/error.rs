@@ -198,3 +198,24 @@ pub fn set_retry_after(res: &mut Response, secs: Option<u64>) {
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_requests_is_429_with_retry_after() {
+        let res = ApiError::from(DomainError::TooManyRequests {
+            message: "Too many".to_string(),
+            hint: None,
+            retry_after_secs: 42,
+        })
+        .into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("42"))
+        );
+        assert!(CODES.contains(&"too_many_requests"));
+    }
+}
