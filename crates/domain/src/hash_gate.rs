@@ -104,15 +104,18 @@ impl HashGate {
     pub fn admit(&self) -> Result<HashTicket<'_>> {
         match self.admitted.clone().try_acquire_owned() {
             Ok(place) => Ok(HashTicket { gate: self, place }),
-            Err(_) => {
-                tracing::debug!("password hashing is at capacity; refusing");
-                Err(DomainError::TooManyRequests {
-                    message: "Too many sign-in attempts are being checked right now".to_string(),
-                    hint: Some("Try again in a moment.".to_string()),
-                    retry_after_secs: BUSY_RETRY_AFTER_SECS,
-                })
-            }
+            Err(_) => Err(busy()),
         }
+    }
+
+    /// `TooManyRequests` when every place is taken right now, without taking one: lets a
+    /// caller refuse before doing any other work (a flood is answered without touching the
+    /// metadata store). [`Self::admit`] still decides.
+    pub fn refuse_if_full(&self) -> Result<()> {
+        if self.admitted.available_permits() == 0 {
+            return Err(busy());
+        }
+        Ok(())
     }
 
     /// Admits and hashes a password (argon2id, fresh salt).
@@ -123,6 +126,16 @@ impl HashGate {
             .run(move |mem| pgfleet_auth::hash_password_in(mem, &password, &salt))
             .await?
             .map_err(DomainError::internal)
+    }
+}
+
+/// The refusal of a full gate.
+fn busy() -> DomainError {
+    tracing::debug!("password hashing is at capacity; refusing");
+    DomainError::TooManyRequests {
+        message: "Too many sign-in attempts are being checked right now".to_string(),
+        hint: Some("Try again in a moment.".to_string()),
+        retry_after_secs: BUSY_RETRY_AFTER_SECS,
     }
 }
 
@@ -184,6 +197,7 @@ mod tests {
         let first = gate.admit().unwrap();
         let second = gate.admit().unwrap();
         let third = gate.admit().unwrap();
+        assert!(gate.refuse_if_full().is_err());
         match gate.admit() {
             Err(DomainError::TooManyRequests {
                 retry_after_secs, ..
@@ -198,6 +212,7 @@ mod tests {
         };
         assert!(runner.await);
         // Every place is free again.
+        assert!(gate.refuse_if_full().is_ok());
         let places: Vec<_> = (0..3).map(|_| gate.admit().unwrap()).collect();
         assert!(gate.admit().is_err());
         drop(places);

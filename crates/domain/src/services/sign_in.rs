@@ -1,8 +1,8 @@
 //! Password sign-in and its throttling.
 //!
 //! The rule (every number is a constant below, the address's free failures a setting):
-//! 1. **Bounded hashing.** An attempt first takes a place at the [`crate::hash_gate`]; when
-//!    there is none, it is answered 429 with `Retry-After` and counts nowhere.
+//! 1. **Bounded hashing.** An attempt takes a place at the [`crate::hash_gate`]; when there
+//!    is none, it is answered 429 with `Retry-After` at once (no query) and counts nowhere.
 //! 2. **Per client address** (the TCP peer, or what a trusted proxy's `X-Forwarded-For`
 //!    says, see [`SignInSettings::trusted_proxies`]; an IPv6 address by its /64), shared by every
 //!    replica through the `login_throttle` table: every attempt counts as a failure of its
@@ -168,10 +168,12 @@ impl Services {
             // Never a password of anyone: refused before it costs anything.
             return Err(refused());
         }
+        // A full hasher is refused before anything else; a blocked address before it takes
+        // a place at the hasher.
+        self.hash_gate().refuse_if_full()?;
         let pool = self.store().pool();
         let now = self.clock().now();
         let addr = address_key(client);
-        // A blocked address is refused before it takes a place at the hasher.
         if let Some(until) = login_throttle::blocked_until(pool, &addr, now).await? {
             return Err(address_blocked(&addr, until - now));
         }
