@@ -61,9 +61,9 @@ impl Services {
         }
         let password = self.rng().with(pgfleet_auth::random_password);
         let password_hash = self
-            .rng()
-            .with(|r| pgfleet_auth::hash_password(&password, r))
-            .map_err(DomainError::internal)?;
+            .hash_gate()
+            .hash_password(&password, self.rng())
+            .await?;
         let token = match &opts.token {
             Some(t) if t.trim().len() >= 16 => t.trim().to_string(),
             Some(_) => {

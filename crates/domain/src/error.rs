@@ -55,6 +55,14 @@ pub enum DomainError {
         message: String,
         hint: Option<String>,
     },
+    /// 429: too many requests of this kind right now (password hashing at capacity, or a
+    /// client address throttled after failed sign-ins); answered with `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        hint: Option<String>,
+        retry_after_secs: u64,
+    },
     /// 503: a dependency (metadata store, a Postgres server) is not reachable.
     #[error("{message}")]
     Unavailable { message: String, detail: String },

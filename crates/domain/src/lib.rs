@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod clock;
 pub mod error;
 pub mod failpoint;
+pub mod hash_gate;
 pub mod ids;
 pub mod metrics;
 pub mod names;

@@ -16,6 +16,7 @@
 //! | 413 | `payload_too_large` | the body is over the size cap |
 //! | 415 | `unsupported_media_type` | a write whose body, or declared `Content-Type`, is not JSON |
 //! | 422 | `validation_error` | a well-formed value that cannot be accepted |
+//! | 429 | `too_many_requests` | password hashing is at capacity, or the client address is blocked after failed sign-ins; `Retry-After` says when to try again |
 //! | 500 | `internal_error` | a bug; details are in the server log under the request id |
 //! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable |
 
@@ -37,6 +38,7 @@ pub const CODES: &[&str] = &[
     "payload_too_large",
     "unsupported_media_type",
     "validation_error",
+    "too_many_requests",
     "internal_error",
     "unavailable",
 ];
@@ -50,6 +52,8 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// Sent as `WWW-Authenticate` on 401s.
     pub www_authenticate: Option<&'static str>,
+    /// Sent as `Retry-After` (seconds) on 429s.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -60,6 +64,7 @@ impl ApiError {
             message: message.into(),
             hint: None,
             www_authenticate: None,
+            retry_after_secs: None,
         }
     }
 
@@ -99,6 +104,7 @@ impl From<DomainError> for ApiError {
             message,
             hint,
             www_authenticate: None,
+            retry_after_secs: None,
         };
         match e {
             D::NotFound { what, id } => with(StatusCode::NOT_FOUND, "not_found", format!("{what} {id} not found"), None),
@@ -142,6 +148,10 @@ impl From<DomainError> for ApiError {
                 with(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message, hint)
             }
             D::Conflict { message, hint } => with(StatusCode::CONFLICT, "conflict", message, hint),
+            D::TooManyRequests { message, hint, retry_after_secs } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..with(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message, hint)
+            },
             D::Unavailable { message, detail } => {
                 tracing::error!(%detail, "dependency unavailable");
                 with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
@@ -173,9 +183,39 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
         }
+        set_retry_after(&mut res, self.retry_after_secs);
         res
+    }
+}
+
+/// Sets `Retry-After` (seconds) when there is one: the API's errors and the pages' share it.
+pub fn set_retry_after(res: &mut Response, secs: Option<u64>) {
+    if let Some(secs) = secs {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
 }
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_requests_is_429_with_retry_after() {
+        let res = ApiError::from(DomainError::TooManyRequests {
+            message: "Too many".to_string(),
+            hint: None,
+            retry_after_secs: 42,
+        })
+        .into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("42"))
+        );
+        assert!(CODES.contains(&"too_many_requests"));
+    }
+}

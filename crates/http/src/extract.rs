@@ -2,10 +2,12 @@
 //! path parameters and the bearer credential; and the `/v1` gate that refuses a body of
 //! another media type before any handler runs ([`require_json_bodies`]).
 
+use std::net::IpAddr;
+
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pgfleet_domain::{AuthFailure, DomainError, Principal};
 use serde::de::DeserializeOwned;
@@ -222,6 +224,70 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
+/// The client's IP address: the TCP peer, as the server records it for every connection
+/// (`into_make_service_with_connect_info`), or, when the peer is a trusted proxy
+/// (`sign_in.trusted_proxies`), what its `X-Forwarded-For` says ([`client_ip`]). Sign-in
+/// throttling counts failures by it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(info) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        else {
+            // A server wired without connect info: refuse rather than throttle every client
+            // as one.
+            return Err(
+                DomainError::internal("the server does not record client addresses").into(),
+            );
+        };
+        let trusted = &state.services.config().sign_in.trusted_proxies;
+        let forwarded = parts.headers.get_all("x-forwarded-for");
+        Ok(ClientAddr(client_ip(
+            info.0.ip(),
+            forwarded.iter(),
+            trusted,
+        )))
+    }
+}
+
+/// Most `X-Forwarded-For` entries looked at (a bound on the work a header can cause).
+const MAX_FORWARDED_HOPS: usize = 32;
+
+/// The client of a request from `peer`: `peer` itself unless it is a trusted proxy; then the
+/// right-most `X-Forwarded-For` entry that is not a trusted proxy (each proxy appends the
+/// address it saw, so entries further left are the client's to make up). An entry that is
+/// not an address ends the walk at the proxy before it.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded: impl Iterator<Item = &'a HeaderValue>,
+    trusted: &[IpAddr],
+) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = forwarded
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev().take(MAX_FORWARDED_HOPS) {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,5 +351,44 @@ mod tests {
             &Method::GET,
             &headers(&[(ct, "text/plain")])
         ));
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn of(peer: &str, headers: &[&str], trusted: &[&str]) -> IpAddr {
+        let values: Vec<HeaderValue> = headers
+            .iter()
+            .map(|h| HeaderValue::from_str(h).unwrap())
+            .collect();
+        let trusted: Vec<IpAddr> = trusted.iter().map(|t| ip(t)).collect();
+        client_ip(ip(peer), values.iter(), &trusted)
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        // Not a trusted proxy: the header is the client's to make up.
+        assert_eq!(of("10.0.0.9", &["1.2.3.4"], &[]), ip("10.0.0.9"));
+        assert_eq!(of("10.0.0.9", &["1.2.3.4"], &["10.0.0.1"]), ip("10.0.0.9"));
+        // A trusted proxy: the right-most entry it did not add itself.
+        let proxy = ["10.0.0.1"];
+        assert_eq!(of("10.0.0.1", &["1.2.3.4"], &proxy), ip("1.2.3.4"));
+        assert_eq!(of("10.0.0.1", &["6.6.6.6, 1.2.3.4"], &proxy), ip("1.2.3.4"));
+        assert_eq!(
+            of("10.0.0.1", &["6.6.6.6", "1.2.3.4"], &proxy),
+            ip("1.2.3.4")
+        );
+        // Two proxies in a row.
+        let both = ["10.0.0.1", "10.0.0.2"];
+        assert_eq!(
+            of("10.0.0.1", &["6.6.6.6, 1.2.3.4, 10.0.0.2"], &both),
+            ip("1.2.3.4")
+        );
+        // No header, garbage, or only proxies: the last proxy seen.
+        assert_eq!(of("10.0.0.1", &[], &proxy), ip("10.0.0.1"));
+        assert_eq!(of("10.0.0.1", &["nonsense"], &proxy), ip("10.0.0.1"));
+        assert_eq!(of("10.0.0.1", &["10.0.0.2, x"], &both), ip("10.0.0.1"));
+        assert_eq!(of("10.0.0.1", &["2001:db8::1"], &proxy), ip("2001:db8::1"));
     }
 }

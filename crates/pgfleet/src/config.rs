@@ -86,6 +86,7 @@ pub struct Config {
     pub pooler: PoolerConfig,
     pub capacity: CapacityConfig,
     pub tenant: TenantConfig,
+    pub sign_in: SignInConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -417,6 +418,52 @@ impl Default for CapacityConfig {
     }
 }
 
+/// `[sign_in]`: password hashing bounds and sign-in throttling (the rule:
+/// `pgfleet_domain::services::sign_in`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInConfig {
+    /// Passwords hashed (argon2id, about 19 MiB each) at once; default the CPU count, at
+    /// most 4.
+    pub hash_concurrency: usize,
+    /// Sign-ins (and password changes) that may wait for a hash; past this they are answered
+    /// 429 with `Retry-After`. Default 4 per hash.
+    pub hash_queue: usize,
+    /// Failed sign-ins of one client address (an IPv6 address by its /64) before it is
+    /// blocked (1 minute, ×4 with each further failure, at most 1 hour; forgotten 24 hours
+    /// after the last failure). Raise it when many users share one address.
+    pub address_free_failures: u32,
+    /// Addresses of reverse proxies in front of pgfleet: a request from one of them is
+    /// counted against the right-most `X-Forwarded-For` address that is not one of them.
+    /// Default none: the client is always the TCP peer and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        let d = pgfleet_domain::services::sign_in::SignInSettings::default();
+        Self {
+            hash_concurrency: d.hashing.concurrency,
+            hash_queue: d.hashing.queue,
+            address_free_failures: d.address_free_failures.unsigned_abs(),
+            trusted_proxies: d.trusted_proxies,
+        }
+    }
+}
+
+impl SignInConfig {
+    pub fn settings(&self) -> pgfleet_domain::services::sign_in::SignInSettings {
+        pgfleet_domain::services::sign_in::SignInSettings {
+            hashing: pgfleet_domain::hash_gate::HashGateSettings {
+                concurrency: self.hash_concurrency,
+                queue: self.hash_queue,
+            },
+            address_free_failures: i32::try_from(self.address_free_failures).unwrap_or(i32::MAX),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
@@ -467,6 +514,7 @@ impl Default for Config {
             pooler: PoolerConfig::default(),
             capacity: CapacityConfig::default(),
             tenant: TenantConfig::default(),
+            sign_in: SignInConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -772,6 +820,16 @@ impl Config {
             ));
         }
         self.tenant.validate()?;
+        if !(1..=256).contains(&self.sign_in.hash_concurrency)
+            || self.sign_in.hash_queue > 100_000
+            || self.sign_in.address_free_failures == 0
+        {
+            return Err(ConfigError::Invalid(
+                "sign_in: hash_concurrency must be 1 to 256, hash_queue at most 100000, \
+                 address_free_failures at least 1"
+                    .to_string(),
+            ));
+        }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".to_string(),

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::login_throttle::Backoff;
 use crate::{Result, UserRow};
 
 const COLUMNS: &str =
@@ -49,31 +50,33 @@ pub async fn get_by_email<'e>(
     .await?)
 }
 
-/// Counts one more failed sign-in; returns the new number of consecutive failures.
-pub async fn record_failed_login<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<i32> {
-    let (n,): (i32,) = sqlx::query_as(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
-    )
-    .bind(id)
-    .fetch_one(ex)
-    .await?;
-    Ok(n)
-}
-
-/// Locks sign-in until `until` (never shortens a lock already in place).
-pub async fn lock_until<'e>(
+/// Claims one sign-in attempt of an unlocked account: counts it as a failure (a success
+/// resets the count with [`reset_failed_logins`]) and, when the new count reaches
+/// `backoff.free`, locks the account for the backoff of that count, in the same statement.
+/// `None` when the account is locked at `now` (nothing is counted). Because the check and
+/// the count are one `UPDATE`, concurrent attempts are admitted one by one and none passes
+/// a lock another one just set.
+pub async fn claim_attempt<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
-    until: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE users SET locked_until = GREATEST(COALESCE(locked_until, $2), $2) WHERE id = $1",
-    )
-    .bind(id)
-    .bind(until)
-    .execute(ex)
-    .await?;
-    Ok(())
+    now: DateTime<Utc>,
+    backoff: &Backoff,
+) -> Result<Option<(i32, Option<DateTime<Utc>>)>> {
+    let sql = format!(
+        "UPDATE users SET failed_logins = failed_logins + 1, locked_until = {until}
+          WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)
+          RETURNING failed_logins, locked_until",
+        until = Backoff::sql_until("failed_logins + 1", "$2"),
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .bind(now)
+        .bind(backoff.free)
+        .bind(backoff.first_secs)
+        .bind(backoff.factor)
+        .bind(backoff.max_secs)
+        .fetch_optional(ex)
+        .await?)
 }
 
 /// A successful sign-in: no failures, no lock.

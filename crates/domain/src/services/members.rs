@@ -8,7 +8,7 @@
 //! * every member sees the workspace's members.
 //!
 //! A workspace always keeps at least one admin. Passwords are hashed exactly as sign-in
-//! verifies them ([`pgfleet_auth::hash_password`], argon2id). Removing a member ends their
+//! verifies them (argon2id, through the bounded [`crate::hash_gate`]). Removing a member ends their
 //! access through the console at once (each request checks the membership).
 
 use pgfleet_api_types::List;
@@ -167,14 +167,11 @@ impl Services {
                 Some("Add the existing user to the workspace instead.".to_string()),
             ));
         }
-        let rng = self.rng().clone();
-        let to_hash = password.clone();
-        let hash = tokio::task::spawn_blocking(move || {
-            rng.with(|r| pgfleet_auth::hash_password(&to_hash, r))
-        })
-        .await
-        .map_err(DomainError::internal)?
-        .map_err(DomainError::internal)?;
+        // Bounded like sign-in: a busy hasher answers 429 (see `crate::hash_gate`).
+        let hash = self
+            .hash_gate()
+            .hash_password(&password, self.rng())
+            .await?;
         let now = self.clock().now();
         let id = crate::ids::new_id(crate::ids::USER, self.rng());
         let mut tx = self.store().begin().await?;

@@ -24,6 +24,7 @@ mod projects;
 mod regions;
 mod service_tokens;
 pub mod sessions;
+pub mod sign_in;
 pub mod usage;
 mod workspaces;
 
@@ -51,6 +52,8 @@ pub struct ServicesConfig {
     pub backups: BackupSettings,
     /// Set when the pooler runs: connections then carry `endpoints.pooled`.
     pub pooled: Option<pooler::PooledEndpoint>,
+    /// Password hashing bounds and sign-in throttling.
+    pub sign_in: sign_in::SignInSettings,
 }
 
 /// What pgfleet imposes on tenant databases (see [`guard`]).
@@ -126,6 +129,7 @@ impl ServicesConfig {
             reserved_connections: 10,
             tenant: TenantSettings::default(),
             pooled: None,
+            sign_in: sign_in::SignInSettings::default(),
         }
     }
 }
@@ -155,6 +159,8 @@ struct Inner {
     signer: crate::oauth_keys::Signer,
     write_hook: std::sync::OnceLock<WriteHook>,
     pooler_stats: std::sync::OnceLock<pooler::PoolerStats>,
+    /// Every argon2 call on a secret someone sent goes through it.
+    hash_gate: crate::hash_gate::HashGate,
     /// Random per process: names the usage source of pooler-fed counters, which restart
     /// from zero with the process.
     boot_tag: String,
@@ -289,6 +295,7 @@ impl Services {
         let signer =
             crate::oauth_keys::Signer::load_or_create(&store, clock.now(), key_secret).await?;
         let boot_tag = crate::ids::new_id("boot", &rng);
+        let hash_gate = crate::hash_gate::HashGate::start(config.sign_in.hashing)?;
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
         }
@@ -308,6 +315,7 @@ impl Services {
                 views: ViewCache::default(),
                 write_hook: std::sync::OnceLock::new(),
                 pooler_stats: std::sync::OnceLock::new(),
+                hash_gate,
                 boot_tag,
             }),
         };
@@ -363,6 +371,11 @@ impl Services {
 
     pub(crate) fn signer(&self) -> &crate::oauth_keys::Signer {
         &self.inner.signer
+    }
+
+    /// The bound on password hashing (see [`crate::hash_gate`]).
+    pub fn hash_gate(&self) -> &crate::hash_gate::HashGate {
+        &self.inner.hash_gate
     }
 
     pub(crate) fn view_cache(&self) -> &ViewCache {

@@ -1,33 +1,20 @@
-//! Browser sessions of the authorization server's pages: password sign-in with throttling,
-//! sessions stored only as the SHA-256 of their cookie value, each with its own CSRF token,
-//! and what a signed-in user may see (their workspaces and those workspaces' apps).
-//!
-//! Throttling: after [`LOCK_AFTER`] consecutive wrong passwords the account is locked for one
-//! minute, doubling with each further failure up to [`MAX_LOCK_SECS`]. While locked, even the
-//! right password is refused, with the same message as a wrong one ([`SIGN_IN_FAILED`]). A
-//! password hash is verified on every attempt (a dummy one for unknown e-mails), so timing
-//! tells little about which e-mails exist.
+//! Browser sessions of the authorization server's pages: sessions stored only as the
+//! SHA-256 of their cookie value, each with its own CSRF token, and what a signed-in user
+//! may see (their workspaces and those workspaces' apps). Signing in, and its throttling,
+//! is [`super::sign_in`].
 //!
 //! Expired rows are forgotten by [`Services::sweep_expired`], which the server runs every
 //! [`SWEEP_EVERY`] ([`Services::spawn_expiry_sweeper`]): sessions past their expiry, and
-//! the OAuth codes and refresh tokens that can no longer be used (see the function). A
-//! sign-in also forgets its user's expired sessions at once.
+//! the OAuth codes and refresh tokens that can no longer be used, and sign-in throttle rows
+//! of client addresses that are forgotten (see the function). A sign-in also forgets its
+//! user's expired sessions at once.
 
-use std::sync::OnceLock;
-
-use chrono::Duration;
 use pgfleet_storage::oauth::ClientRow;
-use pgfleet_storage::{sessions, users, workspaces, UserRow, WorkspaceRow};
+use pgfleet_storage::{sessions, workspaces, UserRow, WorkspaceRow};
 use tokio::sync::watch;
 
-use crate::{AuthFailure, DomainError, Randomness, Result, Services};
+use crate::{DomainError, Result, Services};
 
-/// Consecutive failures that lock an account.
-pub const LOCK_AFTER: i32 = 5;
-/// First lock, in seconds; it doubles with each further failure.
-pub const FIRST_LOCK_SECS: i64 = 60;
-/// Longest lock, in seconds.
-pub const MAX_LOCK_SECS: i64 = 15 * 60;
 /// How long a session lasts.
 pub const SESSION_TTL_HOURS: i64 = 12;
 /// What every failed sign-in answers, whatever the reason.
@@ -41,6 +28,10 @@ const MAX_WORKSPACES: i64 = 1000;
 pub struct SessionSecret(String);
 
 impl SessionSecret {
+    pub(crate) fn new(token: String) -> Self {
+        Self(token)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -73,19 +64,8 @@ pub struct SweepCounts {
     pub sessions: u64,
     pub oauth_codes: u64,
     pub refresh_tokens: u64,
-}
-
-/// How long an account is locked after its `failures`-th consecutive failure (`None` below
-/// [`LOCK_AFTER`]).
-pub fn lock_duration(failures: i32) -> Option<Duration> {
-    if failures < LOCK_AFTER {
-        return None;
-    }
-    let doublings = (failures - LOCK_AFTER).clamp(0, 20) as u32;
-    let secs = FIRST_LOCK_SECS
-        .saturating_mul(1i64 << doublings)
-        .min(MAX_LOCK_SECS);
-    Some(Duration::seconds(secs))
+    /// Client addresses whose failed sign-ins are forgotten.
+    pub sign_in_throttles: u64,
 }
 
 /// A session cookie value as [`pgfleet_auth::random_string`] makes them (43 base64url
@@ -97,82 +77,7 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// A hash to verify against when there is no user (or no password): same cost as a real one.
-fn dummy_hash(rng: &Randomness) -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        rng.with(|r| pgfleet_auth::hash_password("pgfleet dummy password", r))
-            .unwrap_or_default()
-    })
-}
-
-fn refused() -> DomainError {
-    DomainError::Unauthenticated(AuthFailure::Invalid)
-}
-
 impl Services {
-    /// Checks an e-mail and password and opens a session. Every refusal is
-    /// `Unauthenticated(Invalid)`; show [`SIGN_IN_FAILED`] for it.
-    pub async fn sign_in(&self, email: &str, password: &str) -> Result<(UserRow, SessionSecret)> {
-        let email = email.trim();
-        let user = if email.is_empty() || email.len() > 320 {
-            None
-        } else {
-            users::get_by_email(self.store().pool(), email).await?
-        };
-        let phc = user.as_ref().and_then(|u| u.password_hash.clone());
-        let rng = self.rng().clone();
-        let password = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || match phc {
-            Some(phc) => pgfleet_auth::verify_password(&password, &phc),
-            None => {
-                // Same work as a real check, and never a match.
-                let _ = pgfleet_auth::verify_password(&password, dummy_hash(&rng));
-                false
-            }
-        })
-        .await
-        .map_err(DomainError::internal)?;
-        let Some(user) = user else {
-            return Err(refused());
-        };
-        let now = self.clock().now();
-        if user.locked_until.is_some_and(|t| t > now) {
-            tracing::info!(user = %user.id, "sign-in refused: account locked");
-            return Err(refused());
-        }
-        if !matches || user.password_hash.is_none() {
-            let failures = users::record_failed_login(self.store().pool(), &user.id).await?;
-            if let Some(lock) = lock_duration(failures) {
-                users::lock_until(self.store().pool(), &user.id, now + lock).await?;
-                tracing::warn!(user = %user.id, failures, lock_secs = lock.num_seconds(), "account locked after failed sign-ins");
-            } else {
-                tracing::info!(user = %user.id, failures, "sign-in failed");
-            }
-            return Err(refused());
-        }
-        let token = self.rng().with(pgfleet_auth::random_string);
-        let csrf = self.rng().with(pgfleet_auth::random_string);
-        let mut tx = self.store().begin().await?;
-        if user.failed_logins != 0 || user.locked_until.is_some() {
-            users::reset_failed_logins(&mut *tx, &user.id).await?;
-        }
-        sessions::delete_expired_for_user(&mut *tx, &user.id, now).await?;
-        sessions::insert(
-            &mut *tx,
-            &pgfleet_auth::hash_token(&token),
-            &user.id,
-            &csrf,
-            now,
-            now + Duration::hours(SESSION_TTL_HOURS),
-        )
-        .await?;
-        tx.commit()
-            .await
-            .map_err(pgfleet_storage::StorageError::from)?;
-        Ok((user, SessionSecret(token)))
-    }
-
     /// The live session of a cookie value (`None` when unknown or expired).
     pub async fn session(&self, token: &str) -> Result<Option<SessionInfo>> {
         if !well_formed(token) {
@@ -203,7 +108,9 @@ impl Services {
     /// Deletes what has expired as of `now` and can never be used again: sessions past
     /// their expiry; authorization codes past theirs, unless used by a still-live token
     /// family (a replay of such a code must still revoke that family); refresh tokens of a
-    /// revoked family or grant (revocation is final). Token families and grants themselves
+    /// revoked family or grant (revocation is final); throttle rows of client addresses
+    /// whose last failed sign-in is older than [`super::sign_in::ADDRESS_FORGET_SECS`] and
+    /// that block nothing. Token families and grants themselves
     /// are kept: access tokens name their family and the integration list shows grants.
     pub async fn sweep_expired(&self, now: chrono::DateTime<chrono::Utc>) -> Result<SweepCounts> {
         let pool = self.store().pool();
@@ -211,12 +118,19 @@ impl Services {
             sessions: sessions::delete_expired(pool, now).await?,
             oauth_codes: pgfleet_storage::oauth::delete_dead_codes(pool, now).await?,
             refresh_tokens: pgfleet_storage::oauth::delete_dead_refresh_tokens(pool).await?,
+            sign_in_throttles: pgfleet_storage::login_throttle::delete_expired(
+                pool,
+                now,
+                super::sign_in::ADDRESS_FORGET_SECS as f64,
+            )
+            .await?,
         };
         if counts != SweepCounts::default() {
             tracing::info!(
                 sessions = counts.sessions,
                 oauth_codes = counts.oauth_codes,
                 refresh_tokens = counts.refresh_tokens,
+                sign_in_throttles = counts.sign_in_throttles,
                 "expired sign-in data swept"
             );
         }
@@ -276,19 +190,6 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_starts_at_five_doubles_and_caps() {
-        assert_eq!(lock_duration(0), None);
-        assert_eq!(lock_duration(4), None);
-        assert_eq!(lock_duration(5), Some(Duration::seconds(60)));
-        assert_eq!(lock_duration(6), Some(Duration::seconds(120)));
-        assert_eq!(lock_duration(7), Some(Duration::seconds(240)));
-        assert_eq!(lock_duration(8), Some(Duration::seconds(480)));
-        assert_eq!(lock_duration(9), Some(Duration::seconds(900)));
-        assert_eq!(lock_duration(1000), Some(Duration::seconds(900)));
-        assert_eq!(lock_duration(i32::MAX), Some(Duration::seconds(900)));
-    }
 
     #[test]
     fn only_generated_tokens_are_looked_up() {

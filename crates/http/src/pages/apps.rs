@@ -266,6 +266,7 @@ pub(crate) async fn apps_create(
         let notice = Notice {
             message: "Choose the client type: public or confidential.".to_string(),
             hint: None,
+            retry_after_secs: None,
         };
         return refuse(&state, &signed, StatusCode::BAD_REQUEST, notice, form).await;
     }

@@ -3,7 +3,9 @@
 //! The sign-in form has no session yet, so its CSRF protection is a double-submit token: the
 //! `pgfleet_csrf` cookie (set by `GET /login`) must equal the form's `csrf_token`. Every
 //! failed sign-in, whatever the reason (unknown e-mail, wrong password, locked account),
-//! answers 401 with the same message.
+//! answers 401 with the same message. A client address blocked after failed sign-ins, or a
+//! password hasher at capacity, answers the form again with 429 and `Retry-After` (the
+//! rule: `pgfleet_domain::services::sign_in`).
 
 use std::collections::HashMap;
 
@@ -17,8 +19,9 @@ use pgfleet_domain::DomainError;
 
 use super::{
     csrf_ok, fail, field, form_map, query_param, read_cookie, render, safe_next, see_other,
-    set_cookie, signed_in, Chrome, PageError, CSRF_COOKIE, SESSION_COOKIE,
+    set_cookie, signed_in, Chrome, Notice, PageError, CSRF_COOKIE, SESSION_COOKIE,
 };
+use crate::extract::ClientAddr;
 use crate::AppState;
 
 #[derive(Template)]
@@ -28,7 +31,7 @@ struct LoginTemplate {
     csrf_token: String,
     next: String,
     email: String,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 /// A CSRF cookie value as this server makes them.
@@ -45,7 +48,7 @@ fn login_form(
     csrf_token: String,
     next: String,
     email: String,
-    error: Option<&'static str>,
+    error: Option<String>,
 ) -> Response {
     let mut res = render(
         status,
@@ -86,6 +89,7 @@ pub(crate) async fn login_page(
 /// `POST /login`: success sets the session cookie and answers 303 to `next`.
 pub(crate) async fn login_submit(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
@@ -99,7 +103,11 @@ pub(crate) async fn login_submit(
     }
     let next = safe_next(f.get("next").map(String::as_str));
     let email = field(&f, "email").trim().to_string();
-    match state.services.sign_in(&email, field(&f, "password")).await {
+    match state
+        .services
+        .sign_in(&email, field(&f, "password"), client)
+        .await
+    {
         Ok((_, secret)) => {
             // A new sign-in replaces this browser's previous session.
             if let Some(old) = read_cookie(&headers, SESSION_COOKIE) {
@@ -125,8 +133,18 @@ pub(crate) async fn login_submit(
             cookie,
             next,
             email,
-            Some(SIGN_IN_FAILED),
+            Some(SIGN_IN_FAILED.to_string()),
         ),
+        Err(e @ DomainError::TooManyRequests { .. }) => {
+            let (status, notice) = Notice::from_error(e);
+            let error = match notice.hint {
+                Some(hint) => format!("{} {hint}", notice.message),
+                None => notice.message,
+            };
+            let mut res = login_form(&state, status, cookie, next, email, Some(error));
+            crate::error::set_retry_after(&mut res, notice.retry_after_secs);
+            res
+        }
         Err(e) => fail(e),
     }
 }

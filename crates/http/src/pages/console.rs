@@ -280,7 +280,8 @@ where
     F: std::future::Future<Output = Result<T, Response>>,
 {
     let (status, notice) = Notice::from_error(e);
-    Ok(render(status, &view(notice).await?))
+    let retry_after = notice.retry_after_secs;
+    Ok(Notice::render(status, retry_after, &view(notice).await?))
 }
 
 fn not_member() -> Response {
@@ -471,6 +472,7 @@ fn confirm_typed(
             "The name you typed does not match the {what}'s name; nothing was {done}."
         ),
         hint: Some(format!("Type {name} exactly to {act}.")),
+        retry_after_secs: None,
     })
 }
 

@@ -106,6 +106,8 @@ pub(crate) struct Chrome {
 pub(crate) struct Notice {
     pub message: String,
     pub hint: Option<String>,
+    /// `Retry-After` of the response that shows it (429s).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Notice {
@@ -118,8 +120,20 @@ impl Notice {
             Self {
                 message: api.message,
                 hint: api.hint,
+                retry_after_secs: api.retry_after_secs,
             },
         )
+    }
+
+    /// A page showing this notice: `render` with the notice's `Retry-After`, if any.
+    pub(crate) fn render(
+        status: StatusCode,
+        retry_after_secs: Option<u64>,
+        page: &impl Template,
+    ) -> Response {
+        let mut res = render(status, page);
+        crate::error::set_retry_after(&mut res, retry_after_secs);
+        res
     }
 }
 
@@ -140,6 +154,7 @@ pub(crate) struct PageError {
     pub title: String,
     pub message: String,
     pub hint: Option<String>,
+    pub retry_after_secs: Option<u64>,
 }
 
 impl PageError {
@@ -154,6 +169,7 @@ impl PageError {
             title: title.into(),
             message: message.into(),
             hint,
+            retry_after_secs: None,
         }
     }
 
@@ -181,17 +197,22 @@ impl From<DomainError> for PageError {
             403 => "Not allowed",
             404 => "Not found",
             409 => "Not possible right now",
+            429 => "Too many requests",
             503 => "Temporarily unavailable",
             _ => "Something went wrong",
         };
-        Self::new(status, title, n.message, n.hint)
+        Self {
+            retry_after_secs: n.retry_after_secs,
+            ..Self::new(status, title, n.message, n.hint)
+        }
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        render(
+        Notice::render(
             self.status,
+            self.retry_after_secs,
             &ErrorTemplate {
                 chrome: Chrome::default(),
                 status: self.status.as_u16(),

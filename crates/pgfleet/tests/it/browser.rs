@@ -109,12 +109,24 @@ pub fn enc(s: &str) -> String {
 
 impl Browser {
     pub fn new(s: &TestServer) -> Self {
+        Self::at(&s.base, None)
+    }
+
+    /// A browser at another loopback address (`127.0.0.2`…): sign-in throttling counts
+    /// failures per client address.
+    pub fn from_addr(s: &TestServer, local: std::net::IpAddr) -> Self {
+        Self::at(&s.base, Some(local))
+    }
+
+    /// A browser of the server at `base`, from `local` when given.
+    pub fn at(base: &str, local: Option<std::net::IpAddr>) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(local)
                 .build()
                 .unwrap(),
-            base: s.base.clone(),
+            base: base.to_string(),
             jar: HashMap::new(),
         }
     }

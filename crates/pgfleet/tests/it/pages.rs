@@ -232,8 +232,9 @@ async fn sign_in_is_throttled() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(lock_secs().await, (0, None));
 
-    // Failures after a lock double it: 5 → 1 min, 6 → 2 min.
-    let mut b = Browser::new(&s);
+    // Failures after a lock double it: 5 → 1 min, 6 → 2 min. (From another address: this
+    // one has failed six times, and an address is blocked at its tenth failure.)
+    let mut b = Browser::from_addr(&s, "127.0.0.2".parse().unwrap());
     for _ in 0..5 {
         b.sign_in("admin@localhost", "wrong", "/apps").await;
     }

@@ -18,7 +18,7 @@ use pgfleet_domain::DomainError;
 use super::{
     page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Pager, Posted,
 };
-use crate::pages::{fail, field, render, see_other, show_time, Chrome, Notice};
+use crate::pages::{fail, field, see_other, show_time, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -113,9 +113,10 @@ async fn refused(
     fill: impl FnOnce(&mut MembersTemplate),
 ) -> Page {
     let (status, notice) = Notice::from_error(e);
+    let retry_after = notice.retry_after_secs;
     let mut page = members_view(state, ctx, None, Some(notice)).await?;
     fill(&mut page);
-    Ok(render(status, &page))
+    Ok(Notice::render(status, retry_after, &page))
 }
 
 /// `GET /console/w/{ws}/members`
