@@ -243,6 +243,27 @@ impl TestServer {
         .await
     }
 
+    /// A new project's database and a connection (named `pooled`) to it, both checked
+    /// created: (the database id, the connection's `data`).
+    pub async fn database_with_connection(&self, project: &str) -> (String, Value) {
+        let p = self
+            .post("/v1/projects", serde_json::json!({"name": project}))
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+        let db = p.body["data"]["database"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let c = self
+            .post(
+                &format!("/v1/databases/{db}/connections"),
+                serde_json::json!({"name": "pooled"}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+        (db, c.body["data"].clone())
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let r = self
@@ -264,6 +285,14 @@ impl TestServer {
             r.stop().await.unwrap();
         }
     }
+}
+
+/// The pooled connection string of a connection's `data`.
+pub fn pooled_url(conn: &Value) -> String {
+    conn["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pooled connection string in {conn}"))
+        .to_string()
 }
 
 /// A response read whole.
