@@ -264,6 +264,34 @@ impl TestServer {
         (db, c.body["data"].clone())
     }
 
+    /// Another workspace (`wksp_<key>`, named `name`) and a service token of it
+    /// (`stk_<key>`, named `name` in lowercase, whose value is `token`), written straight to
+    /// the metadata store: the workspace id.
+    pub async fn workspace_with_token(&self, key: &str, name: &str, token: &str) -> String {
+        let pool = self.services().store().pool();
+        let now = chrono::Utc::now();
+        let ws = format!("wksp_{key}");
+        pgfleet_storage::workspaces::insert(pool, &ws, name, now)
+            .await
+            .unwrap();
+        pgfleet_storage::tokens::insert(
+            pool,
+            &pgfleet_storage::tokens::NewServiceToken {
+                id: &format!("stk_{key}"),
+                workspace_id: &ws,
+                name: &name.to_lowercase(),
+                token_hash: &pgfleet_auth::hash_token(token),
+                value_hint: "0000",
+                created_by_user_id: None,
+                created_at: now,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+        ws
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let r = self
