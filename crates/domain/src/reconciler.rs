@@ -182,30 +182,11 @@ impl Services {
         if op.state != "pending" && op.state != "running" {
             return Ok(Outcome::NotRun);
         }
-        let mut lock_conn = self
-            .store()
-            .pool()
-            .acquire()
-            .await
-            .map_err(StorageError::from)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(LOCK_SPACE)
-            .bind(&op.resource_id)
-            .fetch_one(&mut *lock_conn)
-            .await
-            .map_err(StorageError::from)?;
-        if !locked {
-            return Ok(Outcome::NotRun);
-        }
-        let outcome = self.execute_with_bookkeeping(op).await;
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()")
-            .execute(&mut *lock_conn)
-            .await;
-        if unlocked.is_err() {
-            // Never give a session that may still hold a lock back to the pool.
-            let _ = lock_conn.detach();
-        }
-        outcome
+        let resource = op.resource_id.clone();
+        Ok(self
+            .with_resource_lock(&resource, self.execute_with_bookkeeping(op))
+            .await?
+            .unwrap_or(Outcome::NotRun))
     }
 
     /// Runs `work` while holding the advisory lock of `resource` (the lock operations on it
@@ -232,9 +213,9 @@ impl Services {
             return Ok(None);
         }
         let result = work.await;
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
-            .bind(LOCK_SPACE)
-            .bind(resource)
+        // The session is this function's alone, so releasing all it holds releases just this
+        // lock, and leaves nothing behind whatever happened.
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()")
             .execute(&mut *lock_conn)
             .await;
         if unlocked.is_err() {

@@ -21,12 +21,12 @@
 //! password cannot be told, and the application reconnects with the password it was given.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use pgfleet_dataplane::Drift;
 use pgfleet_storage::{connections, databases, operations, DatabaseRow};
 use tokio::sync::watch;
 
+use super::periodic::Periodic;
 use crate::{Result, Services};
 
 /// Resource name of the advisory lock that makes the pass run in one replica at a time.
@@ -51,32 +51,16 @@ impl Services {
     /// `shutdown` changes.
     pub fn spawn_tenant_guard(
         &self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let every = this
-                .config()
-                .tenant
-                .check_every
-                .max(Duration::from_millis(100));
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = shutdown.changed() => return,
-                }
-                if *shutdown.borrow() {
-                    return;
-                }
-                tokio::select! {
-                    r = this.tenant_guard_pass() => {
-                        if let Err(e) = r {
-                            tracing::warn!(error = %e, "tenant guard pass failed");
-                        }
-                    }
-                    _ = shutdown.changed() => return,
+            let mut periodic = Periodic::new(this.config().tenant.check_every, shutdown);
+            while periodic.next().await {
+                match periodic.run(this.tenant_guard_pass()).await {
+                    None => return,
+                    Some(Err(e)) => tracing::warn!(error = %e, "tenant guard pass failed"),
+                    Some(Ok(_)) => {}
                 }
             }
         })

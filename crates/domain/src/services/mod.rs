@@ -19,6 +19,7 @@ mod databases;
 pub mod guard;
 pub mod members;
 pub mod oauth;
+mod periodic;
 pub mod pooler;
 mod projects;
 mod regions;

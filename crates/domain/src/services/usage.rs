@@ -29,6 +29,7 @@ use pgfleet_api_types::usage::{
 use pgfleet_storage::usage::{self as store, SampledDatabase, UsageSample};
 use tokio::sync::watch;
 
+use super::periodic::Periodic;
 use crate::{DomainError, Principal, Result, Services};
 
 /// `source` of samples whose operations are pg_stat_statements calls.
@@ -119,25 +120,19 @@ impl Services {
     pub fn spawn_usage_sampler(
         &self,
         settings: UsageSettings,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut state = SamplerState::default();
-            let mut ticker =
-                tokio::time::interval(settings.interval.max(Duration::from_millis(100)));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = shutdown.changed() => return,
-                }
-                if *shutdown.borrow() {
+            let mut periodic = Periodic::new(settings.interval, shutdown);
+            while periodic.next().await {
+                if periodic
+                    .run(this.sample_usage_round(&mut state, settings))
+                    .await
+                    .is_none()
+                {
                     return;
-                }
-                tokio::select! {
-                    _ = this.sample_usage_round(&mut state, settings) => {}
-                    _ = shutdown.changed() => return,
                 }
             }
         })

@@ -54,31 +54,33 @@ async fn superuser(dir: &Path) -> tokio_postgres::Client {
     client
 }
 
-/// Another workspace and a service token of it, written straight to the metadata store.
+/// Another workspace and a service token of it, written straight to the metadata store:
+/// the token.
 async fn workspace(s: &TestServer, name: &str) -> String {
-    let pool = s.services().store().pool();
-    let now = chrono::Utc::now();
-    let ws = format!("wksp_capacity{name}");
-    pgfleet_storage::workspaces::insert(pool, &ws, name, now)
-        .await
-        .unwrap();
     let value = format!("pgfst_capacity_{name}_token_for_tests_0000000000");
-    pgfleet_storage::tokens::insert(
-        pool,
-        &pgfleet_storage::tokens::NewServiceToken {
-            id: &format!("stk_capacity{name}"),
-            workspace_id: &ws,
-            name,
-            token_hash: &pgfleet_auth::hash_token(&value),
-            value_hint: "0000",
-            created_by_user_id: None,
-            created_at: now,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    s.workspace_with_token(&format!("capacity{name}"), name, &value)
+        .await;
     value
+}
+
+/// Waits (at most 60 s) until the database is `ready`, as seen with `token`.
+async fn wait_ready_as(s: &TestServer, token: &str, db: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = send_as(
+            s,
+            token,
+            Method::GET,
+            &format!("/v1/databases/{db}"),
+            json!({}),
+        )
+        .await;
+        if r.body["data"]["status"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn send_as(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Resp {
@@ -237,22 +239,7 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
     let r = send_as(&s, &b, Method::POST, "/v1/projects", json!({"name": "b"})).await;
     let (b1, b1_conn) = created(&r, "database");
     let pb = r.body["data"]["id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = send_as(
-            &s,
-            &b,
-            Method::GET,
-            &format!("/v1/databases/{b1}"),
-            json!({}),
-        )
-        .await;
-        if r.body["data"]["status"] == "ready" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", r.body);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready_as(&s, &b, &b1).await;
     // pgfleet uses its whole share of the server (8 superuser sessions: its own, topped up by
     // this test's), and B's tenant still gets every slot of its database: the server as a
     // whole refuses nobody ("too many connections for database", not "remaining connection
@@ -469,22 +456,7 @@ async fn a_transfer_into_a_workspace_at_its_quota_is_refused() {
             .as_str()
             .unwrap()
             .to_string();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let r = send_as(
-                &s,
-                &b,
-                Method::GET,
-                &format!("/v1/databases/{db}"),
-                json!({}),
-            )
-            .await;
-            if r.body["data"]["status"] == "ready" {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{}", r.body);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready_as(&s, &b, &db).await;
     }
     let r = s.post("/v1/projects", json!({"name": "moving"})).await;
     let (db, _) = created(&r, "database");

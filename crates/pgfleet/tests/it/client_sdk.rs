@@ -49,28 +49,8 @@ async fn whoami(c: &Client) -> (String, String) {
 
 /// A second workspace and a service token of it, written straight to the metadata store.
 async fn second_workspace(s: &TestServer) -> String {
-    let pool = s.services().store().pool();
-    let now = chrono::Utc::now();
-    let ws = "wksp_sdksecond";
-    pgfleet_storage::workspaces::insert(pool, ws, "Second", now)
-        .await
-        .unwrap();
     let value = "pgfst_sdk_second_workspace_token_for_tests_0000";
-    pgfleet_storage::tokens::insert(
-        pool,
-        &pgfleet_storage::tokens::NewServiceToken {
-            id: "stk_sdksecond",
-            workspace_id: ws,
-            name: "second",
-            token_hash: &pgfleet_auth::hash_token(value),
-            value_hint: "0000",
-            created_by_user_id: None,
-            created_at: now,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    s.workspace_with_token("sdksecond", "Second", value).await;
     value.to_string()
 }
 

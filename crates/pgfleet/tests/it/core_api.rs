@@ -195,29 +195,11 @@ async fn scalar_string(c: &tokio_postgres::Client, sql: &str) -> String {
 
 /// A second workspace and a service token of it, written straight to the metadata store.
 async fn second_workspace(s: &TestServer) -> (String, String) {
-    let pool = s.services().store().pool();
-    let now = chrono::Utc::now();
-    let ws = "wksp_secondworkspace";
-    pgfleet_storage::workspaces::insert(pool, ws, "Second", now)
-        .await
-        .unwrap();
     let value = "pgfst_second_workspace_token_for_tests_000000";
-    pgfleet_storage::tokens::insert(
-        pool,
-        &pgfleet_storage::tokens::NewServiceToken {
-            id: "stk_secondworkspace",
-            workspace_id: ws,
-            name: "second",
-            token_hash: &pgfleet_auth::hash_token(value),
-            value_hint: "0000",
-            created_by_user_id: None,
-            created_at: now,
-            expires_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    (ws.to_string(), value.to_string())
+    let ws = s
+        .workspace_with_token("secondworkspace", "Second", value)
+        .await;
+    (ws, value.to_string())
 }
 
 fn ids(list: &Value) -> Vec<String> {

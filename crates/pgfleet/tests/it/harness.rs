@@ -243,6 +243,55 @@ impl TestServer {
         .await
     }
 
+    /// A new project's database and a connection (named `pooled`) to it, both checked
+    /// created: (the database id, the connection's `data`).
+    pub async fn database_with_connection(&self, project: &str) -> (String, Value) {
+        let p = self
+            .post("/v1/projects", serde_json::json!({"name": project}))
+            .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+        let db = p.body["data"]["database"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let c = self
+            .post(
+                &format!("/v1/databases/{db}/connections"),
+                serde_json::json!({"name": "pooled"}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+        (db, c.body["data"].clone())
+    }
+
+    /// Another workspace (`wksp_<key>`, named `name`) and a service token of it
+    /// (`stk_<key>`, named `name` in lowercase, whose value is `token`), written straight to
+    /// the metadata store: the workspace id.
+    pub async fn workspace_with_token(&self, key: &str, name: &str, token: &str) -> String {
+        let pool = self.services().store().pool();
+        let now = chrono::Utc::now();
+        let ws = format!("wksp_{key}");
+        pgfleet_storage::workspaces::insert(pool, &ws, name, now)
+            .await
+            .unwrap();
+        pgfleet_storage::tokens::insert(
+            pool,
+            &pgfleet_storage::tokens::NewServiceToken {
+                id: &format!("stk_{key}"),
+                workspace_id: &ws,
+                name: &name.to_lowercase(),
+                token_hash: &pgfleet_auth::hash_token(token),
+                value_hint: "0000",
+                created_by_user_id: None,
+                created_at: now,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+        ws
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let r = self
@@ -264,6 +313,14 @@ impl TestServer {
             r.stop().await.unwrap();
         }
     }
+}
+
+/// The pooled connection string of a connection's `data`.
+pub fn pooled_url(conn: &Value) -> String {
+    conn["endpoints"]["pooled"]["connectionString"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pooled connection string in {conn}"))
+        .to_string()
 }
 
 /// A response read whole.

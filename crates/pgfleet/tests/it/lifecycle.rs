@@ -140,6 +140,52 @@ impl Server {
             .unwrap()
     }
 
+    /// POSTs `body` to `path` with `token` through `http`: the response's JSON body.
+    pub(crate) async fn post_json(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        http.post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A new project and a connection (named `connection`) to its database, made through
+    /// `http`: the connection's response body.
+    pub(crate) async fn database_with_connection(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        project: &str,
+        connection: &str,
+    ) -> serde_json::Value {
+        let p = self
+            .post_json(
+                http,
+                "/v1/projects",
+                token,
+                serde_json::json!({"name": project}),
+            )
+            .await;
+        let db = p["data"]["database"]["id"].as_str().unwrap();
+        self.post_json(
+            http,
+            &format!("/v1/databases/{db}/connections"),
+            token,
+            serde_json::json!({"name": connection}),
+        )
+        .await
+    }
+
     pub(crate) fn signal(&self, sig: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
@@ -233,16 +279,14 @@ async fn first_and_second_start() {
     let me: serde_json::Value = s.get("/v1/me", &token).await.json().await.unwrap();
     let ws = me["data"]["workspace"]["id"].as_str().unwrap().to_string();
     // Create something to see it survive the restart.
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/v1/workspaces/{ws}/service-tokens", s.base))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "survivor"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = s
+        .post_json(
+            &reqwest::Client::new(),
+            &format!("/v1/workspaces/{ws}/service-tokens"),
+            &token,
+            serde_json::json!({"name": "survivor"}),
+        )
+        .await;
     let second_token = created["data"]["value"].as_str().unwrap().to_string();
     let bootstrap_before = std::fs::read_to_string(&file).unwrap();
     s.terminate();

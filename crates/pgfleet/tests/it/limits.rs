@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{cluster, connect_tls, TestServer};
+use crate::harness::{cluster, connect_tls, pooled_url, TestServer};
 use crate::lifecycle::{assert_no_postgres, data_dir, Server};
 
 /// Idle sockets opened against each listener.
@@ -136,31 +136,10 @@ async fn idle_sockets_cannot_exhaust_the_servers_descriptors() {
     let pooler: SocketAddr = s.pooler_addr().parse().unwrap();
     // A database and a connection to log in with later (made before the flood).
     let http = fresh_client();
-    let p: Value = http
-        .post(format!("{}/v1/projects", s.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "limits"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let db = p["data"]["database"]["id"].as_str().unwrap().to_string();
-    let c: Value = http
-        .post(format!("{}/v1/databases/{db}/connections", s.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "pooled"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pooled = c["data"]["endpoints"]["pooled"]["connectionString"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no pooled connection string in {c}"))
-        .to_string();
+    let c = s
+        .database_with_connection(&http, &token, "limits", "pooled")
+        .await;
+    let pooled = pooled_url(&c["data"]);
 
     // 2,000 silent sockets against each listener, kept open by this side.
     let idle_api = open_idle(api, IDLE).await;
@@ -339,27 +318,6 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
     );
 }
 
-/// A new database and a connection to it: the connection's pooled connection string.
-async fn pooled_connection(s: &TestServer, name: &str) -> String {
-    let p = s.post("/v1/projects", json!({"name": name})).await;
-    assert_eq!(p.status, 201, "{}", p.body);
-    let db = p.body["data"]["database"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let c = s
-        .post(
-            &format!("/v1/databases/{db}/connections"),
-            json!({"name": "pooled"}),
-        )
-        .await;
-    assert_eq!(c.status, 200, "{}", c.body);
-    c.body["data"]["endpoints"]["pooled"]["connectionString"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// A silent client is disconnected at `startup_timeout_secs`, not at the much longer
 /// `client_login_timeout_secs`; past `max_client_connections` and the places kept to say
 /// "too many clients", a new socket is closed at once.
@@ -407,7 +365,7 @@ async fn the_pooler_caps_its_server_connections() {
     let s = TestServer::start_with(|c| c.pooler.max_client_connections = Some(2)).await;
     let mut roles = Vec::new();
     for name in ["cap-a", "cap-b", "cap-c"] {
-        let url = pooled_connection(&s, name).await;
+        let url = pooled_url(&s.database_with_connection(name).await.1);
         roles.push(url::Url::parse(&url).unwrap().username().to_string());
         // One client at a time: it runs a query, leaves, and its server connection stays
         // idle in its pool.

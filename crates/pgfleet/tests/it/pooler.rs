@@ -11,32 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 
-use crate::harness::{cluster, connect_tls, psql, TestServer};
-
-/// A project's database id and a fresh connection's created body.
-async fn database_with_connection(s: &TestServer, name: &str) -> (String, Value) {
-    let p = s.post("/v1/projects", json!({"name": name})).await;
-    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let db = p.body["data"]["database"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let c = s
-        .post(
-            &format!("/v1/databases/{db}/connections"),
-            json!({"name": "pooled"}),
-        )
-        .await;
-    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
-    (db, c.body["data"].clone())
-}
-
-fn pooled_url(conn: &Value) -> String {
-    conn["endpoints"]["pooled"]["connectionString"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no pooled connection string in {conn}"))
-        .to_string()
-}
+use crate::harness::{cluster, connect_tls, pooled_url, psql, TestServer};
 
 fn user_of(conn: &Value) -> String {
     let url = url::Url::parse(&pooled_url(conn)).unwrap();
@@ -88,7 +63,7 @@ fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
 #[tokio::test]
 async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
     let s = TestServer::start_with(|c| c.usage.sample_interval_secs = 1).await;
-    let (db, conn) = database_with_connection(&s, "pooled").await;
+    let (db, conn) = s.database_with_connection("pooled").await;
     let url = pooled_url(&conn);
     let pooler = s.running.as_ref().unwrap().pooler_addr.unwrap();
     assert_eq!(conn["endpoints"]["pooled"]["port"], json!(pooler.port()));
@@ -197,7 +172,7 @@ async fn pooled_endpoint_serves_psql_tokio_postgres_and_prepared_statements() {
 #[tokio::test]
 async fn five_hundred_clients_share_ten_server_connections() {
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "many").await;
+    let (_db, conn) = s.database_with_connection("many").await;
     let url = pooled_url(&conn);
     let user = user_of(&conn);
     let setup = connect_tls(&url).await.unwrap();
@@ -243,7 +218,7 @@ async fn five_hundred_clients_share_ten_server_connections() {
 #[tokio::test]
 async fn a_killed_server_connection_fails_its_client_only_and_the_pool_recovers() {
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "kill").await;
+    let (_db, conn) = s.database_with_connection("kill").await;
     let url = pooled_url(&conn);
     let mut victim = connect_tls(&url).await.unwrap();
     let other = connect_tls(&url).await.unwrap();
@@ -293,7 +268,7 @@ async fn a_killed_server_connection_fails_its_client_only_and_the_pool_recovers(
 #[tokio::test]
 async fn cancel_reaches_the_running_query() {
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "cancel").await;
+    let (_db, conn) = s.database_with_connection("cancel").await;
     let c = connect_tls(&pooled_url(&conn)).await.unwrap();
     let token = c.cancel_token();
     let started = std::time::Instant::now();
@@ -316,7 +291,7 @@ async fn cancel_reaches_the_running_query() {
 #[tokio::test]
 async fn refused_logins_open_no_server_connection_and_rotation_and_deletion_cut_access() {
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "cut").await;
+    let (_db, conn) = s.database_with_connection("cut").await;
     let url = pooled_url(&conn);
     let user = user_of(&conn);
 
@@ -403,7 +378,7 @@ async fn scram_passthrough_to_a_tls_server() {
         );
     })
     .await;
-    let (_db, conn) = database_with_connection(&s, "tcp").await;
+    let (_db, conn) = s.database_with_connection("tcp").await;
     let user = user_of(&conn);
     let c = connect_tls(&pooled_url(&conn)).await.unwrap();
     for i in 0..5i32 {
@@ -476,27 +451,9 @@ async fn serve_and_standalone_proxy(
     let server = Server::start(dir);
     let token = server.token();
     let http = reqwest::Client::new();
-    let p: Value = http
-        .post(format!("{}/v1/projects", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "standalone"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let db = p["data"]["database"]["id"].as_str().unwrap().to_string();
-    let c: Value = http
-        .post(format!("{}/v1/databases/{db}/connections", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "via-proxy"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c = server
+        .database_with_connection(&http, &token, "standalone", "via-proxy")
+        .await;
     let pooled = pooled_url(&c["data"]);
 
     let mut proxy = Proxy(
@@ -653,7 +610,7 @@ async fn session_mode_and_the_client_limit() {
         c.pooler.max_clients = 2;
     })
     .await;
-    let (_db, conn) = database_with_connection(&s, "session").await;
+    let (_db, conn) = s.database_with_connection("session").await;
     let url = pooled_url(&conn);
     let a = connect_tls(&url).await.unwrap();
     a.batch_execute("SET application_name = 'mine'")
@@ -712,7 +669,7 @@ async fn session_mode_and_the_client_limit() {
 #[tokio::test]
 async fn pipelined_large_queries_and_results_flow_both_ways() {
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "pipeline").await;
+    let (_db, conn) = s.database_with_connection("pipeline").await;
     let c = connect_tls(&pooled_url(&conn)).await.unwrap();
     let big = "x".repeat(256 * 1024);
     let queries: Vec<String> = (0..40)
@@ -806,7 +763,7 @@ async fn copy_in_and_out_through_the_pool() {
     use futures::{SinkExt as _, TryStreamExt as _};
 
     let s = TestServer::start_with(|c| c.pooler.pool_size = 1).await;
-    let (_db, conn) = database_with_connection(&s, "copy").await;
+    let (_db, conn) = s.database_with_connection("copy").await;
     let c = connect_tls(&pooled_url(&conn)).await.unwrap();
     let other = connect_tls(&pooled_url(&conn)).await.unwrap();
     let other_runs = || async {
@@ -879,7 +836,7 @@ async fn show(c: &tokio_postgres::Client, sql: &str) -> String {
 #[tokio::test]
 async fn session_parameters_follow_their_client() {
     let s = TestServer::start_with(|c| c.pooler.pool_size = 1).await;
-    let (_db, conn) = database_with_connection(&s, "params").await;
+    let (_db, conn) = s.database_with_connection("params").await;
     let connect = |app: &'static str| {
         let url = pooled_url(&conn);
         async move {
@@ -947,7 +904,7 @@ async fn prepared_statements_per_server_connection_are_capped() {
         c.pooler.max_prepared_statements = 3;
     })
     .await;
-    let (_db, conn) = database_with_connection(&s, "capped").await;
+    let (_db, conn) = s.database_with_connection("capped").await;
     let mut client = connect_tls(&pooled_url(&conn)).await.unwrap();
     async fn on_server(c: &tokio_postgres::Client) -> String {
         show(c, "SELECT count(*)::text FROM pg_prepared_statements").await
@@ -1001,7 +958,7 @@ async fn stalled_logins_are_cut_off() {
         c.pooler.require_tls = false;
     })
     .await;
-    let (_db, conn) = database_with_connection(&s, "stalled").await;
+    let (_db, conn) = s.database_with_connection("stalled").await;
     let url = url::Url::parse(&pooled_url(&conn)).unwrap();
     let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let read_all = |mut tcp: tokio::net::TcpStream| async move {
@@ -1050,7 +1007,7 @@ async fn old_server_connections_are_replaced() {
         c.pooler.server_lifetime_secs = 3;
     })
     .await;
-    let (_db, conn) = database_with_connection(&s, "lifetime").await;
+    let (_db, conn) = s.database_with_connection("lifetime").await;
     let c = connect_tls(&pooled_url(&conn)).await.unwrap();
     let pid = || show(&c, "SELECT pg_backend_pid()::text");
     let first = pid().await;
@@ -1073,7 +1030,7 @@ async fn old_server_connections_are_replaced() {
 async fn direct_tls_negotiation() {
     use tokio_postgres::config::{ChannelBinding, SslNegotiation};
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "direct-tls").await;
+    let (_db, conn) = s.database_with_connection("direct-tls").await;
     let connect = |alpn: bool| {
         let url = pooled_url(&conn);
         async move {
@@ -1111,7 +1068,7 @@ async fn direct_tls_negotiation() {
 #[tokio::test]
 async fn the_proxy_caps_its_client_connections() {
     let s = TestServer::start_with(|c| c.pooler.max_client_connections = Some(2)).await;
-    let (_db, conn) = database_with_connection(&s, "capped-clients").await;
+    let (_db, conn) = s.database_with_connection("capped-clients").await;
     let url = pooled_url(&conn);
     let a = connect_tls(&url).await.unwrap();
     let b = connect_tls(&url).await.unwrap();
@@ -1140,7 +1097,7 @@ async fn clients_waiting_for_a_server_connection_are_measured() {
         c.usage.sample_interval_secs = 1;
     })
     .await;
-    let (db, conn) = database_with_connection(&s, "waiting").await;
+    let (db, conn) = s.database_with_connection("waiting").await;
     let url = pooled_url(&conn);
     let holder = connect_tls(&url).await.unwrap();
     let waiter = connect_tls(&url).await.unwrap();
@@ -1178,7 +1135,7 @@ async fn clients_idle_in_a_transaction_are_cut_off() {
         c.pooler.idle_transaction_timeout_secs = 1;
     })
     .await;
-    let (_db, conn) = database_with_connection(&s, "idle-tx").await;
+    let (_db, conn) = s.database_with_connection("idle-tx").await;
     let url = pooled_url(&conn);
     let idle = connect_tls(&url).await.unwrap();
     let busy = connect_tls(&url).await.unwrap();
@@ -1209,7 +1166,7 @@ async fn clients_idle_in_a_transaction_are_cut_off() {
 #[tokio::test]
 async fn unsupported_startup_parameters_are_refused() {
     let s = TestServer::start().await;
-    let (_db, conn) = database_with_connection(&s, "params").await;
+    let (_db, conn) = s.database_with_connection("params").await;
     let url = pooled_url(&conn);
     let with_options = format!("{url}&options=-c%20search_path%3Dother");
     let err = connect_tls(&with_options).await.err().unwrap();
@@ -1229,7 +1186,7 @@ async fn unsupported_startup_parameters_are_refused() {
 #[tokio::test]
 async fn pool_size_caps_a_database_across_its_connections() {
     let s = TestServer::start_with(|c| c.pooler.pool_size = 3).await;
-    let (db, first) = database_with_connection(&s, "shared").await;
+    let (db, first) = s.database_with_connection("shared").await;
     let second = s
         .post(
             &format!("/v1/databases/{db}/connections"),

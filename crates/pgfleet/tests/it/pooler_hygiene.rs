@@ -5,24 +5,7 @@
 //! runs on it; the reported parameters the proxy tracks cost no reset, and plain traffic
 //! none either.
 
-use reqwest::StatusCode;
-use serde_json::{json, Value};
-
 use crate::harness::{connect_tls, TestServer};
-
-async fn pooled_connection(s: &TestServer) -> Value {
-    let p = s.post("/v1/projects", json!({"name": "hygiene"})).await;
-    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
-    let db = p.body["data"]["database"]["id"].as_str().unwrap();
-    let c = s
-        .post(
-            &format!("/v1/databases/{db}/connections"),
-            json!({"name": "pooled"}),
-        )
-        .await;
-    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
-    c.body["data"].clone()
-}
 
 /// The first column of the first row of a simple query.
 async fn one(c: &tokio_postgres::Client, sql: &str) -> String {
@@ -77,7 +60,7 @@ fn resets(s: &TestServer) -> u64 {
 #[tokio::test]
 async fn session_state_never_reaches_the_next_client() {
     let s = TestServer::start_with(|c| c.pooler.pool_size = 1).await;
-    let conn = pooled_connection(&s).await;
+    let conn = s.database_with_connection("hygiene").await.1;
     let url = conn["endpoints"]["pooled"]["connectionString"]
         .as_str()
         .unwrap()
@@ -205,7 +188,7 @@ async fn session_mode_resets_or_closes_when_the_client_leaves() {
         c.pooler.mode = pgfleet::config::PoolModeConfig::Session;
     })
     .await;
-    let conn = pooled_connection(&s).await;
+    let conn = s.database_with_connection("hygiene").await.1;
     let url = conn["endpoints"]["pooled"]["connectionString"]
         .as_str()
         .unwrap()
