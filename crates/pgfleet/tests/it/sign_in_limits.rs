@@ -48,6 +48,20 @@ async fn attempt_forwarded(
     password: &str,
     forwarded_for: Option<&str>,
 ) -> (StatusCode, Option<u64>, String) {
+    try_attempt(http, base, email, password, forwarded_for)
+        .await
+        .unwrap()
+}
+
+/// One `POST /login`; `Err` when the connection was closed before an answer (a server shedding
+/// load past its header-read deadline or connection cap may do that to a flood client).
+async fn try_attempt(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> Result<(StatusCode, Option<u64>, String), reqwest::Error> {
     let mut req = http.post(format!("{base}/login"));
     if let Some(f) = forwarded_for {
         req = req.header("x-forwarded-for", f);
@@ -61,14 +75,13 @@ async fn attempt_forwarded(
             ("password", password),
         ])
         .send()
-        .await
-        .unwrap();
+        .await?;
     let status = r.status();
     let retry_after = r
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
-    (status, retry_after, r.text().await.unwrap())
+    Ok((status, retry_after, r.text().await?))
 }
 
 /// Like [`attempt`], but waits out 429s of a busy hasher (as a person would), up to a minute.
@@ -140,7 +153,9 @@ async fn concurrent_guesses_cannot_pass_the_account_lock() {
     // Exactly the first five guesses were checked and counted; the lock stopped the rest.
     let (failed, lock) = account_state(&s, "admin@localhost").await;
     assert_eq!(failed, 5);
-    assert!(lock.is_some_and(|l| (50.0..=61.0).contains(&l)), "{lock:?}");
+    // The first lock (60 s), not a longer one: no sixth failure was counted. How much of it
+    // is left depends on how long the guesses took on a busy machine.
+    assert!(lock.is_some_and(|l| (0.0..=61.0).contains(&l)), "{lock:?}");
     s.stop().await;
 }
 
@@ -282,6 +297,8 @@ struct FloodCounts {
     too_many: u64,
     too_many_without_retry_after: u64,
     other: u64,
+    /// Connections closed before an answer: load shed, not an answer (see [`try_attempt`]).
+    dropped: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -384,9 +401,13 @@ async fn a_login_flood_keeps_memory_bounded_and_signed_in_users_working() {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let (status, retry, _) =
-                        attempt(&http, &base, &email, &format!("guess-{i}-{n}")).await;
+                    let answer =
+                        try_attempt(&http, &base, &email, &format!("guess-{i}-{n}"), None).await;
                     let mut c = counts.lock().unwrap();
+                    let Ok((status, retry, _)) = answer else {
+                        c.dropped += 1;
+                        continue;
+                    };
                     match status {
                         StatusCode::UNAUTHORIZED => c.unauthorized += 1,
                         StatusCode::TOO_MANY_REQUESTS if retry.is_some() => c.too_many += 1,
