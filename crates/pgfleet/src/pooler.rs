@@ -49,7 +49,7 @@ fn backend_target(server: &pgfleet_dataplane::PgServer) -> Option<BackendTarget>
         key: server.key.clone(),
         host,
         port: server.admin.get_ports().first().copied().unwrap_or(5432),
-        tls: server.admin_tls,
+        tls: server.tls.mode.requires_tls(),
     })
 }
 
