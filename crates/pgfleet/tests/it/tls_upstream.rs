@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::backups::{backup_now, wait_ready};
 use crate::capacity::ClusterDir;
-use crate::harness::TestServer;
+use crate::harness::{connect_tls, pooled_url, TestServer};
 use crate::lifecycle::data_dir;
 
 const PASSWORD: &str = "tls-upstream-test-password";
@@ -50,7 +50,7 @@ async fn verified_tls_to_the_metadata_store_and_region_servers() {
     // The cluster, with a certificate for localhost signed by the test CA.
     let dir = ClusterDir(data_dir());
     let cluster = EmbeddedCluster::prepare(ClusterSettings {
-        max_connections: 60,
+        max_connections: 150,
         ..ClusterSettings::new(dir.0.path())
     })
     .unwrap();
@@ -154,6 +154,11 @@ async fn verified_tls_to_the_metadata_store_and_region_servers() {
     wait_ready(&s, &id).await;
     // pg_dump reached the server with PGSSLMODE=verify-full and PGSSLROOTCERT.
     backup_now(&s, &id).await;
+    // The pooler reaches the server with the same verified TLS.
+    let (pooled_db, conn) = s.database_with_connection("tls-pooled").await;
+    wait_ready(&s, &pooled_db).await;
+    let client = connect_tls(&pooled_url(&conn)).await.unwrap();
+    client.simple_query("SELECT 1").await.unwrap();
 
     // The region server whose certificate does not verify: the create fails (the tenant is
     // told the region is unavailable, without the operator's host names), and pgfleet's
