@@ -13,6 +13,7 @@ pub mod driver;
 pub mod osuser;
 pub mod quota;
 pub mod server;
+pub mod sslmode;
 pub mod tenant;
 pub mod tls;
 pub mod tools;
@@ -44,6 +45,10 @@ pub enum DataplaneError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("TLS certificate generation failed: {0}")]
     Tls(#[from] rcgen::Error),
+    /// A TLS setting of a server URL that cannot be used, or a certificate that did not
+    /// verify (the message names the host and says why).
+    #[error("{0}")]
+    ServerTls(String),
 }
 
 /// The server's own message (tokio-postgres' `Display` says only "db error").

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::sslmode::SslMode;
 use crate::{DataplaneError, Result};
 
 #[derive(Clone)]
@@ -12,8 +13,9 @@ pub struct PgServer {
     pub region: String,
     /// Superuser connection settings.
     pub admin: tokio_postgres::Config,
-    /// Whether the superuser session must use TLS (`sslmode=require` in the URL).
-    pub admin_tls: bool,
+    /// TLS to the server (`sslmode` and `sslrootcert` of the URL); never used over a Unix
+    /// socket (libpq ignores `sslmode` there too).
+    pub tls: crate::sslmode::ClientTls,
     /// Host and port written into connection strings.
     pub public_host: String,
     pub public_port: u16,
@@ -41,7 +43,7 @@ impl std::fmt::Debug for PgServer {
 
 impl PgServer {
     /// A server from a superuser URL, read the way libpq reads it: `host`, `port`, `user`,
-    /// `dbname` and `sslmode` in the query string override the address part (so
+    /// `dbname`, `sslmode` and `sslrootcert` in the query string override the address part (so
     /// `postgres://postgres@localhost/postgres?host=/run/pg&port=5433` is the socket in
     /// `/run/pg` on port 5433). Clients are told the URL's host (`localhost` for a socket).
     pub fn from_url(region: &str, value: &str) -> Result<Self> {
@@ -83,12 +85,11 @@ impl PgServer {
                 Some(url.path().trim_start_matches('/').to_string()).filter(|d| !d.is_empty())
             })
             .unwrap_or_else(|| "postgres".to_string());
-        let sslmode = q.get("sslmode").map(String::as_str).unwrap_or("disable");
-        let admin_tls = match sslmode {
-            "disable" | "allow" | "prefer" => false,
-            "require" | "verify-ca" | "verify-full" => true,
-            other => return Err(bad(format!("sslmode {other:?} is not supported"))),
-        };
+        let tls = crate::sslmode::ClientTls::from_query(
+            q.get("sslmode").map(String::as_str),
+            q.get("sslrootcert").map(String::as_str),
+        )
+        .map_err(|e| bad(e.to_string()))?;
         let mut admin = tokio_postgres::Config::new();
         if host.starts_with('/') {
             admin.host_path(&host);
@@ -114,37 +115,58 @@ impl PgServer {
             key: key_url.to_string(),
             region: region.to_string(),
             admin,
-            admin_tls,
+            tls,
             public_host,
             public_port: port,
         })
     }
 
-    /// Opens a superuser session (TLS when the URL asked for it).
+    /// Opens a superuser session (TLS as the URL's `sslmode` asks). A certificate that does
+    /// not verify is refused with an error naming the host and the reason.
     pub async fn admin_client(&self, dbname: Option<&str>) -> Result<tokio_postgres::Client> {
         let mut cfg = self.admin.clone();
         if let Some(db) = dbname {
             cfg.dbname(db);
         }
         cfg.connect_timeout(Duration::from_secs(5));
-        let client = if self.admin_tls {
-            let tls = crate::tls::require_connector()
-                .map_err(|e| DataplaneError::Setup(format!("TLS: {e}")))?;
-            let (client, conn) = cfg.connect(tls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "admin connection closed");
-                }
-            });
-            client
-        } else {
-            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "admin connection closed");
-                }
-            });
-            client
+        let tcp_host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => Some(h.clone()),
+            _ => None,
+        };
+        let client = match tcp_host {
+            Some(host) if self.tls.mode != SslMode::Disable => {
+                cfg.ssl_mode(if self.tls.mode.requires_tls() {
+                    tokio_postgres::config::SslMode::Require
+                } else {
+                    tokio_postgres::config::SslMode::Prefer
+                });
+                let tls = self
+                    .tls
+                    .connector()
+                    .map_err(|e| DataplaneError::ServerTls(e.to_string()))?;
+                let (client, conn) = cfg.connect(tls).await.map_err(|e| {
+                    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+                    match self.tls.describe_failure(&e, &host, port) {
+                        Some(why) => DataplaneError::ServerTls(why),
+                        None => DataplaneError::Postgres(e),
+                    }
+                })?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "admin connection closed");
+                    }
+                });
+                client
+            }
+            _ => {
+                let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "admin connection closed");
+                    }
+                });
+                client
+            }
         };
         Ok(client)
     }
@@ -191,7 +213,7 @@ mod tests {
             &[tokio_postgres::config::Host::Unix("/tmp/x/run".into())]
         );
         assert_eq!((s.public_host.as_str(), s.public_port), ("localhost", 5433));
-        assert!(!s.admin_tls);
+        assert_eq!(s.tls.mode, SslMode::Prefer);
 
         let s = PgServer::from_url(
             "r",
@@ -205,10 +227,12 @@ mod tests {
             (s.public_host.as_str(), s.public_port),
             ("db.internal", 6432)
         );
-        assert!(s.admin_tls);
+        assert_eq!(s.tls.mode, SslMode::Require);
         assert!(!s.key.contains("cret"));
 
         assert!(PgServer::from_url("r", "mysql://x@y/z").is_err());
         assert!(PgServer::from_url("r", "postgres://x@y/z?port=abc").is_err());
+        let e = PgServer::from_url("r", "postgres://x@y/z?sslmode=verify-full").unwrap_err();
+        assert!(e.to_string().contains("sslrootcert"), "{e}");
     }
 }

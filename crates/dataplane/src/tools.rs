@@ -48,15 +48,11 @@ impl PgTools {
         if let Some(pw) = cfg.get_password() {
             cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).to_string());
         }
-        cmd.env(
-            "PGSSLMODE",
-            if server.admin_tls {
-                "require"
-            } else {
-                "prefer"
-            },
-        )
-        .env("PGAPPNAME", "pgfleet")
+        // The same sslmode and CA file as pgfleet's own sessions: libpq verifies the same way.
+        for (k, v) in server.tls.libpq_env() {
+            cmd.env(k, v);
+        }
+        cmd.env("PGAPPNAME", "pgfleet")
         // The tenant database's own limits (crate::tenant) are for the tenant: a dump or a
         // restore (index builds spill to temporary files) of a big database must not hit them.
         .env(

@@ -133,7 +133,11 @@ pub struct PostgresConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
-    /// External metadata database (`postgres://…`); default: the embedded cluster.
+    /// External metadata database (`postgres://…`); default: the embedded cluster. TLS as
+    /// libpq: `?sslmode=disable|allow|prefer|require|verify-ca|verify-full` (default
+    /// `prefer`) and `&sslrootcert=<CA file>` (needed by `verify-ca`/`verify-full`; with
+    /// `require` it makes the chain verified). A certificate that does not verify stops the
+    /// start with an error naming the host.
     pub url: Option<Secret>,
     pub url_file: Option<PathBuf>,
     /// Size of the metadata connection pool (default 16).
@@ -148,7 +152,10 @@ pub const DEFAULT_METADATA_POOL: u32 = 16;
 pub struct RegionConfig {
     /// Display name; default the contract's name for known ids.
     pub name: Option<String>,
-    /// `"embedded"` or superuser URLs `postgres://user:pass@host:port/postgres`.
+    /// `"embedded"` or superuser URLs `postgres://user:pass@host:port/postgres`, with TLS
+    /// settings as libpq reads them (`sslmode`, `sslrootcert`; see `metadata.url`) used by
+    /// pgfleet's own sessions, `pg_dump`/`pg_restore` (`PGSSLMODE`, `PGSSLROOTCERT`) and the
+    /// pooler's server connections.
     pub servers: Vec<Secret>,
 }
 

@@ -49,7 +49,7 @@ fn backend_target(server: &pgfleet_dataplane::PgServer) -> Option<BackendTarget>
         key: server.key.clone(),
         host,
         port: server.admin.get_ports().first().copied().unwrap_or(5432),
-        tls: server.admin_tls,
+        tls: server.tls.mode.requires_tls(),
     })
 }
 
@@ -58,6 +58,17 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
     let p = &cfg.pooler;
     let backend_tls = pgfleet_dataplane::tls::require_client_config()
         .context("TLS client configuration for database servers")?;
+    // Servers whose URL asks for a verified certificate: the pooler verifies it the same way.
+    let mut backend_tls_by_server = std::collections::HashMap::new();
+    for (region, r) in &cfg.regions {
+        for url in r.servers.iter().filter(|u| u.expose() != "embedded") {
+            let server = pgfleet_dataplane::PgServer::from_url(region, url.expose())?;
+            if server.tls.verification() != pgfleet_dataplane::sslmode::Verification::Nothing {
+                let config = server.tls.client_config()?;
+                backend_tls_by_server.insert(server.key.clone(), Arc::new(config));
+            }
+        }
+    }
     Ok(pgfleet_pooler::Settings {
         mode: match p.mode {
             PoolModeConfig::Transaction => PoolMode::Transaction,
@@ -78,6 +89,7 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
         client_login_timeout: Duration::from_secs(p.client_login_timeout_secs),
         shutdown_grace: Duration::from_secs(p.shutdown_grace_secs),
         backend_tls: Some(Arc::new(backend_tls)),
+        backend_tls_by_server,
         ..pgfleet_pooler::Settings::default()
     })
 }

@@ -147,10 +147,14 @@ async fn start_with_cluster(
     deps: Deps,
     cluster: Option<&ClusterHandle>,
 ) -> anyhow::Result<(Services, Option<BootstrapSecrets>)> {
+    let mut metadata_tls = None;
     let (options, max_conn) = match (&cfg.metadata.url, cluster) {
         (Some(url), _) => (
-            PgConnectOptions::from_str(url.expose())
-                .context("metadata.url is not a valid postgres:// URL")?,
+            {
+                let (options, tls) = metadata_url_options(url.expose())?;
+                metadata_tls = Some(tls);
+                options
+            },
             cfg.metadata
                 .max_connections
                 .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
@@ -169,9 +173,19 @@ async fn start_with_cluster(
             "no metadata store: set metadata.url or let pgfleet run its embedded cluster"
         ),
     };
-    let store = Store::connect(options, max_conn, Duration::from_secs(30))
-        .await
-        .context("connecting to the metadata database")?;
+    let (host, port) = (options.get_host().to_string(), options.get_port());
+    let store = match Store::connect(options, max_conn, Duration::from_secs(30)).await {
+        Ok(store) => store,
+        Err(e) => {
+            let why = metadata_tls
+                .as_ref()
+                .and_then(|tls| tls.describe_failure(&e, &host, port));
+            return Err(match why {
+                Some(why) => anyhow::anyhow!("metadata.url: {why}"),
+                None => anyhow::Error::new(e).context("connecting to the metadata database"),
+            });
+        }
+    };
     store
         .migrate()
         .await
@@ -308,6 +322,29 @@ async fn serve(
     Ok(())
 }
 
+/// Connection options from `metadata.url`, with libpq's TLS semantics: `sslmode` and
+/// `sslrootcert` are read by sqlx (rustls), and `require` with a CA file verifies the chain
+/// like `verify-ca`, as libpq does. Also the TLS settings, to explain a refused certificate.
+fn metadata_url_options(
+    url: &str,
+) -> anyhow::Result<(PgConnectOptions, pgfleet_dataplane::sslmode::ClientTls)> {
+    use pgfleet_dataplane::sslmode::{ClientTls, SslMode};
+    use sqlx::postgres::PgSslMode;
+    let mut options =
+        PgConnectOptions::from_str(url).context("metadata.url is not a valid postgres:// URL")?;
+    let parsed = url::Url::parse(url).context("metadata.url is not a valid postgres:// URL")?;
+    let q: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+    let tls = ClientTls::from_query(
+        q.get("sslmode").map(String::as_str),
+        q.get("sslrootcert").map(String::as_str),
+    )
+    .map_err(|e| anyhow::anyhow!("metadata.url: {e}"))?;
+    if tls.mode == SslMode::Require && tls.root_cert.is_some() {
+        options = options.ssl_mode(PgSslMode::VerifyCa);
+    }
+    Ok((options, tls))
+}
+
 /// The embedded cluster's metadata database, over its Unix socket.
 pub fn embedded_metadata_options(socket_dir: &Path, port: u16) -> PgConnectOptions {
     PgConnectOptions::new()
@@ -427,7 +464,7 @@ fn server_from_config(
             key: "embedded".to_string(),
             region: region.to_string(),
             admin,
-            admin_tls: false,
+            tls: pgfleet_dataplane::sslmode::ClientTls::disabled(),
             public_host: cfg.postgres.host.clone(),
             public_port: e.port,
         });

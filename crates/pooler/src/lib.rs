@@ -108,6 +108,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// TLS towards servers that require it (`sslmode=require` semantics).
     pub backend_tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS towards particular servers (by [`BackendTarget::key`]), in place of
+    /// `backend_tls`: those whose URL asks for verification (`sslmode=verify-full`, …).
+    pub backend_tls_by_server: HashMap<String, Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -142,6 +145,7 @@ impl Default for Settings {
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             backend_tls: None,
+            backend_tls_by_server: HashMap::new(),
         }
     }
 }

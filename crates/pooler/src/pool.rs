@@ -276,7 +276,10 @@ impl Pool {
             database: &self.route.pg_database,
             key: Some(&self.key),
             verifier: &self.verifier,
-            tls: settings.backend_tls.as_ref(),
+            tls: settings
+                .backend_tls_by_server
+                .get(&self.route.target.key)
+                .or(settings.backend_tls.as_ref()),
             timeout: settings.connect_timeout,
         };
         let slot = self.slot(shared).await?;

@@ -90,6 +90,8 @@ impl Store {
                 .await;
             match res {
                 Ok(pool) => return Ok(Self { pool }),
+                // A bad certificate or setting does not get better by waiting.
+                Err(e) if is_permanent(&e) => return Err(e.into()),
                 Err(e) if std::time::Instant::now() < deadline => {
                     tracing::debug!(error = %e, "metadata database not reachable yet");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -179,4 +181,14 @@ pub async fn put_setting<'e>(
         .execute(ex)
         .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Connection errors that retrying cannot fix: TLS refused or not verified (rustls reports
+/// a failed handshake as `InvalidData`), and configuration errors.
+fn is_permanent(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Tls(_) | sqlx::Error::Configuration(_) => true,
+        sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    }
 }

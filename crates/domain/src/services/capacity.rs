@@ -9,25 +9,28 @@ use crate::capacity::{fits_quota, place, server_capacity, Placement};
 use crate::{DomainError, Result, Services};
 
 impl Services {
-    /// Reads a server's connection settings and records its capacity; `None` when the server
-    /// does not answer (the figure recorded before, if any, stays).
+    /// Reads a server's connection settings and records its capacity; why not when the server
+    /// does not answer (the figure recorded before, if any, stays). The reason is for the
+    /// operator (it may name the host, e.g. a certificate that does not verify).
     async fn read_capacity<'e>(
         &self,
         ex: impl sqlx::PgExecutor<'e>,
         server_id: &str,
-    ) -> Option<i32> {
-        let server = self.server(Some(server_id)).ok()?;
+    ) -> std::result::Result<i32, String> {
+        let server = self
+            .server(Some(server_id))
+            .map_err(|_| format!("server {server_id} is not configured"))?;
         match server.connection_settings().await {
             Ok(settings) => {
                 let capacity = server_capacity(settings, self.config().reserved_connections);
                 if let Err(e) = slots::set_server_capacity(ex, server_id, capacity).await {
                     tracing::warn!(server = %server.key, error = %e, "could not record a server's capacity");
                 }
-                Some(capacity)
+                Ok(capacity)
             }
             Err(e) => {
                 tracing::warn!(server = %server.key, error = %e, "could not read a server's connection settings");
-                None
+                Err(format!("{}: {e}", server.key))
             }
         }
     }
@@ -56,7 +59,7 @@ impl Services {
         ids.sort();
         ids.dedup();
         for id in &ids {
-            self.read_capacity(self.store().pool(), id).await;
+            let _ = self.read_capacity(self.store().pool(), id).await;
         }
         match slots::servers(self.store().pool(), &ids).await {
             Ok(all) => {
@@ -135,10 +138,14 @@ impl Services {
         let ids = self.region_server_ids(region_id).to_vec();
         let mut servers = slots::lock_servers(&mut *tx, &ids).await?;
         let mut placement = place(&servers, needed);
+        let mut unreachable = Vec::new();
         if placement == Placement::Unknown {
             // A server no process has reached yet: try it now (we hold its row).
             for s in servers.iter_mut().filter(|s| s.capacity.is_none()) {
-                s.capacity = self.read_capacity(&mut *tx, &s.server_id).await;
+                match self.read_capacity(&mut *tx, &s.server_id).await {
+                    Ok(c) => s.capacity = Some(c),
+                    Err(why) => unreachable.push(why),
+                }
             }
             placement = place(&servers, needed);
         }
@@ -180,7 +187,10 @@ impl Services {
                 message: format!(
                     "The Postgres servers of region {region_id} are not reachable right now"
                 ),
-                detail: format!("no recorded capacity for the servers {ids:?}"),
+                detail: format!(
+                    "no recorded capacity for the servers {ids:?}; {}",
+                    unreachable.join("; ")
+                ),
             }),
         }
     }

@@ -23,7 +23,7 @@ use crate::lifecycle::{data_dir, postmaster_pid};
 
 /// The data directory of a test's own embedded cluster; its postmaster is stopped when the
 /// test ends, also when it fails before the server is stopped.
-struct ClusterDir(tempfile::TempDir);
+pub(crate) struct ClusterDir(pub(crate) tempfile::TempDir);
 
 impl Drop for ClusterDir {
     fn drop(&mut self) {

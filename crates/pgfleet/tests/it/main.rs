@@ -35,4 +35,5 @@ mod recovery;
 mod sign_in_limits;
 mod storage_quota;
 mod tenant_limits;
+mod tls_upstream;
 mod usage;
