@@ -13,16 +13,30 @@ use crate::backups::wait_ready;
 use crate::harness::{connect_tls, TestServer};
 use crate::lifecycle::pgfleet;
 
-/// Runs `pgfleet admin servers <args> --json` against the server's metadata store.
+/// Runs `pgfleet admin servers <args> --json` with the configuration the operator would use
+/// (the same metadata store and servers as the running server).
 fn admin(metadata_url: &str, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pgfleet.toml");
+    let server = crate::harness::cluster().url("postgres");
+    std::fs::write(
+        &config,
+        format!(
+            "[metadata]\nurl = {metadata_url:?}\n\n[regions.us-east-1]\n\
+             servers = [{server:?}, \"{server}&sslmode=disable\"]\n"
+        ),
+    )
+    .unwrap();
     let mut all = vec!["admin", "servers"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", "--data-dir", dir.path().to_str().unwrap()]);
-    pgfleet(&all)
-        .env("PGFLEET_METADATA__URL", metadata_url)
-        .output()
-        .unwrap()
+    all.extend_from_slice(&[
+        "--json",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    pgfleet(&all).output().unwrap()
 }
 
 #[track_caller]
@@ -55,6 +69,8 @@ async fn a_drained_server_takes_no_new_databases_and_keeps_its_own() {
     let s = TestServer::start_with(|cfg| {
         cfg.database_connection_limit = 5;
         cfg.pooler.pool_size = 2;
+        // The list's disk figure is the databases' latest usage samples.
+        cfg.usage.sample_interval_secs = 1;
         cfg.regions.insert(
             "us-east-1".to_string(),
             RegionConfig {
@@ -119,6 +135,17 @@ async fn a_drained_server_takes_no_new_databases_and_keeps_its_own() {
     let one = json_out(&admin(&url, &["list", &b]));
     assert_eq!(one[0]["databases"], 2, "{one}");
     assert_eq!(one[0]["connectionSlots"]["assigned"], 10, "{one}");
+
+    // Its disk: what the sampler last saw of its databases.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let one = json_out(&admin(&url, &["list", &b]));
+        if one[0]["storageBytes"].as_i64().unwrap() > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{one}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 
     // The databases on a drained server keep working.
     let client = connect_tls(&conn1).await.unwrap();
