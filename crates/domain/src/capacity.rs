@@ -46,18 +46,30 @@ pub fn server_capacity(settings: ConnectionSettings, reserved: u32) -> i32 {
 pub enum Placement {
     /// The server with the most free slots that has room (the first by id on a tie).
     Server(String),
-    /// Every server's capacity is known and none has room; the most free slots of any.
-    Full { most_free: i64 },
+    /// No server takes it: every server not drained has its capacity known and no room.
+    /// `most_free`: the most free slots of any server not drained; `drained`: how many of
+    /// the region's `servers` are drained.
+    Full {
+        most_free: i64,
+        drained: usize,
+        servers: usize,
+    },
     /// No server with room, and some server's capacity is still unknown (never reached).
     Unknown,
 }
 
-/// Picks the server with the most free slots among those with room for `needed`.
+/// Picks the server with the most free slots among those with room for `needed`, leaving out
+/// drained servers (an operator took them out of placement; their databases stay).
 pub fn place(servers: &[ServerSlots], needed: i64) -> Placement {
     let mut best: Option<(&str, i64)> = None;
     let mut most_free = 0;
     let mut unknown = false;
+    let mut drained = 0;
     for s in servers {
+        if s.drained {
+            drained += 1;
+            continue;
+        }
         let Some(capacity) = s.capacity else {
             unknown = true;
             continue;
@@ -71,7 +83,11 @@ pub fn place(servers: &[ServerSlots], needed: i64) -> Placement {
     match best {
         Some((id, _)) => Placement::Server(id.to_string()),
         None if unknown => Placement::Unknown,
-        None => Placement::Full { most_free },
+        None => Placement::Full {
+            most_free,
+            drained,
+            servers: servers.len(),
+        },
     }
 }
 
@@ -89,7 +105,32 @@ mod tests {
             server_id: id.to_string(),
             capacity,
             used,
+            drained: false,
         }
+    }
+
+    fn full(most_free: i64, drained: usize, servers: usize) -> Placement {
+        Placement::Full {
+            most_free,
+            drained,
+            servers,
+        }
+    }
+
+    #[test]
+    fn placement_skips_drained_servers() {
+        let drained = |id: &str, capacity, used| ServerSlots {
+            drained: true,
+            ..slots(id, capacity, used)
+        };
+        // The most free server is drained: the other one takes it.
+        let servers = [slots("a", Some(100), 90), drained("b", Some(100), 0)];
+        assert_eq!(place(&servers, 5), Placement::Server("a".into()));
+        // The one not drained is full: the drained one's room does not count.
+        assert_eq!(place(&servers, 20), full(10, 1, 2));
+        // All drained, even one never reached: full, not unknown.
+        let all = [drained("a", Some(100), 0), drained("b", None, 0)];
+        assert_eq!(place(&all, 5), full(0, 2, 2));
     }
 
     #[test]
@@ -114,7 +155,7 @@ mod tests {
             slots("c", Some(80), 10),
         ];
         assert_eq!(place(&servers, 20), Placement::Server("c".into()));
-        assert_eq!(place(&servers, 71), Placement::Full { most_free: 70 });
+        assert_eq!(place(&servers, 71), full(70, 0, 3));
         // A tie goes to the first by id.
         let tie = [slots("a", Some(50), 0), slots("b", Some(50), 0)];
         assert_eq!(place(&tie, 10), Placement::Server("a".into()));
@@ -124,10 +165,7 @@ mod tests {
             Placement::Server("a".into())
         );
         // Over capacity already (capacity lowered after placement): no room, not negative.
-        assert_eq!(
-            place(&[slots("a", Some(20), 30)], 1),
-            Placement::Full { most_free: 0 }
-        );
+        assert_eq!(place(&[slots("a", Some(20), 30)], 1), full(0, 0, 1));
         assert_eq!(
             place(&[slots("a", None, 0), slots("b", Some(10), 10)], 5),
             Placement::Unknown
@@ -136,7 +174,7 @@ mod tests {
             place(&[slots("a", None, 0), slots("b", Some(10), 0)], 5),
             Placement::Server("b".into())
         );
-        assert_eq!(place(&[], 5), Placement::Full { most_free: 0 });
+        assert_eq!(place(&[], 5), full(0, 0, 0));
     }
 
     #[test]

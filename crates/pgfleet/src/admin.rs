@@ -1,5 +1,6 @@
 //! `pgfleet admin …`: operator commands that work on the metadata store directly (the
-//! server, or at least its embedded PostgreSQL, must be running).
+//! server, or at least its embedded PostgreSQL, must be running): OAuth apps, and draining
+//! Postgres servers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,5 +108,92 @@ pub async fn apps_create(
         println!("redirect URIs: {}", created.client.redirect_uris.join(", "));
     }
     services.store().close().await;
+    Ok(())
+}
+
+/// `pgfleet admin servers list [ID]`: every registered server (or that one; an unknown id is
+/// an error), as a table or, with `--json`, one JSON array.
+pub async fn servers_list(cfg: &Config, id: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let store = store(cfg).await?;
+    let rows = pgfleet_storage::servers::report(store.pool(), id).await;
+    store.close().await;
+    let rows = rows?;
+    if let Some(id) = id {
+        anyhow::ensure!(!rows.is_empty(), "no Postgres server has the id {id:?}");
+    }
+    if json {
+        let list: Vec<serde_json::Value> = rows.iter().map(server_json).collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!(
+        "{:<30} {:<14} {:<8} {:>9} {:>15} {:>14}  KEY",
+        "ID", "REGION", "DRAINED", "DATABASES", "SLOTS", "DISK (BYTES)"
+    );
+    for r in &rows {
+        let capacity = r
+            .connection_capacity
+            .map_or_else(|| "?".to_string(), |c| c.to_string());
+        println!(
+            "{:<30} {:<14} {:<8} {:>9} {:>15} {:>14}  {}",
+            r.id,
+            r.region_id,
+            if r.drained_at.is_some() { "yes" } else { "no" },
+            r.databases,
+            format!("{}/{capacity}", r.slots_assigned),
+            r.storage_bytes,
+            r.config_key
+        );
+    }
+    Ok(())
+}
+
+fn server_json(r: &pgfleet_storage::servers::ServerReport) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id,
+        "region": r.region_id,
+        "key": r.config_key,
+        "drained": r.drained_at.is_some(),
+        "drainedAt": r.drained_at,
+        "databases": r.databases,
+        "connectionSlots": {
+            "assigned": r.slots_assigned,
+            "capacity": r.connection_capacity,
+        },
+        "storageBytes": r.storage_bytes,
+    })
+}
+
+/// `pgfleet admin servers drain|undrain ID`. Every replica sees it at its next create (the
+/// flag is read under the lock that placement takes on the server's row).
+pub async fn servers_set_drained(
+    cfg: &Config,
+    id: &str,
+    drain: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    use pgfleet_domain::Clock as _;
+    let store = store(cfg).await?;
+    let at = drain.then(|| SystemClock.now());
+    let found = pgfleet_storage::servers::set_drained(store.pool(), id, at).await;
+    let rows = match found {
+        Ok(true) => pgfleet_storage::servers::report(store.pool(), Some(id)).await,
+        Ok(false) => Ok(vec![]),
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    let Some(row) = rows?.into_iter().next() else {
+        anyhow::bail!("no Postgres server has the id {id:?}; see `pgfleet admin servers list`");
+    };
+    if json {
+        println!("{}", server_json(&row));
+    } else if drain {
+        println!(
+            "{id} is drained: it takes no new databases; its {} databases keep working",
+            row.databases
+        );
+    } else {
+        println!("{id} takes new databases again");
+    }
     Ok(())
 }

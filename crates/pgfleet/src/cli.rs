@@ -42,6 +42,37 @@ pub enum AdminCommand {
     /// OAuth apps.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// Postgres servers: list them, drain one (it takes no new databases) or undrain it.
+    #[command(subcommand)]
+    Servers(ServersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// Every registered server (or the one named by ID): region, key, drained, databases,
+    /// connection slots assigned/capacity, disk used by its databases (last sampled).
+    List(ServersListArgs),
+    /// Take a server out of placement: new databases go to other servers of its region; the
+    /// databases already on it keep working.
+    Drain(ServerIdArgs),
+    /// Put a drained server back into placement.
+    Undrain(ServerIdArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServersListArgs {
+    #[command(flatten)]
+    pub common: ServeArgs,
+    /// Only this server (its id, as `list` shows it).
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServerIdArgs {
+    #[command(flatten)]
+    pub common: ServeArgs,
+    /// The server's id, as `pgfleet admin servers list` shows it.
+    pub id: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pgfleet::cli::{AdminCommand, AppsCommand, Cli, Command, ConfigCommand};
+use pgfleet::cli::{AdminCommand, AppsCommand, Cli, Command, ConfigCommand, ServersCommand};
 use pgfleet::server::{self, Deps};
 
 fn main() -> ExitCode {
@@ -32,6 +32,25 @@ fn main() -> ExitCode {
                     cli.global.json,
                 ),
             )
+        }
+        Command::Admin(AdminCommand::Servers(command)) => {
+            let (common, id, drain) = match &command {
+                ServersCommand::List(a) => (&a.common, a.id.as_deref(), None),
+                ServersCommand::Drain(a) => (&a.common, Some(a.id.as_str()), Some(true)),
+                ServersCommand::Undrain(a) => (&a.common, Some(a.id.as_str()), Some(false)),
+            };
+            let Some(cfg) = loaded(common.load()) else {
+                return ExitCode::from(2);
+            };
+            let json = cli.global.json;
+            run_async(tokio::runtime::Builder::new_current_thread(), async move {
+                match (drain, id) {
+                    (Some(drain), Some(id)) => {
+                        pgfleet::admin::servers_set_drained(&cfg, id, drain, json).await
+                    }
+                    _ => pgfleet::admin::servers_list(&cfg, id, json).await,
+                }
+            })
         }
         Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
         Command::Proxy(args) => {

@@ -1,5 +1,6 @@
 //! Connection slots: the `CONNECTION LIMIT`s of the databases placed on each server and owned
-//! by each workspace, and the capacity of each server (`pg_servers.connection_capacity`).
+//! by each workspace, the capacity of each server (`pg_servers.connection_capacity`) and
+//! whether it is drained (`pg_servers.drained_at`).
 //!
 //! A create checks that its new database fits, then writes it, in one transaction that first
 //! locks the rows it counts against (the workspace, the region's servers). The locks are
@@ -21,6 +22,8 @@ pub struct ServerSlots {
     /// Sum of the `connection_limit` of the databases placed on it (every status: a database
     /// being created or dropped still holds its slots).
     pub used: i64,
+    /// Drained by an operator: takes no new databases (those on it keep their slots).
+    pub drained: bool,
 }
 
 /// Locks a workspace against concurrent creates and transfers into it; false when there is no
@@ -79,9 +82,10 @@ pub async fn servers<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     server_ids: &[String],
 ) -> Result<Vec<ServerSlots>> {
-    let rows: Vec<(String, Option<i32>, i64)> = sqlx::query_as(
+    let rows: Vec<(String, Option<i32>, i64, bool)> = sqlx::query_as(
         "SELECT s.id, s.connection_capacity,
-                coalesce((SELECT sum(d.connection_limit) FROM databases d WHERE d.server_id = s.id), 0)::bigint
+                coalesce((SELECT sum(d.connection_limit) FROM databases d WHERE d.server_id = s.id), 0)::bigint,
+                s.drained_at IS NOT NULL
            FROM pg_servers s WHERE s.id = ANY($1) ORDER BY s.id",
     )
     .bind(server_ids)
@@ -89,10 +93,11 @@ pub async fn servers<'e>(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(server_id, capacity, used)| ServerSlots {
+        .map(|(server_id, capacity, used, drained)| ServerSlots {
             server_id,
             capacity,
             used,
+            drained,
         })
         .collect())
 }

@@ -1,7 +1,7 @@
 //! Placing a new database within the connection capacity (the rules are in
 //! [`crate::capacity`]): the workspace's quota first, then a server of the region with room;
 //! and each server's capacity, read from the server and recorded in the metadata store so
-//! every replica places against the same figure.
+//! every replica places against the same figure. Drained servers take no new databases.
 
 use pgfleet_storage::capacity as slots;
 
@@ -151,13 +151,19 @@ impl Services {
         }
         match placement {
             Placement::Server(id) => Ok(id),
-            Placement::Full { most_free } => {
+            Placement::Full {
+                most_free,
+                drained,
+                servers,
+            } => {
                 // The operator's signal that the region needs another server.
                 tracing::warn!(
                     region = %region_id,
                     needed,
                     most_free,
-                    "a database create was refused: no server of the region has room"
+                    drained,
+                    servers,
+                    "a database create was refused: no server of the region that is not drained has room"
                 );
                 let others: Vec<&str> = self
                     .regions()
@@ -166,7 +172,8 @@ impl Services {
                     .map(|r| r.id.as_str())
                     .collect();
                 let hint = if others.is_empty() {
-                    "Delete a database in this region, or ask the operator to add a server to it."
+                    "Delete a database in this region, or ask the operator to add a server to it \
+                     or undrain one."
                         .to_string()
                 } else {
                     format!(
@@ -175,11 +182,7 @@ impl Services {
                     )
                 };
                 Err(DomainError::bad_request_hint(
-                    format!(
-                        "Region {region_id} has no capacity left: a new database needs {needed} \
-                         connection slots and its servers have at most {} free",
-                        most_free.max(0)
-                    ),
+                    full_message(region_id, needed, most_free, drained, servers),
                     hint,
                 ))
             }
@@ -223,4 +226,31 @@ impl Services {
             ),
         ))
     }
+}
+
+/// What a create refused for want of room is told: drained servers are named as such, so the
+/// answer says whether the region is full or taken out of placement by its operator.
+fn full_message(
+    region: &str,
+    needed: i64,
+    most_free: i64,
+    drained: usize,
+    servers: usize,
+) -> String {
+    if servers > 0 && drained == servers {
+        return format!(
+            "Region {region} has no capacity left: all its Postgres servers are drained \
+             (they take no new databases)"
+        );
+    }
+    let drained_note = if drained > 0 {
+        format!(" ({drained} of its {servers} servers are drained and take no new databases)")
+    } else {
+        String::new()
+    };
+    format!(
+        "Region {region} has no capacity left: a new database needs {needed} connection slots \
+         and its servers have at most {} free{drained_note}",
+        most_free.max(0)
+    )
 }

@@ -21,6 +21,7 @@ mod capacity;
 mod client_sdk;
 mod console;
 mod core_api;
+mod drain;
 mod edges;
 mod idempotency;
 mod lifecycle;
