@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod hash_gate;
 pub mod ids;
+pub mod lease;
 pub mod metrics;
 pub mod names;
 pub mod oauth_keys;

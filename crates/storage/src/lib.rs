@@ -15,6 +15,7 @@ pub mod capacity;
 pub mod connections;
 pub mod databases;
 pub mod idempotency;
+pub mod leases;
 pub mod login_throttle;
 pub mod oauth;
 pub mod operations;

@@ -22,8 +22,10 @@ use pgfleet_storage::backups::{self, BackupRow};
 use pgfleet_storage::{databases, operations, DatabaseRow, OperationRow, StorageError};
 use tokio::sync::watch;
 
+use super::periodic::Periodic;
 use crate::backup_store::{BackupStore, Fetched, StoreError};
 use crate::ids::{new_id, BACKUP};
+use crate::lease::Job;
 use crate::reconciler::kind;
 use crate::{DomainError, Principal, Result, Services};
 
@@ -462,28 +464,34 @@ impl Services {
 
     // ----- schedule and retention -----
 
-    /// Backs up changed databases whose newest backup is older than the interval, and
-    /// prunes backups past retention. Runs until `shutdown` turns true.
+    /// Backs up changed databases whose newest backup is older than the interval, prunes
+    /// backups past retention and removes stale staging files: one round per `tick` across
+    /// the replicas sharing the metadata store (see [`crate::lease`]), until `shutdown`
+    /// turns true.
     pub fn spawn_backup_scheduler(
         &self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
         tick: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            loop {
-                // First, so that a start after a crash cleans up before new work piles up.
-                if let Err(e) = this.clean_backup_staging().await {
-                    tracing::warn!(error = %e, "cleaning backup staging files");
-                }
-                if let Err(e) = this.backup_tick().await {
-                    tracing::warn!(error = %e, "backup scheduler");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => {}
-                    _ = shutdown.changed() => {}
-                }
-                if *shutdown.borrow() {
+            // At start on every replica, whether or not it holds the lease: the staging
+            // files of a crash of this process may be in a directory only it sees (with the
+            // S3 store, `backups.dir` holds staging files only and need not be shared).
+            if let Err(e) = this.clean_backup_staging().await {
+                tracing::warn!(error = %e, "cleaning backup staging files");
+            }
+            let mut periodic = Periodic::new(&this, Job::BackupScheduler, tick, shutdown);
+            while periodic.next().await {
+                let round = async {
+                    if let Err(e) = this.clean_backup_staging().await {
+                        tracing::warn!(error = %e, "cleaning backup staging files");
+                    }
+                    if let Err(e) = this.backup_tick().await {
+                        tracing::warn!(error = %e, "backup scheduler");
+                    }
+                };
+                if periodic.run(round).await.is_none() {
                     return;
                 }
             }

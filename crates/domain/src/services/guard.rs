@@ -27,6 +27,7 @@ use pgfleet_storage::{connections, databases, operations, DatabaseRow};
 use tokio::sync::watch;
 
 use super::periodic::Periodic;
+use crate::lease::Job;
 use crate::{Result, Services};
 
 /// Resource name of the advisory lock that makes the pass run in one replica at a time.
@@ -55,7 +56,12 @@ impl Services {
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut periodic = Periodic::new(this.config().tenant.check_every, shutdown);
+            let mut periodic = Periodic::new(
+                &this,
+                Job::TenantGuard,
+                this.config().tenant.check_every,
+                shutdown,
+            );
             while periodic.next().await {
                 match periodic.run(this.tenant_guard_pass()).await {
                     None => return,

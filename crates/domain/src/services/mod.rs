@@ -165,6 +165,9 @@ struct Inner {
     /// Random per process: names the usage source of pooler-fed counters, which restart
     /// from zero with the process.
     boot_tag: String,
+    /// Random per process: names this replica as the holder of periodic jobs' leases
+    /// (see [`crate::lease`]).
+    replica_id: String,
 }
 
 /// Called after every write of this process (see [`Services::on_write`]).
@@ -296,6 +299,7 @@ impl Services {
         let signer =
             crate::oauth_keys::Signer::load_or_create(&store, clock.now(), key_secret).await?;
         let boot_tag = crate::ids::new_id("boot", &rng);
+        let replica_id = crate::ids::new_id("replica", &rng);
         let hash_gate = crate::hash_gate::HashGate::start(config.sign_in.hashing)?;
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
@@ -318,6 +322,7 @@ impl Services {
                 pooler_stats: std::sync::OnceLock::new(),
                 hash_gate,
                 boot_tag,
+                replica_id,
             }),
         };
         services.record_server_capacities().await;
@@ -393,6 +398,12 @@ impl Services {
 
     pub(crate) fn boot_tag(&self) -> &str {
         &self.inner.boot_tag
+    }
+
+    /// This process's id among the replicas sharing the metadata store (random at start;
+    /// the holder of a periodic job's lease in `leases`).
+    pub fn replica_id(&self) -> &str {
+        &self.inner.replica_id
     }
 
     pub(crate) fn kick(&self) -> &tokio::sync::Notify {

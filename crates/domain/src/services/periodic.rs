@@ -1,6 +1,8 @@
-//! The loop of the background passes (tenant guard, usage sampler): one round at once, then
-//! one per interval, until the shutdown signal changes; a round in progress then is
-//! abandoned.
+//! The loop of every periodic job (usage sampler, tenant guard, backup scheduler, expiry
+//! sweeper): a tick at once, then one per [`Lease::tick`]; at each tick the replica takes or
+//! renews the job's lease and runs a round only when it holds it and the job's last round,
+//! on any replica, is one interval old (see [`crate::lease`]). Ends when the shutdown signal
+//! changes; a round in progress then is abandoned and the lease given up.
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,38 +10,91 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
 
+use super::Services;
+use crate::lease::{Job, Lease};
+
 /// Shortest interval accepted, so a tiny setting cannot turn a pass into a busy loop.
 const MIN_EVERY: Duration = Duration::from_millis(100);
 
 pub(crate) struct Periodic {
+    services: Services,
+    lease: Lease,
     ticker: Interval,
     shutdown: watch::Receiver<bool>,
 }
 
 impl Periodic {
-    /// Ticks every `every` (at least [`MIN_EVERY`]); a late round delays the next ones
-    /// rather than bunching them.
-    pub(crate) fn new(every: Duration, shutdown: watch::Receiver<bool>) -> Self {
-        let mut ticker = tokio::time::interval(every.max(MIN_EVERY));
+    /// `job`'s loop on this replica, rounds `every` apart (at least [`MIN_EVERY`]) across
+    /// replicas; a late tick delays the next ones rather than bunching them.
+    pub(crate) fn new(
+        services: &Services,
+        job: Job,
+        every: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let lease = Lease::new(job, services.replica_id(), every.max(MIN_EVERY));
+        let mut ticker = tokio::time::interval(lease.tick());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Self { ticker, shutdown }
+        Self {
+            services: services.clone(),
+            lease,
+            ticker,
+            shutdown,
+        }
     }
 
-    /// Waits for the next round; false once the shutdown signal changed (or its sender is
-    /// gone).
+    /// Waits until this replica is to run a round; false once the shutdown signal changed
+    /// (or its sender is gone). A failed claim (metadata store down) is logged and retried
+    /// at the next tick: no round runs without the lease.
     pub(crate) async fn next(&mut self) -> bool {
-        tokio::select! {
-            _ = self.ticker.tick() => {}
-            _ = self.shutdown.changed() => return false,
+        loop {
+            tokio::select! {
+                _ = self.ticker.tick() => {}
+                _ = self.shutdown.changed() => {}
+            }
+            if self.stopping() {
+                self.stop().await;
+                return false;
+            }
+            match self
+                .lease
+                .try_run(self.services.store(), self.services.clock())
+                .await
+            {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(job = self.lease.job().name(), error = %e, "periodic job: lease not claimed");
+                }
+            }
         }
-        !*self.shutdown.borrow()
     }
 
     /// Runs `round`, or abandons it and returns `None` when the shutdown signal changes first.
     pub(crate) async fn run<T>(&mut self, round: impl Future<Output = T>) -> Option<T> {
-        tokio::select! {
+        let r = tokio::select! {
             r = round => Some(r),
             _ = self.shutdown.changed() => None,
+        };
+        if r.is_none() {
+            self.stop().await;
+        }
+        r
+    }
+
+    fn stopping(&self) -> bool {
+        // A dropped sender also means stop (`changed` would then return at once forever).
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+    }
+
+    /// Gives the lease up so another replica takes the job at its next tick.
+    async fn stop(&self) {
+        if let Err(e) = self
+            .lease
+            .release(self.services.store(), self.services.clock())
+            .await
+        {
+            tracing::warn!(job = self.lease.job().name(), error = %e, "periodic job: lease not released");
         }
     }
 }

@@ -13,6 +13,8 @@ use pgfleet_storage::oauth::ClientRow;
 use pgfleet_storage::{sessions, workspaces, UserRow, WorkspaceRow};
 use tokio::sync::watch;
 
+use super::periodic::Periodic;
+use crate::lease::Job;
 use crate::{DomainError, Result, Services};
 
 /// How long a session lasts.
@@ -137,26 +139,22 @@ impl Services {
         Ok(counts)
     }
 
-    /// Runs [`Self::sweep_expired`] now and then every `every` until `shutdown` turns true.
-    /// A failed round is logged and retried at the next one.
+    /// Runs [`Self::sweep_expired`] once per `every` across the replicas sharing the
+    /// metadata store (see [`crate::lease`]) until `shutdown` turns true. A failed round is
+    /// logged and retried at the next one.
     pub fn spawn_expiry_sweeper(
         &self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            loop {
-                if let Err(e) = this.sweep_expired(this.clock().now()).await {
-                    tracing::warn!(error = %e, "expiry sweep");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    // A dropped sender also means stop (and would wake us at once forever).
-                    r = shutdown.changed() => if r.is_err() { return; },
-                }
-                if *shutdown.borrow() {
-                    return;
+            let mut periodic = Periodic::new(&this, Job::ExpirySweeper, every, shutdown);
+            while periodic.next().await {
+                match periodic.run(this.sweep_expired(this.clock().now())).await {
+                    None => return,
+                    Some(Err(e)) => tracing::warn!(error = %e, "expiry sweep"),
+                    Some(Ok(_)) => {}
                 }
             }
         })

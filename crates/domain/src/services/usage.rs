@@ -30,6 +30,7 @@ use pgfleet_storage::usage::{self as store, SampledDatabase, UsageSample};
 use tokio::sync::watch;
 
 use super::periodic::Periodic;
+use crate::lease::Job;
 use crate::{DomainError, Principal, Result, Services};
 
 /// `source` of samples whose operations are pg_stat_statements calls.
@@ -125,7 +126,7 @@ impl Services {
         let this = self.clone();
         tokio::spawn(async move {
             let mut state = SamplerState::default();
-            let mut periodic = Periodic::new(settings.interval, shutdown);
+            let mut periodic = Periodic::new(&this, Job::UsageSampler, settings.interval, shutdown);
             while periodic.next().await {
                 if periodic
                     .run(this.sample_usage_round(&mut state, settings))

@@ -17,7 +17,8 @@ pub struct BackupsConfig {
     pub interval_secs: u64,
     /// Backups older than this are deleted (the API's `backupRetentionDays`).
     pub retention_days: i64,
-    /// How often the scheduler looks, in seconds.
+    /// How often the scheduler looks (and prunes), in seconds: one round per interval across
+    /// all replicas sharing the metadata store (a lease per job, see `pgfleet_domain::lease`).
     pub check_every_secs: u64,
     /// When set, archives are kept in this S3-compatible bucket instead of `dir`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -23,7 +23,8 @@ pub struct TenantConfig {
     /// Storage quota of each database (`pg_database_size`), in bytes: past it the database
     /// is read-only (writes fail with an error naming the quota) until it is under again.
     pub storage_quota_bytes: u64,
-    /// Seconds between two passes of the tenant guard (drift and quota; one replica at a time).
+    /// Seconds between two passes of the tenant guard (drift and quota): one pass per
+    /// interval across all replicas sharing the metadata store (a lease per job).
     pub check_every_secs: u64,
 }
 

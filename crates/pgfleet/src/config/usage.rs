@@ -8,7 +8,8 @@ use super::ConfigError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsageConfig {
-    /// Seconds between two samples of every ready database.
+    /// Seconds between two samples of every ready database: one sample per interval across
+    /// all replicas sharing the metadata store (a lease per job).
     pub sample_interval_secs: u64,
     /// Samples older than this many days are pruned.
     pub retention_days: u64,

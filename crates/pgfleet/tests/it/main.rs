@@ -33,6 +33,7 @@ mod pooler;
 mod pooler_hygiene;
 mod private_files;
 mod recovery;
+mod replicas;
 mod sign_in_limits;
 mod storage_quota;
 mod tenant_limits;

@@ -1,0 +1,176 @@
+//! Several replicas on one metadata store (issue 15): each periodic job runs one round per
+//! interval across all of them (a lease per job in `leases`), and a replica that stops —
+//! cleanly, or by no longer renewing its lease — is replaced within the lease's TTL.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use pgfleet::config::{Config, Secret};
+use serde_json::json;
+
+use crate::harness::{connect_tls, TestServer};
+
+/// Short intervals: a usage sample and a backup-scheduler round every second.
+fn tweak(c: &mut Config) {
+    c.usage.sample_interval_secs = 1;
+    c.backups.check_every_secs = 1;
+    c.backups.interval_secs = 3600;
+    // Replicas of one metadata store share the key that encrypts its signing key.
+    c.oauth.key_encryption_key = Some(Secret::new("replicas test key-encryption secret"));
+}
+
+/// Three replicas on the metadata database of the first.
+async fn three_replicas() -> Vec<TestServer> {
+    let first = TestServer::start_with(tweak).await;
+    let metadata = first
+        .services()
+        .store()
+        .pool()
+        .connect_options()
+        .get_database()
+        .unwrap()
+        .to_string();
+    let mut all = vec![first];
+    for _ in 0..2 {
+        all.push(
+            TestServer::start_with(|c| {
+                tweak(c);
+                c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
+            })
+            .await,
+        );
+    }
+    all
+}
+
+async fn lease(s: &TestServer, job: &str) -> pgfleet_storage::leases::LeaseRow {
+    pgfleet_storage::leases::get(s.services().store().pool(), job)
+        .await
+        .unwrap()
+        .expect("the job's lease was taken")
+}
+
+/// Waits (up to `within`) until a live replica other than `gone` holds `job`'s lease and ran
+/// a round after `after`; returns how long that took.
+async fn taken_over(
+    s: &TestServer,
+    job: &str,
+    gone: &str,
+    after: DateTime<Utc>,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let l = lease(s, job).await;
+        if l.holder != gone && l.last_run_at.is_some_and(|t| t > after) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{job} not taken over from {gone} within {within:?}: {l:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn periodic_jobs_run_once_per_interval_across_three_replicas() {
+    let mut replicas = three_replicas().await;
+    let s = &replicas[0];
+    let r = s.post("/v1/projects", json!({"name": "replicated"})).await;
+    let db = r.body["data"]["database"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.body["data"]["database"]["status"], "ready", "{}", r.body);
+    let conn = r.body["data"]["database"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // ~4 s of activity, so that every sampler round finds new counters and writes a sample.
+    let client = connect_tls(&conn).await.expect("connect over TLS");
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        client.simple_query("SELECT 1").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool = s.services().store().pool().clone();
+    let samples: Vec<(DateTime<Utc>,)> = sqlx::query_as(
+        "SELECT sampled_at FROM usage_samples WHERE database_id = $1 ORDER BY sampled_at",
+    )
+    .bind(&db)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // One sample per interval (three replicas sampling on their own write three).
+    assert!(
+        (2..=6).contains(&samples.len()),
+        "{} samples in ~4 s: {samples:?}",
+        samples.len()
+    );
+    for w in samples.windows(2) {
+        assert!(
+            w[1].0 - w[0].0 >= chrono::Duration::milliseconds(850),
+            "two samples less than an interval apart: {samples:?}"
+        );
+    }
+    // The scheduler backed the new database up once, not once per replica.
+    let scheduled: (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM backups WHERE database_id = $1 AND trigger = 'scheduled'",
+    )
+    .bind(&db)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(scheduled.0, 1);
+
+    // A holder that stops renewing (a crashed replica): nobody runs the job until its lease
+    // expires, then a live replica takes it over within the TTL (3 s here) plus a tick.
+    let expires = Utc::now() + chrono::Duration::seconds(3);
+    sqlx::query(
+        "UPDATE leases SET holder = 'replica_dead', expires_at = $1, last_run_at = now()
+         WHERE job = 'usage_sampler'",
+    )
+    .bind(expires)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let marked = Utc::now();
+    taken_over(
+        s,
+        "usage_sampler",
+        "replica_dead",
+        marked,
+        Duration::from_secs(6),
+    )
+    .await;
+    let l = lease(s, "usage_sampler").await;
+    assert!(
+        l.last_run_at.unwrap() >= expires,
+        "ran before the dead holder's lease expired: {l:?}"
+    );
+    let live: Vec<String> = replicas
+        .iter()
+        .map(|r| r.services().replica_id().to_string())
+        .collect();
+    assert!(live.contains(&l.holder), "{l:?} not one of {live:?}");
+
+    // The holder stops cleanly: it gives the lease up and another replica takes it over.
+    let holder = l.holder.clone();
+    let i = live.iter().position(|id| *id == holder).unwrap();
+    let stopped = replicas.remove(i);
+    let before = Utc::now();
+    stopped.stop().await;
+    let took = taken_over(
+        &replicas[0],
+        "usage_sampler",
+        &holder,
+        before,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(took <= Duration::from_secs(4), "{took:?}");
+    for r in replicas {
+        r.stop().await;
+    }
+}
