@@ -3,7 +3,6 @@
 //! (stop accepting → drain requests → close the store → stop PostgreSQL).
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgDrive
 use pgfleet_domain::bootstrap::{BootstrapOptions, BootstrapSecrets};
 use pgfleet_domain::regions::{default_name, Region, KNOWN_REGIONS};
 use pgfleet_domain::{Clock, Randomness, Services, ServicesConfig, SystemClock};
-use pgfleet_storage::Store;
+use pgfleet_storage::{MetadataTarget, Store};
 use sqlx::postgres::PgConnectOptions;
 use tokio::sync::oneshot;
 
@@ -147,10 +146,11 @@ async fn start_with_cluster(
     deps: Deps,
     cluster: Option<&ClusterHandle>,
 ) -> anyhow::Result<(Services, Option<BootstrapSecrets>)> {
-    let (options, max_conn) = match (&cfg.metadata.url, cluster) {
+    let (target, max_conn) = match (&cfg.metadata.url, cluster) {
         (Some(url), _) => (
-            PgConnectOptions::from_str(url.expose())
-                .context("metadata.url is not a valid postgres:// URL")?,
+            url.expose()
+                .parse::<MetadataTarget>()
+                .context("metadata.url is not usable")?,
             cfg.metadata
                 .max_connections
                 .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
@@ -159,7 +159,7 @@ async fn start_with_cluster(
             ensure_metadata_db(c.cluster()).await?;
             let cl = c.cluster();
             (
-                embedded_metadata_options(&cl.socket_dir(), cl.port()),
+                MetadataTarget::single(embedded_metadata_options(&cl.socket_dir(), cl.port())),
                 cfg.metadata
                     .max_connections
                     .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
@@ -169,9 +169,14 @@ async fn start_with_cluster(
             "no metadata store: set metadata.url or let pgfleet run its embedded cluster"
         ),
     };
-    let store = Store::connect(options, max_conn, Duration::from_secs(30))
-        .await
-        .context("connecting to the metadata database")?;
+    let store = Store::connect(
+        target,
+        max_conn,
+        Duration::from_secs(30),
+        Duration::from_secs(cfg.metadata.acquire_timeout_secs),
+    )
+    .await
+    .context("connecting to the metadata database")?;
     store
         .migrate()
         .await
