@@ -418,3 +418,20 @@ impl Config {
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_acquire_timeout_defaults_to_3_is_printed_and_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.metadata.acquire_timeout_secs, 3);
+        let printed = toml::to_string(&c).unwrap_or_default();
+        assert!(printed.contains("acquire_timeout_secs = 3"), "{printed}");
+        c.metadata.acquire_timeout_secs = 0;
+        assert!(c.validate().is_err());
+        c.metadata.acquire_timeout_secs = 61;
+        assert!(c.validate().is_err());
+    }
+}
