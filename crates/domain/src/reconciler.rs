@@ -48,6 +48,11 @@ pub enum Outcome {
     NotRun,
 }
 
+/// Pause between the reconciler's rounds.
+const PAUSE: Duration = Duration::from_millis(500);
+/// Longest pause after failed rounds (the metadata store is down).
+const MAX_PAUSE: Duration = Duration::from_secs(8);
+
 impl Services {
     /// Inserts an operation row (inside the caller's transaction).
     pub(crate) async fn record_operation(
@@ -116,9 +121,14 @@ impl Services {
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            // While the metadata store is down, each round fails after the pool's acquire
+            // timeout; the pause between rounds doubles (to `MAX_PAUSE`) so the loop does not
+            // keep a connection attempt open all the time, and is back to normal on success.
+            let mut pause = PAUSE;
             loop {
                 match operations::due(this.store().pool(), this.clock().now(), 32).await {
                     Ok(ops) => {
+                        pause = PAUSE;
                         for op in ops {
                             let busy = this
                                 .inflight()
@@ -133,11 +143,14 @@ impl Services {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "reconciler cannot read operations"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?pause, "reconciler cannot read operations");
+                        pause = (pause * 2).min(MAX_PAUSE);
+                    }
                 }
                 tokio::select! {
                     _ = this.kick().notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = shutdown.changed() => {}
                 }
                 if *shutdown.borrow() {

@@ -18,12 +18,17 @@
 //! | 422 | `validation_error` | a well-formed value that cannot be accepted |
 //! | 429 | `too_many_requests` | password hashing is at capacity, or the client address is blocked after failed sign-ins; `Retry-After` says when to try again |
 //! | 500 | `internal_error` | a bug; details are in the server log under the request id |
-//! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable |
+//! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable; `Retry-After` says when to try again |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pgfleet_api_types::{ErrorBody, ErrorDetail};
 use pgfleet_domain::{AuthFailure, DomainError};
+
+/// `Retry-After` (seconds) on a 503: a metadata restart or failover takes a few seconds, and
+/// a client that waits this long before retrying does not add to a burst against a store
+/// that is coming back.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 /// All error codes, for documentation and tests.
 pub const CODES: &[&str] = &[
@@ -154,7 +159,10 @@ impl From<DomainError> for ApiError {
             },
             D::Unavailable { message, detail } => {
                 tracing::error!(%detail, "dependency unavailable");
-                with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
+                ApiError {
+                    retry_after_secs: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+                    ..with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
+                }
             }
             D::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
@@ -217,5 +225,19 @@ mod tests {
             Some(&HeaderValue::from_static("42"))
         );
         assert!(CODES.contains(&"too_many_requests"));
+    }
+
+    #[test]
+    fn unavailable_is_503_with_retry_after() {
+        let res = ApiError::from(DomainError::Unavailable {
+            message: "The metadata store is not reachable right now".to_string(),
+            detail: "pool timed out".to_string(),
+        })
+        .into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS))
+        );
     }
 }

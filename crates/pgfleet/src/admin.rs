@@ -7,24 +7,26 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use pgfleet_domain::{Randomness, Services, ServicesConfig, SystemClock};
-use pgfleet_storage::Store;
-use sqlx::postgres::PgConnectOptions;
+use pgfleet_storage::{MetadataTarget, Store};
 
 use crate::config::Config;
 
 /// Connects to the metadata store the server uses.
 pub async fn store(cfg: &Config) -> anyhow::Result<Store> {
-    let options = match &cfg.metadata.url {
+    let target = match &cfg.metadata.url {
         Some(url) => url
             .expose()
-            .parse::<PgConnectOptions>()
-            .context("metadata.url is not a valid postgres:// URL")?,
+            .parse::<MetadataTarget>()
+            .context("metadata.url is not usable")?,
         None => {
             let e = crate::server::EmbeddedAddr::recorded(&cfg.data_dir)?;
-            crate::server::embedded_metadata_options(&e.socket_dir, e.port)
+            MetadataTarget::single(crate::server::embedded_metadata_options(
+                &e.socket_dir,
+                e.port,
+            ))
         }
     };
-    let store = Store::connect(options, 2, Duration::from_secs(5))
+    let store = Store::connect(target, 2, Duration::from_secs(5), Duration::from_secs(5))
         .await
         .context("cannot reach the metadata database; is `pgfleet serve` running?")?;
     store.migrate().await?;

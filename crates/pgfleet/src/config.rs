@@ -130,18 +130,36 @@ pub struct PostgresConfig {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetadataConfig {
-    /// External metadata database (`postgres://…`); default: the embedded cluster. TLS as
-    /// libpq: `?sslmode=disable|allow|prefer|require|verify-ca|verify-full` (default
-    /// `prefer`) and `&sslrootcert=<CA file>` (needed by `verify-ca`/`verify-full`; with
-    /// `require` it makes the chain verified). A certificate that does not verify stops the
-    /// start with an error naming the host.
+    /// External metadata database (`postgres://…`); default: the embedded cluster. May list
+    /// several hosts, libpq style (`postgres://u:p@h1:5432,h2:5433/db`), tried in order; with
+    /// `?target_session_attrs=read-write` only a writable primary is used, so a promoted
+    /// standby is found after a failover without a restart. TLS as libpq:
+    /// `sslmode=disable|allow|prefer|require|verify-ca|verify-full` (default `prefer`) and
+    /// `sslrootcert=<CA file>` (needed by `verify-ca`/`verify-full`; with `require` it makes
+    /// the chain verified). A certificate that does not verify stops the start with an error
+    /// naming the host.
     pub url: Option<Secret>,
     pub url_file: Option<PathBuf>,
     /// Size of the metadata connection pool (default 16).
     pub max_connections: Option<u32>,
+    /// Seconds a request waits for a metadata connection before it is answered 503 with
+    /// `Retry-After` (default 3, 1..=60): while the store restarts or fails over, requests
+    /// fail fast instead of hanging.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: None,
+            acquire_timeout_secs: 3,
+        }
+    }
 }
 
 /// Metadata pool size when `metadata.max_connections` is not set.
@@ -300,6 +318,11 @@ impl Config {
     /// when no region is configured). Idempotent; `server::start` calls it too.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         self.oauth.validate()?;
+        if !(1..=60).contains(&self.metadata.acquire_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "metadata.acquire_timeout_secs must be between 1 and 60".to_string(),
+            ));
+        }
         if self.regions.is_empty() {
             if self.metadata.url.is_some() {
                 return Err(ConfigError::Invalid(
@@ -400,5 +423,22 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_acquire_timeout_defaults_to_3_is_printed_and_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.metadata.acquire_timeout_secs, 3);
+        let printed = toml::to_string(&c).unwrap_or_default();
+        assert!(printed.contains("acquire_timeout_secs = 3"), "{printed}");
+        c.metadata.acquire_timeout_secs = 0;
+        assert!(c.validate().is_err());
+        c.metadata.acquire_timeout_secs = 61;
+        assert!(c.validate().is_err());
     }
 }

@@ -3,7 +3,6 @@
 //! (stop accepting → drain requests → close the store → stop PostgreSQL).
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgDrive
 use pgfleet_domain::bootstrap::{BootstrapOptions, BootstrapSecrets};
 use pgfleet_domain::regions::{default_name, Region, KNOWN_REGIONS};
 use pgfleet_domain::{Clock, Randomness, Services, ServicesConfig, SystemClock};
-use pgfleet_storage::Store;
+use pgfleet_storage::{MetadataTarget, Store};
 use sqlx::postgres::PgConnectOptions;
 use tokio::sync::oneshot;
 
@@ -148,12 +147,12 @@ async fn start_with_cluster(
     cluster: Option<&ClusterHandle>,
 ) -> anyhow::Result<(Services, Option<BootstrapSecrets>)> {
     let mut metadata_tls = None;
-    let (options, max_conn) = match (&cfg.metadata.url, cluster) {
+    let (target, max_conn) = match (&cfg.metadata.url, cluster) {
         (Some(url), _) => (
             {
-                let (options, tls) = metadata_url_options(url.expose())?;
+                let (target, tls) = metadata_url_target(url.expose())?;
                 metadata_tls = Some(tls);
-                options
+                target
             },
             cfg.metadata
                 .max_connections
@@ -163,7 +162,7 @@ async fn start_with_cluster(
             ensure_metadata_db(c.cluster()).await?;
             let cl = c.cluster();
             (
-                embedded_metadata_options(&cl.socket_dir(), cl.port()),
+                MetadataTarget::single(embedded_metadata_options(&cl.socket_dir(), cl.port())),
                 cfg.metadata
                     .max_connections
                     .unwrap_or(crate::config::DEFAULT_METADATA_POOL),
@@ -173,8 +172,18 @@ async fn start_with_cluster(
             "no metadata store: set metadata.url or let pgfleet run its embedded cluster"
         ),
     };
-    let (host, port) = (options.get_host().to_string(), options.get_port());
-    let store = match Store::connect(options, max_conn, Duration::from_secs(30)).await {
+    let (host, port) = (
+        target.first().get_host().to_string(),
+        target.first().get_port(),
+    );
+    let store = match Store::connect(
+        target,
+        max_conn,
+        Duration::from_secs(30),
+        Duration::from_secs(cfg.metadata.acquire_timeout_secs),
+    )
+    .await
+    {
         Ok(store) => store,
         Err(e) => {
             let why = metadata_tls
@@ -325,24 +334,32 @@ async fn serve(
 /// Connection options from `metadata.url`, with libpq's TLS semantics: `sslmode` and
 /// `sslrootcert` are read by sqlx (rustls), and `require` with a CA file verifies the chain
 /// like `verify-ca`, as libpq does. Also the TLS settings, to explain a refused certificate.
-fn metadata_url_options(
+fn metadata_url_target(
     url: &str,
-) -> anyhow::Result<(PgConnectOptions, pgfleet_dataplane::sslmode::ClientTls)> {
+) -> anyhow::Result<(MetadataTarget, pgfleet_dataplane::sslmode::ClientTls)> {
     use pgfleet_dataplane::sslmode::{ClientTls, SslMode};
     use sqlx::postgres::PgSslMode;
-    let mut options =
-        PgConnectOptions::from_str(url).context("metadata.url is not a valid postgres:// URL")?;
-    let parsed = url::Url::parse(url).context("metadata.url is not a valid postgres:// URL")?;
-    let q: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+    let target = url
+        .parse::<MetadataTarget>()
+        .context("metadata.url is not usable")?;
+    // Only the query: a multi-host authority (`h1:5432,h2:5433`) is no URL the url crate reads.
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let q: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
     let tls = ClientTls::from_query(
         q.get("sslmode").map(String::as_str),
         q.get("sslrootcert").map(String::as_str),
     )
     .map_err(|e| anyhow::anyhow!("metadata.url: {e}"))?;
-    if tls.mode == SslMode::Require && tls.root_cert.is_some() {
-        options = options.ssl_mode(PgSslMode::VerifyCa);
-    }
-    Ok((options, tls))
+    // libpq verifies the chain under `require` when a CA file is given; sqlx does not.
+    let target = if tls.mode == SslMode::Require && tls.root_cert.is_some() {
+        target.map_hosts(|o| o.ssl_mode(PgSslMode::VerifyCa))
+    } else {
+        target
+    };
+    Ok((target, tls))
 }
 
 /// The embedded cluster's metadata database, over its Unix socket.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 pub mod backups;
@@ -23,12 +23,14 @@ pub mod projects;
 pub mod rows;
 pub mod servers;
 pub mod sessions;
+pub mod target;
 pub mod tokens;
 pub mod usage;
 pub mod users;
 pub mod workspaces;
 
 pub use rows::*;
+pub use target::{MetadataTarget, SessionAttrs, TargetError};
 
 /// Errors of the store. Callers map `NotFound`-like outcomes from `Option`s; this type is for
 /// what went wrong talking to the database.
@@ -44,12 +46,21 @@ impl StorageError {
     /// True when the statement failed on a unique constraint (a duplicate).
     /// True when the database could not be reached (as opposed to refusing a statement).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StorageError::Db(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-            )
-        )
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::Io(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // The server went away under a statement: a connection failure (class 08), an
+            // administrator or crash shutdown, a server still starting; or a write reached a
+            // host that has become a standby (25006) during a failover. All pass on retry.
+            StorageError::Db(sqlx::Error::Database(e)) => e.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "25006")
+            }),
+            _ => false,
+        }
     }
 
     pub fn is_unique_violation(&self) -> bool {
@@ -75,22 +86,49 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects (retrying for up to `wait`, since the embedded cluster may still be starting).
+    /// Connects (retrying for up to `wait`, since the embedded cluster may still be starting,
+    /// or a failover may be under way). `acquire_timeout` bounds how long a statement waits for
+    /// a connection: while the store is down, requests fail after it instead of hanging.
+    ///
+    /// With several hosts or `target_session_attrs=read-write`, the pool connects to the first
+    /// suitable host, refuses read-only sessions, and a watcher moves it to another host when
+    /// the current one stops answering or becomes a standby.
     pub async fn connect(
-        options: PgConnectOptions,
+        target: MetadataTarget,
         max_connections: u32,
         wait: Duration,
+        acquire_timeout: Duration,
     ) -> Result<Self> {
         let deadline = tokio_deadline(wait);
         loop {
-            let res = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .min_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options.clone())
-                .await;
+            let res = match target.resolve(acquire_timeout).await {
+                Ok(options) => {
+                    let attrs = target.attrs();
+                    PgPoolOptions::new()
+                        .max_connections(max_connections)
+                        .min_connections(1)
+                        .acquire_timeout(acquire_timeout)
+                        .after_connect(move |conn, _| {
+                            Box::pin(async move {
+                                if target::suits(conn, attrs).await? {
+                                    Ok(())
+                                } else {
+                                    Err(target::read_only())
+                                }
+                            })
+                        })
+                        .connect_with(options)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             match res {
-                Ok(pool) => return Ok(Self { pool }),
+                Ok(pool) => {
+                    if target.needs_watching() {
+                        tokio::spawn(watch(pool.clone(), target, acquire_timeout));
+                    }
+                    return Ok(Self { pool });
+                }
                 // A bad certificate or setting does not get better by waiting.
                 Err(e) if is_permanent(&e) => return Err(e.into()),
                 Err(e) if std::time::Instant::now() < deadline => {
@@ -146,6 +184,43 @@ impl Store {
 
 fn tokio_deadline(wait: Duration) -> std::time::Instant {
     std::time::Instant::now() + wait
+}
+
+/// How often the failover watcher checks the current metadata host.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps the pool on a suitable host: every second, checks that the current host answers and
+/// is writable (when required); if not, tries the hosts in order and points the pool's new
+/// connections at the first suitable one. Connections already open to a failed host fail on
+/// their own and are dropped by the pool. Ends when the pool is closed.
+async fn watch(pool: PgPool, target: MetadataTarget, per_host: Duration) {
+    let attrs = target.attrs();
+    while !pool.is_closed() {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let healthy = match tokio::time::timeout(per_host, pool.acquire()).await {
+            Ok(Ok(mut conn)) => matches!(target::suits(&mut conn, attrs).await, Ok(true)),
+            _ => false,
+        };
+        if healthy || pool.is_closed() {
+            continue;
+        }
+        match target.resolve(per_host).await {
+            Ok(options) => {
+                let current = pool.connect_options();
+                if options.get_host() != current.get_host()
+                    || options.get_port() != current.get_port()
+                {
+                    tracing::warn!(
+                        host = options.get_host(),
+                        port = options.get_port(),
+                        "metadata store moved to another host"
+                    );
+                    pool.set_connect_options(options);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "no metadata host is reachable and writable"),
+        }
+    }
 }
 
 /// Reads a setting (a JSON value under a key).

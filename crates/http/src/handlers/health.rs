@@ -17,10 +17,13 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match state.services.readiness().await {
         Ok(checks) => Ok(Json(json!({ "status": "ready", "checks": checks }))),
-        Err(failures) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("Not ready: {}", failures.join("; ")),
-        )),
+        Err(failures) => Err(ApiError {
+            retry_after_secs: Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("Not ready: {}", failures.join("; ")),
+            )
+        }),
     }
 }

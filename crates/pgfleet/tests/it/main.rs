@@ -26,6 +26,7 @@ mod edges;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod metadata_outage;
 mod oauth;
 mod openapi;
 mod pages;
