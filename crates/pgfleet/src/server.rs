@@ -253,6 +253,12 @@ async fn start_with_cluster(
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
 
+    refuse_local_backups_beside_others(cfg, &services).await?;
+    services
+        .register_replica(env!("CARGO_PKG_VERSION"), &cfg.listen.to_string())
+        .await
+        .map_err(|e| anyhow::anyhow!("registering this replica: {e}"))?;
+
     let opts = BootstrapOptions {
         admin_email: cfg.admin_email.clone(),
         token: cfg.bootstrap_token.as_ref().map(|s| s.expose().to_string()),
@@ -265,6 +271,39 @@ async fn start_with_cluster(
     Ok((services, bootstrap))
 }
 
+/// A second live replica with a per-machine backup directory would keep archives the others
+/// cannot read (and restore from): refuse, and say what to configure instead.
+async fn refuse_local_backups_beside_others(
+    cfg: &Config,
+    services: &Services,
+) -> anyhow::Result<()> {
+    if cfg.backups.s3.is_some() || cfg.backups.shared_dir {
+        return Ok(());
+    }
+    let others: Vec<_> = services
+        .replicas()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the replica registry: {e}"))?
+        .into_iter()
+        .filter(|r| {
+            r.state == pgfleet_domain::services::replicas::ReplicaState::Alive
+                && r.id != services.replica_id()
+        })
+        .collect();
+    if let Some(other) = others.first() {
+        anyhow::bail!(
+            "another pgfleet replica ({} at {}) is running on this metadata store, and backups \
+             go to a local directory ({}) the other replicas cannot read: configure the \
+             S3-compatible store ([backups.s3]), or a directory every replica mounts declared \
+             with backups.shared_dir = true",
+            other.id,
+            other.address,
+            services.config().backups.dir.display()
+        );
+    }
+    Ok(())
+}
+
 async fn serve(
     cfg: Config,
     services: Services,
@@ -274,6 +313,7 @@ async fn serve(
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let heartbeat = services.spawn_replica_heartbeat(stop_rx.clone());
     let usage_sampler = services.spawn_usage_sampler(cfg.usage.settings(), stop_rx.clone());
     let reconciler = services.spawn_reconciler(stop_rx.clone());
     let guard = services.spawn_tenant_guard(stop_rx.clone());
@@ -322,6 +362,7 @@ async fn serve(
     let _ = usage_sampler.await;
     let _ = scheduler.await;
     let _ = sweeper.await;
+    let _ = heartbeat.await;
     services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
     if let Some(c) = cluster {
