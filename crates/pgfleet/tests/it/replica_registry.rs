@@ -134,7 +134,15 @@ async fn a_second_live_replica_with_a_local_backup_dir_is_refused() {
     );
     assert!(msg.contains("backups.shared_dir = true"), "{msg}");
 
-    // Once the first has stopped, the same configuration starts (one replica, local is fine).
+    // A replica that crashed (alive in the registry, no longer heartbeating) — this very
+    // machine's last run, say — is waited out: then the same configuration starts.
+    sqlx::query(
+        "INSERT INTO replicas (id, version, address, started_at, last_seen_at)
+         VALUES ('replica_crashed', '0.0.0', '127.0.0.1:1', now(), now())",
+    )
+    .execute(first.services().store().pool())
+    .await
+    .unwrap();
     first.stop().await;
     let next = TestServer::try_start_with(on(&metadata, false))
         .await
