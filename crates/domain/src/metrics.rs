@@ -20,6 +20,7 @@
 //! | `pgfleet_database_over_quota` | gauge | `database_id`: 1 while the database is over its quota (read-only), else 0 |
 //! | `pgfleet_tenant_drift_repairs_total` | counter | `kind`: settings changed outside pgfleet that the tenant guard put back |
 //! | `pgfleet_server_connection_slots` | gauge | `region`, `server` (its id), `kind`: `capacity` (slots its databases may hold) or `assigned` (the sum of their limits) |
+//! | `pgfleet_replicas` | gauge | `state`: `alive` or `gone` — replicas in the registry, as this replica last counted them (every heartbeat) |
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -55,6 +56,7 @@ struct Metrics {
     pooler_waiting: IntGaugeVec,
     pooler_wait_seconds: CounterVec,
     server_slots: IntGaugeVec,
+    replicas: IntGaugeVec,
     /// Last pooler counter values seen per database (counters advance by the difference).
     pooler_seen:
         std::sync::Mutex<std::collections::HashMap<String, crate::services::pooler::PooledCounts>>,
@@ -185,7 +187,16 @@ impl Metrics {
             &["region", "server", "kind"],
         )?;
         registry.register(Box::new(server_slots.clone()))?;
+        let replicas = IntGaugeVec::new(
+            Opts::new(
+                "pgfleet_replicas",
+                "Replicas registered on the metadata store, by state (alive or gone).",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(replicas.clone()))?;
         Ok(Self {
+            replicas,
             server_slots,
             pooler_waiting,
             pooler_wait_seconds,
@@ -339,6 +350,15 @@ pub fn record_server_slots(region: &str, server_id: &str, capacity: Option<i32>,
         m.server_slots
             .with_label_values(&[region, server_id, "assigned"])
             .set(assigned);
+    }
+}
+
+/// Replicas in the registry: alive and gone.
+pub fn record_replicas(alive: usize, gone: usize) {
+    if let Some(m) = metrics() {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        m.replicas.with_label_values(&["alive"]).set(n(alive));
+        m.replicas.with_label_values(&["gone"]).set(n(gone));
     }
 }
 

@@ -1,6 +1,6 @@
 //! `pgfleet admin …`: operator commands that work on the metadata store directly (the
-//! server, or at least its embedded PostgreSQL, must be running): OAuth apps, and draining
-//! Postgres servers.
+//! server, or at least its embedded PostgreSQL, must be running): OAuth apps, draining
+//! Postgres servers, and the replica registry.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,6 +145,50 @@ pub async fn servers_list(cfg: &Config, id: Option<&str>, json: bool) -> anyhow:
             format!("{}/{capacity}", r.slots_assigned),
             r.storage_bytes,
             r.config_key
+        );
+    }
+    Ok(())
+}
+
+/// `pgfleet admin replicas`: every registered replica, newest first, as a table or, with
+/// `--json`, one JSON array.
+pub async fn replicas_list(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    use pgfleet_domain::Clock as _;
+    let store = store(cfg).await?;
+    let rows = pgfleet_domain::services::replicas::list(&store, SystemClock.now()).await;
+    store.close().await;
+    let rows = rows.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "version": r.version,
+                    "address": r.address,
+                    "startedAt": r.started_at,
+                    "lastSeenAt": r.last_seen_at,
+                    "stoppedAt": r.stopped_at,
+                    "state": r.state.as_str(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!(
+        "{:<30} {:<6} {:<10} {:<22} {:<20} LAST SEEN",
+        "ID", "STATE", "VERSION", "ADDRESS", "STARTED"
+    );
+    for r in &rows {
+        println!(
+            "{:<30} {:<6} {:<10} {:<22} {:<20} {}",
+            r.id,
+            r.state.as_str(),
+            r.version,
+            r.address,
+            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.last_seen_at.format("%Y-%m-%d %H:%M:%S"),
         );
     }
     Ok(())

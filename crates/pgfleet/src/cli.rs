@@ -45,6 +45,9 @@ pub enum AdminCommand {
     /// Postgres servers: list them, drain one (it takes no new databases) or undrain it.
     #[command(subcommand)]
     Servers(ServersCommand),
+    /// The replicas (`pgfleet serve` processes) sharing the metadata store: id, version, API
+    /// address, started, last seen, state (alive / gone).
+    Replicas(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]

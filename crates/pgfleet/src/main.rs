@@ -52,6 +52,15 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Admin(AdminCommand::Replicas(common)) => {
+            let Some(cfg) = loaded(common.load()) else {
+                return ExitCode::from(2);
+            };
+            let json = cli.global.json;
+            run_async(tokio::runtime::Builder::new_current_thread(), async move {
+                pgfleet::admin::replicas_list(&cfg, json).await
+            })
+        }
         Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
         Command::Proxy(args) => {
             let Some(cfg) = loaded(args.load()) else {

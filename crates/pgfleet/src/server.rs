@@ -253,6 +253,12 @@ async fn start_with_cluster(
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
 
+    refuse_local_backups_beside_others(cfg, &services).await?;
+    services
+        .register_replica(env!("CARGO_PKG_VERSION"), &cfg.listen.to_string())
+        .await
+        .map_err(|e| anyhow::anyhow!("registering this replica: {e}"))?;
+
     let opts = BootstrapOptions {
         admin_email: cfg.admin_email.clone(),
         token: cfg.bootstrap_token.as_ref().map(|s| s.expose().to_string()),
@@ -265,6 +271,60 @@ async fn start_with_cluster(
     Ok((services, bootstrap))
 }
 
+/// A second live replica with a per-machine backup directory would keep archives the others
+/// cannot read (and restore from): refuse, and say what to configure instead. A replica that
+/// looks alive is refused only once it heartbeats again: a crashed one (this very process's
+/// last run, restarted at once) stops heartbeating and is waited out, up to its alive window.
+async fn refuse_local_backups_beside_others(
+    cfg: &Config,
+    services: &Services,
+) -> anyhow::Result<()> {
+    use pgfleet_domain::services::replicas::{ReplicaState, ALIVE_WINDOW, HEARTBEAT};
+    if cfg.backups.s3.is_some() || cfg.backups.shared_dir {
+        return Ok(());
+    }
+    let alive_others = || async {
+        services
+            .replicas()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the replica registry: {e}"))
+            .map(|all| {
+                all.into_iter()
+                    .filter(|r| r.state == ReplicaState::Alive && r.id != services.replica_id())
+                    .collect::<Vec<_>>()
+            })
+    };
+    let first = alive_others().await?;
+    if first.is_empty() {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + ALIVE_WINDOW + HEARTBEAT;
+    loop {
+        let now = alive_others().await?;
+        let beating = now.iter().find(|r| {
+            first
+                .iter()
+                .find(|f| f.id == r.id)
+                .is_none_or(|f| r.last_seen_at > f.last_seen_at)
+        });
+        if let Some(other) = beating {
+            anyhow::bail!(
+                "another pgfleet replica ({} at {}) is running on this metadata store, and backups \
+                 go to a local directory ({}) the other replicas cannot read: configure the \
+                 S3-compatible store ([backups.s3]), or a directory every replica mounts declared \
+                 with backups.shared_dir = true",
+                other.id,
+                other.address,
+                services.config().backups.dir.display()
+            );
+        }
+        if now.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn serve(
     cfg: Config,
     services: Services,
@@ -274,6 +334,7 @@ async fn serve(
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let heartbeat = services.spawn_replica_heartbeat(stop_rx.clone());
     let usage_sampler = services.spawn_usage_sampler(cfg.usage.settings(), stop_rx.clone());
     let reconciler = services.spawn_reconciler(stop_rx.clone());
     let guard = services.spawn_tenant_guard(stop_rx.clone());
@@ -322,6 +383,7 @@ async fn serve(
     let _ = usage_sampler.await;
     let _ = scheduler.await;
     let _ = sweeper.await;
+    let _ = heartbeat.await;
     services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
     if let Some(c) = cluster {

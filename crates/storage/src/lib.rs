@@ -20,6 +20,7 @@ pub mod login_throttle;
 pub mod oauth;
 pub mod operations;
 pub mod projects;
+pub mod replicas;
 pub mod rows;
 pub mod servers;
 pub mod sessions;
@@ -40,6 +41,13 @@ pub enum StorageError {
     Db(#[from] sqlx::Error),
     #[error("metadata migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A newer pgfleet migrated the store past what this binary knows: running on would
+    /// read and write tables it does not understand.
+    #[error(
+        "the metadata store's schema is at migration {applied}, newer than this pgfleet \
+         (knows up to {known}): upgrade pgfleet to a version that has migration {applied}"
+    )]
+    SchemaNewer { applied: i64, known: i64 },
 }
 
 impl StorageError {
@@ -150,9 +158,33 @@ impl Store {
 
     /// Applies the embedded migrations (idempotent; concurrent starts are serialised by sqlx's
     /// advisory lock).
+    /// Refuses ([`StorageError::SchemaNewer`]) a store that a newer pgfleet migrated further.
     pub async fn migrate(&self) -> Result<()> {
+        self.check_schema_not_newer().await?;
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Errs when the store has an applied migration newer than every one this binary has
+    /// (a newer replica migrated it). A fresh store has no `_sqlx_migrations` yet.
+    async fn check_schema_not_newer(&self) -> Result<()> {
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        // The table is named in a second statement: PostgreSQL resolves names when it parses.
+        let (exists,): (bool,) =
+            sqlx::query_as("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        if !exists {
+            return Ok(());
+        }
+        let (applied,): (Option<i64>,) =
+            sqlx::query_as("SELECT max(version) FROM _sqlx_migrations")
+                .fetch_one(&self.pool)
+                .await?;
+        match applied {
+            Some(applied) if applied > known => Err(StorageError::SchemaNewer { applied, known }),
+            _ => Ok(()),
+        }
     }
 
     /// Closes the metadata database to everyone but its owner and superusers: tenants' login

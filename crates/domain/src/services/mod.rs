@@ -23,6 +23,7 @@ mod periodic;
 pub mod pooler;
 mod projects;
 mod regions;
+pub mod replicas;
 mod service_tokens;
 pub mod sessions;
 pub mod sign_in;

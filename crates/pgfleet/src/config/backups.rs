@@ -20,6 +20,11 @@ pub struct BackupsConfig {
     /// How often the scheduler looks (and prunes), in seconds: one round per interval across
     /// all replicas sharing the metadata store (a lease per job, see `pgfleet_domain::lease`).
     pub check_every_secs: u64,
+    /// Declares `dir` a directory every replica mounts (NFS and the like), so that each sees
+    /// the archives the others wrote. Without it (default false) and without `[backups.s3]`,
+    /// a replica refuses to start while another replica of the metadata store is alive: a
+    /// per-machine directory would leave each replica unable to restore the others' backups.
+    pub shared_dir: bool,
     /// When set, archives are kept in this S3-compatible bucket instead of `dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Config>,
@@ -83,6 +88,7 @@ impl Default for BackupsConfig {
             interval_secs: 86_400,
             retention_days: 7,
             check_every_secs: 60,
+            shared_dir: false,
             s3: None,
         }
     }

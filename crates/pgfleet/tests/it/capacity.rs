@@ -353,6 +353,8 @@ async fn concurrent_creates_on_two_replicas_stay_within_the_workspace_quota() {
     let replica = TestServer::start_with(|c| {
         tweak(c);
         c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
+        // Two live replicas need a backup store both see (declared shared here).
+        c.backups.shared_dir = true;
     })
     .await;
     let mut tasks = Vec::new();
@@ -526,6 +528,8 @@ async fn older_databases_are_brought_down_to_the_configured_limit() {
     let next = TestServer::start_with(|c| {
         tweak(c);
         c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
+        // Two live replicas need a backup store both see (declared shared here).
+        c.backups.shared_dir = true;
     })
     .await;
     let (stored,): (i32,) = sqlx::query_as("SELECT connection_limit FROM databases WHERE id = $1")

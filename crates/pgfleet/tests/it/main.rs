@@ -34,6 +34,7 @@ mod pooler;
 mod pooler_hygiene;
 mod private_files;
 mod recovery;
+mod replica_registry;
 mod replicas;
 mod sign_in_limits;
 mod storage_quota;

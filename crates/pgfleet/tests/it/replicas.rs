@@ -17,6 +17,8 @@ fn tweak(c: &mut Config) {
     c.backups.interval_secs = 3600;
     // Replicas of one metadata store share the key that encrypts its signing key.
     c.oauth.key_encryption_key = Some(Secret::new("replicas test key-encryption secret"));
+    // Live replicas need a backup store they all see: declared shared (as if mounted by all).
+    c.backups.shared_dir = true;
 }
 
 /// Three replicas on the metadata database of the first.

@@ -1,0 +1,179 @@
+//! The replica registry: every `pgfleet serve` sharing the metadata store registers at start
+//! ([`Services::register_replica`]), refreshes its row every [`HEARTBEAT`] and marks it
+//! stopped on a clean stop ([`Services::spawn_replica_heartbeat`]). A replica is alive while
+//! it has not stopped and was seen within [`ALIVE_WINDOW`] (three heartbeats): one that
+//! crashed is gone after that. Every replica reads the same rows, so all agree on the list
+//! (`pgfleet admin replicas`, `pgfleet_replicas` in `/metrics`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pgfleet_storage::replicas::{self, ReplicaRow};
+use pgfleet_storage::Store;
+use tokio::sync::watch;
+
+use super::Services;
+
+/// How often a replica refreshes its row.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A replica not seen for this long is gone.
+pub const ALIVE_WINDOW: Duration = Duration::from_secs(6);
+/// Rows of replicas gone for this long are deleted when the registry is read.
+const FORGET_AFTER: chrono::Duration = chrono::Duration::days(7);
+
+/// Whether a registered replica is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// Not stopped and seen within [`ALIVE_WINDOW`].
+    Alive,
+    /// Stopped cleanly, or not seen for [`ALIVE_WINDOW`].
+    Gone,
+}
+
+impl ReplicaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::Alive => "alive",
+            ReplicaState::Gone => "gone",
+        }
+    }
+}
+
+/// A registered replica and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub id: String,
+    pub version: String,
+    /// The API address it listens on.
+    pub address: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub state: ReplicaState,
+}
+
+fn state_of(row: &ReplicaRow, now: DateTime<Utc>) -> ReplicaState {
+    let window = chrono::Duration::from_std(ALIVE_WINDOW).unwrap_or(chrono::Duration::MAX);
+    if row.stopped_at.is_none() && row.last_seen_at >= now - window {
+        ReplicaState::Alive
+    } else {
+        ReplicaState::Gone
+    }
+}
+
+/// Every registered replica with its state at `now`, newest first (for commands that have a
+/// store but no [`Services`]).
+pub async fn list(store: &Store, now: DateTime<Utc>) -> crate::Result<Vec<Replica>> {
+    let rows = replicas::list(store.pool(), now - FORGET_AFTER).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let state = state_of(&r, now);
+            Replica {
+                id: r.id,
+                version: r.version,
+                address: r.address,
+                started_at: r.started_at,
+                last_seen_at: r.last_seen_at,
+                stopped_at: r.stopped_at,
+                state,
+            }
+        })
+        .collect())
+}
+
+impl Services {
+    /// Every registered replica (this one included once registered), newest first.
+    pub async fn replicas(&self) -> crate::Result<Vec<Replica>> {
+        list(self.store(), self.clock().now()).await
+    }
+
+    /// Registers this replica (its [`Services::replica_id`]) as running `version` with its
+    /// API at `address`.
+    pub async fn register_replica(&self, version: &str, address: &str) -> crate::Result<()> {
+        replicas::register(
+            self.store().pool(),
+            self.replica_id(),
+            version,
+            address,
+            self.clock().now(),
+        )
+        .await?;
+        self.count_replicas().await;
+        Ok(())
+    }
+
+    /// Refreshes this replica's row every [`HEARTBEAT`] (and the `pgfleet_replicas` gauge)
+    /// until the shutdown signal changes; then marks it stopped, so the others see it gone at
+    /// once. A failed heartbeat (metadata store down) is logged and retried.
+    pub fn spawn_replica_heartbeat(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let services = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(HEARTBEAT);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() || shutdown.has_changed().is_err() {
+                    break;
+                }
+                let store = services.store().pool();
+                let id = services.replica_id();
+                if let Err(e) = replicas::heartbeat(store, id, services.clock().now()).await {
+                    tracing::warn!(error = %e, "replica heartbeat failed");
+                    continue;
+                }
+                services.count_replicas().await;
+            }
+            let now = services.clock().now();
+            if let Err(e) =
+                replicas::mark_stopped(services.store().pool(), services.replica_id(), now).await
+            {
+                tracing::warn!(error = %e, "could not mark this replica stopped; it is gone after the alive window");
+            }
+        })
+    }
+
+    async fn count_replicas(&self) {
+        match self.replicas().await {
+            Ok(all) => {
+                let alive = all
+                    .iter()
+                    .filter(|r| r.state == ReplicaState::Alive)
+                    .count();
+                crate::metrics::record_replicas(alive, all.len() - alive);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not count the replicas"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seen_ago_secs: i64, stopped: bool, now: DateTime<Utc>) -> ReplicaRow {
+        ReplicaRow {
+            id: "replica_x".into(),
+            version: "0".into(),
+            address: "127.0.0.1:1".into(),
+            started_at: now,
+            last_seen_at: now - chrono::Duration::seconds(seen_ago_secs),
+            stopped_at: stopped.then_some(now),
+        }
+    }
+
+    #[test]
+    fn alive_within_three_heartbeats_and_not_stopped() {
+        let now = Utc::now();
+        assert_eq!(state_of(&row(0, false, now), now), ReplicaState::Alive);
+        assert_eq!(state_of(&row(6, false, now), now), ReplicaState::Alive);
+        assert_eq!(state_of(&row(7, false, now), now), ReplicaState::Gone);
+        assert_eq!(state_of(&row(0, true, now), now), ReplicaState::Gone);
+    }
+}
