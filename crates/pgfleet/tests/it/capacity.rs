@@ -342,14 +342,7 @@ async fn concurrent_creates_on_two_replicas_stay_within_the_workspace_quota() {
     };
     let s = TestServer::start_with(tweak).await;
     // A second replica on the same metadata store.
-    let metadata = s
-        .services()
-        .store()
-        .pool()
-        .connect_options()
-        .get_database()
-        .unwrap()
-        .to_string();
+    let metadata = s.metadata_db();
     let replica = TestServer::start_with(|c| {
         tweak(c);
         c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&metadata)));
@@ -523,7 +516,7 @@ async fn older_databases_are_brought_down_to_the_configured_limit() {
         .execute(&pool)
         .await
         .unwrap();
-    let metadata = pool.connect_options().get_database().unwrap().to_string();
+    let metadata = s.metadata_db();
     // A server (a replica, or the next start) on the same store.
     let next = TestServer::start_with(|c| {
         tweak(c);

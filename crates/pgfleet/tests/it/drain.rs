@@ -83,14 +83,7 @@ async fn a_drained_server_takes_no_new_databases_and_keeps_its_own() {
         );
     })
     .await;
-    let metadata = s
-        .services()
-        .store()
-        .pool()
-        .connect_options()
-        .get_database()
-        .unwrap()
-        .to_string();
+    let metadata = s.metadata_db();
     let url = c.url(&metadata);
 
     // Two servers, none drained, with their capacity known.

@@ -221,6 +221,18 @@ impl TestServer {
         &self.running.as_ref().unwrap().services
     }
 
+    /// The name of this server's metadata database on the shared cluster (a replica points
+    /// its `metadata.url` at it).
+    pub fn metadata_db(&self) -> String {
+        self.services()
+            .store()
+            .pool()
+            .connect_options()
+            .get_database()
+            .unwrap()
+            .to_string()
+    }
+
     /// A request with the bootstrap token.
     pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http

@@ -10,17 +10,6 @@ use serde_json::Value;
 use crate::harness::TestServer;
 use crate::lifecycle::pgfleet;
 
-/// The metadata database `s` uses.
-fn metadata_db(s: &TestServer) -> String {
-    s.services()
-        .store()
-        .pool()
-        .connect_options()
-        .get_database()
-        .unwrap()
-        .to_string()
-}
-
 /// Replicas of one store share the key that encrypts its signing key.
 fn key(c: &mut Config) {
     c.oauth.key_encryption_key = Some(Secret::new("registry test key-encryption secret"));
@@ -75,7 +64,7 @@ fn find<'a>(list: &'a [Value], id: &str) -> &'a Value {
 #[tokio::test]
 async fn replicas_are_listed_alive_and_a_stopped_one_gone() {
     let scratch = TestServer::start_with(key).await;
-    let metadata = metadata_db(&scratch);
+    let metadata = scratch.metadata_db();
     scratch.stop().await;
     let a = TestServer::start_with(on(&metadata, true)).await;
     let b = TestServer::start_with(on(&metadata, true)).await;
@@ -120,7 +109,7 @@ async fn replicas_are_listed_alive_and_a_stopped_one_gone() {
 async fn a_second_live_replica_with_a_local_backup_dir_is_refused() {
     // Both with the default: backups in a local directory not declared shared.
     let first = TestServer::start_with(key).await;
-    let metadata = metadata_db(&first);
+    let metadata = first.metadata_db();
     let err = TestServer::try_start_with(on(&metadata, false))
         .await
         .err()
@@ -153,7 +142,7 @@ async fn a_second_live_replica_with_a_local_backup_dir_is_refused() {
 #[tokio::test]
 async fn a_store_migrated_by_a_newer_pgfleet_is_refused_naming_the_version() {
     let first = TestServer::start_with(key).await;
-    let metadata = metadata_db(&first);
+    let metadata = first.metadata_db();
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
          VALUES (9999, 'from a newer pgfleet', true, '\\x00'::bytea, 0)",

@@ -24,14 +24,7 @@ fn tweak(c: &mut Config) {
 /// Three replicas on the metadata database of the first.
 async fn three_replicas() -> Vec<TestServer> {
     let first = TestServer::start_with(tweak).await;
-    let metadata = first
-        .services()
-        .store()
-        .pool()
-        .connect_options()
-        .get_database()
-        .unwrap()
-        .to_string();
+    let metadata = first.metadata_db();
     let mut all = vec![first];
     for _ in 0..2 {
         all.push(
