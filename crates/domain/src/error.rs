@@ -65,10 +65,24 @@ pub enum DomainError {
     },
     /// 503: a dependency (metadata store, a Postgres server) is not reachable.
     #[error("{message}")]
-    Unavailable { message: String, detail: String },
+    Unavailable {
+        message: String,
+        detail: String,
+        /// Which one: an unreachable metadata store opens the HTTP layer's circuit breaker.
+        dependency: Dependency,
+    },
     /// 500: a bug or an unexpected failure; `detail` is logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The dependency a [`DomainError::Unavailable`] could not reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// The metadata store (every request needs it).
+    MetadataStore,
+    /// A region's Postgres server (only requests about its databases need it).
+    PostgresServer,
 }
 
 impl DomainError {
@@ -127,6 +141,7 @@ impl From<pgfleet_storage::StorageError> for DomainError {
             DomainError::Unavailable {
                 message: "The metadata store is not reachable right now".to_string(),
                 detail: e.to_string(),
+                dependency: Dependency::MetadataStore,
             }
         } else if e.is_invalid_text() {
             // No id, name or filter can contain a NUL character: a wrong parameter (found by

@@ -24,7 +24,7 @@ pub mod regions;
 pub mod services;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{AuthFailure, DomainError, Result};
+pub use error::{AuthFailure, Dependency, DomainError, Result};
 pub use page::PageRequest;
 pub use principal::{CredentialKind, Principal};
 pub use random::Randomness;

@@ -21,6 +21,7 @@
 //! | `pgfleet_tenant_drift_repairs_total` | counter | `kind`: settings changed outside pgfleet that the tenant guard put back |
 //! | `pgfleet_server_connection_slots` | gauge | `region`, `server` (its id), `kind`: `capacity` (slots its databases may hold) or `assigned` (the sum of their limits) |
 //! | `pgfleet_replicas` | gauge | `state`: `alive` or `gone` — replicas in the registry, as this replica last counted them (every heartbeat) |
+//! | `pgfleet_metadata_available` | gauge | none: 1 while requests reach the metadata store, 0 while the metadata circuit breaker answers them 503 at once (rendered by the HTTP layer from this server's state, `pgfleet_http::breaker`) |
 
 use std::sync::LazyLock;
 use std::time::Duration;

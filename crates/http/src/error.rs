@@ -59,7 +59,14 @@ pub struct ApiError {
     pub www_authenticate: Option<&'static str>,
     /// Sent as `Retry-After` (seconds) on 429s.
     pub retry_after_secs: Option<u64>,
+    /// The metadata store could not be reached: the response carries [`MetadataDown`], which
+    /// opens the circuit breaker ([`crate::breaker`]).
+    pub metadata_down: bool,
 }
+
+/// Response extension: this response is a 503 because the metadata store was unreachable.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataDown;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -70,6 +77,7 @@ impl ApiError {
             hint: None,
             www_authenticate: None,
             retry_after_secs: None,
+            metadata_down: false,
         }
     }
 
@@ -110,6 +118,7 @@ impl From<DomainError> for ApiError {
             hint,
             www_authenticate: None,
             retry_after_secs: None,
+            metadata_down: false,
         };
         match e {
             D::NotFound { what, id } => with(StatusCode::NOT_FOUND, "not_found", format!("{what} {id} not found"), None),
@@ -157,10 +166,11 @@ impl From<DomainError> for ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..with(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message, hint)
             },
-            D::Unavailable { message, detail } => {
-                tracing::error!(%detail, "dependency unavailable");
+            D::Unavailable { message, detail, dependency } => {
+                tracing::error!(%detail, ?dependency, "dependency unavailable");
                 ApiError {
                     retry_after_secs: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+                    metadata_down: dependency == pgfleet_domain::Dependency::MetadataStore,
                     ..with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
                 }
             }
@@ -192,6 +202,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
         }
         set_retry_after(&mut res, self.retry_after_secs);
+        if self.metadata_down {
+            res.extensions_mut().insert(MetadataDown);
+        }
         res
     }
 }
@@ -232,6 +245,7 @@ mod tests {
         let res = ApiError::from(DomainError::Unavailable {
             message: "The metadata store is not reachable right now".to_string(),
             detail: "pool timed out".to_string(),
+            dependency: pgfleet_domain::Dependency::MetadataStore,
         })
         .into_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -239,5 +253,6 @@ mod tests {
             res.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS))
         );
+        assert!(res.extensions().get::<MetadataDown>().is_some());
     }
 }

@@ -2,6 +2,7 @@
 //! call a service → serialize), the extractors that turn bad input into contract-shaped
 //! errors, and the one place that maps errors to statuses ([`error`]).
 
+pub mod breaker;
 pub mod docs;
 pub mod error;
 pub mod extract;

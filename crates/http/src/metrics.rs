@@ -7,10 +7,12 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
 
 /// Records method, matched route template (`unmatched` for the fallback, so unknown paths
 /// do not create series), status and latency of each request.
@@ -31,11 +33,20 @@ pub async fn track(req: Request, next: Next) -> Response {
     res
 }
 
-/// `GET /metrics`: every metric in the Prometheus text format.
-pub async fn metrics_get() -> Response {
+/// `GET /metrics`: every metric in the Prometheus text format, and this process's metadata
+/// circuit breaker as `pgfleet_metadata_available` (kept out of the process-wide registry:
+/// it belongs to this server's state).
+pub async fn metrics_get(State(state): State<AppState>) -> Response {
+    let mut body = pgfleet_domain::metrics::render();
+    body.push_str(&format!(
+        "# HELP pgfleet_metadata_available 1 while requests reach the metadata store, 0 while its circuit breaker answers them 503 at once.\n\
+         # TYPE pgfleet_metadata_available gauge\n\
+         pgfleet_metadata_available {}\n",
+        u8::from(!state.breaker.is_open())
+    ));
     (
         [(header::CONTENT_TYPE, pgfleet_domain::metrics::CONTENT_TYPE)],
-        pgfleet_domain::metrics::render(),
+        body,
     )
         .into_response()
 }

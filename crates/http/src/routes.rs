@@ -1,5 +1,6 @@
 //! The route table and the middleware every request goes through (request id, tracing, body
-//! cap, panic catcher).
+//! cap, panic catcher), and the metadata circuit breaker ([`crate::breaker`]) on every route
+//! but `/healthz`, `/metrics` and the static docs.
 
 use std::time::Duration;
 
@@ -23,6 +24,16 @@ use crate::handlers::{
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub services: Services,
+    /// This process's metadata circuit breaker (guarding `services.store()`).
+    pub breaker: crate::breaker::MetadataBreaker,
+}
+
+impl AppState {
+    /// The state of a process serving `services`, its breaker closed.
+    pub fn new(services: Services) -> Self {
+        let breaker = crate::breaker::MetadataBreaker::new(services.store().clone());
+        Self { services, breaker }
+    }
 }
 
 /// Options of the HTTP layer.
@@ -127,12 +138,12 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .route("/regions/postgres", get(regions::regions_postgres_list))
         .route("/doc", get(crate::openapi::openapi_get));
 
+    let pages = crate::pages::router().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::breaker::guard_pages,
+    ));
     Router::new()
-        .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(crate::metrics::metrics_get))
-        .merge(crate::pages::router())
-        .merge(crate::docs::router())
         .route("/token", post(oauth::oauth_token))
         .route("/revoke", post(oauth::oauth_revoke))
         .route("/.well-known/oauth-authorization-server", get(oauth::oauth_metadata))
@@ -146,6 +157,15 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             .layer(axum::middleware::from_fn_with_state(state.clone(), note_writes))
             .layer(axum::middleware::from_fn(crate::extract::require_json_bodies)),
         )
+        // Routes added above answer 503 at once while the metadata store is known down.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::breaker::guard_api,
+        ))
+        .merge(pages)
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(crate::metrics::metrics_get))
+        .merge(crate::docs::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(crate::metrics::track))

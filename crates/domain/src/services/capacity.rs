@@ -194,6 +194,7 @@ impl Services {
                     "no recorded capacity for the servers {ids:?}; {}",
                     unreachable.join("; ")
                 ),
+                dependency: crate::error::Dependency::PostgresServer,
             }),
         }
     }

@@ -155,6 +155,8 @@ pub(crate) struct PageError {
     pub message: String,
     pub hint: Option<String>,
     pub retry_after_secs: Option<u64>,
+    /// The metadata store was unreachable (see [`crate::error::MetadataDown`]).
+    pub metadata_down: bool,
 }
 
 impl PageError {
@@ -170,6 +172,7 @@ impl PageError {
             message: message.into(),
             hint,
             retry_after_secs: None,
+            metadata_down: false,
         }
     }
 
@@ -190,6 +193,13 @@ impl PageError {
 
 impl From<DomainError> for PageError {
     fn from(e: DomainError) -> Self {
+        let metadata_down = matches!(
+            e,
+            DomainError::Unavailable {
+                dependency: pgfleet_domain::Dependency::MetadataStore,
+                ..
+            }
+        );
         let (status, n) = Notice::from_error(e);
         let title = match status.as_u16() {
             400 | 422 => "This request cannot be accepted",
@@ -203,6 +213,7 @@ impl From<DomainError> for PageError {
         };
         Self {
             retry_after_secs: n.retry_after_secs,
+            metadata_down,
             ..Self::new(status, title, n.message, n.hint)
         }
     }
@@ -210,7 +221,7 @@ impl From<DomainError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        Notice::render(
+        let mut res = Notice::render(
             self.status,
             self.retry_after_secs,
             &ErrorTemplate {
@@ -220,6 +231,23 @@ impl IntoResponse for PageError {
                 message: &self.message,
                 hint: self.hint.as_deref(),
             },
+        );
+        if self.metadata_down {
+            res.extensions_mut().insert(crate::error::MetadataDown);
+        }
+        res
+    }
+}
+
+/// The page answered while the metadata circuit breaker is open ([`crate::breaker`]).
+pub(crate) fn unavailable_page(message: String, hint: Option<String>) -> PageError {
+    PageError {
+        retry_after_secs: Some(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
+        ..PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            message,
+            hint,
         )
     }
 }

@@ -3,8 +3,9 @@
 //! The server reaches its metadata database through a loopback TCP proxy the test owns
 //! (forwarding to the shared cluster's Unix socket): stopping the proxy closes every metadata
 //! connection and refuses new ones, as a metadata restart or failover does. Requests then get
-//! 503 with `Retry-After` within a bound (not a hang, not a 500); once the proxy is back they
-//! succeed without a restart, and a create started before the outage finishes. The metadata
+//! 503 with `Retry-After` within a bound (not a hang, not a 500); after the first one the
+//! circuit breaker answers at once (`pgfleet_metadata_available 0`); once the proxy is back
+//! they succeed without a restart, and a create started before the outage finishes. The metadata
 //! URL lists several hosts (libpq style): a dead port and a read-only host before the live one
 //! are skipped.
 
@@ -187,6 +188,47 @@ async fn requests_get_503_with_retry_after_while_the_store_is_down_and_recover_a
     .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
 
+    // The circuit breaker is open: concurrent requests, API and pages, each answer 503 with
+    // Retry-After at once instead of waiting out the acquire timeout (a loose bound).
+    assert!(
+        s.metrics()
+            .await
+            .contains("\npgfleet_metadata_available 0\n"),
+        "the breaker's state in /metrics"
+    );
+    let acquire = Duration::from_secs(
+        pgfleet::config::Config::default()
+            .metadata
+            .acquire_timeout_secs,
+    );
+    let mut burst = JoinSet::new();
+    for i in 0..8 {
+        let (req, path) = if i % 4 == 3 {
+            (s.http.get(format!("{}/login", s.base)), "/login")
+        } else {
+            (s.req(Method::GET, "/v1/projects"), "/v1/projects")
+        };
+        burst.spawn(async move {
+            let started = Instant::now();
+            let r = req.send().await.unwrap();
+            (
+                path,
+                r.status(),
+                r.headers().get("retry-after").cloned(),
+                started.elapsed(),
+            )
+        });
+    }
+    while let Some(done) = burst.join_next().await {
+        let (path, status, retry, took) = done.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(retry.is_some(), "{path}: no Retry-After");
+        assert!(
+            took < acquire / 2,
+            "{path} took {took:?} with the breaker open"
+        );
+    }
+
     // Back: the same server answers again, without a restart.
     proxy.restart().await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -198,6 +240,10 @@ async fn requests_get_503_with_retry_after_while_the_store_is_down_and_recover_a
         assert!(Instant::now() < deadline, "still {}: {}", r.status, r.body);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(s
+        .metrics()
+        .await
+        .contains("\npgfleet_metadata_available 1\n"));
     // The create from before the outage finishes, once.
     crate::backups::wait_ready(&s, &db).await;
     let list = s.get("/v1/projects").await;
