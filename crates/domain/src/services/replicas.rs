@@ -3,7 +3,8 @@
 //! stopped on a clean stop ([`Services::spawn_replica_heartbeat`]). A replica is alive while
 //! it has not stopped and was seen within [`ALIVE_WINDOW`] (three heartbeats): one that
 //! crashed is gone after that. Every replica reads the same rows, so all agree on the list
-//! (`pgfleet admin replicas`, `pgfleet_replicas` in `/metrics`).
+//! (`pgfleet admin replicas`, the console's replicas page for server administrators,
+//! `pgfleet_replicas` in `/metrics`).
 
 use std::time::Duration;
 
@@ -86,6 +87,21 @@ impl Services {
     /// Every registered replica (this one included once registered), newest first.
     pub async fn replicas(&self) -> crate::Result<Vec<Replica>> {
         list(self.store(), self.clock().now()).await
+    }
+
+    /// [`Services::replicas`] for the console: only a server administrator
+    /// (`users.is_admin`, read fresh) sees them; anyone else is refused (`Forbidden`).
+    pub async fn replicas_for(&self, user_id: &str) -> crate::Result<Vec<Replica>> {
+        let is_admin = pgfleet_storage::users::get(self.store().pool(), user_id)
+            .await?
+            .is_some_and(|u| u.is_admin);
+        if !is_admin {
+            return Err(crate::DomainError::forbidden(
+                "Only a server administrator can see the replicas of this server",
+                Some("Ask a server administrator.".to_string()),
+            ));
+        }
+        self.replicas().await
     }
 
     /// Registers this replica (its [`Services::replica_id`]) as running `version` with its

@@ -14,8 +14,8 @@
 //! JavaScript everything works, by reloading the page.
 //!
 //! Lists show [`LIST_LIMIT`] items a page; longer ones get a "Next page" link carrying the
-//! services' opaque cursor (`?cursor=…`). Members ([`members`]) and OAuth apps ([`apps`]) have
-//! their own modules.
+//! services' opaque cursor (`?cursor=…`). Members ([`members`]), OAuth apps ([`apps`]) and
+//! the server administrators' replicas page ([`replicas`]) have their own modules.
 
 use std::collections::HashMap;
 
@@ -90,6 +90,7 @@ const LIST_LIMIT: i64 = 100;
 
 mod apps;
 mod members;
+mod replicas;
 
 /// The console routes (merged into the page router).
 pub fn router() -> Router<AppState> {
@@ -154,6 +155,7 @@ pub fn router() -> Router<AppState> {
         )
         .merge(members::router())
         .merge(apps::router())
+        .merge(replicas::router())
         .layer(axum::middleware::map_response(console_csp))
 }
 
@@ -189,6 +191,8 @@ pub(crate) struct Nav {
     ws_id: String,
     ws_name: String,
     section: &'static str,
+    /// The user is a server administrator: the nav links the replicas page.
+    server_admin: bool,
 }
 
 /// A signed-in member on the workspace of the URL (`/console/w/{ws}/…`), extracted before
@@ -265,6 +269,7 @@ fn section_of(path: &str) -> &'static str {
         Some("integrations") => "integrations",
         Some("members") => "members",
         Some("apps") => "apps",
+        Some("replicas") => "replicas",
         _ => "projects",
     }
 }
@@ -328,13 +333,14 @@ async fn member(
         .collect();
     Ok(Ctx {
         principal: Principal::session(signed.user_id(), ws),
-        signed,
         nav: Nav {
             workspaces,
             ws_id: ws.to_string(),
             ws_name,
             section,
+            server_admin: signed.info.user.is_admin,
         },
+        signed,
         sealed_flash: None,
     })
 }

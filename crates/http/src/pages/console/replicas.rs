@@ -1,0 +1,66 @@
+//! The replicas page (`/console/w/{ws}/replicas`): the `pgfleet serve` processes sharing this
+//! metadata store, as `pgfleet admin replicas` lists them (id, version, address, started,
+//! last seen, alive or gone). Only server administrators (`users.is_admin`) see it and its
+//! link in the nav; anyone else gets a 403 page, as for the other server-administrator
+//! actions. The rule lives in [`pgfleet_domain::Services::replicas_for`].
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use pgfleet_domain::services::replicas::ReplicaState;
+
+use super::{Ctx, Nav, Page};
+use crate::pages::{fail, render, show_time, Chrome};
+use crate::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/console/w/{ws}/replicas", get(replicas_page))
+}
+
+struct ReplicaView {
+    id: String,
+    version: String,
+    address: String,
+    started: String,
+    last_seen: String,
+    alive: bool,
+    state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console_replicas.html")]
+struct ReplicasTemplate {
+    chrome: Chrome,
+    nav: Nav,
+    replicas: Vec<ReplicaView>,
+}
+
+/// `GET /console/w/{ws}/replicas`
+async fn replicas_page(State(state): State<AppState>, ctx: Ctx) -> Page {
+    let replicas = state
+        .services
+        .replicas_for(ctx.signed.user_id())
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|r| ReplicaView {
+            started: show_time(&r.started_at),
+            last_seen: r.last_seen_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            alive: r.state == ReplicaState::Alive,
+            state: r.state.as_str(),
+            id: r.id,
+            version: r.version,
+            address: r.address,
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &ReplicasTemplate {
+            chrome: ctx.chrome(),
+            nav: ctx.nav,
+            replicas,
+        },
+    ))
+}
