@@ -211,6 +211,38 @@ async fn verified_tls_to_the_metadata_store_and_region_servers() {
         .to_string()
         .contains("is not signed by the CA"));
 
+    // The metadata store under a name its certificate does not have: verify-full is refused
+    // at start naming the host, verify-ca (the chain only) starts (a second replica on it).
+    let meta_by_address =
+        |mode: &str| url("meta", mode, &good_ca_file).replace("@localhost:", "@127.0.0.1:");
+    let err = TestServer::try_start_with(|c| {
+        c.metadata.url = Some(Secret::new(meta_by_address("verify-full")));
+        c.backups.shared_dir = true;
+    })
+    .await
+    .err()
+    .expect("verify-full refuses a certificate without the host's name");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&format!(
+            "certificate of 127.0.0.1:{port} does not match host name 127.0.0.1"
+        )),
+        "{msg}"
+    );
+    let by_ca = TestServer::start_with(|c| {
+        c.metadata.url = Some(Secret::new(meta_by_address("verify-ca")));
+        c.backups.shared_dir = true;
+        c.backups.check_every_secs = 3600;
+    })
+    .await;
+    let ssl: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(by_ca.services().store().pool())
+            .await
+            .unwrap();
+    assert!(ssl);
+    by_ca.stop().await;
+
     s.stop().await;
     handle.stop().await;
 }
