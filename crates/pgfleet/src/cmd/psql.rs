@@ -71,10 +71,12 @@ pub async fn run(ctx: &Ctx, args: &PsqlArgs) -> anyhow::Result<ExitCode> {
     // (it cancels the running query): with a handler installed we are not killed by it.
     let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     let status = async {
-        let pooled = args
+        let pooled = conn
+            .connection
+            .endpoints
             .pooled
-            .then(|| conn.connection.endpoints.pooled.as_ref())
-            .flatten()
+            .as_ref()
+            .filter(|_| args.pooled)
             .and_then(|e| e.connection_string.as_deref());
         if args.pooled && pooled.is_none() {
             anyhow::bail!("this server has no pooled endpoint (its pooler is off)");
