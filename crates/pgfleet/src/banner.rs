@@ -27,6 +27,7 @@ impl Banner {
     pub fn render(&self) -> String {
         let base = self.public_base.trim_end_matches('/');
         let mut out = String::new();
+        let _ = writeln!(out, "pgfleet is ready:");
         let _ = writeln!(out, "  console:  {base}/console");
         let _ = writeln!(
             out,
