@@ -241,7 +241,13 @@ async fn main() -> anyhow::Result<()> {
 
     // Warm up: one sign-in (argon2 once) and a few signed-in calls.
     let warm = client_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 8)))?;
-    let status = sign_in(&warm, &base, "admin@localhost", &server.admin_password).await?;
+    let status = sign_in(
+        &warm,
+        &base,
+        "admin@pgfleet.localhost",
+        &server.admin_password,
+    )
+    .await?;
     anyhow::ensure!(status.is_redirection(), "warm-up sign-in answered {status}");
     let (lat, failed) = signed_in_calls_apart(base.clone(), 200, Duration::from_millis(5), None)
         .join()
@@ -362,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
         let http = client_from(address(4, i))?;
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match sign_in(&http, &base, "admin@localhost", &password).await {
+                match sign_in(&http, &base, "admin@pgfleet.localhost", &password).await {
                     Ok(s) if s.is_redirection() => done.fetch_add(1, Ordering::Relaxed),
                     _ => refused.fetch_add(1, Ordering::Relaxed),
                 };

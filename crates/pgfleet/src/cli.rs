@@ -126,7 +126,7 @@ pub struct ServeArgs {
     /// Where pgfleet keeps its state (also PGFLEET_DATA_DIR).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// E-mail of the admin user created at first start.
+    /// E-mail of the admin user created at first start (default admin@pgfleet.localhost).
     #[arg(long)]
     pub admin_email: Option<String>,
     /// Log as text or JSON lines.

@@ -60,6 +60,11 @@ impl Serialize for Secret {
     }
 }
 
+/// The admin's e-mail when none is configured. A syntactically valid address (the
+/// reserved `.localhost` TLD): e-mail validators, as some API clients run, refuse a bare
+/// `admin@localhost`.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@pgfleet.localhost";
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -77,7 +82,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Where pgfleet keeps its state (the embedded cluster, bootstrap.txt).
     pub data_dir: PathBuf,
-    /// E-mail of the admin user created at first start.
+    /// E-mail of the admin user created at first start (default [`DEFAULT_ADMIN_EMAIL`]).
+    /// Read only by the first start of a metadata store: an existing admin keeps the
+    /// e-mail it was created with whatever this says later.
     pub admin_email: String,
     /// Service token to create at first start instead of a random one.
     pub bootstrap_token: Option<Secret>,
@@ -183,7 +190,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             data_dir: default_data_dir(),
-            admin_email: "admin@localhost".to_string(),
+            admin_email: DEFAULT_ADMIN_EMAIL.to_string(),
             bootstrap_token: None,
             bootstrap_token_file: None,
             log_format: LogFormat::Text,

@@ -2,6 +2,7 @@
 //! integration tests can start a real server in-process, and the API client commands.
 
 pub mod admin;
+pub mod banner;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -124,7 +124,7 @@ fn run_async(
     match rt.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pgfleet: {e:#}");
+            eprintln!("pgfleet: {}", pgfleet::cmd::error_text(&e));
             ExitCode::FAILURE
         }
     }
@@ -132,6 +132,7 @@ fn run_async(
 
 async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
+    let public_url = cfg.public_url.clone();
     let reload_cfg = cfg.clone();
     let stop = wait_for_signal();
     let running = server::start(cfg, Deps::default()).await?;
@@ -151,10 +152,17 @@ async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
         );
     }
     tracing::info!(addr = %running.addr, "pgfleet is listening");
-    if let Some(p) = running.pooler_addr {
-        println!("pgfleet pooler listening on postgresql://{p}");
-    }
-    println!("pgfleet listening on http://{}", running.addr);
+    let listening = format!("http://{}", running.addr);
+    let bootstrap_file = data_dir.join("bootstrap.txt");
+    let banner = pgfleet::banner::Banner {
+        public_base: public_url.unwrap_or_else(|| listening.clone()),
+        listening,
+        pooler: running.pooler_addr.map(|p| p.to_string()),
+        cli: std::env::current_exe().ok(),
+        bootstrap_file_here: bootstrap_file.is_file(),
+        bootstrap_file,
+    };
+    print!("{}", banner.render());
     stop.await;
     tracing::info!("shutting down");
     reloads.abort();

@@ -67,6 +67,7 @@ const HOME: &str = "/console";
 /// The page routes (merged into the root router, outside `/v1`).
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(root))
         .route("/login", get(auth::login_page).post(auth::login_submit))
         .route("/logout", post(auth::logout))
         .route(
@@ -78,6 +79,12 @@ pub fn router() -> Router<AppState> {
         .route("/apps/{id}/delete", post(apps::app_delete))
         .merge(console::router())
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// `GET /`: a browser pointed at the server's base URL lands on the console (which sends it
+/// on to `/login` when it is not signed in). 303, so no client caches it as permanent.
+async fn root() -> axum::response::Redirect {
+    axum::response::Redirect::to(HOME)
 }
 
 /// The headers of every page response. A handler may set its own CSP first (the consent

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use pgfleet_client::types::backup::Backup;
 
+use super::confirm::{confirm, YesArgs};
 use super::databases::{status_str, wait_ready, WaitArgs};
 use super::output::{self, or_dash, s, Table};
 use super::Ctx;
@@ -26,7 +27,8 @@ pub enum BackupsCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Replace a database's contents with a backup (of it or of another database).
+    /// Replace a database's contents with a backup (of it or of another database); asks
+    /// first, `--yes` to skip.
     Restore {
         /// The database to restore into.
         target_database_id: String,
@@ -38,6 +40,8 @@ pub enum BackupsCommand {
         from_database: Option<String>,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
@@ -122,7 +126,14 @@ pub async fn run(ctx: &Ctx, cmd: BackupsCommand) -> anyhow::Result<()> {
             backup,
             from_database,
             wait,
+            yes,
         } => {
+            confirm(
+                yes,
+                &format!(
+                    "replace the contents of database {target_database_id} with backup {backup}"
+                ),
+            )?;
             let source = from_database.unwrap_or_else(|| target_database_id.clone());
             let mut db = ctx
                 .client

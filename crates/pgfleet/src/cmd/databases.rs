@@ -6,6 +6,8 @@ use clap::{Args, Subcommand};
 use futures::TryStreamExt as _;
 use pgfleet_client::types::database::{CreateDatabase, Database, DatabaseStatus, UpdateDatabase};
 
+use super::confirm::{confirm, YesArgs};
+use super::connections::{created_database_pairs, endpoint_pairs, PooledArgs, SHOWN_ONCE};
 use super::output::{self, or_dash, s, Table};
 use super::Ctx;
 
@@ -49,6 +51,8 @@ pub enum DatabasesCommand {
         default: bool,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        pooled: PooledArgs,
     },
     /// Rename a database.
     Rename {
@@ -57,10 +61,12 @@ pub enum DatabasesCommand {
         /// The new name.
         name: String,
     },
-    /// Delete a database and its connections.
+    /// Delete a database and its connections (asks first; `--yes` to skip).
     Delete {
         /// Database id.
         id: String,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
@@ -109,7 +115,7 @@ pub async fn wait_ready(ctx: &Ctx, id: &str, wait: &WaitArgs) -> anyhow::Result<
 }
 
 fn database_pairs(d: &Database) -> Vec<(&'static str, Option<String>)> {
-    vec![
+    let mut pairs = vec![
         ("id", s(&d.id)),
         ("name", s(&d.name)),
         ("status", s(status_str(&d.status))),
@@ -117,8 +123,17 @@ fn database_pairs(d: &Database) -> Vec<(&'static str, Option<String>)> {
         ("region", d.region.as_ref().map(|r| r.id.clone())),
         ("default", s(d.is_default.to_string())),
         ("default connection", d.default_connection_id.clone()),
-        ("created", s(&d.created_at)),
-    ]
+    ];
+    // Where to connect: the default connection's endpoints (every connection has the same).
+    if let Some(c) = d
+        .connections
+        .iter()
+        .find(|c| d.default_connection_id.as_ref() == Some(&c.id))
+    {
+        pairs.extend(endpoint_pairs(&c.endpoints));
+    }
+    pairs.push(("created", s(&d.created_at)));
+    pairs
 }
 
 pub async fn run(ctx: &Ctx, cmd: DatabasesCommand) -> anyhow::Result<()> {
@@ -158,6 +173,7 @@ pub async fn run(ctx: &Ctx, cmd: DatabasesCommand) -> anyhow::Result<()> {
             region,
             default,
             wait,
+            pooled,
         } => {
             let mut created = dbs
                 .create_in_project(
@@ -178,10 +194,12 @@ pub async fn run(ctx: &Ctx, cmd: DatabasesCommand) -> anyhow::Result<()> {
                 return output::json(&created);
             }
             let mut pairs = database_pairs(&created.database);
-            pairs.push(("connection string", created.connection_string.clone()));
+            let strings = created_database_pairs(&created, pooled);
+            let shown = !strings.is_empty();
+            pairs.extend(strings);
             output::kv(&pairs);
-            if created.connection_string.is_some() {
-                eprintln!("The connection string is shown once: store it now.");
+            if shown {
+                eprintln!("{SHOWN_ONCE}");
             }
         }
         DatabasesCommand::Rename { id, name } => {
@@ -199,7 +217,8 @@ pub async fn run(ctx: &Ctx, cmd: DatabasesCommand) -> anyhow::Result<()> {
             }
             output::kv(&database_pairs(&d));
         }
-        DatabasesCommand::Delete { id } => {
+        DatabasesCommand::Delete { id, yes } => {
+            confirm(yes, &format!("delete database {id} and its connections"))?;
             dbs.delete(&id).await?;
             if ctx.json {
                 return output::json(&serde_json::json!({ "deleted": id }));

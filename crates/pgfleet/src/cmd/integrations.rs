@@ -4,6 +4,7 @@ use clap::Subcommand;
 use futures::TryStreamExt as _;
 use pgfleet_client::types::integration::Integration;
 
+use super::confirm::{confirm, YesArgs};
 use super::output::{self, Table};
 use super::Ctx;
 
@@ -15,7 +16,8 @@ pub enum IntegrationsCommand {
         #[arg(long)]
         workspace: Option<String>,
     },
-    /// Revoke one integration, or every integration of an app (`--client`).
+    /// Revoke one integration, or every integration of an app (`--client`); asks first,
+    /// `--yes` to skip.
     Revoke {
         /// Integration id.
         #[arg(required_unless_present = "client", conflicts_with = "client")]
@@ -26,6 +28,8 @@ pub enum IntegrationsCommand {
         /// Workspace id (default: the credential's workspace).
         #[arg(long)]
         workspace: Option<String>,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
@@ -59,7 +63,14 @@ pub async fn run(ctx: &Ctx, cmd: IntegrationsCommand) -> anyhow::Result<()> {
             id,
             client,
             workspace,
+            yes,
         } => {
+            let target = match (&id, &client) {
+                (_, Some(client)) => format!("every integration of app {client}"),
+                (Some(id), None) => format!("integration {id}"),
+                (None, None) => anyhow::bail!("pass an integration id or --client"),
+            };
+            confirm(yes, &format!("revoke {target} (its tokens stop working)"))?;
             let what = match (id, client) {
                 (_, Some(client)) => {
                     let ws = ctx.workspace(workspace.as_deref()).await?;

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod backups;
 pub mod completions;
+pub mod confirm;
 pub mod connections;
 pub mod databases;
 pub mod integrations;
@@ -180,6 +181,13 @@ pub fn run(g: &GlobalArgs, command: ClientCommand) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             report(&e);
+            if unreachable(&e) {
+                eprintln!(
+                    "hint: no pgfleet server answered at {}: start one (`scripts/serve`), or \
+                     point the CLI at yours with --api-url URL (or PGFLEET_API_URL)",
+                    normalize_url(&g.api_url)
+                );
+            }
             ExitCode::FAILURE
         }
     }
@@ -242,5 +250,52 @@ pub fn report(e: &anyhow::Error) {
         }
         return;
     }
-    eprintln!("pgfleet: {e:#}");
+    eprintln!("pgfleet: {}", error_text(e));
+}
+
+/// The error and its causes on one line, `outer: inner: …`, leaving out a cause whose text
+/// the line already carries: `pgfleet_client::Error::Transport` prints its reqwest error,
+/// which is also its source, and reqwest's own causes repeat each other the same way.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// True when no server answered at all (refused, unknown host, timed out): the usual cause
+/// is a wrong `--api-url`.
+fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect() || r.is_timeout())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot reach the server: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Inner;
+
+    #[test]
+    fn a_cause_already_in_the_line_is_not_repeated() {
+        let e = anyhow::Error::new(Outer(Inner)).context("listing projects");
+        assert_eq!(
+            super::error_text(&e),
+            "listing projects: cannot reach the server: connection refused"
+        );
+    }
 }

@@ -5,6 +5,8 @@ use futures::TryStreamExt as _;
 use pgfleet_client::types::database::DatabaseStatus;
 use pgfleet_client::types::project::{CreateProject, Project, UpdateProject};
 
+use super::confirm::{confirm, YesArgs};
+use super::connections::{created_database_pairs, PooledArgs, SHOWN_ONCE};
 use super::databases::{status_str, wait_ready, WaitArgs};
 use super::output::{self, or_dash, s, Table};
 use super::Ctx;
@@ -31,6 +33,8 @@ pub enum ProjectsCommand {
         no_database: bool,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        pooled: PooledArgs,
     },
     /// Rename a project.
     Rename {
@@ -39,18 +43,22 @@ pub enum ProjectsCommand {
         /// The new name.
         name: String,
     },
-    /// Delete a project with all its databases.
+    /// Delete a project with all its databases (asks first; `--yes` to skip).
     Delete {
         /// Project id.
         id: String,
+        #[command(flatten)]
+        yes: YesArgs,
     },
-    /// Move a project to another workspace.
+    /// Move a project to another workspace (asks first; `--yes` to skip).
     Transfer {
         /// Project id.
         id: String,
         /// An access token (service token) of the workspace that receives the project.
         #[arg(long = "to-token", value_name = "TOKEN")]
         recipient_token: String,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
@@ -95,6 +103,7 @@ pub async fn run(ctx: &Ctx, cmd: ProjectsCommand) -> anyhow::Result<()> {
             region,
             no_database,
             wait,
+            pooled,
         } => {
             let mut created = projects
                 .create(&CreateProject {
@@ -118,12 +127,12 @@ pub async fn run(ctx: &Ctx, cmd: ProjectsCommand) -> anyhow::Result<()> {
                 pairs.extend([
                     ("database", s(&db.database.id)),
                     ("status", s(status_str(&db.database.status))),
-                    ("connection string", db.connection_string.clone()),
                 ]);
+                pairs.extend(created_database_pairs(db, pooled));
             }
             output::kv(&pairs);
             if created.database.is_some() {
-                eprintln!("The connection string is shown once: store it now.");
+                eprintln!("{SHOWN_ONCE}");
             }
         }
         ProjectsCommand::Rename { id, name } => {
@@ -141,7 +150,8 @@ pub async fn run(ctx: &Ctx, cmd: ProjectsCommand) -> anyhow::Result<()> {
             }
             output::kv(&project_pairs(&p));
         }
-        ProjectsCommand::Delete { id } => {
+        ProjectsCommand::Delete { id, yes } => {
+            confirm(yes, &format!("delete project {id} and all its databases"))?;
             projects.delete(&id).await?;
             if ctx.json {
                 return output::json(&serde_json::json!({ "deleted": id }));
@@ -151,7 +161,12 @@ pub async fn run(ctx: &Ctx, cmd: ProjectsCommand) -> anyhow::Result<()> {
         ProjectsCommand::Transfer {
             id,
             recipient_token,
+            yes,
         } => {
+            confirm(
+                yes,
+                &format!("move project {id} and its databases to another workspace"),
+            )?;
             projects.transfer(&id, &recipient_token).await?;
             if ctx.json {
                 return output::json(&serde_json::json!({ "transferred": id }));

@@ -14,6 +14,9 @@ use super::Ctx;
 pub struct PsqlArgs {
     /// Database id (`db_…`).
     pub database_id: String,
+    /// Connect through the pooled endpoint (pgfleet's pooler) instead of directly.
+    #[arg(long)]
+    pub pooled: bool,
     /// The psql program to run.
     #[arg(long, default_value = "psql", value_name = "PATH")]
     pub psql_bin: String,
@@ -68,7 +71,17 @@ pub async fn run(ctx: &Ctx, args: &PsqlArgs) -> anyhow::Result<ExitCode> {
     // (it cancels the running query): with a handler installed we are not killed by it.
     let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
     let status = async {
-        let (url, password) = split_password(&conn.connection_string)?;
+        let pooled = conn
+            .connection
+            .endpoints
+            .pooled
+            .as_ref()
+            .filter(|_| args.pooled)
+            .and_then(|e| e.connection_string.as_deref());
+        if args.pooled && pooled.is_none() {
+            anyhow::bail!("this server has no pooled endpoint (its pooler is off)");
+        }
+        let (url, password) = split_password(pooled.unwrap_or(&conn.connection_string))?;
         let mut cmd = tokio::process::Command::new(&args.psql_bin);
         cmd.arg("-d").arg(url).args(&args.psql_args);
         if let Some(p) = password.or_else(|| conn.pass.clone()) {

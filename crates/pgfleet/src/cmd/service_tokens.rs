@@ -4,6 +4,7 @@ use clap::Subcommand;
 use futures::TryStreamExt as _;
 use pgfleet_client::types::service_token::{CreateServiceToken, ServiceToken};
 
+use super::confirm::{confirm, YesArgs};
 use super::output::{self, or_dash, s, Table};
 use super::Ctx;
 
@@ -26,13 +27,15 @@ pub enum ServiceTokensCommand {
         #[arg(long)]
         workspace: Option<String>,
     },
-    /// Delete (revoke) a service token.
+    /// Delete (revoke) a service token (asks first; `--yes` to skip).
     Delete {
         /// Service token id.
         id: String,
         /// Workspace id (default: the credential's workspace).
         #[arg(long)]
         workspace: Option<String>,
+        #[command(flatten)]
+        yes: YesArgs,
     },
 }
 
@@ -83,7 +86,11 @@ pub async fn run(ctx: &Ctx, cmd: ServiceTokensCommand) -> anyhow::Result<()> {
             ]);
             eprintln!("The token is shown once: store it now.");
         }
-        ServiceTokensCommand::Delete { id, workspace } => {
+        ServiceTokensCommand::Delete { id, workspace, yes } => {
+            confirm(
+                yes,
+                &format!("delete service token {id} (whatever uses it stops working)"),
+            )?;
             let ws = ctx.workspace(workspace.as_deref()).await?;
             ctx.client.service_tokens(&ws).delete(&id).await?;
             if ctx.json {

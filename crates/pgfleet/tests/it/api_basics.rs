@@ -41,7 +41,7 @@ async fn me_and_workspaces() {
     assert_eq!(d["credential"]["type"], "service_token");
     assert_eq!(d["credential"]["name"], "bootstrap");
     assert!(d["credential"]["id"].as_str().unwrap().starts_with("stk_"));
-    assert_eq!(d["user"]["email"], "admin@localhost");
+    assert_eq!(d["user"]["email"], "admin@pgfleet.localhost");
     let ws_id = d["workspace"]["id"].as_str().unwrap().to_string();
     assert!(ws_id.starts_with("wksp_"));
 

@@ -592,21 +592,21 @@ async fn oauth_login_and_a_single_refresh_for_concurrent_401s() {
 
 // ----- the CLI -----
 
-struct Cli<'a> {
+pub(crate) struct Cli<'a> {
     s: &'a TestServer,
     config_home: tempfile::TempDir,
 }
 
 #[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
     #[track_caller]
-    fn ok(self) -> Self {
+    pub(crate) fn ok(self) -> Self {
         assert_eq!(
             self.code, 0,
             "stdout: {}\nstderr: {}",
@@ -614,13 +614,13 @@ impl Out {
         );
         self
     }
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
     /// The value of a `key  value` line.
     #[track_caller]
-    fn field(&self, key: &str) -> String {
+    pub(crate) fn field(&self, key: &str) -> String {
         self.stdout
             .lines()
             .find_map(|l| {
@@ -633,14 +633,14 @@ impl Out {
 }
 
 impl<'a> Cli<'a> {
-    fn new(s: &'a TestServer) -> Self {
+    pub(crate) fn new(s: &'a TestServer) -> Self {
         Self {
             s,
             config_home: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn command(&self) -> tokio::process::Command {
+    pub(crate) fn command(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgfleet"));
         cmd.env_remove("PGFLEET_TOKEN")
             .env_remove("PGFLEET_API_URL")
@@ -653,11 +653,11 @@ impl<'a> Cli<'a> {
     }
 
     /// Runs `pgfleet --api-url … --token … ARGS`.
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         self.run_as(Some(&self.s.token), args).await
     }
 
-    async fn run_as(&self, token: Option<&str>, args: &[&str]) -> Out {
+    pub(crate) async fn run_as(&self, token: Option<&str>, args: &[&str]) -> Out {
         let mut cmd = self.command();
         cmd.args(["--api-url", &self.s.base]);
         if let Some(t) = token {
@@ -745,7 +745,10 @@ async fn cli_main_flows_through_the_binary() {
     let first = out.field("connection string");
     let (ok, got) = psql(&first, "select current_database() is not null").await;
     assert!(ok && got == "t", "{got}");
-    let out = cli.run(&["connections", "rotate", &cid]).await.ok();
+    let out = cli
+        .run(&["connections", "rotate", &cid, "--yes"])
+        .await
+        .ok();
     let second = out.field("connection string");
     assert_ne!(first, second);
     let (ok, got) = psql(&second, "select 1").await;
@@ -830,7 +833,7 @@ async fn cli_main_flows_through_the_binary() {
         .await
         .ok();
     assert!(out.stdout.contains(&db2) && out.stdout.contains(&db));
-    cli.run(&["databases", "delete", &db2]).await.ok();
+    cli.run(&["databases", "delete", &db2, "--yes"]).await.ok();
 
     // Errors: the server's message on stderr, exit 1.
     let out = cli.run(&["databases", "get", &db2]).await;
@@ -887,11 +890,15 @@ async fn cli_main_flows_through_the_binary() {
     assert_eq!(out.json()["credential"]["id"], tid.as_str());
     let out = cli.run(&["service-tokens", "list"]).await.ok();
     assert!(out.stdout.contains(&tid));
-    cli.run(&["service-tokens", "delete", &tid]).await.ok();
+    cli.run(&["service-tokens", "delete", &tid, "--yes"])
+        .await
+        .ok();
     assert_eq!(cli.run_as(Some(&value), &["whoami"]).await.code, 1);
     let out = cli.run(&["integrations", "list", "--json"]).await.ok();
     assert_eq!(out.json(), serde_json::json!([]));
-    let out = cli.run(&["integrations", "revoke", "int_nope"]).await;
+    let out = cli
+        .run(&["integrations", "revoke", "int_nope", "--yes"])
+        .await;
     assert_eq!(out.code, 1);
     let out = cli.run(&["completions", "bash"]).await.ok();
     assert!(out.stdout.contains("pgfleet") && out.stdout.contains("connections"));
@@ -899,8 +906,10 @@ async fn cli_main_flows_through_the_binary() {
     assert_eq!(out.field("name"), "better");
 
     // Delete the projects; they are gone.
-    cli.run(&["projects", "delete", &pid]).await.ok();
-    cli.run(&["--json", "projects", "delete", &pid2]).await.ok();
+    cli.run(&["projects", "delete", &pid, "--yes"]).await.ok();
+    cli.run(&["--json", "projects", "delete", &pid2, "-y"])
+        .await
+        .ok();
     let out = cli.run(&["projects", "list", "--json"]).await.ok();
     assert_eq!(out.json(), serde_json::json!([]));
     s.stop().await;
@@ -1089,7 +1098,9 @@ async fn sdk_and_cli_backups_restore_and_usage() {
     pg.batch_execute("INSERT INTO t VALUES (4)").await.unwrap();
     drop(pg);
     let out = cli
-        .run(&["backups", "restore", &id, "--backup", &bid, "--wait"])
+        .run(&[
+            "backups", "restore", &id, "--backup", &bid, "--wait", "--yes",
+        ])
         .await
         .ok();
     assert_eq!(out.field("status"), "ready");

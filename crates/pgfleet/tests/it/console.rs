@@ -32,7 +32,7 @@ async fn console_flows_without_javascript() {
             &[
                 ("csrf_token", &csrf),
                 ("next", "/console"),
-                ("email", "admin@localhost"),
+                ("email", "admin@pgfleet.localhost"),
                 ("password", &password),
             ],
         )
@@ -363,7 +363,9 @@ async fn console_flows_without_javascript() {
 async fn signed_in_admin(s: &TestServer) -> (Browser, String) {
     let (password, ws) = bootstrap(s);
     let mut b = Browser::new(s);
-    let r = b.sign_in("admin@localhost", &password, "/console").await;
+    let r = b
+        .sign_in("admin@pgfleet.localhost", &password, "/console")
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let page = b.get(&format!("/console/w/{ws}/projects")).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -377,7 +379,7 @@ async fn workspaces_switch_and_membership_is_checked() {
     let (_, ws) = bootstrap(&s);
     let pool = s.services().store().pool();
     let now = chrono::Utc::now();
-    let admin = pgfleet_storage::users::get_by_email(pool, "admin@localhost")
+    let admin = pgfleet_storage::users::get_by_email(pool, "admin@pgfleet.localhost")
         .await
         .unwrap()
         .unwrap();
@@ -530,7 +532,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     page.assert_security_headers();
     for needle in [
-        "admin@localhost",
+        "admin@pgfleet.localhost",
         "<label for=\"member_email\">",
         "<label for=\"new_email\">",
         "<label for=\"new_password\">",
@@ -665,7 +667,10 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = bob
         .post(
             &members_url,
-            &[("csrf_token", &bob_csrf), ("email", "admin@localhost")],
+            &[
+                ("csrf_token", &bob_csrf),
+                ("email", "admin@pgfleet.localhost"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
@@ -696,7 +701,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
     // The last admin cannot leave; a removed member loses access at once.
-    let admin_id = user_id(&s, "admin@localhost").await;
+    let admin_id = user_id(&s, "admin@pgfleet.localhost").await;
     let r = admin
         .post(
             &format!("{members_url}/{admin_id}/remove"),
@@ -876,7 +881,7 @@ async fn server_administrators_are_made_and_unmade_on_the_members_page() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let admin_id = user_id(&s, "admin@localhost").await;
+    let admin_id = user_id(&s, "admin@pgfleet.localhost").await;
     let bob_id = user_id(&s, "bob@example.com").await;
     let set = |who: &str| format!("{members_url}/{who}/server-admin");
     let badges = |p: &Page| {

@@ -291,7 +291,9 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
     let oauth = oauth_access_token(&s, &ids.workspace).await;
     let (password, _) = bootstrap(&s);
     let mut b = Browser::new(&s);
-    let r = b.sign_in("admin@localhost", &password, "/apps").await;
+    let r = b
+        .sign_in("admin@pgfleet.localhost", &password, "/apps")
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let csrf = b.get("/apps").await.input("csrf_token");
 

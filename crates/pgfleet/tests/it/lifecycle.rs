@@ -113,6 +113,11 @@ impl Server {
         }
     }
 
+    /// What the server printed on stdout up to its `pgfleet listening on` line.
+    pub(crate) fn stdout(&self) -> &str {
+        &self.stdout
+    }
+
     pub(crate) fn token(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("bootstrap.txt")).unwrap();
         text.lines()

@@ -28,6 +28,7 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod metadata_outage;
+mod newcomer;
 mod oauth;
 mod openapi;
 mod pages;

@@ -664,7 +664,7 @@ async fn revocation_integrations_and_scope() {
     let i = &list.body["data"][0];
     assert_eq!(i["client"]["id"], id.as_str());
     assert_eq!(i["client"]["name"], "Test app");
-    assert_eq!(i["createdByUser"]["email"], "admin@localhost");
+    assert_eq!(i["createdByUser"]["email"], "admin@pgfleet.localhost");
     assert_eq!(
         i["url"],
         format!("{}/v1/integrations/{}", c.s.base, i["id"].as_str().unwrap())

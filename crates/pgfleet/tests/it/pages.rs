@@ -34,7 +34,7 @@ fn workspace_id(s: &TestServer) -> String {
 async fn admin(s: &TestServer) -> Browser {
     let mut b = Browser::new(s);
     let r = b
-        .sign_in("admin@localhost", &admin_password(s), "/apps")
+        .sign_in("admin@pgfleet.localhost", &admin_password(s), "/apps")
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(b.signed_in());
@@ -83,7 +83,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
 
     // CSRF: missing field, wrong field, missing cookie.
     let creds = [
-        ("email", "admin@localhost"),
+        ("email", "admin@pgfleet.localhost"),
         ("password", password.as_str()),
     ];
     let r = b.post("/login", &creds).await;
@@ -101,7 +101,10 @@ async fn sign_in_csrf_headers_and_sign_out() {
     assert!(!b.signed_in() && !cookieless.signed_in());
 
     // Wrong password and unknown e-mail: 401, the same words, no session.
-    for (email, pw) in [("admin@localhost", "wrong"), ("nobody@localhost", "wrong")] {
+    for (email, pw) in [
+        ("admin@pgfleet.localhost", "wrong"),
+        ("nobody@localhost", "wrong"),
+    ] {
         let r = b.sign_in(email, pw, "/apps").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
         assert!(r.body.contains(SIGN_IN_FAILED), "{}", r.body);
@@ -121,7 +124,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
 
     // Success: 303 to next, session cookie.
     let r = b
-        .sign_in("admin@localhost", &password, "/apps/itgr_nope")
+        .sign_in("admin@pgfleet.localhost", &password, "/apps/itgr_nope")
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location(), Some("/apps/itgr_nope"));
@@ -146,7 +149,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
     let apps = b.get("/apps").await;
     assert_eq!(apps.status, StatusCode::OK, "{}", apps.body);
     apps.assert_security_headers();
-    assert!(apps.body.contains("admin@localhost"));
+    assert!(apps.body.contains("admin@pgfleet.localhost"));
 
     // `next` never leaves the site.
     for evil in [
@@ -156,7 +159,9 @@ async fn sign_in_csrf_headers_and_sign_out() {
         "evil.example",
     ] {
         let mut other = Browser::new(&s);
-        let r = other.sign_in("admin@localhost", &password, evil).await;
+        let r = other
+            .sign_in("admin@pgfleet.localhost", &password, evil)
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         assert_eq!(r.location(), Some("/console"), "next={evil}");
     }
@@ -198,7 +203,7 @@ async fn sign_in_is_throttled() {
     let lock_secs = || async {
         let (failed, secs): (i32, Option<f64>) = sqlx::query_as(
             "SELECT failed_logins, extract(epoch FROM locked_until - now())::float8 FROM users
-              WHERE email = 'admin@localhost'",
+              WHERE email = 'admin@pgfleet.localhost'",
         )
         .fetch_one(&pool)
         .await
@@ -213,14 +218,16 @@ async fn sign_in_is_throttled() {
     };
     let mut b = Browser::new(&s);
     for _ in 0..5 {
-        let r = b.sign_in("admin@localhost", "wrong", "/apps").await;
+        let r = b.sign_in("admin@pgfleet.localhost", "wrong", "/apps").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let (failed, secs) = lock_secs().await;
     assert_eq!(failed, 5);
     assert!(secs.is_some_and(|s| (50.0..=61.0).contains(&s)), "{secs:?}");
     // Locked: the right password is refused with the same words.
-    let r = b.sign_in("admin@localhost", &password, "/apps").await;
+    let r = b
+        .sign_in("admin@pgfleet.localhost", &password, "/apps")
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.body.contains(SIGN_IN_FAILED));
     assert!(!b.signed_in());
@@ -228,7 +235,9 @@ async fn sign_in_is_throttled() {
 
     // Once the lock has passed, the right password works and resets the count.
     expire_lock().await;
-    let r = b.sign_in("admin@localhost", &password, "/apps").await;
+    let r = b
+        .sign_in("admin@pgfleet.localhost", &password, "/apps")
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(lock_secs().await, (0, None));
 
@@ -236,10 +245,10 @@ async fn sign_in_is_throttled() {
     // one has failed six times, and an address is blocked at its tenth failure.)
     let mut b = Browser::from_addr(&s, "127.0.0.2".parse().unwrap());
     for _ in 0..5 {
-        b.sign_in("admin@localhost", "wrong", "/apps").await;
+        b.sign_in("admin@pgfleet.localhost", "wrong", "/apps").await;
     }
     expire_lock().await;
-    let r = b.sign_in("admin@localhost", "wrong", "/apps").await;
+    let r = b.sign_in("admin@pgfleet.localhost", "wrong", "/apps").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let (failed, secs) = lock_secs().await;
     assert_eq!(failed, 6);
@@ -528,7 +537,7 @@ async fn authorize_error_pages_redirects_and_consent() {
     let next = query_of(&format!("http://x{loc}"))["next"].clone();
     assert_eq!(next, path);
     let r = anon
-        .sign_in("admin@localhost", &admin_password(&s), &next)
+        .sign_in("admin@pgfleet.localhost", &admin_password(&s), &next)
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location(), Some(path.as_str()));

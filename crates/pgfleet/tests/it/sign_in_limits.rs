@@ -131,7 +131,13 @@ async fn concurrent_guesses_cannot_pass_the_account_lock() {
             let base = s.base.clone();
             tokio::spawn(async move {
                 let http = client_from(loopback(1, 0, i));
-                attempt_patiently(&http, &base, "admin@localhost", &format!("guess-{i}")).await
+                attempt_patiently(
+                    &http,
+                    &base,
+                    "admin@pgfleet.localhost",
+                    &format!("guess-{i}"),
+                )
+                .await
             })
         })
         .collect();
@@ -140,7 +146,7 @@ async fn concurrent_guesses_cannot_pass_the_account_lock() {
     let (status, body) = attempt_patiently(
         &client_from(loopback(1, 1, 1)),
         &s.base,
-        "admin@localhost",
+        "admin@pgfleet.localhost",
         &password,
     )
     .await;
@@ -151,7 +157,7 @@ async fn concurrent_guesses_cannot_pass_the_account_lock() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
     // Exactly the first five guesses were checked and counted; the lock stopped the rest.
-    let (failed, lock) = account_state(&s, "admin@localhost").await;
+    let (failed, lock) = account_state(&s, "admin@pgfleet.localhost").await;
     assert_eq!(failed, 5);
     // The first lock (60 s), not a longer one: no sixth failure was counted. How much of it
     // is left depends on how long the guesses took on a busy machine.
@@ -171,7 +177,13 @@ async fn one_address_guessing_is_blocked_and_cannot_keep_the_user_out() {
         .map(|i| {
             let (http, base) = (attacker.clone(), s.base.clone());
             tokio::spawn(async move {
-                attempt(&http, &base, "admin@localhost", &format!("guess-{i}")).await
+                attempt(
+                    &http,
+                    &base,
+                    "admin@pgfleet.localhost",
+                    &format!("guess-{i}"),
+                )
+                .await
             })
         })
         .collect();
@@ -192,10 +204,10 @@ async fn one_address_guessing_is_blocked_and_cannot_keep_the_user_out() {
     assert_eq!((refused, blocked), (10, 20));
     // Only the first five counted against the account (then it was locked); the blocked
     // address's attempts touch it no more, even with the right password.
-    assert_eq!(account_state(&s, "admin@localhost").await.0, 5);
-    let (status, _, _) = attempt(&attacker, &s.base, "admin@localhost", &password).await;
+    assert_eq!(account_state(&s, "admin@pgfleet.localhost").await.0, 5);
+    let (status, _, _) = attempt(&attacker, &s.base, "admin@pgfleet.localhost", &password).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(account_state(&s, "admin@localhost").await.0, 5);
+    assert_eq!(account_state(&s, "admin@pgfleet.localhost").await.0, 5);
 
     // The account lock passes (a minute; simulated) while the address stays blocked: the
     // real user signs in from elsewhere.
@@ -204,9 +216,11 @@ async fn one_address_guessing_is_blocked_and_cannot_keep_the_user_out() {
         .await
         .unwrap();
     let mut user = Browser::from_addr(&s, loopback(2, 0, 2));
-    let r = user.sign_in("admin@localhost", &password, "/console").await;
+    let r = user
+        .sign_in("admin@pgfleet.localhost", &password, "/console")
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let (status, retry, _) = attempt(&attacker, &s.base, "admin@localhost", "again").await;
+    let (status, retry, _) = attempt(&attacker, &s.base, "admin@pgfleet.localhost", "again").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(retry.is_some_and(|r| r > 0));
 
@@ -216,13 +230,16 @@ async fn one_address_guessing_is_blocked_and_cannot_keep_the_user_out() {
         .execute(&pool)
         .await
         .unwrap();
-    let (status, _, _) = attempt(&attacker, &s.base, "admin@localhost", "one more").await;
+    let (status, _, _) = attempt(&attacker, &s.base, "admin@pgfleet.localhost", "one more").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, retry, _) = attempt(&attacker, &s.base, "admin@localhost", "and").await;
+    let (status, retry, _) = attempt(&attacker, &s.base, "admin@pgfleet.localhost", "and").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(retry.is_some_and(|r| (230..=241).contains(&r)), "{retry:?}");
     // The user's count started again at their success: one failure, no lock.
-    assert_eq!(account_state(&s, "admin@localhost").await, (1, None));
+    assert_eq!(
+        account_state(&s, "admin@pgfleet.localhost").await,
+        (1, None)
+    );
 
     // The sweeper forgets an address a day after its last failure, not before its block ends.
     let now = chrono::Utc::now();
@@ -342,7 +359,7 @@ async fn a_login_flood_keeps_memory_bounded_and_signed_in_users_working() {
     sqlx::query(
         "INSERT INTO users (id, email, password_hash, created_at)
          SELECT 'usr_victim', 'victim@example.com', password_hash, now() FROM users
-          WHERE email = 'admin@localhost'",
+          WHERE email = 'admin@pgfleet.localhost'",
     )
     .execute(&meta)
     .await
@@ -351,7 +368,7 @@ async fn a_login_flood_keeps_memory_bounded_and_signed_in_users_working() {
     // Signed in before the flood: a browser session and the service token.
     let mut browser = Browser::at(&base, Some(loopback(0, 0, 2)));
     let r = browser
-        .sign_in("admin@localhost", &password, "/console")
+        .sign_in("admin@pgfleet.localhost", &password, "/console")
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let api = client_from(loopback(0, 0, 4));
@@ -466,7 +483,7 @@ async fn a_login_flood_keeps_memory_bounded_and_signed_in_users_working() {
     let (status, body) = attempt_patiently(
         &client_from(loopback(0, 0, 3)),
         &base,
-        "admin@localhost",
+        "admin@pgfleet.localhost",
         &password,
     )
     .await;

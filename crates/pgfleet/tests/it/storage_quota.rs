@@ -125,7 +125,8 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
     // So does the console's database page.
     let (password, ws) = crate::browser::bootstrap(&s);
     let mut b = crate::browser::Browser::new(&s);
-    b.sign_in("admin@localhost", &password, "/console").await;
+    b.sign_in("admin@pgfleet.localhost", &password, "/console")
+        .await;
     let page = b
         .get(&format!("/console/w/{ws}/databases/{}", t.db_id))
         .await;
