@@ -10,8 +10,14 @@
 //! `SameSite=Strict`, 5 minutes), like the OAuth app secret of [`super::apps`]; it is cleared
 //! as it is shown and never stored. `console.js` (served here, allowed by this router's CSP
 //! `script-src 'self'`) adds copy buttons and refreshes the status of databases that are
-//! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status`; without
-//! JavaScript everything works, by reloading the page.
+//! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status` (and of
+//! running backups, [`backups`]); without JavaScript everything works, by reloading the page.
+//!
+//! Destructive buttons of a table row (rotate, delete a connection or token, revoke) sit in a
+//! form with a `required` "sure" checkbox the server checks too ([`confirm_ticked`]); whole
+//! resources are deleted with their name typed ([`confirm_typed`]). A new project's or
+//! database's default connection strings (direct and pooled) are shown once, like a new
+//! connection's. Times are shown in one format ([`Stamp`]).
 //!
 //! Lists show [`LIST_LIMIT`] items a page; longer ones get a "Next page" link carrying the
 //! services' opaque cursor (`?cursor=…`). Members ([`members`]) and OAuth apps ([`apps`]) have
@@ -29,7 +35,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use pgfleet_api_types::database::{CreateDatabase, Database, DatabaseSource, DatabaseStatus};
+use pgfleet_api_types::connection::Endpoints;
+use pgfleet_api_types::database::{
+    CreateDatabase, CreatedDatabase, Database, DatabaseSource, DatabaseStatus,
+};
 use pgfleet_api_types::project::{CreateProject, Project, UpdateProject};
 use pgfleet_api_types::region::RegionStatus;
 use pgfleet_api_types::Pagination;
@@ -64,13 +73,13 @@ document.querySelectorAll('button[data-copy]').forEach(function (b) {
     });
   });
 });
-// While a database status badge of the page says provisioning or recovering, ask its status
-// endpoint (a few bytes of text/plain) every 2 s and update the badge in place: typed input
-// and a secret shown on the page are kept.
+// While a status badge of the page says provisioning or recovering (a database) or running
+// (a backup), ask its status endpoint (a few bytes of text/plain) every 2 s and update the
+// badge in place: typed input and a secret shown on the page are kept.
 function pgfleetBusy() {
   return Array.prototype.filter.call(document.querySelectorAll('[data-status-url]'), function (e) {
     var s = e.textContent.trim();
-    return s === 'provisioning' || s === 'recovering';
+    return s === 'provisioning' || s === 'recovering' || s === 'running';
   });
 }
 function pgfleetPoll() {
@@ -89,7 +98,11 @@ pgfleetPoll();
 const LIST_LIMIT: i64 = 100;
 
 mod apps;
+mod backups;
 mod members;
+mod stamp;
+
+use stamp::Stamp;
 
 /// The console routes (merged into the page router).
 pub fn router() -> Router<AppState> {
@@ -135,14 +148,6 @@ pub fn router() -> Router<AppState> {
             post(connection_delete),
         )
         .route(
-            "/console/w/{ws}/databases/{id}/backups",
-            post(backup_create),
-        )
-        .route(
-            "/console/w/{ws}/databases/{id}/restore",
-            post(database_restore),
-        )
-        .route(
             "/console/w/{ws}/tokens",
             get(tokens_page).post(token_create),
         )
@@ -152,6 +157,7 @@ pub fn router() -> Router<AppState> {
             "/console/w/{ws}/integrations/{id}/revoke",
             post(integration_revoke),
         )
+        .merge(backups::router())
         .merge(members::router())
         .merge(apps::router())
         .layer(axum::middleware::map_response(console_csp))
@@ -189,6 +195,15 @@ pub(crate) struct Nav {
     ws_id: String,
     ws_name: String,
     section: &'static str,
+    /// The injected clock's time when the page was asked for (relative timestamps).
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Nav {
+    /// An RFC 3339 time of an API shape in the console's one format (see [`Stamp`]).
+    fn when(&self, raw: &str) -> Stamp {
+        Stamp::parse(raw, self.now)
+    }
 }
 
 /// A signed-in member on the workspace of the URL (`/console/w/{ws}/…`), extracted before
@@ -334,6 +349,7 @@ async fn member(
             ws_id: ws.to_string(),
             ws_name,
             section,
+            now: state.services.clock().now(),
         },
         sealed_flash: None,
     })
@@ -380,6 +396,37 @@ struct Flash {
     key: String,
     title: String,
     secret: String,
+    /// The pooled connection string, next to a connection's direct one `secret` (the page
+    /// shows a direct/pooled toggle).
+    #[serde(default)]
+    pooled: Option<String>,
+}
+
+impl Flash {
+    /// A connection's credentials: its direct string and, when the pooler runs, its pooled one.
+    fn connection(key: String, title: String, direct: String, endpoints: &Endpoints) -> Self {
+        Self {
+            key,
+            title,
+            secret: direct,
+            pooled: endpoints
+                .pooled
+                .as_ref()
+                .and_then(|e| e.connection_string.clone()),
+        }
+    }
+
+    /// The default connection of a database just created (shown once, like a connection's).
+    fn created_database(key: String, title: String, created: &CreatedDatabase) -> Option<Self> {
+        let conn = created.database.connections.first()?;
+        let direct = conn
+            .endpoints
+            .direct
+            .as_ref()
+            .and_then(|e| e.connection_string.clone())
+            .or_else(|| created.connection_string.clone())?;
+        Some(Self::connection(key, title, direct, &conn.endpoints))
+    }
 }
 
 fn flash_key(session_token: &str) -> [u8; 32] {
@@ -474,6 +521,32 @@ fn confirm_typed(
         hint: Some(format!("Type {name} exactly to {act}.")),
         retry_after_secs: None,
     })
+}
+
+/// A destructive button's confirmation: `Ok` when its form's `confirm` box was ticked (the
+/// box is `required`, so a browser does not send the form without it; without JavaScript
+/// too), else the notice to show (nothing was `done`).
+fn confirm_ticked(f: &HashMap<String, String>, done: &str) -> Result<(), Notice> {
+    if field(f, "confirm") == "yes" {
+        return Ok(());
+    }
+    Err(Notice {
+        message: format!("Nothing was {done}: the confirmation box was not ticked."),
+        hint: Some("Tick the box next to the button, then press the button again.".to_string()),
+        retry_after_secs: None,
+    })
+}
+
+/// The page of `view` with `notice`, answered 422 (a confirmation was missing).
+async fn unconfirmed<T, F>(notice: Notice, view: impl FnOnce(Notice) -> F) -> Page
+where
+    T: Template,
+    F: std::future::Future<Output = Result<T, Response>>,
+{
+    Ok(render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &view(notice).await?,
+    ))
 }
 
 fn status_word(s: &DatabaseStatus) -> &'static str {
@@ -613,11 +686,20 @@ async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted) -
         ..CreateProject::default()
     };
     match state.services.project_create(&ctx.principal, body).await {
-        Ok(created) => Ok(see_other(&format!(
-            "{}/projects/{}",
-            ctx.base(),
-            created.project.id
-        ))),
+        Ok(created) => {
+            let to = format!("{}/projects/{}", ctx.base(), created.project.id);
+            let flash = created.database.as_ref().and_then(|d| {
+                let title = format!(
+                    "Project {} was created with its database {}. Its default connection:",
+                    created.project.name, d.database.name
+                );
+                Flash::created_database(format!("database:{}", d.database.id), title, d)
+            });
+            Ok(match flash {
+                Some(flash) => see_other_with(&state, &ctx, &to, flash),
+                None => see_other(&to),
+            })
+        }
         Err(e) => {
             refused(e, |n| {
                 projects_view(&state, ctx, name, &region, Some(n), None)
@@ -657,6 +739,8 @@ struct ProjectTemplate {
     project: Project,
     databases: Vec<DatabaseRow>,
     pager: Pager,
+    /// The default connection of the project or database just created.
+    flash: Option<Flash>,
     error: Option<Notice>,
 }
 
@@ -689,6 +773,7 @@ async fn project_view(
         project,
         databases,
         pager,
+        flash: None,
         error,
     })
 }
@@ -709,8 +794,14 @@ async fn project_page(
     Path((_, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Page {
-    let page = project_view(&state, ctx, &id, None, query.as_deref()).await?;
-    Ok(render(StatusCode::OK, &page))
+    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("database:"));
+    let mut page = project_view(&state, ctx, &id, None, query.as_deref()).await?;
+    page.flash = flash.filter(|f| {
+        page.databases
+            .iter()
+            .any(|d| f.key == format!("database:{}", d.id))
+    });
+    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
 }
 
 /// `POST /console/w/{ws}/projects/{id}/rename`
@@ -805,8 +896,21 @@ async fn database_create(
         },
         _ => return Err(PageError::bad_request("Unknown database source.").into_response()),
     };
+    let name = Some(field(&f, "name").trim().to_string()).filter(|n| !n.is_empty());
+    if let Some(n) = &name {
+        let taken = backups::project_names(&state, &ctx.principal, &id)
+            .await
+            .map_err(fail)?;
+        if taken.contains(n) {
+            let e = pgfleet_domain::DomainError::conflict(
+                format!("This project already has a database named {n}; nothing was created."),
+                Some("Choose another name for the new database.".to_string()),
+            );
+            return project_refused(&state, ctx, &id, e).await;
+        }
+    }
     let body = CreateDatabase {
-        name: Some(field(&f, "name").to_string()).filter(|n| !n.trim().is_empty()),
+        name,
         source: Some(source),
         ..CreateDatabase::default()
     };
@@ -815,11 +919,24 @@ async fn database_create(
         .database_create(&ctx.principal, &id, body)
         .await
     {
-        Ok(created) => Ok(see_other(&format!(
-            "{}/databases/{}",
-            ctx.base(),
-            created.database.id
-        ))),
+        Ok(created) => {
+            let to = format!("{}/databases/{}", ctx.base(), created.database.id);
+            let title = format!(
+                "Database {} was created. Its default connection:",
+                created.database.name
+            );
+            let key = created
+                .database
+                .default_connection_id
+                .clone()
+                .or_else(|| created.database.connections.first().map(|c| c.id.clone()))
+                .map(|c| format!("connection:{c}"))
+                .unwrap_or_default();
+            Ok(match Flash::created_database(key, title, &created) {
+                Some(flash) => see_other_with(&state, &ctx, &to, flash),
+                None => see_other(&to),
+            })
+        }
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
 }
@@ -836,13 +953,6 @@ struct ConnectionView {
     created_at: String,
 }
 
-struct BackupView {
-    id: String,
-    status: String,
-    size: String,
-    created_at: String,
-}
-
 #[derive(Template)]
 #[template(path = "console_database.html")]
 struct DatabaseTemplate {
@@ -855,7 +965,7 @@ struct DatabaseTemplate {
     /// Whether the pooled endpoint runs (its column and hint are shown).
     pooled_on: bool,
     pager: Pager,
-    backups: Vec<BackupView>,
+    backups: Vec<backups::BackupView>,
     usage: Option<UsageView>,
     flash: Option<Flash>,
     error: Option<Notice>,
@@ -903,25 +1013,14 @@ async fn database_view(
             created_at: c.created_at,
         })
         .collect();
-    let backups = state
-        .services
-        .backups_list(&ctx.principal, id, None)
-        .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(|b| BackupView {
-            size: b.size.map(human_size).unwrap_or_default(),
-            id: b.id,
-            status: b.status,
-            created_at: b.created_at,
-        })
-        .collect();
     let (project_id, project_name) = db
         .project
         .as_ref()
         .map(|p| (p.id.clone(), p.name.clone()))
         .unwrap_or_default();
+    let backups = backups::backup_views(state, &ctx.principal, id, &db.name, &project_id)
+        .await
+        .map_err(fail)?;
     Ok(DatabaseTemplate {
         chrome: ctx.chrome(),
         nav: ctx.nav,
@@ -942,6 +1041,8 @@ async fn database_view(
 const USAGE_MAX_DAYS: i64 = 31;
 /// Height of a chart's bars area, in SVG units.
 const CHART_H: i64 = 100;
+/// Room left of the bars for the y axis and its labels, in SVG units.
+const CHART_LEFT: i64 = 40;
 
 struct DayBar {
     date: String,
@@ -958,7 +1059,9 @@ struct UsageView {
     from: String,
     to: String,
     days: Vec<DayBar>,
+    /// Total width of a chart, and where its bars start (right of the y axis), in SVG units.
     width: i64,
+    left: i64,
     ops_total: i64,
     ops_max: i64,
     storage_max: String,
@@ -1007,6 +1110,7 @@ async fn usage_view(
         to: query_param(query, "to").unwrap_or_default(),
         days: Vec::new(),
         width: 0,
+        left: CHART_LEFT,
         ops_total: 0,
         ops_max: 0,
         storage_max: String::new(),
@@ -1053,13 +1157,13 @@ async fn usage_view(
     view.ops_total = raw.iter().map(|r| r.1).sum();
     view.ops_max = ops_max;
     view.storage_max = human_size(storage_max);
-    view.width = raw.len() as i64 * 24;
+    view.width = CHART_LEFT + raw.len() as i64 * 24 + 4;
     view.days = raw
         .into_iter()
         .enumerate()
         .map(|(i, (date, ops, bytes))| DayBar {
             label: date.get(5..).unwrap_or_default().to_string(),
-            x: i as i64 * 24 + 4,
+            x: CHART_LEFT + i as i64 * 24 + 4,
             ops_h: scale(ops, ops_max),
             storage_h: scale(bytes, storage_max),
             storage: human_size(bytes),
@@ -1172,11 +1276,12 @@ async fn connection_create(
         .await
     {
         Ok(c) => {
-            let flash = Flash {
-                key: format!("connection:{}", c.connection.id),
-                title: format!("Connection {} was created.", c.connection.name),
-                secret: c.connection_string,
-            };
+            let flash = Flash::connection(
+                format!("connection:{}", c.connection.id),
+                format!("Connection {} was created.", c.connection.name),
+                c.connection_string,
+                &c.connection.endpoints,
+            );
             let to = format!("{}/databases/{id}", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
         }
@@ -1188,18 +1293,22 @@ async fn connection_create(
 async fn connection_rotate(
     State(state): State<AppState>,
     Path((_, id, cid)): Path<(String, String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(n) = confirm_ticked(&f, "rotated") {
+        return unconfirmed(n, |n| database_view(&state, ctx, &id, Some(n), None)).await;
+    }
     match state.services.connection_rotate(&ctx.principal, &cid).await {
         Ok(c) => {
-            let flash = Flash {
-                key: format!("connection:{}", c.connection.id),
-                title: format!(
+            let flash = Flash::connection(
+                format!("connection:{}", c.connection.id),
+                format!(
                     "The password of connection {} was rotated; the old one no longer works.",
                     c.connection.name
                 ),
-                secret: c.connection_string,
-            };
+                c.connection_string,
+                &c.connection.endpoints,
+            );
             let to = format!("{}/databases/{id}", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
         }
@@ -1211,48 +1320,13 @@ async fn connection_rotate(
 async fn connection_delete(
     State(state): State<AppState>,
     Path((_, id, cid)): Path<(String, String, String)>,
-    Posted(ctx, _): Posted,
-) -> Page {
-    match state.services.connection_delete(&ctx.principal, &cid).await {
-        Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
-        Err(e) => database_refused(&state, ctx, &id, e).await,
-    }
-}
-
-/// `POST /console/w/{ws}/databases/{id}/backups`: back up now.
-async fn backup_create(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
-) -> Page {
-    match state.services.backup_create(&ctx.principal, &id).await {
-        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
-        Err(e) => database_refused(&state, ctx, &id, e).await,
-    }
-}
-
-/// `POST /console/w/{ws}/databases/{id}/restore`: `backup_id`, and the database's name typed.
-async fn database_restore(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
     Posted(ctx, f): Posted,
 ) -> Page {
-    let db = state
-        .services
-        .database_get(&ctx.principal, &id)
-        .await
-        .map_err(fail)?;
-    let typed = confirm_typed(&f, &db.name, "database", "restored", "restore the backup");
-    if let Err(notice) = typed {
-        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
-        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    if let Err(n) = confirm_ticked(&f, "deleted") {
+        return unconfirmed(n, |n| database_view(&state, ctx, &id, Some(n), None)).await;
     }
-    match state
-        .services
-        .database_restore(&ctx.principal, &id, &id, field(&f, "backup_id"))
-        .await
-    {
-        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
+    match state.services.connection_delete(&ctx.principal, &cid).await {
+        Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
 }
@@ -1265,7 +1339,7 @@ struct TokenView {
     name: String,
     hint: String,
     created_at: String,
-    expires_at: String,
+    expires_at: Option<String>,
 }
 
 #[derive(Template)]
@@ -1297,7 +1371,7 @@ async fn tokens_view(
             name: t.name,
             hint: t.value_hint,
             created_at: t.created_at,
-            expires_at: t.expires_at.unwrap_or_else(|| "never".to_string()),
+            expires_at: t.expires_at,
         })
         .collect();
     Ok(TokensTemplate {
@@ -1335,6 +1409,7 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> 
                 key: format!("token:{}", t.token.id),
                 title: format!("Service token {} was created.", t.token.name),
                 secret: t.value,
+                pooled: None,
             };
             let to = format!("{}/tokens", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
@@ -1347,8 +1422,11 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> 
 async fn token_delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(n) = confirm_ticked(&f, "deleted") {
+        return unconfirmed(n, |n| tokens_view(&state, ctx, String::new(), Some(n))).await;
+    }
     match state
         .services
         .service_token_delete(&ctx.principal, &ctx.nav.ws_id, &id)
@@ -1419,8 +1497,11 @@ async fn integrations_page(State(state): State<AppState>, ctx: Ctx) -> Page {
 async fn integration_revoke(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(n) = confirm_ticked(&f, "revoked") {
+        return unconfirmed(n, |n| integrations_view(&state, ctx, Some(n))).await;
+    }
     match state
         .services
         .integration_revoke(&ctx.principal, &ctx.nav.ws_id, None, Some(&id))

@@ -176,12 +176,28 @@ async fn console_flows_without_javascript() {
     assert!(bad.body.contains("class=\"alert error\""));
     assert!(!bad.body.contains("<rect "));
 
-    // Rotate: a new secret, shown once.
+    // Rotate: asks for its confirmation box; then a new secret, shown once.
     let cid = again.id_after(&format!("{db_url}/connections/"));
+    assert!(
+        again
+            .body
+            .contains("name=\"confirm\" value=\"yes\" required"),
+        "{}",
+        again.body
+    );
     let r = b
         .post(
             &format!("{db_url}/connections/{cid}/rotate"),
             &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Nothing was rotated"), "{}", r.body);
+    assert!(r.testid("secret").is_none());
+    let r = b
+        .post(
+            &format!("{db_url}/connections/{cid}/rotate"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -192,7 +208,7 @@ async fn console_flows_without_javascript() {
     let r = b
         .post(
             &format!("{db_url}/connections/{cid}/delete"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -295,6 +311,17 @@ async fn console_flows_without_javascript() {
             &[("csrf_token", &csrf)],
         )
         .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("ci-console"),
+        "not deleted without the box ticked"
+    );
+    let r = b
+        .post(
+            &format!("{tokens_url}/{tid}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(!b.get(&tokens_url).await.body.contains("ci-console"));
     let me = s
@@ -315,7 +342,7 @@ async fn console_flows_without_javascript() {
     let r = b
         .post(
             &format!("{integrations_url}/grant_nope/revoke"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

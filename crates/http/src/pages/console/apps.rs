@@ -158,6 +158,7 @@ async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Pa
                             c.client.name
                         ),
                         secret,
+                        pooled: None,
                     };
                     see_other_with(&state, &ctx, &to, flash)
                 }
