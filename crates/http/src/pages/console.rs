@@ -526,26 +526,16 @@ fn confirm_typed(
 /// A destructive button's confirmation: `Ok` when its form's `confirm` box was ticked (the
 /// box is `required`, so a browser does not send the form without it; without JavaScript
 /// too), else the notice to show (nothing was `done`).
-fn confirm_ticked(f: &HashMap<String, String>, done: &str) -> Result<(), Notice> {
+fn confirm_ticked(
+    f: &HashMap<String, String>,
+    done: &str,
+) -> Result<(), pgfleet_domain::DomainError> {
     if field(f, "confirm") == "yes" {
         return Ok(());
     }
-    Err(Notice {
-        message: format!("Nothing was {done}: the confirmation box was not ticked."),
-        hint: Some("Tick the box next to the button, then press the button again.".to_string()),
-        retry_after_secs: None,
-    })
-}
-
-/// The page of `view` with `notice`, answered 422 (a confirmation was missing).
-async fn unconfirmed<T, F>(notice: Notice, view: impl FnOnce(Notice) -> F) -> Page
-where
-    T: Template,
-    F: std::future::Future<Output = Result<T, Response>>,
-{
-    Ok(render(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &view(notice).await?,
+    Err(pgfleet_domain::DomainError::unprocessable(
+        format!("Nothing was {done}: the confirmation box was not ticked."),
+        Some("Tick the box next to the button, then press the button again.".to_string()),
     ))
 }
 
@@ -1296,7 +1286,7 @@ async fn connection_rotate(
     Posted(ctx, f): Posted,
 ) -> Page {
     if let Err(n) = confirm_ticked(&f, "rotated") {
-        return unconfirmed(n, |n| database_view(&state, ctx, &id, Some(n), None)).await;
+        return database_refused(&state, ctx, &id, n).await;
     }
     match state.services.connection_rotate(&ctx.principal, &cid).await {
         Ok(c) => {
@@ -1323,7 +1313,7 @@ async fn connection_delete(
     Posted(ctx, f): Posted,
 ) -> Page {
     if let Err(n) = confirm_ticked(&f, "deleted") {
-        return unconfirmed(n, |n| database_view(&state, ctx, &id, Some(n), None)).await;
+        return database_refused(&state, ctx, &id, n).await;
     }
     match state.services.connection_delete(&ctx.principal, &cid).await {
         Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
@@ -1425,7 +1415,7 @@ async fn token_delete(
     Posted(ctx, f): Posted,
 ) -> Page {
     if let Err(n) = confirm_ticked(&f, "deleted") {
-        return unconfirmed(n, |n| tokens_view(&state, ctx, String::new(), Some(n))).await;
+        return refused(n, |n| tokens_view(&state, ctx, String::new(), Some(n))).await;
     }
     match state
         .services
@@ -1500,7 +1490,7 @@ async fn integration_revoke(
     Posted(ctx, f): Posted,
 ) -> Page {
     if let Err(n) = confirm_ticked(&f, "revoked") {
-        return unconfirmed(n, |n| integrations_view(&state, ctx, Some(n))).await;
+        return refused(n, |n| integrations_view(&state, ctx, Some(n))).await;
     }
     match state
         .services

@@ -646,6 +646,14 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
             &[("csrf_token", &csrf)],
         )
         .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Nothing was removed"), "{}", r.body);
+    let r = admin
+        .post(
+            &format!("{members_url}/{carol_id}/remove"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 
     // Carol signs in (the password is hashed as sign-in expects) and has no workspace.
@@ -717,7 +725,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = bob
         .post(
             &format!("{members_url}/{carol_id}/remove"),
-            &[("csrf_token", &bob_csrf)],
+            &[("csrf_token", &bob_csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
@@ -727,7 +735,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = admin
         .post(
             &format!("{members_url}/{admin_id}/remove"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
@@ -736,7 +744,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = admin
         .post(
             &format!("{members_url}/{bob_id}/remove"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -856,6 +864,18 @@ async fn console_oauth_apps_and_status_fragment() {
     assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
     let r = b
         .post(&format!("{app_url}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not without its box ticked"
+    );
+    assert!(r.body.contains("Nothing was deleted"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{app_url}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(r.redirect_to(), apps_url.as_str());
     assert_eq!(b.get(&app_url).await.status, StatusCode::NOT_FOUND);

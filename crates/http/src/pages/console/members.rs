@@ -186,8 +186,11 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> P
 async fn member_remove(
     State(state): State<AppState>,
     Path((_, user)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(e) = super::confirm_ticked(&f, "removed") {
+        return refused(&state, ctx, e, |_| {}).await;
+    }
     match state
         .services
         .member_remove(ctx.signed.user_id(), &ctx.nav.ws_id, &user)
