@@ -20,8 +20,9 @@
 //! connection's. Times are shown in one format ([`Stamp`]).
 //!
 //! Lists show [`LIST_LIMIT`] items a page; longer ones get a "Next page" link carrying the
-//! services' opaque cursor (`?cursor=…`). Members ([`members`]) and OAuth apps ([`apps`]) have
-//! their own modules.
+//! services' opaque cursor (`?cursor=…`). Members ([`members`]), OAuth apps ([`apps`]),
+//! backups ([`backups`]), service tokens and integrations ([`tokens`]), the usage charts
+//! ([`usage`]) and the timestamp format ([`stamp`]) have their own modules.
 
 use std::collections::HashMap;
 
@@ -101,8 +102,11 @@ mod apps;
 mod backups;
 mod members;
 mod stamp;
+mod tokens;
+mod usage;
 
 use stamp::Stamp;
+use usage::{human_size, usage_view, UsageView};
 
 /// The console routes (merged into the page router).
 pub fn router() -> Router<AppState> {
@@ -147,17 +151,8 @@ pub fn router() -> Router<AppState> {
             "/console/w/{ws}/databases/{id}/connections/{cid}/delete",
             post(connection_delete),
         )
-        .route(
-            "/console/w/{ws}/tokens",
-            get(tokens_page).post(token_create),
-        )
-        .route("/console/w/{ws}/tokens/{id}/delete", post(token_delete))
-        .route("/console/w/{ws}/integrations", get(integrations_page))
-        .route(
-            "/console/w/{ws}/integrations/{id}/revoke",
-            post(integration_revoke),
-        )
         .merge(backups::router())
+        .merge(tokens::router())
         .merge(members::router())
         .merge(apps::router())
         .layer(axum::middleware::map_response(console_csp))
@@ -1027,158 +1022,6 @@ async fn database_view(
     })
 }
 
-/// Longest usage range the page charts, in days.
-const USAGE_MAX_DAYS: i64 = 31;
-/// Height of a chart's bars area, in SVG units.
-const CHART_H: i64 = 100;
-/// Room left of the bars for the y axis and its labels, in SVG units.
-const CHART_LEFT: i64 = 40;
-
-struct DayBar {
-    date: String,
-    label: String,
-    x: i64,
-    ops: i64,
-    ops_h: i64,
-    storage: String,
-    storage_h: i64,
-}
-
-/// The usage section: a range form and one bar per day (operations, storage).
-struct UsageView {
-    from: String,
-    to: String,
-    days: Vec<DayBar>,
-    /// Total width of a chart, and where its bars start (right of the y axis), in SVG units.
-    width: i64,
-    left: i64,
-    ops_total: i64,
-    ops_max: i64,
-    storage_max: String,
-    /// The storage quota (now), when there is one.
-    quota: Option<String>,
-    /// Over the quota now: writes are refused.
-    read_only: bool,
-    problem: Option<String>,
-}
-
-/// The range of `?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the last 7 days, UTC).
-fn usage_range(
-    query: Option<&str>,
-    today: chrono::NaiveDate,
-) -> Result<(chrono::NaiveDate, chrono::NaiveDate), String> {
-    let day = |name: &str, default: chrono::NaiveDate| -> Result<chrono::NaiveDate, String> {
-        match query_param(query, name).filter(|v| !v.trim().is_empty()) {
-            None => Ok(default),
-            Some(v) => chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
-                .map_err(|_| format!("{v:?} is not a date like 2025-01-31.")),
-        }
-    };
-    let to = day("to", today)?;
-    let from = day("from", to - chrono::Days::new(6))?;
-    if from > to {
-        return Err("The start of the range is after its end.".to_string());
-    }
-    if (to - from).num_days() >= USAGE_MAX_DAYS {
-        return Err(format!(
-            "Choose at most {USAGE_MAX_DAYS} days; the chart shows one bar per day."
-        ));
-    }
-    Ok((from, to))
-}
-
-/// Usage per day of the range, from the same service as `GET /v1/databases/{id}/usage`.
-async fn usage_view(
-    state: &AppState,
-    p: &Principal,
-    id: &str,
-    query: Option<&str>,
-) -> Result<UsageView, pgfleet_domain::DomainError> {
-    let today = state.services.clock().now().date_naive();
-    let mut view = UsageView {
-        from: query_param(query, "from").unwrap_or_default(),
-        to: query_param(query, "to").unwrap_or_default(),
-        days: Vec::new(),
-        width: 0,
-        left: CHART_LEFT,
-        ops_total: 0,
-        ops_max: 0,
-        storage_max: String::new(),
-        quota: None,
-        read_only: false,
-        problem: None,
-    };
-    let (from, to) = match usage_range(query, today) {
-        Ok(r) => r,
-        Err(problem) => {
-            view.problem = Some(problem);
-            return Ok(view);
-        }
-    };
-    view.from = from.to_string();
-    view.to = to.to_string();
-    let mut raw = Vec::new();
-    let mut d = from;
-    while d <= to {
-        let day = d.to_string();
-        let u = state
-            .services
-            .database_usage(p, id, Some(&day), Some(&day))
-            .await?;
-        let bytes = (u.metrics.storage.used * 1024.0 * 1024.0 * 1024.0).round() as i64;
-        view.quota = u
-            .metrics
-            .storage
-            .quota
-            .map(|q| human_size((q * 1024.0 * 1024.0 * 1024.0).round() as i64));
-        view.read_only = u.metrics.storage.read_only;
-        raw.push((day, u.metrics.operations.used, bytes));
-        d = d + chrono::Days::new(1);
-    }
-    let ops_max = raw.iter().map(|r| r.1).max().unwrap_or(0);
-    let storage_max = raw.iter().map(|r| r.2).max().unwrap_or(0);
-    let scale = |v: i64, max: i64| {
-        if max > 0 {
-            (v * CHART_H / max).max(i64::from(v > 0))
-        } else {
-            0
-        }
-    };
-    view.ops_total = raw.iter().map(|r| r.1).sum();
-    view.ops_max = ops_max;
-    view.storage_max = human_size(storage_max);
-    view.width = CHART_LEFT + raw.len() as i64 * 24 + 4;
-    view.days = raw
-        .into_iter()
-        .enumerate()
-        .map(|(i, (date, ops, bytes))| DayBar {
-            label: date.get(5..).unwrap_or_default().to_string(),
-            x: CHART_LEFT + i as i64 * 24 + 4,
-            ops_h: scale(ops, ops_max),
-            storage_h: scale(bytes, storage_max),
-            storage: human_size(bytes),
-            date,
-            ops,
-        })
-        .collect();
-    Ok(view)
-}
-
-fn human_size(bytes: i64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 async fn database_refused(
     state: &AppState,
     ctx: Ctx,
@@ -1318,211 +1161,5 @@ async fn connection_delete(
     match state.services.connection_delete(&ctx.principal, &cid).await {
         Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Service tokens
-
-struct TokenView {
-    id: String,
-    name: String,
-    hint: String,
-    created_at: String,
-    expires_at: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "console_tokens.html")]
-struct TokensTemplate {
-    chrome: Chrome,
-    nav: Nav,
-    tokens: Vec<TokenView>,
-    flash: Option<Flash>,
-    name: String,
-    error: Option<Notice>,
-}
-
-async fn tokens_view(
-    state: &AppState,
-    ctx: Ctx,
-    name: String,
-    error: Option<Notice>,
-) -> Result<TokensTemplate, Response> {
-    let tokens = state
-        .services
-        .service_tokens_list(&ctx.principal, &ctx.nav.ws_id, page())
-        .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(|t| TokenView {
-            id: t.id,
-            name: t.name,
-            hint: t.value_hint,
-            created_at: t.created_at,
-            expires_at: t.expires_at,
-        })
-        .collect();
-    Ok(TokensTemplate {
-        chrome: ctx.chrome(),
-        nav: ctx.nav,
-        tokens,
-        flash: None,
-        name,
-        error,
-    })
-}
-
-/// `GET /console/w/{ws}/tokens`
-async fn tokens_page(State(state): State<AppState>, ctx: Ctx) -> Page {
-    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("token:"));
-    let mut page = tokens_view(&state, ctx, String::new(), None).await?;
-    page.flash = flash.filter(|f| {
-        page.tokens
-            .iter()
-            .any(|t| f.key == format!("token:{}", t.id))
-    });
-    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
-}
-
-/// `POST /console/w/{ws}/tokens`
-async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
-    let name = field(&f, "name").to_string();
-    match state
-        .services
-        .service_token_create(&ctx.principal, &ctx.nav.ws_id, &name, None)
-        .await
-    {
-        Ok(t) => {
-            let flash = Flash {
-                key: format!("token:{}", t.token.id),
-                title: format!("Service token {} was created.", t.token.name),
-                secret: t.value,
-                pooled: None,
-            };
-            let to = format!("{}/tokens", ctx.base());
-            Ok(see_other_with(&state, &ctx, &to, flash))
-        }
-        Err(e) => refused(e, |n| tokens_view(&state, ctx, name, Some(n))).await,
-    }
-}
-
-/// `POST /console/w/{ws}/tokens/{id}/delete`
-async fn token_delete(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
-) -> Page {
-    if let Err(n) = confirm_ticked(&f, "deleted") {
-        return refused(n, |n| tokens_view(&state, ctx, String::new(), Some(n))).await;
-    }
-    match state
-        .services
-        .service_token_delete(&ctx.principal, &ctx.nav.ws_id, &id)
-        .await
-    {
-        Ok(()) => Ok(see_other(&format!("{}/tokens", ctx.base()))),
-        Err(e) => refused(e, |n| tokens_view(&state, ctx, String::new(), Some(n))).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Authorized integrations (OAuth grants on this workspace)
-
-struct IntegrationView {
-    id: String,
-    client_name: String,
-    client_id: String,
-    scopes: String,
-    user: String,
-    created_at: String,
-}
-
-#[derive(Template)]
-#[template(path = "console_integrations.html")]
-struct IntegrationsTemplate {
-    chrome: Chrome,
-    nav: Nav,
-    integrations: Vec<IntegrationView>,
-    error: Option<Notice>,
-}
-
-async fn integrations_view(
-    state: &AppState,
-    ctx: Ctx,
-    error: Option<Notice>,
-) -> Result<IntegrationsTemplate, Response> {
-    let integrations = state
-        .services
-        .integrations_list(&ctx.principal, &ctx.nav.ws_id, page())
-        .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(|i| IntegrationView {
-            id: i.id,
-            client_name: i.client.name,
-            client_id: i.client.id,
-            scopes: i.scopes.join(" "),
-            user: i.created_by_user.email,
-            created_at: i.created_at,
-        })
-        .collect();
-    Ok(IntegrationsTemplate {
-        chrome: ctx.chrome(),
-        nav: ctx.nav,
-        integrations,
-        error,
-    })
-}
-
-/// `GET /console/w/{ws}/integrations`
-async fn integrations_page(State(state): State<AppState>, ctx: Ctx) -> Page {
-    let page = integrations_view(&state, ctx, None).await?;
-    Ok(render(StatusCode::OK, &page))
-}
-
-/// `POST /console/w/{ws}/integrations/{id}/revoke`: its tokens stop working at once.
-async fn integration_revoke(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
-) -> Page {
-    if let Err(n) = confirm_ticked(&f, "revoked") {
-        return refused(n, |n| integrations_view(&state, ctx, Some(n))).await;
-    }
-    match state
-        .services
-        .integration_revoke(&ctx.principal, &ctx.nav.ws_id, None, Some(&id))
-        .await
-    {
-        Ok(()) => Ok(see_other(&format!("{}/integrations", ctx.base()))),
-        Err(e) => refused(e, |n| integrations_view(&state, ctx, Some(n))).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usage_ranges_are_checked() {
-        let today = chrono::NaiveDate::from_ymd_opt(2025, 3, 10).unwrap_or_default();
-        let r = usage_range(None, today).map(|(a, b)| (a.to_string(), b.to_string()));
-        assert_eq!(r, Ok(("2025-03-04".to_string(), "2025-03-10".to_string())));
-        let r = usage_range(Some("from=2025-02-01&to=2025-02-03"), today)
-            .map(|(a, b)| (a.to_string(), b.to_string()));
-        assert_eq!(r, Ok(("2025-02-01".to_string(), "2025-02-03".to_string())));
-        assert!(usage_range(Some("from=2025-02-05&to=2025-02-03"), today).is_err());
-        assert!(usage_range(Some("from=2025-01-01&to=2025-03-01"), today).is_err());
-        assert!(usage_range(Some("from=yesterday"), today).is_err());
-    }
-
-    #[test]
-    fn sizes_are_readable() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(2048), "2.0 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
     }
 }
