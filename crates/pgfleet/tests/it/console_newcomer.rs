@@ -1,7 +1,7 @@
 //! The console's newcomer edges, as a browser without JavaScript sees them: a new project's
 //! and a new database's default connection strings (direct and pooled) shown once with the
 //! direct/pooled toggle, both of which connect; one timestamp format (`<time datetime title>`);
-//! backups showing their kind and a live-status badge (with its status endpoint); "New
+//! backups showing their kind (on demand or scheduled) and a live-status badge (with its status endpoint); "New
 //! database from it" proposing `<db>-restore-<date>` and refusing a duplicate name.
 
 use reqwest::StatusCode;
@@ -173,6 +173,21 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
         "{}",
         page.body
     );
+
+    // A backup the schedule started says so (recorded as the scheduler records one).
+    let db_id = db_url.rsplit('/').next().unwrap_or_default();
+    pgfleet_storage::backups::insert(
+        s.services().store().pool(),
+        "bkp_fromtheschedule",
+        db_id,
+        "scheduled",
+        s.services().clock().now(),
+    )
+    .await
+    .unwrap();
+    let page = b.get(&db_url).await;
+    assert_eq!(page.testid("backup-kind").as_deref(), Some("scheduled"));
+    assert!(page.body.contains("data-testid=\"backup-kind\">on demand<"));
 
     s.stop().await;
 }
