@@ -13,6 +13,12 @@
 // password and adds/removes users; the new user signs in and sees only their workspace; a plain
 // member is told they cannot change members) and pagination of the projects list beyond 100
 // (101 projects made through the API, then the "Next page" link).
+// Newcomer edges: a new project's default connection strings shown once with a direct/pooled
+// toggle (both connect), relative times with the exact time on hover, chart axes and units,
+// rotate and token delete refused by the browser until their "sure" box is ticked, a backup's
+// kind and its status turning to completed without a reload, "New database from it" proposing
+// <db>-restore-<date>, and every main page at 390 px wide without horizontal scroll
+// (screenshots in the OS temp dir, pgfleet-console-390-*.png).
 //
 // Run (as scripts/test does; needs /usr/bin/chromium, which `scripts/setup --test` installs):
 //   cd tests/node && PGFLEET_BIN=$PWD/../../target/debug/pgfleet \
@@ -23,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import pg from 'pg';
@@ -178,6 +185,40 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('heading', { name: 'shop', level: 1 }).waitFor();
       state.projectUrl = page.url();
       assert.equal(await page.getByTestId('database-status').first().innerText(), 'ready');
+      // The default connection's strings, once: direct shown, pooled behind the toggle.
+      const direct = await secret();
+      assert.match(direct, /^postgres(ql)?:\/\//);
+      await page.getByText('shown only once').waitFor();
+      assert.equal(await page.getByTestId('secret-pooled').isVisible(), false);
+      await page.getByLabel('Pooled', { exact: true }).check();
+      assert.equal(await page.getByTestId('secret').isVisible(), false);
+      const pooled = (await page.getByTestId('secret-pooled').innerText()).trim();
+      assert.match(pooled, /^postgres(ql)?:\/\//);
+      assert.notEqual(pooled, direct);
+      await page.getByRole('button', { name: 'Copy pooled' }).click();
+      await page.getByRole('button', { name: 'Copied' }).waitFor();
+      assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), pooled);
+      await checkPage('project-created-secret');
+      await page.getByLabel('Direct', { exact: true }).check();
+      assert.equal(await page.getByTestId('secret').isVisible(), true);
+      for (const url of [direct, pooled]) {
+        const u = new URL(url);
+        const c = new pg.Client({
+          host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username),
+          password: decodeURIComponent(u.password), database: u.pathname.slice(1),
+          ssl: { rejectUnauthorized: false }, connectionTimeoutMillis: 15_000,
+        });
+        await c.connect();
+        await c.query('select 1');
+        await c.end();
+      }
+      await page.reload();
+      assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      // One timestamp format: relative, the exact time on hover.
+      const when = page.locator('td time').first();
+      assert.match(await when.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+      assert.ok(await when.getAttribute('datetime'));
+      assert.equal((await when.innerText()).trim(), 'just now');
       await checkPage('project');
       await page.getByRole('link', { name: 'Projects', exact: true }).click();
       await page.getByRole('link', { name: 'shop', exact: true }).waitFor();
@@ -196,6 +237,10 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByTestId('chart-operations').waitFor();
       await page.getByTestId('chart-storage').waitFor();
       assert.equal(await page.locator('svg[data-testid="chart-operations"] rect').count(), 7);
+      // Axes and units.
+      assert.equal(await page.locator('svg[data-testid="chart-operations"] line.axis').count(), 2);
+      assert.match(await page.getByTestId('chart-operations').textContent(), /0 ops[\s\S]*operations per day/);
+      assert.match(await page.getByTestId('chart-storage').textContent(), /0 B[\s\S]*storage used/);
       await page.getByLabel('From', { exact: true }).fill('2025-01-01');
       await page.getByLabel('To', { exact: true }).fill('2025-01-10');
       await page.getByRole('button', { name: 'Show' }).click();
@@ -219,9 +264,18 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await checkPage('database-secret');
       await page.reload();
       assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      // Rotate asks first: without its box ticked the browser does not send the form.
+      await page.getByRole('button', { name: 'Rotate the password of app' }).click();
+      await sleep(500);
+      assert.equal(await page.getByTestId('secret').count(), 0, 'rotated without confirmation');
+      await page.getByLabel('Confirm: rotate the password of app').check();
       await page.getByRole('button', { name: 'Rotate the password of app' }).click();
       const rotated = await secret();
       assert.notEqual(rotated, first);
+      await page.getByRole('button', { name: 'Delete app' }).click();
+      await sleep(300);
+      assert.equal(await page.getByRole('button', { name: 'Delete app' }).count(), 1, 'deleted without confirmation');
+      await page.getByLabel('Confirm: delete app').check();
       await page.getByRole('button', { name: 'Delete app' }).click();
       await page.getByRole('heading', { name: 'Connections' }).waitFor();
       assert.equal(await page.getByRole('button', { name: 'Delete app' }).count(), 0);
@@ -231,12 +285,17 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
   it('backs up now, creates a database from the backup and restores in place', async () => {
     await step('backups', async () => {
       await page.getByRole('button', { name: 'Back up now' }).click();
-      const deadline = Date.now() + 60_000;
-      while (!(await page.getByRole('button', { name: 'Restore' }).count())) {
-        assert.ok(Date.now() < deadline, 'the backup completes within 60 s');
-        await sleep(1000);
-        await page.reload();
-      }
+      await page.getByTestId('backup-status').first().waitFor();
+      assert.equal((await page.getByTestId('backup-kind').first().innerText()).trim(), 'on demand');
+      // Its status turns to completed on the page, without a reload.
+      await page.evaluate(() => { window.pgfleetSamePage = true; });
+      await page.waitForFunction(
+        () => document.querySelector('[data-testid="backup-status"]')?.textContent.trim() === 'completed',
+        null,
+        { timeout: 60_000 },
+      );
+      assert.equal(await page.evaluate(() => window.pgfleetSamePage), true, 'the page was not reloaded');
+      await page.reload();
       await checkPage('database-backups');
       // A wrong confirmation is refused on the page.
       await page.getByLabel(/to restore in place/).first().fill('not the name');
@@ -246,9 +305,15 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('button', { name: 'Restore' }).first().click();
       await page.getByRole('heading', { name: 'Connections' }).waitFor();
       assert.equal(await page.getByRole('alert').count(), 0, await page.locator('main').innerText());
+      // "New database from it" asks for a name: <db>-restore-<date> by default.
+      const today = new Date().toISOString().slice(0, 10);
+      const newName = page.getByLabel('Name of the new database').first();
+      assert.equal(await newName.inputValue(), `${state.dbName}-restore-${today}`);
       await page.getByRole('button', { name: 'New database from it' }).first().click();
       await page.getByRole('heading', { name: 'Connections' }).waitFor();
       assert.notEqual(page.url(), state.dbUrl);
+      assert.match(await page.locator('h1').innerText(), new RegExp(`^${state.dbName}-restore-${today}`));
+      await page.getByTestId('secret').waitFor();
       await checkPage('database-from-backup');
       // Not the default database: it can be deleted with its name typed.
       const name = (await page.locator('h1').innerText()).replace(/\s*(ready|provisioning|recovering|failure)\s*$/, '').trim();
@@ -327,10 +392,44 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.reload();
       assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
       await page.getByRole('button', { name: 'Delete ci-browser' }).click();
+      await sleep(300);
+      assert.equal(await page.getByRole('button', { name: 'Delete ci-browser' }).count(), 1, 'deleted without confirmation');
+      await page.getByLabel('Confirm: delete ci-browser').check();
+      await page.getByRole('button', { name: 'Delete ci-browser' }).click();
       await page.getByRole('heading', { name: 'Service tokens', level: 1 }).waitFor();
       assert.equal(await page.getByRole('button', { name: 'Delete ci-browser' }).count(), 0);
       const gone = await fetch(`${server.base}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(gone.status, 401);
+    });
+  });
+
+  it('fits a 390 px wide phone screen: no horizontal scroll, ids kept on one line', async () => {
+    await step('narrow', async () => {
+      await page.setViewportSize({ width: 390, height: 844 });
+      try {
+        const pages = {
+          projects: `${server.base}/console/w/${boot.workspace_id}/projects`,
+          project: state.projectUrl,
+          database: state.dbUrl,
+          tokens: `${server.base}/console/w/${boot.workspace_id}/tokens`,
+        };
+        for (const [name, url] of Object.entries(pages)) {
+          await page.goto(url);
+          await page.locator('h1').waitFor();
+          const width = await page.evaluate(() => document.documentElement.scrollWidth);
+          assert.ok(width <= 390, `${name}: scrollWidth ${width} > 390`);
+          const file = path.join(os.tmpdir(), `pgfleet-console-390-${name}.png`);
+          await page.screenshot({ path: file, fullPage: true });
+          assert.ok(fs.statSync(file).size > 0, file);
+        }
+        // An id in a table keeps one line (it scrolls with its table, not the page).
+        const code = page.locator('td code').first();
+        const lines = await code.evaluate((el) => el.getClientRects().length);
+        assert.equal(lines, 1, 'an id wrapped mid-token');
+        assert.deepEqual(reported, [], 'the browser reported problems');
+      } finally {
+        await page.setViewportSize({ width: 1280, height: 900 });
+      }
     });
   });
 
@@ -373,6 +472,7 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('button', { name: 'Save changes' }).click();
       await page.getByRole('heading', { name: 'Billing backend v2', level: 1 }).waitFor();
       await checkPage('app');
+      await page.getByLabel('Delete Billing backend v2 and revoke everything issued to it').check();
       await page.getByRole('button', { name: 'Delete app' }).click();
       await page.getByRole('heading', { name: 'OAuth apps', level: 1 }).waitFor();
       assert.equal(await page.getByText(clientId).count(), 0);
@@ -423,6 +523,7 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByLabel('E-mail of the user').fill('dana@example.com');
       await page.getByRole('button', { name: 'Add member' }).click();
       await page.getByRole('button', { name: 'Remove dana@example.com' }).waitFor();
+      await page.getByLabel('Confirm: remove dana@example.com').check();
       await page.getByRole('button', { name: 'Remove dana@example.com' }).click();
       await page.getByRole('heading', { name: 'Members', level: 1 }).waitFor();
       assert.equal(await page.getByRole('button', { name: 'Remove dana@example.com' }).count(), 0);

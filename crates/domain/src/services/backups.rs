@@ -30,7 +30,7 @@ use crate::reconciler::kind;
 use crate::{DomainError, Principal, Result, Services};
 
 impl Services {
-    fn backup_view(b: &BackupRow) -> Backup {
+    pub(crate) fn backup_view(b: &BackupRow) -> Backup {
         let status = match b.status.as_str() {
             s @ ("running" | "completed" | "failed") => s,
             _ => "unknown",

@@ -12,6 +12,7 @@ use crate::regions::Region;
 use crate::{Clock, Randomness};
 
 mod auth;
+pub mod backup_kinds;
 mod backups;
 mod capacity;
 mod connections;

@@ -37,12 +37,15 @@ pub(super) struct AppView {
     pub(super) client_type: String,
     pub(super) redirect_uris: Vec<String>,
     pub(super) created: String,
+    /// RFC 3339, for the console's relative time.
+    pub(super) created_at: String,
 }
 
 impl From<ClientRow> for AppView {
     fn from(c: ClientRow) -> Self {
         Self {
             created: show_time(&c.created_at),
+            created_at: pgfleet_api_types::ts(&c.created_at),
             id: c.id,
             workspace_id: c.workspace_id,
             name: c.name,

@@ -10,12 +10,20 @@
 //! `SameSite=Strict`, 5 minutes), like the OAuth app secret of [`super::apps`]; it is cleared
 //! as it is shown and never stored. `console.js` (served here, allowed by this router's CSP
 //! `script-src 'self'`) adds copy buttons and refreshes the status of databases that are
-//! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status`; without
-//! JavaScript everything works, by reloading the page.
+//! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status` (and of
+//! running backups, [`backups`]); without JavaScript everything works, by reloading the page.
+//!
+//! Destructive buttons of a table row (rotate, delete a connection or token, revoke) sit in a
+//! form with a `required` "sure" checkbox the server checks too ([`confirm_ticked`]); whole
+//! resources are deleted with their name typed ([`confirm_typed`]). A new project's or
+//! database's default connection strings (direct and pooled) are shown once, like a new
+//! connection's. Times are shown in one format ([`Stamp`]).
 //!
 //! Lists show [`LIST_LIMIT`] items a page; longer ones get a "Next page" link carrying the
-//! services' opaque cursor (`?cursor=…`). Members ([`members`]), OAuth apps ([`apps`]) and
-//! the server administrators' replicas page ([`replicas`]) have their own modules.
+//! services' opaque cursor (`?cursor=…`). Members ([`members`]), OAuth apps ([`apps`]),
+//! backups ([`backups`]), service tokens and integrations ([`tokens`]), the usage charts
+//! ([`usage`]), the timestamp format ([`stamp`]) and the server administrators' replicas
+//! page ([`replicas`]) have their own modules.
 
 use std::collections::HashMap;
 
@@ -29,7 +37,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use pgfleet_api_types::database::{CreateDatabase, Database, DatabaseSource, DatabaseStatus};
+use pgfleet_api_types::connection::Endpoints;
+use pgfleet_api_types::database::{
+    CreateDatabase, CreatedDatabase, Database, DatabaseSource, DatabaseStatus,
+};
 use pgfleet_api_types::project::{CreateProject, Project, UpdateProject};
 use pgfleet_api_types::region::RegionStatus;
 use pgfleet_api_types::Pagination;
@@ -64,13 +75,13 @@ document.querySelectorAll('button[data-copy]').forEach(function (b) {
     });
   });
 });
-// While a database status badge of the page says provisioning or recovering, ask its status
-// endpoint (a few bytes of text/plain) every 2 s and update the badge in place: typed input
-// and a secret shown on the page are kept.
+// While a status badge of the page says provisioning or recovering (a database) or running
+// (a backup), ask its status endpoint (a few bytes of text/plain) every 2 s and update the
+// badge in place: typed input and a secret shown on the page are kept.
 function pgfleetBusy() {
   return Array.prototype.filter.call(document.querySelectorAll('[data-status-url]'), function (e) {
     var s = e.textContent.trim();
-    return s === 'provisioning' || s === 'recovering';
+    return s === 'provisioning' || s === 'recovering' || s === 'running';
   });
 }
 function pgfleetPoll() {
@@ -89,8 +100,15 @@ pgfleetPoll();
 const LIST_LIMIT: i64 = 100;
 
 mod apps;
+mod backups;
 mod members;
 mod replicas;
+mod stamp;
+mod tokens;
+mod usage;
+
+use stamp::Stamp;
+use usage::{human_size, usage_view, UsageView};
 
 /// The console routes (merged into the page router).
 pub fn router() -> Router<AppState> {
@@ -135,24 +153,8 @@ pub fn router() -> Router<AppState> {
             "/console/w/{ws}/databases/{id}/connections/{cid}/delete",
             post(connection_delete),
         )
-        .route(
-            "/console/w/{ws}/databases/{id}/backups",
-            post(backup_create),
-        )
-        .route(
-            "/console/w/{ws}/databases/{id}/restore",
-            post(database_restore),
-        )
-        .route(
-            "/console/w/{ws}/tokens",
-            get(tokens_page).post(token_create),
-        )
-        .route("/console/w/{ws}/tokens/{id}/delete", post(token_delete))
-        .route("/console/w/{ws}/integrations", get(integrations_page))
-        .route(
-            "/console/w/{ws}/integrations/{id}/revoke",
-            post(integration_revoke),
-        )
+        .merge(backups::router())
+        .merge(tokens::router())
         .merge(members::router())
         .merge(apps::router())
         .merge(replicas::router())
@@ -193,6 +195,15 @@ pub(crate) struct Nav {
     section: &'static str,
     /// The user is a server administrator: the nav links the replicas page.
     server_admin: bool,
+    /// The injected clock's time when the page was asked for (relative timestamps).
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Nav {
+    /// An RFC 3339 time of an API shape in the console's one format (see [`Stamp`]).
+    fn when(&self, raw: &str) -> Stamp {
+        Stamp::parse(raw, self.now)
+    }
 }
 
 /// A signed-in member on the workspace of the URL (`/console/w/{ws}/…`), extracted before
@@ -339,6 +350,7 @@ async fn member(
             ws_name,
             section,
             server_admin: signed.info.user.is_admin,
+            now: state.services.clock().now(),
         },
         signed,
         sealed_flash: None,
@@ -386,6 +398,37 @@ struct Flash {
     key: String,
     title: String,
     secret: String,
+    /// The pooled connection string, next to a connection's direct one `secret` (the page
+    /// shows a direct/pooled toggle).
+    #[serde(default)]
+    pooled: Option<String>,
+}
+
+impl Flash {
+    /// A connection's credentials: its direct string and, when the pooler runs, its pooled one.
+    fn connection(key: String, title: String, direct: String, endpoints: &Endpoints) -> Self {
+        Self {
+            key,
+            title,
+            secret: direct,
+            pooled: endpoints
+                .pooled
+                .as_ref()
+                .and_then(|e| e.connection_string.clone()),
+        }
+    }
+
+    /// The default connection of a database just created (shown once, like a connection's).
+    fn created_database(key: String, title: String, created: &CreatedDatabase) -> Option<Self> {
+        let conn = created.database.connections.first()?;
+        let direct = conn
+            .endpoints
+            .direct
+            .as_ref()
+            .and_then(|e| e.connection_string.clone())
+            .or_else(|| created.connection_string.clone())?;
+        Some(Self::connection(key, title, direct, &conn.endpoints))
+    }
 }
 
 fn flash_key(session_token: &str) -> [u8; 32] {
@@ -480,6 +523,22 @@ fn confirm_typed(
         hint: Some(format!("Type {name} exactly to {act}.")),
         retry_after_secs: None,
     })
+}
+
+/// A destructive button's confirmation: `Ok` when its form's `confirm` box was ticked (the
+/// box is `required`, so a browser does not send the form without it; without JavaScript
+/// too), else the notice to show (nothing was `done`).
+fn confirm_ticked(
+    f: &HashMap<String, String>,
+    done: &str,
+) -> Result<(), pgfleet_domain::DomainError> {
+    if field(f, "confirm") == "yes" {
+        return Ok(());
+    }
+    Err(pgfleet_domain::DomainError::unprocessable(
+        format!("Nothing was {done}: the confirmation box was not ticked."),
+        Some("Tick the box next to the button, then press the button again.".to_string()),
+    ))
 }
 
 fn status_word(s: &DatabaseStatus) -> &'static str {
@@ -619,11 +678,20 @@ async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted) -
         ..CreateProject::default()
     };
     match state.services.project_create(&ctx.principal, body).await {
-        Ok(created) => Ok(see_other(&format!(
-            "{}/projects/{}",
-            ctx.base(),
-            created.project.id
-        ))),
+        Ok(created) => {
+            let to = format!("{}/projects/{}", ctx.base(), created.project.id);
+            let flash = created.database.as_ref().and_then(|d| {
+                let title = format!(
+                    "Project {} was created with its database {}. Its default connection:",
+                    created.project.name, d.database.name
+                );
+                Flash::created_database(format!("database:{}", d.database.id), title, d)
+            });
+            Ok(match flash {
+                Some(flash) => see_other_with(&state, &ctx, &to, flash),
+                None => see_other(&to),
+            })
+        }
         Err(e) => {
             refused(e, |n| {
                 projects_view(&state, ctx, name, &region, Some(n), None)
@@ -663,6 +731,8 @@ struct ProjectTemplate {
     project: Project,
     databases: Vec<DatabaseRow>,
     pager: Pager,
+    /// The default connection of the project or database just created.
+    flash: Option<Flash>,
     error: Option<Notice>,
 }
 
@@ -695,6 +765,7 @@ async fn project_view(
         project,
         databases,
         pager,
+        flash: None,
         error,
     })
 }
@@ -715,8 +786,14 @@ async fn project_page(
     Path((_, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Page {
-    let page = project_view(&state, ctx, &id, None, query.as_deref()).await?;
-    Ok(render(StatusCode::OK, &page))
+    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("database:"));
+    let mut page = project_view(&state, ctx, &id, None, query.as_deref()).await?;
+    page.flash = flash.filter(|f| {
+        page.databases
+            .iter()
+            .any(|d| f.key == format!("database:{}", d.id))
+    });
+    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
 }
 
 /// `POST /console/w/{ws}/projects/{id}/rename`
@@ -811,8 +888,21 @@ async fn database_create(
         },
         _ => return Err(PageError::bad_request("Unknown database source.").into_response()),
     };
+    let name = Some(field(&f, "name").trim().to_string()).filter(|n| !n.is_empty());
+    if let Some(n) = &name {
+        let taken = backups::project_names(&state, &ctx.principal, &id)
+            .await
+            .map_err(fail)?;
+        if taken.contains(n) {
+            let e = pgfleet_domain::DomainError::conflict(
+                format!("This project already has a database named {n}; nothing was created."),
+                Some("Choose another name for the new database.".to_string()),
+            );
+            return project_refused(&state, ctx, &id, e).await;
+        }
+    }
     let body = CreateDatabase {
-        name: Some(field(&f, "name").to_string()).filter(|n| !n.trim().is_empty()),
+        name,
         source: Some(source),
         ..CreateDatabase::default()
     };
@@ -821,11 +911,24 @@ async fn database_create(
         .database_create(&ctx.principal, &id, body)
         .await
     {
-        Ok(created) => Ok(see_other(&format!(
-            "{}/databases/{}",
-            ctx.base(),
-            created.database.id
-        ))),
+        Ok(created) => {
+            let to = format!("{}/databases/{}", ctx.base(), created.database.id);
+            let title = format!(
+                "Database {} was created. Its default connection:",
+                created.database.name
+            );
+            let key = created
+                .database
+                .default_connection_id
+                .clone()
+                .or_else(|| created.database.connections.first().map(|c| c.id.clone()))
+                .map(|c| format!("connection:{c}"))
+                .unwrap_or_default();
+            Ok(match Flash::created_database(key, title, &created) {
+                Some(flash) => see_other_with(&state, &ctx, &to, flash),
+                None => see_other(&to),
+            })
+        }
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
 }
@@ -842,13 +945,6 @@ struct ConnectionView {
     created_at: String,
 }
 
-struct BackupView {
-    id: String,
-    status: String,
-    size: String,
-    created_at: String,
-}
-
 #[derive(Template)]
 #[template(path = "console_database.html")]
 struct DatabaseTemplate {
@@ -861,7 +957,7 @@ struct DatabaseTemplate {
     /// Whether the pooled endpoint runs (its column and hint are shown).
     pooled_on: bool,
     pager: Pager,
-    backups: Vec<BackupView>,
+    backups: Vec<backups::BackupView>,
     usage: Option<UsageView>,
     flash: Option<Flash>,
     error: Option<Notice>,
@@ -909,25 +1005,14 @@ async fn database_view(
             created_at: c.created_at,
         })
         .collect();
-    let backups = state
-        .services
-        .backups_list(&ctx.principal, id, None)
-        .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(|b| BackupView {
-            size: b.size.map(human_size).unwrap_or_default(),
-            id: b.id,
-            status: b.status,
-            created_at: b.created_at,
-        })
-        .collect();
     let (project_id, project_name) = db
         .project
         .as_ref()
         .map(|p| (p.id.clone(), p.name.clone()))
         .unwrap_or_default();
+    let backups = backups::backup_views(state, &ctx.principal, id, &db.name, &project_id)
+        .await
+        .map_err(fail)?;
     Ok(DatabaseTemplate {
         chrome: ctx.chrome(),
         nav: ctx.nav,
@@ -942,153 +1027,6 @@ async fn database_view(
         flash: None,
         error,
     })
-}
-
-/// Longest usage range the page charts, in days.
-const USAGE_MAX_DAYS: i64 = 31;
-/// Height of a chart's bars area, in SVG units.
-const CHART_H: i64 = 100;
-
-struct DayBar {
-    date: String,
-    label: String,
-    x: i64,
-    ops: i64,
-    ops_h: i64,
-    storage: String,
-    storage_h: i64,
-}
-
-/// The usage section: a range form and one bar per day (operations, storage).
-struct UsageView {
-    from: String,
-    to: String,
-    days: Vec<DayBar>,
-    width: i64,
-    ops_total: i64,
-    ops_max: i64,
-    storage_max: String,
-    /// The storage quota (now), when there is one.
-    quota: Option<String>,
-    /// Over the quota now: writes are refused.
-    read_only: bool,
-    problem: Option<String>,
-}
-
-/// The range of `?from=YYYY-MM-DD&to=YYYY-MM-DD` (default: the last 7 days, UTC).
-fn usage_range(
-    query: Option<&str>,
-    today: chrono::NaiveDate,
-) -> Result<(chrono::NaiveDate, chrono::NaiveDate), String> {
-    let day = |name: &str, default: chrono::NaiveDate| -> Result<chrono::NaiveDate, String> {
-        match query_param(query, name).filter(|v| !v.trim().is_empty()) {
-            None => Ok(default),
-            Some(v) => chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
-                .map_err(|_| format!("{v:?} is not a date like 2025-01-31.")),
-        }
-    };
-    let to = day("to", today)?;
-    let from = day("from", to - chrono::Days::new(6))?;
-    if from > to {
-        return Err("The start of the range is after its end.".to_string());
-    }
-    if (to - from).num_days() >= USAGE_MAX_DAYS {
-        return Err(format!(
-            "Choose at most {USAGE_MAX_DAYS} days; the chart shows one bar per day."
-        ));
-    }
-    Ok((from, to))
-}
-
-/// Usage per day of the range, from the same service as `GET /v1/databases/{id}/usage`.
-async fn usage_view(
-    state: &AppState,
-    p: &Principal,
-    id: &str,
-    query: Option<&str>,
-) -> Result<UsageView, pgfleet_domain::DomainError> {
-    let today = state.services.clock().now().date_naive();
-    let mut view = UsageView {
-        from: query_param(query, "from").unwrap_or_default(),
-        to: query_param(query, "to").unwrap_or_default(),
-        days: Vec::new(),
-        width: 0,
-        ops_total: 0,
-        ops_max: 0,
-        storage_max: String::new(),
-        quota: None,
-        read_only: false,
-        problem: None,
-    };
-    let (from, to) = match usage_range(query, today) {
-        Ok(r) => r,
-        Err(problem) => {
-            view.problem = Some(problem);
-            return Ok(view);
-        }
-    };
-    view.from = from.to_string();
-    view.to = to.to_string();
-    let mut raw = Vec::new();
-    let mut d = from;
-    while d <= to {
-        let day = d.to_string();
-        let u = state
-            .services
-            .database_usage(p, id, Some(&day), Some(&day))
-            .await?;
-        let bytes = (u.metrics.storage.used * 1024.0 * 1024.0 * 1024.0).round() as i64;
-        view.quota = u
-            .metrics
-            .storage
-            .quota
-            .map(|q| human_size((q * 1024.0 * 1024.0 * 1024.0).round() as i64));
-        view.read_only = u.metrics.storage.read_only;
-        raw.push((day, u.metrics.operations.used, bytes));
-        d = d + chrono::Days::new(1);
-    }
-    let ops_max = raw.iter().map(|r| r.1).max().unwrap_or(0);
-    let storage_max = raw.iter().map(|r| r.2).max().unwrap_or(0);
-    let scale = |v: i64, max: i64| {
-        if max > 0 {
-            (v * CHART_H / max).max(i64::from(v > 0))
-        } else {
-            0
-        }
-    };
-    view.ops_total = raw.iter().map(|r| r.1).sum();
-    view.ops_max = ops_max;
-    view.storage_max = human_size(storage_max);
-    view.width = raw.len() as i64 * 24;
-    view.days = raw
-        .into_iter()
-        .enumerate()
-        .map(|(i, (date, ops, bytes))| DayBar {
-            label: date.get(5..).unwrap_or_default().to_string(),
-            x: i as i64 * 24 + 4,
-            ops_h: scale(ops, ops_max),
-            storage_h: scale(bytes, storage_max),
-            storage: human_size(bytes),
-            date,
-            ops,
-        })
-        .collect();
-    Ok(view)
-}
-
-fn human_size(bytes: i64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 async fn database_refused(
@@ -1178,11 +1116,12 @@ async fn connection_create(
         .await
     {
         Ok(c) => {
-            let flash = Flash {
-                key: format!("connection:{}", c.connection.id),
-                title: format!("Connection {} was created.", c.connection.name),
-                secret: c.connection_string,
-            };
+            let flash = Flash::connection(
+                format!("connection:{}", c.connection.id),
+                format!("Connection {} was created.", c.connection.name),
+                c.connection_string,
+                &c.connection.endpoints,
+            );
             let to = format!("{}/databases/{id}", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
         }
@@ -1194,18 +1133,22 @@ async fn connection_create(
 async fn connection_rotate(
     State(state): State<AppState>,
     Path((_, id, cid)): Path<(String, String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(n) = confirm_ticked(&f, "rotated") {
+        return database_refused(&state, ctx, &id, n).await;
+    }
     match state.services.connection_rotate(&ctx.principal, &cid).await {
         Ok(c) => {
-            let flash = Flash {
-                key: format!("connection:{}", c.connection.id),
-                title: format!(
+            let flash = Flash::connection(
+                format!("connection:{}", c.connection.id),
+                format!(
                     "The password of connection {} was rotated; the old one no longer works.",
                     c.connection.name
                 ),
-                secret: c.connection_string,
-            };
+                c.connection_string,
+                &c.connection.endpoints,
+            );
             let to = format!("{}/databases/{id}", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
         }
@@ -1217,247 +1160,13 @@ async fn connection_rotate(
 async fn connection_delete(
     State(state): State<AppState>,
     Path((_, id, cid)): Path<(String, String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(n) = confirm_ticked(&f, "deleted") {
+        return database_refused(&state, ctx, &id, n).await;
+    }
     match state.services.connection_delete(&ctx.principal, &cid).await {
         Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
-    }
-}
-
-/// `POST /console/w/{ws}/databases/{id}/backups`: back up now.
-async fn backup_create(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
-) -> Page {
-    match state.services.backup_create(&ctx.principal, &id).await {
-        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
-        Err(e) => database_refused(&state, ctx, &id, e).await,
-    }
-}
-
-/// `POST /console/w/{ws}/databases/{id}/restore`: `backup_id`, and the database's name typed.
-async fn database_restore(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
-) -> Page {
-    let db = state
-        .services
-        .database_get(&ctx.principal, &id)
-        .await
-        .map_err(fail)?;
-    let typed = confirm_typed(&f, &db.name, "database", "restored", "restore the backup");
-    if let Err(notice) = typed {
-        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
-        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
-    }
-    match state
-        .services
-        .database_restore(&ctx.principal, &id, &id, field(&f, "backup_id"))
-        .await
-    {
-        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
-        Err(e) => database_refused(&state, ctx, &id, e).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Service tokens
-
-struct TokenView {
-    id: String,
-    name: String,
-    hint: String,
-    created_at: String,
-    expires_at: String,
-}
-
-#[derive(Template)]
-#[template(path = "console_tokens.html")]
-struct TokensTemplate {
-    chrome: Chrome,
-    nav: Nav,
-    tokens: Vec<TokenView>,
-    flash: Option<Flash>,
-    name: String,
-    error: Option<Notice>,
-}
-
-async fn tokens_view(
-    state: &AppState,
-    ctx: Ctx,
-    name: String,
-    error: Option<Notice>,
-) -> Result<TokensTemplate, Response> {
-    let tokens = state
-        .services
-        .service_tokens_list(&ctx.principal, &ctx.nav.ws_id, page())
-        .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(|t| TokenView {
-            id: t.id,
-            name: t.name,
-            hint: t.value_hint,
-            created_at: t.created_at,
-            expires_at: t.expires_at.unwrap_or_else(|| "never".to_string()),
-        })
-        .collect();
-    Ok(TokensTemplate {
-        chrome: ctx.chrome(),
-        nav: ctx.nav,
-        tokens,
-        flash: None,
-        name,
-        error,
-    })
-}
-
-/// `GET /console/w/{ws}/tokens`
-async fn tokens_page(State(state): State<AppState>, ctx: Ctx) -> Page {
-    let (flash, clear) = take_flash(&ctx, |k| k.starts_with("token:"));
-    let mut page = tokens_view(&state, ctx, String::new(), None).await?;
-    page.flash = flash.filter(|f| {
-        page.tokens
-            .iter()
-            .any(|t| f.key == format!("token:{}", t.id))
-    });
-    Ok(render_clearing(&state, StatusCode::OK, &page, clear))
-}
-
-/// `POST /console/w/{ws}/tokens`
-async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
-    let name = field(&f, "name").to_string();
-    match state
-        .services
-        .service_token_create(&ctx.principal, &ctx.nav.ws_id, &name, None)
-        .await
-    {
-        Ok(t) => {
-            let flash = Flash {
-                key: format!("token:{}", t.token.id),
-                title: format!("Service token {} was created.", t.token.name),
-                secret: t.value,
-            };
-            let to = format!("{}/tokens", ctx.base());
-            Ok(see_other_with(&state, &ctx, &to, flash))
-        }
-        Err(e) => refused(e, |n| tokens_view(&state, ctx, name, Some(n))).await,
-    }
-}
-
-/// `POST /console/w/{ws}/tokens/{id}/delete`
-async fn token_delete(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
-) -> Page {
-    match state
-        .services
-        .service_token_delete(&ctx.principal, &ctx.nav.ws_id, &id)
-        .await
-    {
-        Ok(()) => Ok(see_other(&format!("{}/tokens", ctx.base()))),
-        Err(e) => refused(e, |n| tokens_view(&state, ctx, String::new(), Some(n))).await,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Authorized integrations (OAuth grants on this workspace)
-
-struct IntegrationView {
-    id: String,
-    client_name: String,
-    client_id: String,
-    scopes: String,
-    user: String,
-    created_at: String,
-}
-
-#[derive(Template)]
-#[template(path = "console_integrations.html")]
-struct IntegrationsTemplate {
-    chrome: Chrome,
-    nav: Nav,
-    integrations: Vec<IntegrationView>,
-    error: Option<Notice>,
-}
-
-async fn integrations_view(
-    state: &AppState,
-    ctx: Ctx,
-    error: Option<Notice>,
-) -> Result<IntegrationsTemplate, Response> {
-    let integrations = state
-        .services
-        .integrations_list(&ctx.principal, &ctx.nav.ws_id, page())
-        .await
-        .map_err(fail)?
-        .data
-        .into_iter()
-        .map(|i| IntegrationView {
-            id: i.id,
-            client_name: i.client.name,
-            client_id: i.client.id,
-            scopes: i.scopes.join(" "),
-            user: i.created_by_user.email,
-            created_at: i.created_at,
-        })
-        .collect();
-    Ok(IntegrationsTemplate {
-        chrome: ctx.chrome(),
-        nav: ctx.nav,
-        integrations,
-        error,
-    })
-}
-
-/// `GET /console/w/{ws}/integrations`
-async fn integrations_page(State(state): State<AppState>, ctx: Ctx) -> Page {
-    let page = integrations_view(&state, ctx, None).await?;
-    Ok(render(StatusCode::OK, &page))
-}
-
-/// `POST /console/w/{ws}/integrations/{id}/revoke`: its tokens stop working at once.
-async fn integration_revoke(
-    State(state): State<AppState>,
-    Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
-) -> Page {
-    match state
-        .services
-        .integration_revoke(&ctx.principal, &ctx.nav.ws_id, None, Some(&id))
-        .await
-    {
-        Ok(()) => Ok(see_other(&format!("{}/integrations", ctx.base()))),
-        Err(e) => refused(e, |n| integrations_view(&state, ctx, Some(n))).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usage_ranges_are_checked() {
-        let today = chrono::NaiveDate::from_ymd_opt(2025, 3, 10).unwrap_or_default();
-        let r = usage_range(None, today).map(|(a, b)| (a.to_string(), b.to_string()));
-        assert_eq!(r, Ok(("2025-03-04".to_string(), "2025-03-10".to_string())));
-        let r = usage_range(Some("from=2025-02-01&to=2025-02-03"), today)
-            .map(|(a, b)| (a.to_string(), b.to_string()));
-        assert_eq!(r, Ok(("2025-02-01".to_string(), "2025-02-03".to_string())));
-        assert!(usage_range(Some("from=2025-02-05&to=2025-02-03"), today).is_err());
-        assert!(usage_range(Some("from=2025-01-01&to=2025-03-01"), today).is_err());
-        assert!(usage_range(Some("from=yesterday"), today).is_err());
-    }
-
-    #[test]
-    fn sizes_are_readable() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(2048), "2.0 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
     }
 }

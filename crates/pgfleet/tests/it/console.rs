@@ -176,12 +176,28 @@ async fn console_flows_without_javascript() {
     assert!(bad.body.contains("class=\"alert error\""));
     assert!(!bad.body.contains("<rect "));
 
-    // Rotate: a new secret, shown once.
+    // Rotate: asks for its confirmation box; then a new secret, shown once.
     let cid = again.id_after(&format!("{db_url}/connections/"));
+    assert!(
+        again
+            .body
+            .contains("name=\"confirm\" value=\"yes\" required"),
+        "{}",
+        again.body
+    );
     let r = b
         .post(
             &format!("{db_url}/connections/{cid}/rotate"),
             &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Nothing was rotated"), "{}", r.body);
+    assert!(r.testid("secret").is_none());
+    let r = b
+        .post(
+            &format!("{db_url}/connections/{cid}/rotate"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -192,7 +208,7 @@ async fn console_flows_without_javascript() {
     let r = b
         .post(
             &format!("{db_url}/connections/{cid}/delete"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -295,6 +311,17 @@ async fn console_flows_without_javascript() {
             &[("csrf_token", &csrf)],
         )
         .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("ci-console"),
+        "not deleted without the box ticked"
+    );
+    let r = b
+        .post(
+            &format!("{tokens_url}/{tid}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(!b.get(&tokens_url).await.body.contains("ci-console"));
     let me = s
@@ -315,7 +342,7 @@ async fn console_flows_without_javascript() {
     let r = b
         .post(
             &format!("{integrations_url}/grant_nope/revoke"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -621,6 +648,14 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
             &[("csrf_token", &csrf)],
         )
         .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Nothing was removed"), "{}", r.body);
+    let r = admin
+        .post(
+            &format!("{members_url}/{carol_id}/remove"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 
     // Carol signs in (the password is hashed as sign-in expects) and has no workspace.
@@ -695,7 +730,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = bob
         .post(
             &format!("{members_url}/{carol_id}/remove"),
-            &[("csrf_token", &bob_csrf)],
+            &[("csrf_token", &bob_csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
@@ -705,7 +740,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = admin
         .post(
             &format!("{members_url}/{admin_id}/remove"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
@@ -714,7 +749,7 @@ async fn members_are_managed_by_admins_and_new_users_sign_in() {
     let r = admin
         .post(
             &format!("{members_url}/{bob_id}/remove"),
-            &[("csrf_token", &csrf)],
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -834,6 +869,18 @@ async fn console_oauth_apps_and_status_fragment() {
     assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
     let r = b
         .post(&format!("{app_url}/delete"), &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not without its box ticked"
+    );
+    assert!(r.body.contains("Nothing was deleted"), "{}", r.body);
+    let r = b
+        .post(
+            &format!("{app_url}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(r.redirect_to(), apps_url.as_str());
     assert_eq!(b.get(&app_url).await.status, StatusCode::NOT_FOUND);

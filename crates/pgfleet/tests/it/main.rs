@@ -20,6 +20,7 @@ mod backups_s3;
 mod capacity;
 mod client_sdk;
 mod console;
+mod console_newcomer;
 mod console_replicas;
 mod core_api;
 mod drain;

@@ -158,6 +158,7 @@ async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Pa
                             c.client.name
                         ),
                         secret,
+                        pooled: None,
                     };
                     see_other_with(&state, &ctx, &to, flash)
                 }
@@ -214,9 +215,14 @@ async fn app_update(
 async fn app_delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
     let client = workspace_app(&state, &ctx, &id).await?;
+    if let Err(e) = super::confirm_ticked(&f, "deleted") {
+        let (status, notice) = Notice::from_error(e);
+        let page = app_view(&state, ctx, client, None, Some(notice));
+        return Ok(render(status, &page));
+    }
     match state
         .services
         .oauth_client_delete(&ctx.nav.ws_id, &client.id)

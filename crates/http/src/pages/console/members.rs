@@ -18,7 +18,7 @@ use pgfleet_domain::DomainError;
 use super::{
     page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Pager, Posted,
 };
-use crate::pages::{fail, field, see_other, show_time, Chrome, Notice};
+use crate::pages::{fail, field, see_other, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -84,7 +84,7 @@ async fn members_view(
         .into_iter()
         .map(|m| MemberView {
             is_me: m.user_id == me,
-            since: show_time(&m.created_at),
+            since: pgfleet_api_types::ts(&m.created_at),
             user_id: m.user_id,
             email: m.email,
             role: m.role,
@@ -171,6 +171,7 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> P
                             c.user.email
                         ),
                         secret,
+                        pooled: None,
                     };
                     see_other_with(&state, &ctx, &to, flash)
                 }
@@ -185,8 +186,11 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> P
 async fn member_remove(
     State(state): State<AppState>,
     Path((_, user)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, f): Posted,
 ) -> Page {
+    if let Err(e) = super::confirm_ticked(&f, "removed") {
+        return refused(&state, ctx, e, |_| {}).await;
+    }
     match state
         .services
         .member_remove(ctx.signed.user_id(), &ctx.nav.ws_id, &user)

@@ -11,8 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use pgfleet_domain::services::replicas::ReplicaState;
 
-use super::{Ctx, Nav, Page};
-use crate::pages::{fail, render, show_time, Chrome};
+use super::{Ctx, Nav, Page, Stamp};
+use crate::pages::{fail, render, Chrome};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -23,8 +23,8 @@ struct ReplicaView {
     id: String,
     version: String,
     address: String,
-    started: String,
-    last_seen: String,
+    started: Stamp,
+    last_seen: Stamp,
     alive: bool,
     state: &'static str,
 }
@@ -39,6 +39,7 @@ struct ReplicasTemplate {
 
 /// `GET /console/w/{ws}/replicas`
 async fn replicas_page(State(state): State<AppState>, ctx: Ctx) -> Page {
+    let now = ctx.nav.now;
     let replicas = state
         .services
         .replicas_for(ctx.signed.user_id())
@@ -46,8 +47,8 @@ async fn replicas_page(State(state): State<AppState>, ctx: Ctx) -> Page {
         .map_err(fail)?
         .into_iter()
         .map(|r| ReplicaView {
-            started: show_time(&r.started_at),
-            last_seen: r.last_seen_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            started: Stamp::at(r.started_at, now),
+            last_seen: Stamp::at(r.last_seen_at, now),
             alive: r.state == ReplicaState::Alive,
             state: r.state.as_str(),
             id: r.id,

@@ -1,0 +1,60 @@
+//! Backups as the web console shows them: each with what started it (the schedule or a
+//! user, on demand), and one backup's current state for the console's live status. The
+//! `/v1` API's backup shape is the contract's and does not carry the trigger.
+
+use pgfleet_api_types::backup::Backup;
+use pgfleet_storage::backups;
+
+use crate::{DomainError, Principal, Result, Services};
+
+/// What started a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupTrigger {
+    /// The daily schedule (`backups.schedule`).
+    Scheduled,
+    /// A user or a client asked for it (`POST …/backups`, "Back up now").
+    OnDemand,
+}
+
+impl BackupTrigger {
+    fn of(stored: &str) -> Self {
+        match stored {
+            "scheduled" => Self::Scheduled,
+            _ => Self::OnDemand,
+        }
+    }
+}
+
+/// The newest backups of a database with their triggers, at most this many.
+const CONSOLE_BACKUPS: i64 = 25;
+
+impl Services {
+    /// The newest backups of a database the principal may see, newest first, with what
+    /// started each.
+    pub async fn backups_with_trigger(
+        &self,
+        p: &Principal,
+        database_id: &str,
+    ) -> Result<Vec<(Backup, BackupTrigger)>> {
+        let db = self.visible_database(p, database_id).await?;
+        let rows = backups::list(self.store().pool(), &db.id, CONSOLE_BACKUPS).await?;
+        Ok(rows
+            .iter()
+            .map(|b| (Self::backup_view(b), BackupTrigger::of(&b.trigger)))
+            .collect())
+    }
+
+    /// One backup of a database the principal may see (404 when it is not that database's).
+    pub async fn backup_get(
+        &self,
+        p: &Principal,
+        database_id: &str,
+        backup_id: &str,
+    ) -> Result<Backup> {
+        let db = self.visible_database(p, database_id).await?;
+        match backups::get(self.store().pool(), backup_id).await? {
+            Some(b) if b.database_id == db.id => Ok(Self::backup_view(&b)),
+            _ => Err(DomainError::not_found("backup", backup_id)),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! A database's backups in the console: the list (each with its kind, scheduled or on
+//! demand, and its status, polled live by `console.js` while it runs), "Back up now",
+//! restore in place (the database's name typed), and "New database from it" with a name
+//! asked up front: the default is `<database>-restore-<backup date>`, made unique among the
+//! project's databases, and a name the project already has is refused rather than
+//! duplicated.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use pgfleet_domain::services::backup_kinds::BackupTrigger;
+use pgfleet_domain::{DomainError, PageRequest, Principal};
+
+use super::{
+    confirm_typed, database_refused, database_view, human_size, Ctx, Page, Posted, LIST_LIMIT,
+};
+use crate::pages::{fail, field, render, see_other};
+use crate::AppState;
+
+/// Most pages of a project's databases read to know the names it has (100 a page).
+const NAME_PAGES: usize = 50;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console/w/{ws}/databases/{id}/backups",
+            post(backup_create),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/backups/{bid}/status",
+            get(backup_status),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/restore",
+            post(database_restore),
+        )
+}
+
+/// A backup row of the database page.
+pub(super) struct BackupView {
+    pub(super) id: String,
+    pub(super) status: String,
+    /// "scheduled" or "on demand".
+    pub(super) kind: &'static str,
+    pub(super) size: String,
+    pub(super) created_at: String,
+    /// The name "New database from it" proposes.
+    pub(super) new_name: String,
+}
+
+fn kind_word(t: BackupTrigger) -> &'static str {
+    match t {
+        BackupTrigger::Scheduled => "scheduled",
+        BackupTrigger::OnDemand => "on demand",
+    }
+}
+
+/// The names of a project's databases (every page, at most [`NAME_PAGES`]).
+pub(super) async fn project_names(
+    state: &AppState,
+    p: &Principal,
+    project_id: &str,
+) -> Result<HashSet<String>, DomainError> {
+    let mut names = HashSet::new();
+    let mut after = None;
+    for _ in 0..NAME_PAGES {
+        let list = state
+            .services
+            .project_databases_list(
+                p,
+                project_id,
+                PageRequest {
+                    after,
+                    limit: LIST_LIMIT,
+                },
+            )
+            .await?;
+        names.extend(list.data.into_iter().map(|d| d.name));
+        match list
+            .pagination
+            .next_cursor
+            .filter(|_| list.pagination.has_more)
+        {
+            Some(c) => after = PageRequest::parse(Some(&c), None, LIST_LIMIT)?.after,
+            None => break,
+        }
+    }
+    Ok(names)
+}
+
+/// `base`, or `base-2`, `base-3`, … : the first one not in `taken`.
+pub(super) fn unique_name(base: &str, taken: &HashSet<String>) -> String {
+    if !taken.contains(base) {
+        return base.to_string();
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|n| !taken.contains(n))
+        .unwrap_or_default()
+}
+
+/// The backups of database `id` (named `db_name`) of project `project_id`, newest first.
+pub(super) async fn backup_views(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    db_name: &str,
+    project_id: &str,
+) -> Result<Vec<BackupView>, DomainError> {
+    let rows = state.services.backups_with_trigger(p, id).await?;
+    let mut taken = if rows.is_empty() {
+        HashSet::new()
+    } else {
+        project_names(state, p, project_id).await?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(b, trigger)| {
+            let day = b.created_at.get(..10).unwrap_or_default();
+            let new_name = unique_name(&format!("{db_name}-restore-{day}"), &taken);
+            // Two backups of one day do not propose the same name.
+            taken.insert(new_name.clone());
+            BackupView {
+                size: b.size.map(human_size).unwrap_or_default(),
+                kind: kind_word(trigger),
+                id: b.id,
+                status: b.status,
+                created_at: b.created_at,
+                new_name,
+            }
+        })
+        .collect())
+}
+
+/// `POST /console/w/{ws}/databases/{id}/backups`: back up now.
+async fn backup_create(
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, _): Posted,
+) -> Page {
+    match state.services.backup_create(&ctx.principal, &id).await {
+        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `GET /console/w/{ws}/databases/{id}/backups/{bid}/status`: the status word alone
+/// (`text/plain`), polled by `console.js` while a backup runs.
+async fn backup_status(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((_, id, bid)): Path<(String, String, String)>,
+) -> Page {
+    let b = state
+        .services
+        .backup_get(&ctx.principal, &id, &bid)
+        .await
+        .map_err(fail)?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        b.status,
+    )
+        .into_response())
+}
+
+/// `POST /console/w/{ws}/databases/{id}/restore`: `backup_id`, and the database's name typed.
+async fn database_restore(
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted,
+) -> Page {
+    let db = state
+        .services
+        .database_get(&ctx.principal, &id)
+        .await
+        .map_err(fail)?;
+    let typed = confirm_typed(&f, &db.name, "database", "restored", "restore the backup");
+    if let Err(notice) = typed {
+        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    match state
+        .services
+        .database_restore(&ctx.principal, &id, &id, field(&f, "backup_id"))
+        .await
+    {
+        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposed_names_are_unique() {
+        let taken: HashSet<String> = ["a-restore-2025-01-02", "a-restore-2025-01-02-2"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(unique_name("b", &taken), "b");
+        assert_eq!(
+            unique_name("a-restore-2025-01-02", &taken),
+            "a-restore-2025-01-02-3"
+        );
+    }
+}
