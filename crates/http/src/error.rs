@@ -48,8 +48,9 @@ pub const CODES: &[&str] = &[
     "unavailable",
 ];
 
-/// An error on its way to becoming a response.
-#[derive(Debug)]
+/// An error on its way to becoming a response. The response keeps a copy in its extensions,
+/// so that [`crate::statuses::fit_to_operation`] can fit its status to the operation's list.
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -102,6 +103,21 @@ impl ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
+        match &e {
+            DomainError::Unavailable { detail, .. } => {
+                tracing::error!(%detail, "dependency unavailable")
+            }
+            DomainError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            _ => {}
+        }
+        Self::shape(e)
+    }
+}
+
+impl ApiError {
+    /// The status, code, message and hint of a domain error, without logging its detail
+    /// (`/v1/doc` builds its examples with it).
+    pub fn shape(e: DomainError) -> Self {
         use DomainError as D;
         let with = |status, code, message: String, hint: Option<String>| ApiError {
             status,
@@ -157,15 +173,13 @@ impl From<DomainError> for ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..with(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message, hint)
             },
-            D::Unavailable { message, detail } => {
-                tracing::error!(%detail, "dependency unavailable");
+            D::Unavailable { message, .. } => {
                 ApiError {
                     retry_after_secs: Some(UNAVAILABLE_RETRY_AFTER_SECS),
                     ..with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
                 }
             }
-            D::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            D::Internal(_) => {
                 with(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -177,16 +191,36 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// The same error answered with another status and code, when an operation does not list
+    /// the one it was made with (see [`crate::statuses`]). Every 401 names the scheme; not
+    /// `invalid_token`: the token itself is fine.
+    pub fn into_status(mut self, status: StatusCode, code: &'static str) -> Self {
+        self.status = status;
+        self.code = code;
+        if status == StatusCode::UNAUTHORIZED && self.www_authenticate.is_none() {
+            self.www_authenticate = Some(r#"Bearer realm="pgfleet""#);
+        }
+        self
+    }
+
+    /// The body clients see.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
-                message: self.message,
-                hint: self.hint,
+                message: self.message.clone(),
+                hint: self.hint.clone(),
             },
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut res = (self.status, axum::Json(body)).into_response();
+        res.extensions_mut().insert(self.clone());
         if let Some(v) = self.www_authenticate {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));

@@ -4,6 +4,7 @@
 
 pub mod docs;
 pub mod error;
+pub mod error_examples;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
@@ -11,5 +12,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod routes;
+pub mod statuses;
 
 pub use routes::{router, AppState};

@@ -17,10 +17,12 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
+use axum::http::{Method, StatusCode};
 use axum::Json;
 use pgfleet_api_types::{ErrorBody, ErrorDetail};
 use pgfleet_domain::services::oauth::{ADMIN_SCOPE, SCOPES};
 use pgfleet_domain::ServicesConfig;
+use utoipa::openapi::example::{Example, ExampleBuilder};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
@@ -34,11 +36,13 @@ use utoipa::openapi::server::ServerBuilder;
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::OpenApi;
 
+use crate::error_examples::{self, OperationShape};
 use crate::handlers::usage;
 use crate::handlers::{
     backups, connections, databases, integrations, me, projects, regions, service_tokens,
     workspaces,
 };
+use crate::statuses;
 use crate::AppState;
 
 /// The generated part of the document: every `/v1` operation and the schemas they use.
@@ -254,11 +258,6 @@ pub fn document(config: &ServicesConfig) -> Document {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme("bearer", bearer_scheme());
     components.add_security_scheme("oauth2", oauth2_scheme(&config.oauth.issuer));
-    for (name, description) in ERROR_RESPONSES {
-        components
-            .responses
-            .insert((*name).to_string(), RefOr::T(error_response(description)));
-    }
     set_enum(
         components.schemas.get_mut("ErrorDetail"),
         "code",
@@ -289,15 +288,16 @@ pub fn document(config: &ServicesConfig) -> Document {
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         let ops = [
-            (Verb::Read, item.get.as_mut()),
-            (Verb::Post, item.post.as_mut()),
-            (Verb::OtherWrite, item.put.as_mut()),
-            (Verb::OtherWrite, item.patch.as_mut()),
-            (Verb::OtherWrite, item.delete.as_mut()),
+            (Method::GET, Verb::Read, item.get.as_mut()),
+            (Method::POST, Verb::Post, item.post.as_mut()),
+            (Method::PUT, Verb::OtherWrite, item.put.as_mut()),
+            (Method::PATCH, Verb::OtherWrite, item.patch.as_mut()),
+            (Method::DELETE, Verb::OtherWrite, item.delete.as_mut()),
         ];
-        for (verb, op) in ops {
+        for (method, verb, op) in ops {
             if let Some(op) = op {
                 complete_operation(op, verb, has_path_params);
+                fit_error_responses(op, &method, path);
             }
         }
     }
@@ -408,9 +408,68 @@ fn complete_operation(op: &mut Operation, verb: Verb, has_path_params: bool) {
     wanted.push(("503", "Unavailable"));
     let responses = &mut op.responses.responses;
     for (status, name) in wanted {
+        let description = ERROR_RESPONSES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, d)| *d);
         responses
             .entry(status.to_string())
-            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    }
+}
+
+/// Drops the error statuses [`statuses::fit`] never lets this operation answer (they are
+/// answered with another status), and gives every error response the bodies the server
+/// really answers with it as named examples ([`crate::error_examples`]).
+fn fit_error_responses(op: &mut Operation, method: &Method, path: &str) {
+    let has_limit = op
+        .parameters
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p.name == "limit");
+    let shape = OperationShape {
+        method,
+        path,
+        has_body: op.request_body.is_some(),
+        has_limit,
+    };
+    let declared = statuses::operation(method, path);
+    let responses = &mut op.responses.responses;
+    responses.retain(|status, _| {
+        let (Some(d), Ok(status)) = (declared, status.parse::<StatusCode>()) else {
+            return true;
+        };
+        statuses::fit(status, d.statuses).is_none()
+    });
+    for (status, response) in responses.iter_mut() {
+        let (Ok(status), RefOr::T(response)) = (status.parse::<StatusCode>(), response) else {
+            continue;
+        };
+        if !status.is_client_error() && !status.is_server_error() {
+            continue;
+        }
+        let mut named: Vec<(String, RefOr<Example>)> = Vec::new();
+        for e in error_examples::examples(status, &shape) {
+            let mut name = e.code.to_string();
+            let mut n = 1;
+            while named.iter().any(|(k, _)| *k == name) {
+                n += 1;
+                name = format!("{}-{n}", e.code);
+            }
+            let value = serde_json::to_value(e.body()).ok();
+            let example = ExampleBuilder::new()
+                .summary(e.message.clone())
+                .value(value);
+            named.push((name, RefOr::T(example.build())));
+        }
+        response.content.insert(
+            "application/json".to_string(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .examples_from_iter(named)
+                .build(),
+        );
     }
 }
 

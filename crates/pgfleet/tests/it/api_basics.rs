@@ -279,9 +279,11 @@ async fn service_tokens_lifecycle_and_pagination() {
     )
     .await
     .assert_error(404, "not_found");
+    // The contract lists only 200 and 401 here: a workspace the credential cannot see is
+    // 401, with the code that says why (see `pgfleet_http::statuses`).
     s.get("/v1/workspaces/wksp_other/service-tokens")
         .await
-        .assert_error(404, "not_found");
+        .assert_error(401, "not_found");
 
     // 250 tokens, paged by 100: every one seen once, newest first, no secrets.
     for i in 0..248 {

@@ -1492,9 +1492,10 @@ async fn connections_api_creates_lists_without_secrets_and_validates() {
     )
     .await
     .assert_error(404, "not_found");
+    // The contract lists only 200 and 401 here (see `pgfleet_http::statuses`).
     s.get("/v1/databases/db_doesnotexist/connections")
         .await
-        .assert_error(404, "not_found");
+        .assert_error(401, "not_found");
     s.get("/v1/connections/con_doesnotexist")
         .await
         .assert_error(404, "not_found");
