@@ -157,7 +157,7 @@ async fn routing_and_body_errors() {
         .unwrap()
         .to_string();
     let path = format!("/v1/workspaces/{ws}/service-tokens");
-    // Malformed JSON says what is wrong.
+    // Malformed JSON says what is wrong (422: the operation lists 422 and not 400).
     let r = Resp::from(
         s.req(Method::POST, &path)
             .header("content-type", "application/json")
@@ -167,7 +167,7 @@ async fn routing_and_body_errors() {
             .unwrap(),
     )
     .await;
-    r.assert_error(400, "bad_request");
+    r.assert_error(422, "validation_error");
     assert!(
         r.body["error"]["message"]
             .as_str()
@@ -178,7 +178,7 @@ async fn routing_and_body_errors() {
     );
     // Wrong shape.
     let r = s.post(&path, json!({"nome": "x"})).await;
-    r.assert_error(400, "bad_request");
+    r.assert_error(422, "validation_error");
     assert!(
         r.body["error"]["message"]
             .as_str()
