@@ -8,6 +8,7 @@
 //! | 400 | `bad_request` | malformed JSON, a wrong parameter or field |
 //! | 401 | `unauthorized` | no credential was sent |
 //! | 401 | `authentication-failed` | the credential is unknown, malformed, expired or revoked |
+//! | 401 | `not_found` | an unknown resource (or one the caller may not see) on an operation whose contract lists no 404 (see [`crate::statuses`]) |
 //! | 403 | `forbidden` | the credential may not do this |
 //! | 403 | `insufficient_scope` | an OAuth access token without `workspace:admin` |
 //! | 404 | `not_found` | unknown resource (or one the caller may not see), unknown route |
@@ -15,7 +16,7 @@
 //! | 409 | `conflict` | the resource's state does not allow this now |
 //! | 413 | `payload_too_large` | the body is over the size cap |
 //! | 415 | `unsupported_media_type` | a write whose body, or declared `Content-Type`, is not JSON |
-//! | 422 | `validation_error` | a well-formed value that cannot be accepted |
+//! | 422 | `validation_error` | a well-formed value that cannot be accepted; any input error (malformed JSON included) on an operation whose contract lists 422 and not 400 (and the reverse: 400 for the 422s of one that lists 400 and not 422; see [`crate::statuses`]) |
 //! | 429 | `too_many_requests` | password hashing is at capacity, or the client address is blocked after failed sign-ins; `Retry-After` says when to try again |
 //! | 500 | `internal_error` | a bug; details are in the server log under the request id |
 //! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable; `Retry-After` says when to try again |

@@ -46,82 +46,103 @@ fn serde_sentence<T: serde::de::DeserializeOwned>(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An example's name in the document (the situation it shows) and the error.
+pub type Named = (&'static str, ApiError);
+
 /// The errors answered with `status` before fitting.
-fn native(status: StatusCode, op: &OperationShape<'_>) -> Vec<ApiError> {
+fn native(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
     let (what, id) = resource(op.path);
-    let domain = |e: DomainError| ApiError::shape(e);
+    let domain = ApiError::shape;
     match status {
         StatusCode::BAD_REQUEST => {
             let mut v = Vec::new();
             if op.has_limit {
                 if let Err(e) = PageRequest::parse(None, Some("0"), 100) {
-                    v.push(domain(e));
+                    v.push(("bad_limit", domain(e)));
                 }
             }
             if op.has_body {
-                v.push(extract::body_not_json(
-                    &serde_sentence::<serde_json::Value>("{"),
-                ));
-                v.push(extract::body_does_not_fit(&serde_sentence::<String>("42")));
+                let not_json = serde_sentence::<serde_json::Value>("{");
+                v.push(("malformed_json", extract::body_not_json(&not_json)));
+                let wrong = serde_sentence::<String>("42");
+                v.push(("wrong_type", extract::body_does_not_fit(&wrong)));
             }
-            v.push(domain(DomainError::nul_parameter()));
+            v.push(("nul_character", domain(DomainError::nul_parameter())));
             v
         }
         StatusCode::UNAUTHORIZED => vec![
-            domain(DomainError::Unauthenticated(AuthFailure::Missing)),
-            domain(DomainError::Unauthenticated(AuthFailure::Invalid)),
+            (
+                "no_token",
+                domain(DomainError::Unauthenticated(AuthFailure::Missing)),
+            ),
+            (
+                "invalid_token",
+                domain(DomainError::Unauthenticated(AuthFailure::Invalid)),
+            ),
         ],
         StatusCode::FORBIDDEN => {
-            let mut v = vec![domain(DomainError::Unauthenticated(
-                AuthFailure::InsufficientScope,
-            ))];
+            let scope = DomainError::Unauthenticated(AuthFailure::InsufficientScope);
+            let mut v = vec![("insufficient_scope", domain(scope))];
             if *op.method == Method::DELETE && what == "Database" {
-                v.push(domain(DomainError::forbidden(
+                let e = DomainError::forbidden(
                     "Cannot delete the default database of a project",
                     Some("Delete the project instead.".to_string()),
-                )));
+                );
+                v.push(("default_database", domain(e)));
             }
             v
         }
-        StatusCode::NOT_FOUND => vec![domain(DomainError::not_found(what, id))],
+        StatusCode::NOT_FOUND => vec![("not_found", domain(DomainError::not_found(what, id)))],
         StatusCode::CONFLICT if *op.method == Method::POST => {
-            vec![domain(DomainError::conflict(
+            let e = DomainError::conflict(
                 "A request with this Idempotency-Key is still being processed",
                 Some("Retry later with the same key to get its response.".to_string()),
-            ))]
+            );
+            vec![("idempotency_key_in_use", domain(e))]
         }
-        StatusCode::CONFLICT => vec![domain(DomainError::conflict(
-            format!("Database {id} is provisioning; its connections cannot change now"),
-            None,
-        ))],
-        StatusCode::PAYLOAD_TOO_LARGE => vec![extract::payload_too_large()],
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => vec![extract::unsupported_media_type()],
+        StatusCode::CONFLICT => {
+            let e = DomainError::conflict(
+                format!("Database {id} is provisioning; its connections cannot change now"),
+                None,
+            );
+            vec![("not_now", domain(e))]
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => vec![("too_large", extract::payload_too_large())],
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => vec![("not_json", extract::unsupported_media_type())],
         StatusCode::UNPROCESSABLE_ENTITY if op.path.ends_with("/service-tokens") => {
-            vec![domain(DomainError::unprocessable(
+            let e = DomainError::unprocessable(
                 "expiresAt \"tomorrow\" is not an RFC 3339 date-time",
                 Some("Use a form like 2030-01-31T00:00:00Z.".to_string()),
-            ))]
+            );
+            vec![("bad_expires_at", domain(e))]
         }
         StatusCode::UNPROCESSABLE_ENTITY if op.path.contains("databases") => {
-            vec![domain(DomainError::unprocessable(
+            let e = DomainError::unprocessable(
                 "Backup bkp_3Vt8n2Rd is not readable (missing or corrupted archive)",
                 Some("Choose another backup.".to_string()),
-            ))]
+            );
+            vec![("unreadable_backup", domain(e))]
         }
-        // The other operations have no 422 of their own: any is fitted from a 400 above.
+        // The other operations have no 422 of their own: any is fitted from a 400
+        // ([`examples`]).
         StatusCode::UNPROCESSABLE_ENTITY => Vec::new(),
-        StatusCode::INTERNAL_SERVER_ERROR => vec![domain(DomainError::internal("example"))],
-        StatusCode::SERVICE_UNAVAILABLE => vec![domain(DomainError::Unavailable {
-            message: "The metadata store is not reachable right now".to_string(),
-            detail: String::new(),
-        })],
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            vec![("bug", domain(DomainError::internal("example")))]
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            let e = DomainError::Unavailable {
+                message: "The metadata store is not reachable right now".to_string(),
+                detail: String::new(),
+            };
+            vec![("metadata_store_down", domain(e))]
+        }
         _ => Vec::new(),
     }
 }
 
-/// The errors an operation answers with `status`: its own, and those fitted to it from a
-/// status the operation does not list (see [`statuses::fit`]).
-pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<ApiError> {
+/// The errors an operation answers with `status`, named: its own, and those fitted to it
+/// from a status the operation does not list (see [`statuses::fit`]).
+pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
     let declared: Option<&Operation> = statuses::operation(op.method, op.path);
     let mut out = Vec::new();
     if let Some(d) = declared {
@@ -132,9 +153,9 @@ pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<ApiError> {
         ] {
             if let Some((to, code)) = statuses::fit(from, d.statuses) {
                 if to == status {
-                    for e in native(from, op) {
+                    for (name, e) in native(from, op) {
                         let code = code.unwrap_or(e.code);
-                        out.push(e.into_status(to, code));
+                        out.push((name, e.into_status(to, code)));
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! The HTTP layer: one route table ([`routes::router`]), thin handlers (extract → authorize →
 //! call a service → serialize), the extractors that turn bad input into contract-shaped
-//! errors, and the one place that maps errors to statuses ([`error`]).
+//! errors, the one place that maps errors to statuses ([`error`]) and the one rule that fits
+//! a status to the list the contract gives its operation ([`statuses`]).
 
 pub mod docs;
 pub mod error;

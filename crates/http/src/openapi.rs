@@ -8,7 +8,10 @@
 //!   authorization code flow with PKCE of this server's own authorization server, at the
 //!   configured issuer), offered as alternatives on every operation;
 //! * the error responses every `/v1` operation can give, each with the [`ErrorBody`] schema,
-//!   whose `code` is the closed list of [`crate::error::CODES`];
+//!   whose `code` is the closed list of [`crate::error::CODES`], and the bodies the server
+//!   really answers as named examples ([`crate::error_examples`]); a status the operation's
+//!   contract entry does not list and that [`crate::statuses::fit`] answers as another one is
+//!   left out (e.g. no 400 where the contract lists 422 only);
 //! * the optional `Idempotency-Key` header on every `POST`;
 //! * region enums: the contract's region ids and those configured here;
 //! * the server's rules for names and `logicalId`s as `minLength`/`maxLength`/`pattern`;
@@ -450,18 +453,12 @@ fn fit_error_responses(op: &mut Operation, method: &Method, path: &str) {
             continue;
         }
         let mut named: Vec<(String, RefOr<Example>)> = Vec::new();
-        for e in error_examples::examples(status, &shape) {
-            let mut name = e.code.to_string();
-            let mut n = 1;
-            while named.iter().any(|(k, _)| *k == name) {
-                n += 1;
-                name = format!("{}-{n}", e.code);
-            }
+        for (name, e) in error_examples::examples(status, &shape) {
             let value = serde_json::to_value(e.body()).ok();
             let example = ExampleBuilder::new()
                 .summary(e.message.clone())
                 .value(value);
-            named.push((name, RefOr::T(example.build())));
+            named.push((name.to_string(), RefOr::T(example.build())));
         }
         response.content.insert(
             "application/json".to_string(),
@@ -482,7 +479,8 @@ const ERROR_RESPONSES: &[(&str, &str)] = &[
     (
         "Unauthorized",
         "`unauthorized`: no credential was sent; `authentication-failed`: the credential is \
-         unknown, malformed, expired or revoked.",
+         unknown, malformed, expired or revoked; `not_found` (only where the operation lists \
+         no 404): the credential cannot see the named resource.",
     ),
     (
         "Forbidden",
