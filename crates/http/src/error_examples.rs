@@ -5,6 +5,9 @@
 
 use axum::http::{Method, StatusCode};
 use pgfleet_domain::{AuthFailure, DomainError, PageRequest};
+use utoipa::openapi::example::{Example, ExampleBuilder};
+use utoipa::openapi::path::Operation as DocOperation;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use crate::error::ApiError;
 use crate::extract;
@@ -163,4 +166,121 @@ pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
     }
     out.extend(native(status, op));
     out
+}
+
+/// Drops the error statuses [`statuses::fit`] never lets this operation answer (they are
+/// answered with another status), and gives every error response the bodies the server
+/// really answers with it as named examples ([`examples`]).
+pub fn complete(op: &mut DocOperation, method: &Method, path: &str) {
+    let has_limit = op
+        .parameters
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|p| p.name == "limit");
+    let shape = OperationShape {
+        method,
+        path,
+        has_body: op.request_body.is_some(),
+        has_limit,
+    };
+    let declared = statuses::operation(method, path);
+    let responses = &mut op.responses.responses;
+    responses.retain(|status, _| {
+        let (Some(d), Ok(status)) = (declared, status.parse::<StatusCode>()) else {
+            return true;
+        };
+        statuses::fit(status, d.statuses).is_none()
+    });
+    for (status, response) in responses.iter_mut() {
+        let (Ok(status), RefOr::T(response)) = (status.parse::<StatusCode>(), response) else {
+            continue;
+        };
+        if !status.is_client_error() && !status.is_server_error() {
+            continue;
+        }
+        let mut named: Vec<(String, RefOr<Example>)> = Vec::new();
+        for (name, e) in examples(status, &shape) {
+            let value = serde_json::to_value(e.body()).ok();
+            let example = ExampleBuilder::new()
+                .summary(e.message.clone())
+                .value(value);
+            named.push((name.to_string(), RefOr::T(example.build())));
+        }
+        response.content.insert(
+            "application/json".to_string(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .examples_from_iter(named)
+                .build(),
+        );
+    }
+}
+
+/// Shared error responses, by component name: every one carries an [`ErrorBody`].
+const ERROR_RESPONSES: &[(&str, &str)] = &[
+    (
+        "BadRequest",
+        "`bad_request`: malformed JSON, a wrong parameter or field, a bad `limit` or `cursor`.",
+    ),
+    (
+        "Unauthorized",
+        "`unauthorized`: no credential was sent; `authentication-failed`: the credential is \
+         unknown, malformed, expired or revoked; `not_found` (only where the operation lists \
+         no 404): the credential cannot see the named resource.",
+    ),
+    (
+        "Forbidden",
+        "`forbidden`: the credential may not do this; `insufficient_scope`: an OAuth access \
+         token without `workspace:admin`.",
+    ),
+    (
+        "NotFound",
+        "`not_found`: the resource does not exist or the caller may not see it.",
+    ),
+    (
+        "Conflict",
+        "`conflict`: the resource's state does not allow this now, or the `Idempotency-Key` \
+         was used with another body or its first request still runs.",
+    ),
+    (
+        "PayloadTooLarge",
+        "`payload_too_large`: the body is over this server's size cap.",
+    ),
+    (
+        "UnsupportedMediaType",
+        "`unsupported_media_type`: a body, or a `Content-Type`, that is not \
+         `application/json`.",
+    ),
+    (
+        "ValidationError",
+        "`validation_error`: a well-formed value that cannot be accepted.",
+    ),
+    (
+        "InternalError",
+        "`internal_error`: a bug; the server log has the details under the response's \
+         `x-request-id`.",
+    ),
+    (
+        "Unavailable",
+        "`unavailable`: the metadata store or a Postgres server is not reachable; retry.",
+    ),
+];
+
+/// An error response of one of the [`ERROR_RESPONSES`] kinds, by name; its examples are
+/// added by [`complete`].
+pub fn error_response(name: &str) -> utoipa::openapi::Response {
+    let description = ERROR_RESPONSES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, d)| *d);
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }

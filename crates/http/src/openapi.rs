@@ -20,12 +20,11 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::Json;
 use pgfleet_api_types::{ErrorBody, ErrorDetail};
 use pgfleet_domain::services::oauth::{ADMIN_SCOPE, SCOPES};
 use pgfleet_domain::ServicesConfig;
-use utoipa::openapi::example::{Example, ExampleBuilder};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
@@ -36,16 +35,15 @@ use utoipa::openapi::security::{
     SecurityScheme,
 };
 use utoipa::openapi::server::ServerBuilder;
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::OpenApi;
 
-use crate::error_examples::{self, OperationShape};
+use crate::error_examples;
 use crate::handlers::usage;
 use crate::handlers::{
     backups, connections, databases, integrations, me, projects, regions, service_tokens,
     workspaces,
 };
-use crate::statuses;
 use crate::AppState;
 
 /// The generated part of the document: every `/v1` operation and the schemas they use.
@@ -300,7 +298,7 @@ pub fn document(config: &ServicesConfig) -> Document {
         for (method, verb, op) in ops {
             if let Some(op) = op {
                 complete_operation(op, verb, has_path_params);
-                fit_error_responses(op, &method, path);
+                error_examples::complete(op, &method, path);
             }
         }
     }
@@ -411,125 +409,10 @@ fn complete_operation(op: &mut Operation, verb: Verb, has_path_params: bool) {
     wanted.push(("503", "Unavailable"));
     let responses = &mut op.responses.responses;
     for (status, name) in wanted {
-        let description = ERROR_RESPONSES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, d)| *d);
         responses
             .entry(status.to_string())
-            .or_insert_with(|| RefOr::T(error_response(description)));
+            .or_insert_with(|| RefOr::T(error_examples::error_response(name)));
     }
-}
-
-/// Drops the error statuses [`statuses::fit`] never lets this operation answer (they are
-/// answered with another status), and gives every error response the bodies the server
-/// really answers with it as named examples ([`crate::error_examples`]).
-fn fit_error_responses(op: &mut Operation, method: &Method, path: &str) {
-    let has_limit = op
-        .parameters
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|p| p.name == "limit");
-    let shape = OperationShape {
-        method,
-        path,
-        has_body: op.request_body.is_some(),
-        has_limit,
-    };
-    let declared = statuses::operation(method, path);
-    let responses = &mut op.responses.responses;
-    responses.retain(|status, _| {
-        let (Some(d), Ok(status)) = (declared, status.parse::<StatusCode>()) else {
-            return true;
-        };
-        statuses::fit(status, d.statuses).is_none()
-    });
-    for (status, response) in responses.iter_mut() {
-        let (Ok(status), RefOr::T(response)) = (status.parse::<StatusCode>(), response) else {
-            continue;
-        };
-        if !status.is_client_error() && !status.is_server_error() {
-            continue;
-        }
-        let mut named: Vec<(String, RefOr<Example>)> = Vec::new();
-        for (name, e) in error_examples::examples(status, &shape) {
-            let value = serde_json::to_value(e.body()).ok();
-            let example = ExampleBuilder::new()
-                .summary(e.message.clone())
-                .value(value);
-            named.push((name.to_string(), RefOr::T(example.build())));
-        }
-        response.content.insert(
-            "application/json".to_string(),
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .examples_from_iter(named)
-                .build(),
-        );
-    }
-}
-
-/// Shared error responses, by component name: every one carries an [`ErrorBody`].
-const ERROR_RESPONSES: &[(&str, &str)] = &[
-    (
-        "BadRequest",
-        "`bad_request`: malformed JSON, a wrong parameter or field, a bad `limit` or `cursor`.",
-    ),
-    (
-        "Unauthorized",
-        "`unauthorized`: no credential was sent; `authentication-failed`: the credential is \
-         unknown, malformed, expired or revoked; `not_found` (only where the operation lists \
-         no 404): the credential cannot see the named resource.",
-    ),
-    (
-        "Forbidden",
-        "`forbidden`: the credential may not do this; `insufficient_scope`: an OAuth access \
-         token without `workspace:admin`.",
-    ),
-    (
-        "NotFound",
-        "`not_found`: the resource does not exist or the caller may not see it.",
-    ),
-    (
-        "Conflict",
-        "`conflict`: the resource's state does not allow this now, or the `Idempotency-Key` \
-         was used with another body or its first request still runs.",
-    ),
-    (
-        "PayloadTooLarge",
-        "`payload_too_large`: the body is over this server's size cap.",
-    ),
-    (
-        "UnsupportedMediaType",
-        "`unsupported_media_type`: a body, or a `Content-Type`, that is not \
-         `application/json`.",
-    ),
-    (
-        "ValidationError",
-        "`validation_error`: a well-formed value that cannot be accepted.",
-    ),
-    (
-        "InternalError",
-        "`internal_error`: a bug; the server log has the details under the response's \
-         `x-request-id`.",
-    ),
-    (
-        "Unavailable",
-        "`unavailable`: the metadata store or a Postgres server is not reachable; retry.",
-    ),
-];
-
-fn error_response(description: &str) -> utoipa::openapi::Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
 }
 
 fn bearer_scheme() -> SecurityScheme {
