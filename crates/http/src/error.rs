@@ -202,6 +202,14 @@ impl ApiError {
         if status == StatusCode::UNAUTHORIZED && self.www_authenticate.is_none() {
             self.www_authenticate = Some(r#"Bearer realm="pgfleet""#);
         }
+        if status == StatusCode::UNAUTHORIZED && code == "not_found" && self.hint.is_none() {
+            // Clients that see a 401 think of the token first: say it is the id.
+            self.hint = Some(
+                "The credential is fine, but it cannot see this resource, or there is none \
+                 with this id."
+                    .to_string(),
+            );
+        }
         self
     }
 

@@ -593,5 +593,20 @@ async fn the_reported_answers_are_the_listed_ones() {
         .await;
     other.assert_error(401, "not_found");
     assert!(other.headers.contains_key("www-authenticate"));
+    assert!(
+        other.body["error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("cannot see")),
+        "{}",
+        other.body
+    );
+    // The Rust SDK reads it as `not_found`, not as a bad token.
+    let c = pgfleet_client::Client::new(&s.base, &s.token).unwrap();
+    let e = c
+        .service_tokens("wksp_0conformance0nothing")
+        .list(pgfleet_client::PageParams::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
     s.stop().await;
 }
