@@ -610,3 +610,26 @@ async fn the_reported_answers_are_the_listed_ones() {
     assert!(e.is_not_found(), "{e:?}");
     s.stop().await;
 }
+
+/// The server's own copy of the lists (`pgfleet_http::statuses::OPERATIONS`, which decides
+/// what an error becomes) is the contract's, operation by operation.
+#[test]
+fn the_servers_status_lists_are_the_contracts() {
+    let ops = contract();
+    let server = pgfleet_http::statuses::OPERATIONS;
+    assert_eq!(server.len(), ops.len());
+    for op in &ops {
+        let mine = server
+            .iter()
+            .find(|o| o.operation_id == op.id)
+            .unwrap_or_else(|| panic!("{} is not declared", op.id));
+        assert_eq!(mine.method.as_str(), op.method.as_str(), "{}", op.id);
+        assert_eq!(mine.path, op.path, "{}", op.id);
+        let statuses: Vec<u16> = mine.statuses.iter().map(|s| s.as_u16()).collect();
+        let mut listed = op.statuses.clone();
+        listed.sort_unstable();
+        let mut statuses = statuses;
+        statuses.sort_unstable();
+        assert_eq!(statuses, listed, "{}", op.id);
+    }
+}
