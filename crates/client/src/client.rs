@@ -285,6 +285,11 @@ impl Client {
         if resp.status().as_u16() == 401 {
             if let (Credentials::OAuth(o), Some(failed)) = (&self.inner.auth, token.as_deref()) {
                 let refused = error_of(resp).await;
+                // A 401 `not_found` names a resource the credential cannot see, not a bad
+                // token: a refresh would not change the answer.
+                if refused.code() == Some("not_found") {
+                    return Err(refused);
+                }
                 return match o.refresh_after(failed).await? {
                     Some(fresh) => {
                         let resp = self

@@ -90,9 +90,11 @@ impl Error {
         }
     }
 
-    /// `true` for a 404 `not_found`.
+    /// `true` for `not_found`: a 404, or the 401 of an operation whose contract lists no 404
+    /// (e.g. the service tokens of a workspace the credential cannot see).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })
+            || matches!(self, Self::Api { status: 401, code, .. } if code == "not_found")
     }
 
     /// Builds [`Error::Api`] (or [`Error::Decode`]) from an error response's parts.

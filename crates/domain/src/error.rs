@@ -130,6 +130,13 @@ impl DomainError {
             hint,
         }
     }
+    /// A NUL character in an id, name or filter: PostgreSQL text cannot hold one.
+    pub fn nul_parameter() -> Self {
+        Self::BadRequest {
+            message: "A parameter contains a character that is never valid here (NUL)".to_string(),
+            hint: Some("Remove the \\u0000 character from the request.".to_string()),
+        }
+    }
     pub fn internal(detail: impl fmt::Display) -> Self {
         Self::Internal(detail.to_string())
     }
@@ -146,11 +153,7 @@ impl From<pgfleet_storage::StorageError> for DomainError {
         } else if e.is_invalid_text() {
             // No id, name or filter can contain a NUL character: a wrong parameter (found by
             // schemathesis as 500s on `GET /v1/projects/a%00b` and `{"databaseId":"\u0000"}`).
-            DomainError::BadRequest {
-                message: "A parameter contains a character that is never valid here (NUL)"
-                    .to_string(),
-                hint: Some("Remove the \\u0000 character from the request.".to_string()),
-            }
+            DomainError::nul_parameter()
         } else {
             DomainError::Internal(e.to_string())
         }

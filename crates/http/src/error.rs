@@ -8,6 +8,7 @@
 //! | 400 | `bad_request` | malformed JSON, a wrong parameter or field |
 //! | 401 | `unauthorized` | no credential was sent |
 //! | 401 | `authentication-failed` | the credential is unknown, malformed, expired or revoked |
+//! | 401 | `not_found` | an unknown resource (or one the caller may not see) on an operation whose contract lists no 404 (see [`crate::statuses`]) |
 //! | 403 | `forbidden` | the credential may not do this |
 //! | 403 | `insufficient_scope` | an OAuth access token without `workspace:admin` |
 //! | 404 | `not_found` | unknown resource (or one the caller may not see), unknown route |
@@ -15,7 +16,7 @@
 //! | 409 | `conflict` | the resource's state does not allow this now |
 //! | 413 | `payload_too_large` | the body is over the size cap |
 //! | 415 | `unsupported_media_type` | a write whose body, or declared `Content-Type`, is not JSON |
-//! | 422 | `validation_error` | a well-formed value that cannot be accepted |
+//! | 422 | `validation_error` | a well-formed value that cannot be accepted; any input error (malformed JSON included) on an operation whose contract lists 422 and not 400 (and the reverse: 400 for the 422s of one that lists 400 and not 422; see [`crate::statuses`]) |
 //! | 429 | `too_many_requests` | password hashing is at capacity, or the client address is blocked after failed sign-ins; `Retry-After` says when to try again |
 //! | 500 | `internal_error` | a bug; details are in the server log under the request id |
 //! | 503 | `unavailable` | the metadata store or a Postgres server is not reachable; `Retry-After` says when to try again |
@@ -48,8 +49,9 @@ pub const CODES: &[&str] = &[
     "unavailable",
 ];
 
-/// An error on its way to becoming a response.
-#[derive(Debug)]
+/// An error on its way to becoming a response. The response keeps a copy in its extensions,
+/// so that [`crate::statuses::fit_to_operation`] can fit its status to the operation's list.
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -110,6 +112,21 @@ impl ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
+        match &e {
+            DomainError::Unavailable { detail, dependency, .. } => {
+                tracing::error!(%detail, ?dependency, "dependency unavailable")
+            }
+            DomainError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            _ => {}
+        }
+        Self::shape(e)
+    }
+}
+
+impl ApiError {
+    /// The status, code, message and hint of a domain error, without logging its detail
+    /// (`/v1/doc` builds its examples with it).
+    pub fn shape(e: DomainError) -> Self {
         use DomainError as D;
         let with = |status, code, message: String, hint: Option<String>| ApiError {
             status,
@@ -166,16 +183,14 @@ impl From<DomainError> for ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..with(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message, hint)
             },
-            D::Unavailable { message, detail, dependency } => {
-                tracing::error!(%detail, ?dependency, "dependency unavailable");
+            D::Unavailable { message, dependency, .. } => {
                 ApiError {
                     retry_after_secs: Some(UNAVAILABLE_RETRY_AFTER_SECS),
                     metadata_down: dependency == pgfleet_domain::Dependency::MetadataStore,
                     ..with(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, Some("Retry in a moment.".to_string()))
                 }
             }
-            D::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            D::Internal(_) => {
                 with(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -187,16 +202,44 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// The same error answered with another status and code, when an operation does not list
+    /// the one it was made with (see [`crate::statuses`]). Every 401 names the scheme; not
+    /// `invalid_token`: the token itself is fine.
+    pub fn into_status(mut self, status: StatusCode, code: &'static str) -> Self {
+        self.status = status;
+        self.code = code;
+        if status == StatusCode::UNAUTHORIZED && self.www_authenticate.is_none() {
+            self.www_authenticate = Some(r#"Bearer realm="pgfleet""#);
+        }
+        if status == StatusCode::UNAUTHORIZED && code == "not_found" && self.hint.is_none() {
+            // Clients that see a 401 think of the token first: say it is the id.
+            self.hint = Some(
+                "The credential is fine, but it cannot see this resource, or there is none \
+                 with this id."
+                    .to_string(),
+            );
+        }
+        self
+    }
+
+    /// The body clients see.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),
-                message: self.message,
-                hint: self.hint,
+                message: self.message.clone(),
+                hint: self.hint.clone(),
             },
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut res = (self.status, axum::Json(body)).into_response();
+        res.extensions_mut().insert(self.clone());
         if let Some(v) = self.www_authenticate {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));

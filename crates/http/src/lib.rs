@@ -1,10 +1,12 @@
 //! The HTTP layer: one route table ([`routes::router`]), thin handlers (extract → authorize →
 //! call a service → serialize), the extractors that turn bad input into contract-shaped
-//! errors, and the one place that maps errors to statuses ([`error`]).
+//! errors, the one place that maps errors to statuses ([`error`]) and the one rule that fits
+//! a status to the list the contract gives its operation ([`statuses`]).
 
 pub mod breaker;
 pub mod docs;
 pub mod error;
+pub mod error_examples;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
@@ -12,5 +14,6 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod routes;
+pub mod statuses;
 
 pub use routes::{router, AppState};

@@ -8,7 +8,10 @@
 //!   authorization code flow with PKCE of this server's own authorization server, at the
 //!   configured issuer), offered as alternatives on every operation;
 //! * the error responses every `/v1` operation can give, each with the [`ErrorBody`] schema,
-//!   whose `code` is the closed list of [`crate::error::CODES`];
+//!   whose `code` is the closed list of [`crate::error::CODES`], and the bodies the server
+//!   really answers as named examples ([`crate::error_examples`]); a status the operation's
+//!   contract entry does not list and that [`crate::statuses::fit`] answers as another one is
+//!   left out (e.g. no 400 where the contract lists 422 only);
 //! * the optional `Idempotency-Key` header on every `POST`;
 //! * region enums: the contract's region ids and those configured here;
 //! * the server's rules for names and `logicalId`s as `minLength`/`maxLength`/`pattern`;
@@ -17,6 +20,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::State;
+use axum::http::Method;
 use axum::Json;
 use pgfleet_api_types::{ErrorBody, ErrorDetail};
 use pgfleet_domain::services::oauth::{ADMIN_SCOPE, SCOPES};
@@ -31,9 +35,10 @@ use utoipa::openapi::security::{
     SecurityScheme,
 };
 use utoipa::openapi::server::ServerBuilder;
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::OpenApi;
 
+use crate::error_examples;
 use crate::handlers::usage;
 use crate::handlers::{
     backups, connections, databases, integrations, me, projects, regions, service_tokens,
@@ -254,11 +259,6 @@ pub fn document(config: &ServicesConfig) -> Document {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme("bearer", bearer_scheme());
     components.add_security_scheme("oauth2", oauth2_scheme(&config.oauth.issuer));
-    for (name, description) in ERROR_RESPONSES {
-        components
-            .responses
-            .insert((*name).to_string(), RefOr::T(error_response(description)));
-    }
     set_enum(
         components.schemas.get_mut("ErrorDetail"),
         "code",
@@ -289,15 +289,16 @@ pub fn document(config: &ServicesConfig) -> Document {
     for (path, item) in doc.paths.paths.iter_mut() {
         let has_path_params = path.contains('{');
         let ops = [
-            (Verb::Read, item.get.as_mut()),
-            (Verb::Post, item.post.as_mut()),
-            (Verb::OtherWrite, item.put.as_mut()),
-            (Verb::OtherWrite, item.patch.as_mut()),
-            (Verb::OtherWrite, item.delete.as_mut()),
+            (Method::GET, Verb::Read, item.get.as_mut()),
+            (Method::POST, Verb::Post, item.post.as_mut()),
+            (Method::PUT, Verb::OtherWrite, item.put.as_mut()),
+            (Method::PATCH, Verb::OtherWrite, item.patch.as_mut()),
+            (Method::DELETE, Verb::OtherWrite, item.delete.as_mut()),
         ];
-        for (verb, op) in ops {
+        for (method, verb, op) in ops {
             if let Some(op) = op {
                 complete_operation(op, verb, has_path_params);
+                error_examples::complete(op, &method, path);
             }
         }
     }
@@ -410,69 +411,8 @@ fn complete_operation(op: &mut Operation, verb: Verb, has_path_params: bool) {
     for (status, name) in wanted {
         responses
             .entry(status.to_string())
-            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+            .or_insert_with(|| RefOr::T(error_examples::error_response(name)));
     }
-}
-
-/// Shared error responses, by component name: every one carries an [`ErrorBody`].
-const ERROR_RESPONSES: &[(&str, &str)] = &[
-    (
-        "BadRequest",
-        "`bad_request`: malformed JSON, a wrong parameter or field, a bad `limit` or `cursor`.",
-    ),
-    (
-        "Unauthorized",
-        "`unauthorized`: no credential was sent; `authentication-failed`: the credential is \
-         unknown, malformed, expired or revoked.",
-    ),
-    (
-        "Forbidden",
-        "`forbidden`: the credential may not do this; `insufficient_scope`: an OAuth access \
-         token without `workspace:admin`.",
-    ),
-    (
-        "NotFound",
-        "`not_found`: the resource does not exist or the caller may not see it.",
-    ),
-    (
-        "Conflict",
-        "`conflict`: the resource's state does not allow this now, or the `Idempotency-Key` \
-         was used with another body or its first request still runs.",
-    ),
-    (
-        "PayloadTooLarge",
-        "`payload_too_large`: the body is over this server's size cap.",
-    ),
-    (
-        "UnsupportedMediaType",
-        "`unsupported_media_type`: a body, or a `Content-Type`, that is not \
-         `application/json`.",
-    ),
-    (
-        "ValidationError",
-        "`validation_error`: a well-formed value that cannot be accepted.",
-    ),
-    (
-        "InternalError",
-        "`internal_error`: a bug; the server log has the details under the response's \
-         `x-request-id`.",
-    ),
-    (
-        "Unavailable",
-        "`unavailable`: the metadata store or a Postgres server is not reachable; retry.",
-    ),
-];
-
-fn error_response(description: &str) -> utoipa::openapi::Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
 }
 
 fn bearer_scheme() -> SecurityScheme {

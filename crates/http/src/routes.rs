@@ -155,7 +155,8 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
                 crate::idempotency::idempotency,
             ))
             .layer(axum::middleware::from_fn_with_state(state.clone(), note_writes))
-            .layer(axum::middleware::from_fn(crate::extract::require_json_bodies)),
+            .layer(axum::middleware::from_fn(crate::extract::require_json_bodies))
+            .layer(axum::middleware::from_fn(crate::statuses::fit_to_operation)),
         )
         // Routes added above answer 503 at once while the metadata store is known down.
         .layer(axum::middleware::from_fn_with_state(

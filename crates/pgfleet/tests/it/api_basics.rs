@@ -157,7 +157,7 @@ async fn routing_and_body_errors() {
         .unwrap()
         .to_string();
     let path = format!("/v1/workspaces/{ws}/service-tokens");
-    // Malformed JSON says what is wrong.
+    // Malformed JSON says what is wrong (422: the operation lists 422 and not 400).
     let r = Resp::from(
         s.req(Method::POST, &path)
             .header("content-type", "application/json")
@@ -167,7 +167,7 @@ async fn routing_and_body_errors() {
             .unwrap(),
     )
     .await;
-    r.assert_error(400, "bad_request");
+    r.assert_error(422, "validation_error");
     assert!(
         r.body["error"]["message"]
             .as_str()
@@ -178,7 +178,7 @@ async fn routing_and_body_errors() {
     );
     // Wrong shape.
     let r = s.post(&path, json!({"nome": "x"})).await;
-    r.assert_error(400, "bad_request");
+    r.assert_error(422, "validation_error");
     assert!(
         r.body["error"]["message"]
             .as_str()
@@ -279,9 +279,11 @@ async fn service_tokens_lifecycle_and_pagination() {
     )
     .await
     .assert_error(404, "not_found");
+    // The contract lists only 200 and 401 here: a workspace the credential cannot see is
+    // 401, with the code that says why (see `pgfleet_http::statuses`).
     s.get("/v1/workspaces/wksp_other/service-tokens")
         .await
-        .assert_error(404, "not_found");
+        .assert_error(401, "not_found");
 
     // 250 tokens, paged by 100: every one seen once, newest first, no secrets.
     for i in 0..248 {

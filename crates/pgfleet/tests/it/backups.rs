@@ -198,7 +198,8 @@ async fn backup_restore_clone_and_prune_on_real_data() {
         leftovers.len()
     );
 
-    // Errors: unknown backup 404, wrong source type 400, unknown target 404.
+    // Errors: unknown backup 404, wrong source type 422 (the operation lists 422, not 400),
+    // unknown target 404.
     s.post(
         &format!("/v1/databases/{a}/restore"),
         json!({"source": {"type": "backup", "databaseId": a, "backupId": "bkp_nope"}}),
@@ -210,7 +211,7 @@ async fn backup_restore_clone_and_prune_on_real_data() {
         json!({"source": {"type": "database", "databaseId": a}}),
     )
     .await
-    .assert_error(400, "bad_request");
+    .assert_error(422, "validation_error");
     s.post(
         "/v1/databases/db_nope/restore",
         json!({"source": {"type": "backup", "databaseId": a, "backupId": b1}}),
@@ -248,12 +249,13 @@ async fn backup_restore_clone_and_prune_on_real_data() {
         "ready"
     );
     assert_eq!(checksum(&a_conn).await, original);
+    // Creating a database from it: the operation lists 400, not 422.
     s.post(
         &format!("/v1/projects/{pid}/databases"),
         json!({"source": {"type": "backup", "databaseId": a, "backupId": b2}}),
     )
     .await
-    .assert_error(422, "validation_error");
+    .assert_error(400, "bad_request");
 
     // Retention: a backup past retention is pruned, file and row.
     sqlx::query("UPDATE backups SET created_at = now() - interval '8 days' WHERE id = $1")

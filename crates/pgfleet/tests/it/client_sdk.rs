@@ -547,6 +547,14 @@ async fn oauth_login_and_a_single_refresh_for_concurrent_401s() {
     let now = storage.inner.get().await.unwrap().unwrap();
     assert_ne!(now.access_token, tokens.access_token);
     assert_ne!(now.refresh_token, tokens.refresh_token, "rotated");
+    // A 401 `not_found` (a list whose operation lists no 404) is no reason to refresh.
+    let e = client
+        .service_tokens("wksp_0someone0else")
+        .list(PageParams::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    assert_eq!(storage.sets.load(Ordering::SeqCst), 1, "no second refresh");
 
     // Without offline_access there is nothing to refresh with: the 401 comes back typed.
     let (url, state, verifier) = oauth.login_url("workspace:admin");

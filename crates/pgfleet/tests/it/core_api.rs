@@ -359,9 +359,10 @@ async fn projects_create_read_rename_and_refuse_bad_input() {
     patch(&s, &format!("/v1/projects/{pid}"), json!({"name": "   "}))
         .await
         .assert_error(422, "validation_error");
+    // 422, not 400: the operation lists 422 only.
     patch(&s, &format!("/v1/projects/{pid}"), json!({"nome": "x"}))
         .await
-        .assert_error(400, "bad_request");
+        .assert_error(422, "validation_error");
     patch(&s, "/v1/projects/proj_doesnotexist", json!({"name": "x"}))
         .await
         .assert_error(404, "not_found");
@@ -441,19 +442,21 @@ async fn projects_create_read_rename_and_refuse_bad_input() {
     s.delete("/v1/projects/proj_doesnotexist")
         .await
         .assert_error(404, "not_found");
+    // `POST /v1/projects` lists no 404: a workspace the credential cannot see is 401 with
+    // the code `not_found` (see `pgfleet_http::statuses`).
     let (other_ws, other_token) = second_workspace(&s).await;
     s.post(
         "/v1/projects",
         json!({"name": "elsewhere", "workspaceId": other_ws}),
     )
     .await
-    .assert_error(404, "not_found");
+    .assert_error(401, "not_found");
     s.post(
         "/v1/projects",
         json!({"name": "elsewhere", "workspaceId": "wksp_doesnotexist"}),
     )
     .await
-    .assert_error(404, "not_found");
+    .assert_error(401, "not_found");
     // The other workspace does not see these projects.
     let theirs = send_as(&s, &other_token, Method::GET, "/v1/projects", None).await;
     assert_eq!(theirs.body["data"], json!([]));
@@ -1492,9 +1495,10 @@ async fn connections_api_creates_lists_without_secrets_and_validates() {
     )
     .await
     .assert_error(404, "not_found");
+    // The contract lists only 200 and 401 here (see `pgfleet_http::statuses`).
     s.get("/v1/databases/db_doesnotexist/connections")
         .await
-        .assert_error(404, "not_found");
+        .assert_error(401, "not_found");
     s.get("/v1/connections/con_doesnotexist")
         .await
         .assert_error(404, "not_found");
@@ -1629,10 +1633,13 @@ async fn transfer_moves_project_to_recipient_workspace() {
         format!("/v1/connections/{cid}"),
         format!("/v1/connections/{extra_id}"),
         format!("/v1/projects/{pid}/databases"),
-        format!("/v1/databases/{dbid}/connections"),
     ] {
         s.get(&path).await.assert_error(404, "not_found");
     }
+    // The contract lists no 404 for a database's connections: 401, code `not_found`.
+    s.get(&format!("/v1/databases/{dbid}/connections"))
+        .await
+        .assert_error(401, "not_found");
     for path in ["/v1/projects", "/v1/databases", "/v1/connections"] {
         assert_eq!(s.get(path).await.body["data"], json!([]), "{path}");
     }

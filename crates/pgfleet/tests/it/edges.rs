@@ -474,14 +474,15 @@ async fn another_workspaces_service_tokens_are_not_found() {
         .id;
 
     // The bootstrap token belongs to the first workspace: the second one's tokens, the
-    // workspace itself and a workspace that does not exist all answer the same 404.
+    // workspace itself and a workspace that does not exist all answer the same `not_found`
+    // (the token list as 401: its operation lists no 404, see `pgfleet_http::statuses`).
     for ws in [other_ws.as_str(), "wksp_doesnotexist"] {
         s.get(&format!("/v1/workspaces/{ws}/service-tokens"))
             .await
-            .assert_error(404, "not_found");
+            .assert_error(401, "not_found");
         s.get(&format!("/v1/workspaces/{ws}/service-tokens?limit=1"))
             .await
-            .assert_error(404, "not_found");
+            .assert_error(401, "not_found");
         s.get(&format!("/v1/workspaces/{ws}"))
             .await
             .assert_error(404, "not_found");

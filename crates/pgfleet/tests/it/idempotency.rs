@@ -189,7 +189,8 @@ async fn invalid_keys_and_unauthenticated_requests() {
                 .unwrap(),
         )
         .await;
-        r.assert_error(400, "bad_request");
+        // 422: this operation lists 422 and not 400 (see `pgfleet_http::statuses`).
+        r.assert_error(422, "validation_error");
         assert!(r.body["error"]["message"]
             .as_str()
             .unwrap()
@@ -206,7 +207,7 @@ async fn invalid_keys_and_unauthenticated_requests() {
             .unwrap(),
     )
     .await
-    .assert_error(400, "bad_request");
+    .assert_error(422, "validation_error");
     // 255 printable characters (space included) are fine.
     let long: String = (0..255).map(|i| if i == 7 { ' ' } else { 'k' }).collect();
     let r = post_with_key(&s, &s.token, &path, &long, &body).await;

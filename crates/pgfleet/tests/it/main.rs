@@ -19,6 +19,7 @@ mod backups;
 mod backups_s3;
 mod capacity;
 mod client_sdk;
+mod conformance;
 mod console;
 mod console_newcomer;
 mod console_replicas;
