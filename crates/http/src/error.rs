@@ -113,7 +113,9 @@ impl ApiError {
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match &e {
-            DomainError::Unavailable { detail, dependency, .. } => {
+            DomainError::Unavailable {
+                detail, dependency, ..
+            } => {
                 tracing::error!(%detail, ?dependency, "dependency unavailable")
             }
             DomainError::Internal(detail) => tracing::error!(%detail, "internal error"),

@@ -235,11 +235,10 @@ async fn verified_tls_to_the_metadata_store_and_region_servers() {
         c.backups.check_every_secs = 3600;
     })
     .await;
-    let ssl: bool =
-        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            .fetch_one(by_ca.services().store().pool())
-            .await
-            .unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(by_ca.services().store().pool())
+        .await
+        .unwrap();
     assert!(ssl);
     by_ca.stop().await;
 
