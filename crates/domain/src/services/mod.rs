@@ -30,6 +30,10 @@ pub mod sign_in;
 pub mod usage;
 mod workspaces;
 
+/// How long another replica may accept a deleted service token (deployment guides and tests
+/// name it).
+pub use auth::AUTH_CACHE_TTL;
+
 /// Settings the services need from the configuration.
 #[derive(Debug, Clone)]
 pub struct ServicesConfig {
