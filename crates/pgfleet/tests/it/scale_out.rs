@@ -510,15 +510,11 @@ async fn three_replicas_on_tls_metadata_two_tls_servers_and_s3() {
     assert_eq!(alive_metric, Some(3.0), "{metrics}");
     eprintln!("[scale_out] all steps in {:?}", began.elapsed());
     drop(replicas);
-    eprintln!("[scale_out] replicas killed at {:?}", began.elapsed());
     for s in &mut setup.servers {
         s.stop().await;
     }
-    eprintln!("[scale_out] servers stopped at {:?}", began.elapsed());
     setup.meta.stop().await;
-    eprintln!("[scale_out] metadata stopped at {:?}", began.elapsed());
     s3.stop().await;
-    eprintln!("[scale_out] s3 stopped at {:?}", began.elapsed());
     drop(setup);
-    eprintln!("[scale_out] files removed at {:?}", began.elapsed());
+    eprintln!("[scale_out] stopped and removed at {:?}", began.elapsed());
 }
