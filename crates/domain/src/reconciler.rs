@@ -181,7 +181,11 @@ impl Services {
                 return Ok(Outcome::NotRun);
             }
         }
-        let result = self.run_locked(op_id).await;
+        // Marked in flight first, so the reconciler does not start it again while it waits.
+        let result = match self.op_slots().acquire().await {
+            Ok(_slot) => self.run_locked(op_id).await,
+            Err(_) => Err(DomainError::internal("operation slots closed")),
+        };
         if let Ok(mut inflight) = self.inflight().lock() {
             inflight.remove(op_id);
         }

@@ -150,7 +150,9 @@ pub struct MetadataConfig {
     /// naming the host.
     pub url: Option<Secret>,
     pub url_file: Option<PathBuf>,
-    /// Size of the metadata connection pool (default 16).
+    /// Size of the metadata connection pool (default 16). A quarter of it (at least one) is
+    /// how many operations (creates, backups, restores…) this replica runs at once: each may
+    /// hold two connections, so API requests always have half the pool.
     pub max_connections: Option<u32>,
     /// Seconds a request waits for a metadata connection before it is answered 503 with
     /// `Retry-After` (default 3, 1..=60): while the store restarts or fails over, requests

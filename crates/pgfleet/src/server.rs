@@ -253,11 +253,7 @@ async fn start_with_cluster(
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
 
-    refuse_local_backups_beside_others(cfg, &services).await?;
-    services
-        .register_replica(env!("CARGO_PKG_VERSION"), &cfg.listen.to_string())
-        .await
-        .map_err(|e| anyhow::anyhow!("registering this replica: {e}"))?;
+    register_replica(cfg, &services).await?;
 
     let opts = BootstrapOptions {
         admin_email: cfg.admin_email.clone(),
@@ -271,58 +267,37 @@ async fn start_with_cluster(
     Ok((services, bootstrap))
 }
 
-/// A second live replica with a per-machine backup directory would keep archives the others
-/// cannot read (and restore from): refuse, and say what to configure instead. A replica that
-/// looks alive is refused only once it heartbeats again: a crashed one (this very process's
-/// last run, restarted at once) stops heartbeating and is waited out, up to its alive window.
-async fn refuse_local_backups_beside_others(
-    cfg: &Config,
-    services: &Services,
-) -> anyhow::Result<()> {
-    use pgfleet_domain::services::replicas::{ReplicaState, ALIVE_WINDOW, HEARTBEAT};
+/// Registers this replica in the metadata store's registry. A second live replica with a
+/// per-machine backup directory would keep archives the others cannot read (and restore
+/// from): it is refused, saying what to configure instead. The look at who is alive and the
+/// registration are one transaction under the registry's lock, so of two such replicas
+/// starting at the same moment exactly one starts.
+async fn register_replica(cfg: &Config, services: &Services) -> anyhow::Result<()> {
+    let (version, address) = (env!("CARGO_PKG_VERSION"), cfg.listen.to_string());
+    let registering =
+        |e: pgfleet_domain::DomainError| anyhow::anyhow!("registering this replica: {e}");
     if cfg.backups.s3.is_some() || cfg.backups.shared_dir {
-        return Ok(());
-    }
-    let alive_others = || async {
-        services
-            .replicas()
+        return services
+            .register_replica(version, &address)
             .await
-            .map_err(|e| anyhow::anyhow!("reading the replica registry: {e}"))
-            .map(|all| {
-                all.into_iter()
-                    .filter(|r| r.state == ReplicaState::Alive && r.id != services.replica_id())
-                    .collect::<Vec<_>>()
-            })
-    };
-    let first = alive_others().await?;
-    if first.is_empty() {
-        return Ok(());
+            .map_err(registering);
     }
-    let deadline = tokio::time::Instant::now() + ALIVE_WINDOW + HEARTBEAT;
-    loop {
-        let now = alive_others().await?;
-        let beating = now.iter().find(|r| {
-            first
-                .iter()
-                .find(|f| f.id == r.id)
-                .is_none_or(|f| r.last_seen_at > f.last_seen_at)
-        });
-        if let Some(other) = beating {
-            anyhow::bail!(
-                "another pgfleet replica ({} at {}) is running on this metadata store, and backups \
-                 go to a local directory ({}) the other replicas cannot read: configure the \
-                 S3-compatible store ([backups.s3]), or a directory every replica mounts declared \
-                 with backups.shared_dir = true",
-                other.id,
-                other.address,
-                services.config().backups.dir.display()
-            );
-        }
-        if now.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let refused_by = services
+        .register_replica_alone(version, &address)
+        .await
+        .map_err(registering)?;
+    if let Some(other) = refused_by {
+        anyhow::bail!(
+            "another pgfleet replica ({} at {}) is running on this metadata store, and backups \
+             go to a local directory ({}) the other replicas cannot read: configure the \
+             S3-compatible store ([backups.s3]), or a directory every replica mounts declared \
+             with backups.shared_dir = true",
+            other.id,
+            other.address,
+            services.config().backups.dir.display()
+        );
     }
+    Ok(())
 }
 
 async fn serve(

@@ -42,6 +42,33 @@ pub async fn insert<'e>(
     .await?)
 }
 
+/// Namespace of the backup schedule's advisory locks (first key of
+/// `pg_advisory_xact_lock(int, int)`).
+const SCHEDULE_LOCK_SPACE: i32 = 0x7066_6273; // "pfbs"
+
+/// Takes the lock on `database_id`'s backup schedule until the end of the caller's
+/// transaction, and returns the database's newest running or completed backup. Two scheduler
+/// rounds that overlap (one that outlived its lease and the next holder's) each decide under
+/// it, so the second sees the backup the first recorded.
+pub async fn lock_schedule_and_latest(
+    tx: &mut sqlx::PgConnection,
+    database_id: &str,
+) -> Result<Option<BackupRow>> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(SCHEDULE_LOCK_SPACE)
+        .bind(database_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backups
+          WHERE database_id = $1 AND status IN ('completed', 'running')
+          ORDER BY seq DESC LIMIT 1"
+    ))
+    .bind(database_id)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<BackupRow>> {
     Ok(
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM backups WHERE id = $1"))

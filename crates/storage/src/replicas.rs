@@ -83,3 +83,29 @@ pub async fn list(pool: &sqlx::PgPool, forget_before: DateTime<Utc>) -> Result<V
     .fetch_all(pool)
     .await?)
 }
+
+/// Namespace of the registry's advisory lock (first key of `pg_advisory_xact_lock(int, int)`).
+const REGISTRY_LOCK_SPACE: i32 = 0x7066_7267; // "pfrg"
+
+/// Takes the registry's lock until the end of the caller's transaction. A replica that must
+/// be the only one alive looks at the registry and registers under it, and every other
+/// registration takes it too: of two replicas starting at the same moment, the second sees
+/// the first's row.
+pub async fn lock_registry(tx: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext('replicas'))")
+        .bind(REGISTRY_LOCK_SPACE)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Every registered replica, most recently started first (no pruning: for use inside a
+/// transaction that holds [`lock_registry`]).
+pub async fn all<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<ReplicaRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, version, address, started_at, last_seen_at, stopped_at FROM replicas
+         ORDER BY started_at DESC, id",
+    )
+    .fetch_all(ex)
+    .await?)
+}

@@ -117,6 +117,36 @@ impl Services {
 
     async fn record_backup(&self, database_id: &str, trigger: &str) -> Result<BackupRow> {
         let mut tx = self.store().begin().await?;
+        let (row, op) = self.insert_backup(&mut tx, database_id, trigger).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_in_background(op);
+        Ok(row)
+    }
+
+    /// A scheduled backup of `database_id`, unless its newest backup is no longer `seen`, the
+    /// one the round read (another round, or a manual backup, got there first). Decided under
+    /// the database's schedule lock, so overlapping rounds never back a database up twice.
+    async fn record_scheduled_backup(&self, database_id: &str, seen: Option<&str>) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        let latest = backups::lock_schedule_and_latest(&mut tx, database_id).await?;
+        if latest.as_ref().map(|b| b.id.as_str()) != seen {
+            return Ok(());
+        }
+        let (_, op) = self
+            .insert_backup(&mut tx, database_id, "scheduled")
+            .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.run_in_background(op);
+        Ok(())
+    }
+
+    /// A `running` backup row and its operation, inside the caller's transaction.
+    async fn insert_backup(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        database_id: &str,
+        trigger: &str,
+    ) -> Result<(BackupRow, String)> {
         let row = backups::insert(
             &mut *tx,
             &new_id(BACKUP, self.rng()),
@@ -126,14 +156,16 @@ impl Services {
         )
         .await?;
         let op = self
-            .record_operation(&mut tx, kind::BACKUP_CREATE, &row.id, serde_json::json!({}))
+            .record_operation(tx, kind::BACKUP_CREATE, &row.id, serde_json::json!({}))
             .await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        Ok((row, op))
+    }
+
+    fn run_in_background(&self, op: String) {
         let this = self.clone();
         tokio::spawn(async move {
             this.run_operation(&op).await;
         });
-        Ok(row)
     }
 
     /// A completed backup of a database of this workspace, checked readable; 404 / 422.
@@ -611,7 +643,8 @@ impl Services {
                     continue; // nothing written since the last backup
                 }
             }
-            self.record_backup(&db.id, "scheduled").await?;
+            let seen = latest.get(&db.id).map(|b| b.id.as_str());
+            self.record_scheduled_backup(&db.id, seen).await?;
         }
         let cutoff = now - chrono::Duration::days(self.config().backups.retention_days);
         for b in backups::older_than(self.store().pool(), cutoff).await? {

@@ -189,8 +189,13 @@ impl Services {
         intent: &DatabaseIntent,
         with_project: bool,
     ) -> Result<CreatedDatabase> {
+        // Called after the create committed: the answer must not become an error (a client
+        // told "unavailable" retries and creates a second database) because the store went
+        // away since. The row as written is what the re-read would show, less progress.
         let db = databases::get(self.store().pool(), &intent.db.id)
-            .await?
+            .await
+            .ok()
+            .flatten()
             .unwrap_or_else(|| intent.db.clone());
         let secrets = HashMap::from([(intent.conn.id.clone(), intent.password.clone())]);
         let conns = vec![intent.conn.clone()];

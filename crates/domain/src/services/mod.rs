@@ -31,6 +31,10 @@ pub mod sign_in;
 pub mod usage;
 mod workspaces;
 
+/// How long another replica may accept a deleted service token (deployment guides and tests
+/// name it).
+pub use auth::AUTH_CACHE_TTL;
+
 /// Settings the services need from the configuration.
 #[derive(Debug, Clone)]
 pub struct ServicesConfig {
@@ -153,8 +157,13 @@ struct Inner {
     servers: HashMap<String, PgServer>,
     /// Region id → ids of its servers.
     region_servers: HashMap<String, Vec<String>>,
-    /// Operations being executed by this process.
+    /// Operations being executed by this process (or waiting for an `op_slots` permit).
     inflight: Mutex<HashSet<String>>,
+    /// Operations executed at once by this process. Each holds a metadata connection (its
+    /// resource lock) for its whole run and takes another for its steps: unbounded, a burst
+    /// of operations took the whole pool and API requests waited out the acquire timeout
+    /// (503). See [`op_slots`].
+    op_slots: tokio::sync::Semaphore,
     /// Wakes the reconciler loop.
     kick: tokio::sync::Notify,
     auth_cache: auth::AuthCache,
@@ -170,6 +179,13 @@ struct Inner {
     /// Random per process: names this replica as the holder of periodic jobs' leases
     /// (see [`crate::lease`]).
     replica_id: String,
+}
+
+/// How many operations a process runs at once with a metadata pool of `pool` connections:
+/// a quarter of it (each operation may hold two), at least one, so operations take at most
+/// half the pool and the API always has the rest.
+fn op_slots(pool: u32) -> usize {
+    usize::try_from(pool / 4).unwrap_or(1).max(1)
 }
 
 /// Called after every write of this process (see [`Services::on_write`]).
@@ -306,8 +322,11 @@ impl Services {
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
         }
+        let op_slots =
+            tokio::sync::Semaphore::new(op_slots(store.pool().options().get_max_connections()));
         let services = Self {
             inner: Arc::new(Inner {
+                op_slots,
                 signer,
                 store,
                 clock,
@@ -371,6 +390,10 @@ impl Services {
 
     pub(crate) fn inflight(&self) -> &Mutex<HashSet<String>> {
         &self.inner.inflight
+    }
+
+    pub(crate) fn op_slots(&self) -> &tokio::sync::Semaphore {
+        &self.inner.op_slots
     }
 
     pub(crate) fn auth_cache(&self) -> &auth::AuthCache {

@@ -107,6 +107,11 @@ impl Services {
         );
 
         let mut tx = self.store().begin().await?;
+        // Read before the commit: once committed, the answer needs nothing more from the
+        // store, so a store that goes away then cannot turn a done create into an error.
+        let workspace = workspaces::get(&mut *tx, &p.workspace_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("Workspace", &p.workspace_id))?;
         let project = match projects::insert(&mut *tx, &row).await {
             Ok(r) => r,
             Err(e) if e.is_unique_violation() => {
@@ -136,7 +141,7 @@ impl Services {
             None => None,
         };
         Ok(CreatedProject {
-            project: self.project_view(project).await?,
+            project: self.project_view_with(project, &workspace.name),
             database,
         })
     }

@@ -5,6 +5,12 @@
 //! crashed is gone after that. Every replica reads the same rows, so all agree on the list
 //! (`pgfleet admin replicas`, the console's replicas page for server administrators,
 //! `pgfleet_replicas` in `/metrics`).
+//!
+//! Registration happens under the registry's lock on the metadata store (a transaction-level
+//! advisory lock): a replica that must be the only one alive ([`Services::register_replica_alone`],
+//! one with a per-machine backup directory) looks at the registry and registers in one
+//! transaction, so of two replicas starting at the same moment exactly one registers and the
+//! other sees it.
 
 use std::time::Duration;
 
@@ -66,21 +72,20 @@ fn state_of(row: &ReplicaRow, now: DateTime<Utc>) -> ReplicaState {
 /// store but no [`Services`]).
 pub async fn list(store: &Store, now: DateTime<Utc>) -> crate::Result<Vec<Replica>> {
     let rows = replicas::list(store.pool(), now - FORGET_AFTER).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let state = state_of(&r, now);
-            Replica {
-                id: r.id,
-                version: r.version,
-                address: r.address,
-                started_at: r.started_at,
-                last_seen_at: r.last_seen_at,
-                stopped_at: r.stopped_at,
-                state,
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| replica_at(r, now)).collect())
+}
+
+fn replica_at(r: ReplicaRow, now: DateTime<Utc>) -> Replica {
+    let state = state_of(&r, now);
+    Replica {
+        id: r.id,
+        version: r.version,
+        address: r.address,
+        started_at: r.started_at,
+        last_seen_at: r.last_seen_at,
+        stopped_at: r.stopped_at,
+        state,
+    }
 }
 
 impl Services {
@@ -107,16 +112,73 @@ impl Services {
     /// Registers this replica (its [`Services::replica_id`]) as running `version` with its
     /// API at `address`.
     pub async fn register_replica(&self, version: &str, address: &str) -> crate::Result<()> {
-        replicas::register(
-            self.store().pool(),
-            self.replica_id(),
-            version,
-            address,
-            self.clock().now(),
-        )
-        .await?;
-        self.count_replicas().await;
-        Ok(())
+        self.register_under_lock(version, address, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Registers this replica unless another one is alive: then returns that one and
+    /// registers nothing. A replica that looks alive but no longer heartbeats (crashed — this
+    /// very machine's last run, restarted at once) is waited out, up to its alive window; one
+    /// whose heartbeat advances (or that appears) meanwhile is returned. The look and the
+    /// registration are one transaction under the registry's lock.
+    pub async fn register_replica_alone(
+        &self,
+        version: &str,
+        address: &str,
+    ) -> crate::Result<Option<Replica>> {
+        self.register_under_lock(version, address, true).await
+    }
+
+    async fn register_under_lock(
+        &self,
+        version: &str,
+        address: &str,
+        alone: bool,
+    ) -> crate::Result<Option<Replica>> {
+        let deadline = tokio::time::Instant::now() + ALIVE_WINDOW + HEARTBEAT;
+        let mut first: Option<Vec<Replica>> = None;
+        loop {
+            let mut tx = self.store().begin().await?;
+            replicas::lock_registry(&mut tx).await?;
+            if alone {
+                let now = self.clock().now();
+                let others: Vec<Replica> = replicas::all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| replica_at(r, now))
+                    .filter(|r| r.state == ReplicaState::Alive && r.id != self.replica_id())
+                    .collect();
+                let seen = first.get_or_insert_with(|| others.clone());
+                let beating = others.iter().find(|r| {
+                    seen.iter()
+                        .find(|f| f.id == r.id)
+                        .is_none_or(|f| r.last_seen_at > f.last_seen_at)
+                });
+                if let Some(other) = beating {
+                    return Ok(Some(other.clone()));
+                }
+                if !others.is_empty() && tokio::time::Instant::now() < deadline {
+                    // Not holding the lock while waiting: the others' heartbeats do not take it.
+                    drop(tx);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+            }
+            replicas::register(
+                &mut *tx,
+                self.replica_id(),
+                version,
+                address,
+                self.clock().now(),
+            )
+            .await?;
+            tx.commit()
+                .await
+                .map_err(pgfleet_storage::StorageError::from)?;
+            self.count_replicas().await;
+            return Ok(None);
+        }
     }
 
     /// Refreshes this replica's row every [`HEARTBEAT`] (and the `pgfleet_replicas` gauge)

@@ -18,17 +18,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::backups::{backup_now, checksum, create_from, wait_ready};
 use crate::harness::{connect_tls, TestServer};
 
-const BUCKET: &str = "pgfleet-backups";
+pub(crate) const BUCKET: &str = "pgfleet-backups";
 
 /// A running s3rver with one bucket; killed when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     child: tokio::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
     _dir: tempfile::TempDir,
 }
 
 impl S3Server {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/node/node_modules/.bin/s3rver");
         assert!(
@@ -88,7 +88,7 @@ impl S3Server {
         }
     }
 
-    fn client(&self) -> Arc<dyn ObjectStore> {
+    pub(crate) fn client(&self) -> Arc<dyn ObjectStore> {
         Arc::new(
             AmazonS3Builder::new()
                 .with_bucket_name(BUCKET)
@@ -102,7 +102,7 @@ impl S3Server {
         )
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 }

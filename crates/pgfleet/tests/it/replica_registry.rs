@@ -1,6 +1,6 @@
 //! Issue 15, items 2 and 3: the replica registry (`pgfleet admin replicas`, `/metrics`), the
 //! refusal of a binary older than the metadata store's schema, and the refusal of a second
-//! live replica whose backups go to a per-machine directory.
+//! live replica whose backups go to a per-machine directory (also when two start at once).
 
 use std::process::Output;
 
@@ -137,6 +137,42 @@ async fn a_second_live_replica_with_a_local_backup_dir_is_refused() {
         .await
         .expect("a lone replica with a local directory starts");
     next.stop().await;
+}
+
+#[tokio::test]
+async fn of_two_replicas_with_local_backup_dirs_starting_at_once_exactly_one_is_refused() {
+    let scratch = TestServer::start_with(key).await;
+    let metadata = scratch.metadata_db();
+    scratch.stop().await;
+    // Both with a local directory not declared shared, started at the same moment: the look
+    // at the registry and the registration are one step under the registry's lock.
+    let (a, b) = tokio::join!(
+        TestServer::try_start_with(on(&metadata, false)),
+        TestServer::try_start_with(on(&metadata, false))
+    );
+    let (started, refused) = match (a, b) {
+        (Ok(s), Err(e)) | (Err(e), Ok(s)) => (s, e),
+        (Ok(a), Ok(b)) => {
+            let ids = (
+                a.services().replica_id().to_string(),
+                b.services().replica_id().to_string(),
+            );
+            a.stop().await;
+            b.stop().await;
+            panic!("both started: {ids:?}");
+        }
+        (Err(a), Err(b)) => panic!("both refused: {a:#} / {b:#}"),
+    };
+    let msg = format!("{refused:#}");
+    assert!(msg.contains("another pgfleet replica"), "{msg}");
+    assert!(msg.contains(started.services().replica_id()), "{msg}");
+    let alive: Vec<Value> = admin_replicas(&metadata)
+        .into_iter()
+        .filter(|r| r["state"] == "alive")
+        .collect();
+    assert_eq!(alive.len(), 1, "{alive:?}");
+    assert_eq!(alive[0]["id"], started.services().replica_id());
+    started.stop().await;
 }
 
 #[tokio::test]
