@@ -22,7 +22,9 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
     let s = TestServer::start().await;
     let (password, ws) = bootstrap(&s);
     let mut b = Browser::new(&s);
-    let r = b.sign_in("admin@localhost", &password, "/console").await;
+    let r = b
+        .sign_in(pgfleet::config::DEFAULT_ADMIN_EMAIL, &password, "/console")
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let projects_url = format!("/console/w/{ws}/projects");
     let csrf = b.get(&projects_url).await.input("csrf_token");

@@ -31,7 +31,7 @@ async fn server_admins_see_every_replica_alive_and_members_do_not() {
     // The administrator, signed in through replica A.
     let mut admin = Browser::new(&a);
     let r = admin
-        .sign_in("admin@localhost", &password, "/console")
+        .sign_in(pgfleet::config::DEFAULT_ADMIN_EMAIL, &password, "/console")
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let projects = admin.get(&format!("/console/w/{ws}/projects")).await;

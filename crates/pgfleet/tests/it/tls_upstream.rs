@@ -20,6 +20,7 @@ use crate::harness::{connect_tls, pooled_url, TestServer};
 use crate::lifecycle::data_dir;
 
 const PASSWORD: &str = "tls-upstream-test-password";
+const KEK: &str = "tls-upstream test key-encryption secret";
 
 /// A CA: its PEM certificate, and the certificate and key to sign with.
 fn ca(name: &str) -> (String, rcgen::Certificate, rcgen::KeyPair) {
@@ -129,6 +130,8 @@ async fn verified_tls_to_the_metadata_store_and_region_servers() {
             },
         );
         c.backups.check_every_secs = 3600;
+        // Replicas of one metadata store share the key that encrypts its signing key.
+        c.oauth.key_encryption_key = Some(Secret::new(KEK));
     })
     .await;
     // The store really is that cluster's `meta` database, over TLS.
@@ -233,6 +236,7 @@ async fn verified_tls_to_the_metadata_store_and_region_servers() {
         c.metadata.url = Some(Secret::new(meta_by_address("verify-ca")));
         c.backups.shared_dir = true;
         c.backups.check_every_secs = 3600;
+        c.oauth.key_encryption_key = Some(Secret::new(KEK));
     })
     .await;
     let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
