@@ -178,6 +178,10 @@ async fn periodic_jobs_run_once_per_interval_across_three_replicas() {
 async fn a_burst_of_operations_leaves_the_api_metadata_connections() {
     let s = TestServer::start_with(|c| {
         c.metadata.max_connections = Some(6);
+        // Long enough that a busy CI machine (tests in parallel on 2 cores) does not turn a
+        // slow query into a 503; operations that took every connection would still hold
+        // them past it (each waits for a second connection the others hold).
+        c.metadata.acquire_timeout_secs = 10;
         c.provision_wait_secs = 0.0;
     })
     .await;
