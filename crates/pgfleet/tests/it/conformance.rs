@@ -464,7 +464,7 @@ async fn every_operation_answers_only_listed_statuses() {
         .as_str()
         .unwrap()
         .to_string();
-    let backup = crate::backups::backup_now(&s, &database).await;
+    let backup = crate::harness::backup_now(&s, &database).await;
     let real = Real {
         workspace,
         project,

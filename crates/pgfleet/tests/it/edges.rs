@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::Digest as _;
 
 use crate::browser::{bootstrap, Browser};
-use crate::harness::{Resp, TestServer};
+use crate::harness::{send_as, Resp, TestServer};
 
 /// Right-to-left override, zero-width space, BEL.
 const HIDDEN: [char; 3] = ['\u{202E}', '\u{200B}', '\u{0007}'];
@@ -271,19 +271,6 @@ async fn oauth_access_token(s: &TestServer, ws: &str) -> String {
     r.body["access_token"].as_str().unwrap().to_string()
 }
 
-async fn send_json(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Resp {
-    Resp::from(
-        s.http
-            .request(method, format!("{}{path}", s.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn names_with_hidden_characters_are_refused_everywhere() {
     let s = TestServer::start().await;
@@ -358,7 +345,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
             ),
         ];
         for (what, method, path, body) in api {
-            let r = send_json(&s, &s.token, method, &path, body).await;
+            let r = send_as(&s, &s.token, method, &path, body).await;
             // These two operations list 422, not 400, in the contract.
             if what == "project rename" || what == "service token" {
                 r.assert_error(422, "validation_error");
@@ -373,7 +360,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
             );
         }
         // Workspaces (an OAuth credential may create them).
-        send_json(
+        send_as(
             &s,
             &oauth,
             Method::POST,
@@ -428,7 +415,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
         assert!(!hidden(&r.body), "{path}: {}", r.body);
     }
-    let r = send_json(&s, &oauth, Method::GET, "/v1/workspaces", Value::Null).await;
+    let r = send_as(&s, &oauth, Method::GET, "/v1/workspaces", Value::Null).await;
     assert!(!hidden(&r.body), "{}", r.body);
     assert_eq!(
         s.get(&format!("/v1/projects/{}", ids.project)).await.body["data"]["name"],
@@ -446,7 +433,7 @@ async fn another_workspaces_service_tokens_are_not_found() {
     let ids = fixtures(&s).await;
     // A second workspace with a token of its own, made by the same user over OAuth.
     let oauth = oauth_access_token(&s, &ids.workspace).await;
-    let other = send_json(
+    let other = send_as(
         &s,
         &oauth,
         Method::POST,
