@@ -1,5 +1,6 @@
 //! Bad input at the edges, as an attacker sends it over HTTP: bodies that are not JSON (every
-//! body-taking operation of the published route table answers `415` and does nothing), names
+//! body-taking operation of the published route table answers `unsupported_media_type` —
+//! `415`, or the operation's listed input error where it lists no 415 — and does nothing), names
 //! with control, bidirectional-override or zero-width characters (`400` in every name field,
 //! nothing stored), and another workspace's service tokens (`404`, like every other
 //! cross-workspace read).
@@ -90,6 +91,14 @@ fn concrete(path: &str, ids: &Ids) -> String {
     out.join("/")
 }
 
+/// What a body that is not JSON answers on `method path`: 415, or the operation's input
+/// error where the contract lists no 415 (`pgfleet_http::statuses::fit`), keeping the code.
+fn refused_media_status(method: &Method, path: &str) -> u16 {
+    pgfleet_http::statuses::operation(method, path)
+        .and_then(|o| pgfleet_http::statuses::fit(StatusCode::UNSUPPORTED_MEDIA_TYPE, o.statuses))
+        .map_or(415, |(s, _)| s.as_u16())
+}
+
 #[tokio::test]
 async fn every_body_taking_operation_refuses_other_media_types() {
     let s = TestServer::start().await;
@@ -109,10 +118,11 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 "delete" => Method::DELETE,
                 _ => continue,
             };
-            // And the document says so.
+            // And the document says so, under the status it answers.
+            let refused = refused_media_status(&method, path);
             assert!(
-                op["responses"].get("415").is_some(),
-                "{method} {path} does not document 415"
+                op["responses"].get(refused.to_string()).is_some(),
+                "{method} {path} does not document {refused}"
             );
             ops.push((method, path.clone(), op.get("requestBody").is_some()));
         }
@@ -138,7 +148,7 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 req = req.header("content-type", ct);
             }
             let r = Resp::from(req.send().await.unwrap()).await;
-            r.assert_error(415, "unsupported_media_type");
+            r.assert_error(refused_media_status(method, path), "unsupported_media_type");
             assert!(
                 r.body["error"]["hint"]
                     .as_str()
@@ -158,7 +168,7 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 .unwrap(),
         )
         .await;
-        r.assert_error(415, "unsupported_media_type");
+        r.assert_error(refused_media_status(method, path), "unsupported_media_type");
     }
 
     // Nothing happened: the project, its database, the connection and the token are all still
