@@ -1,8 +1,8 @@
 //! The parts every entry point assembles from the configuration: where the embedded
 //! cluster listens (live, or as a running `pgfleet serve` recorded it), the metadata store's
 //! connection, the regions and their Postgres servers, and services over an existing store.
-//! `serve` (`crate::server`), `proxy` (`crate::pooler`) and `admin` (`crate::admin`) all build
-//! on this module, and it on none of them.
+//! `pgfleet serve`, `pgfleet proxy` and `pgfleet admin` all build on this module; it imports
+//! only the configuration and the library crates, none of them.
 
 use std::path::Path;
 use std::sync::Arc;
