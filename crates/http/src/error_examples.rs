@@ -110,8 +110,14 @@ fn native(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
             );
             vec![("not_now", domain(e))]
         }
-        StatusCode::PAYLOAD_TOO_LARGE => vec![("too_large", extract::payload_too_large())],
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => vec![("not_json", extract::unsupported_media_type())],
+        // Only where a body is read (the fitted examples of other statuses come from here).
+        StatusCode::PAYLOAD_TOO_LARGE if op.has_body => {
+            vec![("too_large", extract::payload_too_large())]
+        }
+        // Reads take no body; writes refuse one that is not JSON even where they take none.
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if op.has_body || *op.method != Method::GET => {
+            vec![("not_json", extract::unsupported_media_type())]
+        }
         StatusCode::UNPROCESSABLE_ENTITY if op.path.ends_with("/service-tokens") => {
             let e = DomainError::unprocessable(
                 "expiresAt \"tomorrow\" is not an RFC 3339 date-time",
@@ -150,11 +156,7 @@ pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
     let declared: Option<&Operation> = statuses::operation(op.method, op.path);
     let mut out = Vec::new();
     if let Some(d) = declared {
-        for from in [
-            StatusCode::BAD_REQUEST,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            StatusCode::NOT_FOUND,
-        ] {
+        for &from in statuses::FITTED {
             if let Some((to, code)) = statuses::fit(from, d.statuses) {
                 if to == status {
                     for (name, e) in native(from, op) {
@@ -222,13 +224,17 @@ pub fn complete(op: &mut DocOperation, method: &Method, path: &str) {
 const ERROR_RESPONSES: &[(&str, &str)] = &[
     (
         "BadRequest",
-        "`bad_request`: malformed JSON, a wrong parameter or field, a bad `limit` or `cursor`.",
+        "`bad_request`: malformed JSON, a wrong parameter or field, a bad `limit` or `cursor`; \
+         `payload_too_large` or `unsupported_media_type` (only where the operation lists \
+         neither that status, 413 or 415, nor 422): a body over the size cap, or not JSON.",
     ),
     (
         "Unauthorized",
         "`unauthorized`: no credential was sent; `authentication-failed`: the credential is \
          unknown, malformed, expired or revoked; `not_found` (only where the operation lists \
-         no 404): the credential cannot see the named resource.",
+         no 404): the credential cannot see the named resource; `forbidden` or \
+         `insufficient_scope` (only where the operation lists no 403): the credential may not \
+         do this.",
     ),
     (
         "Forbidden",
@@ -255,7 +261,9 @@ const ERROR_RESPONSES: &[(&str, &str)] = &[
     ),
     (
         "ValidationError",
-        "`validation_error`: a well-formed value that cannot be accepted.",
+        "`validation_error`: a well-formed value that cannot be accepted; \
+         `payload_too_large` or `unsupported_media_type` (only where the operation does not \
+         list that status, 413 or 415): a body over the size cap, or not JSON.",
     ),
     (
         "InternalError",

@@ -587,9 +587,15 @@ mod tests {
                     serde_json::json!(["workspace:admin"]),
                     "{what}"
                 );
-                for status in ["401", "403", "500", "503"] {
+                for status in ["401", "500", "503"] {
                     assert!(op["responses"][status].is_object(), "{what} {status}");
                 }
+                // A refused scope: 403 where the operation lists it, else 401 with its code.
+                let answers = &op["responses"]["401"]["content"]["application/json"]["examples"];
+                assert!(
+                    op["responses"]["403"].is_object() || answers["insufficient_scope"].is_object(),
+                    "{what} 403"
+                );
                 assert!(op["operationId"].is_string(), "{what}");
             }
         }

@@ -17,8 +17,13 @@
 //!   lists scoped to a parent, e.g. the service tokens of another workspace) answers 401 — the
 //!   credential is not valid for that parent — keeping the code `not_found` and its message,
 //!   so a client that branches on `error.code` still tells it apart from a bad token;
-//! * every other status is left as it is (401 is listed everywhere; 403, 409, 413, 415, 429,
-//!   500 and 503 mean what they say, and `/v1/doc` lists each one an operation can give).
+//! * a refusal of the credential's rights (403 `forbidden` or `insufficient_scope`) on an
+//!   operation that lists no 403 answers 401 (listed everywhere), keeping its code;
+//! * a body the server will not read (413 `payload_too_large`, 415 `unsupported_media_type`)
+//!   on an operation that lists neither answers the operation's input error, 422 or else 400,
+//!   keeping its code — a client branches on the input status, and the code says what to fix;
+//! * every other status is left as it is (401 is listed everywhere; 409, 429, 500 and 503
+//!   mean what they say, and `/v1/doc` lists each one an operation can give).
 //!
 //! The fitting happens in one middleware ([`fit_to_operation`]) over the `/v1` routes, on the
 //! [`ApiError`] each error response carries in its extensions, so handlers stay thin.
@@ -39,6 +44,7 @@ const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
 const NOT_FOUND: StatusCode = StatusCode::NOT_FOUND;
 const CONFLICT: StatusCode = StatusCode::CONFLICT;
 const TOO_LARGE: StatusCode = StatusCode::PAYLOAD_TOO_LARGE;
+const UNSUPPORTED: StatusCode = StatusCode::UNSUPPORTED_MEDIA_TYPE;
 const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 const INTERNAL: StatusCode = StatusCode::INTERNAL_SERVER_ERROR;
 const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
@@ -155,10 +161,25 @@ pub fn fit(
             Some((UNPROCESSABLE, Some("validation_error")))
         }
         UNPROCESSABLE if listed.contains(&BAD_REQUEST) => Some((BAD_REQUEST, Some("bad_request"))),
-        NOT_FOUND if listed.contains(&UNAUTHORIZED) => Some((UNAUTHORIZED, None)),
+        NOT_FOUND | FORBIDDEN if listed.contains(&UNAUTHORIZED) => Some((UNAUTHORIZED, None)),
+        TOO_LARGE | UNSUPPORTED => [UNPROCESSABLE, BAD_REQUEST]
+            .into_iter()
+            .find(|s| listed.contains(s))
+            .map(|s| (s, None)),
         _ => None,
     }
 }
+
+/// The statuses [`fit`] may answer with another one: what `/v1/doc` looks at to document
+/// each fitted answer under the status it really gets.
+pub const FITTED: &[StatusCode] = &[
+    BAD_REQUEST,
+    UNPROCESSABLE,
+    NOT_FOUND,
+    FORBIDDEN,
+    TOO_LARGE,
+    UNSUPPORTED,
+];
 
 /// Middleware of the `/v1` routes: an error answer whose status the operation does not list is
 /// fitted to the list with [`fit`].
@@ -228,5 +249,24 @@ mod tests {
         );
         assert_eq!(fit(NOT_FOUND, &[OK, UNAUTHORIZED, NOT_FOUND]), None);
         assert_eq!(fit(CONFLICT, &[OK, UNAUTHORIZED]), None);
+    }
+
+    #[test]
+    fn refusals_and_unread_bodies_answer_listed_statuses_with_their_code() {
+        assert_eq!(
+            fit(FORBIDDEN, &[OK, UNAUTHORIZED]),
+            Some((UNAUTHORIZED, None))
+        );
+        assert_eq!(fit(FORBIDDEN, &[OK, UNAUTHORIZED, FORBIDDEN]), None);
+        assert_eq!(
+            fit(TOO_LARGE, &[OK, BAD_REQUEST, UNPROCESSABLE]),
+            Some((UNPROCESSABLE, None))
+        );
+        assert_eq!(
+            fit(UNSUPPORTED, &[OK, BAD_REQUEST]),
+            Some((BAD_REQUEST, None))
+        );
+        assert_eq!(fit(TOO_LARGE, &[OK, TOO_LARGE, BAD_REQUEST]), None);
+        assert_eq!(fit(UNSUPPORTED, &[OK, UNAUTHORIZED]), None);
     }
 }

@@ -2,60 +2,11 @@
 //! server, or at least its embedded PostgreSQL, must be running): OAuth apps, draining
 //! Postgres servers, and the replica registry.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::Context as _;
-use pgfleet_domain::{Randomness, Services, ServicesConfig, SystemClock};
-use pgfleet_storage::{MetadataTarget, Store};
+use pgfleet_domain::SystemClock;
 
+use crate::assembly::{services, store};
 use crate::config::Config;
-
-/// Connects to the metadata store the server uses.
-pub async fn store(cfg: &Config) -> anyhow::Result<Store> {
-    let target = match &cfg.metadata.url {
-        Some(url) => url
-            .expose()
-            .parse::<MetadataTarget>()
-            .context("metadata.url is not usable")?,
-        None => {
-            let e = crate::server::EmbeddedAddr::recorded(&cfg.data_dir)?;
-            MetadataTarget::single(crate::server::embedded_metadata_options(
-                &e.socket_dir,
-                e.port,
-            ))
-        }
-    };
-    let store = Store::connect(target, 2, Duration::from_secs(5), Duration::from_secs(5))
-        .await
-        .context("cannot reach the metadata database; is `pgfleet serve` running?")?;
-    store.migrate().await?;
-    Ok(store)
-}
-
-/// Services without any Postgres server: enough for metadata-only commands.
-pub async fn services(cfg: &Config) -> anyhow::Result<Services> {
-    services_with_regions(cfg, vec![]).await
-}
-
-/// Services over the running server's metadata store, with these regions (and servers).
-pub async fn services_with_regions(
-    cfg: &Config,
-    regions: Vec<pgfleet_domain::regions::Region>,
-) -> anyhow::Result<Services> {
-    let store = store(cfg).await?;
-    let mut sc = ServicesConfig::new(cfg.public_url(), regions);
-    sc.oauth.key_secret = Some(cfg.oauth_key_secret()?);
-    Services::new(
-        store,
-        Arc::new(SystemClock),
-        Randomness::os(),
-        sc,
-        Arc::new(pgfleet_dataplane::PgDriver::new()),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))
-}
 
 /// `pgfleet admin apps create`.
 pub async fn apps_create(

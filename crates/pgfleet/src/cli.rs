@@ -1,5 +1,6 @@
-//! Command-line interface: `pgfleet serve`, `config print`, `admin …`, and the API client
-//! commands (`login`, `projects …`; see [`crate::cmd`]).
+//! Command-line interface: `pgfleet serve`, `config print`, `admin …`, `completions`, and
+//! the API client commands (`login`, `projects …`; see [`crate::cmd`]). The top of the
+//! command line: it imports the commands' arguments, and none of them imports it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub enum Command {
     Admin(AdminCommand),
     #[command(flatten)]
     Client(crate::cmd::ClientCommand),
+    /// Print a shell completion script.
+    Completions(crate::completions::CompletionsArgs),
 }
 
 #[derive(Debug, Subcommand)]

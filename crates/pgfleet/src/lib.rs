@@ -2,9 +2,11 @@
 //! integration tests can start a real server in-process, and the API client commands.
 
 pub mod admin;
+pub mod assembly;
 pub mod banner;
 pub mod cli;
 pub mod cmd;
+pub mod completions;
 pub mod config;
 pub mod descriptors;
 pub mod http_server;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use pgfleet::cli::{AdminCommand, AppsCommand, Cli, Command, ConfigCommand, ServersCommand};
 use pgfleet::server::{self, Deps};
 
@@ -62,6 +62,10 @@ fn main() -> ExitCode {
             })
         }
         Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
+        Command::Completions(args) => {
+            pgfleet::completions::run(&args, Cli::command());
+            ExitCode::SUCCESS
+        }
         Command::Proxy(args) => {
             let Some(cfg) = loaded(args.load()) else {
                 return ExitCode::from(2);

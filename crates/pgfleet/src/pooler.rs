@@ -1,5 +1,6 @@
 //! Wiring of the pooled endpoint: its settings and TLS certificate from the configuration,
-//! and the catalog it authenticates against (the services' view of connections).
+//! and the catalog it authenticates against (the services' view of connections); and
+//! `pgfleet proxy`, the endpoint on its own, assembled with `crate::assembly`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -262,12 +263,12 @@ pub async fn run_standalone(
     cfg.validate()?;
     crate::descriptors::apply(&mut cfg, crate::descriptors::current_limit()?, false)?;
     let embedded = if cfg.needs_embedded() {
-        Some(crate::server::EmbeddedAddr::recorded(&cfg.data_dir)?)
+        Some(crate::assembly::EmbeddedAddr::recorded(&cfg.data_dir)?)
     } else {
         None
     };
-    let regions = crate::server::build_regions(&cfg, embedded.as_ref())?;
-    let services = crate::admin::services_with_regions(&cfg, regions).await?;
+    let regions = crate::assembly::build_regions(&cfg, embedded.as_ref())?;
+    let services = crate::assembly::services_with_regions(&cfg, regions).await?;
     let listener = bind(&cfg).await?;
     let running = start(&cfg, &services, listener)?;
     let reloads = tokio::spawn(reload_on_hangup(cfg.clone(), Some(running.pooler.clone())));

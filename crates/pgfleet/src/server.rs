@@ -1,24 +1,21 @@
 //! `pgfleet serve`: wires configuration, the embedded cluster, the metadata store, the
 //! services and the HTTP server together, and takes them down in order on shutdown
-//! (stop accepting → drain requests → close the store → stop PostgreSQL).
+//! (stop accepting → drain requests → close the store → stop PostgreSQL). The parts it
+//! shares with `proxy` and `admin` (embedded address, regions) come from `crate::assembly`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgDriver, PgServer};
+use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgDriver};
 use pgfleet_domain::bootstrap::{BootstrapOptions, BootstrapSecrets};
-use pgfleet_domain::regions::{default_name, Region, KNOWN_REGIONS};
 use pgfleet_domain::{Clock, Randomness, Services, ServicesConfig, SystemClock};
 use pgfleet_storage::{MetadataTarget, Store};
-use sqlx::postgres::PgConnectOptions;
 use tokio::sync::oneshot;
 
+use crate::assembly::{build_regions, embedded_metadata_options, EmbeddedAddr, METADATA_DB};
 use crate::config::Config;
-
-/// Name of the metadata database on the embedded cluster.
-pub const METADATA_DB: &str = "pgfleet";
 
 /// Injected time and randomness.
 #[derive(Debug, Clone)]
@@ -394,16 +391,6 @@ fn metadata_url_target(
     Ok((target, tls))
 }
 
-/// The embedded cluster's metadata database, over its Unix socket.
-pub fn embedded_metadata_options(socket_dir: &Path, port: u16) -> PgConnectOptions {
-    PgConnectOptions::new()
-        .socket(socket_dir)
-        .port(port)
-        .username(pgfleet_dataplane::cluster::SUPERUSER)
-        .database(METADATA_DB)
-        .application_name("pgfleet")
-}
-
 /// Creates the metadata database on the embedded cluster if missing, and closes the
 /// cluster's shared databases to tenants (PUBLIC gets CONNECT on every database by default).
 async fn ensure_metadata_db(cluster: &EmbeddedCluster) -> anyhow::Result<()> {
@@ -431,94 +418,6 @@ async fn ensure_metadata_db(cluster: &EmbeddedCluster) -> anyhow::Result<()> {
     drop(client);
     let _ = task.await;
     Ok(())
-}
-
-/// Where the embedded cluster listens: its socket directory and port.
-#[derive(Debug, Clone)]
-pub struct EmbeddedAddr {
-    pub socket_dir: std::path::PathBuf,
-    pub port: u16,
-}
-
-impl EmbeddedAddr {
-    fn of(cluster: &ClusterHandle) -> Self {
-        Self {
-            socket_dir: cluster.cluster().socket_dir(),
-            port: cluster.cluster().port(),
-        }
-    }
-
-    /// The cluster a running `pgfleet serve` keeps in `data_dir` (from its `cluster.json`).
-    pub fn recorded(data_dir: &Path) -> anyhow::Result<Self> {
-        let recorded = std::fs::read(data_dir.join("cluster.json")).with_context(|| {
-            format!(
-                "no pgfleet data in {}: start `pgfleet serve` there first",
-                data_dir.display()
-            )
-        })?;
-        let port = serde_json::from_slice::<serde_json::Value>(&recorded)?["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .context("cluster.json has no port")?;
-        Ok(Self {
-            socket_dir: data_dir.join("run"),
-            port,
-        })
-    }
-}
-
-pub fn build_regions(cfg: &Config, embedded: Option<&EmbeddedAddr>) -> anyhow::Result<Vec<Region>> {
-    let mut regions: Vec<Region> = Vec::new();
-    for (id, rc) in &cfg.regions {
-        let mut servers = Vec::new();
-        for s in &rc.servers {
-            servers.push(server_from_config(cfg, id, s.expose(), embedded)?);
-        }
-        regions.push(Region {
-            id: id.clone(),
-            name: rc.name.clone().unwrap_or_else(|| default_name(id)),
-            servers,
-        });
-    }
-    // The contract's other regions are listed as unavailable.
-    for (id, name) in KNOWN_REGIONS {
-        if !regions.iter().any(|r| r.id == *id) {
-            regions.push(Region {
-                id: id.to_string(),
-                name: name.to_string(),
-                servers: vec![],
-            });
-        }
-    }
-    Ok(regions)
-}
-
-fn server_from_config(
-    cfg: &Config,
-    region: &str,
-    value: &str,
-    embedded: Option<&EmbeddedAddr>,
-) -> anyhow::Result<PgServer> {
-    if value == "embedded" {
-        let e = embedded.context("the embedded cluster is not running")?;
-        let mut admin = tokio_postgres::Config::new();
-        admin
-            .host_path(&e.socket_dir)
-            .port(e.port)
-            .user(pgfleet_dataplane::cluster::SUPERUSER)
-            .dbname("postgres")
-            .application_name("pgfleet")
-            .connect_timeout(Duration::from_secs(5));
-        return Ok(PgServer {
-            key: "embedded".to_string(),
-            region: region.to_string(),
-            admin,
-            tls: pgfleet_dataplane::sslmode::ClientTls::disabled(),
-            public_host: cfg.postgres.host.clone(),
-            public_port: e.port,
-        });
-    }
-    Ok(PgServer::from_url(region, value)?)
 }
 
 /// Creates the data directory (0700; the embedded cluster lets its OS user through later)

@@ -5,7 +5,6 @@
 
 pub mod auth;
 pub mod backups;
-pub mod completions;
 pub mod confirm;
 pub mod connections;
 pub mod databases;
@@ -105,8 +104,6 @@ pub enum ClientCommand {
     Integrations(integrations::IntegrationsCommand),
     /// Open psql on a fresh connection of a database (deleted when psql exits).
     Psql(psql::PsqlArgs),
-    /// Print a shell completion script.
-    Completions(completions::CompletionsArgs),
 }
 
 /// What a command needs: the API client and how to print.
@@ -195,10 +192,6 @@ pub fn run(g: &GlobalArgs, command: ClientCommand) -> ExitCode {
 
 async fn dispatch(g: &GlobalArgs, command: ClientCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ClientCommand::Completions(a) => {
-            completions::run(&a);
-            return Ok(ExitCode::SUCCESS);
-        }
         ClientCommand::Login(a) => {
             auth::login(g, &a).await?;
             return Ok(ExitCode::SUCCESS);
@@ -222,7 +215,7 @@ async fn dispatch(g: &GlobalArgs, command: ClientCommand) -> anyhow::Result<Exit
         ClientCommand::ServiceTokens(c) => service_tokens::run(&ctx, c).await?,
         ClientCommand::Integrations(c) => integrations::run(&ctx, c).await?,
         ClientCommand::Psql(a) => return psql::run(&ctx, &a).await,
-        ClientCommand::Completions(_) | ClientCommand::Login(_) | ClientCommand::Logout => {}
+        ClientCommand::Login(_) | ClientCommand::Logout => {}
     }
     Ok(ExitCode::SUCCESS)
 }

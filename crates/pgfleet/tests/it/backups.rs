@@ -6,84 +6,11 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::{connect_tls, Resp, TestServer};
-
-/// `(count, md5 of all rows)` of table `t`.
-pub(crate) async fn checksum(conn: &str) -> (i64, String) {
-    let c = connect_tls(conn).await.unwrap();
-    let row = c
-        .query_one("SELECT count(*), md5(coalesce(string_agg(id::text || ':' || v, ',' ORDER BY id), '')) FROM t", &[])
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
-pub(crate) async fn wait_ready(s: &TestServer, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = s.get(&format!("/v1/databases/{id}")).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        if r.body["data"]["status"] == "ready" {
-            return r.body["data"].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "database {id} not ready: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_backup(s: &TestServer, db: &str, backup: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = s.get(&format!("/v1/databases/{db}/backups")).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        if let Some(b) = r.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["id"] == backup)
-        {
-            if b["status"] != "running" {
-                return b.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "backup {backup} did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) async fn backup_now(s: &TestServer, db: &str) -> String {
-    let r = s
-        .post(&format!("/v1/databases/{db}/backups"), json!({}))
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    assert_eq!(r.body["data"]["status"], "running");
-    let id = r.body["data"]["id"].as_str().unwrap().to_string();
-    let b = wait_backup(s, db, &id).await;
-    assert_eq!(b["status"], "completed", "{b}");
-    assert!(b["size"].as_i64().unwrap() > 0);
-    id
-}
-
-/// A database created with a source: its credentials, once ready.
-pub(crate) async fn create_from(s: &TestServer, project: &str, body: Value) -> (String, String) {
-    let r = s
-        .post(&format!("/v1/projects/{project}/databases"), body)
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let id = r.body["data"]["id"].as_str().unwrap().to_string();
-    let conn = r.body["data"]["connectionString"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_ready(s, &id).await;
-    (id, conn)
-}
+use crate::harness::{
+    backup_now, checksum, connect_tls, create_from, wait_ready, Resp, TestServer,
+};
 
 #[tokio::test]
 async fn backup_restore_clone_and_prune_on_real_data() {

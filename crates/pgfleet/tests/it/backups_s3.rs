@@ -15,8 +15,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::backups::{backup_now, checksum, create_from, wait_ready};
-use crate::harness::{connect_tls, TestServer};
+use crate::harness::{backup_now, checksum, connect_tls, create_from, wait_ready, TestServer};
 
 pub(crate) const BUCKET: &str = "pgfleet-backups";
 

@@ -7,18 +7,18 @@
 //! database on the server). Concurrent creates never exceed a workspace's quota, and a
 //! transfer into a workspace at its quota is refused.
 
-use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pgfleet::config::{RegionConfig, Secret};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_postgres::error::SqlState;
 
-use crate::backups::{backup_now, wait_ready};
-use crate::harness::{connect_tls, Resp, TestServer};
+use crate::harness::{
+    backup_now, connect_tls, embedded_superuser, send_as, wait_ready, Resp, TestServer,
+};
 use crate::lifecycle::{data_dir, postmaster_pid};
 
 /// The data directory of a test's own embedded cluster; its postmaster is stopped when the
@@ -36,22 +36,6 @@ impl Drop for ClusterDir {
             let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
         }
     }
-}
-
-/// A superuser session on the embedded cluster of `dir`, over its Unix socket.
-async fn superuser(dir: &Path) -> tokio_postgres::Client {
-    let recorded: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("cluster.json")).unwrap()).unwrap();
-    let port = u16::try_from(recorded["port"].as_u64().unwrap()).unwrap();
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host_path(dir.join("run"))
-        .port(port)
-        .user("postgres")
-        .dbname("postgres")
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
 }
 
 /// Another workspace and a service token of it, written straight to the metadata store:
@@ -81,15 +65,6 @@ async fn wait_ready_as(s: &TestServer, token: &str, db: &str) {
         assert!(std::time::Instant::now() < deadline, "{}", r.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn send_as(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Resp {
-    let r = s
-        .http
-        .request(method, format!("{}{path}", s.base))
-        .bearer_auth(token)
-        .json(&body);
-    Resp::from(r.send().await.unwrap()).await
 }
 
 /// A created database: its id and direct connection string.
@@ -178,7 +153,7 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
         c.usage.sample_interval_secs = 1;
     })
     .await;
-    let server = superuser(&path).await;
+    let server = embedded_superuser(&path, "postgres").await;
     let setting = |name: &'static str| {
         let server = &server;
         async move {
@@ -255,7 +230,7 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
         .get(0);
     let mut share = Vec::new();
     for _ in superusers..8 {
-        share.push(superuser(&path).await);
+        share.push(embedded_superuser(&path, "postgres").await);
     }
     let (b1_open, e) = fill(&b1_conn).await;
     assert_database_full(&e);
@@ -324,7 +299,7 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
     }
 
     // With every tenant slot taken, pgfleet's superuser sessions still get in.
-    let extra = superuser(&path).await;
+    let extra = embedded_superuser(&path, "postgres").await;
     extra.simple_query("SELECT 1").await.unwrap();
     drop((a1_open, a2_open, b1_open, share, extra, a2));
     s.stop().await;

@@ -1,13 +1,15 @@
 //! Every operation of the contract (`shared/contract/management-api-v1.d.ts`, parsed here:
 //! paths, path parameters, request body fields and the statuses each operation lists), asked
 //! the wrong way — no credential, a nonexistent id in each path parameter, a body of the wrong
-//! type, a field of the wrong type, a missing required field, an unknown enum value — answers
+//! type, a field of the wrong type, a missing required field, an unknown enum value, a body
+//! over the size cap, a body that is not JSON — answers
 //! a status its operation lists, with the contract's error body, and one that `/v1/doc`
 //! documents with an example of the same code.
 //!
 //! One exception, derived from the contract and not copied from it: an operation that lists
-//! neither 400 nor 422 has no status for invalid input; there the server answers 400 (or 422)
-//! as `/v1/doc` documents (see `pgfleet_http::statuses`).
+//! neither 400 nor 422 has no status for invalid input; there the server answers 400 (or 422,
+//! or 413/415 for a body it does not read) as `/v1/doc` documents (see
+//! `pgfleet_http::statuses`).
 
 use std::collections::BTreeMap;
 
@@ -413,7 +415,9 @@ fn documented(doc: &Value, op: &Op) -> BTreeMap<u16, Vec<String>> {
 fn check(op: &Op, doc: &Value, what: &str, r: &Resp, failures: &mut Vec<String>) {
     let status = r.status.as_u16();
     let docs = documented(doc, op);
-    let input_error = status == 400 || status == 422;
+    // A body the server does not read (413, 415) is an input error too: where the operation
+    // lists none, it keeps its own status (and `/v1/doc` documents it).
+    let input_error = matches!(status, 400 | 413 | 415 | 422);
     let no_input_status = !op.statuses.contains(&400) && !op.statuses.contains(&422);
     let listed = op.statuses.contains(&status) || (input_error && no_input_status);
     let context = format!("{} {} ({what}): {status} {}", op.method, op.path, r.body);
@@ -464,7 +468,7 @@ async fn every_operation_answers_only_listed_statuses() {
         .as_str()
         .unwrap()
         .to_string();
-    let backup = crate::backups::backup_now(&s, &database).await;
+    let backup = crate::harness::backup_now(&s, &database).await;
     let real = Real {
         workspace,
         project,
@@ -510,6 +514,39 @@ async fn every_operation_answers_only_listed_statuses() {
             for (what, body) in wrong_bodies(&real, fields) {
                 let r = send(&s, op, &real.url(op, None), Some(&body), true).await;
                 check(op, &doc, &what, &r, &mut failures);
+                asked += 1;
+            }
+            // Over the size cap, and not JSON: listed statuses, each with its own code.
+            let big = json!({ "name": "x".repeat((1 << 20) + 1000) });
+            let not_json = s
+                .http
+                .request(
+                    op.method.clone(),
+                    format!("{}{}", s.base, real.url(op, None)),
+                )
+                .bearer_auth(&s.token)
+                .header("content-type", "text/plain")
+                .body(valid.as_ref().map(Value::to_string).unwrap_or_default());
+            let answers = [
+                (
+                    "an oversized body",
+                    "payload_too_large",
+                    send(&s, op, &real.url(op, None), Some(&big), true).await,
+                ),
+                (
+                    "a body that is not JSON",
+                    "unsupported_media_type",
+                    Resp::from(not_json.send().await.unwrap()).await,
+                ),
+            ];
+            for (what, code, r) in answers {
+                check(op, &doc, what, &r, &mut failures);
+                if r.body["error"]["code"] != code {
+                    failures.push(format!(
+                        "{} {} with {what}: {} {}, expected code {code}",
+                        op.method, op.path, r.status, r.body
+                    ));
+                }
                 asked += 1;
             }
         }

@@ -9,8 +9,7 @@ use pgfleet::config::{RegionConfig, Secret};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::backups::wait_ready;
-use crate::harness::{connect_tls, TestServer};
+use crate::harness::{connect_tls, wait_ready, TestServer};
 use crate::lifecycle::pgfleet;
 
 /// Runs `pgfleet admin servers <args> --json` with the configuration the operator would use

@@ -1,5 +1,6 @@
 //! Bad input at the edges, as an attacker sends it over HTTP: bodies that are not JSON (every
-//! body-taking operation of the published route table answers `415` and does nothing), names
+//! body-taking operation of the published route table answers `unsupported_media_type` —
+//! `415`, or the operation's listed input error where it lists no 415 — and does nothing), names
 //! with control, bidirectional-override or zero-width characters (`400` in every name field,
 //! nothing stored), and another workspace's service tokens (`404`, like every other
 //! cross-workspace read).
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::Digest as _;
 
 use crate::browser::{bootstrap, Browser};
-use crate::harness::{Resp, TestServer};
+use crate::harness::{send_as, Resp, TestServer};
 
 /// Right-to-left override, zero-width space, BEL.
 const HIDDEN: [char; 3] = ['\u{202E}', '\u{200B}', '\u{0007}'];
@@ -90,6 +91,14 @@ fn concrete(path: &str, ids: &Ids) -> String {
     out.join("/")
 }
 
+/// What a body that is not JSON answers on `method path`: 415, or the operation's input
+/// error where the contract lists no 415 (`pgfleet_http::statuses::fit`), keeping the code.
+fn refused_media_status(method: &Method, path: &str) -> u16 {
+    pgfleet_http::statuses::operation(method, path)
+        .and_then(|o| pgfleet_http::statuses::fit(StatusCode::UNSUPPORTED_MEDIA_TYPE, o.statuses))
+        .map_or(415, |(s, _)| s.as_u16())
+}
+
 #[tokio::test]
 async fn every_body_taking_operation_refuses_other_media_types() {
     let s = TestServer::start().await;
@@ -109,10 +118,11 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 "delete" => Method::DELETE,
                 _ => continue,
             };
-            // And the document says so.
+            // And the document says so, under the status it answers.
+            let refused = refused_media_status(&method, path);
             assert!(
-                op["responses"].get("415").is_some(),
-                "{method} {path} does not document 415"
+                op["responses"].get(refused.to_string()).is_some(),
+                "{method} {path} does not document {refused}"
             );
             ops.push((method, path.clone(), op.get("requestBody").is_some()));
         }
@@ -138,7 +148,7 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 req = req.header("content-type", ct);
             }
             let r = Resp::from(req.send().await.unwrap()).await;
-            r.assert_error(415, "unsupported_media_type");
+            r.assert_error(refused_media_status(method, path), "unsupported_media_type");
             assert!(
                 r.body["error"]["hint"]
                     .as_str()
@@ -158,7 +168,7 @@ async fn every_body_taking_operation_refuses_other_media_types() {
                 .unwrap(),
         )
         .await;
-        r.assert_error(415, "unsupported_media_type");
+        r.assert_error(refused_media_status(method, path), "unsupported_media_type");
     }
 
     // Nothing happened: the project, its database, the connection and the token are all still
@@ -271,19 +281,6 @@ async fn oauth_access_token(s: &TestServer, ws: &str) -> String {
     r.body["access_token"].as_str().unwrap().to_string()
 }
 
-async fn send_json(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Resp {
-    Resp::from(
-        s.http
-            .request(method, format!("{}{path}", s.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn names_with_hidden_characters_are_refused_everywhere() {
     let s = TestServer::start().await;
@@ -358,7 +355,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
             ),
         ];
         for (what, method, path, body) in api {
-            let r = send_json(&s, &s.token, method, &path, body).await;
+            let r = send_as(&s, &s.token, method, &path, body).await;
             // These two operations list 422, not 400, in the contract.
             if what == "project rename" || what == "service token" {
                 r.assert_error(422, "validation_error");
@@ -373,7 +370,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
             );
         }
         // Workspaces (an OAuth credential may create them).
-        send_json(
+        send_as(
             &s,
             &oauth,
             Method::POST,
@@ -428,7 +425,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
         assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
         assert!(!hidden(&r.body), "{path}: {}", r.body);
     }
-    let r = send_json(&s, &oauth, Method::GET, "/v1/workspaces", Value::Null).await;
+    let r = send_as(&s, &oauth, Method::GET, "/v1/workspaces", Value::Null).await;
     assert!(!hidden(&r.body), "{}", r.body);
     assert_eq!(
         s.get(&format!("/v1/projects/{}", ids.project)).await.body["data"]["name"],
@@ -446,7 +443,7 @@ async fn another_workspaces_service_tokens_are_not_found() {
     let ids = fixtures(&s).await;
     // A second workspace with a token of its own, made by the same user over OAuth.
     let oauth = oauth_access_token(&s, &ids.workspace).await;
-    let other = send_json(
+    let other = send_as(
         &s,
         &oauth,
         Method::POST,

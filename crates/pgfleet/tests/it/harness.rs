@@ -1,7 +1,9 @@
 //! Test harness: a shared PostgreSQL cluster, a template metadata database, and in-process
-//! pgfleet servers on port 0 with an HTTP client.
+//! pgfleet servers on port 0 with an HTTP client; and the helpers more than one test module
+//! uses (waiting for a database or a backup, checksums of test data, requests with another
+//! token, superuser sessions on an embedded cluster, `psql`), kept here once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -433,4 +435,116 @@ pub async fn psql(conn: &str, sql: &str) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// A request with another bearer token and a JSON body.
+pub async fn send_as(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> Resp {
+    let r = s
+        .http
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .json(&body);
+    Resp::from(r.send().await.unwrap()).await
+}
+/// A superuser session on database `db` of the embedded cluster of data directory `dir`,
+/// over its Unix socket.
+pub async fn embedded_superuser(dir: &Path, db: &str) -> tokio_postgres::Client {
+    let file = dir.join("cluster.json");
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let port = u16::try_from(recorded["port"].as_u64().unwrap()).unwrap();
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(dir.join("run"))
+        .port(port)
+        .user("postgres")
+        .dbname(db)
+        .connect_timeout(Duration::from_secs(5));
+    let (client, conn) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the embedded cluster ({db}): {e}"));
+    tokio::spawn(conn);
+    client
+}
+/// `(count, md5 of all rows)` of table `t`.
+pub async fn checksum(conn: &str) -> (i64, String) {
+    let c = connect_tls(conn).await.unwrap();
+    let row = c
+        .query_one("SELECT count(*), md5(coalesce(string_agg(id::text || ':' || v, ',' ORDER BY id), '')) FROM t", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Waits (at most 60 s) until database `id` is `ready`; its `data`.
+pub async fn wait_ready(s: &TestServer, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = s.get(&format!("/v1/databases/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if r.body["data"]["status"] == "ready" {
+            return r.body["data"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database {id} not ready: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 60 s) until backup `backup` of `db` is no longer `running`.
+pub async fn wait_backup(s: &TestServer, db: &str, backup: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = s.get(&format!("/v1/databases/{db}/backups")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if let Some(b) = r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == backup)
+        {
+            if b["status"] != "running" {
+                return b.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backup {backup} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Takes a backup of `db` now and waits for it to complete; its id.
+pub async fn backup_now(s: &TestServer, db: &str) -> String {
+    let r = s
+        .post(
+            &format!("/v1/databases/{db}/backups"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "running");
+    let id = r.body["data"]["id"].as_str().unwrap().to_string();
+    let b = wait_backup(s, db, &id).await;
+    assert_eq!(b["status"], "completed", "{b}");
+    assert!(b["size"].as_i64().unwrap() > 0);
+    id
+}
+
+/// A database created with a source: its credentials, once ready.
+pub async fn create_from(s: &TestServer, project: &str, body: Value) -> (String, String) {
+    let r = s
+        .post(&format!("/v1/projects/{project}/databases"), body)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["data"]["id"].as_str().unwrap().to_string();
+    let conn = r.body["data"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_ready(s, &id).await;
+    (id, conn)
 }

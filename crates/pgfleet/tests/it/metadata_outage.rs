@@ -245,7 +245,7 @@ async fn requests_get_503_with_retry_after_while_the_store_is_down_and_recover_a
         .await
         .contains("\npgfleet_metadata_available 1\n"));
     // The create from before the outage finishes, once.
-    crate::backups::wait_ready(&s, &db).await;
+    crate::harness::wait_ready(&s, &db).await;
     let list = s.get("/v1/projects").await;
     let names: Vec<&str> = list.body["data"]
         .as_array()

@@ -727,10 +727,11 @@ async fn revocation_integrations_and_scope() {
         json!([])
     );
 
-    // A token without workspace:admin is refused with 403 insufficient_scope.
+    // A token without workspace:admin is refused with insufficient_scope: 401, as
+    // `GET /v1/me` lists no 403.
     let (narrow, _) = get_tokens("offline_access").await;
     let r = c.api(&narrow, "/v1/me").await;
-    r.assert_error(403, "insufficient_scope");
+    r.assert_error(401, "insufficient_scope");
     assert!(r.headers["www-authenticate"]
         .to_str()
         .unwrap()

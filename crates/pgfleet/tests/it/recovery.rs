@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::harness::embedded_superuser;
 use crate::lifecycle::{
     assert_no_postgres, data_dir, pgfleet, postmaster_pid, wait_timeout, Server,
 };
@@ -178,8 +179,8 @@ struct Pg {
 impl Pg {
     async fn connect(dir: &Path) -> Self {
         Self {
-            catalog: superuser(dir, "postgres").await,
-            meta: superuser(dir, "pgfleet").await,
+            catalog: embedded_superuser(dir, "postgres").await,
+            meta: embedded_superuser(dir, "pgfleet").await,
         }
     }
 
@@ -341,24 +342,6 @@ impl Pg {
             "password of {role} differs from connections.scram_verifier"
         );
     }
-}
-
-async fn superuser(dir: &Path, db: &str) -> tokio_postgres::Client {
-    let file = dir.join("cluster.json");
-    let recorded: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    let port = u16::try_from(recorded["port"].as_u64().unwrap()).unwrap();
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host_path(dir.join("run"))
-        .port(port)
-        .user("postgres")
-        .dbname(db)
-        .connect_timeout(Duration::from_secs(5));
-    let (client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to the embedded cluster ({db}): {e}"));
-    tokio::spawn(conn);
-    client
 }
 
 /// `psql "<conn>" -c "select 1"`: `Ok` when it printed 1, else its stderr.

@@ -29,9 +29,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::backups::checksum;
 use crate::backups_s3::{S3Server, BUCKET};
-use crate::harness::{connect_tls, Resp};
+use crate::harness::{checksum, connect_tls, Resp};
 use deploy::{Api, Ca, TlsCluster};
 use setup::{admin, all_ready, assert_nothing_leaks, create, Created, Setup, TOKEN};
 

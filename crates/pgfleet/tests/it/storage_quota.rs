@@ -139,8 +139,8 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
 
     // A backup taken now holds the mode's triggers; a database made from it does not (they
     // are pgfleet's), and gets the mode from the guard as it is over the quota too.
-    let backup = crate::backups::backup_now(&s, &t.db_id).await;
-    let (clone_id, _) = crate::backups::create_from(
+    let backup = crate::harness::backup_now(&s, &t.db_id).await;
+    let (clone_id, _) = crate::harness::create_from(
         &s,
         &t.project_id,
         json!({"source": {"type": "backup", "databaseId": t.db_id, "backupId": backup}}),

@@ -14,9 +14,8 @@ use pgfleet_dataplane::{ClusterSettings, EmbeddedCluster};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::backups::{backup_now, wait_ready};
 use crate::capacity::ClusterDir;
-use crate::harness::{connect_tls, pooled_url, TestServer};
+use crate::harness::{backup_now, connect_tls, pooled_url, wait_ready, TestServer};
 use crate::lifecycle::data_dir;
 
 const PASSWORD: &str = "tls-upstream-test-password";
