@@ -16,6 +16,7 @@ pub mod lease;
 pub mod metrics;
 pub mod names;
 pub mod oauth_keys;
+pub mod outcome;
 pub mod page;
 pub mod principal;
 pub mod random;

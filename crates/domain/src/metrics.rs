@@ -31,7 +31,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::reconciler::Outcome;
+use crate::outcome::Outcome;
 
 /// `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -8,6 +8,8 @@
 //! operation again after a crash at any point finishes it. Two executors never run the same
 //! operation at once: each holds a session-level advisory lock on the operation's resource
 //! for the duration, and a crashed process's locks vanish with its sessions.
+//!
+//! Each attempt comes to an [`Outcome`] (`crate::outcome`), which `crate::metrics` counts.
 
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::failpoint::hit;
+use crate::outcome::Outcome;
 use crate::{DomainError, Result, Services};
 
 /// Operation kinds.
@@ -37,16 +40,6 @@ pub mod kind {
 const MAX_ATTEMPTS: i32 = 8;
 /// Namespace of our advisory locks (first key of `pg_try_advisory_lock(int, int)`).
 const LOCK_SPACE: i32 = 0x7066_6c74; // "pflt"
-
-/// What happened when asked to run an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    Retrying,
-    Failed,
-    /// Another executor holds it, or it was already finished.
-    NotRun,
-}
 
 /// Pause between the reconciler's rounds.
 const PAUSE: Duration = Duration::from_millis(500);
