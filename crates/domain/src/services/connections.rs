@@ -7,10 +7,12 @@ use pgfleet_api_types::connection::{
     Connection, CreatedConnection, DatabaseRef, DirectConnection, Endpoint, Endpoints,
 };
 use pgfleet_api_types::{ts, List};
-use pgfleet_storage::{connections, databases, ConnectionRow, DatabaseRow, StorageError};
+use pgfleet_storage::{
+    connections, databases, ConnectionRow, ConnectionState, DatabaseRow, DatabaseState,
+    OperationKind, StorageError,
+};
 
 use crate::ids::{new_id, CONNECTION};
-use crate::reconciler::kind;
 use crate::services::validate_name;
 use crate::{DomainError, PageRequest, Principal, Result, Services};
 
@@ -106,7 +108,7 @@ impl Services {
     }
 
     fn require_ready(db: &DatabaseRow) -> Result<()> {
-        if db.status != "ready" {
+        if db.status != DatabaseState::Ready {
             return Err(DomainError::conflict(
                 format!(
                     "Database {} is {}; its connections cannot change now",
@@ -182,7 +184,7 @@ impl Services {
                 kind: "postgres".to_string(),
                 role_name: self.new_role_name(),
                 scram_verifier: creds.verifier,
-                status: "creating".to_string(),
+                status: ConnectionState::Creating,
                 created_at: self.clock().now(),
                 rotated_at: None,
             },
@@ -191,7 +193,7 @@ impl Services {
         let op = self
             .record_operation(
                 &mut tx,
-                kind::CONNECTION_CREATE,
+                OperationKind::ConnectionCreate,
                 &row.id,
                 serde_json::json!({}),
             )
@@ -212,7 +214,7 @@ impl Services {
         let op = self
             .record_operation(
                 &mut tx,
-                kind::CONNECTION_ROTATE,
+                OperationKind::ConnectionRotate,
                 &c.id,
                 serde_json::json!({}),
             )
@@ -225,18 +227,18 @@ impl Services {
 
     pub async fn connection_delete(&self, p: &Principal, id: &str) -> Result<()> {
         let (c, db) = self.visible_connection(p, id).await?;
-        if db.status == "provisioning" || db.status == "recovering" {
+        if db.status.is_busy() {
             return Self::require_ready(&db);
         }
         let mut tx = self.store().begin().await?;
-        connections::set_status(&mut *tx, &c.id, "deleting").await?;
+        connections::set_status(&mut *tx, &c.id, ConnectionState::Deleting).await?;
         if db.default_connection_id.as_deref() == Some(c.id.as_str()) {
             databases::set_default_connection(&mut *tx, &db.id, None).await?;
         }
         let op = self
             .record_operation(
                 &mut tx,
-                kind::CONNECTION_DELETE,
+                OperationKind::ConnectionDelete,
                 &c.id,
                 serde_json::json!({}),
             )

@@ -9,11 +9,11 @@ use pgfleet_api_types::database::{
 };
 use pgfleet_api_types::{ts, List};
 use pgfleet_storage::{
-    connections, databases, projects, ConnectionRow, DatabaseRow, ProjectRow, StorageError,
+    connections, databases, projects, ConnectionRow, ConnectionState, DatabaseRow, DatabaseState,
+    OperationKind, ProjectRow, StorageError,
 };
 
 use crate::ids::{new_id, CONNECTION, DATABASE};
-use crate::reconciler::kind;
 use crate::services::projects::DEFAULT_REGION;
 use crate::services::{validate_logical_id, validate_name};
 use crate::{DomainError, PageRequest, Principal, Result, Services};
@@ -78,7 +78,7 @@ impl Services {
             name: name.to_string(),
             region_id: region_id.to_string(),
             server_id: Some(server_id),
-            status: "provisioning".to_string(),
+            status: DatabaseState::Provisioning,
             is_default,
             pg_database: format!("d_{body}"),
             owner_role: format!("d_{body}_owner"),
@@ -120,14 +120,19 @@ impl Services {
                 kind: "postgres".to_string(),
                 role_name: self.new_role_name(),
                 scram_verifier: creds.verifier,
-                status: "creating".to_string(),
+                status: ConnectionState::Creating,
                 created_at: now,
                 rotated_at: None,
             },
         )
         .await?;
         let op_id = self
-            .record_operation(tx, kind::DATABASE_CREATE, &db.id, serde_json::json!({}))
+            .record_operation(
+                tx,
+                OperationKind::DatabaseCreate,
+                &db.id,
+                serde_json::json!({}),
+            )
             .await?;
         Ok(DatabaseIntent {
             db,
@@ -138,12 +143,14 @@ impl Services {
         })
     }
 
-    fn status_view(status: &str) -> DatabaseStatus {
+    /// The API's status of a stored state. A `deleting` row is never listed; should one be
+    /// shown (a create answered while a delete raced it) it reads `provisioning`.
+    fn status_view(status: DatabaseState) -> DatabaseStatus {
         match status {
-            "ready" => DatabaseStatus::Ready,
-            "recovering" => DatabaseStatus::Recovering,
-            "failure" => DatabaseStatus::Failure,
-            _ => DatabaseStatus::Provisioning,
+            DatabaseState::Ready => DatabaseStatus::Ready,
+            DatabaseState::Recovering => DatabaseStatus::Recovering,
+            DatabaseState::Failure => DatabaseStatus::Failure,
+            DatabaseState::Provisioning | DatabaseState::Deleting => DatabaseStatus::Provisioning,
         }
     }
 
@@ -159,13 +166,13 @@ impl Services {
             kind: "database".to_string(),
             url: self.url(&format!("/v1/databases/{}", db.id)),
             name: db.name.clone(),
-            status: Self::status_view(&db.status),
+            status: Self::status_view(db.status),
             created_at: ts(&db.created_at),
             is_default: db.is_default,
             default_connection_id: db.default_connection_id.clone(),
             connections: conns
                 .iter()
-                .filter(|c| c.status != "deleting")
+                .filter(|c| c.status != ConnectionState::Deleting)
                 .map(|c| self.connection_view(c, db, secrets.get(&c.id).map(String::as_str)))
                 .collect(),
             project: project.map(|p| ProjectRef {
@@ -444,10 +451,10 @@ impl Services {
         }
         let mut tx = self.store().begin().await?;
         let current = databases::get(&mut *tx, &row.id).await?;
-        let Some(current) = current.filter(|d| d.status != "deleting") else {
+        let Some(current) = current.filter(|d| d.status != DatabaseState::Deleting) else {
             return Err(DomainError::not_found("Database", id));
         };
-        if current.status == "provisioning" || current.status == "recovering" {
+        if current.status.is_busy() {
             return Err(DomainError::conflict(
                 format!(
                     "Database {id} is {} and cannot be deleted now",
@@ -456,11 +463,11 @@ impl Services {
                 Some("Retry when it is ready.".to_string()),
             ));
         }
-        databases::set_status(&mut *tx, &row.id, "deleting").await?;
+        databases::set_status(&mut *tx, &row.id, DatabaseState::Deleting).await?;
         let op = self
             .record_operation(
                 &mut tx,
-                kind::DATABASE_DELETE,
+                OperationKind::DatabaseDelete,
                 &row.id,
                 serde_json::json!({}),
             )
