@@ -2,7 +2,7 @@
 //! operation row at a time.
 //!
 //! Every change to a server is recorded first as an `operations` row in the same transaction
-//! as the metadata it concerns (intent first). An operation is then executed right away by
+//! as the metadata it concerns (intent first, [`crate::intent`]). An operation is then executed right away by
 //! the request that created it and, if that does not finish it (crash, deadline, failure),
 //! by the background loop, which also runs at start. Each step is idempotent, so running an
 //! operation again after a crash at any point finishes it. Two executors never run the same
@@ -36,27 +36,6 @@ const PAUSE: Duration = Duration::from_millis(500);
 const MAX_PAUSE: Duration = Duration::from_secs(8);
 
 impl Services {
-    /// Inserts an operation row (inside the caller's transaction).
-    pub(crate) async fn record_operation(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        kind: OperationKind,
-        resource_id: &str,
-        payload: serde_json::Value,
-    ) -> Result<String> {
-        let id = crate::ids::new_id(crate::ids::OPERATION, self.rng());
-        operations::insert(
-            &mut *tx,
-            &id,
-            kind,
-            resource_id,
-            &payload,
-            self.clock().now(),
-        )
-        .await?;
-        Ok(id)
-    }
-
     /// Runs an operation now in its own task and waits for it up to the provisioning
     /// deadline; past that it goes on in the background.
     pub(crate) async fn run_now(&self, op_id: &str) -> Outcome {

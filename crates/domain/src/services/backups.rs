@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use super::periodic::Periodic;
 use crate::backup_store::{BackupStore, Fetched, StoreError};
 use crate::ids::{new_id, BACKUP};
+use crate::intent::{Planned, Run};
 use crate::lease::Job;
 use crate::{DomainError, Principal, Result, Services};
 
@@ -116,8 +117,7 @@ impl Services {
     async fn record_backup(&self, database_id: &str, trigger: BackupTrigger) -> Result<BackupRow> {
         let mut tx = self.store().begin().await?;
         let (row, op) = self.insert_backup(&mut tx, database_id, trigger).await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.run_in_background(op);
+        self.commit_intent(tx, [op], Run::Background).await?;
         Ok(row)
     }
 
@@ -133,18 +133,17 @@ impl Services {
         let (_, op) = self
             .insert_backup(&mut tx, database_id, BackupTrigger::Scheduled)
             .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.run_in_background(op);
-        Ok(())
+        self.commit_intent(tx, [op], Run::Background).await
     }
 
-    /// A `running` backup row and its operation, inside the caller's transaction.
+    /// A `running` backup row, inside the caller's transaction, and the operation that takes
+    /// it (for [`Services::commit_intent`]).
     async fn insert_backup(
         &self,
         tx: &mut sqlx::PgConnection,
         database_id: &str,
         trigger: BackupTrigger,
-    ) -> Result<(BackupRow, String)> {
+    ) -> Result<(BackupRow, Planned)> {
         let row = backups::insert(
             &mut *tx,
             &new_id(BACKUP, self.rng()),
@@ -153,22 +152,8 @@ impl Services {
             self.clock().now(),
         )
         .await?;
-        let op = self
-            .record_operation(
-                tx,
-                OperationKind::BackupCreate,
-                &row.id,
-                serde_json::json!({}),
-            )
-            .await?;
+        let op = Planned::new(OperationKind::BackupCreate, &row.id);
         Ok((row, op))
-    }
-
-    fn run_in_background(&self, op: String) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            this.run_operation(&op).await;
-        });
     }
 
     /// A completed backup of a database of this workspace, checked readable; 404 / 422.
@@ -244,18 +229,11 @@ impl Services {
             .execute(&mut *tx)
             .await
             .map_err(StorageError::from)?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                OperationKind::DatabaseRestore,
-                &target.id,
-                serde_json::json!({ "backupId": backup.id }),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
-        self.note_write();
+        let op = Planned::new(OperationKind::DatabaseRestore, &target.id)
+            .with_payload(serde_json::json!({ "backupId": backup.id }));
+        // The operation's own bookkeeping notes the write when it finishes, so the re-read
+        // below is not served from the cache.
+        self.commit_intent(tx, [op], Run::Wait).await?;
         self.database_get(p, target_id).await
     }
 

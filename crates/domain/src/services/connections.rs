@@ -9,10 +9,11 @@ use pgfleet_api_types::connection::{
 use pgfleet_api_types::{ts, List};
 use pgfleet_storage::{
     connections, databases, ConnectionRow, ConnectionState, DatabaseRow, DatabaseState,
-    OperationKind, StorageError,
+    OperationKind,
 };
 
 use crate::ids::{new_id, CONNECTION};
+use crate::intent::{Planned, Run};
 use crate::services::validate_name;
 use crate::{DomainError, PageRequest, Principal, Result, Services};
 
@@ -190,17 +191,8 @@ impl Services {
             },
         )
         .await?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                OperationKind::ConnectionCreate,
-                &row.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
+        let op = Planned::new(OperationKind::ConnectionCreate, &row.id);
+        self.commit_intent(tx, [op], Run::Wait).await?;
         Ok(self.created_connection_view(&row, &db, &creds.password))
     }
 
@@ -211,17 +203,8 @@ impl Services {
         let creds = self.new_credentials();
         let mut tx = self.store().begin().await?;
         connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.clock().now()).await?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                OperationKind::ConnectionRotate,
-                &c.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
+        let op = Planned::new(OperationKind::ConnectionRotate, &c.id);
+        self.commit_intent(tx, [op], Run::Wait).await?;
         Ok(self.created_connection_view(&c, &db, &creds.password))
     }
 
@@ -235,17 +218,7 @@ impl Services {
         if db.default_connection_id.as_deref() == Some(c.id.as_str()) {
             databases::set_default_connection(&mut *tx, &db.id, None).await?;
         }
-        let op = self
-            .record_operation(
-                &mut tx,
-                OperationKind::ConnectionDelete,
-                &c.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
-        Ok(())
+        let op = Planned::new(OperationKind::ConnectionDelete, &c.id);
+        self.commit_intent(tx, [op], Run::Wait).await
     }
 }

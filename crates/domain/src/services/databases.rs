@@ -1,4 +1,5 @@
-//! Databases: intent (metadata + operation row), views, and the API operations on them.
+//! Databases: their intent (rows + the operation that creates them, [`crate::intent`]),
+//! views, and the API operations on them.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use pgfleet_storage::{
 };
 
 use crate::ids::{new_id, CONNECTION, DATABASE};
+use crate::intent::{Planned, Run};
 use crate::services::projects::DEFAULT_REGION;
 use crate::services::{validate_logical_id, validate_name};
 use crate::{DomainError, PageRequest, Principal, Result, Services};
@@ -24,7 +26,6 @@ pub(crate) struct DatabaseIntent {
     pub db: DatabaseRow,
     pub conn: ConnectionRow,
     pub password: String,
-    pub op_id: String,
     pub project: ProjectRow,
 }
 
@@ -46,9 +47,10 @@ impl Services {
         new_id("u_", self.rng())
     }
 
-    /// Writes a new database, its default connection and the operation that will create them,
-    /// on a server of the region with room for its connection limit (refused, with nothing
-    /// written, when the workspace's quota or the region's capacity has no room for it).
+    /// Writes a new database and its default connection, on a server of the region with room
+    /// for its connection limit (refused, with nothing written, when the workspace's quota or
+    /// the region's capacity has no room for it); returns them with the operation that will
+    /// create them, for [`Services::commit_intent`].
     #[expect(
         clippy::too_many_arguments,
         reason = "each is a column of the new database"
@@ -62,7 +64,7 @@ impl Services {
         is_default: bool,
         logical_id: Option<String>,
         source: Option<serde_json::Value>,
-    ) -> Result<DatabaseIntent> {
+    ) -> Result<(DatabaseIntent, Planned)> {
         let connection_limit = self.config().database_connection_limit;
         let server_id = self
             .reserve_slots(tx, &project.workspace_id, region_id, connection_limit)
@@ -126,21 +128,14 @@ impl Services {
             },
         )
         .await?;
-        let op_id = self
-            .record_operation(
-                tx,
-                OperationKind::DatabaseCreate,
-                &db.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        Ok(DatabaseIntent {
+        let op = Planned::new(OperationKind::DatabaseCreate, &db.id);
+        let intent = DatabaseIntent {
             db,
             conn,
             password: creds.password,
-            op_id,
             project: project.clone(),
-        })
+        };
+        Ok((intent, op))
     }
 
     /// The API's status of a stored state. A `deleting` row is never listed; should one be
@@ -385,7 +380,7 @@ impl Services {
                 "A project has one default database; create this one with isDefault false.",
             ));
         }
-        let intent = self
+        let (intent, op) = self
             .database_intent(
                 &mut tx,
                 &project,
@@ -396,9 +391,7 @@ impl Services {
                 source,
             )
             .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&intent.op_id).await;
+        self.commit_intent(tx, [op], Run::Wait).await?;
         self.created_database_view(&intent, true).await
     }
 
@@ -464,18 +457,8 @@ impl Services {
             ));
         }
         databases::set_status(&mut *tx, &row.id, DatabaseState::Deleting).await?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                OperationKind::DatabaseDelete,
-                &row.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
-        Ok(())
+        let op = Planned::new(OperationKind::DatabaseDelete, &row.id);
+        self.commit_intent(tx, [op], Run::Wait).await
     }
 
     pub(crate) fn connection_string(

@@ -9,6 +9,7 @@ use pgfleet_storage::{
 };
 
 use crate::ids::{new_id, PROJECT};
+use crate::intent::{Planned, Run};
 use crate::reconciler::delete_project_payload;
 use crate::services::{validate_logical_id, validate_name};
 use crate::{DomainError, PageRequest, Principal, Result, Services};
@@ -124,22 +125,18 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         };
-        let intent = if create_database {
-            Some(
-                self.database_intent(&mut tx, &project, &region_id, &name, true, None, None)
-                    .await?,
-            )
+        let (intent, op) = if create_database {
+            let (intent, op) = self
+                .database_intent(&mut tx, &project, &region_id, &name, true, None, None)
+                .await?;
+            (Some(intent), Some(op))
         } else {
-            None
+            (None, None)
         };
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
+        self.commit_intent(tx, op, Run::Wait).await?;
 
         let database = match intent {
-            Some(intent) => {
-                self.run_now(&intent.op_id).await;
-                Some(self.created_database_view(&intent, false).await?)
-            }
+            Some(intent) => Some(self.created_database_view(&intent, false).await?),
             None => None,
         };
         Ok(CreatedProject {
@@ -201,24 +198,14 @@ impl Services {
         for d in dbs.iter().filter(|d| d.status != DatabaseState::Deleting) {
             databases::set_status(&mut *tx, &d.id, DatabaseState::Deleting).await?;
             ops.push(
-                self.record_operation(
-                    &mut tx,
-                    OperationKind::DatabaseDelete,
-                    &d.id,
-                    delete_project_payload(&row.id),
-                )
-                .await?,
+                Planned::new(OperationKind::DatabaseDelete, &d.id)
+                    .with_payload(delete_project_payload(&row.id)),
             );
         }
         if dbs.is_empty() {
             projects::delete(&mut *tx, &row.id).await?;
         }
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        for op in ops {
-            self.run_now(&op).await;
-        }
-        Ok(())
+        self.commit_intent(tx, ops, Run::Wait).await
     }
 
     /// Moves a project (with its databases) to the workspace of `recipient_token`.
