@@ -2,7 +2,8 @@
 //!
 //! Handlers in the http crate call [`Services`]; services read and write the metadata store,
 //! drive the data plane and return the wire types of `pgfleet-api-types`. Time and randomness
-//! come in through [`Clock`] and [`Randomness`] so tests can control them.
+//! come in through [`Clock`] and [`Randomness`] so tests can control them. A change to a
+//! server is written first as an intent ([`intent`]) and carried out by the [`reconciler`].
 
 pub mod backup_store;
 pub mod bootstrap;
@@ -12,10 +13,12 @@ pub mod error;
 pub mod failpoint;
 pub mod hash_gate;
 pub mod ids;
+pub mod intent;
 pub mod lease;
 pub mod metrics;
 pub mod names;
 pub mod oauth_keys;
+pub mod outcome;
 pub mod page;
 pub mod principal;
 pub mod random;

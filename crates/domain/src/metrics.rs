@@ -31,7 +31,9 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::reconciler::Outcome;
+use pgfleet_storage::OperationKind;
+
+use crate::outcome::Outcome;
 
 /// `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -248,7 +250,7 @@ pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
 }
 
 /// One attempt of a reconciler operation finished (`NotRun` is not recorded).
-pub fn record_operation(kind: &str, result: &crate::Result<Outcome>, elapsed: Duration) {
+pub fn record_operation(kind: OperationKind, result: &crate::Result<Outcome>, elapsed: Duration) {
     let outcome = match result {
         Ok(Outcome::Done) => "succeeded",
         Ok(Outcome::Retrying) => "retrying",
@@ -257,9 +259,11 @@ pub fn record_operation(kind: &str, result: &crate::Result<Outcome>, elapsed: Du
         Err(_) => "error",
     };
     if let Some(m) = metrics() {
-        m.operations.with_label_values(&[kind, outcome]).inc();
+        m.operations
+            .with_label_values(&[kind.as_str(), outcome])
+            .inc();
         m.operation_duration
-            .with_label_values(&[kind, outcome])
+            .with_label_values(&[kind.as_str(), outcome])
             .observe(elapsed.as_secs_f64());
     }
 }
@@ -399,7 +403,7 @@ mod tests {
         record_http("GET", "/v1/databases/{id}", 200, Duration::from_millis(3));
         record_backup("succeeded", 1.5);
         record_operation(
-            "database.create",
+            OperationKind::DatabaseCreate,
             &Ok(Outcome::Done),
             Duration::from_millis(40),
         );

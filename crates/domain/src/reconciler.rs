@@ -2,51 +2,33 @@
 //! operation row at a time.
 //!
 //! Every change to a server is recorded first as an `operations` row in the same transaction
-//! as the metadata it concerns (intent first). An operation is then executed right away by
+//! as the metadata it concerns (intent first, [`crate::intent`]). An operation is then executed right away by
 //! the request that created it and, if that does not finish it (crash, deadline, failure),
 //! by the background loop, which also runs at start. Each step is idempotent, so running an
 //! operation again after a crash at any point finishes it. Two executors never run the same
 //! operation at once: each holds a session-level advisory lock on the operation's resource
 //! for the duration, and a crashed process's locks vanish with its sessions.
+//!
+//! Each attempt comes to an [`Outcome`] (`crate::outcome`), which `crate::metrics` counts.
 
 use std::time::Duration;
 
 use pgfleet_dataplane::{DatabaseSpec, LoginSpec};
 use pgfleet_storage::{
-    connections, databases, operations, projects, ConnectionRow, DatabaseRow, OperationRow,
-    StorageError,
+    connections, databases, operations, projects, ConnectionRow, ConnectionState, DatabaseRow,
+    DatabaseState, OperationKind, OperationRow, OperationState, StorageError,
 };
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::failpoint::hit;
+use crate::outcome::Outcome;
 use crate::{DomainError, Result, Services};
-
-/// Operation kinds.
-pub mod kind {
-    pub const DATABASE_CREATE: &str = "database.create";
-    pub const DATABASE_DELETE: &str = "database.delete";
-    pub const CONNECTION_CREATE: &str = "connection.create";
-    pub const CONNECTION_ROTATE: &str = "connection.rotate";
-    pub const CONNECTION_DELETE: &str = "connection.delete";
-    pub const BACKUP_CREATE: &str = "backup.create";
-    pub const DATABASE_RESTORE: &str = "database.restore";
-}
 
 /// Attempts before an operation is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
 /// Namespace of our advisory locks (first key of `pg_try_advisory_lock(int, int)`).
 const LOCK_SPACE: i32 = 0x7066_6c74; // "pflt"
-
-/// What happened when asked to run an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    Retrying,
-    Failed,
-    /// Another executor holds it, or it was already finished.
-    NotRun,
-}
 
 /// Pause between the reconciler's rounds.
 const PAUSE: Duration = Duration::from_millis(500);
@@ -54,27 +36,6 @@ const PAUSE: Duration = Duration::from_millis(500);
 const MAX_PAUSE: Duration = Duration::from_secs(8);
 
 impl Services {
-    /// Inserts an operation row (inside the caller's transaction).
-    pub(crate) async fn record_operation(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        kind: &str,
-        resource_id: &str,
-        payload: serde_json::Value,
-    ) -> Result<String> {
-        let id = crate::ids::new_id(crate::ids::OPERATION, self.rng());
-        operations::insert(
-            &mut *tx,
-            &id,
-            kind,
-            resource_id,
-            &payload,
-            self.clock().now(),
-        )
-        .await?;
-        Ok(id)
-    }
-
     /// Runs an operation now in its own task and waits for it up to the provisioning
     /// deadline; past that it goes on in the background.
     pub(crate) async fn run_now(&self, op_id: &str) -> Outcome {
@@ -196,7 +157,7 @@ impl Services {
         let Some(op) = operations::get(self.store().pool(), op_id).await? else {
             return Ok(Outcome::NotRun);
         };
-        if op.state != "pending" && op.state != "running" {
+        if !op.state.is_open() {
             return Ok(Outcome::NotRun);
         }
         let resource = op.resource_id.clone();
@@ -247,13 +208,13 @@ impl Services {
         let Some(op) = operations::get(self.store().pool(), &op.id).await? else {
             return Ok(Outcome::NotRun);
         };
-        if op.state != "pending" && op.state != "running" {
+        if !op.state.is_open() {
             return Ok(Outcome::NotRun);
         }
         operations::start(self.store().pool(), &op.id, self.clock().now()).await?;
         let started = std::time::Instant::now();
         let result = self.execute_and_account(&op, started).await;
-        crate::metrics::record_operation(&op.kind, &result, started.elapsed());
+        crate::metrics::record_operation(op.kind, &result, started.elapsed());
         // Whatever happened changed rows that cached reads may hold.
         self.note_write();
         result
@@ -276,15 +237,27 @@ impl Services {
                 if attempts >= MAX_ATTEMPTS {
                     tracing::error!(op = %op.id, kind = %op.kind, error = %message, "operation failed for good");
                     let mut tx = self.store().begin().await?;
-                    operations::finish(&mut *tx, &op.id, "failed", Some(&message), now).await?;
-                    if op.kind == kind::DATABASE_CREATE {
-                        databases::set_status(&mut *tx, &op.resource_id, "failure").await?;
+                    operations::finish(
+                        &mut *tx,
+                        &op.id,
+                        OperationState::Failed,
+                        Some(&message),
+                        now,
+                    )
+                    .await?;
+                    if op.kind == OperationKind::DatabaseCreate {
+                        databases::set_status(&mut *tx, &op.resource_id, DatabaseState::Failure)
+                            .await?;
                     }
                     tx.commit().await.map_err(StorageError::from)?;
-                    match op.kind.as_str() {
-                        kind::BACKUP_CREATE => self.backup_failed(op, &message).await?,
-                        kind::DATABASE_RESTORE => self.restore_failed(op).await?,
-                        _ => {}
+                    match op.kind {
+                        OperationKind::BackupCreate => self.backup_failed(op, &message).await?,
+                        OperationKind::DatabaseRestore => self.restore_failed(op).await?,
+                        OperationKind::DatabaseCreate
+                        | OperationKind::DatabaseDelete
+                        | OperationKind::ConnectionCreate
+                        | OperationKind::ConnectionRotate
+                        | OperationKind::ConnectionDelete => {}
                     }
                     Ok(Outcome::Failed)
                 } else {
@@ -302,18 +275,15 @@ impl Services {
     }
 
     async fn execute(&self, op: &OperationRow) -> Result<()> {
-        match op.kind.as_str() {
-            kind::DATABASE_CREATE => self.exec_database_create(op).await,
-            kind::DATABASE_DELETE => self.exec_database_delete(op).await,
-            kind::CONNECTION_CREATE | kind::CONNECTION_ROTATE => {
+        match op.kind {
+            OperationKind::DatabaseCreate => self.exec_database_create(op).await,
+            OperationKind::DatabaseDelete => self.exec_database_delete(op).await,
+            OperationKind::ConnectionCreate | OperationKind::ConnectionRotate => {
                 self.exec_connection_login(op).await
             }
-            kind::CONNECTION_DELETE => self.exec_connection_delete(op).await,
-            kind::BACKUP_CREATE => self.exec_backup_create(op).await,
-            kind::DATABASE_RESTORE => self.exec_database_restore(op).await,
-            other => Err(DomainError::internal(format!(
-                "unknown operation kind {other}"
-            ))),
+            OperationKind::ConnectionDelete => self.exec_connection_delete(op).await,
+            OperationKind::BackupCreate => self.exec_backup_create(op).await,
+            OperationKind::DatabaseRestore => self.exec_database_restore(op).await,
         }
     }
 
@@ -335,16 +305,30 @@ impl Services {
     }
 
     async fn finish_op(&self, tx: &mut sqlx::PgConnection, op: &OperationRow) -> Result<()> {
-        operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
+        operations::finish(
+            &mut *tx,
+            &op.id,
+            OperationState::Succeeded,
+            None,
+            self.clock().now(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn exec_database_create(&self, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let db = databases::get(pool, &op.resource_id).await?;
-        let Some(db) = db.filter(|d| d.status == "provisioning") else {
+        let Some(db) = db.filter(|d| d.status == DatabaseState::Provisioning) else {
             // Deleted or already done meanwhile: nothing left to do.
-            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            operations::finish(
+                pool,
+                &op.id,
+                OperationState::Succeeded,
+                None,
+                self.clock().now(),
+            )
+            .await?;
             return Ok(());
         };
         let server = self.server(db.server_id.as_deref())?;
@@ -354,7 +338,7 @@ impl Services {
         hit("database.create.after_database");
         operations::step(pool, &op.id, "roles", self.clock().now()).await?;
         for c in connections::all_of_database(pool, &db.id).await? {
-            if c.status != "deleting" {
+            if c.status != ConnectionState::Deleting {
                 self.driver()
                     .ensure_login(server, &spec, &self.login(&c), false)
                     .await?;
@@ -365,7 +349,7 @@ impl Services {
         self.fill_from_source(&db, op).await?;
         hit("database.create.before_ready");
         let mut tx = self.store().begin().await?;
-        databases::set_status(&mut *tx, &db.id, "ready").await?;
+        databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
         connections::activate_all(&mut *tx, &db.id).await?;
         self.finish_op(&mut tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
@@ -375,7 +359,14 @@ impl Services {
     async fn exec_database_delete(&self, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let Some(db) = databases::get(pool, &op.resource_id).await? else {
-            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            operations::finish(
+                pool,
+                &op.id,
+                OperationState::Succeeded,
+                None,
+                self.clock().now(),
+            )
+            .await?;
             return Ok(());
         };
         if let Some(server_id) = db.server_id.as_deref() {
@@ -415,14 +406,21 @@ impl Services {
             None => None,
         };
         let (Some(conn), Some(db)) = (
-            conn.filter(|c| c.status != "deleting"),
-            db.filter(|d| d.status != "deleting"),
+            conn.filter(|c| c.status != ConnectionState::Deleting),
+            db.filter(|d| d.status != DatabaseState::Deleting),
         ) else {
-            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            operations::finish(
+                pool,
+                &op.id,
+                OperationState::Succeeded,
+                None,
+                self.clock().now(),
+            )
+            .await?;
             return Ok(());
         };
         let server = self.server(db.server_id.as_deref())?;
-        let rotate = op.kind == kind::CONNECTION_ROTATE;
+        let rotate = op.kind == OperationKind::ConnectionRotate;
         self.driver()
             .ensure_login(server, &self.spec(&db), &self.login(&conn), rotate)
             .await?;
@@ -432,8 +430,8 @@ impl Services {
             "connection.create.after_role"
         });
         let mut tx = self.store().begin().await?;
-        if conn.status == "creating" {
-            connections::set_status(&mut *tx, &conn.id, "active").await?;
+        if conn.status == ConnectionState::Creating {
+            connections::set_status(&mut *tx, &conn.id, ConnectionState::Active).await?;
         }
         self.finish_op(&mut tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
@@ -443,7 +441,14 @@ impl Services {
     async fn exec_connection_delete(&self, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let Some(conn) = connections::get(pool, &op.resource_id).await? else {
-            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            operations::finish(
+                pool,
+                &op.id,
+                OperationState::Succeeded,
+                None,
+                self.clock().now(),
+            )
+            .await?;
             return Ok(());
         };
         if let Some(db) = databases::get(pool, &conn.database_id).await? {

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::lifecycle::{BackupState, BackupTrigger};
 use crate::Result;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -10,8 +11,8 @@ pub struct BackupRow {
     pub id: String,
     pub database_id: String,
     pub kind: String,
-    pub trigger: String,
-    pub status: String,
+    pub trigger: BackupTrigger,
+    pub status: BackupState,
     pub size_bytes: Option<i64>,
     pub location: Option<String>,
     pub error: Option<String>,
@@ -27,7 +28,7 @@ pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
     database_id: &str,
-    trigger: &str,
+    trigger: BackupTrigger,
     now: DateTime<Utc>,
 ) -> Result<BackupRow> {
     Ok(sqlx::query_as(&format!(

@@ -1,6 +1,6 @@
 //! Connections: one login role each. Rows in status `deleting` are invisible to the API.
 
-use crate::{ConnectionRow, Result};
+use crate::{ConnectionRow, ConnectionState, Result};
 
 const COLUMNS: &str =
     "c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier, c.status, c.created_at, c.rotated_at";
@@ -16,7 +16,7 @@ pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, c: &ConnectionRow) -> Res
     .bind(&c.kind)
     .bind(&c.role_name)
     .bind(&c.scram_verifier)
-    .bind(&c.status)
+    .bind(c.status)
     .bind(c.created_at)
     .fetch_one(ex)
     .await?)
@@ -97,7 +97,11 @@ pub async fn all_of_database<'e>(
     .await?)
 }
 
-pub async fn set_status<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, status: &str) -> Result<()> {
+pub async fn set_status<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    status: ConnectionState,
+) -> Result<()> {
     sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
         .bind(id)
         .bind(status)

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{DatabaseRow, Result};
+use crate::{DatabaseRow, DatabaseState, Result};
 
 pub const COLUMNS: &str =
     "d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id, d.status, d.is_default, \
@@ -20,7 +20,7 @@ pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, d: &DatabaseRow) -> Resul
     .bind(&d.name)
     .bind(&d.region_id)
     .bind(&d.server_id)
-    .bind(&d.status)
+    .bind(d.status)
     .bind(d.is_default)
     .bind(&d.pg_database)
     .bind(&d.owner_role)
@@ -152,7 +152,11 @@ pub async fn over_quota_since<'e>(
     )
 }
 
-pub async fn set_status<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, status: &str) -> Result<()> {
+pub async fn set_status<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    status: DatabaseState,
+) -> Result<()> {
     sqlx::query("UPDATE databases SET status = $2 WHERE id = $1")
         .bind(id)
         .bind(status)

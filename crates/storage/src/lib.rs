@@ -1,5 +1,6 @@
 //! The metadata store: a PostgreSQL database reached through sqlx, its schema (migrations are
-//! embedded in the binary and applied at start) and the queries the services run on it.
+//! embedded in the binary and applied at start), the queries the services run on it, and the
+//! typed states and kinds its rows carry ([`lifecycle`]).
 //!
 //! Queries are checked at run time (`sqlx::query_as`), not at build time, so a clean clone
 //! builds without a database. Every function takes an executor, so a service can run several
@@ -16,6 +17,7 @@ pub mod connections;
 pub mod databases;
 pub mod idempotency;
 pub mod leases;
+pub mod lifecycle;
 pub mod login_throttle;
 pub mod oauth;
 pub mod operations;
@@ -30,6 +32,10 @@ pub mod usage;
 pub mod users;
 pub mod workspaces;
 
+pub use lifecycle::{
+    BackupState, BackupTrigger, ConnectionState, DatabaseState, OperationKind, OperationState,
+    UnknownValue,
+};
 pub use rows::*;
 pub use target::{MetadataTarget, SessionAttrs, TargetError};
 

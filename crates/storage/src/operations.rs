@@ -1,8 +1,9 @@
-//! The reconciler's intent log.
+//! The reconciler's intent log: one row per operation, its kind and state typed
+//! ([`crate::lifecycle`]).
 
 use chrono::{DateTime, Utc};
 
-use crate::{OperationRow, Result};
+use crate::{OperationKind, OperationRow, OperationState, Result};
 
 const COLUMNS: &str =
     "seq, id, kind, resource_id, state, step, attempts, next_attempt_at, payload, error, created_at, updated_at";
@@ -10,7 +11,7 @@ const COLUMNS: &str =
 pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
-    kind: &str,
+    kind: OperationKind,
     resource_id: &str,
     payload: &serde_json::Value,
     now: DateTime<Utc>,
@@ -37,7 +38,9 @@ pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<O
     )
 }
 
-/// Open operations that are due, oldest first.
+/// Open operations that are due, oldest first; only of the kinds this binary knows, so a
+/// kind a newer replica sharing the store wrote waits for that replica (and does not stop
+/// this one's reconciler with a row it cannot read).
 pub async fn due<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     now: DateTime<Utc>,
@@ -45,11 +48,12 @@ pub async fn due<'e>(
 ) -> Result<Vec<OperationRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM operations
-          WHERE state IN ('pending', 'running') AND next_attempt_at <= $1
+          WHERE state IN ('pending', 'running') AND next_attempt_at <= $1 AND kind = ANY($3)
           ORDER BY seq LIMIT $2"
     ))
     .bind(now)
     .bind(limit)
+    .bind(OperationKind::ALL)
     .fetch_all(ex)
     .await?)
 }
@@ -94,7 +98,7 @@ pub async fn step<'e>(
 pub async fn finish<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
-    state: &str,
+    state: OperationState,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {

@@ -1,6 +1,9 @@
-//! Row types as they come out of the metadata database.
+//! Row types as they come out of the metadata database (states and kinds typed, see
+//! [`crate::lifecycle`]).
 
 use chrono::{DateTime, Utc};
+
+use crate::lifecycle::{ConnectionState, DatabaseState, OperationKind, OperationState};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WorkspaceRow {
@@ -65,7 +68,7 @@ pub struct DatabaseRow {
     pub name: String,
     pub region_id: String,
     pub server_id: Option<String>,
-    pub status: String,
+    pub status: DatabaseState,
     pub is_default: bool,
     pub pg_database: String,
     pub owner_role: String,
@@ -86,7 +89,7 @@ pub struct ConnectionRow {
     pub kind: String,
     pub role_name: String,
     pub scram_verifier: String,
-    pub status: String,
+    pub status: ConnectionState,
     pub created_at: DateTime<Utc>,
     pub rotated_at: Option<DateTime<Utc>>,
 }
@@ -106,9 +109,9 @@ impl std::fmt::Debug for ConnectionRow {
 pub struct OperationRow {
     pub seq: i64,
     pub id: String,
-    pub kind: String,
+    pub kind: OperationKind,
     pub resource_id: String,
-    pub state: String,
+    pub state: OperationState,
     pub step: Option<String>,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,

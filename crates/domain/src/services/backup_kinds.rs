@@ -7,23 +7,8 @@ use pgfleet_storage::backups;
 
 use crate::{DomainError, Principal, Result, Services};
 
-/// What started a backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackupTrigger {
-    /// The daily schedule (`backups.schedule`).
-    Scheduled,
-    /// A user or a client asked for it (`POST …/backups`, "Back up now").
-    OnDemand,
-}
-
-impl BackupTrigger {
-    fn of(stored: &str) -> Self {
-        match stored {
-            "scheduled" => Self::Scheduled,
-            _ => Self::OnDemand,
-        }
-    }
-}
+/// What started a backup (stored in `backups.trigger`).
+pub use pgfleet_storage::BackupTrigger;
 
 /// The newest backups of a database with their triggers, at most this many.
 const CONSOLE_BACKUPS: i64 = 25;
@@ -40,7 +25,7 @@ impl Services {
         let rows = backups::list(self.store().pool(), &db.id, CONSOLE_BACKUPS).await?;
         Ok(rows
             .iter()
-            .map(|b| (Self::backup_view(b), BackupTrigger::of(&b.trigger)))
+            .map(|b| (Self::backup_view(b), b.trigger))
             .collect())
     }
 

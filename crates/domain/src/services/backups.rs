@@ -19,28 +19,27 @@ use pgfleet_api_types::database::{Database, DatabaseSource};
 use pgfleet_api_types::ts;
 use pgfleet_dataplane::PgTools;
 use pgfleet_storage::backups::{self, BackupRow};
-use pgfleet_storage::{databases, operations, DatabaseRow, OperationRow, StorageError};
+use pgfleet_storage::{
+    databases, operations, BackupState, BackupTrigger, DatabaseRow, DatabaseState, OperationKind,
+    OperationRow, OperationState, StorageError,
+};
 use tokio::sync::watch;
 
 use super::periodic::Periodic;
 use crate::backup_store::{BackupStore, Fetched, StoreError};
 use crate::ids::{new_id, BACKUP};
+use crate::intent::{Planned, Run};
 use crate::lease::Job;
-use crate::reconciler::kind;
 use crate::{DomainError, Principal, Result, Services};
 
 impl Services {
     pub(crate) fn backup_view(b: &BackupRow) -> Backup {
-        let status = match b.status.as_str() {
-            s @ ("running" | "completed" | "failed") => s,
-            _ => "unknown",
-        };
         Backup {
             id: b.id.clone(),
             backup_type: b.kind.clone(),
             created_at: ts(&b.created_at),
             size: b.size_bytes,
-            status: status.to_string(),
+            status: b.status.to_string(),
             kind: "backup".to_string(),
         }
     }
@@ -102,7 +101,7 @@ impl Services {
     /// `POST /v1/databases/{id}/backups`: starts a backup now (202, `running`).
     pub async fn backup_create(&self, p: &Principal, database_id: &str) -> Result<Backup> {
         let db = self.visible_database(p, database_id).await?;
-        if db.status != "ready" {
+        if db.status != DatabaseState::Ready {
             return Err(DomainError::conflict(
                 format!(
                     "Database {} is {}; back it up when it is ready",
@@ -111,15 +110,14 @@ impl Services {
                 None,
             ));
         }
-        let row = self.record_backup(&db.id, "manual").await?;
+        let row = self.record_backup(&db.id, BackupTrigger::OnDemand).await?;
         Ok(Self::backup_view(&row))
     }
 
-    async fn record_backup(&self, database_id: &str, trigger: &str) -> Result<BackupRow> {
+    async fn record_backup(&self, database_id: &str, trigger: BackupTrigger) -> Result<BackupRow> {
         let mut tx = self.store().begin().await?;
         let (row, op) = self.insert_backup(&mut tx, database_id, trigger).await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.run_in_background(op);
+        self.commit_intent(tx, [op], Run::Background).await?;
         Ok(row)
     }
 
@@ -133,20 +131,19 @@ impl Services {
             return Ok(());
         }
         let (_, op) = self
-            .insert_backup(&mut tx, database_id, "scheduled")
+            .insert_backup(&mut tx, database_id, BackupTrigger::Scheduled)
             .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.run_in_background(op);
-        Ok(())
+        self.commit_intent(tx, [op], Run::Background).await
     }
 
-    /// A `running` backup row and its operation, inside the caller's transaction.
+    /// A `running` backup row, inside the caller's transaction, and the operation that takes
+    /// it (for [`Services::commit_intent`]).
     async fn insert_backup(
         &self,
         tx: &mut sqlx::PgConnection,
         database_id: &str,
-        trigger: &str,
-    ) -> Result<(BackupRow, String)> {
+        trigger: BackupTrigger,
+    ) -> Result<(BackupRow, Planned)> {
         let row = backups::insert(
             &mut *tx,
             &new_id(BACKUP, self.rng()),
@@ -155,17 +152,8 @@ impl Services {
             self.clock().now(),
         )
         .await?;
-        let op = self
-            .record_operation(tx, kind::BACKUP_CREATE, &row.id, serde_json::json!({}))
-            .await?;
+        let op = Planned::new(OperationKind::BackupCreate, &row.id);
         Ok((row, op))
-    }
-
-    fn run_in_background(&self, op: String) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            this.run_operation(&op).await;
-        });
     }
 
     /// A completed backup of a database of this workspace, checked readable; 404 / 422.
@@ -180,7 +168,7 @@ impl Services {
             .await?
             .filter(|b| b.database_id == source.id)
             .ok_or_else(|| DomainError::not_found("Backup", backup_id))?;
-        if b.status != "completed" {
+        if b.status != BackupState::Completed {
             return Err(DomainError::unprocessable(
                 format!(
                     "Backup {backup_id} is {}; only completed backups can be restored",
@@ -226,7 +214,7 @@ impl Services {
         let current = databases::get(&mut *tx, &target.id)
             .await?
             .ok_or_else(|| DomainError::not_found("Database", target_id))?;
-        if current.status != "ready" {
+        if current.status != DatabaseState::Ready {
             return Err(DomainError::conflict(
                 format!(
                     "Database {target_id} is {} and cannot be restored now",
@@ -241,18 +229,11 @@ impl Services {
             .execute(&mut *tx)
             .await
             .map_err(StorageError::from)?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                kind::DATABASE_RESTORE,
-                &target.id,
-                serde_json::json!({ "backupId": backup.id }),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
-        self.note_write();
+        let op = Planned::new(OperationKind::DatabaseRestore, &target.id)
+            .with_payload(serde_json::json!({ "backupId": backup.id }));
+        // The operation's own bookkeeping notes the write when it finishes, so the re-read
+        // below is not served from the cache.
+        self.commit_intent(tx, [op], Run::Wait).await?;
         self.database_get(p, target_id).await
     }
 
@@ -289,7 +270,7 @@ impl Services {
             }
             DatabaseSource::Database { database_id } => {
                 let src = self.visible_database(p, database_id).await?;
-                if src.status != "ready" {
+                if src.status != DatabaseState::Ready {
                     return Err(DomainError::conflict(
                         format!(
                             "Database {database_id} is {}; clone it when it is ready",
@@ -311,9 +292,16 @@ impl Services {
         let pool = self.store().pool();
         let Some(b) = backups::get(pool, &op.resource_id)
             .await?
-            .filter(|b| b.status == "running")
+            .filter(|b| b.status == BackupState::Running)
         else {
-            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            operations::finish(
+                pool,
+                &op.id,
+                OperationState::Succeeded,
+                None,
+                self.clock().now(),
+            )
+            .await?;
             return Ok(());
         };
         let started = std::time::Instant::now();
@@ -343,9 +331,19 @@ impl Services {
         let size = i64::try_from(size).unwrap_or(i64::MAX);
         let mut tx = self.store().begin().await?;
         backups::complete(&mut *tx, &b.id, size, &location, marker, self.clock().now()).await?;
-        operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
+        operations::finish(
+            &mut *tx,
+            &op.id,
+            OperationState::Succeeded,
+            None,
+            self.clock().now(),
+        )
+        .await?;
         tx.commit().await.map_err(StorageError::from)?;
-        crate::metrics::record_backup("completed", started.elapsed().as_secs_f64());
+        crate::metrics::record_backup(
+            BackupState::Completed.as_str(),
+            started.elapsed().as_secs_f64(),
+        );
         tracing::info!(backup = %b.id, database = %db.id, bytes = size, ms = started.elapsed().as_millis() as u64, "backup completed");
         Ok(())
     }
@@ -374,9 +372,16 @@ impl Services {
         let pool = self.store().pool();
         let Some(db) = databases::get(pool, &op.resource_id)
             .await?
-            .filter(|d| d.status == "recovering")
+            .filter(|d| d.status == DatabaseState::Recovering)
         else {
-            operations::finish(pool, &op.id, "succeeded", None, self.clock().now()).await?;
+            operations::finish(
+                pool,
+                &op.id,
+                OperationState::Succeeded,
+                None,
+                self.clock().now(),
+            )
+            .await?;
             return Ok(());
         };
         let backup_id = op
@@ -416,8 +421,15 @@ impl Services {
             .swap_database(server, &spec, &scratch, &retired)
             .await?;
         let mut tx = self.store().begin().await?;
-        databases::set_status(&mut *tx, &db.id, "ready").await?;
-        operations::finish(&mut *tx, &op.id, "succeeded", None, self.clock().now()).await?;
+        databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
+        operations::finish(
+            &mut *tx,
+            &op.id,
+            OperationState::Succeeded,
+            None,
+            self.clock().now(),
+        )
+        .await?;
         tx.commit().await.map_err(StorageError::from)?;
         tracing::info!(database = %db.id, backup = %b.id, ms = started.elapsed().as_millis() as u64, "restore completed");
         Ok(())
@@ -433,7 +445,7 @@ impl Services {
                     tracing::warn!(error = %e, "could not drop the scratch database of a failed restore");
                 }
             }
-            databases::set_status(self.store().pool(), &db.id, "ready").await?;
+            databases::set_status(self.store().pool(), &db.id, DatabaseState::Ready).await?;
         }
         Ok(())
     }
@@ -563,7 +575,7 @@ impl Services {
                         };
                         let open = operations::get(self.store().pool(), &op_id)
                             .await?
-                            .is_some_and(|op| op.state == "pending" || op.state == "running");
+                            .is_some_and(|op| op.state.is_open());
                         if !open {
                             removed += remove_staging(&f.path()).await;
                         }
@@ -591,7 +603,7 @@ impl Services {
                         };
                         let running = backups::get(self.store().pool(), &backup_id)
                             .await?
-                            .is_some_and(|b| b.status == "running");
+                            .is_some_and(|b| b.status == BackupState::Running);
                         if !running {
                             removed += remove_staging(&f.path()).await;
                         }
@@ -627,7 +639,7 @@ impl Services {
         for db in ready {
             let due = match latest.get(&db.id) {
                 None => true,
-                Some(b) if b.status == "running" => false,
+                Some(b) if b.status == BackupState::Running => false,
                 Some(b) => b.created_at + interval <= now,
             };
             if !due {

@@ -7,10 +7,13 @@ use pgfleet_api_types::connection::{
     Connection, CreatedConnection, DatabaseRef, DirectConnection, Endpoint, Endpoints,
 };
 use pgfleet_api_types::{ts, List};
-use pgfleet_storage::{connections, databases, ConnectionRow, DatabaseRow, StorageError};
+use pgfleet_storage::{
+    connections, databases, ConnectionRow, ConnectionState, DatabaseRow, DatabaseState,
+    OperationKind,
+};
 
 use crate::ids::{new_id, CONNECTION};
-use crate::reconciler::kind;
+use crate::intent::{Planned, Run};
 use crate::services::validate_name;
 use crate::{DomainError, PageRequest, Principal, Result, Services};
 
@@ -106,7 +109,7 @@ impl Services {
     }
 
     fn require_ready(db: &DatabaseRow) -> Result<()> {
-        if db.status != "ready" {
+        if db.status != DatabaseState::Ready {
             return Err(DomainError::conflict(
                 format!(
                     "Database {} is {}; its connections cannot change now",
@@ -182,23 +185,14 @@ impl Services {
                 kind: "postgres".to_string(),
                 role_name: self.new_role_name(),
                 scram_verifier: creds.verifier,
-                status: "creating".to_string(),
+                status: ConnectionState::Creating,
                 created_at: self.clock().now(),
                 rotated_at: None,
             },
         )
         .await?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                kind::CONNECTION_CREATE,
-                &row.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
+        let op = Planned::new(OperationKind::ConnectionCreate, &row.id);
+        self.commit_intent(tx, [op], Run::Wait).await?;
         Ok(self.created_connection_view(&row, &db, &creds.password))
     }
 
@@ -209,41 +203,22 @@ impl Services {
         let creds = self.new_credentials();
         let mut tx = self.store().begin().await?;
         connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.clock().now()).await?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                kind::CONNECTION_ROTATE,
-                &c.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
+        let op = Planned::new(OperationKind::ConnectionRotate, &c.id);
+        self.commit_intent(tx, [op], Run::Wait).await?;
         Ok(self.created_connection_view(&c, &db, &creds.password))
     }
 
     pub async fn connection_delete(&self, p: &Principal, id: &str) -> Result<()> {
         let (c, db) = self.visible_connection(p, id).await?;
-        if db.status == "provisioning" || db.status == "recovering" {
+        if db.status.is_busy() {
             return Self::require_ready(&db);
         }
         let mut tx = self.store().begin().await?;
-        connections::set_status(&mut *tx, &c.id, "deleting").await?;
+        connections::set_status(&mut *tx, &c.id, ConnectionState::Deleting).await?;
         if db.default_connection_id.as_deref() == Some(c.id.as_str()) {
             databases::set_default_connection(&mut *tx, &db.id, None).await?;
         }
-        let op = self
-            .record_operation(
-                &mut tx,
-                kind::CONNECTION_DELETE,
-                &c.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
-        Ok(())
+        let op = Planned::new(OperationKind::ConnectionDelete, &c.id);
+        self.commit_intent(tx, [op], Run::Wait).await
     }
 }

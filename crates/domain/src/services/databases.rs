@@ -1,4 +1,5 @@
-//! Databases: intent (metadata + operation row), views, and the API operations on them.
+//! Databases: their intent (rows + the operation that creates them, [`crate::intent`]),
+//! views, and the API operations on them.
 
 use std::collections::HashMap;
 
@@ -9,11 +10,12 @@ use pgfleet_api_types::database::{
 };
 use pgfleet_api_types::{ts, List};
 use pgfleet_storage::{
-    connections, databases, projects, ConnectionRow, DatabaseRow, ProjectRow, StorageError,
+    connections, databases, projects, ConnectionRow, ConnectionState, DatabaseRow, DatabaseState,
+    OperationKind, ProjectRow, StorageError,
 };
 
 use crate::ids::{new_id, CONNECTION, DATABASE};
-use crate::reconciler::kind;
+use crate::intent::{Planned, Run};
 use crate::services::projects::DEFAULT_REGION;
 use crate::services::{validate_logical_id, validate_name};
 use crate::{DomainError, PageRequest, Principal, Result, Services};
@@ -24,7 +26,6 @@ pub(crate) struct DatabaseIntent {
     pub db: DatabaseRow,
     pub conn: ConnectionRow,
     pub password: String,
-    pub op_id: String,
     pub project: ProjectRow,
 }
 
@@ -46,9 +47,10 @@ impl Services {
         new_id("u_", self.rng())
     }
 
-    /// Writes a new database, its default connection and the operation that will create them,
-    /// on a server of the region with room for its connection limit (refused, with nothing
-    /// written, when the workspace's quota or the region's capacity has no room for it).
+    /// Writes a new database and its default connection, on a server of the region with room
+    /// for its connection limit (refused, with nothing written, when the workspace's quota or
+    /// the region's capacity has no room for it); returns them with the operation that will
+    /// create them, for [`Services::commit_intent`].
     #[expect(
         clippy::too_many_arguments,
         reason = "each is a column of the new database"
@@ -62,7 +64,7 @@ impl Services {
         is_default: bool,
         logical_id: Option<String>,
         source: Option<serde_json::Value>,
-    ) -> Result<DatabaseIntent> {
+    ) -> Result<(DatabaseIntent, Planned)> {
         let connection_limit = self.config().database_connection_limit;
         let server_id = self
             .reserve_slots(tx, &project.workspace_id, region_id, connection_limit)
@@ -78,7 +80,7 @@ impl Services {
             name: name.to_string(),
             region_id: region_id.to_string(),
             server_id: Some(server_id),
-            status: "provisioning".to_string(),
+            status: DatabaseState::Provisioning,
             is_default,
             pg_database: format!("d_{body}"),
             owner_role: format!("d_{body}_owner"),
@@ -120,30 +122,30 @@ impl Services {
                 kind: "postgres".to_string(),
                 role_name: self.new_role_name(),
                 scram_verifier: creds.verifier,
-                status: "creating".to_string(),
+                status: ConnectionState::Creating,
                 created_at: now,
                 rotated_at: None,
             },
         )
         .await?;
-        let op_id = self
-            .record_operation(tx, kind::DATABASE_CREATE, &db.id, serde_json::json!({}))
-            .await?;
-        Ok(DatabaseIntent {
+        let op = Planned::new(OperationKind::DatabaseCreate, &db.id);
+        let intent = DatabaseIntent {
             db,
             conn,
             password: creds.password,
-            op_id,
             project: project.clone(),
-        })
+        };
+        Ok((intent, op))
     }
 
-    fn status_view(status: &str) -> DatabaseStatus {
+    /// The API's status of a stored state. A `deleting` row is never listed; should one be
+    /// shown (a create answered while a delete raced it) it reads `provisioning`.
+    fn status_view(status: DatabaseState) -> DatabaseStatus {
         match status {
-            "ready" => DatabaseStatus::Ready,
-            "recovering" => DatabaseStatus::Recovering,
-            "failure" => DatabaseStatus::Failure,
-            _ => DatabaseStatus::Provisioning,
+            DatabaseState::Ready => DatabaseStatus::Ready,
+            DatabaseState::Recovering => DatabaseStatus::Recovering,
+            DatabaseState::Failure => DatabaseStatus::Failure,
+            DatabaseState::Provisioning | DatabaseState::Deleting => DatabaseStatus::Provisioning,
         }
     }
 
@@ -159,13 +161,13 @@ impl Services {
             kind: "database".to_string(),
             url: self.url(&format!("/v1/databases/{}", db.id)),
             name: db.name.clone(),
-            status: Self::status_view(&db.status),
+            status: Self::status_view(db.status),
             created_at: ts(&db.created_at),
             is_default: db.is_default,
             default_connection_id: db.default_connection_id.clone(),
             connections: conns
                 .iter()
-                .filter(|c| c.status != "deleting")
+                .filter(|c| c.status != ConnectionState::Deleting)
                 .map(|c| self.connection_view(c, db, secrets.get(&c.id).map(String::as_str)))
                 .collect(),
             project: project.map(|p| ProjectRef {
@@ -378,7 +380,7 @@ impl Services {
                 "A project has one default database; create this one with isDefault false.",
             ));
         }
-        let intent = self
+        let (intent, op) = self
             .database_intent(
                 &mut tx,
                 &project,
@@ -389,9 +391,7 @@ impl Services {
                 source,
             )
             .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&intent.op_id).await;
+        self.commit_intent(tx, [op], Run::Wait).await?;
         self.created_database_view(&intent, true).await
     }
 
@@ -444,10 +444,10 @@ impl Services {
         }
         let mut tx = self.store().begin().await?;
         let current = databases::get(&mut *tx, &row.id).await?;
-        let Some(current) = current.filter(|d| d.status != "deleting") else {
+        let Some(current) = current.filter(|d| d.status != DatabaseState::Deleting) else {
             return Err(DomainError::not_found("Database", id));
         };
-        if current.status == "provisioning" || current.status == "recovering" {
+        if current.status.is_busy() {
             return Err(DomainError::conflict(
                 format!(
                     "Database {id} is {} and cannot be deleted now",
@@ -456,19 +456,9 @@ impl Services {
                 Some("Retry when it is ready.".to_string()),
             ));
         }
-        databases::set_status(&mut *tx, &row.id, "deleting").await?;
-        let op = self
-            .record_operation(
-                &mut tx,
-                kind::DATABASE_DELETE,
-                &row.id,
-                serde_json::json!({}),
-            )
-            .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.run_now(&op).await;
-        Ok(())
+        databases::set_status(&mut *tx, &row.id, DatabaseState::Deleting).await?;
+        let op = Planned::new(OperationKind::DatabaseDelete, &row.id);
+        self.commit_intent(tx, [op], Run::Wait).await
     }
 
     pub(crate) fn connection_string(

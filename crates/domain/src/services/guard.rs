@@ -23,7 +23,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use pgfleet_dataplane::Drift;
-use pgfleet_storage::{connections, databases, operations, DatabaseRow};
+use pgfleet_storage::{
+    connections, databases, operations, ConnectionState, DatabaseRow, DatabaseState,
+};
 use tokio::sync::watch;
 
 use super::periodic::Periodic;
@@ -132,7 +134,7 @@ impl Services {
                 .with_resource_lock(&db.id, async {
                     if databases::get(pool, &db.id)
                         .await?
-                        .is_none_or(|d| d.status != "ready")
+                        .is_none_or(|d| d.status != DatabaseState::Ready)
                     {
                         return Ok(false);
                     }
@@ -176,7 +178,7 @@ impl Services {
         let active: Vec<_> = connections::all_of_database(pool, &db.id)
             .await?
             .into_iter()
-            .filter(|c| c.status == "active")
+            .filter(|c| c.status == ConnectionState::Active)
             .collect();
         let logins: Vec<_> = active.iter().map(|c| self.login(c)).collect();
         let found = self.driver().drift(server, &self.spec(db), &logins).await?;
@@ -189,7 +191,7 @@ impl Services {
                 // Re-read under the lock: a restore or a delete may have started.
                 let Some(fresh) = databases::get(pool, &db.id)
                     .await?
-                    .filter(|d| d.status == "ready")
+                    .filter(|d| d.status == DatabaseState::Ready)
                 else {
                     return Ok(Vec::new());
                 };
@@ -216,7 +218,7 @@ impl Services {
                             // operation on the connection will apply the newest one.
                             let Some(conn) = connections::get(pool, &c.id)
                                 .await?
-                                .filter(|c| c.status == "active")
+                                .filter(|c| c.status == ConnectionState::Active)
                             else {
                                 return Ok(false);
                             };

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use pgfleet_dataplane::PgServer;
-use pgfleet_storage::{connections, databases};
+use pgfleet_storage::{connections, databases, ConnectionState, DatabaseState};
 
 use crate::{Result, Services};
 
@@ -89,13 +89,13 @@ impl Services {
         let Some(c) = connections::by_role(pool, role).await? else {
             return Ok(None);
         };
-        if c.status != "active" {
+        if c.status != ConnectionState::Active {
             return Ok(None);
         }
         let Some(db) = databases::get(pool, &c.database_id).await? else {
             return Ok(None);
         };
-        if db.status == "deleting" {
+        if db.status == DatabaseState::Deleting {
             return Ok(None);
         }
         let Ok(server) = self.server(db.server_id.as_deref()) else {
@@ -108,7 +108,7 @@ impl Services {
             role: c.role_name,
             verifier: c.scram_verifier,
             server: server.clone(),
-            unavailable: (db.status != "ready").then_some(db.status),
+            unavailable: (db.status != DatabaseState::Ready).then(|| db.status.to_string()),
         }))
     }
 

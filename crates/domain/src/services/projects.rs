@@ -4,10 +4,13 @@ use pgfleet_api_types::project::{
     CreateProject, CreatedProject, Project, UpdateProject, WorkspaceRef,
 };
 use pgfleet_api_types::{ts, List};
-use pgfleet_storage::{databases, projects, workspaces, ProjectRow, StorageError};
+use pgfleet_storage::{
+    databases, projects, workspaces, DatabaseState, OperationKind, ProjectRow, StorageError,
+};
 
 use crate::ids::{new_id, PROJECT};
-use crate::reconciler::{delete_project_payload, kind};
+use crate::intent::{Planned, Run};
+use crate::reconciler::delete_project_payload;
 use crate::services::{validate_logical_id, validate_name};
 use crate::{DomainError, PageRequest, Principal, Result, Services};
 
@@ -122,22 +125,18 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         };
-        let intent = if create_database {
-            Some(
-                self.database_intent(&mut tx, &project, &region_id, &name, true, None, None)
-                    .await?,
-            )
+        let (intent, op) = if create_database {
+            let (intent, op) = self
+                .database_intent(&mut tx, &project, &region_id, &name, true, None, None)
+                .await?;
+            (Some(intent), Some(op))
         } else {
-            None
+            (None, None)
         };
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
+        self.commit_intent(tx, op, Run::Wait).await?;
 
         let database = match intent {
-            Some(intent) => {
-                self.run_now(&intent.op_id).await;
-                Some(self.created_database_view(&intent, false).await?)
-            }
+            Some(intent) => Some(self.created_database_view(&intent, false).await?),
             None => None,
         };
         Ok(CreatedProject {
@@ -176,7 +175,7 @@ impl Services {
         let dbs = databases::all_of_project(&mut *tx, &row.id).await?;
         let others: Vec<&str> = dbs
             .iter()
-            .filter(|d| !d.is_default && d.status != "deleting")
+            .filter(|d| !d.is_default && d.status != DatabaseState::Deleting)
             .map(|d| d.id.as_str())
             .collect();
         if !others.is_empty() {
@@ -189,37 +188,24 @@ impl Services {
                 format!("Delete these databases first: {}.", others.join(", ")),
             ));
         }
-        if dbs
-            .iter()
-            .any(|d| d.status == "provisioning" || d.status == "recovering")
-        {
+        if dbs.iter().any(|d| d.status.is_busy()) {
             return Err(DomainError::conflict(
                 "The project's database is still provisioning or recovering",
                 Some("Retry when it is ready.".to_string()),
             ));
         }
         let mut ops = Vec::new();
-        for d in dbs.iter().filter(|d| d.status != "deleting") {
-            databases::set_status(&mut *tx, &d.id, "deleting").await?;
+        for d in dbs.iter().filter(|d| d.status != DatabaseState::Deleting) {
+            databases::set_status(&mut *tx, &d.id, DatabaseState::Deleting).await?;
             ops.push(
-                self.record_operation(
-                    &mut tx,
-                    kind::DATABASE_DELETE,
-                    &d.id,
-                    delete_project_payload(&row.id),
-                )
-                .await?,
+                Planned::new(OperationKind::DatabaseDelete, &d.id)
+                    .with_payload(delete_project_payload(&row.id)),
             );
         }
         if dbs.is_empty() {
             projects::delete(&mut *tx, &row.id).await?;
         }
-        tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        for op in ops {
-            self.run_now(&op).await;
-        }
-        Ok(())
+        self.commit_intent(tx, ops, Run::Wait).await
     }
 
     /// Moves a project (with its databases) to the workspace of `recipient_token`.
@@ -249,12 +235,7 @@ impl Services {
         let busy = databases::all_of_project(&mut *tx, &row.id)
             .await?
             .into_iter()
-            .any(|d| {
-                matches!(
-                    d.status.as_str(),
-                    "provisioning" | "recovering" | "deleting"
-                )
-            });
+            .any(|d| d.status.is_busy() || d.status == DatabaseState::Deleting);
         if busy {
             return Err(DomainError::conflict(
                 "The project cannot be transferred while one of its databases is provisioning, recovering or being deleted",

@@ -182,7 +182,7 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
         s.services().store().pool(),
         "bkp_fromtheschedule",
         db_id,
-        "scheduled",
+        pgfleet_storage::BackupTrigger::Scheduled,
         s.services().clock().now(),
     )
     .await
