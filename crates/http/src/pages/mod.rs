@@ -87,8 +87,8 @@ async fn root() -> axum::response::Redirect {
     axum::response::Redirect::to(HOME)
 }
 
-/// The headers of every page response. A handler may set its own CSP first (the consent
-/// page does); the others are always these.
+/// The headers of every page response. A handler may set its own CSP (the consent page does)
+/// or `Cache-Control` (the console's script may be cached) first; the others are always these.
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     if !h.contains_key(CONTENT_SECURITY_POLICY) {
@@ -97,7 +97,9 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     res
 }
 
