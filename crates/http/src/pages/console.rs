@@ -4,11 +4,13 @@
 //! calls the same domain services as the `/v1` API, as [`Principal::session`]. No business
 //! logic lives here: a refused request shows the domain's message and hint on the page.
 //!
-//! Every form is a `POST` with the session's CSRF token, answered with `303` on success. A
-//! secret that is shown once (a connection's password, a service token) travels to the page
-//! that shows it in a sealed flash cookie (`pgfleet_console_flash`, `Path=/console`,
-//! `SameSite=Strict`, 5 minutes), like the OAuth app secret of [`super::apps`]; it is cleared
-//! as it is shown and never stored. `console.js` (served here, allowed by this router's CSP
+//! Every form is a `POST` with the session's CSRF token, read as a typed value ([`forms`],
+//! through [`Posted`], which checks the token and the membership), answered with `303` on
+//! success. A secret that is shown once (a connection's password, a service token) travels
+//! to the page that shows it in a sealed flash cookie (`pgfleet_console_flash`, `Path=/console`,
+//! `SameSite=Strict`, 5 minutes; [`flash`]), like the OAuth app secret of [`super::apps`]; it
+//! is cleared as it is shown and never stored. `console.js` (`crates/http/static/console.js`,
+//! compiled in and served by [`home`], allowed by this router's CSP
 //! `script-src 'self'`) adds copy buttons and refreshes the status of databases that are
 //! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status` (and of
 //! running backups, [`backups`]); without JavaScript everything works, by reloading the page.
@@ -20,10 +22,13 @@
 //! connection's. Times are shown in one format ([`Stamp`]).
 //!
 //! Lists show [`LIST_LIMIT`] items a page; longer ones get a "Next page" link carrying the
-//! services' opaque cursor (`?cursor=…`). Members ([`members`]), OAuth apps ([`apps`]),
-//! backups ([`backups`]), service tokens and integrations ([`tokens`]), the usage charts
-//! ([`usage`]), the timestamp format ([`stamp`]) and the server administrators' replicas
-//! page ([`replicas`]) have their own modules.
+//! services' opaque cursor (`?cursor=…`). This module is the router; the shared context of a
+//! page (the member, the nav, paging, refusals, confirmations) is [`ctx`]. Each page group has
+//! its module, like the API's handlers: the entry points ([`home`]), projects ([`projects`]),
+//! a database's page ([`databases`]), its connections ([`connections`]), members
+//! ([`members`]), OAuth apps ([`apps`]), backups ([`backups`]), service tokens and
+//! integrations ([`tokens`]), the usage charts ([`usage`]), the timestamp format ([`stamp`])
+//! and the server administrators' replicas page ([`replicas`]).
 
 use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::http::HeaderValue;
@@ -44,6 +49,7 @@ mod connections;
 mod ctx;
 mod databases;
 mod flash;
+mod forms;
 mod home;
 mod members;
 mod projects;

@@ -6,8 +6,9 @@ use axum::routing::post;
 use axum::Router;
 
 use super::databases::database_refused;
+use super::forms::{Confirmed, Named};
 use super::{confirm_ticked, see_other_with, Flash, Page, Posted};
-use crate::pages::{field, see_other};
+use crate::pages::see_other;
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -30,11 +31,11 @@ pub(super) fn router() -> Router<AppState> {
 async fn connection_create(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Named>,
 ) -> Page {
     match state
         .services
-        .connection_create(&ctx.principal, &id, field(&f, "name"))
+        .connection_create(&ctx.principal, &id, &f.name)
         .await
     {
         Ok(c) => {
@@ -55,9 +56,9 @@ async fn connection_create(
 async fn connection_rotate(
     State(state): State<AppState>,
     Path((_, id, cid)): Path<(String, String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
-    if let Err(n) = confirm_ticked(&f, "rotated") {
+    if let Err(n) = confirm_ticked(&f.confirm, "rotated") {
         return database_refused(&state, ctx, &id, n).await;
     }
     match state.services.connection_rotate(&ctx.principal, &cid).await {
@@ -82,9 +83,9 @@ async fn connection_rotate(
 async fn connection_delete(
     State(state): State<AppState>,
     Path((_, id, cid)): Path<(String, String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
-    if let Err(n) = confirm_ticked(&f, "deleted") {
+    if let Err(n) = confirm_ticked(&f.confirm, "deleted") {
         return database_refused(&state, ctx, &id, n).await;
     }
     match state.services.connection_delete(&ctx.principal, &cid).await {

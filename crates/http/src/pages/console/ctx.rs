@@ -12,12 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pgfleet_api_types::Pagination;
 use pgfleet_domain::{PageRequest, Principal};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::flash::FLASH;
 use super::stamp::Stamp;
 use crate::pages::{
-    fail, field, form_map, query_param, read_cookie, require_session, Chrome, Notice, PageError,
-    Signed,
+    fail, form_typed, query_param, read_cookie, require_session, Chrome, Notice, PageError, Signed,
 };
 use crate::AppState;
 
@@ -83,12 +84,21 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
-/// A form posted by a member: the session, the form and its CSRF token, then the
-/// membership (a session that ended sends the browser to sign in and back to the
-/// workspace).
-pub(super) struct Posted(pub(super) Ctx, pub(super) HashMap<String, String>);
+/// A form `T` (one of [`super::forms`]) posted by a member: the session, the form and its
+/// CSRF token, then the membership (a session that ended sends the browser to sign in and
+/// back to the workspace). A form that cannot be read is a 400 page, a wrong token a 403.
+pub(super) struct Posted<T>(pub(super) Ctx, pub(super) T);
 
-impl FromRequest<AppState> for Posted {
+/// Every console form: its CSRF token and its own fields.
+#[derive(Deserialize)]
+struct WithCsrf<T> {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    form: T,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
@@ -96,12 +106,12 @@ impl FromRequest<AppState> for Posted {
         let ws = workspace_in(&mut parts, state).await?;
         let section = section_of(parts.uri.path());
         let signed = require_session(state, &parts.headers, &format!("/console/w/{ws}")).await?;
-        let form =
-            Form::<HashMap<String, String>>::from_request(Request::from_parts(parts, body), state)
-                .await;
-        let f = form_map(form).map_err(IntoResponse::into_response)?;
-        signed.check_csrf(&f).map_err(IntoResponse::into_response)?;
-        Ok(Posted(member(state, signed, &ws, section).await?, f))
+        let form = Form::<WithCsrf<T>>::from_request(Request::from_parts(parts, body), state).await;
+        let f = form_typed(form).map_err(IntoResponse::into_response)?;
+        signed
+            .check_csrf(&f.csrf_token)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Posted(member(state, signed, &ws, section).await?, f.form))
     }
 }
 
@@ -237,16 +247,16 @@ impl Pager {
     }
 }
 
-/// A destructive form's confirmation: `Ok` when its `confirm` field is `name` (of a `what`),
+/// A destructive form's confirmation: `Ok` when its `confirm` field (`confirm`) is `name` (of a `what`),
 /// else the notice to show (nothing was `done`; typing the name is what it takes to `act`).
 pub(super) fn confirm_typed(
-    f: &HashMap<String, String>,
+    confirm: &str,
     name: &str,
     what: &str,
     done: &str,
     act: &str,
 ) -> Result<(), Notice> {
-    if field(f, "confirm").trim() == name {
+    if confirm.trim() == name {
         return Ok(());
     }
     Err(Notice {
@@ -261,11 +271,8 @@ pub(super) fn confirm_typed(
 /// A destructive button's confirmation: `Ok` when its form's `confirm` box was ticked (the
 /// box is `required`, so a browser does not send the form without it; without JavaScript
 /// too), else the notice to show (nothing was `done`).
-pub(super) fn confirm_ticked(
-    f: &HashMap<String, String>,
-    done: &str,
-) -> Result<(), pgfleet_domain::DomainError> {
-    if field(f, "confirm") == "yes" {
+pub(super) fn confirm_ticked(confirm: &str, done: &str) -> Result<(), pgfleet_domain::DomainError> {
+    if confirm == "yes" {
         return Ok(());
     }
     Err(pgfleet_domain::DomainError::unprocessable(

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use pgfleet_api_types::database::{Database, DatabaseStatus};
 
+use super::forms::Confirmed;
 use super::usage::{usage_view, UsageView};
 use super::{
     backups, confirm_typed, page_at, refused, render_clearing, take_flash, Ctx, Flash, Nav, Page,
@@ -202,14 +203,20 @@ async fn database_status(
 async fn database_delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
     let db = state
         .services
         .database_get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
-    let typed = confirm_typed(&f, &db.name, "database", "deleted", "delete the database");
+    let typed = confirm_typed(
+        &f.confirm,
+        &db.name,
+        "database",
+        "deleted",
+        "delete the database",
+    );
     if let Err(notice) = typed {
         let page = database_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));

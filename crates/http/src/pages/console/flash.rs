@@ -1,20 +1,18 @@
 //! Secrets shown once (a connection's password, a service token, an OAuth app's secret): they
 //! travel from the form that made them to the page that shows them in a sealed flash cookie
 //! (`pgfleet_console_flash`, `Path=/console`, `SameSite=Strict`, 5 minutes), cleared as it
-//! is shown and never stored.
+//! is shown and never stored. Sealed with the pages' one seal ([`crate::pages::cookies`]).
 
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use pgfleet_api_types::connection::Endpoints;
 use pgfleet_api_types::database::CreatedDatabase;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::Ctx;
-use crate::pages::{render, see_other, set_cookie};
+use crate::pages::cookies::{open, seal, FlashPurpose};
+use crate::pages::{render, see_other, set_cookie, SameSite};
 use crate::AppState;
 
 /// The console's flash cookie.
@@ -71,37 +69,6 @@ impl Flash {
     }
 }
 
-pub(super) fn flash_key(session_token: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"pgfleet console secret flash v1\0");
-    h.update(session_token.as_bytes());
-    h.finalize().into()
-}
-
-pub(super) fn seal_flash(state: &AppState, session_token: &str, flash: &Flash) -> Option<String> {
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
-    let mut nonce = [0u8; 12];
-    state.services.rng().with(|r| r.fill_bytes(&mut nonce));
-    let plain = serde_json::to_vec(flash).ok()?;
-    let ct = cipher.encrypt((&nonce).into(), plain.as_slice()).ok()?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&ct);
-    Some(URL_SAFE_NO_PAD.encode(out))
-}
-
-pub(super) fn open_flash(session_token: &str, sealed: &str) -> Option<Flash> {
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-    if raw.len() < 12 {
-        return None;
-    }
-    let (nonce, ct) = raw.split_at(12);
-    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
-    let plain = cipher.decrypt(nonce.into(), ct).ok()?;
-    serde_json::from_slice(&plain).ok()
-}
-
 /// `303` to `location`, carrying `flash` for the page there.
 pub(super) fn see_other_with(
     state: &AppState,
@@ -110,14 +77,14 @@ pub(super) fn see_other_with(
     flash: Flash,
 ) -> Response {
     let mut res = see_other(location);
-    match seal_flash(state, &ctx.signed.token, &flash) {
+    match seal(state, FlashPurpose::Console, &ctx.signed.token, &flash) {
         Some(v) => set_cookie(
             &mut res,
             state,
             FLASH,
             &v,
             "/console",
-            "Strict",
+            SameSite::Strict,
             Some(FLASH_MAX_AGE),
         ),
         None => tracing::error!("could not seal a console secret"),
@@ -130,7 +97,7 @@ pub(super) fn take_flash(ctx: &Ctx, accept: impl Fn(&str) -> bool) -> (Option<Fl
     let flash = ctx
         .sealed_flash
         .as_deref()
-        .and_then(|s| open_flash(&ctx.signed.token, s))
+        .and_then(|s| open::<Flash>(FlashPurpose::Console, &ctx.signed.token, s))
         .filter(|f| accept(&f.key));
     (flash, ctx.sealed_flash.is_some())
 }
@@ -144,7 +111,15 @@ pub(super) fn render_clearing(
 ) -> Response {
     let mut res = render(status, page);
     if clear {
-        set_cookie(&mut res, state, FLASH, "", "/console", "Strict", Some(0));
+        set_cookie(
+            &mut res,
+            state,
+            FLASH,
+            "",
+            "/console",
+            SameSite::Strict,
+            Some(0),
+        );
     }
     res
 }

@@ -14,11 +14,12 @@ use pgfleet_api_types::project::{CreateProject, Project, UpdateProject};
 use pgfleet_api_types::region::RegionStatus;
 
 use super::databases::DatabaseRow;
+use super::forms::{Confirmed, Named, NewDatabase, NewProject, Source, Transfer};
 use super::{
     backups, confirm_typed, page_at, refused, render_clearing, see_other_with, take_flash, Ctx,
     Flash, Nav, Page, Pager, Posted,
 };
-use crate::pages::{fail, field, render, see_other, Chrome, Notice, PageError};
+use crate::pages::{fail, render, see_other, Chrome, Notice, PageError};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -112,9 +113,8 @@ async fn projects_page(State(state): State<AppState>, ctx: Ctx, RawQuery(query):
 }
 
 /// `POST /console/w/{ws}/projects`: name and region; the project gets its default database.
-async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
-    let name = field(&f, "name").to_string();
-    let region = field(&f, "region").to_string();
+async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewProject>) -> Page {
+    let NewProject { name, region } = f;
     let body = CreateProject {
         name: Some(name.clone()),
         region: Some(region.clone()).filter(|r| !r.is_empty()),
@@ -220,10 +220,10 @@ async fn project_page(
 async fn project_rename(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Named>,
 ) -> Page {
     let body = UpdateProject {
-        name: Some(field(&f, "name").to_string()),
+        name: Some(f.name),
         ..UpdateProject::default()
     };
     match state
@@ -240,7 +240,7 @@ async fn project_rename(
 async fn project_delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
     let project = state
         .services
@@ -248,7 +248,7 @@ async fn project_delete(
         .await
         .map_err(fail)?;
     let typed = confirm_typed(
-        &f,
+        &f.confirm,
         &project.name,
         "project",
         "deleted",
@@ -269,11 +269,11 @@ async fn project_delete(
 async fn project_transfer(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Transfer>,
 ) -> Page {
     match state
         .services
-        .project_transfer(&ctx.principal, &id, field(&f, "recipient_token").trim())
+        .project_transfer(&ctx.principal, &id, f.recipient_token.trim())
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
@@ -286,14 +286,14 @@ async fn project_transfer(
 async fn database_create(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<NewDatabase>,
 ) -> Page {
-    let source = match field(&f, "source") {
-        "" | "empty" => DatabaseSource::Empty,
-        "clone" => DatabaseSource::Database {
-            database_id: field(&f, "clone_of").to_string(),
+    let source = match f.source {
+        Some(Source::Empty) => DatabaseSource::Empty,
+        Some(Source::Clone) => DatabaseSource::Database {
+            database_id: f.clone_of.clone(),
         },
-        "backup" => match field(&f, "backup").split_once('/') {
+        Some(Source::Backup) => match f.backup.split_once('/') {
             Some((db, b)) => DatabaseSource::Backup {
                 database_id: db.to_string(),
                 backup_id: b.to_string(),
@@ -306,9 +306,9 @@ async fn database_create(
                 return project_refused(&state, ctx, &id, e).await;
             }
         },
-        _ => return Err(PageError::bad_request("Unknown database source.").into_response()),
+        None => return Err(PageError::bad_request("Unknown database source.").into_response()),
     };
-    let name = Some(field(&f, "name").trim().to_string()).filter(|n| !n.is_empty());
+    let name = Some(f.name.trim().to_string()).filter(|n| !n.is_empty());
     if let Some(n) = &name {
         let taken = backups::project_names(&state, &ctx.principal, &id)
             .await
