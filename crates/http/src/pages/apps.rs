@@ -3,25 +3,23 @@
 //! `POST /apps/{id}/delete`.
 //!
 //! A created app's secret is shown once, on the page the create redirects to: it travels
-//! there in the `pgfleet_flash` cookie, sealed with a key derived from the session cookie,
-//! and the cookie is cleared as the page is shown. The secret itself is never stored.
-
-use std::collections::HashMap;
+//! there in the `pgfleet_flash` cookie, sealed with a key derived from the session cookie
+//! (the pages' one seal, [`super::cookies`]), and the cookie is cleared as the page is shown.
+//! The secret itself is never stored. The forms are typed ([`AppFields`], shared with the
+//! console's apps pages).
 
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use pgfleet_storage::oauth::ClientRow;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::cookies::{open, seal, FlashPurpose};
 use super::{
-    fail, field, form_map, read_cookie, render, require_session, see_other, set_cookie, show_time,
-    Chrome, Notice, PageError, Signed, FLASH_COOKIE,
+    fail, form_typed, read_cookie, render, require_session, see_other, set_cookie, show_time,
+    Chrome, Notice, PageError, SameSite, Signed, FLASH_COOKIE,
 };
 use crate::AppState;
 
@@ -91,13 +89,13 @@ impl AppForm {
         }
     }
 
-    pub(super) fn from_fields(f: &HashMap<String, String>) -> Self {
+    pub(super) fn from_fields(f: &AppFields) -> Self {
         Self {
-            name: field(f, "name").to_string(),
-            description: field(f, "description").to_string(),
-            redirect_uris: field(f, "redirect_uris").to_string(),
-            confidential: field(f, "client_type") == "confidential",
-            workspace_id: field(f, "workspace_id").to_string(),
+            name: f.name.clone(),
+            description: f.description.clone(),
+            redirect_uris: f.redirect_uris.clone(),
+            confidential: f.client_type == Some(ClientType::Confidential),
+            workspace_id: f.workspace_id.clone(),
         }
     }
 
@@ -113,6 +111,45 @@ impl AppForm {
     pub(super) fn description(&self) -> Option<&str> {
         Some(self.description.trim()).filter(|d| !d.is_empty())
     }
+}
+
+/// An app's client type as its forms send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ClientType {
+    Public,
+    Confidential,
+}
+
+/// The create and edit forms as posted (here and in the console; an absent field is empty).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct AppFields {
+    pub(super) csrf_token: String,
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) redirect_uris: String,
+    /// `None` when absent or neither `public` nor `confidential` (the page says so).
+    #[serde(deserialize_with = "client_type")]
+    pub(super) client_type: Option<ClientType>,
+    pub(super) workspace_id: String,
+}
+
+/// A client type, or `None` for anything else (refused with the form's own message).
+fn client_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ClientType>, D::Error> {
+    let raw = String::deserialize(d)?;
+    Ok(match raw.as_str() {
+        "public" => Some(ClientType::Public),
+        "confidential" => Some(ClientType::Confidential),
+        _ => None,
+    })
+}
+
+/// The delete form: its CSRF token alone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct CsrfOnly {
+    pub(super) csrf_token: String,
 }
 
 #[derive(Template)]
@@ -144,38 +181,6 @@ struct AppTemplate {
 struct Flash {
     client_id: String,
     secret: Option<String>,
-}
-
-/// The flash cookie's key: only the browser holding this session can open it.
-fn flash_key(session_token: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"pgfleet app secret flash v1\0");
-    h.update(session_token.as_bytes());
-    h.finalize().into()
-}
-
-fn seal_flash(state: &AppState, session_token: &str, flash: &Flash) -> Option<String> {
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
-    let mut nonce = [0u8; 12];
-    state.services.rng().with(|r| r.fill_bytes(&mut nonce));
-    let plain = serde_json::to_vec(flash).ok()?;
-    let ct = cipher.encrypt((&nonce).into(), plain.as_slice()).ok()?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&ct);
-    Some(URL_SAFE_NO_PAD.encode(out))
-}
-
-fn open_flash(session_token: &str, sealed: &str) -> Option<Flash> {
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-    if raw.len() < 12 {
-        return None;
-    }
-    let (nonce, ct) = raw.split_at(12);
-    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
-    let plain = cipher.decrypt(nonce.into(), ct).ok()?;
-    serde_json::from_slice(&plain).ok()
 }
 
 /// The list page, with the create form holding `form` and `error` above it.
@@ -251,21 +256,21 @@ async fn refuse(
 pub(crate) async fn apps_create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<AppFields>, FormRejection>,
 ) -> Response {
     let signed = match require_session(&state, &headers, "/apps").await {
         Ok(s) => s,
         Err(res) => return res,
     };
-    let f = match form_map(form) {
+    let f = match form_typed(form) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = signed.check_csrf(&f) {
+    if let Err(e) = signed.check_csrf(&f.csrf_token) {
         return e.into_response();
     }
     let form = AppForm::from_fields(&f);
-    if !matches!(field(&f, "client_type"), "public" | "confidential") {
+    if f.client_type.is_none() {
         let notice = Notice {
             message: "Choose the client type: public or confidential.".to_string(),
             hint: None,
@@ -308,14 +313,14 @@ pub(crate) async fn apps_create(
                 secret: c.client_secret,
             };
             let mut res = see_other(&format!("/apps/{}", c.client.id));
-            match seal_flash(&state, &signed.token, &flash) {
+            match seal(&state, FlashPurpose::Apps, &signed.token, &flash) {
                 Some(v) => set_cookie(
                     &mut res,
                     &state,
                     FLASH_COOKIE,
                     &v,
                     "/apps",
-                    "Strict",
+                    SameSite::Strict,
                     Some(FLASH_MAX_AGE),
                 ),
                 None => tracing::error!("could not seal a new app's secret"),
@@ -388,7 +393,10 @@ pub(crate) async fn app_page(
         Err(res) => return res,
     };
     let sealed = read_cookie(&headers, FLASH_COOKIE);
-    if let Some(flash) = sealed.as_deref().and_then(|s| open_flash(&signed.token, s)) {
+    if let Some(flash) = sealed
+        .as_deref()
+        .and_then(|s| open::<Flash>(FlashPurpose::Apps, &signed.token, s))
+    {
         if flash.client_id == page.app.id {
             page.created = true;
             page.secret = flash.secret;
@@ -402,7 +410,7 @@ pub(crate) async fn app_page(
             FLASH_COOKIE,
             "",
             "/apps",
-            "Strict",
+            SameSite::Strict,
             Some(0),
         );
     }
@@ -414,17 +422,17 @@ pub(crate) async fn app_update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<AppFields>, FormRejection>,
 ) -> Response {
     let signed = match require_session(&state, &headers, "/apps").await {
         Ok(s) => s,
         Err(res) => return res,
     };
-    let f = match form_map(form) {
+    let f = match form_typed(form) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = signed.check_csrf(&f) {
+    if let Err(e) = signed.check_csrf(&f.csrf_token) {
         return e.into_response();
     }
     let client = match state
@@ -463,17 +471,17 @@ pub(crate) async fn app_delete(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<HashMap<String, String>>, FormRejection>,
+    form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
     let signed = match require_session(&state, &headers, "/apps").await {
         Ok(s) => s,
         Err(res) => return res,
     };
-    let f = match form_map(form) {
+    let f = match form_typed(form) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = signed.check_csrf(&f) {
+    if let Err(e) = signed.check_csrf(&f.csrf_token) {
         return e.into_response();
     }
     let client = match state
@@ -491,33 +499,5 @@ pub(crate) async fn app_delete(
     {
         Ok(()) => see_other("/apps"),
         Err(e) => fail(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flash_opens_only_with_its_session() {
-        let key = flash_key("session-a");
-        use chacha20poly1305::aead::{Aead, KeyInit};
-        let cipher = chacha20poly1305::ChaCha20Poly1305::new((&key).into());
-        let nonce = [7u8; 12];
-        let plain = serde_json::to_vec(&Flash {
-            client_id: "itgr_x".to_string(),
-            secret: Some("pgfcs_s".to_string()),
-        })
-        .unwrap_or_default();
-        let ct = cipher
-            .encrypt((&nonce).into(), plain.as_slice())
-            .unwrap_or_default();
-        let mut raw = nonce.to_vec();
-        raw.extend_from_slice(&ct);
-        let sealed = URL_SAFE_NO_PAD.encode(raw);
-        let opened = open_flash("session-a", &sealed);
-        assert_eq!(opened.map(|f| f.secret), Some(Some("pgfcs_s".to_string())));
-        assert!(open_flash("session-b", &sealed).is_none());
-        assert!(open_flash("session-a", "garbage").is_none());
     }
 }

@@ -19,7 +19,7 @@ use pgfleet_domain::DomainError;
 
 use super::{
     csrf_ok, fail, field, form_map, query_param, read_cookie, render, safe_next, see_other,
-    set_cookie, signed_in, Chrome, Notice, PageError, CSRF_COOKIE, SESSION_COOKIE,
+    set_cookie, signed_in, Chrome, Notice, PageError, SameSite, CSRF_COOKIE, SESSION_COOKIE,
 };
 use crate::extract::ClientAddr;
 use crate::AppState;
@@ -66,7 +66,7 @@ fn login_form(
         CSRF_COOKIE,
         &csrf_token,
         "/login",
-        "Lax",
+        SameSite::Lax,
         None,
     );
     res
@@ -122,7 +122,7 @@ pub(crate) async fn login_submit(
                 SESSION_COOKIE,
                 secret.expose(),
                 "/",
-                "Lax",
+                SameSite::Lax,
                 None,
             );
             res
@@ -161,7 +161,7 @@ pub(crate) async fn logout(
     };
     match signed_in(&state, &headers).await {
         Ok(Some(s)) => {
-            if let Err(e) = s.check_csrf(&f) {
+            if let Err(e) = s.check_csrf(field(&f, "csrf_token")) {
                 return e.into_response();
             }
             if let Err(e) = state.services.sign_out(&s.token).await {
@@ -172,6 +172,14 @@ pub(crate) async fn logout(
         Err(res) => return res,
     }
     let mut res = see_other("/login");
-    set_cookie(&mut res, &state, SESSION_COOKIE, "", "/", "Lax", Some(0));
+    set_cookie(
+        &mut res,
+        &state,
+        SESSION_COOKIE,
+        "",
+        "/",
+        SameSite::Lax,
+        Some(0),
+    );
     res
 }

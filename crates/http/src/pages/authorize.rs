@@ -196,7 +196,7 @@ pub(crate) async fn authorize_decide(
         }
         Err(res) => return res,
     };
-    if let Err(e) = signed.check_csrf(&f) {
+    if let Err(e) = signed.check_csrf(field(&f, "csrf_token")) {
         return e.into_response();
     }
     let req = match check(&state, &params).await {

@@ -14,7 +14,8 @@
 //! * `pgfleet_flash` (`Path=/apps; SameSite=Strict`, 5 minutes): carries a just-created app's
 //!   secret across the post/redirect/get to the page that shows it once. Sealed
 //!   (ChaCha20-Poly1305) with a key derived from the session cookie, so only that browser's
-//!   session can read it; cleared when shown.
+//!   session can read it; cleared when shown. The console's `pgfleet_console_flash` is the
+//!   same seal ([`cookies`], which reads and writes every cookie with axum-extra's types).
 //!
 //! CSRF tokens are compared in constant time; a missing or wrong one answers a 403 page.
 //! Every response of these routes carries the security headers of [`security_headers`]; the
@@ -26,8 +27,8 @@ use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::Form;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, REFERRER_POLICY,
-    SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +44,9 @@ mod apps;
 mod auth;
 mod authorize;
 mod console;
+mod cookies;
+
+pub(crate) use cookies::{read_cookie, set_cookie, SameSite};
 
 pub const SESSION_COOKIE: &str = "pgfleet_session";
 pub const CSRF_COOKIE: &str = "pgfleet_csrf";
@@ -87,8 +91,8 @@ async fn root() -> axum::response::Redirect {
     axum::response::Redirect::to(HOME)
 }
 
-/// The headers of every page response. A handler may set its own CSP first (the consent
-/// page does); the others are always these.
+/// The headers of every page response. A handler may set its own CSP (the consent page does)
+/// or `Cache-Control` (the console's script may be cached) first; the others are always these.
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     if !h.contains_key(CONTENT_SECURITY_POLICY) {
@@ -97,7 +101,9 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     res
 }
 
@@ -336,10 +342,16 @@ pub(crate) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
         .last()
 }
 
-/// A form body as a map (`Form` rejections become a 400 page).
+/// A form body as a map (`Form` rejections become a 400 page): for the sign-in and consent
+/// forms, which pass fields on as they came.
 pub(crate) fn form_map(
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Result<HashMap<String, String>, PageError> {
+    form_typed(form)
+}
+
+/// A typed form body (`Form` rejections become a 400 page).
+pub(crate) fn form_typed<T>(form: Result<Form<T>, FormRejection>) -> Result<T, PageError> {
     match form {
         Ok(Form(f)) => Ok(f),
         Err(e) => Err(PageError::bad_request(format!(
@@ -352,50 +364,6 @@ pub(crate) fn form_map(
 /// A field of a form, `""` when absent.
 pub(crate) fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
     f.get(name).map(String::as_str).unwrap_or("")
-}
-
-/// A cookie sent by the browser.
-pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
-        .filter(|v| !v.is_empty())
-}
-
-/// Adds a `Set-Cookie` (HttpOnly; Secure when the public URL is https). `max_age` 0 deletes.
-pub(crate) fn set_cookie(
-    res: &mut Response,
-    state: &AppState,
-    name: &str,
-    value: &str,
-    path: &str,
-    same_site: &str,
-    max_age: Option<i64>,
-) {
-    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite={same_site}");
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
-    }
-    if state
-        .services
-        .config()
-        .public_url
-        .to_ascii_lowercase()
-        .starts_with("https://")
-    {
-        c.push_str("; Secure");
-    }
-    match HeaderValue::from_str(&c) {
-        Ok(v) => {
-            res.headers_mut().append(SET_COOKIE, v);
-        }
-        Err(e) => tracing::error!(error = %e, cookie = name, "invalid cookie value"),
-    }
 }
 
 /// Constant-time comparison of a CSRF token with what a form sent.
@@ -422,8 +390,8 @@ impl Signed {
     }
 
     /// The form was sent by a page of this session.
-    pub(crate) fn check_csrf(&self, f: &HashMap<String, String>) -> Result<(), PageError> {
-        if csrf_ok(&self.info.csrf, field(f, "csrf_token")) {
+    pub(crate) fn check_csrf(&self, sent: &str) -> Result<(), PageError> {
+        if csrf_ok(&self.info.csrf, sent) {
             Ok(())
         } else {
             Err(PageError::csrf())
@@ -483,16 +451,6 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), HOME, "{bad:?}");
         }
         assert_eq!(safe_next(None), HOME);
-    }
-
-    #[test]
-    fn cookies_are_read_from_every_header() {
-        let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_static("a=1; pgfleet_session=abc"));
-        h.append(COOKIE, HeaderValue::from_static("pgfleet_csrf=xyz"));
-        assert_eq!(read_cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
-        assert_eq!(read_cookie(&h, CSRF_COOKIE).as_deref(), Some("xyz"));
-        assert_eq!(read_cookie(&h, "missing"), None);
     }
 
     #[test]

@@ -13,9 +13,10 @@ use axum::Router;
 use pgfleet_domain::DomainError;
 use pgfleet_storage::oauth::ClientRow;
 
+use super::forms::Confirmed;
 use super::{render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Posted};
-use crate::pages::apps::{AppForm, AppView};
-use crate::pages::{fail, field, render, require_session, see_other, Chrome, Notice};
+use crate::pages::apps::{AppFields, AppForm, AppView};
+use crate::pages::{fail, render, require_session, see_other, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -127,9 +128,9 @@ async fn apps_page(State(state): State<AppState>, ctx: Ctx) -> Page {
 }
 
 /// `POST /console/w/{ws}/apps`: then `303` to the app's page, which shows a secret once.
-async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
+async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted<AppFields>) -> Page {
     let form = AppForm::from_fields(&f);
-    let created = if matches!(field(&f, "client_type"), "public" | "confidential") {
+    let created = if f.client_type.is_some() {
         state
             .services
             .oauth_client_create(
@@ -187,7 +188,7 @@ async fn app_page(
 async fn app_update(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<AppFields>,
 ) -> Page {
     let client = workspace_app(&state, &ctx, &id).await?;
     let form = AppForm::from_fields(&f);
@@ -215,10 +216,10 @@ async fn app_update(
 async fn app_delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
     let client = workspace_app(&state, &ctx, &id).await?;
-    if let Err(e) = super::confirm_ticked(&f, "deleted") {
+    if let Err(e) = super::confirm_ticked(&f.confirm, "deleted") {
         let (status, notice) = Notice::from_error(e);
         let page = app_view(&state, ctx, client, None, Some(notice));
         return Ok(render(status, &page));

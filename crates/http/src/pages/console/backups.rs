@@ -16,10 +16,11 @@ use axum::Router;
 use pgfleet_domain::services::backup_kinds::BackupTrigger;
 use pgfleet_domain::{DomainError, PageRequest, Principal};
 
+use super::forms::{Empty, Restore};
 use super::{
     confirm_typed, database_refused, database_view, human_size, Ctx, Page, Posted, LIST_LIMIT,
 };
-use crate::pages::{fail, field, render, see_other};
+use crate::pages::{fail, render, see_other};
 use crate::AppState;
 
 /// Most pages of a project's databases read to know the names it has (100 a page).
@@ -141,7 +142,7 @@ pub(super) async fn backup_views(
 async fn backup_create(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, _): Posted,
+    Posted(ctx, _): Posted<Empty>,
 ) -> Page {
     match state.services.backup_create(&ctx.principal, &id).await {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
@@ -175,21 +176,27 @@ async fn backup_status(
 async fn database_restore(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Restore>,
 ) -> Page {
     let db = state
         .services
         .database_get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
-    let typed = confirm_typed(&f, &db.name, "database", "restored", "restore the backup");
+    let typed = confirm_typed(
+        &f.confirm,
+        &db.name,
+        "database",
+        "restored",
+        "restore the backup",
+    );
     if let Err(notice) = typed {
         let page = database_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
     match state
         .services
-        .database_restore(&ctx.principal, &id, &id, field(&f, "backup_id"))
+        .database_restore(&ctx.principal, &id, &id, &f.backup_id)
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),

@@ -15,10 +15,11 @@ use axum::Router;
 use pgfleet_domain::services::members::{MemberRights, MIN_PASSWORD_CHARS};
 use pgfleet_domain::DomainError;
 
+use super::forms::{Confirmed, NewMember, NewUser, ServerAdmin};
 use super::{
     page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Pager, Posted,
 };
-use crate::pages::{fail, field, see_other, Chrome, Notice};
+use crate::pages::{fail, see_other, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -128,16 +129,11 @@ async fn members_page(State(state): State<AppState>, ctx: Ctx, RawQuery(query): 
 }
 
 /// `POST /console/w/{ws}/members`: `email` of an existing user, `role` (member or admin).
-async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
-    let email = field(&f, "email").to_string();
+async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted<NewMember>) -> Page {
+    let email = f.email.clone();
     match state
         .services
-        .member_add(
-            ctx.signed.user_id(),
-            &ctx.nav.ws_id,
-            &email,
-            field(&f, "role"),
-        )
+        .member_add(ctx.signed.user_id(), &ctx.nav.ws_id, &email, &f.role)
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/members", ctx.base()))),
@@ -147,16 +143,16 @@ async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted) -> Pa
 
 /// `POST /console/w/{ws}/members/users`: a new user (`email`, optional `password`) who joins
 /// this workspace with `role`.
-async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
-    let email = field(&f, "email").to_string();
-    let password = field(&f, "password");
+async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewUser>) -> Page {
+    let email = f.email.clone();
+    let password = f.password.as_str();
     let created = state
         .services
         .user_create(
             ctx.signed.user_id(),
             &email,
             Some(password).filter(|p| !p.is_empty()),
-            Some((&ctx.nav.ws_id, field(&f, "role"))),
+            Some((&ctx.nav.ws_id, f.role.as_str())),
         )
         .await;
     match created {
@@ -186,9 +182,9 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> P
 async fn member_remove(
     State(state): State<AppState>,
     Path((_, user)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
-    if let Err(e) = super::confirm_ticked(&f, "removed") {
+    if let Err(e) = super::confirm_ticked(&f.confirm, "removed") {
         return refused(&state, ctx, e, |_| {}).await;
     }
     match state
@@ -206,12 +202,11 @@ async fn member_remove(
 async fn member_server_admin(
     State(state): State<AppState>,
     Path((_, user)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<ServerAdmin>,
 ) -> Page {
-    let admin = match field(&f, "admin") {
-        "true" => true,
-        "false" => false,
-        _ => {
+    let admin = match f.admin {
+        Some(admin) => admin,
+        None => {
             let e = DomainError::bad_request_hint(
                 "admin must be true or false",
                 "Use the page's button.",

@@ -8,11 +8,12 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::forms::{Confirmed, Named};
 use super::{
     confirm_ticked, page, refused, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav,
     Page, Posted,
 };
-use crate::pages::{fail, field, render, see_other, Chrome, Notice};
+use crate::pages::{fail, render, see_other, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -92,8 +93,8 @@ async fn tokens_page(State(state): State<AppState>, ctx: Ctx) -> Page {
 }
 
 /// `POST /console/w/{ws}/tokens`
-async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> Page {
-    let name = field(&f, "name").to_string();
+async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<Named>) -> Page {
+    let name = f.name;
     match state
         .services
         .service_token_create(&ctx.principal, &ctx.nav.ws_id, &name, None)
@@ -117,9 +118,9 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted) -> 
 async fn token_delete(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
-    if let Err(n) = confirm_ticked(&f, "deleted") {
+    if let Err(n) = confirm_ticked(&f.confirm, "deleted") {
         return refused(n, |n| tokens_view(&state, ctx, String::new(), Some(n))).await;
     }
     match state
@@ -192,9 +193,9 @@ async fn integrations_page(State(state): State<AppState>, ctx: Ctx) -> Page {
 async fn integration_revoke(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    Posted(ctx, f): Posted,
+    Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
-    if let Err(n) = confirm_ticked(&f, "revoked") {
+    if let Err(n) = confirm_ticked(&f.confirm, "revoked") {
         return refused(n, |n| integrations_view(&state, ctx, Some(n))).await;
     }
     match state

@@ -4,7 +4,7 @@
 
 use pgfleet_domain::Principal;
 
-use super::query_param;
+use crate::pages::query_param;
 use crate::AppState;
 
 /// Longest usage range the page charts, in days.
