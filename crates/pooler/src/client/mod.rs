@@ -12,6 +12,7 @@
 
 mod io;
 mod login;
+mod replies;
 mod session;
 mod statements;
 

@@ -26,7 +26,7 @@
 //!
 //! Prepared statements are renamed in [`super::statements`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::io::{pass_on, poll_io, Io};
+use super::replies::Replies;
 use super::statements::{bind_names, ClientStatement};
 use super::{acquire_error, fatal};
 use crate::leftover::{self, Leftover};
@@ -42,14 +43,6 @@ use crate::pool::{Lease, Pool};
 use crate::proto::{self, peek_header, put_message, ProtoError};
 use crate::stream::ClientStream;
 use crate::{CancelSlot, CancelTarget, PoolMode, Shared};
-
-/// Replies to hide in one batch, and statements it prepared.
-#[derive(Debug, Default)]
-pub(super) struct Batch {
-    pub(super) hide_parse: u32,
-    pub(super) hide_close: u32,
-    pub(super) prepared: Vec<String>,
-}
 
 enum Step {
     Continue,
@@ -64,26 +57,13 @@ pub(super) struct Session {
     pub(super) sbuf: BytesMut,
     pub(super) lease: Option<Lease>,
     pub(super) statements: HashMap<Vec<u8>, ClientStatement>,
-    /// Replies (ReadyForQuery) the server still owes.
-    pub(super) owed: usize,
-    /// Batches whose ReadyForQuery has not arrived, oldest first.
-    pub(super) batches: VecDeque<Batch>,
-    /// The batch being written (its reply-owing message not sent yet).
-    pub(super) open: Batch,
-    pub(super) in_transaction: bool,
-    /// Extended-protocol messages were sent after the last `Sync`: the server session is
-    /// in the middle of something even when idle.
-    pub(super) unsynced: bool,
+    /// What the server owes on the lent connection (see [`super::replies`]).
+    pub(super) replies: Replies,
     pub(super) slot: CancelSlot,
     /// A FATAL error from the server was already passed on.
     pub(super) fatal_sent: bool,
     /// Bytes of a long client message still to pass through as they arrive.
     pub(super) client_pass: usize,
-    /// `Sync`s sent since the last `Execute` or `Query`.
-    pub(super) syncs_since_execute: usize,
-    /// The server said it is in copy-in mode (`CopyInResponse`) and the client has not
-    /// ended the copy yet.
-    pub(super) copy_in: bool,
     /// The client's values of the tracked parameters (see [`crate::params`]).
     pub(super) wanted: Vec<(String, String)>,
     /// The replies to the proxy's own `SET`s are being hidden (up to their ReadyForQuery).
@@ -111,17 +91,11 @@ impl Session {
             sbuf: BytesMut::with_capacity(8192),
             lease: None,
             statements: HashMap::new(),
-            owed: 0,
-            batches: VecDeque::new(),
-            open: Batch::default(),
-            in_transaction: false,
-            unsynced: false,
+            replies: Replies::default(),
             slot,
             fatal_sent: false,
             client_pass: 0,
             server_pass: 0,
-            syncs_since_execute: 0,
-            copy_in: false,
             wanted,
             setting: false,
             lease_mark: 0,
@@ -131,11 +105,7 @@ impl Session {
     /// No reply owed, no transaction open, nothing half-sent: the server session can be
     /// lent to someone else (or left).
     fn between_transactions(&self) -> bool {
-        self.owed == 0
-            && !self.in_transaction
-            && !self.unsynced
-            && self.client_pass == 0
-            && !self.setting
+        self.replies.settled() && self.client_pass == 0 && !self.setting
     }
 
     pub(super) fn transaction_mode(&self) -> bool {
@@ -202,8 +172,7 @@ impl Session {
             let between = self.between_transactions() && to_server.is_empty();
             // A client idle inside a transaction holds a server connection others may need.
             let idle_timeout = self.shared.settings.idle_transaction_timeout;
-            let idle_in_transaction = self.in_transaction
-                && self.owed == 0
+            let idle_in_transaction = self.replies.idle_in_transaction()
                 && to_server.is_empty()
                 && self.client_pass == 0
                 && !idle_timeout.is_zero();
@@ -290,10 +259,7 @@ impl Session {
                 }
                 self.lease_mark = lease.conn.prepared.now();
                 self.lease = Some(lease);
-                self.owed = 0;
-                self.unsynced = false;
-                self.batches.clear();
-                self.open = Batch::default();
+                self.replies.attached();
                 Step::Continue
             }
             Err(e) => {
@@ -402,48 +368,6 @@ impl Session {
         self.pool.release(lease, ok);
     }
 
-    pub(super) fn batch_for_replies(&mut self) -> &mut Batch {
-        if self.batches.is_empty() {
-            &mut self.open
-        } else {
-            &mut self.batches[0]
-        }
-    }
-
-    /// Notes what a client message sent to the server owes and leaves open.
-    fn note_sent(&mut self, tag: u8) {
-        match tag {
-            b'E' | b'Q' => self.syncs_since_execute = 0,
-            b'S' => self.syncs_since_execute += 1,
-            // The end of a copy-in: the server ignored the `Sync`s it received in copy-in
-            // mode (tokio-postgres sends one right after the `Execute` of a COPY FROM), so
-            // they owe nothing, and their batches are one with the next.
-            b'c' | b'f' if self.copy_in => {
-                self.copy_in = false;
-                for _ in 0..std::mem::take(&mut self.syncs_since_execute) {
-                    let Some(b) = self.batches.pop_back() else {
-                        break;
-                    };
-                    self.owed = self.owed.saturating_sub(1);
-                    self.open.hide_parse += b.hide_parse;
-                    self.open.hide_close += b.hide_close;
-                    self.open.prepared.extend(b.prepared);
-                }
-            }
-            _ => {}
-        }
-        match tag {
-            // Each owes one ReadyForQuery and ends a batch.
-            b'Q' | b'S' | b'F' => {
-                self.unsynced = false;
-                self.owed += 1;
-                self.batches.push_back(std::mem::take(&mut self.open));
-            }
-            b'P' | b'B' | b'D' | b'E' | b'C' => self.unsynced = true,
-            _ => {}
-        }
-    }
-
     /// Whether the long client message at the head of `cbuf` can be passed on before all of
     /// it has arrived: not what transaction mode must read whole (a named `Parse`, and
     /// `Describe`/`Close`, which are short), and a `Bind` only once its names are in.
@@ -463,7 +387,7 @@ impl Session {
     /// Starts passing a long client message through: the head is queued now (a `Bind`'s
     /// renamed), the rest as it arrives.
     fn forward_head(&mut self, tag: u8, len: usize, out: &mut BytesMut) {
-        self.note_sent(tag);
+        self.replies.sent(tag);
         // SQL text too long to read whole before passing it on: assumed to change session
         // state (a reset after the transaction costs one round trip).
         if matches!(tag, b'Q' | b'P' | b'F') {
@@ -482,7 +406,7 @@ impl Session {
     /// Appends one client message to what goes to the server, renaming prepared statements
     /// in transaction mode.
     fn forward(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
-        self.note_sent(tag);
+        self.replies.sent(tag);
         let leftover = leftover_of(tag, &msg);
         self.note_leftover(leftover);
         if !self.transaction_mode() {
@@ -547,38 +471,21 @@ impl Session {
                 continue;
             }
             match tag {
-                b'1' | b'3' => {
-                    let b = self.batch_for_replies();
-                    let counter = if tag == b'1' {
-                        &mut b.hide_parse
-                    } else {
-                        &mut b.hide_close
-                    };
-                    if *counter > 0 {
-                        *counter -= 1;
-                        let _ = self.sbuf.split_to(len);
-                        continue;
-                    }
+                b'1' | b'3' if self.replies.hides(tag) => {
+                    let _ = self.sbuf.split_to(len);
+                    continue;
                 }
-                b'G' => self.copy_in = true,
+                b'G' => self.replies.copy_in(),
                 b'Z' => {
-                    self.copy_in = false;
-                    self.owed = self.owed.saturating_sub(1);
-                    self.batches.pop_front();
                     let status = self.sbuf.get(5).copied().unwrap_or(b'I');
-                    self.in_transaction = status != b'I';
+                    let idle = self.replies.ready(status);
                     if status == b'I' {
                         self.pool
                             .counters
                             .transactions
                             .fetch_add(1, Ordering::Relaxed);
                     }
-                    if self.owed == 0
-                        && status == b'I'
-                        && !self.unsynced
-                        && self.client_pass == 0
-                        && self.transaction_mode()
-                    {
+                    if idle && self.client_pass == 0 && self.transaction_mode() {
                         release = true;
                     }
                 }
@@ -605,7 +512,7 @@ impl Session {
                         self.fatal_sent = true;
                     }
                     // Statements of this batch may not exist on the server.
-                    let names = std::mem::take(&mut self.batch_for_replies().prepared);
+                    let names = self.replies.failed();
                     if let Some(l) = self.lease.as_mut() {
                         for n in names {
                             l.conn.prepared.remove(&n);

@@ -77,11 +77,7 @@ impl Session {
     ) {
         put_statement_message(out, b'C', server_name);
         put_message(out, b'P', parse);
-        self.open.hide_close += 1;
-        if own {
-            self.open.hide_parse += 1;
-        }
-        self.open.prepared.push(server_name.to_string());
+        self.replies.prepared(server_name, own);
         if let Some(l) = self.lease.as_mut() {
             l.conn.prepared.insert(server_name.to_string());
         }
@@ -116,7 +112,7 @@ impl Session {
                 break;
             };
             put_statement_message(out, b'C', &old);
-            self.open.hide_close += 1;
+            self.replies.own_close();
         }
     }
 
