@@ -17,6 +17,7 @@ use crate::leftover::Leftover;
 use fallible_iterator::FallibleIterator as _;
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
+use tracing::Instrument as _;
 
 use crate::proto::{self, put_message, ProtoError};
 use crate::scram::{ClientExchange, ClientKey, ScramError, Verifier, MECHANISM};
@@ -188,7 +189,13 @@ pub struct ConnectSpec<'a> {
 impl ServerConn {
     /// Opens and authenticates a server connection, up to its first `ReadyForQuery`.
     pub async fn connect(spec: &ConnectSpec<'_>) -> Result<Self, BackendError> {
-        tokio::time::timeout(spec.timeout, Self::connect_inner(spec))
+        // The login's log lines say which server and database they are about.
+        let span = tracing::info_span!(
+            "pooler_server",
+            server = %spec.target.key,
+            database = %spec.database
+        );
+        tokio::time::timeout(spec.timeout, Self::connect_inner(spec).instrument(span))
             .await
             .map_err(|_| BackendError::Timeout)?
     }
