@@ -1,6 +1,7 @@
 //! Server connections: opening one to a tenant database as the connection's own login role
 //! (TLS when the server asks for it, SCRAM answered with the key recovered from the client's
 //! proof, or no password over a trusted Unix socket), and what the pool keeps about it.
+//! The login messages are built and read with `postgres-protocol`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::leftover::Leftover;
-use crate::proto::{self, put_cstr, put_message, ProtoError};
+use fallible_iterator::FallibleIterator as _;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use tracing::Instrument as _;
+
+use crate::proto::{self, put_message, ProtoError};
 use crate::scram::{ClientExchange, ClientKey, ScramError, Verifier, MECHANISM};
 use crate::stream::BackendStream;
 
@@ -183,119 +189,106 @@ pub struct ConnectSpec<'a> {
 impl ServerConn {
     /// Opens and authenticates a server connection, up to its first `ReadyForQuery`.
     pub async fn connect(spec: &ConnectSpec<'_>) -> Result<Self, BackendError> {
-        tokio::time::timeout(spec.timeout, Self::connect_inner(spec))
+        // The login's log lines say which server and database they are about.
+        let span = tracing::info_span!(
+            "pooler_server",
+            server = %spec.target.key,
+            database = %spec.database
+        );
+        tokio::time::timeout(spec.timeout, Self::connect_inner(spec).instrument(span))
             .await
             .map_err(|_| BackendError::Timeout)?
     }
 
     async fn connect_inner(spec: &ConnectSpec<'_>) -> Result<Self, BackendError> {
         let mut stream = open(spec.target, spec.tls).await?;
-        let mut body = Vec::new();
-        for (k, v) in [
-            ("user", spec.role),
-            ("database", spec.database),
-            ("application_name", "pgfleet-pooler"),
-        ] {
-            put_cstr(&mut body, k);
-            put_cstr(&mut body, v);
-        }
-        body.push(0);
-        stream
-            .write_all(&proto::startup_packet(proto::PROTOCOL_3_0, &body))
-            .await?;
+        let mut out = BytesMut::new();
+        frontend::startup_message(
+            [
+                ("user", spec.role),
+                ("database", spec.database),
+                ("application_name", "pgfleet-pooler"),
+            ],
+            &mut out,
+        )?;
+        stream.write_all(&out).await?;
 
+        let mut buf = BytesMut::with_capacity(1024);
         let mut scram: Option<ClientExchange> = None;
         let mut pid = 0;
         let mut secret = 0;
         let mut params = Vec::new();
         loop {
-            let (tag, body) = proto::read_message(&mut stream).await?;
-            match tag {
-                b'R' => {
-                    let code = body
-                        .get(..4)
-                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                        .ok_or_else(|| BackendError::Protocol("short auth".into()))?;
-                    let data = &body[4..];
-                    match code {
-                        0 => {}
-                        10 => {
-                            let offered = data
-                                .split(|b| *b == 0)
-                                .any(|m| m == MECHANISM.as_bytes());
-                            if !offered {
-                                return Err(BackendError::Auth(
-                                    "the server does not offer SCRAM-SHA-256".into(),
-                                ));
-                            }
-                            if spec.key.is_none() {
-                                return Err(BackendError::Auth(
-                                    "no client key for this role yet".into(),
-                                ));
-                            }
-                            let (ex, first) = ClientExchange::start();
-                            scram = Some(ex);
-                            let mut b = Vec::new();
-                            put_cstr(&mut b, MECHANISM);
-                            let n = i32::try_from(first.len()).unwrap_or(i32::MAX);
-                            b.extend_from_slice(&n.to_be_bytes());
-                            b.extend_from_slice(first.as_bytes());
-                            let mut m = BytesMut::new();
-                            put_message(&mut m, b'p', &b);
-                            stream.write_all(&m).await?;
-                        }
-                        11 => {
-                            let (Some(ex), Some(key)) = (scram.as_mut(), spec.key) else {
-                                return Err(BackendError::Protocol("unexpected SASL".into()));
-                            };
-                            let fin = ex.respond(key, data)?;
-                            let mut m = BytesMut::new();
-                            put_message(&mut m, b'p', fin.as_bytes());
-                            stream.write_all(&m).await?;
-                        }
-                        12 => {
-                            let ex = scram
-                                .as_ref()
-                                .ok_or_else(|| BackendError::Protocol("unexpected SASL".into()))?;
-                            ex.verify(&spec.verifier.server_key, data)?;
-                        }
-                        other => {
-                            return Err(BackendError::Auth(format!(
-                                "the server asks for authentication method {other}; only SCRAM-SHA-256 or trust are supported"
-                            )))
+            out.clear();
+            match read_backend(&mut stream, &mut buf).await? {
+                Message::AuthenticationOk => {}
+                Message::AuthenticationSasl(body) => {
+                    let offered = body
+                        .mechanisms()
+                        .any(|m| Ok(m == MECHANISM))
+                        .map_err(malformed)?;
+                    if !offered {
+                        return Err(BackendError::Auth(
+                            "the server does not offer SCRAM-SHA-256".into(),
+                        ));
+                    }
+                    if spec.key.is_none() {
+                        return Err(BackendError::Auth("no client key for this role yet".into()));
+                    }
+                    let (ex, first) = ClientExchange::start();
+                    scram = Some(ex);
+                    frontend::sasl_initial_response(MECHANISM, first.as_bytes(), &mut out)?;
+                    stream.write_all(&out).await?;
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let (Some(ex), Some(key)) = (scram.as_mut(), spec.key) else {
+                        return Err(BackendError::Protocol("unexpected SASL".into()));
+                    };
+                    let fin = ex.respond(key, body.data())?;
+                    frontend::sasl_response(fin.as_bytes(), &mut out)?;
+                    stream.write_all(&out).await?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let ex = scram
+                        .as_ref()
+                        .ok_or_else(|| BackendError::Protocol("unexpected SASL".into()))?;
+                    ex.verify(&spec.verifier.server_key, body.data())?;
+                }
+                Message::ErrorResponse(body) => {
+                    let (mut severity, mut code, mut message) = Default::default();
+                    let mut fields = body.fields();
+                    while let Some(f) = fields.next().map_err(malformed)? {
+                        let value = String::from_utf8_lossy(f.value_bytes()).into_owned();
+                        match f.type_() {
+                            b'S' => severity = value,
+                            b'C' => code = value,
+                            b'M' => message = value,
+                            _ => {}
                         }
                     }
-                }
-                b'E' => {
-                    let f = proto::error_fields(&body);
-                    let get = |c: u8| {
-                        f.iter()
-                            .find(|(k, _)| *k == c)
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_default()
-                    };
                     return Err(BackendError::Server {
-                        severity: get(b'S'),
-                        code: get(b'C'),
-                        message: get(b'M'),
+                        severity,
+                        code,
+                        message,
                     });
                 }
-                b'S' => {
-                    if let Some((k, rest)) = proto::split_cstr(&body) {
-                        if let Some((v, _)) = proto::split_cstr(rest) {
-                            params.push((
-                                String::from_utf8_lossy(k).into_owned(),
-                                String::from_utf8_lossy(v).into_owned(),
-                            ));
-                        }
+                Message::ParameterStatus(body) => {
+                    let name = body.name().map_err(malformed)?;
+                    let value = body.value().map_err(malformed)?;
+                    params.push((name.to_string(), value.to_string()));
+                }
+                Message::BackendKeyData(body) => {
+                    pid = body.process_id();
+                    secret = body.secret_key();
+                }
+                Message::ReadyForQuery(_) => break,
+                other => {
+                    if let Some(method) = auth_method(&other) {
+                        return Err(BackendError::Auth(format!(
+                            "the server asks for authentication method {method}; only SCRAM-SHA-256 or trust are supported"
+                        )));
                     }
                 }
-                b'K' if body.len() >= 8 => {
-                    pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    secret = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-                }
-                b'Z' => break,
-                _ => {}
             }
         }
         Ok(Self {
@@ -367,6 +360,46 @@ impl ServerConn {
         let mut b = [0u8; 64];
         self.stream.read(&mut b).now_or_never().is_none()
     }
+}
+
+/// Reads the server's next message during login, with `buf` keeping what arrived beyond it.
+async fn read_backend(
+    stream: &mut BackendStream,
+    buf: &mut BytesMut,
+) -> Result<Message, BackendError> {
+    loop {
+        if let Some(m) = Message::parse(buf).map_err(malformed)? {
+            return Ok(m);
+        }
+        if buf.len() > MAX_LOGIN_MESSAGE {
+            return Err(BackendError::Protocol("login message too long".into()));
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(BackendError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+}
+
+/// A message from the server that `postgres-protocol` could not read.
+fn malformed(e: std::io::Error) -> BackendError {
+    BackendError::Protocol(e.to_string())
+}
+
+/// Largest message accepted from the server during login.
+const MAX_LOGIN_MESSAGE: usize = 1 << 20;
+
+/// The protocol's code of an authentication request other than SCRAM or none.
+fn auth_method(m: &Message) -> Option<i32> {
+    Some(match m {
+        Message::AuthenticationKerberosV5 => 2,
+        Message::AuthenticationCleartextPassword => 3,
+        Message::AuthenticationMd5Password(_) => 5,
+        Message::AuthenticationScmCredential => 6,
+        Message::AuthenticationGss => 7,
+        Message::AuthenticationGssContinue(_) => 8,
+        Message::AuthenticationSspi => 9,
+        _ => return None,
+    })
 }
 
 /// A plain socket to the server (TCP with `TCP_NODELAY`, or its Unix socket).

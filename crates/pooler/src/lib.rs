@@ -30,6 +30,10 @@
 //! counts the clients waiting for a server connection. TLS (with the SSLRequest, or
 //! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
 //! running ([`Pooler::set_tls`]).
+//!
+//! Logs carry a `pooler_client` span (the client's address) for everything a client's
+//! session logs, and a `pooler_server` span (server and database) for a server connection's
+//! login.
 
 pub mod backend;
 pub mod catalog;
@@ -48,6 +52,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
+use tracing::Instrument as _;
 
 pub use backend::{BackendHost, BackendTarget};
 pub use catalog::{Catalog, CatalogError, Route};
@@ -291,7 +296,7 @@ impl Pooler {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, _peer)) => {
+                    Ok((tcp, peer)) => {
                         let shared = shared.clone();
                         let before = shared.active_clients.fetch_add(1, Ordering::AcqRel);
                         let max = shared.settings.max_client_connections;
@@ -305,8 +310,12 @@ impl Pooler {
                             continue;
                         }
                         let over = before >= max;
+                        // Every log line of the client's session carries its address.
+                        let span = tracing::info_span!("pooler_client", %peer);
                         tokio::spawn(async move {
-                            client::handle(shared.clone(), tcp, over).await;
+                            client::handle(shared.clone(), tcp, over)
+                                .instrument(span)
+                                .await;
                             if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
                                 shared.drained.notify_waiters();
                             }

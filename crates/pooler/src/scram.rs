@@ -5,6 +5,11 @@
 //! valid proof also reveals the client's `ClientKey` (proof XOR signature), and as the
 //! **client** of a backend that holds the same verifier the proxy can answer its challenge
 //! with that key. The `ClientKey` lives in memory only, for the life of the pool.
+//!
+//! Both sides are written here: PostgreSQL's verifier format and the server side are not in
+//! `postgres-protocol`, whose client (`ScramSha256`) needs the password rather than the
+//! recovered `ClientKey`. The certificate is read with `x509-cert` for
+//! `tls-server-end-point`.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -34,51 +39,24 @@ pub enum Binding {
 /// signature algorithm (SHA-256 for MD5 and SHA-1); `None` where RFC 5929 defines none
 /// (Ed25519, RSA-PSS) or the certificate cannot be read.
 pub fn tls_server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
-    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }
-    let (outer, _) = der_element(cert_der, 0x30)?;
-    let (_, rest) = der_any(outer)?;
-    let (alg, _) = der_element(rest, 0x30)?;
-    let (oid, _) = der_element(alg, 0x06)?;
-    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
-    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
-    let algorithm = match oid.split_last()? {
-        (2, p) if p == ECDSA => &digest::SHA256,
-        (3, p) if p == ECDSA => &digest::SHA384,
-        (4, p) if p == ECDSA => &digest::SHA512,
-        (4 | 5 | 11, p) if p == RSA => &digest::SHA256,
-        (12, p) if p == RSA => &digest::SHA384,
-        (13, p) if p == RSA => &digest::SHA512,
-        _ => return None,
+    use const_oid::db::rfc5912 as oid;
+    use x509_cert::der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
+    let alg = cert.signature_algorithm.oid;
+    let algorithm = if alg == oid::ECDSA_WITH_SHA_256
+        || alg == oid::SHA_256_WITH_RSA_ENCRYPTION
+        || alg == oid::SHA_1_WITH_RSA_ENCRYPTION
+        || alg == oid::MD_5_WITH_RSA_ENCRYPTION
+    {
+        &digest::SHA256
+    } else if alg == oid::ECDSA_WITH_SHA_384 || alg == oid::SHA_384_WITH_RSA_ENCRYPTION {
+        &digest::SHA384
+    } else if alg == oid::ECDSA_WITH_SHA_512 || alg == oid::SHA_512_WITH_RSA_ENCRYPTION {
+        &digest::SHA512
+    } else {
+        return None;
     };
     Some(digest::digest(algorithm, cert_der).as_ref().to_vec())
-}
-
-/// One DER element of `tag` at the start of `b`: its contents and what follows.
-fn der_element(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    if *b.first()? != tag {
-        return None;
-    }
-    der_any(b)
-}
-
-/// Any one DER element at the start of `b`: its contents and what follows.
-fn der_any(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let first = *b.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*b.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((b.get(header..end)?, b.get(end..)?))
 }
 
 /// A parsed SCRAM-SHA-256 verifier.

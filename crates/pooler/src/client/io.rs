@@ -1,0 +1,89 @@
+//! The wait of a session holding a server connection: writing what is queued for the
+//! server and reading from either side in one poll, and passing long messages through.
+
+use bytes::BytesMut;
+
+use crate::stream::ClientStream;
+
+/// Bytes queued for the server above which the client is not read until they are sent.
+const MAX_QUEUED: usize = 1 << 20;
+
+/// Moves what has arrived of a message being passed through (`pass` bytes still to go)
+/// from `from` to `to`.
+pub(super) fn pass_on(pass: &mut usize, from: &mut BytesMut, to: &mut BytesMut) {
+    let n = (*pass).min(from.len());
+    to.extend_from_slice(&from.split_to(n));
+    *pass -= n;
+}
+
+/// What one wait of a session holding a server connection produced.
+pub(super) enum Io {
+    ServerData(usize),
+    ServerGone,
+    ClientData(usize),
+    ClientGone,
+    /// `idle_transaction_timeout` passed with the client silent inside a transaction.
+    IdleInTransaction,
+}
+
+/// Writes what is queued for the server (then flushes, which matters for TLS) as far as it
+/// goes, and waits for bytes from the server or the client. Writing to and reading from the
+/// server in the same wait is what keeps a client that pipelines much from deadlocking its
+/// session (the server blocked writing replies nobody reads while the proxy is blocked
+/// writing queries it does not take). The client is not read while much is still queued.
+pub(super) fn poll_io(
+    cx: &mut std::task::Context<'_>,
+    client: &mut ClientStream,
+    server: &mut crate::stream::BackendStream,
+    queued: &mut BytesMut,
+    unflushed: &mut bool,
+    ctmp: &mut [u8],
+    stmp: &mut [u8],
+) -> std::task::Poll<Io> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    use tokio::io::AsyncWrite;
+    while !queued.is_empty() {
+        match Pin::new(&mut *server).poll_write(cx, queued) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
+            Poll::Ready(Ok(n)) => {
+                bytes::Buf::advance(queued, n);
+                *unflushed = true;
+            }
+            Poll::Pending => break,
+        }
+    }
+    if queued.is_empty() && *unflushed {
+        match Pin::new(&mut *server).poll_flush(cx) {
+            Poll::Ready(Ok(())) => *unflushed = false,
+            Poll::Ready(Err(_)) => return Poll::Ready(Io::ServerGone),
+            Poll::Pending => {}
+        }
+    }
+    if let Poll::Ready(n) = poll_read_some(cx, server, stmp) {
+        return Poll::Ready(n.map_or(Io::ServerGone, Io::ServerData));
+    }
+    if queued.len() < MAX_QUEUED {
+        if let Poll::Ready(n) = poll_read_some(cx, client, ctmp) {
+            return Poll::Ready(n.map_or(Io::ClientGone, Io::ClientData));
+        }
+    }
+    Poll::Pending
+}
+
+/// Reads what is there into `buf`: `Some(n)`, or `None` at end of stream or on an error.
+fn poll_read_some<S: tokio::io::AsyncRead + Unpin>(
+    cx: &mut std::task::Context<'_>,
+    stream: &mut S,
+    buf: &mut [u8],
+) -> std::task::Poll<Option<usize>> {
+    let mut rb = tokio::io::ReadBuf::new(buf);
+    match std::pin::Pin::new(stream).poll_read(cx, &mut rb) {
+        std::task::Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            std::task::Poll::Ready((n > 0).then_some(n))
+        }
+        std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    }
+}

@@ -1,0 +1,210 @@
+//! Named prepared statements in transaction mode.
+//!
+//! **Prepared statements.** A client's named statement becomes `pgf_<hash of its text and
+//! parameter types>` on the server. Before a `Bind` or `Describe` uses it on a server
+//! connection that has not prepared it, the proxy sends `Close` + `Parse` itself and hides
+//! their replies (`CloseComplete`/`ParseComplete` carry no data, so hiding "the next N" of
+//! a reply batch is exact). The hidden counts are kept per batch (up to each reply-owing
+//! message) because an error makes the server skip to the next `Sync`. After an error the
+//! statements prepared in that batch are forgotten (a later use re-prepares, and every
+//! `Parse` the proxy sends comes after a `Close` of the name, which is not an error when the
+//! statement does not exist). Each server connection keeps at most
+//! `max_prepared_statements`; the least recently used are closed to make room.
+
+use bytes::{Bytes, BytesMut};
+
+use super::session::Session;
+use crate::leftover::Leftover;
+use crate::proto::{self, put_message};
+
+pub(super) struct ClientStatement {
+    pub(super) server_name: String,
+    /// The `Parse` body, already renamed.
+    pub(super) parse: Bytes,
+    /// What running it may leave on the server session (noted at each `Bind`: it may run
+    /// on another server connection than the one it was parsed on).
+    pub(super) leftover: Leftover,
+}
+
+impl Session {
+    pub(super) fn forward_parse(&mut self, msg: BytesMut, leftover: Leftover, out: &mut BytesMut) {
+        let body = &msg[5..];
+        let Some((name, rest)) = proto::split_cstr(body) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        if name.is_empty() {
+            out.extend_from_slice(&msg);
+            return;
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, rest);
+        let server_name = format!("pgf_{}", hex::encode(&digest.as_ref()[..12]));
+        debug_assert_eq!(server_name.len(), SERVER_NAME_LEN);
+        let mut parse = Vec::with_capacity(rest.len() + server_name.len() + 1);
+        proto::put_cstr(&mut parse, &server_name);
+        parse.extend_from_slice(rest);
+        let parse = Bytes::from(parse);
+        // Re-preparing a name the server session already has would fail, so it is closed
+        // first, also when the proxy does not know of it: after an error the statements of a
+        // batch are forgotten, but its `Parse` may have succeeded before the error.
+        if !self
+            .lease
+            .as_mut()
+            .is_some_and(|l| l.conn.prepared.touch(&server_name))
+        {
+            self.make_room(out);
+        }
+        self.prepare_on_server(&server_name, &parse, false, out);
+        self.statements.insert(
+            name.to_vec(),
+            ClientStatement {
+                server_name,
+                parse,
+                leftover,
+            },
+        );
+    }
+
+    /// Queues `Close` (its reply hidden) and `Parse` of `server_name` and notes the statement
+    /// prepared on the server session; `ParseComplete` is hidden too when the `Parse` is the
+    /// proxy's own rather than the client's.
+    fn prepare_on_server(
+        &mut self,
+        server_name: &str,
+        parse: &[u8],
+        own: bool,
+        out: &mut BytesMut,
+    ) {
+        put_statement_message(out, b'C', server_name);
+        put_message(out, b'P', parse);
+        self.replies.prepared(server_name, own);
+        if let Some(l) = self.lease.as_mut() {
+            l.conn.prepared.insert(server_name.to_string());
+        }
+    }
+
+    /// Makes sure the server session has the client's statement `name`; returns its server
+    /// name, or `None` when the client never prepared it (the server will say so).
+    fn ensure_prepared(&mut self, name: &[u8], out: &mut BytesMut) -> Option<String> {
+        let st = self.statements.get(name)?;
+        let server_name = st.server_name.clone();
+        if self.lease.as_mut()?.conn.prepared.touch(&server_name) {
+            return Some(server_name);
+        }
+        self.make_room(out);
+        let parse = self.statements.get(name)?.parse.clone();
+        self.prepare_on_server(&server_name, &parse, true, out);
+        Some(server_name)
+    }
+
+    /// Before a statement is prepared on the server session: closes the least recently used
+    /// ones (replies hidden) while the session has `max_prepared_statements`, sparing those
+    /// used since this client got it. Should one of these `Close`s be skipped after an error,
+    /// the statement stays on the server unknown to the proxy; a later `Parse` of it closes
+    /// it first anyway.
+    fn make_room(&mut self, out: &mut BytesMut) {
+        let max = self.shared.settings.max_prepared_statements;
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        while lease.conn.prepared.len() >= max {
+            let Some(old) = lease.conn.prepared.evict_before(self.lease_mark) else {
+                break;
+            };
+            put_statement_message(out, b'C', &old);
+            self.replies.own_close();
+        }
+    }
+
+    pub(super) fn forward_bind(&mut self, msg: BytesMut, out: &mut BytesMut) {
+        let from = self.bind_head_of(&msg, msg.len(), out).unwrap_or(0);
+        out.extend_from_slice(&msg[from..]);
+    }
+
+    /// Queues the head of the `Bind` at the start of `cbuf` (`len` bytes in all) with its
+    /// statement renamed; returns how many bytes of the original head it replaces, or
+    /// `None` when the message passes unchanged (unnamed or unknown statement).
+    pub(super) fn bind_head(&mut self, len: usize, out: &mut BytesMut) -> Option<usize> {
+        let cbuf = std::mem::take(&mut self.cbuf);
+        let r = self.bind_head_of(&cbuf, len, out);
+        self.cbuf = cbuf;
+        r
+    }
+
+    fn bind_head_of(&mut self, msg: &[u8], len: usize, out: &mut BytesMut) -> Option<usize> {
+        let (portal, stmt, consumed) = bind_names(msg)?;
+        if stmt.is_empty() {
+            return None;
+        }
+        // The length field counts itself but not the type byte.
+        let new_len = i32::try_from(len - 1 - stmt.len() + SERVER_NAME_LEN).ok()?;
+        let server_name = self.ensure_prepared(stmt, out)?;
+        debug_assert_eq!(server_name.len(), SERVER_NAME_LEN);
+        let leftover = self
+            .statements
+            .get(stmt)
+            .map_or(Leftover::None, |s| s.leftover);
+        self.note_leftover(leftover);
+        out.extend_from_slice(b"B");
+        out.extend_from_slice(&new_len.to_be_bytes());
+        out.extend_from_slice(portal);
+        out.extend_from_slice(&[0]);
+        out.extend_from_slice(server_name.as_bytes());
+        out.extend_from_slice(&[0]);
+        Some(consumed)
+    }
+
+    pub(super) fn forward_describe_or_close(&mut self, tag: u8, msg: BytesMut, out: &mut BytesMut) {
+        let body = &msg[5..];
+        let (Some(&kind), Some((name, _))) = (body.first(), proto::split_cstr(&body[1..])) else {
+            out.extend_from_slice(&msg);
+            return;
+        };
+        if kind != b'S' || name.is_empty() {
+            out.extend_from_slice(&msg);
+            return;
+        }
+        let server_name = if tag == b'C' {
+            match self.statements.remove(name) {
+                Some(st) => {
+                    if let Some(l) = self.lease.as_mut() {
+                        l.conn.prepared.remove(&st.server_name);
+                    }
+                    st.server_name
+                }
+                None => {
+                    out.extend_from_slice(&msg);
+                    return;
+                }
+            }
+        } else {
+            match self.ensure_prepared(name, out) {
+                Some(n) => n,
+                None => {
+                    out.extend_from_slice(&msg);
+                    return;
+                }
+            }
+        };
+        put_statement_message(out, tag, &server_name);
+    }
+}
+
+/// Length of the server-side name of a client's statement: `pgf_` and 24 hex digits.
+const SERVER_NAME_LEN: usize = 28;
+
+/// The portal and statement names of the `Bind` at the start of `msg` (type byte included)
+/// and where its parameters start, once both names have arrived.
+pub(super) fn bind_names(msg: &[u8]) -> Option<(&[u8], &[u8], usize)> {
+    let body = msg.get(5..)?;
+    let (portal, rest) = proto::split_cstr(body)?;
+    let (stmt, _) = proto::split_cstr(rest)?;
+    Some((portal, stmt, 5 + portal.len() + 1 + stmt.len() + 1))
+}
+
+/// A `Describe` (`D`) or `Close` (`C`) of the prepared statement `name`.
+fn put_statement_message(out: &mut BytesMut, tag: u8, name: &str) {
+    let mut b = vec![b'S'];
+    proto::put_cstr(&mut b, name);
+    put_message(out, tag, &b);
+}
