@@ -304,9 +304,14 @@ impl Services {
         }
     }
 
-    async fn finish_op(&self, tx: &mut sqlx::PgConnection, op: &OperationRow) -> Result<()> {
+    /// Marks `op` succeeded now (in `ex`: the pool, or the transaction that did its work).
+    pub(crate) async fn succeed_op<'e>(
+        &self,
+        ex: impl sqlx::PgExecutor<'e>,
+        op: &OperationRow,
+    ) -> Result<()> {
         operations::finish(
-            &mut *tx,
+            ex,
             &op.id,
             OperationState::Succeeded,
             None,
@@ -321,14 +326,7 @@ impl Services {
         let db = databases::get(pool, &op.resource_id).await?;
         let Some(db) = db.filter(|d| d.status == DatabaseState::Provisioning) else {
             // Deleted or already done meanwhile: nothing left to do.
-            operations::finish(
-                pool,
-                &op.id,
-                OperationState::Succeeded,
-                None,
-                self.clock().now(),
-            )
-            .await?;
+            self.succeed_op(pool, op).await?;
             return Ok(());
         };
         let server = self.server(db.server_id.as_deref())?;
@@ -351,7 +349,7 @@ impl Services {
         let mut tx = self.store().begin().await?;
         databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
         connections::activate_all(&mut *tx, &db.id).await?;
-        self.finish_op(&mut tx, op).await?;
+        self.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
@@ -359,14 +357,7 @@ impl Services {
     async fn exec_database_delete(&self, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let Some(db) = databases::get(pool, &op.resource_id).await? else {
-            operations::finish(
-                pool,
-                &op.id,
-                OperationState::Succeeded,
-                None,
-                self.clock().now(),
-            )
-            .await?;
+            self.succeed_op(pool, op).await?;
             return Ok(());
         };
         if let Some(server_id) = db.server_id.as_deref() {
@@ -393,7 +384,7 @@ impl Services {
                 projects::delete(&mut *tx, project_id).await?;
             }
         }
-        self.finish_op(&mut tx, op).await?;
+        self.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
@@ -409,14 +400,7 @@ impl Services {
             conn.filter(|c| c.status != ConnectionState::Deleting),
             db.filter(|d| d.status != DatabaseState::Deleting),
         ) else {
-            operations::finish(
-                pool,
-                &op.id,
-                OperationState::Succeeded,
-                None,
-                self.clock().now(),
-            )
-            .await?;
+            self.succeed_op(pool, op).await?;
             return Ok(());
         };
         let server = self.server(db.server_id.as_deref())?;
@@ -433,7 +417,7 @@ impl Services {
         if conn.status == ConnectionState::Creating {
             connections::set_status(&mut *tx, &conn.id, ConnectionState::Active).await?;
         }
-        self.finish_op(&mut tx, op).await?;
+        self.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
@@ -441,14 +425,7 @@ impl Services {
     async fn exec_connection_delete(&self, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let Some(conn) = connections::get(pool, &op.resource_id).await? else {
-            operations::finish(
-                pool,
-                &op.id,
-                OperationState::Succeeded,
-                None,
-                self.clock().now(),
-            )
-            .await?;
+            self.succeed_op(pool, op).await?;
             return Ok(());
         };
         if let Some(db) = databases::get(pool, &conn.database_id).await? {
@@ -460,7 +437,7 @@ impl Services {
         hit("connection.delete.after_drop");
         let mut tx = self.store().begin().await?;
         connections::delete(&mut *tx, &conn.id).await?;
-        self.finish_op(&mut tx, op).await?;
+        self.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }

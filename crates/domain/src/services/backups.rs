@@ -21,7 +21,7 @@ use pgfleet_dataplane::PgTools;
 use pgfleet_storage::backups::{self, BackupRow};
 use pgfleet_storage::{
     databases, operations, BackupState, BackupTrigger, DatabaseRow, DatabaseState, OperationKind,
-    OperationRow, OperationState, StorageError,
+    OperationRow, StorageError,
 };
 use tokio::sync::watch;
 
@@ -294,14 +294,7 @@ impl Services {
             .await?
             .filter(|b| b.status == BackupState::Running)
         else {
-            operations::finish(
-                pool,
-                &op.id,
-                OperationState::Succeeded,
-                None,
-                self.clock().now(),
-            )
-            .await?;
+            self.succeed_op(pool, op).await?;
             return Ok(());
         };
         let started = std::time::Instant::now();
@@ -331,14 +324,7 @@ impl Services {
         let size = i64::try_from(size).unwrap_or(i64::MAX);
         let mut tx = self.store().begin().await?;
         backups::complete(&mut *tx, &b.id, size, &location, marker, self.clock().now()).await?;
-        operations::finish(
-            &mut *tx,
-            &op.id,
-            OperationState::Succeeded,
-            None,
-            self.clock().now(),
-        )
-        .await?;
+        self.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
         crate::metrics::record_backup(
             BackupState::Completed.as_str(),
@@ -374,14 +360,7 @@ impl Services {
             .await?
             .filter(|d| d.status == DatabaseState::Recovering)
         else {
-            operations::finish(
-                pool,
-                &op.id,
-                OperationState::Succeeded,
-                None,
-                self.clock().now(),
-            )
-            .await?;
+            self.succeed_op(pool, op).await?;
             return Ok(());
         };
         let backup_id = op
@@ -422,14 +401,7 @@ impl Services {
             .await?;
         let mut tx = self.store().begin().await?;
         databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
-        operations::finish(
-            &mut *tx,
-            &op.id,
-            OperationState::Succeeded,
-            None,
-            self.clock().now(),
-        )
-        .await?;
+        self.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
         tracing::info!(database = %db.id, backup = %b.id, ms = started.elapsed().as_millis() as u64, "restore completed");
         Ok(())
