@@ -4,7 +4,10 @@
 //! reaches the store again.
 //!
 //! * Closed (normal): requests run. A response marked [`MetadataDown`] (a 503 whose cause was
-//!   the metadata store, not a region's Postgres server) opens the breaker.
+//!   the metadata store, not a region's Postgres server) opens the breaker once a ping on a
+//!   connection outside the pool confirms the store does not answer: a pool that is only
+//!   busy (every connection lent under load, the store fine) does not open it (one check at a
+//!   time; the others wait for its answer).
 //! * Open: guarded routes answer 503 `unavailable` with `Retry-After` without touching the
 //!   store. One probe task per process pings the store every [`PROBE_EVERY`] (each ping bounded
 //!   by [`PROBE_TIMEOUT`]); the first ping that answers closes the breaker.
@@ -43,6 +46,8 @@ struct BreakerState {
 pub struct MetadataBreaker {
     store: Store,
     state: Arc<Mutex<BreakerState>>,
+    /// Held while a request checks whether the store really is down.
+    checking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl MetadataBreaker {
@@ -51,6 +56,7 @@ impl MetadataBreaker {
         Self {
             store,
             state: Arc::new(Mutex::new(BreakerState::default())),
+            checking: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -64,8 +70,23 @@ impl MetadataBreaker {
         self.lock().open
     }
 
-    /// The store was found unreachable: open, and start the probe unless one runs.
-    pub fn trip(&self) {
+    /// A request found the store unreachable: unless a ping outside the pool answers (a busy
+    /// pool, not an outage), open, and start the probe unless one runs.
+    pub async fn trip(&self) {
+        if self.is_open() {
+            return;
+        }
+        let _one_check = self.checking.lock().await;
+        if self.is_open() {
+            return;
+        }
+        let answered = matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, self.store.ping_outside_pool()).await,
+            Ok(Ok(()))
+        );
+        if answered {
+            return;
+        }
         let start_probe = {
             let mut s = self.lock();
             if !s.open {
@@ -107,7 +128,7 @@ pub async fn guard_api(State(state): State<AppState>, req: Request, next: Next) 
     if state.breaker.is_open() {
         return unavailable().into_response();
     }
-    observe(&state.breaker, next.run(req).await)
+    observe(&state.breaker, next.run(req).await).await
 }
 
 /// Middleware of the browser pages: as [`guard_api`], answering an error page.
@@ -116,12 +137,12 @@ pub async fn guard_pages(State(state): State<AppState>, req: Request, next: Next
         let api = unavailable();
         return crate::pages::unavailable_page(api.message, api.hint).into_response();
     }
-    observe(&state.breaker, next.run(req).await)
+    observe(&state.breaker, next.run(req).await).await
 }
 
-fn observe(breaker: &MetadataBreaker, res: Response) -> Response {
+async fn observe(breaker: &MetadataBreaker, res: Response) -> Response {
     if res.extensions().get::<MetadataDown>().is_some() {
-        breaker.trip();
+        breaker.trip().await;
     }
     res
 }

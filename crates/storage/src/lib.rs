@@ -211,6 +211,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the store answers on a connection of its own, outside the pool: tells an
+    /// outage (nothing answers) from a busy pool (every connection lent, the store fine).
+    pub async fn ping_outside_pool(&self) -> Result<()> {
+        use sqlx::Connection;
+        let options = self.pool.connect_options();
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        sqlx::query("SELECT 1").execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         Ok(self.pool.begin().await?)
     }
