@@ -344,7 +344,8 @@ async fn stale_staging_files_are_removed_at_start() {
     .execute(&pool)
     .await
     .unwrap();
-    assert_eq!(s.services().clean_backup_staging().await.unwrap(), 2);
+    // The scheduler's own cleanup round may remove them first (it runs on its interval).
+    assert!(s.services().clean_backup_staging().await.unwrap() <= 2);
     assert!(!clone.exists() && !download.exists());
     for f in &kept {
         assert!(f.exists(), "{} was removed", f.display());
