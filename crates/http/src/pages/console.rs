@@ -62,7 +62,7 @@ use ctx::{
     confirm_ticked, confirm_typed, page, page_at, refused, Ctx, Nav, Page, Pager, Posted,
     LIST_LIMIT,
 };
-use databases::{database_refused, database_view};
+use databases::{database_refused, typed_database};
 use flash::{render_clearing, see_other_with, take_flash, Flash};
 use stamp::Stamp;
 use usage::human_size;

@@ -286,15 +286,23 @@ pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
             tracing::error!(error = %e, "rendering a page failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                [(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                )],
-                "Something went wrong on our side.",
+                plain_text("Something went wrong on our side."),
             )
                 .into_response()
         }
     }
+}
+
+/// `body` as `text/plain` (UTF-8): fragments `console.js` polls, and the last-resort error.
+pub(crate) fn plain_text(body: impl IntoResponse) -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// `303 See Other` to `location`.

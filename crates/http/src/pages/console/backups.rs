@@ -8,19 +8,14 @@
 use std::collections::HashSet;
 
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use pgfleet_domain::services::backup_kinds::BackupTrigger;
 use pgfleet_domain::{DomainError, PageRequest, Principal};
 
 use super::forms::{Empty, Restore};
-use super::{
-    confirm_typed, database_refused, database_view, human_size, Ctx, Page, Posted, LIST_LIMIT,
-};
-use crate::pages::{fail, render, see_other};
+use super::{database_refused, human_size, typed_database, Ctx, Page, Posted, LIST_LIMIT};
+use crate::pages::{fail, plain_text, see_other};
 use crate::AppState;
 
 /// Most pages of a project's databases read to know the names it has (100 a page).
@@ -162,14 +157,7 @@ async fn backup_status(
         .backup_get(&ctx.principal, &id, &bid)
         .await
         .map_err(fail)?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        b.status,
-    )
-        .into_response())
+    Ok(plain_text(b.status))
 }
 
 /// `POST /console/w/{ws}/databases/{id}/restore`: `backup_id`, and the database's name typed.
@@ -178,22 +166,15 @@ async fn database_restore(
     Path((_, id)): Path<(String, String)>,
     Posted(ctx, f): Posted<Restore>,
 ) -> Page {
-    let db = state
-        .services
-        .database_get(&ctx.principal, &id)
-        .await
-        .map_err(fail)?;
-    let typed = confirm_typed(
+    let (ctx, _) = typed_database(
+        &state,
+        ctx,
+        &id,
         &f.confirm,
-        &db.name,
-        "database",
         "restored",
         "restore the backup",
-    );
-    if let Err(notice) = typed {
-        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
-        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
-    }
+    )
+    .await?;
     match state
         .services
         .database_restore(&ctx.principal, &id, &id, &f.backup_id)

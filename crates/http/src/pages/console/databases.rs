@@ -4,9 +4,8 @@
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use pgfleet_api_types::database::{Database, DatabaseStatus};
@@ -17,7 +16,7 @@ use super::{
     backups, confirm_typed, page_at, refused, render_clearing, take_flash, Ctx, Flash, Nav, Page,
     Pager, Posted,
 };
-use crate::pages::{fail, render, see_other, Chrome, Notice};
+use crate::pages::{fail, plain_text, render, see_other, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -189,14 +188,7 @@ async fn database_status(
         .database_get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        )],
-        status_word(&d.status),
-    )
-        .into_response())
+    Ok(plain_text(status_word(&d.status)))
 }
 
 /// `POST /console/w/{ws}/databases/{id}/delete`: the database's name must be typed.
@@ -205,27 +197,42 @@ async fn database_delete(
     Path((_, id)): Path<(String, String)>,
     Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
-    let db = state
-        .services
-        .database_get(&ctx.principal, &id)
-        .await
-        .map_err(fail)?;
-    let typed = confirm_typed(
+    let (ctx, db) = typed_database(
+        &state,
+        ctx,
+        &id,
         &f.confirm,
-        &db.name,
-        "database",
         "deleted",
         "delete the database",
-    );
-    if let Err(notice) = typed {
-        let page = database_view(&state, ctx, &id, Some(notice), None).await?;
-        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
-    }
+    )
+    .await?;
     let project = db.project.map(|p| p.id).unwrap_or_default();
     match state.services.database_delete(&ctx.principal, &id).await {
         Ok(()) => Ok(see_other(&format!("{}/projects/{project}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
+}
+
+/// The database `id` when `confirm` is its name typed; else its page again (422) saying so,
+/// and nothing is done: what deleting it or restoring over it takes.
+pub(super) async fn typed_database(
+    state: &AppState,
+    ctx: Ctx,
+    id: &str,
+    confirm: &str,
+    done: &str,
+    act: &str,
+) -> Result<(Ctx, Database), Response> {
+    let db = state
+        .services
+        .database_get(&ctx.principal, id)
+        .await
+        .map_err(fail)?;
+    if let Err(notice) = confirm_typed(confirm, &db.name, "database", done, act) {
+        let page = database_view(state, ctx, id, Some(notice), None).await?;
+        return Err(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    }
+    Ok((ctx, db))
 }
 
 pub(super) fn status_word(s: &DatabaseStatus) -> &'static str {
