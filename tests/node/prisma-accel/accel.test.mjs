@@ -27,7 +27,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 
 import { prismaModule } from './generate.mjs';
 import { startReferenceExecutor, startRecordingProxy } from './reference.mjs';
-import { runWorkload, SCENARIOS } from './workload.mjs';
+import { runWorkload, SCENARIOS, JOIN_SCENARIOS } from './workload.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { PRISMA_DIRECT_URL, PRISMA_ACCEL_DB_URL, PRISMA_ACCEL_URL, RECORD_FIXTURES, RESULTS_DIR } = process.env;
@@ -88,7 +88,8 @@ describe('prisma+postgres:// gives what the direct driver adapter gives', { skip
     proxy = await startRecordingProxy(target);
     proxy.scenario('connect');
     // Through the proxy on 127.0.0.1: Prisma Client speaks plain http to loopback hosts.
-    const accelerate = new PrismaClient({ accelerateUrl: `prisma+postgres://127.0.0.1:${proxy.port}/?api_key=${encodeURIComponent(apiKey)}`, errorFormat: 'minimal' });
+    const accelerateUrl = `prisma+postgres://127.0.0.1:${proxy.port}/?api_key=${encodeURIComponent(apiKey)}`;
+    const accelerate = new PrismaClient({ accelerateUrl, errorFormat: 'minimal' });
     await accelerate.$connect(); // GET /connection-info, recorded under "connect"
     results.accelerate = await runWorkload(accelerate, { before: (name) => proxy.scenario(name) });
     await accelerate.$disconnect();
@@ -96,6 +97,15 @@ describe('prisma+postgres:// gives what the direct driver adapter gives', { skip
     const direct = new PrismaClient({ adapter: new PrismaPg({ connectionString: PRISMA_DIRECT_URL }), errorFormat: 'minimal' });
     results.direct = await runWorkload(direct);
     await direct.$disconnect();
+
+    // The same databases, through the client generated with the relationJoins preview.
+    const { PrismaClient: JoinsClient } = await prismaModule('joins');
+    const accelerateJoins = new JoinsClient({ accelerateUrl, errorFormat: 'minimal' });
+    Object.assign(results.accelerate, await runWorkload(accelerateJoins, { scenarios: JOIN_SCENARIOS, before: (name) => proxy.scenario(name) }));
+    await accelerateJoins.$disconnect();
+    const directJoins = new JoinsClient({ adapter: new PrismaPg({ connectionString: PRISMA_DIRECT_URL }), errorFormat: 'minimal' });
+    Object.assign(results.direct, await runWorkload(directJoins, { scenarios: JOIN_SCENARIOS }));
+    await directJoins.$disconnect();
 
     if (RESULTS_DIR) {
       fs.mkdirSync(RESULTS_DIR, { recursive: true });
@@ -112,7 +122,7 @@ describe('prisma+postgres:// gives what the direct driver adapter gives', { skip
     await executor?.stop();
   });
 
-  for (const { name } of SCENARIOS) {
+  for (const { name } of [...SCENARIOS, ...JOIN_SCENARIOS]) {
     it(name, () => {
       assert.deepStrictEqual(results.accelerate[name], results.direct[name]);
     });

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 import { startReferenceExecutor } from './reference.mjs';
-import { SCENARIOS } from './workload.mjs';
+import { SCENARIOS, JOIN_SCENARIOS } from './workload.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const FIXTURES = path.join(HERE, '../../fixtures/accelerate');
@@ -82,7 +82,7 @@ describe('recorded exchanges replay with the same answers', { skip: !EXECUTOR_DB
   });
 
   // Fixture files in the order they were recorded (each scenario builds on the previous rows).
-  for (const name of ['connect', ...SCENARIOS.map((s) => s.name)]) {
+  for (const name of ['connect', ...SCENARIOS.map((s) => s.name), ...JOIN_SCENARIOS.map((s) => s.name)]) {
     it(name, async () => {
       const { exchanges } = readFixture(name);
       let txStartedAt = 0;

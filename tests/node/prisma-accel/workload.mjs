@@ -349,17 +349,71 @@ export const SCENARIOS = [
   },
 ];
 
+// Scenarios for the client generated with the `relationJoins` preview feature (generate.mjs,
+// variant `joins`), run after SCENARIOS on the same database: `relationLoadStrategy: 'join'`
+// makes the plans load relations in one statement (LATERAL joins building JSON), so every
+// scalar type also travels inside JSON and is mapped from there.
+export const JOIN_SCENARIOS = [
+  {
+    name: 'relation-joins',
+    async run(prisma) {
+      const jo = await prisma.user.create({
+        data: {
+          email: 'jo@example.com',
+          name: 'Jo',
+          balance: '99.90',
+          points: 12345678901234567n,
+          avatar: Uint8Array.from([7, 0, 255]),
+          profile: { k: [1, 'two', null], deep: { x: 1.25 } },
+          posts: {
+            create: [
+              { id: 'j1', title: 'Join one', status: 'PUBLISHED', views: 5, rating: 3.5, labels: ['l1'], publishedAt: DATE1, tags: { connectOrCreate: [{ where: { name: 'rust' }, create: { name: 'rust' } }, { where: { name: 'joins' }, create: { name: 'joins' } }] } },
+              { id: 'j2', title: 'Join two', views: 9, meta: { n: 2 } },
+              { id: 'j3', title: 'Join three', status: 'PUBLISHED', views: 1 },
+            ],
+          },
+        },
+        select: { id: true },
+      });
+      await prisma.like.createMany({ data: [{ userId: jo.id, postId: 'j1', stars: 4 }, { userId: 1, postId: 'j1', stars: 2 }, { userId: 1, postId: 'j2', stars: 5 }] });
+      const join = { relationLoadStrategy: 'join' };
+      return {
+        includeNested: await prisma.user.findUnique({
+          ...join,
+          where: { email: 'jo@example.com' },
+          omit: { createdAt: true, updatedAt: true },
+          include: { posts: { orderBy: { id: 'asc' }, include: { tags: { orderBy: { name: 'asc' }, select: { name: true } }, _count: { select: { likes: true } } } } },
+        }),
+        typesInJson: await prisma.post.findMany({
+          ...join,
+          where: { authorId: jo.id },
+          orderBy: { id: 'asc' },
+          select: { id: true, publishedAt: true, author: { select: { email: true, balance: true, points: true, avatar: true, profile: true, role: true, createdAt: true } }, likes: { orderBy: { stars: 'desc' }, select: { stars: true, user: { select: { email: true } } } } },
+        }),
+        nestedPagination: await prisma.user.findMany({
+          ...join,
+          where: { email: { in: ['ada@example.com', 'jo@example.com'] } },
+          orderBy: { email: 'asc' },
+          select: { email: true, posts: { orderBy: { views: 'desc' }, skip: 1, take: 1, select: { id: true, views: true } }, likes: { orderBy: { postId: 'asc' }, select: { postId: true } } },
+        }),
+        nestedDistinct: await prisma.user.findUnique({ ...join, where: { email: 'jo@example.com' }, select: { posts: { distinct: ['status'], orderBy: [{ status: 'asc' }, { id: 'asc' }], select: { status: true, id: true } } } }),
+        relationFilterAndCount: await prisma.tag.findMany({ ...join, where: { posts: { some: { author: { email: 'jo@example.com' } } } }, orderBy: { name: 'asc' }, select: { name: true, _count: { select: { posts: true } }, posts: { where: { views: { gt: 1 } }, select: { id: true } } } }),
+      };
+    },
+  },
+];
+
 // The expired-transaction error names the transaction id and timings, which differ per run.
 function canonicalTimeout(e) {
   if (!(e instanceof Error)) return e;
   return { name: e.name, code: e.code ?? null, message: e.message.replace(/[0-9a-f-]{36}/g, '<txid>').replace(/\d+ ?ms/g, '<n> ms') };
 }
 
-// Runs every scenario in order; `before(name)` is called before each (the recording proxy
+// Runs every scenario of `scenarios` in order; `before(name)` is called before each (the recording proxy
 // labels its pairs with it). Returns { [scenario]: canonical result }.
-export async function runWorkload(prisma, { before = () => {} } = {}) {
+export async function runWorkload(prisma, { before = () => {}, scenarios = SCENARIOS } = {}) {
   const results = {};
-  for (const s of SCENARIOS) {
+  for (const s of scenarios) {
     before(s.name);
     results[s.name] = canonical(await settle(s.run(prisma)));
   }
