@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use pgfleet_dataplane::PgServer;
 use pgfleet_storage::{connections, databases, ConnectionState, DatabaseState};
 
-use crate::{Result, Services};
+use crate::Result;
 
 /// Where the pooler sends a login role.
 #[derive(Debug, Clone)]
@@ -64,19 +64,25 @@ pub fn operations_with_pooled(xacts: i64, pooled: Option<&PooledCounts>) -> i64 
     xacts.saturating_add(i64::try_from(extra).unwrap_or(i64::MAX))
 }
 
-impl Services {
+/// What the embedded pooler asks of the services. Obtained from [`super::Services::pooler`].
+#[derive(Debug, Clone, Copy)]
+pub struct Pooler<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Pooler<'_> {
     /// Registers the pooler's counters: the usage sampler publishes them as metrics and,
     /// where pg_stat_statements is missing, counts pooled statements as operations.
-    pub fn set_pooler_stats(
+    pub fn set_stats(
         &self,
         stats: impl Fn() -> HashMap<String, PooledCounts> + Send + Sync + 'static,
     ) {
-        let _ = self.inner.pooler_stats.set(PoolerStats(Box::new(stats)));
+        let _ = self.ctx.pooler_stats().set(PoolerStats(Box::new(stats)));
     }
 
-    pub(crate) fn pooler_counts(&self) -> HashMap<String, PooledCounts> {
-        self.inner
-            .pooler_stats
+    pub(crate) fn counts(&self) -> HashMap<String, PooledCounts> {
+        self.ctx
+            .pooler_stats()
             .get()
             .map(|s| (s.0)())
             .unwrap_or_default()
@@ -84,8 +90,8 @@ impl Services {
 
     /// The route of an active connection's login role; `None` for an unknown role or one
     /// being created or deleted.
-    pub async fn pooler_route(&self, role: &str) -> Result<Option<PoolerRoute>> {
-        let pool = self.store().pool();
+    pub async fn route(&self, role: &str) -> Result<Option<PoolerRoute>> {
+        let pool = self.ctx.store().pool();
         let Some(c) = connections::by_role(pool, role).await? else {
             return Ok(None);
         };
@@ -98,7 +104,7 @@ impl Services {
         if db.status == DatabaseState::Deleting {
             return Ok(None);
         }
-        let Ok(server) = self.server(db.server_id.as_deref()) else {
+        let Ok(server) = self.ctx.server(db.server_id.as_deref()) else {
             return Ok(None);
         };
         Ok(Some(PoolerRoute {
@@ -115,7 +121,10 @@ impl Services {
     /// Registers a function called after every write this process makes (the pooler
     /// re-checks its pools). Only the first registration counts.
     pub fn on_write(&self, hook: impl Fn() + Send + Sync + 'static) {
-        let _ = self.inner.write_hook.set(super::WriteHook(Box::new(hook)));
+        let _ = self
+            .ctx
+            .write_hook()
+            .set(super::ctx::WriteHook(Box::new(hook)));
     }
 }
 

@@ -174,6 +174,7 @@ pub(super) async fn member(
 ) -> Result<Ctx, Response> {
     if !state
         .services
+        .sessions()
         .user_is_member(signed.user_id(), ws)
         .await
         .map_err(fail)?
@@ -182,6 +183,7 @@ pub(super) async fn member(
     }
     let rows = state
         .services
+        .sessions()
         .user_workspaces(signed.user_id())
         .await
         .map_err(fail)?;
