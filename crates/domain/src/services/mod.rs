@@ -318,6 +318,11 @@ impl Services {
         self.ctx.spawn_reconciler(shutdown)
     }
 
+    /// The access decisions: what a caller may do to a workspace.
+    pub fn access(&self) -> crate::access::Access<'_> {
+        crate::access::Access { ctx: &self.ctx }
+    }
+
     pub fn projects(&self) -> Projects<'_> {
         self.ctx.projects()
     }

@@ -462,7 +462,13 @@ async fn another_workspaces_service_tokens_are_not_found() {
         .services()
         .tokens()
         .create(
-            &pgfleet_domain::Principal::session(&user, &other_ws),
+            s.services()
+                .access()
+                .console(&user, &other_ws)
+                .await
+                .unwrap()
+                .unwrap()
+                .principal(),
             &other_ws,
             "theirs",
             None,

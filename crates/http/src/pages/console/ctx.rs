@@ -172,15 +172,16 @@ pub(super) async fn member(
     ws: &str,
     section: &'static str,
 ) -> Result<Ctx, Response> {
-    if !state
+    // The membership check is the domain's: a console principal exists only as its answer.
+    let Some(access) = state
         .services
-        .sessions()
-        .user_is_member(signed.user_id(), ws)
+        .access()
+        .console(signed.user_id(), ws)
         .await
         .map_err(fail)?
-    {
+    else {
         return Err(not_member());
-    }
+    };
     let rows = state
         .services
         .sessions()
@@ -201,7 +202,7 @@ pub(super) async fn member(
         })
         .collect();
     Ok(Ctx {
-        principal: Principal::session(signed.user_id(), ws),
+        principal: access.principal().clone(),
         nav: Nav {
             workspaces,
             ws_id: ws.to_string(),
