@@ -474,7 +474,8 @@ async fn connection_secrets(
 ) -> anyhow::Result<(String, String)> {
     let route = running
         .services
-        .pooler_route(user)
+        .pooler()
+        .route(user)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .context("no route for the bench connection")?;

@@ -1,13 +1,16 @@
 //! Intent first: every change to a server is written as metadata rows together with the
 //! operations that will carry it out, in one transaction, and only then executed (see
 //! [`crate::reconciler`]). A service method writes its rows in a transaction and hands it,
-//! with the operations it plans ([`Planned`]), to [`Services::commit_intent`], which records
+//! with the operations it plans ([`Planned`]), to [`Ctx::commit_intent`], which records
 //! them, commits, notes the write for cached reads and runs them: a new operation is one
 //! call.
 
 use pgfleet_storage::{operations, OperationKind, StorageError};
 
-use crate::{Result, Services};
+use std::sync::Arc;
+
+use crate::services::Ctx;
+use crate::Result;
 
 /// An operation to record with an intent's rows.
 #[derive(Debug, Clone)]
@@ -42,12 +45,12 @@ pub(crate) enum Run {
     Background,
 }
 
-impl Services {
+impl Ctx {
     /// Records `ops` in `tx` (which holds the intent's rows), commits, notes the write and
     /// runs the operations as `run` says. Nothing is written when any step before the
     /// commit fails (the transaction is dropped, so rolled back).
     pub(crate) async fn commit_intent(
-        &self,
+        self: &Arc<Self>,
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
         ops: impl IntoIterator<Item = Planned>,
         run: Run,
@@ -75,7 +78,11 @@ impl Services {
     }
 
     /// Inserts an operation row (inside the intent's transaction).
-    async fn record_operation(&self, tx: &mut sqlx::PgConnection, op: Planned) -> Result<String> {
+    async fn record_operation(
+        self: &Arc<Self>,
+        tx: &mut sqlx::PgConnection,
+        op: Planned,
+    ) -> Result<String> {
         let id = crate::ids::new_id(crate::ids::OPERATION, self.rng());
         operations::insert(
             &mut *tx,

@@ -1,10 +1,13 @@
 //! Domain services of pgfleet: what the API does, without HTTP.
 //!
-//! Handlers in the http crate call [`Services`]; services read and write the metadata store,
-//! drive the data plane and return the wire types of `pgfleet-api-types`. Time and randomness
-//! come in through [`Clock`] and [`Randomness`] so tests can control them. A change to a
-//! server is written first as an intent ([`intent`]) and carried out by the [`reconciler`].
+//! Handlers in the http crate call [`Services`] (one accessor per capability, e.g.
+//! `services.backups()`), the console after getting the caller's capability from [`access`];
+//! services read and write the metadata store, drive the data plane and return the wire
+//! types of `pgfleet-api-types`. Time and randomness come in through [`Clock`] and
+//! [`Randomness`] so tests can control them. A change to a server is written first as an
+//! intent ([`intent`]) and carried out by the [`reconciler`].
 
+pub mod access;
 pub mod backup_store;
 pub mod bootstrap;
 pub mod capacity;
@@ -20,6 +23,7 @@ pub mod names;
 pub mod oauth_keys;
 pub mod outcome;
 pub mod page;
+pub mod pooled;
 pub mod principal;
 pub mod random;
 pub mod reconciler;

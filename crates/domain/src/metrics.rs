@@ -61,8 +61,7 @@ struct Metrics {
     server_slots: IntGaugeVec,
     replicas: IntGaugeVec,
     /// Last pooler counter values seen per database (counters advance by the difference).
-    pooler_seen:
-        std::sync::Mutex<std::collections::HashMap<String, crate::services::pooler::PooledCounts>>,
+    pooler_seen: std::sync::Mutex<std::collections::HashMap<String, crate::pooled::PooledCounts>>,
 }
 
 impl Metrics {
@@ -313,7 +312,7 @@ pub fn record_drift_repair(kind: &str) {
 }
 
 /// The pooled endpoint's counters of a database (cumulative since the process started).
-pub fn record_pooler(database_id: &str, c: &crate::services::pooler::PooledCounts) {
+pub fn record_pooler(database_id: &str, c: &crate::pooled::PooledCounts) {
     let Some(m) = metrics() else { return };
     let prev = m
         .pooler_seen

@@ -1,4 +1,5 @@
-//! Who is calling: the authenticated credential and the workspace it acts on.
+//! Who is calling: the authenticated credential and the workspace it acts on. A console
+//! principal is built only by [`crate::access`], after its membership check.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -24,9 +25,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The web console's principal: a signed-in user on one of their workspaces (the caller
-    /// checks the membership first).
-    pub fn session(user_id: &str, workspace_id: &str) -> Self {
+    /// The web console's principal: a signed-in user on one of their workspaces. Only
+    /// [`crate::access::Access::console`] builds one, after checking the membership.
+    pub(crate) fn session(user_id: &str, workspace_id: &str) -> Self {
         Self {
             workspace_id: workspace_id.to_string(),
             user_id: Some(user_id.to_string()),

@@ -11,6 +11,7 @@
 //!
 //! Each attempt comes to an [`Outcome`] (`crate::outcome`), which `crate::metrics` counts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgfleet_dataplane::{DatabaseSpec, LoginSpec};
@@ -23,7 +24,8 @@ use tokio::sync::watch;
 
 use crate::failpoint::hit;
 use crate::outcome::Outcome;
-use crate::{DomainError, Result, Services};
+use crate::services::Ctx;
+use crate::{DomainError, Result};
 
 /// Attempts before an operation is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
@@ -35,10 +37,10 @@ const PAUSE: Duration = Duration::from_millis(500);
 /// Longest pause after failed rounds (the metadata store is down).
 const MAX_PAUSE: Duration = Duration::from_secs(8);
 
-impl Services {
+impl Ctx {
     /// Runs an operation now in its own task and waits for it up to the provisioning
     /// deadline; past that it goes on in the background.
-    pub(crate) async fn run_now(&self, op_id: &str) -> Outcome {
+    pub(crate) async fn run_now(self: &Arc<Self>, op_id: &str) -> Outcome {
         let this = self.clone();
         let id = op_id.to_string();
         let task = tokio::spawn(async move { this.run_operation(&id).await });
@@ -57,7 +59,7 @@ impl Services {
 
     /// Waits until no operation runs in this process (at most `limit`), so a shutdown does
     /// not cut one off between its steps and its bookkeeping.
-    pub async fn wait_idle(&self, limit: Duration) {
+    pub async fn wait_idle(self: &Arc<Self>, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while self
             .inflight()
@@ -77,7 +79,7 @@ impl Services {
 
     /// The background loop: runs due operations until `shutdown` turns true.
     pub fn spawn_reconciler(
-        &self,
+        self: &Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
@@ -122,7 +124,7 @@ impl Services {
     }
 
     /// Executes one operation under its resource's advisory lock.
-    pub async fn run_operation(&self, op_id: &str) -> Outcome {
+    pub async fn run_operation(self: &Arc<Self>, op_id: &str) -> Outcome {
         match self.run_operation_inner(op_id).await {
             Ok(o) => o,
             Err(e) => {
@@ -132,7 +134,7 @@ impl Services {
         }
     }
 
-    async fn run_operation_inner(&self, op_id: &str) -> Result<Outcome> {
+    async fn run_operation_inner(self: &Arc<Self>, op_id: &str) -> Result<Outcome> {
         {
             let mut inflight = self
                 .inflight()
@@ -153,7 +155,7 @@ impl Services {
         result
     }
 
-    async fn run_locked(&self, op_id: &str) -> Result<Outcome> {
+    async fn run_locked(self: &Arc<Self>, op_id: &str) -> Result<Outcome> {
         let Some(op) = operations::get(self.store().pool(), op_id).await? else {
             return Ok(Outcome::NotRun);
         };
@@ -171,7 +173,7 @@ impl Services {
     /// take), or returns `None` at once when another session holds it. Used by periodic
     /// work that must not race an operation, or run twice across replicas.
     pub(crate) async fn with_resource_lock<T>(
-        &self,
+        self: &Arc<Self>,
         resource: &str,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<Option<T>> {
@@ -203,7 +205,7 @@ impl Services {
         result.map(Some)
     }
 
-    async fn execute_with_bookkeeping(&self, op: OperationRow) -> Result<Outcome> {
+    async fn execute_with_bookkeeping(self: &Arc<Self>, op: OperationRow) -> Result<Outcome> {
         // Re-read under the lock: another executor may have finished it meanwhile.
         let Some(op) = operations::get(self.store().pool(), &op.id).await? else {
             return Ok(Outcome::NotRun);
@@ -221,7 +223,7 @@ impl Services {
     }
 
     async fn execute_and_account(
-        &self,
+        self: &Arc<Self>,
         op: &OperationRow,
         started: std::time::Instant,
     ) -> Result<Outcome> {
@@ -251,8 +253,10 @@ impl Services {
                     }
                     tx.commit().await.map_err(StorageError::from)?;
                     match op.kind {
-                        OperationKind::BackupCreate => self.backup_failed(op, &message).await?,
-                        OperationKind::DatabaseRestore => self.restore_failed(op).await?,
+                        OperationKind::BackupCreate => {
+                            self.backups().backup_failed(op, &message).await?
+                        }
+                        OperationKind::DatabaseRestore => self.backups().restore_failed(op).await?,
                         OperationKind::DatabaseCreate
                         | OperationKind::DatabaseDelete
                         | OperationKind::ConnectionCreate
@@ -274,7 +278,7 @@ impl Services {
         }
     }
 
-    async fn execute(&self, op: &OperationRow) -> Result<()> {
+    async fn execute(self: &Arc<Self>, op: &OperationRow) -> Result<()> {
         match op.kind {
             OperationKind::DatabaseCreate => self.exec_database_create(op).await,
             OperationKind::DatabaseDelete => self.exec_database_delete(op).await,
@@ -282,12 +286,12 @@ impl Services {
                 self.exec_connection_login(op).await
             }
             OperationKind::ConnectionDelete => self.exec_connection_delete(op).await,
-            OperationKind::BackupCreate => self.exec_backup_create(op).await,
-            OperationKind::DatabaseRestore => self.exec_database_restore(op).await,
+            OperationKind::BackupCreate => self.backups().exec_create(op).await,
+            OperationKind::DatabaseRestore => self.backups().exec_restore(op).await,
         }
     }
 
-    pub(crate) fn spec(&self, db: &DatabaseRow) -> DatabaseSpec {
+    pub(crate) fn spec(self: &Arc<Self>, db: &DatabaseRow) -> DatabaseSpec {
         DatabaseSpec {
             pg_database: db.pg_database.clone(),
             owner_role: db.owner_role.clone(),
@@ -296,7 +300,7 @@ impl Services {
         }
     }
 
-    pub(crate) fn login(&self, c: &ConnectionRow) -> LoginSpec {
+    pub(crate) fn login(self: &Arc<Self>, c: &ConnectionRow) -> LoginSpec {
         LoginSpec {
             role: c.role_name.clone(),
             scram_verifier: c.scram_verifier.clone(),
@@ -306,7 +310,7 @@ impl Services {
 
     /// Marks `op` succeeded now (in `ex`: the pool, or the transaction that did its work).
     pub(crate) async fn succeed_op<'e>(
-        &self,
+        self: &Arc<Self>,
         ex: impl sqlx::PgExecutor<'e>,
         op: &OperationRow,
     ) -> Result<()> {
@@ -321,7 +325,7 @@ impl Services {
         Ok(())
     }
 
-    async fn exec_database_create(&self, op: &OperationRow) -> Result<()> {
+    async fn exec_database_create(self: &Arc<Self>, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let db = databases::get(pool, &op.resource_id).await?;
         let Some(db) = db.filter(|d| d.status == DatabaseState::Provisioning) else {
@@ -344,7 +348,7 @@ impl Services {
         }
         hit("database.create.after_role");
         operations::step(pool, &op.id, "data", self.clock().now()).await?;
-        self.fill_from_source(&db, op).await?;
+        self.backups().fill_from_source(&db, op).await?;
         hit("database.create.before_ready");
         let mut tx = self.store().begin().await?;
         databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
@@ -354,7 +358,7 @@ impl Services {
         Ok(())
     }
 
-    async fn exec_database_delete(&self, op: &OperationRow) -> Result<()> {
+    async fn exec_database_delete(self: &Arc<Self>, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let Some(db) = databases::get(pool, &op.resource_id).await? else {
             self.succeed_op(pool, op).await?;
@@ -389,7 +393,7 @@ impl Services {
         Ok(())
     }
 
-    async fn exec_connection_login(&self, op: &OperationRow) -> Result<()> {
+    async fn exec_connection_login(self: &Arc<Self>, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let conn = connections::get(pool, &op.resource_id).await?;
         let db = match &conn {
@@ -422,7 +426,7 @@ impl Services {
         Ok(())
     }
 
-    async fn exec_connection_delete(&self, op: &OperationRow) -> Result<()> {
+    async fn exec_connection_delete(self: &Arc<Self>, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let Some(conn) = connections::get(pool, &op.resource_id).await? else {
             self.succeed_op(pool, op).await?;

@@ -193,7 +193,9 @@ impl FromRequestParts<AppState> for Auth {
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(DomainError::Unauthenticated(AuthFailure::Malformed).into());
         }
-        Ok(Auth(state.services.authenticate_bearer(token).await?))
+        Ok(Auth(
+            state.services.tokens().authenticate_bearer(token).await?,
+        ))
     }
 }
 

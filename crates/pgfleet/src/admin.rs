@@ -30,7 +30,8 @@ pub async fn apps_create(
         }
     };
     let created = services
-        .oauth_client_create(
+        .oauth()
+        .client_create(
             &workspace_id,
             None,
             name,

@@ -20,7 +20,8 @@ impl Catalog for ServicesCatalog {
     async fn route(&self, role: &str) -> Result<Option<Route>, CatalogError> {
         let r = self
             .0
-            .pooler_route(role)
+            .pooler()
+            .route(role)
             .await
             .map_err(|e| CatalogError(e.to_string()))?;
         let Some(r) = r else { return Ok(None) };
@@ -216,9 +217,9 @@ pub fn start(
         certificate.as_deref(),
     );
     let hook = pooler.clone();
-    services.on_write(move || hook.revalidate());
+    services.pooler().on_write(move || hook.revalidate());
     let stats = pooler.clone();
-    services.set_pooler_stats(move || {
+    services.pooler().set_stats(move || {
         stats
             .stats()
             .into_iter()

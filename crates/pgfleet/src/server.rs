@@ -275,12 +275,14 @@ async fn register_replica(cfg: &Config, services: &Services) -> anyhow::Result<(
         |e: pgfleet_domain::DomainError| anyhow::anyhow!("registering this replica: {e}");
     if cfg.backups.s3.is_some() || cfg.backups.shared_dir {
         return services
-            .register_replica(version, &address)
+            .replicas()
+            .register(version, &address)
             .await
             .map_err(registering);
     }
     let refused_by = services
-        .register_replica_alone(version, &address)
+        .replicas()
+        .register_alone(version, &address)
         .await
         .map_err(registering)?;
     if let Some(other) = refused_by {
@@ -306,16 +308,19 @@ async fn serve(
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let heartbeat = services.spawn_replica_heartbeat(stop_rx.clone());
-    let usage_sampler = services.spawn_usage_sampler(cfg.usage.settings(), stop_rx.clone());
+    let heartbeat = services.replicas().spawn_heartbeat(stop_rx.clone());
+    let usage_sampler = services
+        .usage()
+        .spawn_sampler(cfg.usage.settings(), stop_rx.clone());
     let reconciler = services.spawn_reconciler(stop_rx.clone());
-    let guard = services.spawn_tenant_guard(stop_rx.clone());
-    let sweeper = services.spawn_expiry_sweeper(
+    let guard = services.guard().spawn(stop_rx.clone());
+    let sweeper = services.sessions().spawn_expiry_sweeper(
         stop_rx.clone(),
         pgfleet_domain::services::sessions::SWEEP_EVERY,
     );
-    let scheduler =
-        services.spawn_backup_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
+    let scheduler = services
+        .backups()
+        .spawn_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
     let opts = pgfleet_http::routes::HttpOptions {
         body_limit: cfg.body_limit_bytes,
     };

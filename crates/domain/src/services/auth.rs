@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use pgfleet_storage::tokens;
 
-use crate::{AuthFailure, CredentialKind, DomainError, Principal, Result, Services};
+use crate::{AuthFailure, CredentialKind, DomainError, Principal, Result};
 
 /// How long a resolved token is trusted without asking the store again.
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -85,7 +85,9 @@ impl AuthCache {
     }
 }
 
-impl Services {
+use super::service_tokens::Tokens;
+
+impl Tokens<'_> {
     /// Resolves an `Authorization: Bearer` value to a principal. Service tokens are looked up
     /// by the SHA-256 of the presented value (an index probe on a hash, so timing reveals
     /// nothing about stored tokens).
@@ -95,21 +97,21 @@ impl Services {
             return Err(DomainError::Unauthenticated(AuthFailure::Malformed));
         }
         let hash = pgfleet_auth::hash_token(token);
-        let now = self.clock().now();
-        let entry = match self.auth_cache().get(&hash) {
+        let now = self.ctx.clock().now();
+        let entry = match self.ctx.auth_cache().get(&hash) {
             Some(e) => e,
             None if token.starts_with("eyJ") && token.matches('.').count() == 2 => {
-                let (principal, exp) = self.authenticate_access_token(token).await?;
+                let (principal, exp) = self.ctx.oauth().authenticate_access_token(token).await?;
                 let entry = Entry {
                     principal,
                     expires_at: Some(exp),
                     cached_at: Instant::now(),
                 };
-                self.auth_cache().put(hash, entry.clone());
+                self.ctx.auth_cache().put(hash, entry.clone());
                 entry
             }
             None => {
-                let row = tokens::find_by_hash(self.store().pool(), &hash)
+                let row = tokens::find_by_hash(self.ctx.store().pool(), &hash)
                     .await?
                     .ok_or(DomainError::Unauthenticated(AuthFailure::Invalid))?;
                 let entry = Entry {
@@ -124,7 +126,7 @@ impl Services {
                     expires_at: row.expires_at,
                     cached_at: Instant::now(),
                 };
-                self.auth_cache().put(hash, entry.clone());
+                self.ctx.auth_cache().put(hash, entry.clone());
                 entry
             }
         };
@@ -132,8 +134,8 @@ impl Services {
             return Err(DomainError::Unauthenticated(AuthFailure::Expired));
         }
         if let CredentialKind::ServiceToken { id, .. } = &entry.principal.credential {
-            if self.auth_cache().should_touch(id) {
-                if let Err(e) = tokens::touch(self.store().pool(), id, now).await {
+            if self.ctx.auth_cache().should_touch(id) {
+                if let Err(e) = tokens::touch(self.ctx.store().pool(), id, now).await {
                     tracing::warn!(error = %e, "could not record service token use");
                 }
             }

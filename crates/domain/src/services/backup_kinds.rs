@@ -5,7 +5,7 @@
 use pgfleet_api_types::backup::Backup;
 use pgfleet_storage::backups;
 
-use crate::{DomainError, Principal, Result, Services};
+use crate::{DomainError, Principal, Result};
 
 /// What started a backup (stored in `backups.trigger`).
 pub use pgfleet_storage::BackupTrigger;
@@ -13,32 +13,26 @@ pub use pgfleet_storage::BackupTrigger;
 /// The newest backups of a database with their triggers, at most this many.
 const CONSOLE_BACKUPS: i64 = 25;
 
-impl Services {
+use super::backups::Backups;
+
+impl Backups<'_> {
     /// The newest backups of a database the principal may see, newest first, with what
     /// started each.
-    pub async fn backups_with_trigger(
+    pub async fn list_with_trigger(
         &self,
         p: &Principal,
         database_id: &str,
     ) -> Result<Vec<(Backup, BackupTrigger)>> {
-        let db = self.visible_database(p, database_id).await?;
-        let rows = backups::list(self.store().pool(), &db.id, CONSOLE_BACKUPS).await?;
-        Ok(rows
-            .iter()
-            .map(|b| (Self::backup_view(b), b.trigger))
-            .collect())
+        let db = self.ctx.databases().visible(p, database_id).await?;
+        let rows = backups::list(self.ctx.store().pool(), &db.id, CONSOLE_BACKUPS).await?;
+        Ok(rows.iter().map(|b| (Self::view(b), b.trigger)).collect())
     }
 
     /// One backup of a database the principal may see (404 when it is not that database's).
-    pub async fn backup_get(
-        &self,
-        p: &Principal,
-        database_id: &str,
-        backup_id: &str,
-    ) -> Result<Backup> {
-        let db = self.visible_database(p, database_id).await?;
-        match backups::get(self.store().pool(), backup_id).await? {
-            Some(b) if b.database_id == db.id => Ok(Self::backup_view(&b)),
+    pub async fn get(&self, p: &Principal, database_id: &str, backup_id: &str) -> Result<Backup> {
+        let db = self.ctx.databases().visible(p, database_id).await?;
+        match backups::get(self.ctx.store().pool(), backup_id).await? {
+            Some(b) if b.database_id == db.id => Ok(Self::view(&b)),
             _ => Err(DomainError::not_found("backup", backup_id)),
         }
     }

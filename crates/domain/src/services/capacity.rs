@@ -6,9 +6,15 @@
 use pgfleet_storage::capacity as slots;
 
 use crate::capacity::{fits_quota, place, server_capacity, Placement};
-use crate::{DomainError, Result, Services};
+use crate::{DomainError, Result};
 
-impl Services {
+/// Connection slots of servers and workspaces. Obtained from [`super::Services::capacity`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capacity<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Capacity<'_> {
     /// Reads a server's connection settings and records its capacity; why not when the server
     /// does not answer (the figure recorded before, if any, stays). The reason is for the
     /// operator (it may name the host, e.g. a certificate that does not verify).
@@ -18,11 +24,12 @@ impl Services {
         server_id: &str,
     ) -> std::result::Result<i32, String> {
         let server = self
+            .ctx
             .server(Some(server_id))
             .map_err(|_| format!("server {server_id} is not configured"))?;
         match server.connection_settings().await {
             Ok(settings) => {
-                let capacity = server_capacity(settings, self.config().reserved_connections);
+                let capacity = server_capacity(settings, self.ctx.config().reserved_connections);
                 if let Err(e) = slots::set_server_capacity(ex, server_id, capacity).await {
                     tracing::warn!(server = %server.key, error = %e, "could not record a server's capacity");
                 }
@@ -41,8 +48,8 @@ impl Services {
     pub(crate) async fn record_server_capacities(&self) {
         // Databases of an older pgfleet (limit 100) or of a larger configured limit count
         // with the limit configured now, so the quota and capacity figures hold for them too.
-        let max = self.config().database_connection_limit;
-        match slots::lower_connection_limits(self.store().pool(), max).await {
+        let max = self.ctx.config().database_connection_limit;
+        match slots::lower_connection_limits(self.ctx.store().pool(), max).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 databases = n,
@@ -52,21 +59,22 @@ impl Services {
             Err(e) => tracing::warn!(error = %e, "could not lower databases' connection limits"),
         }
         let mut ids: Vec<String> = self
-            .regions()
+            .ctx
+            .configured_regions()
             .iter()
-            .flat_map(|r| self.region_server_ids(&r.id).iter().cloned())
+            .flat_map(|r| self.ctx.region_server_ids(&r.id).iter().cloned())
             .collect();
         ids.sort();
         ids.dedup();
         for id in &ids {
-            let _ = self.read_capacity(self.store().pool(), id).await;
+            let _ = self.read_capacity(self.ctx.store().pool(), id).await;
         }
-        match slots::servers(self.store().pool(), &ids).await {
+        match slots::servers(self.ctx.store().pool(), &ids).await {
             Ok(all) => {
                 self.publish_slots(&all);
                 for s in all {
                     if s.capacity.is_some_and(|c| s.used > i64::from(c)) {
-                        let key = self.server(Some(&s.server_id)).map(|v| v.key.clone());
+                        let key = self.ctx.server(Some(&s.server_id)).map(|v| v.key.clone());
                         tracing::warn!(
                             server = %key.unwrap_or_default(),
                             capacity = s.capacity,
@@ -85,11 +93,12 @@ impl Services {
     /// this each round, so creates and deletes of other replicas show too).
     pub(crate) async fn refresh_slot_metrics(&self) {
         let ids: Vec<String> = self
-            .regions()
+            .ctx
+            .configured_regions()
             .iter()
-            .flat_map(|r| self.region_server_ids(&r.id).iter().cloned())
+            .flat_map(|r| self.ctx.region_server_ids(&r.id).iter().cloned())
             .collect();
-        match slots::servers(self.store().pool(), &ids).await {
+        match slots::servers(self.ctx.store().pool(), &ids).await {
             Ok(all) => self.publish_slots(&all),
             Err(e) => tracing::warn!(error = %e, "could not read servers' connection slots"),
         }
@@ -97,7 +106,10 @@ impl Services {
 
     fn publish_slots(&self, all: &[slots::ServerSlots]) {
         for s in all {
-            let region = self.server(Some(&s.server_id)).map(|v| v.region.clone());
+            let region = self
+                .ctx
+                .server(Some(&s.server_id))
+                .map(|v| v.region.clone());
             crate::metrics::record_server_slots(
                 &region.unwrap_or_default(),
                 &s.server_id,
@@ -123,7 +135,7 @@ impl Services {
         if !slots::lock_workspace(&mut *tx, workspace_id).await? {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
-        let quota = self.config().workspace_connections;
+        let quota = self.ctx.config().workspace_connections;
         let used = slots::workspace_used(&mut *tx, workspace_id).await?;
         if !fits_quota(used, needed, quota) {
             return Err(DomainError::bad_request_hint(
@@ -135,7 +147,7 @@ impl Services {
                  capacity.workspace_connections.",
             ));
         }
-        let ids = self.region_server_ids(region_id).to_vec();
+        let ids = self.ctx.region_server_ids(region_id).to_vec();
         let mut servers = slots::lock_servers(&mut *tx, &ids).await?;
         let mut placement = place(&servers, needed);
         let mut unreachable = Vec::new();
@@ -166,7 +178,8 @@ impl Services {
                     "a database create was refused: no server of the region that is not drained has room"
                 );
                 let others: Vec<&str> = self
-                    .regions()
+                    .ctx
+                    .configured_regions()
                     .iter()
                     .filter(|r| r.available() && r.id != region_id)
                     .map(|r| r.id.as_str())
@@ -210,7 +223,7 @@ impl Services {
         if !slots::lock_workspace(&mut *tx, workspace_id).await? {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
-        let quota = self.config().workspace_connections;
+        let quota = self.ctx.config().workspace_connections;
         let used = slots::workspace_used(&mut *tx, workspace_id).await?;
         if fits_quota(used, needed, quota) {
             return Ok(());

@@ -15,20 +15,30 @@ use pgfleet_storage::{
 use crate::ids::{new_id, CONNECTION};
 use crate::intent::{Planned, Run};
 use crate::services::validate_name;
-use crate::{DomainError, PageRequest, Principal, Result, Services};
+use crate::{DomainError, PageRequest, Principal, Result};
 
-impl Services {
-    pub(crate) fn connection_view(
+/// Connections (login roles) of databases. Obtained from [`super::Services::connections`].
+#[derive(Debug, Clone, Copy)]
+pub struct Connections<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Connections<'_> {
+    pub(crate) fn view(
         &self,
         c: &ConnectionRow,
         db: &DatabaseRow,
         password: Option<&str>,
     ) -> Connection {
-        let server = self.server(db.server_id.as_deref()).ok();
+        let server = self.ctx.server(db.server_id.as_deref()).ok();
         let direct = server.map(|s| Endpoint {
             host: s.public_host.clone(),
             port: s.public_port,
-            connection_string: password.map(|p| self.connection_string(s, db, &c.role_name, p)),
+            connection_string: password.map(|p| {
+                self.ctx
+                    .databases()
+                    .connection_string(s, db, &c.role_name, p)
+            }),
         });
         let direct_connection = match (server, password) {
             (Some(s), Some(p)) => Some(DirectConnection {
@@ -41,13 +51,13 @@ impl Services {
         Connection {
             id: c.id.clone(),
             kind: "connection".to_string(),
-            url: self.url(&format!("/v1/connections/{}", c.id)),
+            url: self.ctx.url(&format!("/v1/connections/{}", c.id)),
             name: c.name.clone(),
             created_at: ts(&c.created_at),
             connection_kind: c.kind.clone(),
             endpoints: Endpoints {
                 direct,
-                pooled: self.config().pooled.as_ref().map(|e| Endpoint {
+                pooled: self.ctx.config().pooled.as_ref().map(|e| Endpoint {
                     host: e.host.clone(),
                     port: e.port,
                     connection_string: password.map(|p| {
@@ -62,19 +72,19 @@ impl Services {
             direct_connection,
             database: DatabaseRef {
                 id: db.id.clone(),
-                url: self.url(&format!("/v1/databases/{}", db.id)),
+                url: self.ctx.url(&format!("/v1/databases/{}", db.id)),
                 name: db.name.clone(),
             },
         }
     }
 
-    fn created_connection_view(
+    fn created_view(
         &self,
         c: &ConnectionRow,
         db: &DatabaseRow,
         password: &str,
     ) -> CreatedConnection {
-        let connection = self.connection_view(c, db, Some(password));
+        let connection = self.view(c, db, Some(password));
         let host = connection
             .direct_connection
             .as_ref()
@@ -94,15 +104,11 @@ impl Services {
         }
     }
 
-    async fn visible_connection(
-        &self,
-        p: &Principal,
-        id: &str,
-    ) -> Result<(ConnectionRow, DatabaseRow)> {
-        let c = connections::get_in_workspace(self.store().pool(), &p.workspace_id, id)
+    async fn visible(&self, p: &Principal, id: &str) -> Result<(ConnectionRow, DatabaseRow)> {
+        let c = connections::get_in_workspace(self.ctx.store().pool(), &p.workspace_id, id)
             .await?
             .ok_or_else(|| DomainError::not_found("Connection", id))?;
-        let db = databases::get(self.store().pool(), &c.database_id)
+        let db = databases::get(self.ctx.store().pool(), &c.database_id)
             .await?
             .ok_or_else(|| DomainError::not_found("Connection", id))?;
         Ok((c, db))
@@ -121,17 +127,17 @@ impl Services {
         Ok(())
     }
 
-    pub async fn connections_list(
+    pub async fn list(
         &self,
         p: &Principal,
         database_id: Option<&str>,
         page: PageRequest,
     ) -> Result<List<Connection>> {
         if let Some(id) = database_id {
-            self.visible_database(p, id).await?;
+            self.ctx.databases().visible(p, id).await?;
         }
         let rows = connections::list(
-            self.store().pool(),
+            self.ctx.store().pool(),
             &p.workspace_id,
             database_id,
             page.after,
@@ -142,83 +148,80 @@ impl Services {
         db_ids.sort();
         db_ids.dedup();
         // One query for the page's databases, not one per connection.
-        let dbs: HashMap<String, DatabaseRow> = databases::get_many(self.store().pool(), &db_ids)
-            .await?
-            .into_iter()
-            .map(|d| (d.id.clone(), d))
-            .collect();
+        let dbs: HashMap<String, DatabaseRow> =
+            databases::get_many(self.ctx.store().pool(), &db_ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.id.clone(), d))
+                .collect();
         let rows: Vec<(ConnectionRow, DatabaseRow)> = rows
             .into_iter()
             .filter_map(|c| dbs.get(&c.database_id).cloned().map(|d| (c, d)))
             .collect();
-        Ok(page.finish(
-            rows,
-            |(c, _)| c.seq,
-            |(c, d)| self.connection_view(&c, &d, None),
-        ))
+        Ok(page.finish(rows, |(c, _)| c.seq, |(c, d)| self.view(&c, &d, None)))
     }
 
-    pub async fn connection_get(&self, p: &Principal, id: &str) -> Result<Connection> {
-        let (c, db) = self.visible_connection(p, id).await?;
-        Ok(self.connection_view(&c, &db, None))
+    pub async fn get(&self, p: &Principal, id: &str) -> Result<Connection> {
+        let (c, db) = self.visible(p, id).await?;
+        Ok(self.view(&c, &db, None))
     }
 
-    pub async fn connection_create(
+    pub async fn create(
         &self,
         p: &Principal,
         database_id: &str,
         name: &str,
     ) -> Result<CreatedConnection> {
-        let db = self.visible_database(p, database_id).await?;
+        let db = self.ctx.databases().visible(p, database_id).await?;
         let name = name.trim();
         validate_name("name", name)?;
         Self::require_ready(&db)?;
-        let creds = self.new_credentials();
-        let mut tx = self.store().begin().await?;
+        let creds = self.ctx.databases().new_credentials();
+        let mut tx = self.ctx.store().begin().await?;
         let row = connections::insert(
             &mut *tx,
             &ConnectionRow {
                 seq: 0,
-                id: new_id(CONNECTION, self.rng()),
+                id: new_id(CONNECTION, self.ctx.rng()),
                 database_id: db.id.clone(),
                 name: name.to_string(),
                 kind: "postgres".to_string(),
-                role_name: self.new_role_name(),
+                role_name: self.ctx.databases().new_role_name(),
                 scram_verifier: creds.verifier,
                 status: ConnectionState::Creating,
-                created_at: self.clock().now(),
+                created_at: self.ctx.clock().now(),
                 rotated_at: None,
             },
         )
         .await?;
         let op = Planned::new(OperationKind::ConnectionCreate, &row.id);
-        self.commit_intent(tx, [op], Run::Wait).await?;
-        Ok(self.created_connection_view(&row, &db, &creds.password))
+        self.ctx.commit_intent(tx, [op], Run::Wait).await?;
+        Ok(self.created_view(&row, &db, &creds.password))
     }
 
     /// New password; the old one stops working and its sessions are ended.
-    pub async fn connection_rotate(&self, p: &Principal, id: &str) -> Result<CreatedConnection> {
-        let (c, db) = self.visible_connection(p, id).await?;
+    pub async fn rotate(&self, p: &Principal, id: &str) -> Result<CreatedConnection> {
+        let (c, db) = self.visible(p, id).await?;
         Self::require_ready(&db)?;
-        let creds = self.new_credentials();
-        let mut tx = self.store().begin().await?;
-        connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.clock().now()).await?;
+        let creds = self.ctx.databases().new_credentials();
+        let mut tx = self.ctx.store().begin().await?;
+        connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.ctx.clock().now()).await?;
         let op = Planned::new(OperationKind::ConnectionRotate, &c.id);
-        self.commit_intent(tx, [op], Run::Wait).await?;
-        Ok(self.created_connection_view(&c, &db, &creds.password))
+        self.ctx.commit_intent(tx, [op], Run::Wait).await?;
+        Ok(self.created_view(&c, &db, &creds.password))
     }
 
-    pub async fn connection_delete(&self, p: &Principal, id: &str) -> Result<()> {
-        let (c, db) = self.visible_connection(p, id).await?;
+    pub async fn delete(&self, p: &Principal, id: &str) -> Result<()> {
+        let (c, db) = self.visible(p, id).await?;
         if db.status.is_busy() {
             return Self::require_ready(&db);
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         connections::set_status(&mut *tx, &c.id, ConnectionState::Deleting).await?;
         if db.default_connection_id.as_deref() == Some(c.id.as_str()) {
             databases::set_default_connection(&mut *tx, &db.id, None).await?;
         }
         let op = Planned::new(OperationKind::ConnectionDelete, &c.id);
-        self.commit_intent(tx, [op], Run::Wait).await
+        self.ctx.commit_intent(tx, [op], Run::Wait).await
     }
 }

@@ -18,7 +18,7 @@ use crate::ids::{new_id, CONNECTION, DATABASE};
 use crate::intent::{Planned, Run};
 use crate::services::projects::DEFAULT_REGION;
 use crate::services::{validate_logical_id, validate_name};
-use crate::{DomainError, PageRequest, Principal, Result, Services};
+use crate::{DomainError, PageRequest, Principal, Result};
 
 /// A database written to the metadata store, waiting for the reconciler; with the one-time
 /// password of its default connection.
@@ -35,27 +35,33 @@ pub(crate) struct Credentials {
     pub verifier: String,
 }
 
-impl Services {
+/// Databases: the resource, its views and its lifecycle. Obtained from [`super::Services::databases`].
+#[derive(Debug, Clone, Copy)]
+pub struct Databases<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Databases<'_> {
     pub(crate) fn new_credentials(&self) -> Credentials {
-        let password = self.rng().with(pgfleet_auth::random_password);
+        let password = self.ctx.rng().with(pgfleet_auth::random_password);
         let verifier = pgfleet_dataplane::driver::scram_verifier(&password);
         Credentials { password, verifier }
     }
 
     /// An opaque Postgres role name for a connection.
     pub(crate) fn new_role_name(&self) -> String {
-        new_id("u_", self.rng())
+        new_id("u_", self.ctx.rng())
     }
 
     /// Writes a new database and its default connection, on a server of the region with room
     /// for its connection limit (refused, with nothing written, when the workspace's quota or
     /// the region's capacity has no room for it); returns them with the operation that will
-    /// create them, for [`Services::commit_intent`].
+    /// create them, for [`Ctx::commit_intent`].
     #[expect(
         clippy::too_many_arguments,
         reason = "each is a column of the new database"
     )]
-    pub(crate) async fn database_intent(
+    pub(crate) async fn intent(
         &self,
         tx: &mut sqlx::PgConnection,
         project: &ProjectRow,
@@ -65,14 +71,16 @@ impl Services {
         logical_id: Option<String>,
         source: Option<serde_json::Value>,
     ) -> Result<(DatabaseIntent, Planned)> {
-        let connection_limit = self.config().database_connection_limit;
+        let connection_limit = self.ctx.config().database_connection_limit;
         let server_id = self
+            .ctx
+            .capacity()
             .reserve_slots(tx, &project.workspace_id, region_id, connection_limit)
             .await?;
-        let id = new_id(DATABASE, self.rng());
+        let id = new_id(DATABASE, self.ctx.rng());
         let body = id.trim_start_matches(DATABASE).to_string();
-        let conn_id = new_id(CONNECTION, self.rng());
-        let now = self.clock().now();
+        let conn_id = new_id(CONNECTION, self.ctx.rng());
+        let now = self.ctx.clock().now();
         let row = DatabaseRow {
             seq: 0,
             id: id.clone(),
@@ -149,7 +157,7 @@ impl Services {
         }
     }
 
-    pub(crate) fn database_view(
+    pub(crate) fn view(
         &self,
         db: &DatabaseRow,
         conns: &[ConnectionRow],
@@ -159,7 +167,7 @@ impl Services {
         Database {
             id: db.id.clone(),
             kind: "database".to_string(),
-            url: self.url(&format!("/v1/databases/{}", db.id)),
+            url: self.ctx.url(&format!("/v1/databases/{}", db.id)),
             name: db.name.clone(),
             status: Self::status_view(db.status),
             created_at: ts(&db.created_at),
@@ -168,14 +176,18 @@ impl Services {
             connections: conns
                 .iter()
                 .filter(|c| c.status != ConnectionState::Deleting)
-                .map(|c| self.connection_view(c, db, secrets.get(&c.id).map(String::as_str)))
+                .map(|c| {
+                    self.ctx
+                        .connections()
+                        .view(c, db, secrets.get(&c.id).map(String::as_str))
+                })
                 .collect(),
             project: project.map(|p| ProjectRef {
                 id: p.id.clone(),
-                url: self.url(&format!("/v1/projects/{}", p.id)),
+                url: self.ctx.url(&format!("/v1/projects/{}", p.id)),
                 name: p.name.clone(),
             }),
-            region: Some(self.region_ref(&db.region_id)),
+            region: Some(self.ctx.regions().region_ref(&db.region_id)),
             source: db
                 .source
                 .clone()
@@ -186,7 +198,7 @@ impl Services {
     }
 
     /// The create response: fresh state, the default connection's credentials shown once.
-    pub(crate) async fn created_database_view(
+    pub(crate) async fn created_view(
         &self,
         intent: &DatabaseIntent,
         with_project: bool,
@@ -194,20 +206,20 @@ impl Services {
         // Called after the create committed: the answer must not become an error (a client
         // told "unavailable" retries and creates a second database) because the store went
         // away since. The row as written is what the re-read would show, less progress.
-        let db = databases::get(self.store().pool(), &intent.db.id)
+        let db = databases::get(self.ctx.store().pool(), &intent.db.id)
             .await
             .ok()
             .flatten()
             .unwrap_or_else(|| intent.db.clone());
         let secrets = HashMap::from([(intent.conn.id.clone(), intent.password.clone())]);
         let conns = vec![intent.conn.clone()];
-        let database = self.database_view(
+        let database = self.view(
             &db,
             &conns,
             with_project.then_some(&intent.project),
             &secrets,
         );
-        let server = self.server(db.server_id.as_deref())?;
+        let server = self.ctx.server(db.server_id.as_deref())?;
         let connection_string =
             Some(self.connection_string(server, &db, &intent.conn.role_name, &intent.password));
         Ok(CreatedDatabase {
@@ -228,8 +240,8 @@ impl Services {
     }
 
     /// A database the principal may see, or 404.
-    pub(crate) async fn visible_database(&self, p: &Principal, id: &str) -> Result<DatabaseRow> {
-        databases::get_in_workspace(self.store().pool(), &p.workspace_id, id)
+    pub(crate) async fn visible(&self, p: &Principal, id: &str) -> Result<DatabaseRow> {
+        databases::get_in_workspace(self.ctx.store().pool(), &p.workspace_id, id)
             .await?
             .ok_or_else(|| DomainError::not_found("Database", id))
     }
@@ -241,8 +253,8 @@ impl Services {
         project_ids.dedup();
         // Two independent reads: run them at once.
         let (conns, projs) = tokio::join!(
-            connections::of_databases(self.store().pool(), &ids),
-            projects::get_many(self.store().pool(), &project_ids)
+            connections::of_databases(self.ctx.store().pool(), &ids),
+            projects::get_many(self.ctx.store().pool(), &project_ids)
         );
         let mut by_db: HashMap<String, Vec<ConnectionRow>> = HashMap::new();
         for c in conns? {
@@ -255,12 +267,12 @@ impl Services {
             .iter()
             .map(|d| {
                 let conns = by_db.get(&d.id).map(Vec::as_slice).unwrap_or(&[]);
-                self.database_view(d, conns, projects_by_id.get(&d.project_id), &none)
+                self.view(d, conns, projects_by_id.get(&d.project_id), &none)
             })
             .collect())
     }
 
-    pub async fn databases_list(
+    pub async fn list(
         &self,
         p: &Principal,
         project_id: Option<&str>,
@@ -268,7 +280,7 @@ impl Services {
         page: PageRequest,
     ) -> Result<List<Database>> {
         let rows = databases::list(
-            self.store().pool(),
+            self.ctx.store().pool(),
             &p.workspace_id,
             project_id,
             logical_id,
@@ -295,40 +307,41 @@ impl Services {
     }
 
     /// Databases of one project (404 when the project is not visible).
-    pub async fn project_databases_list(
+    pub async fn list_in_project(
         &self,
         p: &Principal,
         project_id: &str,
         page: PageRequest,
     ) -> Result<List<Database>> {
-        self.visible_project(p, project_id).await?;
-        self.databases_list(p, Some(project_id), None, page).await
+        self.ctx.projects().visible(p, project_id).await?;
+        self.list(p, Some(project_id), None, page).await
     }
 
-    pub async fn database_get(&self, p: &Principal, id: &str) -> Result<Database> {
-        if let Some(v) = self.view_cache().get(&p.workspace_id, id) {
+    pub async fn get(&self, p: &Principal, id: &str) -> Result<Database> {
+        if let Some(v) = self.ctx.view_cache().get(&p.workspace_id, id) {
             return Ok(v);
         }
-        let generation = self.view_cache().generation();
-        let row = self.visible_database(p, id).await?;
+        let generation = self.ctx.view_cache().generation();
+        let row = self.visible(p, id).await?;
         let view = self
             .build_views(vec![row])
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| DomainError::not_found("Database", id))?;
-        self.view_cache()
+        self.ctx
+            .view_cache()
             .put(&p.workspace_id, view.clone(), generation);
         Ok(view)
     }
 
-    pub async fn database_create(
+    pub async fn create(
         &self,
         p: &Principal,
         project_id: &str,
         body: CreateDatabase,
     ) -> Result<CreatedDatabase> {
-        let project = self.visible_project(p, project_id).await?;
+        let project = self.ctx.projects().visible(p, project_id).await?;
         if body.branch_id.is_some() || body.branch_git_name.is_some() {
             return Err(DomainError::bad_request(
                 "Branches are not supported by this server; omit branchId and branchGitName",
@@ -350,9 +363,13 @@ impl Services {
             .from_database
             .as_ref()
             .map(|f| (f.id.as_str(), f.backup_id.as_deref()));
-        let source = self.resolve_source(p, body.source.as_ref(), from).await?;
+        let source = self
+            .ctx
+            .backups()
+            .resolve_source(p, body.source.as_ref(), from)
+            .await?;
 
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
             .bind(&project.id)
             .execute(&mut *tx)
@@ -373,7 +390,7 @@ impl Services {
             Some(r) => r.to_string(),
             None => DEFAULT_REGION.to_string(),
         };
-        self.available_region(&region_id)?;
+        self.ctx.regions().available(&region_id)?;
         if is_default && existing.iter().any(|d| d.is_default) {
             return Err(DomainError::bad_request_hint(
                 "Default database already exists",
@@ -381,7 +398,7 @@ impl Services {
             ));
         }
         let (intent, op) = self
-            .database_intent(
+            .intent(
                 &mut tx,
                 &project,
                 &region_id,
@@ -391,17 +408,12 @@ impl Services {
                 source,
             )
             .await?;
-        self.commit_intent(tx, [op], Run::Wait).await?;
-        self.created_database_view(&intent, true).await
+        self.ctx.commit_intent(tx, [op], Run::Wait).await?;
+        self.created_view(&intent, true).await
     }
 
-    pub async fn database_update(
-        &self,
-        p: &Principal,
-        id: &str,
-        body: UpdateDatabase,
-    ) -> Result<Database> {
-        let row = self.visible_database(p, id).await?;
+    pub async fn update(&self, p: &Principal, id: &str, body: UpdateDatabase) -> Result<Database> {
+        let row = self.visible(p, id).await?;
         if body.branch_id.is_some() || body.branch_git_name.is_some() {
             return Err(DomainError::bad_request(
                 "Branches are not supported by this server; omit branchId and branchGitName",
@@ -413,7 +425,7 @@ impl Services {
         if let Some(l) = body.logical_id.as_deref() {
             validate_logical_id(l)?;
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         if let Some(name) = body.name.as_deref() {
             databases::rename(&mut *tx, &row.id, name.trim()).await?;
         }
@@ -430,19 +442,19 @@ impl Services {
             }
         }
         tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
-        self.database_get(p, id).await
+        self.ctx.note_write();
+        self.get(p, id).await
     }
 
-    pub async fn database_delete(&self, p: &Principal, id: &str) -> Result<()> {
-        let row = self.visible_database(p, id).await?;
+    pub async fn delete(&self, p: &Principal, id: &str) -> Result<()> {
+        let row = self.visible(p, id).await?;
         if row.is_default {
             return Err(DomainError::forbidden(
                 "Cannot delete the default database of a project",
                 Some("Delete the project instead.".to_string()),
             ));
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         let current = databases::get(&mut *tx, &row.id).await?;
         let Some(current) = current.filter(|d| d.status != DatabaseState::Deleting) else {
             return Err(DomainError::not_found("Database", id));
@@ -458,7 +470,7 @@ impl Services {
         }
         databases::set_status(&mut *tx, &row.id, DatabaseState::Deleting).await?;
         let op = Planned::new(OperationKind::DatabaseDelete, &row.id);
-        self.commit_intent(tx, [op], Run::Wait).await
+        self.ctx.commit_intent(tx, [op], Run::Wait).await
     }
 
     pub(crate) fn connection_string(

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use super::periodic::Periodic;
 use crate::lease::Job;
-use crate::{Result, Services};
+use crate::Result;
 
 /// Resource name of the advisory lock that makes the pass run in one replica at a time.
 pub const GUARD_LOCK: &str = "pgfleet:tenant-guard";
@@ -49,23 +49,26 @@ pub struct GuardReport {
     pub writable_again: Vec<String>,
 }
 
-impl Services {
+/// The tenant guard: limits and storage quota of tenant databases. Obtained from [`super::Services::guard`].
+#[derive(Debug, Clone, Copy)]
+pub struct TenantGuard<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl TenantGuard<'_> {
     /// The background pass: one at once, then one per `tenant.check_every`, until
     /// `shutdown` changes.
-    pub fn spawn_tenant_guard(
-        &self,
-        shutdown: watch::Receiver<bool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
+    pub fn spawn(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let ctx = std::sync::Arc::clone(self.ctx);
         tokio::spawn(async move {
             let mut periodic = Periodic::new(
-                &this,
+                &ctx,
                 Job::TenantGuard,
-                this.config().tenant.check_every,
+                ctx.config().tenant.check_every,
                 shutdown,
             );
             while periodic.next().await {
-                match periodic.run(this.tenant_guard_pass()).await {
+                match periodic.run(ctx.guard().pass()).await {
                     None => return,
                     Some(Err(e)) => tracing::warn!(error = %e, "tenant guard pass failed"),
                     Some(Ok(_)) => {}
@@ -75,14 +78,14 @@ impl Services {
     }
 
     /// One pass over every ready database (public for tests).
-    pub async fn tenant_guard_pass(&self) -> Result<GuardReport> {
-        let report = self
+    pub async fn pass(&self) -> Result<GuardReport> {
+        let report = self.ctx
             .with_resource_lock(GUARD_LOCK, async {
                 let mut report = GuardReport {
                     ran: true,
                     ..GuardReport::default()
                 };
-                let ready = databases::ready(self.store().pool()).await?;
+                let ready = databases::ready(self.ctx.store().pool()).await?;
                 let mut by_server: BTreeMap<String, Vec<DatabaseRow>> = BTreeMap::new();
                 for db in ready {
                     report.databases_checked += 1;
@@ -110,17 +113,18 @@ impl Services {
         dbs: &[DatabaseRow],
         report: &mut GuardReport,
     ) -> Result<()> {
-        let pool = self.store().pool();
-        let server = self.server(Some(server_id))?;
+        let pool = self.ctx.store().pool();
+        let server = self.ctx.server(Some(server_id))?;
         let names: Vec<String> = dbs.iter().map(|d| d.pg_database.clone()).collect();
         let sizes: HashMap<String, i64> = self
+            .ctx
             .driver()
             .database_usage(server, &names)
             .await?
             .into_iter()
             .map(|u| (u.pg_database, u.size_bytes))
             .collect();
-        let quota = self.config().tenant.storage_quota_bytes;
+        let quota = self.ctx.config().tenant.storage_quota_bytes;
         for db in dbs {
             let Some(size) = sizes.get(&db.pg_database).copied() else {
                 continue;
@@ -131,6 +135,7 @@ impl Services {
                 continue;
             }
             let changed = self
+                .ctx
                 .with_resource_lock(&db.id, async {
                     if databases::get(pool, &db.id)
                         .await?
@@ -139,12 +144,15 @@ impl Services {
                         return Ok(false);
                     }
                     if over.is_some() {
-                        databases::set_over_quota(pool, &db.id, Some(self.clock().now())).await?;
-                        self.driver()
+                        databases::set_over_quota(pool, &db.id, Some(self.ctx.clock().now()))
+                            .await?;
+                        self.ctx
+                            .driver()
                             .set_quota_mode(server, &db.pg_database, over)
                             .await?;
                     } else {
-                        self.driver()
+                        self.ctx
+                            .driver()
                             .set_quota_mode(server, &db.pg_database, None)
                             .await?;
                         databases::set_over_quota(pool, &db.id, None).await?;
@@ -173,20 +181,25 @@ impl Services {
     }
 
     async fn guard_database(&self, db: &DatabaseRow, report: &mut GuardReport) -> Result<()> {
-        let pool = self.store().pool();
-        let server = self.server(db.server_id.as_deref())?;
+        let pool = self.ctx.store().pool();
+        let server = self.ctx.server(db.server_id.as_deref())?;
         let active: Vec<_> = connections::all_of_database(pool, &db.id)
             .await?
             .into_iter()
             .filter(|c| c.status == ConnectionState::Active)
             .collect();
-        let logins: Vec<_> = active.iter().map(|c| self.login(c)).collect();
-        let found = self.driver().drift(server, &self.spec(db), &logins).await?;
+        let logins: Vec<_> = active.iter().map(|c| self.ctx.login(c)).collect();
+        let found = self
+            .ctx
+            .driver()
+            .drift(server, &self.ctx.spec(db), &logins)
+            .await?;
         if found.is_empty() || found.contains(&Drift::DatabaseMissing) {
             // A missing database is the reconciler's or the operator's business.
             return Ok(());
         }
         let repaired = self
+            .ctx
             .with_resource_lock(&db.id, async {
                 // Re-read under the lock: a restore or a delete may have started.
                 let Some(fresh) = databases::get(pool, &db.id)
@@ -195,10 +208,10 @@ impl Services {
                 else {
                     return Ok(Vec::new());
                 };
-                let spec = self.spec(&fresh);
+                let spec = self.ctx.spec(&fresh);
                 let mut done = Vec::new();
                 if found.iter().any(|d| d.role().is_none()) {
-                    self.driver().ensure_database(server, &spec).await?;
+                    self.ctx.driver().ensure_database(server, &spec).await?;
                     done.extend(found.iter().filter(|d| d.role().is_none()).cloned());
                 }
                 for c in &active {
@@ -213,6 +226,7 @@ impl Services {
                         .iter()
                         .any(|d| matches!(d, Drift::LoginPassword { .. }));
                     let fixed = self
+                        .ctx
                         .with_resource_lock(&c.id, async {
                             // The verifier may have been rotated since it was read; an open
                             // operation on the connection will apply the newest one.
@@ -225,8 +239,9 @@ impl Services {
                             if !operations::open_for(pool, &conn.id).await?.is_empty() {
                                 return Ok(false);
                             }
-                            self.driver()
-                                .ensure_login(server, &spec, &self.login(&conn), password)
+                            self.ctx
+                                .driver()
+                                .ensure_login(server, &spec, &self.ctx.login(&conn), password)
                                 .await?;
                             Ok(true)
                         })

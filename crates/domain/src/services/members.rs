@@ -15,7 +15,7 @@ use pgfleet_api_types::List;
 use pgfleet_storage::workspaces::MemberRow;
 use pgfleet_storage::{users, workspaces, StorageError, UserRow};
 
-use crate::{DomainError, PageRequest, Result, Services};
+use crate::{DomainError, PageRequest, Result};
 
 /// Shortest initial password an administrator may choose.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -67,19 +67,25 @@ fn normalise_email(email: &str) -> Result<String> {
     }
 }
 
-impl Services {
+/// Users and the members of workspaces. Obtained from [`super::Services::members`].
+#[derive(Debug, Clone, Copy)]
+pub struct Members<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Members<'_> {
     /// The acting user, fresh from the store (its admin flag may have changed).
     async fn actor(&self, user_id: &str) -> Result<UserRow> {
-        users::get(self.store().pool(), user_id)
+        users::get(self.ctx.store().pool(), user_id)
             .await?
             .ok_or(DomainError::Unauthenticated(crate::AuthFailure::Invalid))
     }
 
     /// What `user_id` may do on `workspace_id` (`NotFound` when not a member and not a server
     /// administrator).
-    pub async fn member_rights(&self, user_id: &str, workspace_id: &str) -> Result<MemberRights> {
+    pub async fn rights(&self, user_id: &str, workspace_id: &str) -> Result<MemberRights> {
         let actor = self.actor(user_id).await?;
-        let role = workspaces::member_role(self.store().pool(), workspace_id, user_id).await?;
+        let role = workspaces::member_role(self.ctx.store().pool(), workspace_id, user_id).await?;
         if role.is_none() && !actor.is_admin {
             return Err(not_member(workspace_id));
         }
@@ -90,11 +96,7 @@ impl Services {
     }
 
     async fn require_manager(&self, user_id: &str, workspace_id: &str) -> Result<()> {
-        if self
-            .member_rights(user_id, workspace_id)
-            .await?
-            .manage_members
-        {
+        if self.rights(user_id, workspace_id).await?.manage_members {
             Ok(())
         } else {
             Err(DomainError::forbidden(
@@ -105,23 +107,27 @@ impl Services {
     }
 
     /// The members of a workspace, for one of its members.
-    pub async fn members_list(
+    pub async fn list(
         &self,
         user_id: &str,
         workspace_id: &str,
         page: PageRequest,
     ) -> Result<List<MemberRow>> {
-        self.member_rights(user_id, workspace_id).await?;
-        let rows =
-            workspaces::list_members(self.store().pool(), workspace_id, page.after, page.fetch())
-                .await?;
+        self.rights(user_id, workspace_id).await?;
+        let rows = workspaces::list_members(
+            self.ctx.store().pool(),
+            workspace_id,
+            page.after,
+            page.fetch(),
+        )
+        .await?;
         Ok(page.finish(rows, |m| m.seq, |m| m))
     }
 
     /// Creates a user (server administrators only). Without `password`, one is generated and
     /// returned once. With `add_to`, the user also becomes a member of that workspace (the
     /// actor must be able to manage its members).
-    pub async fn user_create(
+    pub async fn create_user(
         &self,
         actor_id: &str,
         email: &str,
@@ -156,9 +162,9 @@ impl Services {
                 }
                 (p.to_string(), false)
             }
-            None => (self.rng().with(pgfleet_auth::random_password), true),
+            None => (self.ctx.rng().with(pgfleet_auth::random_password), true),
         };
-        if users::get_by_email(self.store().pool(), &email)
+        if users::get_by_email(self.ctx.store().pool(), &email)
             .await?
             .is_some()
         {
@@ -169,12 +175,13 @@ impl Services {
         }
         // Bounded like sign-in: a busy hasher answers 429 (see `crate::hash_gate`).
         let hash = self
+            .ctx
             .hash_gate()
-            .hash_password(&password, self.rng())
+            .hash_password(&password, self.ctx.rng())
             .await?;
-        let now = self.clock().now();
-        let id = crate::ids::new_id(crate::ids::USER, self.rng());
-        let mut tx = self.store().begin().await?;
+        let now = self.ctx.clock().now();
+        let id = crate::ids::new_id(crate::ids::USER, self.ctx.rng());
+        let mut tx = self.ctx.store().begin().await?;
         let user = users::insert(&mut *tx, &id, &email, None, &hash, now).await?;
         if let (Some((ws, _)), Some(role)) = (add_to, role) {
             workspaces::add_member(&mut *tx, ws, &id, role, now).await?;
@@ -188,7 +195,7 @@ impl Services {
     }
 
     /// Adds an existing user (by e-mail) to a workspace, or changes their role there.
-    pub async fn member_add(
+    pub async fn add(
         &self,
         actor_id: &str,
         workspace_id: &str,
@@ -198,7 +205,7 @@ impl Services {
         self.require_manager(actor_id, workspace_id).await?;
         let role = valid_role(role)?;
         let email = normalise_email(email)?;
-        let user = users::get_by_email(self.store().pool(), &email)
+        let user = users::get_by_email(self.ctx.store().pool(), &email)
             .await?
             .ok_or_else(|| {
                 DomainError::unprocessable(
@@ -206,7 +213,7 @@ impl Services {
                     Some("A server administrator can create the user first.".to_string()),
                 )
             })?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         if role != "admin"
             && workspaces::member_role(&mut *tx, workspace_id, &user.id)
                 .await?
@@ -216,7 +223,14 @@ impl Services {
         {
             return Err(last_admin());
         }
-        workspaces::add_member(&mut *tx, workspace_id, &user.id, role, self.clock().now()).await?;
+        workspaces::add_member(
+            &mut *tx,
+            workspace_id,
+            &user.id,
+            role,
+            self.ctx.clock().now(),
+        )
+        .await?;
         tx.commit().await.map_err(StorageError::from)?;
         tracing::info!(user = %user.id, workspace = %workspace_id, role, by = %actor_id, "member added");
         Ok(user)
@@ -224,12 +238,7 @@ impl Services {
 
     /// Makes a user a server administrator or not (server administrators only; never the
     /// last one).
-    pub async fn user_set_server_admin(
-        &self,
-        actor_id: &str,
-        user_id: &str,
-        admin: bool,
-    ) -> Result<()> {
+    pub async fn set_server_admin(&self, actor_id: &str, user_id: &str, admin: bool) -> Result<()> {
         let actor = self.actor(actor_id).await?;
         if !actor.is_admin {
             return Err(DomainError::forbidden(
@@ -237,7 +246,7 @@ impl Services {
                 Some("Ask a server administrator.".to_string()),
             ));
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         let user = users::get(&mut *tx, user_id)
             .await?
             .ok_or_else(|| DomainError::not_found("User", user_id))?;
@@ -255,14 +264,9 @@ impl Services {
 
     /// Removes a member from a workspace (never its last admin), revoking the OAuth access
     /// they granted apps there: their tokens stop working at once.
-    pub async fn member_remove(
-        &self,
-        actor_id: &str,
-        workspace_id: &str,
-        user_id: &str,
-    ) -> Result<()> {
+    pub async fn remove(&self, actor_id: &str, workspace_id: &str, user_id: &str) -> Result<()> {
         self.require_manager(actor_id, workspace_id).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         let role = workspaces::member_role(&mut *tx, workspace_id, user_id)
             .await?
             .ok_or_else(|| DomainError::not_found("Member", user_id))?;
@@ -275,11 +279,11 @@ impl Services {
             &mut *tx,
             workspace_id,
             user_id,
-            self.clock().now(),
+            self.ctx.clock().now(),
         )
         .await?;
         tx.commit().await.map_err(StorageError::from)?;
-        self.auth_cache().clear();
+        self.ctx.auth_cache().clear();
         tracing::info!(user = %user_id, workspace = %workspace_id, by = %actor_id, grants_revoked = revoked.len(), "member removed");
         Ok(())
     }

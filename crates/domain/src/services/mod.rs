@@ -1,11 +1,16 @@
-//! [`Services`]: the one object handlers call. Each file below adds the operations of one
-//! resource.
+//! [`Services`]: the one object handlers call, split by capability. `Services` holds the
+//! shared context ([`ctx`]) and hands out one small struct per capability, each in its own
+//! module with its own tests: [`projects`], [`databases`], [`connections`], [`backups`],
+//! [`usage`], [`service_tokens`] (service tokens and the authentication of API credentials),
+//! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
+//! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`] and the tenant
+//! [`guard`]. This module owns the configuration the services need ([`ServicesConfig`]).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use pgfleet_dataplane::{Driver, PgServer};
+use pgfleet_dataplane::Driver;
 use pgfleet_storage::Store;
 
 use crate::regions::Region;
@@ -13,23 +18,42 @@ use crate::{Clock, Randomness};
 
 mod auth;
 pub mod backup_kinds;
-mod backups;
-mod capacity;
-mod connections;
-mod databases;
+pub mod backups;
+pub(crate) mod capacity;
+pub mod connections;
+pub(crate) mod ctx;
+pub mod databases;
 pub mod guard;
 pub mod members;
 pub mod oauth;
 mod periodic;
 pub mod pooler;
-mod projects;
-mod regions;
+pub mod projects;
+pub mod regions;
 pub mod replicas;
-mod service_tokens;
+pub mod service_tokens;
 pub mod sessions;
 pub mod sign_in;
 pub mod usage;
-mod workspaces;
+pub mod workspaces;
+
+pub use backups::Backups;
+pub(crate) use capacity::Capacity;
+pub use connections::Connections;
+pub(crate) use ctx::Ctx;
+pub use ctx::VIEW_TTL;
+pub use databases::Databases;
+pub use guard::TenantGuard;
+pub use members::Members;
+pub use oauth::OAuth;
+pub use pooler::Pooler;
+pub use projects::Projects;
+pub use regions::Regions;
+pub use replicas::Replicas;
+pub use service_tokens::Tokens;
+pub use sessions::Sessions;
+pub use usage::Usage;
+pub use workspaces::Workspaces;
 
 /// How long another replica may accept a deleted service token (deployment guides and tests
 /// name it).
@@ -141,137 +165,12 @@ impl ServicesConfig {
     }
 }
 
+/// The one object handlers call: a cheap clone of the shared [`Ctx`], with one accessor per
+/// capability (`services.backups().create(…)`): everything about backups is in
+/// [`backups`], about OAuth in [`oauth`], and so on.
 #[derive(Debug, Clone)]
 pub struct Services {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    store: Store,
-    clock: Arc<dyn Clock>,
-    rng: Randomness,
-    config: ServicesConfig,
-    driver: Arc<dyn Driver>,
-    /// Registered server id → server.
-    servers: HashMap<String, PgServer>,
-    /// Region id → ids of its servers.
-    region_servers: HashMap<String, Vec<String>>,
-    /// Operations being executed by this process (or waiting for an `op_slots` permit).
-    inflight: Mutex<HashSet<String>>,
-    /// Operations executed at once by this process. Each holds a metadata connection (its
-    /// resource lock) for its whole run and takes another for its steps: unbounded, a burst
-    /// of operations took the whole pool and API requests waited out the acquire timeout
-    /// (503). See [`op_slots`].
-    op_slots: tokio::sync::Semaphore,
-    /// Wakes the reconciler loop.
-    kick: tokio::sync::Notify,
-    auth_cache: auth::AuthCache,
-    views: ViewCache,
-    signer: crate::oauth_keys::Signer,
-    write_hook: std::sync::OnceLock<WriteHook>,
-    pooler_stats: std::sync::OnceLock<pooler::PoolerStats>,
-    /// Every argon2 call on a secret someone sent goes through it.
-    hash_gate: crate::hash_gate::HashGate,
-    /// Random per process: names the usage source of pooler-fed counters, which restart
-    /// from zero with the process.
-    boot_tag: String,
-    /// Random per process: names this replica as the holder of periodic jobs' leases
-    /// (see [`crate::lease`]).
-    replica_id: String,
-}
-
-/// How many operations a process runs at once with a metadata pool of `pool` connections:
-/// a quarter of it (each operation may hold two), at least one, so operations take at most
-/// half the pool and the API always has the rest.
-fn op_slots(pool: u32) -> usize {
-    usize::try_from(pool / 4).unwrap_or(1).max(1)
-}
-
-/// Called after every write of this process (see [`Services::on_write`]).
-pub(crate) struct WriteHook(Box<dyn Fn() + Send + Sync>);
-
-impl std::fmt::Debug for WriteHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WriteHook")
-    }
-}
-
-/// Recently built database views, for the hottest read (`GET /v1/databases/{id}`).
-///
-/// The rule: every write made through this process (an API request that is not a GET, a
-/// reconciler step) bumps `generation` after it commits, and an entry is served only while
-/// the generation it was filled under is current and it is younger than [`VIEW_TTL`]. A
-/// reader records the generation before it reads the store, so a fill that raced with a
-/// write is never served. Another replica's writes are seen within the TTL.
-#[derive(Debug, Default)]
-pub(crate) struct ViewCache {
-    generation: std::sync::atomic::AtomicU64,
-    entries: Mutex<HashMap<String, CachedView>>,
-}
-
-#[derive(Debug, Clone)]
-struct CachedView {
-    workspace_id: String,
-    view: pgfleet_api_types::database::Database,
-    generation: u64,
-    at: std::time::Instant,
-}
-
-/// How long a cached view may be served without a write of this process invalidating it.
-pub const VIEW_TTL: Duration = Duration::from_secs(1);
-
-impl ViewCache {
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    fn bump(&self) {
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if let Ok(mut e) = self.entries.lock() {
-            e.clear();
-        }
-    }
-
-    pub(crate) fn get(
-        &self,
-        workspace_id: &str,
-        id: &str,
-    ) -> Option<pgfleet_api_types::database::Database> {
-        let g = self.generation();
-        let e = self.entries.lock().ok()?;
-        e.get(id)
-            .filter(|c| {
-                c.generation == g && c.workspace_id == workspace_id && c.at.elapsed() < VIEW_TTL
-            })
-            .map(|c| c.view.clone())
-    }
-
-    pub(crate) fn put(
-        &self,
-        workspace_id: &str,
-        view: pgfleet_api_types::database::Database,
-        generation: u64,
-    ) {
-        if generation != self.generation() {
-            return;
-        }
-        if let Ok(mut e) = self.entries.lock() {
-            if e.len() >= 10_000 {
-                e.clear();
-            }
-            e.insert(
-                view.id.clone(),
-                CachedView {
-                    workspace_id: workspace_id.to_string(),
-                    view,
-                    generation,
-                    at: std::time::Instant::now(),
-                },
-            );
-        }
-    }
+    ctx: Arc<Ctx>,
 }
 
 impl Services {
@@ -322,12 +221,8 @@ impl Services {
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
         }
-        let op_slots =
-            tokio::sync::Semaphore::new(op_slots(store.pool().options().get_max_connections()));
         let services = Self {
-            inner: Arc::new(Inner {
-                op_slots,
-                signer,
+            ctx: Arc::new(Ctx::new(
                 store,
                 clock,
                 rng,
@@ -335,104 +230,14 @@ impl Services {
                 driver,
                 servers,
                 region_servers,
-                inflight: Mutex::new(HashSet::new()),
-                kick: tokio::sync::Notify::new(),
-                auth_cache: auth::AuthCache::default(),
-                views: ViewCache::default(),
-                write_hook: std::sync::OnceLock::new(),
-                pooler_stats: std::sync::OnceLock::new(),
+                signer,
                 hash_gate,
                 boot_tag,
                 replica_id,
-            }),
+            )),
         };
-        services.record_server_capacities().await;
+        services.capacity().record_server_capacities().await;
         Ok(services)
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn clock(&self) -> &dyn Clock {
-        self.inner.clock.as_ref()
-    }
-
-    pub fn rng(&self) -> &Randomness {
-        &self.inner.rng
-    }
-
-    pub fn config(&self) -> &ServicesConfig {
-        &self.inner.config
-    }
-
-    pub fn regions(&self) -> &[Region] {
-        &self.inner.config.regions
-    }
-
-    pub(crate) fn driver(&self) -> &dyn Driver {
-        self.inner.driver.as_ref()
-    }
-
-    pub(crate) fn server(&self, id: Option<&str>) -> crate::Result<&PgServer> {
-        id.and_then(|id| self.inner.servers.get(id)).ok_or_else(|| {
-            crate::DomainError::internal(format!("database placed on unknown server {id:?}"))
-        })
-    }
-
-    pub(crate) fn region_server_ids(&self, region: &str) -> &[String] {
-        self.inner
-            .region_servers
-            .get(region)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
-
-    pub(crate) fn inflight(&self) -> &Mutex<HashSet<String>> {
-        &self.inner.inflight
-    }
-
-    pub(crate) fn op_slots(&self) -> &tokio::sync::Semaphore {
-        &self.inner.op_slots
-    }
-
-    pub(crate) fn auth_cache(&self) -> &auth::AuthCache {
-        &self.inner.auth_cache
-    }
-
-    pub(crate) fn signer(&self) -> &crate::oauth_keys::Signer {
-        &self.inner.signer
-    }
-
-    /// The bound on password hashing (see [`crate::hash_gate`]).
-    pub fn hash_gate(&self) -> &crate::hash_gate::HashGate {
-        &self.inner.hash_gate
-    }
-
-    pub(crate) fn view_cache(&self) -> &ViewCache {
-        &self.inner.views
-    }
-
-    /// Call after any committed write: cached reads are no longer current.
-    pub fn note_write(&self) {
-        self.inner.views.bump();
-        if let Some(hook) = self.inner.write_hook.get() {
-            (hook.0)();
-        }
-    }
-
-    pub(crate) fn boot_tag(&self) -> &str {
-        &self.inner.boot_tag
-    }
-
-    /// This process's id among the replicas sharing the metadata store (random at start;
-    /// the holder of a periodic job's lease in `leases`).
-    pub fn replica_id(&self) -> &str {
-        &self.inner.replica_id
-    }
-
-    pub(crate) fn kick(&self) -> &tokio::sync::Notify {
-        &self.inner.kick
     }
 
     /// Readiness: the metadata store and every Postgres server of every region answer.
@@ -445,7 +250,7 @@ impl Services {
             Ok(Err(e)) => failed.push(format!("metadata store: {e}")),
             Err(_) => failed.push("metadata store: timed out".to_string()),
         }
-        for region in self.regions() {
+        for region in self.ctx.configured_regions() {
             for server in &region.servers {
                 let what = format!("region {} server {}", region.id, server.key);
                 match tokio::time::timeout(Duration::from_secs(3), server.ping()).await {
@@ -462,9 +267,120 @@ impl Services {
         }
     }
 
+    pub fn store(&self) -> &Store {
+        self.ctx.store()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.ctx.clock()
+    }
+
+    pub fn rng(&self) -> &Randomness {
+        self.ctx.rng()
+    }
+
+    pub fn config(&self) -> &ServicesConfig {
+        self.ctx.config()
+    }
+
+    /// The bound on password hashing (see [`crate::hash_gate`]).
+    pub fn hash_gate(&self) -> &crate::hash_gate::HashGate {
+        self.ctx.hash_gate()
+    }
+
+    /// Call after any committed write: cached reads are no longer current.
+    pub fn note_write(&self) {
+        self.ctx.note_write();
+    }
+
+    /// This process's id among the replicas sharing the metadata store (random at start;
+    /// the holder of a periodic job's lease in `leases`).
+    pub fn replica_id(&self) -> &str {
+        self.ctx.replica_id()
+    }
+
     /// Absolute URL of an API path (`/v1/...`).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.inner.config.public_url, path)
+        self.ctx.url(path)
+    }
+
+    /// Waits until no operation runs in this process (at most `limit`), so a shutdown does
+    /// not cut one off between its steps and its bookkeeping.
+    pub async fn wait_idle(&self, limit: Duration) {
+        self.ctx.wait_idle(limit).await;
+    }
+
+    /// The reconciler's background loop: runs due operations until `shutdown` turns true.
+    pub fn spawn_reconciler(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.ctx.spawn_reconciler(shutdown)
+    }
+
+    /// The access decisions: what a caller may do to a workspace.
+    pub fn access(&self) -> crate::access::Access<'_> {
+        crate::access::Access { ctx: &self.ctx }
+    }
+
+    pub fn projects(&self) -> Projects<'_> {
+        self.ctx.projects()
+    }
+
+    pub fn databases(&self) -> Databases<'_> {
+        self.ctx.databases()
+    }
+
+    pub fn connections(&self) -> Connections<'_> {
+        self.ctx.connections()
+    }
+
+    pub fn backups(&self) -> Backups<'_> {
+        self.ctx.backups()
+    }
+
+    pub fn usage(&self) -> Usage<'_> {
+        self.ctx.usage()
+    }
+
+    pub fn tokens(&self) -> Tokens<'_> {
+        self.ctx.tokens()
+    }
+
+    pub fn oauth(&self) -> OAuth<'_> {
+        self.ctx.oauth()
+    }
+
+    pub fn sessions(&self) -> Sessions<'_> {
+        self.ctx.sessions()
+    }
+
+    pub fn members(&self) -> Members<'_> {
+        self.ctx.members()
+    }
+
+    pub fn workspaces(&self) -> Workspaces<'_> {
+        self.ctx.workspaces()
+    }
+
+    pub fn replicas(&self) -> Replicas<'_> {
+        self.ctx.replicas()
+    }
+
+    pub fn regions(&self) -> Regions<'_> {
+        self.ctx.regions()
+    }
+
+    pub fn pooler(&self) -> Pooler<'_> {
+        self.ctx.pooler()
+    }
+
+    pub fn guard(&self) -> TenantGuard<'_> {
+        self.ctx.guard()
+    }
+
+    pub(crate) fn capacity(&self) -> Capacity<'_> {
+        self.ctx.capacity()
     }
 }
 

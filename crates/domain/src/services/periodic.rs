@@ -10,14 +10,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::Services;
+use super::Ctx;
 use crate::lease::{Job, Lease};
 
 /// Shortest interval accepted, so a tiny setting cannot turn a pass into a busy loop.
 const MIN_EVERY: Duration = Duration::from_millis(100);
 
 pub(crate) struct Periodic {
-    services: Services,
+    ctx: std::sync::Arc<Ctx>,
     lease: Lease,
     ticker: Interval,
     shutdown: watch::Receiver<bool>,
@@ -27,16 +27,16 @@ impl Periodic {
     /// `job`'s loop on this replica, rounds `every` apart (at least [`MIN_EVERY`]) across
     /// replicas; a late tick delays the next ones rather than bunching them.
     pub(crate) fn new(
-        services: &Services,
+        ctx: &std::sync::Arc<Ctx>,
         job: Job,
         every: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let lease = Lease::new(job, services.replica_id(), every.max(MIN_EVERY));
+        let lease = Lease::new(job, ctx.replica_id(), every.max(MIN_EVERY));
         let mut ticker = tokio::time::interval(lease.tick());
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
-            services: services.clone(),
+            ctx: std::sync::Arc::clone(ctx),
             lease,
             ticker,
             shutdown,
@@ -56,11 +56,7 @@ impl Periodic {
                 self.stop().await;
                 return false;
             }
-            match self
-                .lease
-                .try_run(self.services.store(), self.services.clock())
-                .await
-            {
+            match self.lease.try_run(self.ctx.store(), self.ctx.clock()).await {
                 Ok(true) => return true,
                 Ok(false) => {}
                 Err(e) => {
@@ -89,11 +85,7 @@ impl Periodic {
 
     /// Gives the lease up so another replica takes the job at its next tick.
     async fn stop(&self) {
-        if let Err(e) = self
-            .lease
-            .release(self.services.store(), self.services.clock())
-            .await
-        {
+        if let Err(e) = self.lease.release(self.ctx.store(), self.ctx.clock()).await {
             tracing::warn!(job = self.lease.job().name(), error = %e, "periodic job: lease not released");
         }
     }

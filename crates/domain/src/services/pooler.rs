@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use pgfleet_dataplane::PgServer;
 use pgfleet_storage::{connections, databases, ConnectionState, DatabaseState};
 
-use crate::{Result, Services};
+use crate::Result;
 
 /// Where the pooler sends a login role.
 #[derive(Debug, Clone)]
@@ -29,22 +29,7 @@ pub struct PooledEndpoint {
     pub port: u16,
 }
 
-/// What the pooled endpoint counted for one database since this process started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PooledCounts {
-    /// Statements completed through the pooler.
-    pub statements: u64,
-    /// Transactions (ReadyForQuery back to idle) through the pooler.
-    pub transactions: u64,
-    pub clients: u64,
-    pub server_connections: u64,
-    /// Clients waiting now for a server connection.
-    pub waiting: u64,
-    /// Time clients have waited for a server connection, in µs.
-    pub wait_micros: u64,
-    /// Server connections reset or closed because a client left session state on them.
-    pub resets: u64,
-}
+pub use crate::pooled::PooledCounts;
 
 /// Reads the pooler's counters (database id → counts).
 pub(crate) struct PoolerStats(
@@ -64,19 +49,25 @@ pub fn operations_with_pooled(xacts: i64, pooled: Option<&PooledCounts>) -> i64 
     xacts.saturating_add(i64::try_from(extra).unwrap_or(i64::MAX))
 }
 
-impl Services {
+/// What the embedded pooler asks of the services. Obtained from [`super::Services::pooler`].
+#[derive(Debug, Clone, Copy)]
+pub struct Pooler<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Pooler<'_> {
     /// Registers the pooler's counters: the usage sampler publishes them as metrics and,
     /// where pg_stat_statements is missing, counts pooled statements as operations.
-    pub fn set_pooler_stats(
+    pub fn set_stats(
         &self,
         stats: impl Fn() -> HashMap<String, PooledCounts> + Send + Sync + 'static,
     ) {
-        let _ = self.inner.pooler_stats.set(PoolerStats(Box::new(stats)));
+        let _ = self.ctx.pooler_stats().set(PoolerStats(Box::new(stats)));
     }
 
-    pub(crate) fn pooler_counts(&self) -> HashMap<String, PooledCounts> {
-        self.inner
-            .pooler_stats
+    pub(crate) fn counts(&self) -> HashMap<String, PooledCounts> {
+        self.ctx
+            .pooler_stats()
             .get()
             .map(|s| (s.0)())
             .unwrap_or_default()
@@ -84,8 +75,8 @@ impl Services {
 
     /// The route of an active connection's login role; `None` for an unknown role or one
     /// being created or deleted.
-    pub async fn pooler_route(&self, role: &str) -> Result<Option<PoolerRoute>> {
-        let pool = self.store().pool();
+    pub async fn route(&self, role: &str) -> Result<Option<PoolerRoute>> {
+        let pool = self.ctx.store().pool();
         let Some(c) = connections::by_role(pool, role).await? else {
             return Ok(None);
         };
@@ -98,7 +89,7 @@ impl Services {
         if db.status == DatabaseState::Deleting {
             return Ok(None);
         }
-        let Ok(server) = self.server(db.server_id.as_deref()) else {
+        let Ok(server) = self.ctx.server(db.server_id.as_deref()) else {
             return Ok(None);
         };
         Ok(Some(PoolerRoute {
@@ -115,7 +106,10 @@ impl Services {
     /// Registers a function called after every write this process makes (the pooler
     /// re-checks its pools). Only the first registration counts.
     pub fn on_write(&self, hook: impl Fn() + Send + Sync + 'static) {
-        let _ = self.inner.write_hook.set(super::WriteHook(Box::new(hook)));
+        let _ = self
+            .ctx
+            .write_hook()
+            .set(super::ctx::WriteHook(Box::new(hook)));
     }
 }
 

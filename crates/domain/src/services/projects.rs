@@ -12,22 +12,28 @@ use crate::ids::{new_id, PROJECT};
 use crate::intent::{Planned, Run};
 use crate::reconciler::delete_project_payload;
 use crate::services::{validate_logical_id, validate_name};
-use crate::{DomainError, PageRequest, Principal, Result, Services};
+use crate::{DomainError, PageRequest, Principal, Result};
 
 /// Default region of the contract.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-impl Services {
-    pub(crate) async fn project_view(&self, p: ProjectRow) -> Result<Project> {
-        let ws = workspaces::get(self.store().pool(), &p.workspace_id)
+/// Projects of a workspace. Obtained from [`super::Services::projects`].
+#[derive(Debug, Clone, Copy)]
+pub struct Projects<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Projects<'_> {
+    pub(crate) async fn view(&self, p: ProjectRow) -> Result<Project> {
+        let ws = workspaces::get(self.ctx.store().pool(), &p.workspace_id)
             .await?
             .ok_or_else(|| DomainError::internal(format!("project {} has no workspace", p.id)))?;
-        Ok(self.project_view_with(p, &ws.name))
+        Ok(self.view_with(p, &ws.name))
     }
 
-    fn project_view_with(&self, p: ProjectRow, workspace_name: &str) -> Project {
+    fn view_with(&self, p: ProjectRow, workspace_name: &str) -> Project {
         Project {
-            url: self.url(&format!("/v1/projects/{}", p.id)),
+            url: self.ctx.url(&format!("/v1/projects/{}", p.id)),
             id: p.id,
             kind: "project".to_string(),
             name: p.name,
@@ -35,7 +41,7 @@ impl Services {
             created_at: ts(&p.created_at),
             default_region: p.default_region,
             workspace: WorkspaceRef {
-                url: self.url(&format!("/v1/workspaces/{}", p.workspace_id)),
+                url: self.ctx.url(&format!("/v1/workspaces/{}", p.workspace_id)),
                 id: p.workspace_id,
                 name: workspace_name.to_string(),
             },
@@ -43,40 +49,36 @@ impl Services {
     }
 
     /// A project the principal may see, or 404.
-    pub(crate) async fn visible_project(&self, p: &Principal, id: &str) -> Result<ProjectRow> {
-        projects::get(self.store().pool(), &p.workspace_id, id)
+    pub(crate) async fn visible(&self, p: &Principal, id: &str) -> Result<ProjectRow> {
+        projects::get(self.ctx.store().pool(), &p.workspace_id, id)
             .await?
             .ok_or_else(|| DomainError::not_found("Project", id))
     }
 
-    pub async fn projects_list(
+    pub async fn list(
         &self,
         p: &Principal,
         logical_id: Option<&str>,
         page: PageRequest,
     ) -> Result<List<Project>> {
-        let ws = self.principal_workspace(p).await?;
+        let ws = self.ctx.workspaces().principal_workspace(p).await?;
         let rows = projects::list(
-            self.store().pool(),
+            self.ctx.store().pool(),
             &p.workspace_id,
             logical_id,
             page.after,
             page.fetch(),
         )
         .await?;
-        Ok(page.finish(rows, |r| r.seq, |r| self.project_view_with(r, &ws.name)))
+        Ok(page.finish(rows, |r| r.seq, |r| self.view_with(r, &ws.name)))
     }
 
-    pub async fn project_get(&self, p: &Principal, id: &str) -> Result<Project> {
-        let row = self.visible_project(p, id).await?;
-        self.project_view(row).await
+    pub async fn get(&self, p: &Principal, id: &str) -> Result<Project> {
+        let row = self.visible(p, id).await?;
+        self.view(row).await
     }
 
-    pub async fn project_create(
-        &self,
-        p: &Principal,
-        body: CreateProject,
-    ) -> Result<CreatedProject> {
+    pub async fn create(&self, p: &Principal, body: CreateProject) -> Result<CreatedProject> {
         if let Some(ws) = body.workspace_id.as_deref() {
             if ws != p.workspace_id {
                 return Err(DomainError::not_found("Workspace", ws));
@@ -98,10 +100,10 @@ impl Services {
             .clone()
             .unwrap_or_else(|| DEFAULT_REGION.to_string());
         let create_database = body.create_database.unwrap_or(true);
-        self.available_region(&region_id)?;
-        let now = self.clock().now();
+        self.ctx.regions().available(&region_id)?;
+        let now = self.ctx.clock().now();
         let row = projects::new_row(
-            new_id(PROJECT, self.rng()),
+            new_id(PROJECT, self.ctx.rng()),
             p.workspace_id.clone(),
             name.clone(),
             body.logical_id.clone(),
@@ -109,7 +111,7 @@ impl Services {
             now,
         );
 
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         // Read before the commit: once committed, the answer needs nothing more from the
         // store, so a store that goes away then cannot turn a done create into an error.
         let workspace = workspaces::get(&mut *tx, &p.workspace_id)
@@ -127,45 +129,42 @@ impl Services {
         };
         let (intent, op) = if create_database {
             let (intent, op) = self
-                .database_intent(&mut tx, &project, &region_id, &name, true, None, None)
+                .ctx
+                .databases()
+                .intent(&mut tx, &project, &region_id, &name, true, None, None)
                 .await?;
             (Some(intent), Some(op))
         } else {
             (None, None)
         };
-        self.commit_intent(tx, op, Run::Wait).await?;
+        self.ctx.commit_intent(tx, op, Run::Wait).await?;
 
         let database = match intent {
-            Some(intent) => Some(self.created_database_view(&intent, false).await?),
+            Some(intent) => Some(self.ctx.databases().created_view(&intent, false).await?),
             None => None,
         };
         Ok(CreatedProject {
-            project: self.project_view_with(project, &workspace.name),
+            project: self.view_with(project, &workspace.name),
             database,
         })
     }
 
-    pub async fn project_update(
-        &self,
-        p: &Principal,
-        id: &str,
-        body: UpdateProject,
-    ) -> Result<Project> {
-        let row = self.visible_project(p, id).await?;
+    pub async fn update(&self, p: &Principal, id: &str, body: UpdateProject) -> Result<Project> {
+        let row = self.visible(p, id).await?;
         if let Some(name) = body.name.as_deref() {
             let name = name.trim();
             // The contract lists 422, not 400, for this operation's validation errors.
             validate_name("name", name).map_err(DomainError::as_unprocessable)?;
-            projects::rename(self.store().pool(), &row.id, name).await?;
+            projects::rename(self.ctx.store().pool(), &row.id, name).await?;
         }
-        let row = self.visible_project(p, id).await?;
-        self.project_view(row).await
+        let row = self.visible(p, id).await?;
+        self.view(row).await
     }
 
     /// Deletes a project and its default database; refused while other databases remain.
-    pub async fn project_delete(&self, p: &Principal, id: &str) -> Result<()> {
-        let row = self.visible_project(p, id).await?;
-        let mut tx = self.store().begin().await?;
+    pub async fn delete(&self, p: &Principal, id: &str) -> Result<()> {
+        let row = self.visible(p, id).await?;
+        let mut tx = self.ctx.store().begin().await?;
         // Lock the project row so a concurrent database create cannot slip in.
         sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
             .bind(&row.id)
@@ -205,18 +204,13 @@ impl Services {
         if dbs.is_empty() {
             projects::delete(&mut *tx, &row.id).await?;
         }
-        self.commit_intent(tx, ops, Run::Wait).await
+        self.ctx.commit_intent(tx, ops, Run::Wait).await
     }
 
     /// Moves a project (with its databases) to the workspace of `recipient_token`.
-    pub async fn project_transfer(
-        &self,
-        p: &Principal,
-        id: &str,
-        recipient_token: &str,
-    ) -> Result<()> {
-        let row = self.visible_project(p, id).await?;
-        let recipient = match self.authenticate_bearer(recipient_token).await {
+    pub async fn transfer(&self, p: &Principal, id: &str, recipient_token: &str) -> Result<()> {
+        let row = self.visible(p, id).await?;
+        let recipient = match self.ctx.tokens().authenticate_bearer(recipient_token).await {
             Ok(r) => r,
             Err(DomainError::Unauthenticated(_)) => {
                 return Err(DomainError::bad_request_hint(
@@ -226,7 +220,7 @@ impl Services {
             }
             Err(e) => return Err(e),
         };
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
             .bind(&row.id)
             .execute(&mut *tx)
@@ -245,12 +239,14 @@ impl Services {
         if recipient.workspace_id != row.workspace_id {
             // The project's databases count against the receiving workspace's quota now.
             let needed = pgfleet_storage::capacity::project_used(&mut *tx, &row.id).await?;
-            self.reserve_workspace_slots(&mut tx, &recipient.workspace_id, needed)
+            self.ctx
+                .capacity()
+                .reserve_workspace_slots(&mut tx, &recipient.workspace_id, needed)
                 .await?;
         }
         projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        self.note_write();
+        self.ctx.note_write();
         tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");
         Ok(())
     }

@@ -3,11 +3,18 @@
 use pgfleet_api_types::region::{PostgresRegion, Region as RegionView, RegionRef, RegionStatus};
 
 use crate::regions::Region;
-use crate::{DomainError, Result, Services};
+use crate::{DomainError, Result};
 
-impl Services {
-    pub fn regions_postgres(&self) -> Vec<PostgresRegion> {
-        self.regions()
+/// The regions the API offers. Obtained from [`super::Services::regions`].
+#[derive(Debug, Clone, Copy)]
+pub struct Regions<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Regions<'_> {
+    pub fn postgres(&self) -> Vec<PostgresRegion> {
+        self.ctx
+            .configured_regions()
             .iter()
             .map(|r| PostgresRegion {
                 id: r.id.clone(),
@@ -23,7 +30,7 @@ impl Services {
     }
 
     /// All regions; pgfleet offers the `postgres` product only.
-    pub fn regions_all(&self, product: Option<&str>) -> Result<Vec<RegionView>> {
+    pub fn all(&self, product: Option<&str>) -> Result<Vec<RegionView>> {
         match product {
             None | Some("postgres") => {}
             Some("accelerate") => return Ok(vec![]),
@@ -35,7 +42,7 @@ impl Services {
             }
         }
         Ok(self
-            .regions_postgres()
+            .postgres()
             .into_iter()
             .map(|r| RegionView {
                 id: r.id,
@@ -49,7 +56,8 @@ impl Services {
 
     pub(crate) fn region_ref(&self, id: &str) -> RegionRef {
         let name = self
-            .regions()
+            .ctx
+            .configured_regions()
             .iter()
             .find(|r| r.id == id)
             .map(|r| r.name.clone())
@@ -61,15 +69,16 @@ impl Services {
     }
 
     /// A region new databases can be placed in, or a 400 whose hint lists the available ones.
-    pub(crate) fn available_region(&self, id: &str) -> Result<&Region> {
+    pub(crate) fn available(&self, id: &str) -> Result<&Region> {
         let available: Vec<&str> = self
-            .regions()
+            .ctx
+            .configured_regions()
             .iter()
             .filter(|r| r.available())
             .map(|r| r.id.as_str())
             .collect();
         let hint = format!("Available regions: {}.", available.join(", "));
-        match self.regions().iter().find(|r| r.id == id) {
+        match self.ctx.configured_regions().iter().find(|r| r.id == id) {
             Some(r) if r.available() => Ok(r),
             Some(_) => Err(DomainError::bad_request_hint(
                 format!("Region {id} is not available on this server"),

@@ -1,13 +1,13 @@
 //! The replica registry: every `pgfleet serve` sharing the metadata store registers at start
-//! ([`Services::register_replica`]), refreshes its row every [`HEARTBEAT`] and marks it
-//! stopped on a clean stop ([`Services::spawn_replica_heartbeat`]). A replica is alive while
+//! ([`Replicas::register`]), refreshes its row every [`HEARTBEAT`] and marks it
+//! stopped on a clean stop ([`Replicas::spawn_heartbeat`]). A replica is alive while
 //! it has not stopped and was seen within [`ALIVE_WINDOW`] (three heartbeats): one that
 //! crashed is gone after that. Every replica reads the same rows, so all agree on the list
 //! (`pgfleet admin replicas`, the console's replicas page for server administrators,
 //! `pgfleet_replicas` in `/metrics`).
 //!
 //! Registration happens under the registry's lock on the metadata store (a transaction-level
-//! advisory lock): a replica that must be the only one alive ([`Services::register_replica_alone`],
+//! advisory lock): a replica that must be the only one alive ([`Replicas::register_alone`],
 //! one with a per-machine backup directory) looks at the registry and registers in one
 //! transaction, so of two replicas starting at the same moment exactly one registers and the
 //! other sees it.
@@ -18,8 +18,6 @@ use chrono::{DateTime, Utc};
 use pgfleet_storage::replicas::{self, ReplicaRow};
 use pgfleet_storage::Store;
 use tokio::sync::watch;
-
-use super::Services;
 
 /// How often a replica refreshes its row.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -88,16 +86,22 @@ fn replica_at(r: ReplicaRow, now: DateTime<Utc>) -> Replica {
     }
 }
 
-impl Services {
+/// The registry of pgfleet replicas sharing the metadata store. Obtained from [`super::Services::replicas`].
+#[derive(Debug, Clone, Copy)]
+pub struct Replicas<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Replicas<'_> {
     /// Every registered replica (this one included once registered), newest first.
-    pub async fn replicas(&self) -> crate::Result<Vec<Replica>> {
-        list(self.store(), self.clock().now()).await
+    pub async fn list(&self) -> crate::Result<Vec<Replica>> {
+        list(self.ctx.store(), self.ctx.clock().now()).await
     }
 
-    /// [`Services::replicas`] for the console: only a server administrator
+    /// [`Replicas::list`] for the console: only a server administrator
     /// (`users.is_admin`, read fresh) sees them; anyone else is refused (`Forbidden`).
-    pub async fn replicas_for(&self, user_id: &str) -> crate::Result<Vec<Replica>> {
-        let is_admin = pgfleet_storage::users::get(self.store().pool(), user_id)
+    pub async fn list_for(&self, user_id: &str) -> crate::Result<Vec<Replica>> {
+        let is_admin = pgfleet_storage::users::get(self.ctx.store().pool(), user_id)
             .await?
             .is_some_and(|u| u.is_admin);
         if !is_admin {
@@ -106,12 +110,12 @@ impl Services {
                 Some("Ask a server administrator.".to_string()),
             ));
         }
-        self.replicas().await
+        self.list().await
     }
 
-    /// Registers this replica (its [`Services::replica_id`]) as running `version` with its
+    /// Registers this replica (its [`Ctx::replica_id`]) as running `version` with its
     /// API at `address`.
-    pub async fn register_replica(&self, version: &str, address: &str) -> crate::Result<()> {
+    pub async fn register(&self, version: &str, address: &str) -> crate::Result<()> {
         self.register_under_lock(version, address, false)
             .await
             .map(|_| ())
@@ -122,7 +126,7 @@ impl Services {
     /// very machine's last run, restarted at once) is waited out, up to its alive window; one
     /// whose heartbeat advances (or that appears) meanwhile is returned. The look and the
     /// registration are one transaction under the registry's lock.
-    pub async fn register_replica_alone(
+    pub async fn register_alone(
         &self,
         version: &str,
         address: &str,
@@ -139,15 +143,15 @@ impl Services {
         let deadline = tokio::time::Instant::now() + ALIVE_WINDOW + HEARTBEAT;
         let mut first: Option<Vec<Replica>> = None;
         loop {
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.ctx.store().begin().await?;
             replicas::lock_registry(&mut tx).await?;
             if alone {
-                let now = self.clock().now();
+                let now = self.ctx.clock().now();
                 let others: Vec<Replica> = replicas::all(&mut *tx)
                     .await?
                     .into_iter()
                     .map(|r| replica_at(r, now))
-                    .filter(|r| r.state == ReplicaState::Alive && r.id != self.replica_id())
+                    .filter(|r| r.state == ReplicaState::Alive && r.id != self.ctx.replica_id())
                     .collect();
                 let seen = first.get_or_insert_with(|| others.clone());
                 let beating = others.iter().find(|r| {
@@ -167,16 +171,16 @@ impl Services {
             }
             replicas::register(
                 &mut *tx,
-                self.replica_id(),
+                self.ctx.replica_id(),
                 version,
                 address,
-                self.clock().now(),
+                self.ctx.clock().now(),
             )
             .await?;
             tx.commit()
                 .await
                 .map_err(pgfleet_storage::StorageError::from)?;
-            self.count_replicas().await;
+            self.count().await;
             return Ok(None);
         }
     }
@@ -184,11 +188,11 @@ impl Services {
     /// Refreshes this replica's row every [`HEARTBEAT`] (and the `pgfleet_replicas` gauge)
     /// until the shutdown signal changes; then marks it stopped, so the others see it gone at
     /// once. A failed heartbeat (metadata store down) is logged and retried.
-    pub fn spawn_replica_heartbeat(
+    pub fn spawn_heartbeat(
         &self,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let services = self.clone();
+        let ctx = std::sync::Arc::clone(self.ctx);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(HEARTBEAT);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -200,25 +204,24 @@ impl Services {
                 if *shutdown.borrow() || shutdown.has_changed().is_err() {
                     break;
                 }
-                let store = services.store().pool();
-                let id = services.replica_id();
-                if let Err(e) = replicas::heartbeat(store, id, services.clock().now()).await {
+                let store = ctx.store().pool();
+                let id = ctx.replica_id();
+                if let Err(e) = replicas::heartbeat(store, id, ctx.clock().now()).await {
                     tracing::warn!(error = %e, "replica heartbeat failed");
                     continue;
                 }
-                services.count_replicas().await;
+                ctx.replicas().count().await;
             }
-            let now = services.clock().now();
-            if let Err(e) =
-                replicas::mark_stopped(services.store().pool(), services.replica_id(), now).await
+            let now = ctx.clock().now();
+            if let Err(e) = replicas::mark_stopped(ctx.store().pool(), ctx.replica_id(), now).await
             {
                 tracing::warn!(error = %e, "could not mark this replica stopped; it is gone after the alive window");
             }
         })
     }
 
-    async fn count_replicas(&self) {
-        match self.replicas().await {
+    async fn count(&self) {
+        match self.list().await {
             Ok(all) => {
                 let alive = all
                     .iter()

@@ -6,10 +6,16 @@ use pgfleet_api_types::{ts, List};
 use pgfleet_storage::{tokens, ServiceTokenRow};
 
 use crate::ids::{new_id, SERVICE_TOKEN};
-use crate::{DomainError, PageRequest, Principal, Result, Services};
+use crate::{DomainError, PageRequest, Principal, Result};
 
-impl Services {
-    fn service_token_view(&self, t: ServiceTokenRow) -> ServiceToken {
+/// Service tokens, and the authentication of API credentials (service tokens and OAuth access tokens). Obtained from [`super::Services::tokens`].
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Tokens<'_> {
+    fn view(&self, t: ServiceTokenRow) -> ServiceToken {
         ServiceToken {
             id: t.id,
             kind: "serviceToken".to_string(),
@@ -23,7 +29,7 @@ impl Services {
     /// Tokens of a workspace. Another workspace is `NotFound`, like every other read of a
     /// workspace the credential is not in (an empty list would tell apart nothing, but a
     /// uniform answer keeps "does this workspace exist" out of every endpoint alike).
-    pub async fn service_tokens_list(
+    pub async fn list(
         &self,
         p: &Principal,
         workspace_id: &str,
@@ -32,12 +38,17 @@ impl Services {
         if workspace_id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
-        let rows =
-            tokens::list(self.store().pool(), workspace_id, page.after, page.fetch()).await?;
-        Ok(page.finish(rows, |t| t.seq, |t| self.service_token_view(t)))
+        let rows = tokens::list(
+            self.ctx.store().pool(),
+            workspace_id,
+            page.after,
+            page.fetch(),
+        )
+        .await?;
+        Ok(page.finish(rows, |t| t.seq, |t| self.view(t)))
     }
 
-    pub async fn service_token_create(
+    pub async fn create(
         &self,
         p: &Principal,
         workspace_id: &str,
@@ -50,7 +61,7 @@ impl Services {
         let name = name.trim();
         // The contract lists 422, not 400, for this operation's validation errors.
         crate::names::validate_name("name", name).map_err(DomainError::as_unprocessable)?;
-        let now = self.clock().now();
+        let now = self.ctx.clock().now();
         let expires_at = match expires_at {
             None => None,
             Some(raw) => {
@@ -72,11 +83,12 @@ impl Services {
             }
         };
         let secret = self
+            .ctx
             .rng()
             .with(|r| pgfleet_auth::generate_token(pgfleet_auth::SERVICE_TOKEN_PREFIX, r));
-        let id = new_id(SERVICE_TOKEN, self.rng());
+        let id = new_id(SERVICE_TOKEN, self.ctx.rng());
         let row = tokens::insert(
-            self.store().pool(),
+            self.ctx.store().pool(),
             &tokens::NewServiceToken {
                 id: &id,
                 workspace_id,
@@ -90,23 +102,18 @@ impl Services {
         )
         .await?;
         Ok(CreatedServiceToken {
-            token: self.service_token_view(row),
+            token: self.view(row),
             value: secret.plaintext,
         })
     }
 
-    pub async fn service_token_delete(
-        &self,
-        p: &Principal,
-        workspace_id: &str,
-        id: &str,
-    ) -> Result<()> {
+    pub async fn delete(&self, p: &Principal, workspace_id: &str, id: &str) -> Result<()> {
         if workspace_id != p.workspace_id
-            || !tokens::delete(self.store().pool(), workspace_id, id).await?
+            || !tokens::delete(self.ctx.store().pool(), workspace_id, id).await?
         {
             return Err(DomainError::not_found("Service token", id));
         }
-        self.auth_cache().evict_service_token(id);
+        self.ctx.auth_cache().evict_service_token(id);
         Ok(())
     }
 }

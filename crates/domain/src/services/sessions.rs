@@ -3,8 +3,8 @@
 //! may see (their workspaces and those workspaces' apps). Signing in, and its throttling,
 //! is [`super::sign_in`].
 //!
-//! Expired rows are forgotten by [`Services::sweep_expired`], which the server runs every
-//! [`SWEEP_EVERY`] ([`Services::spawn_expiry_sweeper`]): sessions past their expiry, and
+//! Expired rows are forgotten by [`Sessions::sweep_expired`], which the server runs every
+//! [`SWEEP_EVERY`] ([`Sessions::spawn_expiry_sweeper`]): sessions past their expiry, and
 //! the OAuth codes and refresh tokens that can no longer be used, and sign-in throttle rows
 //! of client addresses that are forgotten (see the function). A sign-in also forgets its
 //! user's expired sessions at once.
@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::periodic::Periodic;
 use crate::lease::Job;
-use crate::{DomainError, Result, Services};
+use crate::{DomainError, Result};
 
 /// How long a session lasts.
 pub const SESSION_TTL_HOURS: i64 = 12;
@@ -60,7 +60,7 @@ impl std::fmt::Debug for SessionInfo {
     }
 }
 
-/// What one [`Services::sweep_expired`] deleted.
+/// What one [`Sessions::sweep_expired`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SweepCounts {
     pub sessions: u64,
@@ -79,18 +79,24 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-impl Services {
+/// Console sign-in, sessions and what a signed-in user sees. Obtained from [`super::Services::sessions`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Sessions<'_> {
     /// The live session of a cookie value (`None` when unknown or expired).
     pub async fn session(&self, token: &str) -> Result<Option<SessionInfo>> {
         if !well_formed(token) {
             return Ok(None);
         }
         let hash = pgfleet_auth::hash_token(token);
-        let Some(row) = sessions::get(self.store().pool(), &hash).await? else {
+        let Some(row) = sessions::get(self.ctx.store().pool(), &hash).await? else {
             return Ok(None);
         };
-        if row.session_expires_at <= self.clock().now() {
-            sessions::delete(self.store().pool(), &hash).await?;
+        if row.session_expires_at <= self.ctx.clock().now() {
+            sessions::delete(self.ctx.store().pool(), &hash).await?;
             return Ok(None);
         }
         Ok(Some(SessionInfo {
@@ -102,7 +108,7 @@ impl Services {
     /// Ends a session (an unknown one is not an error).
     pub async fn sign_out(&self, token: &str) -> Result<()> {
         if well_formed(token) {
-            sessions::delete(self.store().pool(), &pgfleet_auth::hash_token(token)).await?;
+            sessions::delete(self.ctx.store().pool(), &pgfleet_auth::hash_token(token)).await?;
         }
         Ok(())
     }
@@ -115,7 +121,7 @@ impl Services {
     /// that block nothing. Token families and grants themselves
     /// are kept: access tokens name their family and the integration list shows grants.
     pub async fn sweep_expired(&self, now: chrono::DateTime<chrono::Utc>) -> Result<SweepCounts> {
-        let pool = self.store().pool();
+        let pool = self.ctx.store().pool();
         let counts = SweepCounts {
             sessions: sessions::delete_expired(pool, now).await?,
             oauth_codes: pgfleet_storage::oauth::delete_dead_codes(pool, now).await?,
@@ -147,11 +153,14 @@ impl Services {
         shutdown: watch::Receiver<bool>,
         every: std::time::Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
+        let ctx = std::sync::Arc::clone(self.ctx);
         tokio::spawn(async move {
-            let mut periodic = Periodic::new(&this, Job::ExpirySweeper, every, shutdown);
+            let mut periodic = Periodic::new(&ctx, Job::ExpirySweeper, every, shutdown);
             while periodic.next().await {
-                match periodic.run(this.sweep_expired(this.clock().now())).await {
+                match periodic
+                    .run(ctx.sessions().sweep_expired(ctx.clock().now()))
+                    .await
+                {
                     None => return,
                     Some(Err(e)) => tracing::warn!(error = %e, "expiry sweep"),
                     Some(Ok(_)) => {}
@@ -162,16 +171,20 @@ impl Services {
 
     /// Every workspace the user is a member of, in creation order.
     pub async fn user_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceRow>> {
-        Ok(workspaces::list_for_user(self.store().pool(), user_id, None, MAX_WORKSPACES).await?)
+        Ok(
+            workspaces::list_for_user(self.ctx.store().pool(), user_id, None, MAX_WORKSPACES)
+                .await?,
+        )
     }
 
     /// An app of one of the user's workspaces (`NotFound` otherwise, also for apps of
     /// workspaces the user is not in).
     pub async fn user_oauth_client(&self, user_id: &str, client_id: &str) -> Result<ClientRow> {
-        let client = pgfleet_storage::oauth::get_client(self.store().pool(), client_id).await?;
+        let client = pgfleet_storage::oauth::get_client(self.ctx.store().pool(), client_id).await?;
         match client {
             Some(c)
-                if workspaces::is_member(self.store().pool(), &c.workspace_id, user_id).await? =>
+                if workspaces::is_member(self.ctx.store().pool(), &c.workspace_id, user_id)
+                    .await? =>
             {
                 Ok(c)
             }
@@ -181,7 +194,7 @@ impl Services {
 
     /// The user belongs to the workspace.
     pub async fn user_is_member(&self, user_id: &str, workspace_id: &str) -> Result<bool> {
-        Ok(workspaces::is_member(self.store().pool(), workspace_id, user_id).await?)
+        Ok(workspaces::is_member(self.ctx.store().pool(), workspace_id, user_id).await?)
     }
 }
 

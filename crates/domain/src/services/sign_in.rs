@@ -37,7 +37,7 @@ use pgfleet_storage::{sessions, users, UserRow};
 
 use super::sessions::{SessionSecret, SESSION_TTL_HOURS};
 use crate::hash_gate::HashGateSettings;
-use crate::{AuthFailure, DomainError, Result, Services};
+use crate::{AuthFailure, DomainError, Result};
 
 /// Consecutive failures that lock an account.
 pub const LOCK_AFTER: i32 = 5;
@@ -152,7 +152,9 @@ fn human_secs(secs: i64) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-impl Services {
+use super::sessions::Sessions;
+
+impl Sessions<'_> {
     /// Checks an e-mail and password from `client` and opens a session. A wrong e-mail or
     /// password, or a locked account, is `Unauthenticated(Invalid)` (show
     /// [`SIGN_IN_FAILED`](super::sessions::SIGN_IN_FAILED)); a blocked address or a full
@@ -170,18 +172,18 @@ impl Services {
         }
         // A full hasher is refused before anything else; a blocked address before it takes
         // a place at the hasher.
-        self.hash_gate().refuse_if_full()?;
-        let pool = self.store().pool();
-        let now = self.clock().now();
+        self.ctx.hash_gate().refuse_if_full()?;
+        let pool = self.ctx.store().pool();
+        let now = self.ctx.clock().now();
         let addr = address_key(client);
         if let Some(until) = login_throttle::blocked_until(pool, &addr, now).await? {
             return Err(address_blocked(&addr, until - now));
         }
-        let ticket = self.hash_gate().admit()?;
-        let settings = &self.config().sign_in;
+        let ticket = self.ctx.hash_gate().admit()?;
+        let settings = &self.ctx.config().sign_in;
         let address_backoff = settings.address_backoff();
         // Both claims commit together (one commit, not two), before any hashing.
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.ctx.store().begin().await?;
         match login_throttle::claim(
             &mut tx,
             &addr,
@@ -242,9 +244,9 @@ impl Services {
             tracing::info!(client = %addr, "sign-in failed");
             return Err(refused());
         };
-        let token = self.rng().with(pgfleet_auth::random_string);
-        let csrf = self.rng().with(pgfleet_auth::random_string);
-        let mut tx = self.store().begin().await?;
+        let token = self.ctx.rng().with(pgfleet_auth::random_string);
+        let csrf = self.ctx.rng().with(pgfleet_auth::random_string);
+        let mut tx = self.ctx.store().begin().await?;
         users::reset_failed_logins(&mut *tx, &user.id).await?;
         login_throttle::release(&mut *tx, &addr, address_backoff.free).await?;
         sessions::delete_expired_for_user(&mut *tx, &user.id, now).await?;

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 use super::periodic::Periodic;
 use crate::lease::Job;
-use crate::{DomainError, Principal, Result, Services};
+use crate::{DomainError, Principal, Result};
 
 /// `source` of samples whose operations are pg_stat_statements calls.
 pub const SOURCE_STATEMENTS: &str = "statements";
@@ -115,21 +115,27 @@ struct SamplerState {
     last_prune: Option<std::time::Instant>,
 }
 
-impl Services {
+/// Usage sampling and reports. Obtained from [`super::Services::usage`].
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Usage<'_> {
     /// The background sampler: one round at once, then one per `settings.interval`, until
     /// `shutdown` changes (a round in progress is abandoned; it writes nothing partial).
-    pub fn spawn_usage_sampler(
+    pub fn spawn_sampler(
         &self,
         settings: UsageSettings,
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
+        let ctx = std::sync::Arc::clone(self.ctx);
         tokio::spawn(async move {
             let mut state = SamplerState::default();
-            let mut periodic = Periodic::new(&this, Job::UsageSampler, settings.interval, shutdown);
+            let mut periodic = Periodic::new(&ctx, Job::UsageSampler, settings.interval, shutdown);
             while periodic.next().await {
                 if periodic
-                    .run(this.sample_usage_round(&mut state, settings))
+                    .run(ctx.usage().sample_round(&mut state, settings))
                     .await
                     .is_none()
                 {
@@ -139,9 +145,9 @@ impl Services {
         })
     }
 
-    async fn sample_usage_round(&self, state: &mut SamplerState, settings: UsageSettings) {
-        self.refresh_slot_metrics().await;
-        let pool = self.store().pool();
+    async fn sample_round(&self, state: &mut SamplerState, settings: UsageSettings) {
+        self.ctx.capacity().refresh_slot_metrics().await;
+        let pool = self.ctx.store().pool();
         let dbs = match store::ready_databases(pool).await {
             Ok(d) => d,
             Err(e) => {
@@ -154,16 +160,18 @@ impl Services {
             by_server.entry(db.server_id.clone()).or_default().push(db);
         }
         let mut present: HashSet<String> = HashSet::new();
-        let pooled = self.pooler_counts();
+        let pooled = self.ctx.pooler().counts();
         for (server_id, dbs) in by_server {
             present.extend(dbs.iter().map(|d| d.id.clone()));
-            let Ok(server) = self.server(Some(&server_id)) else {
+            let Ok(server) = self.ctx.server(Some(&server_id)) else {
                 continue;
             };
             let names: Vec<String> = dbs.iter().map(|d| d.pg_database.clone()).collect();
-            let read =
-                tokio::time::timeout(SERVER_TIMEOUT, self.driver().database_usage(server, &names))
-                    .await;
+            let read = tokio::time::timeout(
+                SERVER_TIMEOUT,
+                self.ctx.driver().database_usage(server, &names),
+            )
+            .await;
             let usage = match read {
                 Ok(Ok(u)) => u,
                 Ok(Err(e)) => {
@@ -175,7 +183,7 @@ impl Services {
                     continue;
                 }
             };
-            let now = self.clock().now();
+            let now = self.ctx.clock().now();
             let by_name: HashMap<&str, _> =
                 usage.iter().map(|u| (u.pg_database.as_str(), u)).collect();
             for db in &dbs {
@@ -190,7 +198,8 @@ impl Services {
                     (None, Some(p)) => {
                         // The pooler's counters restart with the process: a source of
                         // its own per process, so a restart starts a new baseline.
-                        pooled_source = format!("{SOURCE_TRANSACTIONS}+pooled/{}", self.boot_tag());
+                        pooled_source =
+                            format!("{SOURCE_TRANSACTIONS}+pooled/{}", self.ctx.boot_tag());
                         (
                             crate::services::pooler::operations_with_pooled(u.xacts, Some(p)),
                             pooled_source.as_str(),
@@ -232,7 +241,7 @@ impl Services {
                     u.size_bytes,
                     u64::try_from(grew).unwrap_or(0),
                 );
-                let quota = self.config().tenant.storage_quota_bytes;
+                let quota = self.ctx.config().tenant.storage_quota_bytes;
                 crate::metrics::record_quota(
                     &db.id,
                     quota,
@@ -250,7 +259,7 @@ impl Services {
         });
         if state.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             state.last_prune = Some(std::time::Instant::now());
-            let horizon = self.clock().now()
+            let horizon = self.ctx.clock().now()
                 - chrono::Duration::from_std(settings.retention)
                     .unwrap_or(chrono::Duration::days(400));
             match store::prune(pool, horizon).await {
@@ -263,14 +272,14 @@ impl Services {
 
     /// `GET /v1/databases/{id}/usage`: operations in `start..=end` (default: from the start
     /// of `end`'s month, UTC, to now) and storage at `end`.
-    pub async fn database_usage(
+    pub async fn database(
         &self,
         p: &Principal,
         id: &str,
         start: Option<&str>,
         end: Option<&str>,
     ) -> Result<DatabaseUsage> {
-        let now = self.clock().now();
+        let now = self.ctx.clock().now();
         let end = match end {
             Some(s) => parse_date("endDate", s, true)?,
             None => now,
@@ -285,8 +294,8 @@ impl Services {
                 "Send a startDate at or before endDate.",
             ));
         }
-        let db = self.visible_database(p, id).await?;
-        let samples = store::window(self.store().pool(), &db.id, start, end).await?;
+        let db = self.ctx.databases().visible(p, id).await?;
+        let samples = store::window(self.ctx.store().pool(), &db.id, start, end).await?;
         let mut points: Vec<CounterPoint<'_>> = Vec::with_capacity(samples.len() + 1);
         if let Some(first) = samples.first().filter(|s| s.sampled_at >= start) {
             // No sample before the window: the counters started at zero with the database.
@@ -314,12 +323,13 @@ impl Services {
                     used: storage_bytes as f64 / GIB,
                     unit: Default::default(),
                     quota: self
+                        .ctx
                         .config()
                         .tenant
                         .storage_quota_bytes
                         .map(|q| q as f64 / GIB),
                     read_only: pgfleet_storage::databases::over_quota_since(
-                        self.store().pool(),
+                        self.ctx.store().pool(),
                         &db.id,
                     )
                     .await?

@@ -3,12 +3,18 @@
 use pgfleet_api_types::{ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace};
 use pgfleet_storage::{users, workspaces, WorkspaceRow};
 
-use crate::{CredentialKind, DomainError, PageRequest, Principal, Result, Services};
+use crate::{CredentialKind, DomainError, PageRequest, Principal, Result};
 
-impl Services {
-    pub(crate) fn workspace_view(&self, w: WorkspaceRow) -> Workspace {
+/// Workspaces and `/v1/me`. Obtained from [`super::Services::workspaces`].
+#[derive(Debug, Clone, Copy)]
+pub struct Workspaces<'a> {
+    pub(super) ctx: &'a std::sync::Arc<super::Ctx>,
+}
+
+impl Workspaces<'_> {
+    pub(crate) fn view(&self, w: WorkspaceRow) -> Workspace {
         Workspace {
-            url: self.url(&format!("/v1/workspaces/{}", w.id)),
+            url: self.ctx.url(&format!("/v1/workspaces/{}", w.id)),
             id: w.id,
             kind: "workspace".to_string(),
             name: w.name,
@@ -19,7 +25,7 @@ impl Services {
     /// The workspace a principal acts on (it always exists while the credential does, but a
     /// concurrent delete is answered as an invalid credential).
     pub(crate) async fn principal_workspace(&self, p: &Principal) -> Result<WorkspaceRow> {
-        workspaces::get(self.store().pool(), &p.workspace_id)
+        workspaces::get(self.ctx.store().pool(), &p.workspace_id)
             .await?
             .ok_or(DomainError::Unauthenticated(crate::AuthFailure::Invalid))
     }
@@ -27,11 +33,13 @@ impl Services {
     pub async fn me(&self, p: &Principal) -> Result<Me> {
         let ws = self.principal_workspace(p).await?;
         let user = match &p.user_id {
-            Some(id) => users::get(self.store().pool(), id).await?.map(|u| MeUser {
-                id: u.id,
-                email: u.email,
-                name: u.name,
-            }),
+            Some(id) => users::get(self.ctx.store().pool(), id)
+                .await?
+                .map(|u| MeUser {
+                    id: u.id,
+                    email: u.email,
+                    name: u.name,
+                }),
             None => None,
         };
         let credential = match &p.credential {
@@ -62,36 +70,28 @@ impl Services {
     }
 
     /// Workspaces the credential can access: an API credential is bound to one workspace.
-    pub async fn workspaces_list(
-        &self,
-        p: &Principal,
-        page: PageRequest,
-    ) -> Result<List<Workspace>> {
+    pub async fn list(&self, p: &Principal, page: PageRequest) -> Result<List<Workspace>> {
         let ws = self.principal_workspace(p).await?;
         let rows: Vec<WorkspaceRow> = if page.after.is_some_and(|a| a >= ws.seq) {
             vec![]
         } else {
             vec![ws]
         };
-        Ok(page.finish(rows, |w| w.seq, |w| self.workspace_view(w)))
+        Ok(page.finish(rows, |w| w.seq, |w| self.view(w)))
     }
 
-    pub async fn workspace_get(&self, p: &Principal, id: &str) -> Result<Workspace> {
+    pub async fn get(&self, p: &Principal, id: &str) -> Result<Workspace> {
         if id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", id));
         }
-        let ws = workspaces::get(self.store().pool(), id)
+        let ws = workspaces::get(self.ctx.store().pool(), id)
             .await?
             .ok_or_else(|| DomainError::not_found("Workspace", id))?;
-        Ok(self.workspace_view(ws))
+        Ok(self.view(ws))
     }
 
     /// `POST /v1/workspaces`: needs a user-attributable credential.
-    pub async fn workspace_create(
-        &self,
-        p: &Principal,
-        display_name: Option<&str>,
-    ) -> Result<Workspace> {
+    pub async fn create(&self, p: &Principal, display_name: Option<&str>) -> Result<Workspace> {
         let CredentialKind::OAuth { .. } = p.credential else {
             return Err(DomainError::forbidden(
                 "Service tokens cannot create workspaces; a user-attributable credential is required",
@@ -109,14 +109,14 @@ impl Services {
             .filter(|n| !n.is_empty())
             .unwrap_or("My Workspace");
         crate::services::validate_name("displayName", name)?;
-        let now = self.clock().now();
-        let id = crate::ids::new_id(crate::ids::WORKSPACE, self.rng());
-        let mut tx = self.store().begin().await?;
+        let now = self.ctx.clock().now();
+        let id = crate::ids::new_id(crate::ids::WORKSPACE, self.ctx.rng());
+        let mut tx = self.ctx.store().begin().await?;
         let row = workspaces::insert(&mut *tx, &id, name, now).await?;
         workspaces::add_member(&mut *tx, &id, user_id, "admin", now).await?;
         tx.commit()
             .await
             .map_err(pgfleet_storage::StorageError::from)?;
-        Ok(self.workspace_view(row))
+        Ok(self.view(row))
     }
 }

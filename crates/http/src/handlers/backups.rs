@@ -40,7 +40,8 @@ pub async fn backups_list(
     Ok(Json(
         state
             .services
-            .backups_list(&p, &database_id, q.limit.as_deref())
+            .backups()
+            .list(&p, &database_id, q.limit.as_deref())
             .await?,
     ))
 }
@@ -62,7 +63,7 @@ pub async fn backups_create(
     Auth(p): Auth,
     Path(database_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Data<Backup>>)> {
-    let b = state.services.backup_create(&p, &database_id).await?;
+    let b = state.services.backups().create(&p, &database_id).await?;
     Ok((StatusCode::ACCEPTED, Json(Data::new(b))))
 }
 
@@ -93,7 +94,8 @@ pub async fn databases_restore(
     Ok(Json(Data::new(
         state
             .services
-            .database_restore(&p, &target, &database_id, &backup_id)
+            .backups()
+            .restore(&p, &target, &database_id, &backup_id)
             .await?,
     )))
 }

@@ -64,7 +64,8 @@ pub async fn connections_list(
     Ok(Json(
         state
             .services
-            .connections_list(&p, q.database_id.as_deref(), page)
+            .connections()
+            .list(&p, q.database_id.as_deref(), page)
             .await?,
     ))
 }
@@ -90,7 +91,11 @@ pub async fn connections_create(
     let Some(db) = body.database_id.as_deref() else {
         return Err(ApiError::bad_request("databaseId is required"));
     };
-    let c = state.services.connection_create(&p, db, &body.name).await?;
+    let c = state
+        .services
+        .connections()
+        .create(&p, db, &body.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(Data::new(c))))
 }
 
@@ -115,7 +120,8 @@ pub async fn database_connections_list(
     Ok(Json(
         state
             .services
-            .connections_list(&p, Some(&database_id), page)
+            .connections()
+            .list(&p, Some(&database_id), page)
             .await?,
     ))
 }
@@ -152,7 +158,8 @@ pub async fn database_connections_create(
     Ok(Json(Data::new(
         state
             .services
-            .connection_create(&p, &database_id, &body.name)
+            .connections()
+            .create(&p, &database_id, &body.name)
             .await?,
     )))
 }
@@ -173,7 +180,7 @@ pub async fn connections_get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Connection>>> {
     Ok(Json(Data::new(
-        state.services.connection_get(&p, &id).await?,
+        state.services.connections().get(&p, &id).await?,
     )))
 }
 
@@ -193,7 +200,7 @@ pub async fn connections_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.connection_delete(&p, &id).await?;
+    state.services.connections().delete(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,6 +222,6 @@ pub async fn connections_rotate(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<CreatedConnection>>> {
     Ok(Json(Data::new(
-        state.services.connection_rotate(&p, &id).await?,
+        state.services.connections().rotate(&p, &id).await?,
     )))
 }

@@ -111,7 +111,8 @@ pub async fn databases_list(
         return Ok(Json(
             state
                 .services
-                .project_databases_list(&p, project, page)
+                .databases()
+                .list_in_project(&p, project, page)
                 .await
                 .or_else(|e| match e {
                     pgfleet_domain::DomainError::NotFound { .. } => Ok(List {
@@ -128,7 +129,8 @@ pub async fn databases_list(
     Ok(Json(
         state
             .services
-            .databases_list(&p, None, q.logical_id.as_deref(), page)
+            .databases()
+            .list(&p, None, q.logical_id.as_deref(), page)
             .await?,
     ))
 }
@@ -163,7 +165,8 @@ pub async fn databases_create(
     }
     let created = state
         .services
-        .database_create(&p, &project_id, body)
+        .databases()
+        .create(&p, &project_id, body)
         .await?;
     Ok((StatusCode::CREATED, Json(Data::new(created.database))))
 }
@@ -189,7 +192,8 @@ pub async fn project_databases_list(
     Ok(Json(
         state
             .services
-            .project_databases_list(&p, &project_id, page)
+            .databases()
+            .list_in_project(&p, &project_id, page)
             .await?,
     ))
 }
@@ -221,7 +225,8 @@ pub async fn project_databases_create(
     }
     let db = state
         .services
-        .database_create(&p, &project_id, body)
+        .databases()
+        .create(&p, &project_id, body)
         .await?;
     Ok((StatusCode::CREATED, Json(Data::new(db))))
 }
@@ -241,7 +246,9 @@ pub async fn databases_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Database>>> {
-    Ok(Json(Data::new(state.services.database_get(&p, &id).await?)))
+    Ok(Json(Data::new(
+        state.services.databases().get(&p, &id).await?,
+    )))
 }
 
 #[utoipa::path(
@@ -265,7 +272,7 @@ pub async fn databases_update(
     extract::Json(body): extract::Json<UpdateDatabase>,
 ) -> ApiResult<Json<Data<Database>>> {
     Ok(Json(Data::new(
-        state.services.database_update(&p, &id, body).await?,
+        state.services.databases().update(&p, &id, body).await?,
     )))
 }
 
@@ -287,6 +294,6 @@ pub async fn databases_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.database_delete(&p, &id).await?;
+    state.services.databases().delete(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

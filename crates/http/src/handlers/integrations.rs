@@ -48,6 +48,7 @@ pub async fn workspace_integrations_list(
     Ok(Json(
         state
             .services
+            .oauth()
             .integrations_list(&p, &workspace_id, page)
             .await?,
     ))
@@ -72,6 +73,7 @@ pub async fn workspace_integrations_delete(
 ) -> ApiResult<StatusCode> {
     state
         .services
+        .oauth()
         .integration_revoke(&p, &workspace_id, Some(&client_id), None)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -98,7 +100,13 @@ pub async fn integrations_list(
             ApiError::bad_request("workspaceId is required").with_hint("Pass ?workspaceId=wksp_…")
         );
     };
-    Ok(Json(state.services.integrations_list(&p, ws, page).await?))
+    Ok(Json(
+        state
+            .services
+            .oauth()
+            .integrations_list(&p, ws, page)
+            .await?,
+    ))
 }
 
 #[utoipa::path(
@@ -117,7 +125,7 @@ pub async fn integrations_get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Integration>>> {
     Ok(Json(Data::new(
-        state.services.integration_get(&p, &id).await?,
+        state.services.oauth().integration_get(&p, &id).await?,
     )))
 }
 
@@ -140,6 +148,7 @@ pub async fn integrations_delete(
     let ws = p.workspace_id.clone();
     state
         .services
+        .oauth()
         .integration_revoke(&p, &ws, None, Some(&id))
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -18,5 +18,5 @@ use crate::AppState;
     security(("bearer" = []))
 )]
 pub async fn me_get(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Data<Me>>> {
-    Ok(Json(Data::new(state.services.me(&p).await?)))
+    Ok(Json(Data::new(state.services.workspaces().me(&p).await?)))
 }

@@ -88,7 +88,7 @@ pub async fn oauth_token(
         Ok(a) => a,
         Err(e) => return oauth_error(e),
     };
-    match state.services.oauth_token(&form, &auth).await {
+    match state.services.oauth().token(&form, &auth).await {
         Ok(t) => no_store(Json(t).into_response()),
         Err(e) => oauth_error(e),
     }
@@ -112,7 +112,7 @@ pub async fn oauth_revoke(
         Ok(a) => a,
         Err(e) => return oauth_error(e),
     };
-    match state.services.oauth_revoke(&form, &auth).await {
+    match state.services.oauth().revoke(&form, &auth).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => oauth_error(e),
     }
@@ -120,12 +120,12 @@ pub async fn oauth_revoke(
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
 pub async fn oauth_metadata(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.services.oauth_metadata())
+    Json(state.services.oauth().metadata())
 }
 
 /// `GET /.well-known/jwks.json`.
 pub async fn oauth_jwks(
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, crate::error::ApiError> {
-    Ok(Json(state.services.oauth_jwks().await?))
+    Ok(Json(state.services.oauth().jwks().await?))
 }

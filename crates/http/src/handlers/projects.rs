@@ -44,7 +44,8 @@ pub async fn projects_list(
     Ok(Json(
         state
             .services
-            .projects_list(&p, q.logical_id.as_deref(), page)
+            .projects()
+            .list(&p, q.logical_id.as_deref(), page)
             .await?,
     ))
 }
@@ -69,7 +70,7 @@ pub async fn projects_create(
 ) -> ApiResult<(StatusCode, Json<Data<CreatedProject>>)> {
     Ok((
         StatusCode::CREATED,
-        Json(Data::new(state.services.project_create(&p, body).await?)),
+        Json(Data::new(state.services.projects().create(&p, body).await?)),
     ))
 }
 
@@ -88,7 +89,9 @@ pub async fn projects_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Project>>> {
-    Ok(Json(Data::new(state.services.project_get(&p, &id).await?)))
+    Ok(Json(Data::new(
+        state.services.projects().get(&p, &id).await?,
+    )))
 }
 
 #[utoipa::path(
@@ -111,7 +114,7 @@ pub async fn projects_update(
     extract::Json(body): extract::Json<UpdateProject>,
 ) -> ApiResult<Json<Data<Project>>> {
     Ok(Json(Data::new(
-        state.services.project_update(&p, &id, body).await?,
+        state.services.projects().update(&p, &id, body).await?,
     )))
 }
 
@@ -132,7 +135,7 @@ pub async fn projects_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.project_delete(&p, &id).await?;
+    state.services.projects().delete(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,7 +162,8 @@ pub async fn projects_transfer(
 ) -> ApiResult<StatusCode> {
     state
         .services
-        .project_transfer(&p, &id, &body.recipient_access_token)
+        .projects()
+        .transfer(&p, &id, &body.recipient_access_token)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -34,7 +34,7 @@ pub async fn regions_list(
     Query(q): Query<RegionsQuery>,
 ) -> ApiResult<Json<Items<Region>>> {
     Ok(Json(Items {
-        data: state.services.regions_all(q.product.as_deref())?,
+        data: state.services.regions().all(q.product.as_deref())?,
     }))
 }
 
@@ -52,6 +52,6 @@ pub async fn regions_postgres_list(
     Auth(_caller): Auth,
 ) -> ApiResult<Json<Items<PostgresRegion>>> {
     Ok(Json(Items {
-        data: state.services.regions_postgres(),
+        data: state.services.regions().postgres(),
     }))
 }

@@ -34,7 +34,8 @@ pub async fn service_tokens_list(
     Ok(Json(
         state
             .services
-            .service_tokens_list(&p, &workspace_id, page)
+            .tokens()
+            .list(&p, &workspace_id, page)
             .await?,
     ))
 }
@@ -62,7 +63,8 @@ pub async fn service_tokens_create(
 ) -> ApiResult<(StatusCode, Json<Data<CreatedServiceToken>>)> {
     let t = state
         .services
-        .service_token_create(&p, &workspace_id, &body.name, body.expires_at.as_deref())
+        .tokens()
+        .create(&p, &workspace_id, &body.name, body.expires_at.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(Data::new(t))))
 }
@@ -86,7 +88,8 @@ pub async fn service_tokens_delete(
 ) -> ApiResult<StatusCode> {
     state
         .services
-        .service_token_delete(&p, &workspace_id, &token_id)
+        .tokens()
+        .delete(&p, &workspace_id, &token_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

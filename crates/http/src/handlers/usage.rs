@@ -46,7 +46,8 @@ pub async fn database_usage_get(
     Ok(Json(
         state
             .services
-            .database_usage(&p, &id, q.start_date.as_deref(), q.end_date.as_deref())
+            .usage()
+            .database(&p, &id, q.start_date.as_deref(), q.end_date.as_deref())
             .await?,
     ))
 }

@@ -28,7 +28,7 @@ pub async fn workspaces_list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<Workspace>>> {
     let page = q.page(100)?;
-    Ok(Json(state.services.workspaces_list(&p, page).await?))
+    Ok(Json(state.services.workspaces().list(&p, page).await?))
 }
 
 /// One workspace.
@@ -48,7 +48,7 @@ pub async fn workspaces_get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Workspace>>> {
     Ok(Json(Data::new(
-        state.services.workspace_get(&p, &id).await?,
+        state.services.workspaces().get(&p, &id).await?,
     )))
 }
 
@@ -71,7 +71,8 @@ pub async fn workspaces_create(
 ) -> ApiResult<(StatusCode, Json<Data<Workspace>>)> {
     let ws = state
         .services
-        .workspace_create(&p, body.display_name.as_deref())
+        .workspaces()
+        .create(&p, body.display_name.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(Data::new(ws))))
 }

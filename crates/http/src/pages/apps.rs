@@ -192,6 +192,7 @@ async fn apps_view(
 ) -> Result<AppsTemplate, Response> {
     let workspaces = state
         .services
+        .sessions()
         .user_workspaces(signed.user_id())
         .await
         .map_err(fail)?;
@@ -199,7 +200,8 @@ async fn apps_view(
     for w in &workspaces {
         let apps = state
             .services
-            .oauth_clients_list(&w.id)
+            .oauth()
+            .clients_list(&w.id)
             .await
             .map_err(fail)?;
         sections.push(WorkspaceApps {
@@ -280,6 +282,7 @@ pub(crate) async fn apps_create(
     }
     match state
         .services
+        .sessions()
         .user_is_member(signed.user_id(), &form.workspace_id)
         .await
     {
@@ -297,7 +300,8 @@ pub(crate) async fn apps_create(
     }
     let created = state
         .services
-        .oauth_client_create(
+        .oauth()
+        .client_create(
             &form.workspace_id,
             Some(signed.user_id()),
             &form.name,
@@ -344,6 +348,7 @@ async fn app_view(
 ) -> Result<AppTemplate, Response> {
     let workspace_name = state
         .services
+        .sessions()
         .user_workspaces(signed.user_id())
         .await
         .map_err(fail)?
@@ -382,6 +387,7 @@ pub(crate) async fn app_page(
     };
     let client = match state
         .services
+        .sessions()
         .user_oauth_client(signed.user_id(), &id)
         .await
     {
@@ -437,6 +443,7 @@ pub(crate) async fn app_update(
     }
     let client = match state
         .services
+        .sessions()
         .user_oauth_client(signed.user_id(), &id)
         .await
     {
@@ -446,7 +453,8 @@ pub(crate) async fn app_update(
     let form = AppForm::from_fields(&f);
     let updated = state
         .services
-        .oauth_client_update(
+        .oauth()
+        .client_update(
             &client.workspace_id,
             &client.id,
             &form.name,
@@ -486,6 +494,7 @@ pub(crate) async fn app_delete(
     }
     let client = match state
         .services
+        .sessions()
         .user_oauth_client(signed.user_id(), &id)
         .await
     {
@@ -494,7 +503,8 @@ pub(crate) async fn app_delete(
     };
     match state
         .services
-        .oauth_client_delete(&client.workspace_id, &client.id)
+        .oauth()
+        .client_delete(&client.workspace_id, &client.id)
         .await
     {
         Ok(()) => see_other("/apps"),

@@ -105,13 +105,14 @@ pub(crate) async fn login_submit(
     let email = field(&f, "email").trim().to_string();
     match state
         .services
+        .sessions()
         .sign_in(&email, field(&f, "password"), client)
         .await
     {
         Ok((_, secret)) => {
             // A new sign-in replaces this browser's previous session.
             if let Some(old) = read_cookie(&headers, SESSION_COOKIE) {
-                if let Err(e) = state.services.sign_out(&old).await {
+                if let Err(e) = state.services.sessions().sign_out(&old).await {
                     tracing::warn!(error = %e, "could not end the previous session");
                 }
             }
@@ -164,7 +165,7 @@ pub(crate) async fn logout(
             if let Err(e) = s.check_csrf(field(&f, "csrf_token")) {
                 return e.into_response();
             }
-            if let Err(e) = state.services.sign_out(&s.token).await {
+            if let Err(e) = state.services.sessions().sign_out(&s.token).await {
                 return fail(e);
             }
         }

@@ -95,7 +95,7 @@ async fn check(
     state: &AppState,
     params: &HashMap<String, String>,
 ) -> Result<AuthorizeRequest, Response> {
-    match state.services.oauth_authorize_check(params).await {
+    match state.services.oauth().authorize_check(params).await {
         Ok(req) => Ok(req),
         Err(AuthorizeError::Page(msg)) => Err(bad_request_page(msg).into_response()),
         Err(AuthorizeError::Redirect(url)) => Err(see_other(&url)),
@@ -133,7 +133,12 @@ pub(crate) async fn authorize_page(
         Ok(None) => return to_login(&format!("/authorize?{raw}")),
         Err(res) => return res,
     };
-    let workspaces = match state.services.user_workspaces(signed.user_id()).await {
+    let workspaces = match state
+        .services
+        .sessions()
+        .user_workspaces(signed.user_id())
+        .await
+    {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
@@ -204,7 +209,7 @@ pub(crate) async fn authorize_decide(
         Err(res) => return res,
     };
     match field(&f, "decision") {
-        "deny" => see_other(&state.services.oauth_deny_url(&req)),
+        "deny" => see_other(&state.services.oauth().deny_url(&req)),
         "approve" => {
             let workspace_id = field(&f, "workspace_id");
             if workspace_id.is_empty() {
@@ -213,7 +218,8 @@ pub(crate) async fn authorize_decide(
             }
             match state
                 .services
-                .oauth_approve(signed.user_id(), &req, workspace_id)
+                .oauth()
+                .approve(signed.user_id(), &req, workspace_id)
                 .await
             {
                 Ok(url) => see_other(&url),

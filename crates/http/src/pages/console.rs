@@ -1,7 +1,7 @@
 //! The web console (`/console`): projects, databases, connections, backups and service tokens
 //! of a workspace, for a signed-in user. The selected workspace is part of every URL
 //! (`/console/w/{workspace}/…`); each request checks that the user is a member of it and then
-//! calls the same domain services as the `/v1` API, as [`Principal::session`]. No business
+//! calls the same domain services as the `/v1` API, as the principal of a `pgfleet_domain::access::WorkspaceAccess`. No business
 //! logic lives here: a refused request shows the domain's message and hint on the page.
 //!
 //! Every form is a `POST` with the session's CSRF token, read as a typed value ([`forms`],

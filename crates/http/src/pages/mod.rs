@@ -415,7 +415,7 @@ pub(crate) async fn signed_in(
     let Some(token) = read_cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    match state.services.session(&token).await {
+    match state.services.sessions().session(&token).await {
         Ok(Some(info)) => Ok(Some(Signed { info, token })),
         Ok(None) => Ok(None),
         Err(e) => Err(fail(e)),

@@ -190,7 +190,7 @@ async fn backup_restore_clone_and_prune_on_real_data() {
         .execute(s.services().store().pool())
         .await
         .unwrap();
-    s.services().backup_tick().await.unwrap();
+    s.services().backups().tick().await.unwrap();
     assert!(!std::path::Path::new(&path.0).exists());
     let ids: Vec<String> = s.get(&format!("/v1/databases/{a}/backups")).await.body["data"]
         .as_array()
@@ -251,12 +251,12 @@ async fn scheduler_backs_up_changed_databases_only() {
         }
     };
     // First tick: never backed up → backed up.
-    s.services().backup_tick().await.unwrap();
+    s.services().backups().tick().await.unwrap();
     settle(&s).await;
     assert_eq!(count(&s).await, 1);
     // Nothing written since: skipped even though the interval has passed.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    s.services().backup_tick().await.unwrap();
+    s.services().backups().tick().await.unwrap();
     settle(&s).await;
     assert_eq!(count(&s).await, 1);
     // A write: the next tick backs up again.
@@ -267,7 +267,7 @@ async fn scheduler_backs_up_changed_databases_only() {
     drop(c);
     // pg_stat counters are flushed by the backend at the end of its session.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    s.services().backup_tick().await.unwrap();
+    s.services().backups().tick().await.unwrap();
     settle(&s).await;
     assert_eq!(count(&s).await, 2);
     let _ = Resp::from;
@@ -336,7 +336,7 @@ async fn stale_staging_files_are_removed_at_start() {
     let download = root.join("downloads/bkp_busy-4242-2.dump");
     staging_file(&clone, old);
     staging_file(&download, old);
-    assert_eq!(s.services().clean_backup_staging().await.unwrap(), 0);
+    assert_eq!(s.services().backups().clean_staging().await.unwrap(), 0);
     assert!(clone.exists() && download.exists());
     sqlx::query(
         "UPDATE operations SET state = 'succeeded' WHERE id IN ('op_openclone', 'op_openrestore')",
@@ -345,7 +345,7 @@ async fn stale_staging_files_are_removed_at_start() {
     .await
     .unwrap();
     // The scheduler's own cleanup round may remove them first (it runs on its interval).
-    assert!(s.services().clean_backup_staging().await.unwrap() <= 2);
+    assert!(s.services().backups().clean_staging().await.unwrap() <= 2);
     assert!(!clone.exists() && !download.exists());
     for f in &kept {
         assert!(f.exists(), "{} was removed", f.display());

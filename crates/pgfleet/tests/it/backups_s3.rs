@@ -226,7 +226,7 @@ async fn backups_in_s3_backup_restore_and_prune() {
         .execute(s.services().store().pool())
         .await
         .unwrap();
-    s.services().backup_tick().await.unwrap();
+    s.services().backups().tick().await.unwrap();
     assert!(matches!(
         bucket.head(&key2).await,
         Err(object_store::Error::NotFound { .. })

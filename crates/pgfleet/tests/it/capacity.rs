@@ -516,7 +516,7 @@ async fn older_databases_are_brought_down_to_the_configured_limit() {
         .unwrap();
     // The servers' own first passes (at start) may hold the guard's lock a moment.
     let mut tries = 0;
-    while !next.services().tenant_guard_pass().await.unwrap().ran {
+    while !next.services().guard().pass().await.unwrap().ran {
         tries += 1;
         assert!(tries < 100, "the guard pass never got its lock");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -58,13 +58,14 @@ async fn second_workspace(s: &TestServer) -> String {
 /// parameters go through the real authorization checks.
 async fn approve(s: &TestServer, ws: &str, user: &str, login_url: &url::Url) -> String {
     let q: HashMap<String, String> = login_url.query_pairs().into_owned().collect();
-    let req = s.services().oauth_authorize_check(&q).await.unwrap();
-    s.services().oauth_approve(user, &req, ws).await.unwrap()
+    let req = s.services().oauth().authorize_check(&q).await.unwrap();
+    s.services().oauth().approve(user, &req, ws).await.unwrap()
 }
 
 async fn public_app(s: &TestServer, ws: &str, user: &str, redirect: &str) -> String {
     s.services()
-        .oauth_client_create(
+        .oauth()
+        .client_create(
             ws,
             Some(user),
             "SDK test app",

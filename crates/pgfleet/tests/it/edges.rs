@@ -229,7 +229,8 @@ async fn oauth_access_token(s: &TestServer, ws: &str) -> String {
         .to_string();
     let app = s
         .services()
-        .oauth_client_create(
+        .oauth()
+        .client_create(
             ws,
             Some(&user),
             "Edges",
@@ -253,8 +254,8 @@ async fn oauth_access_token(s: &TestServer, ws: &str) -> String {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let req = s.services().oauth_authorize_check(&q).await.unwrap();
-    let url = s.services().oauth_approve(&user, &req, ws).await.unwrap();
+    let req = s.services().oauth().authorize_check(&q).await.unwrap();
+    let url = s.services().oauth().approve(&user, &req, ws).await.unwrap();
     let code = url::Url::parse(&url)
         .unwrap()
         .query_pairs()
@@ -459,8 +460,15 @@ async fn another_workspaces_service_tokens_are_not_found() {
         .to_string();
     let their_token = s
         .services()
-        .service_token_create(
-            &pgfleet_domain::Principal::session(&user, &other_ws),
+        .tokens()
+        .create(
+            s.services()
+                .access()
+                .console(&user, &other_ws)
+                .await
+                .unwrap()
+                .unwrap()
+                .principal(),
             &other_ws,
             "theirs",
             None,

@@ -39,7 +39,8 @@ impl Ctx {
         let c = self
             .s
             .services()
-            .oauth_client_create(
+            .oauth()
+            .client_create(
                 &self.ws,
                 Some(&self.user),
                 "Test app",
@@ -72,11 +73,12 @@ impl Ctx {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let req = self.s.services().oauth_authorize_check(&q).await.unwrap();
+        let req = self.s.services().oauth().authorize_check(&q).await.unwrap();
         let url = self
             .s
             .services()
-            .oauth_approve(user, &req, &self.ws)
+            .oauth()
+            .approve(user, &req, &self.ws)
             .await
             .unwrap();
         let url = url::Url::parse(&url).unwrap();
@@ -523,7 +525,7 @@ async fn authorize_request_validation() {
             };
         }
         let services = c.s.services().clone();
-        async move { services.oauth_authorize_check(&q).await }
+        async move { services.oauth().authorize_check(&q).await }
     };
     use pgfleet_domain::services::oauth::AuthorizeError;
     assert!(check(vec![]).await.is_ok());
@@ -763,7 +765,8 @@ async fn removing_a_member_revokes_their_oauth_access() {
     let c = ctx().await;
     let services = c.s.services().clone();
     let bob = services
-        .user_create(
+        .members()
+        .create_user(
             &c.user,
             "bob@example.com",
             Some("a long enough password"),
@@ -783,7 +786,11 @@ async fn removing_a_member_revokes_their_oauth_access() {
     let refresh = r.body["refresh_token"].as_str().unwrap().to_string();
     assert_eq!(c.api(&access, "/v1/projects").await.status, StatusCode::OK);
 
-    services.member_remove(&c.user, &c.ws, &bob).await.unwrap();
+    services
+        .members()
+        .remove(&c.user, &c.ws, &bob)
+        .await
+        .unwrap();
     let r = c.api(&access, "/v1/projects").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     let r = c

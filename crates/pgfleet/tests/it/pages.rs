@@ -345,7 +345,7 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
         list.body.contains("http://127.0.0.1:9/cb") && list.body.contains("https://app.example/cb")
     );
     assert!(!list.body.contains(&secret), "the list never shows secrets");
-    let apps = s.services().oauth_clients_list(&ws).await.unwrap();
+    let apps = s.services().oauth().clients_list(&ws).await.unwrap();
     let stored = apps.iter().find(|a| a.id == secret_id).unwrap();
     assert_eq!(stored.client_type, "confidential");
     assert_eq!(
@@ -473,7 +473,8 @@ async fn authorize_error_pages_redirects_and_consent() {
     let ws = workspace_id(&s);
     let client = s
         .services()
-        .oauth_client_create(
+        .oauth()
+        .client_create(
             &ws,
             None,
             "Test CLI",
@@ -779,7 +780,7 @@ async fn sweep_forgets_expired_sessions_and_dead_oauth_rows() {
         .unwrap();
     }
 
-    let counts = s.services().sweep_expired(now).await.unwrap();
+    let counts = s.services().sessions().sweep_expired(now).await.unwrap();
     assert_eq!(counts.sessions, 1, "{counts:?}");
     assert_eq!(counts.oauth_codes, 2, "{counts:?}");
 
@@ -810,7 +811,7 @@ async fn sweep_forgets_expired_sessions_and_dead_oauth_rows() {
         .unwrap();
     assert_eq!(families.0, 3);
     // A second sweep finds nothing more.
-    let again = s.services().sweep_expired(now).await.unwrap();
+    let again = s.services().sessions().sweep_expired(now).await.unwrap();
     assert_eq!(again, Default::default());
     s.stop().await;
 }

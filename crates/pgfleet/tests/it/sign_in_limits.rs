@@ -243,11 +243,12 @@ async fn one_address_guessing_is_blocked_and_cannot_keep_the_user_out() {
 
     // The sweeper forgets an address a day after its last failure, not before its block ends.
     let now = chrono::Utc::now();
-    let kept = s.services().sweep_expired(now).await.unwrap();
+    let kept = s.services().sessions().sweep_expired(now).await.unwrap();
     assert_eq!(kept.sign_in_throttles, 0);
     let later = now + chrono::Duration::hours(25);
     assert_eq!(
         s.services()
+            .sessions()
             .sweep_expired(later)
             .await
             .unwrap()

@@ -28,7 +28,7 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
     )
     .await
     .unwrap();
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert_eq!(
         report.read_only,
         std::slice::from_ref(&t.db_id),
@@ -146,14 +146,14 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
         json!({"source": {"type": "backup", "databaseId": t.db_id, "backupId": backup}}),
     )
     .await;
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert!(report.read_only.contains(&clone_id), "{report:?}");
 
     // Space can be freed by the tenant itself; then it is writable again.
     c.batch_execute("DELETE FROM big WHERE false; TRUNCATE big")
         .await
         .unwrap();
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert!(report.writable_again.contains(&t.db_id), "{report:?}");
     c.batch_execute(
         "INSERT INTO small VALUES (1); CREATE TABLE more (v int); INSERT INTO more VALUES (2)",
@@ -166,7 +166,7 @@ async fn a_database_over_its_storage_quota_refuses_writes_until_it_is_under_agai
         "{}",
         r.body
     );
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert!(
         !report.read_only.contains(&t.db_id) && report.writable_again.is_empty(),
         "{report:?}"

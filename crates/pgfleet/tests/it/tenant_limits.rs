@@ -64,7 +64,7 @@ pub(crate) async fn refused(
 
 /// Runs one guard pass and returns the kinds it repaired for `db_id`.
 async fn guard(s: &TestServer, db_id: &str) -> Vec<String> {
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert!(report.ran, "the guard pass did not get its lock");
     report
         .repaired
@@ -224,13 +224,13 @@ async fn the_guard_pass_runs_in_one_replica_at_a_time() {
         .await
         .unwrap();
     assert!(locked);
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert!(!report.ran && report.databases_checked == 0, "{report:?}");
     sqlx::query("SELECT pg_advisory_unlock_all()")
         .execute(&mut *other)
         .await
         .unwrap();
-    let report = s.services().tenant_guard_pass().await.unwrap();
+    let report = s.services().guard().pass().await.unwrap();
     assert!(report.ran && report.databases_checked == 1, "{report:?}");
     s.stop().await;
 }

@@ -58,7 +58,8 @@ async fn apps_view(
 ) -> Result<AppsTemplate, Response> {
     let apps = state
         .services
-        .oauth_clients_list(&ctx.nav.ws_id)
+        .oauth()
+        .clients_list(&ctx.nav.ws_id)
         .await
         .map_err(fail)?
         .into_iter()
@@ -78,6 +79,7 @@ async fn apps_view(
 async fn workspace_app(state: &AppState, ctx: &Ctx, id: &str) -> Result<ClientRow, Response> {
     match state
         .services
+        .sessions()
         .user_oauth_client(ctx.signed.user_id(), id)
         .await
     {
@@ -112,7 +114,12 @@ async fn apps_home(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Ok(s) => s,
         Err(res) => return res,
     };
-    match state.services.user_workspaces(signed.user_id()).await {
+    match state
+        .services
+        .sessions()
+        .user_workspaces(signed.user_id())
+        .await
+    {
         Ok(ws) => match ws.first() {
             Some(w) => see_other(&format!("/console/w/{}/apps", w.id)),
             None => see_other("/console"),
@@ -133,7 +140,8 @@ async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted<AppFie
     let created = if f.client_type.is_some() {
         state
             .services
-            .oauth_client_create(
+            .oauth()
+            .client_create(
                 &ctx.nav.ws_id,
                 Some(ctx.signed.user_id()),
                 &form.name,
@@ -194,7 +202,8 @@ async fn app_update(
     let form = AppForm::from_fields(&f);
     match state
         .services
-        .oauth_client_update(
+        .oauth()
+        .client_update(
             &ctx.nav.ws_id,
             &client.id,
             &form.name,
@@ -226,7 +235,8 @@ async fn app_delete(
     }
     match state
         .services
-        .oauth_client_delete(&ctx.nav.ws_id, &client.id)
+        .oauth()
+        .client_delete(&ctx.nav.ws_id, &client.id)
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/apps", ctx.base()))),

@@ -67,7 +67,8 @@ pub(super) async fn project_names(
     for _ in 0..NAME_PAGES {
         let list = state
             .services
-            .project_databases_list(
+            .databases()
+            .list_in_project(
                 p,
                 project_id,
                 PageRequest {
@@ -108,7 +109,7 @@ pub(super) async fn backup_views(
     db_name: &str,
     project_id: &str,
 ) -> Result<Vec<BackupView>, DomainError> {
-    let rows = state.services.backups_with_trigger(p, id).await?;
+    let rows = state.services.backups().list_with_trigger(p, id).await?;
     let mut taken = if rows.is_empty() {
         HashSet::new()
     } else {
@@ -139,7 +140,7 @@ async fn backup_create(
     Path((_, id)): Path<(String, String)>,
     Posted(ctx, _): Posted<Empty>,
 ) -> Page {
-    match state.services.backup_create(&ctx.principal, &id).await {
+    match state.services.backups().create(&ctx.principal, &id).await {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -154,7 +155,8 @@ async fn backup_status(
 ) -> Page {
     let b = state
         .services
-        .backup_get(&ctx.principal, &id, &bid)
+        .backups()
+        .get(&ctx.principal, &id, &bid)
         .await
         .map_err(fail)?;
     Ok(plain_text(b.status))
@@ -177,7 +179,8 @@ async fn database_restore(
     .await?;
     match state
         .services
-        .database_restore(&ctx.principal, &id, &id, &f.backup_id)
+        .backups()
+        .restore(&ctx.principal, &id, &id, &f.backup_id)
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),

@@ -35,7 +35,8 @@ async fn connection_create(
 ) -> Page {
     match state
         .services
-        .connection_create(&ctx.principal, &id, &f.name)
+        .connections()
+        .create(&ctx.principal, &id, &f.name)
         .await
     {
         Ok(c) => {
@@ -61,7 +62,12 @@ async fn connection_rotate(
     if let Err(n) = confirm_ticked(&f.confirm, "rotated") {
         return database_refused(&state, ctx, &id, n).await;
     }
-    match state.services.connection_rotate(&ctx.principal, &cid).await {
+    match state
+        .services
+        .connections()
+        .rotate(&ctx.principal, &cid)
+        .await
+    {
         Ok(c) => {
             let flash = Flash::connection(
                 format!("connection:{}", c.connection.id),
@@ -88,7 +94,12 @@ async fn connection_delete(
     if let Err(n) = confirm_ticked(&f.confirm, "deleted") {
         return database_refused(&state, ctx, &id, n).await;
     }
-    match state.services.connection_delete(&ctx.principal, &cid).await {
+    match state
+        .services
+        .connections()
+        .delete(&ctx.principal, &cid)
+        .await
+    {
         Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }

@@ -172,16 +172,19 @@ pub(super) async fn member(
     ws: &str,
     section: &'static str,
 ) -> Result<Ctx, Response> {
-    if !state
+    // The membership check is the domain's: a console principal exists only as its answer.
+    let Some(access) = state
         .services
-        .user_is_member(signed.user_id(), ws)
+        .access()
+        .console(signed.user_id(), ws)
         .await
         .map_err(fail)?
-    {
+    else {
         return Err(not_member());
-    }
+    };
     let rows = state
         .services
+        .sessions()
         .user_workspaces(signed.user_id())
         .await
         .map_err(fail)?;
@@ -199,7 +202,7 @@ pub(super) async fn member(
         })
         .collect();
     Ok(Ctx {
-        principal: Principal::session(signed.user_id(), ws),
+        principal: access.principal().clone(),
         nav: Nav {
             workspaces,
             ws_id: ws.to_string(),

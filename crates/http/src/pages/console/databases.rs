@@ -89,12 +89,14 @@ pub(super) async fn database_view(
 ) -> Result<DatabaseTemplate, Response> {
     let db = state
         .services
-        .database_get(&ctx.principal, id)
+        .databases()
+        .get(&ctx.principal, id)
         .await
         .map_err(fail)?;
     let list = state
         .services
-        .connections_list(&ctx.principal, Some(id), page_at(query).map_err(fail)?)
+        .connections()
+        .list(&ctx.principal, Some(id), page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(
@@ -185,7 +187,8 @@ async fn database_status(
 ) -> Page {
     let d = state
         .services
-        .database_get(&ctx.principal, &id)
+        .databases()
+        .get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
     Ok(plain_text(status_word(&d.status)))
@@ -207,7 +210,7 @@ async fn database_delete(
     )
     .await?;
     let project = db.project.map(|p| p.id).unwrap_or_default();
-    match state.services.database_delete(&ctx.principal, &id).await {
+    match state.services.databases().delete(&ctx.principal, &id).await {
         Ok(()) => Ok(see_other(&format!("{}/projects/{project}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -225,7 +228,8 @@ pub(super) async fn typed_database(
 ) -> Result<(Ctx, Database), Response> {
     let db = state
         .services
-        .database_get(&ctx.principal, id)
+        .databases()
+        .get(&ctx.principal, id)
         .await
         .map_err(fail)?;
     if let Err(notice) = confirm_typed(confirm, &db.name, "database", done, act) {

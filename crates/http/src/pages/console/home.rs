@@ -55,7 +55,12 @@ async fn console_home(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Ok(s) => s,
         Err(res) => return res,
     };
-    match state.services.user_workspaces(signed.user_id()).await {
+    match state
+        .services
+        .sessions()
+        .user_workspaces(signed.user_id())
+        .await
+    {
         Ok(ws) => match ws.first() {
             Some(w) => see_other(&format!("/console/w/{}/projects", w.id)),
             None => render(

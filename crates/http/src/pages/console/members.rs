@@ -71,12 +71,14 @@ async fn members_view(
     let me = ctx.signed.user_id().to_string();
     let rights = state
         .services
-        .member_rights(&me, &ctx.nav.ws_id)
+        .members()
+        .rights(&me, &ctx.nav.ws_id)
         .await
         .map_err(fail)?;
     let list = state
         .services
-        .members_list(&me, &ctx.nav.ws_id, page_at(query).map_err(fail)?)
+        .members()
+        .list(&me, &ctx.nav.ws_id, page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(&format!("{}/members", ctx.base()), query, &list.pagination);
@@ -133,7 +135,8 @@ async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted<NewMem
     let email = f.email.clone();
     match state
         .services
-        .member_add(ctx.signed.user_id(), &ctx.nav.ws_id, &email, &f.role)
+        .members()
+        .add(ctx.signed.user_id(), &ctx.nav.ws_id, &email, &f.role)
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/members", ctx.base()))),
@@ -148,7 +151,8 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewUs
     let password = f.password.as_str();
     let created = state
         .services
-        .user_create(
+        .members()
+        .create_user(
             ctx.signed.user_id(),
             &email,
             Some(password).filter(|p| !p.is_empty()),
@@ -189,7 +193,8 @@ async fn member_remove(
     }
     match state
         .services
-        .member_remove(ctx.signed.user_id(), &ctx.nav.ws_id, &user)
+        .members()
+        .remove(ctx.signed.user_id(), &ctx.nav.ws_id, &user)
         .await
     {
         Ok(()) if user == ctx.signed.user_id() => Ok(see_other("/console")),
@@ -216,7 +221,8 @@ async fn member_server_admin(
     };
     match state
         .services
-        .user_set_server_admin(ctx.signed.user_id(), &user, admin)
+        .members()
+        .set_server_admin(ctx.signed.user_id(), &user, admin)
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/members", ctx.base()))),

@@ -70,7 +70,8 @@ async fn projects_view(
 ) -> Result<ProjectsTemplate, Response> {
     let list = state
         .services
-        .projects_list(&ctx.principal, None, page_at(query).map_err(fail)?)
+        .projects()
+        .list(&ctx.principal, None, page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(&format!("{}/projects", ctx.base()), query, &list.pagination);
@@ -78,7 +79,8 @@ async fn projects_view(
     let mut first_available = true;
     let regions = state
         .services
-        .regions_postgres()
+        .regions()
+        .postgres()
         .into_iter()
         .map(|r| {
             let available = r.status == RegionStatus::Available;
@@ -120,7 +122,7 @@ async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted<Ne
         region: Some(region.clone()).filter(|r| !r.is_empty()),
         ..CreateProject::default()
     };
-    match state.services.project_create(&ctx.principal, body).await {
+    match state.services.projects().create(&ctx.principal, body).await {
         Ok(created) => {
             let to = format!("{}/projects/{}", ctx.base(), created.project.id);
             let flash = created.database.as_ref().and_then(|d| {
@@ -165,12 +167,14 @@ async fn project_view(
 ) -> Result<ProjectTemplate, Response> {
     let project = state
         .services
-        .project_get(&ctx.principal, id)
+        .projects()
+        .get(&ctx.principal, id)
         .await
         .map_err(fail)?;
     let list = state
         .services
-        .project_databases_list(&ctx.principal, id, page_at(query).map_err(fail)?)
+        .databases()
+        .list_in_project(&ctx.principal, id, page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(
@@ -228,7 +232,8 @@ async fn project_rename(
     };
     match state
         .services
-        .project_update(&ctx.principal, &id, body)
+        .projects()
+        .update(&ctx.principal, &id, body)
         .await
     {
         Ok(p) => Ok(see_other(&format!("{}/projects/{}", ctx.base(), p.id))),
@@ -244,7 +249,8 @@ async fn project_delete(
 ) -> Page {
     let project = state
         .services
-        .project_get(&ctx.principal, &id)
+        .projects()
+        .get(&ctx.principal, &id)
         .await
         .map_err(fail)?;
     let typed = confirm_typed(
@@ -258,7 +264,7 @@ async fn project_delete(
         let page = project_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
-    match state.services.project_delete(&ctx.principal, &id).await {
+    match state.services.projects().delete(&ctx.principal, &id).await {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
@@ -273,7 +279,8 @@ async fn project_transfer(
 ) -> Page {
     match state
         .services
-        .project_transfer(&ctx.principal, &id, f.recipient_token.trim())
+        .projects()
+        .transfer(&ctx.principal, &id, f.recipient_token.trim())
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
@@ -328,7 +335,8 @@ async fn database_create(
     };
     match state
         .services
-        .database_create(&ctx.principal, &id, body)
+        .databases()
+        .create(&ctx.principal, &id, body)
         .await
     {
         Ok(created) => {

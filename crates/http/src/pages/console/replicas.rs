@@ -42,7 +42,8 @@ async fn replicas_page(State(state): State<AppState>, ctx: Ctx) -> Page {
     let now = ctx.nav.now;
     let replicas = state
         .services
-        .replicas_for(ctx.signed.user_id())
+        .replicas()
+        .list_for(ctx.signed.user_id())
         .await
         .map_err(fail)?
         .into_iter()

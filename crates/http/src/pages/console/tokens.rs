@@ -57,7 +57,8 @@ async fn tokens_view(
 ) -> Result<TokensTemplate, Response> {
     let tokens = state
         .services
-        .service_tokens_list(&ctx.principal, &ctx.nav.ws_id, page())
+        .tokens()
+        .list(&ctx.principal, &ctx.nav.ws_id, page())
         .await
         .map_err(fail)?
         .data
@@ -97,7 +98,8 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<Name
     let name = f.name;
     match state
         .services
-        .service_token_create(&ctx.principal, &ctx.nav.ws_id, &name, None)
+        .tokens()
+        .create(&ctx.principal, &ctx.nav.ws_id, &name, None)
         .await
     {
         Ok(t) => {
@@ -125,7 +127,8 @@ async fn token_delete(
     }
     match state
         .services
-        .service_token_delete(&ctx.principal, &ctx.nav.ws_id, &id)
+        .tokens()
+        .delete(&ctx.principal, &ctx.nav.ws_id, &id)
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/tokens", ctx.base()))),
@@ -161,6 +164,7 @@ async fn integrations_view(
 ) -> Result<IntegrationsTemplate, Response> {
     let integrations = state
         .services
+        .oauth()
         .integrations_list(&ctx.principal, &ctx.nav.ws_id, page())
         .await
         .map_err(fail)?
@@ -200,6 +204,7 @@ async fn integration_revoke(
     }
     match state
         .services
+        .oauth()
         .integration_revoke(&ctx.principal, &ctx.nav.ws_id, None, Some(&id))
         .await
     {

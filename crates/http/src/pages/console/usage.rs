@@ -103,7 +103,8 @@ pub(super) async fn usage_view(
         let day = d.to_string();
         let u = state
             .services
-            .database_usage(p, id, Some(&day), Some(&day))
+            .usage()
+            .database(p, id, Some(&day), Some(&day))
             .await?;
         let bytes = (u.metrics.storage.used * 1024.0 * 1024.0 * 1024.0).round() as i64;
         view.quota = u

@@ -1,0 +1,72 @@
+//! Access decisions as values: what a caller may do to a workspace is decided here, once,
+//! and handed on as a capability ([`WorkspaceAccess`]) that nobody outside this crate can
+//! build. The console gets one only through [`Access::console`], which checks the
+//! membership, so a page that forgets the check does not compile; API credentials are
+//! scoped to one workspace when they are authenticated ([`Access::api`]).
+
+use std::sync::Arc;
+
+use pgfleet_storage::workspaces;
+
+use crate::services::Ctx;
+use crate::{Principal, Result};
+
+/// Proof that `principal` may act on its workspace. Its field is private and it has no
+/// public constructor: it comes from [`Access`] only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceAccess {
+    principal: Principal,
+}
+
+impl WorkspaceAccess {
+    /// The caller, to hand to the services.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The workspace the caller may act on.
+    pub fn workspace_id(&self) -> &str {
+        &self.principal.workspace_id
+    }
+}
+
+/// The access decisions. Obtained from [`crate::Services::access`].
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub(crate) ctx: &'a Arc<Ctx>,
+}
+
+impl Access<'_> {
+    /// An authenticated API credential: already scoped to one workspace by its
+    /// authentication.
+    pub fn api(&self, principal: Principal) -> WorkspaceAccess {
+        WorkspaceAccess { principal }
+    }
+
+    /// A signed-in console user on `workspace_id`: `None` when the user is not a member (or
+    /// the workspace does not exist).
+    pub async fn console(
+        &self,
+        user_id: &str,
+        workspace_id: &str,
+    ) -> Result<Option<WorkspaceAccess>> {
+        let member = workspaces::is_member(self.ctx.store().pool(), workspace_id, user_id).await?;
+        Ok(member.then(|| WorkspaceAccess {
+            principal: Principal::session(user_id, workspace_id),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_carries_its_principal_and_workspace() {
+        let a = WorkspaceAccess {
+            principal: Principal::session("user_1", "wksp_1"),
+        };
+        assert_eq!(a.workspace_id(), "wksp_1");
+        assert_eq!(a.principal().user_id.as_deref(), Some("user_1"));
+    }
+}
