@@ -120,6 +120,32 @@ pub async fn ready<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<DatabaseRow>
     .await?)
 }
 
+/// Every `ready` database, placed or not (for the backup schedule).
+pub async fn all_ready<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM databases d WHERE d.status = 'ready'"
+    ))
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Moves a `ready` database to `recovering` from `source` (a restore in place); does nothing
+/// when it is no longer `ready`.
+pub async fn start_recovery<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    source: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE databases SET status = 'recovering', source = $2 WHERE id = $1 AND status = 'ready'",
+    )
+    .bind(id)
+    .bind(source)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 /// Marks a database as being over its storage quota since `since`, or (`None`) no longer.
 /// An existing mark keeps its time.
 pub async fn set_over_quota<'e>(

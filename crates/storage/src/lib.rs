@@ -18,6 +18,7 @@ pub mod databases;
 pub mod idempotency;
 pub mod leases;
 pub mod lifecycle;
+pub mod locks;
 pub mod login_throttle;
 pub mod oauth;
 pub mod operations;

@@ -87,6 +87,16 @@ pub async fn set_workspace<'e>(
     Ok(())
 }
 
+/// Locks a project's row until the end of the caller's transaction, so a concurrent
+/// database create (or delete, or transfer) of the same project waits for it.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: &str) -> Result<()> {
+    sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM projects WHERE id = $1")
         .bind(id)

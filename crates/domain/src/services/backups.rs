@@ -223,12 +223,8 @@ impl Services {
                 Some("Retry when it is ready.".to_string()),
             ));
         }
-        sqlx::query("UPDATE databases SET status = 'recovering', source = $2 WHERE id = $1 AND status = 'ready'")
-            .bind(&target.id)
-            .bind(serde_json::json!({"type": "backup", "databaseId": backup.database_id, "backupId": backup.id}))
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+        let source = serde_json::json!({"type": "backup", "databaseId": backup.database_id, "backupId": backup.id});
+        databases::start_recovery(&mut *tx, &target.id, &source).await?;
         let op = Planned::new(OperationKind::DatabaseRestore, &target.id)
             .with_payload(serde_json::json!({ "backupId": backup.id }));
         // The operation's own bookkeeping notes the write when it finishes, so the re-read
@@ -601,13 +597,7 @@ impl Services {
                 .into_iter()
                 .map(|b| (b.database_id.clone(), b))
                 .collect();
-        let ready: Vec<DatabaseRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM databases d WHERE d.status = 'ready'",
-            databases::COLUMNS
-        ))
-        .fetch_all(self.store().pool())
-        .await
-        .map_err(StorageError::from)?;
+        let ready = databases::all_ready(self.store().pool()).await?;
         for db in ready {
             let due = match latest.get(&db.id) {
                 None => true,

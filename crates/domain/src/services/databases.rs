@@ -353,11 +353,7 @@ impl Services {
         let source = self.resolve_source(p, body.source.as_ref(), from).await?;
 
         let mut tx = self.store().begin().await?;
-        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(&project.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+        projects::lock(&mut tx, &project.id).await?;
         let existing = databases::all_of_project(&mut *tx, &project.id).await?;
         let region_id = match body.region.as_deref() {
             Some("inherit") => project
