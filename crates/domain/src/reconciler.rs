@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use pgfleet_dataplane::{DatabaseSpec, LoginSpec};
 use pgfleet_storage::{
-    connections, databases, operations, projects, ConnectionRow, ConnectionState, DatabaseRow,
-    DatabaseState, OperationKind, OperationRow, OperationState, StorageError,
+    connections, databases, locks, operations, projects, ConnectionRow, ConnectionState,
+    DatabaseRow, DatabaseState, OperationKind, OperationRow, OperationState, StorageError,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -29,8 +29,6 @@ use crate::{DomainError, Result};
 
 /// Attempts before an operation is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
-/// Namespace of our advisory locks (first key of `pg_try_advisory_lock(int, int)`).
-const LOCK_SPACE: i32 = 0x7066_6c74; // "pflt"
 
 /// Pause between the reconciler's rounds.
 const PAUSE: Duration = Duration::from_millis(500);
@@ -183,21 +181,14 @@ impl Ctx {
             .acquire()
             .await
             .map_err(StorageError::from)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(LOCK_SPACE)
-            .bind(resource)
-            .fetch_one(&mut *lock_conn)
-            .await
-            .map_err(StorageError::from)?;
+        let locked = locks::try_lock_resource(&mut lock_conn, resource).await?;
         if !locked {
             return Ok(None);
         }
         let result = work.await;
         // The session is this function's alone, so releasing all it holds releases just this
         // lock, and leaves nothing behind whatever happened.
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()")
-            .execute(&mut *lock_conn)
-            .await;
+        let unlocked = locks::unlock_all(&mut lock_conn).await;
         if unlocked.is_err() {
             // Never give a session that may still hold a lock back to the pool.
             let _ = lock_conn.detach();

@@ -24,7 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pgfleet_storage::Store;
+use pgfleet_domain::metadata_probe::MetadataProbe;
 
 use crate::error::{ApiError, MetadataDown, UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::AppState;
@@ -44,7 +44,7 @@ struct BreakerState {
 /// The breaker of this process; cheap to clone (shared state).
 #[derive(Clone, Debug)]
 pub struct MetadataBreaker {
-    store: Store,
+    store: MetadataProbe,
     state: Arc<Mutex<BreakerState>>,
     /// Held while a request checks whether the store really is down.
     checking: Arc<tokio::sync::Mutex<()>>,
@@ -52,7 +52,7 @@ pub struct MetadataBreaker {
 
 impl MetadataBreaker {
     /// A closed breaker guarding `store`.
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: MetadataProbe) -> Self {
         Self {
             store,
             state: Arc::new(Mutex::new(BreakerState::default())),
@@ -111,7 +111,7 @@ impl MetadataBreaker {
                 tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await,
                 Ok(Ok(()))
             );
-            if answered || self.store.pool().is_closed() {
+            if answered || self.store.is_closed() {
                 let mut s = self.lock();
                 s.probing = false;
                 s.open = false;

@@ -15,16 +15,15 @@
 //!   away, so a retry after a dropped connection gets the recorded response instead of
 //!   finding the key stuck in flight.
 //!
-//! Storage is `pgfleet_storage::idempotency`.
+//! The keys are kept by `pgfleet_domain::idempotency` (rows in the metadata store).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{header, request, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use pgfleet_domain::idempotency::{Begin, IdempotencyKeys};
 use pgfleet_domain::DomainError;
-use pgfleet_storage::idempotency::{self as store, Begin};
-use pgfleet_storage::Store;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -112,12 +111,8 @@ async fn claim_and_run(
             }
         })?;
     let hash = request_hash(&parts, &body);
-    let store = state.services.store().clone();
-    let now = state.services.clock().now();
-    match store::begin(store.pool(), &principal, &key, &hash, now)
-        .await
-        .map_err(DomainError::from)?
-    {
+    let store = IdempotencyKeys::new(&state.services);
+    match store.begin(&principal, &key, &hash).await? {
         Begin::New => {}
         Begin::Replay { status, body } => return replay(status, seal.open(body)?),
         Begin::Mismatch => {
@@ -179,7 +174,7 @@ fn replay(status: u16, body: serde_json::Value) -> Result<Response, ApiError> {
 /// Runs the handler (in its own task, so a panic is caught here), then records its response
 /// or releases the key.
 async fn run_and_record(
-    store: Store,
+    store: IdempotencyKeys,
     principal: String,
     key: String,
     seal: SealKey,
@@ -207,14 +202,9 @@ async fn run_and_record(
     };
     match recordable(&parts, &bytes).map(|v| seal.seal(&v)) {
         Some(value) => {
-            match store::finish(
-                store.pool(),
-                &principal,
-                &key,
-                parts.status.as_u16(),
-                &value,
-            )
-            .await
+            match store
+                .finish(&principal, &key, parts.status.as_u16(), &value)
+                .await
             {
                 Ok(true) => {}
                 Ok(false) => {
@@ -265,8 +255,8 @@ fn recordable(parts: &axum::http::response::Parts, body: &[u8]) -> Option<serde_
 }
 
 /// Best effort: a failure leaves the key in flight until it expires, so it is logged.
-async fn release(store: &Store, principal: &str, key: &str) {
-    if let Err(e) = store::abandon(store.pool(), principal, key).await {
+async fn release(store: &IdempotencyKeys, principal: &str, key: &str) {
+    if let Err(e) = store.abandon(principal, key).await {
         tracing::error!(error = %e, "releasing an Idempotency-Key failed");
     }
 }

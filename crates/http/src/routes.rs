@@ -24,14 +24,16 @@ use crate::handlers::{
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub services: Services,
-    /// This process's metadata circuit breaker (guarding `services.store()`).
+    /// This process's metadata circuit breaker (guarding the metadata store).
     pub breaker: crate::breaker::MetadataBreaker,
 }
 
 impl AppState {
     /// The state of a process serving `services`, its breaker closed.
     pub fn new(services: Services) -> Self {
-        let breaker = crate::breaker::MetadataBreaker::new(services.store().clone());
+        let breaker = crate::breaker::MetadataBreaker::new(
+            pgfleet_domain::metadata_probe::MetadataProbe::new(&services),
+        );
         Self { services, breaker }
     }
 }

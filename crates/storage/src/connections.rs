@@ -1,23 +1,25 @@
 //! Connections: one login role each. Rows in status `deleting` are invisible to the API.
+//! Queries checked at build time (`.sqlx/`, see the crate doc).
 
 use crate::{ConnectionRow, ConnectionState, Result};
 
-const COLUMNS: &str =
-    "c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier, c.status, c.created_at, c.rotated_at";
-
 pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, c: &ConnectionRow) -> Result<ConnectionRow> {
-    Ok(sqlx::query_as(&format!(
-        "INSERT INTO connections AS c (id, database_id, name, kind, role_name, scram_verifier, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-    ))
-    .bind(&c.id)
-    .bind(&c.database_id)
-    .bind(&c.name)
-    .bind(&c.kind)
-    .bind(&c.role_name)
-    .bind(&c.scram_verifier)
-    .bind(c.status)
-    .bind(c.created_at)
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"INSERT INTO connections AS c
+                (id, database_id, name, kind, role_name, scram_verifier, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at"#,
+        c.id,
+        c.database_id,
+        c.name,
+        c.kind,
+        c.role_name,
+        c.scram_verifier,
+        c.status as _,
+        c.created_at
+    )
     .fetch_one(ex)
     .await?)
 }
@@ -28,22 +30,29 @@ pub async fn get_in_workspace<'e>(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<ConnectionRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections c
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"SELECT c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at
+           FROM connections c
            JOIN databases d ON d.id = c.database_id JOIN projects p ON p.id = d.project_id
-          WHERE c.id = $1 AND p.workspace_id = $2 AND c.status <> 'deleting' AND d.status <> 'deleting'"
-    ))
-    .bind(id)
-    .bind(workspace_id)
+          WHERE c.id = $1 AND p.workspace_id = $2
+            AND c.status <> 'deleting' AND d.status <> 'deleting'"#,
+        id,
+        workspace_id
+    )
     .fetch_optional(ex)
     .await?)
 }
 
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ConnectionRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections c WHERE c.id = $1"
-    ))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"SELECT c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at
+           FROM connections c WHERE c.id = $1"#,
+        id
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -56,17 +65,21 @@ pub async fn list<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ConnectionRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections c
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"SELECT c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at
+           FROM connections c
            JOIN databases d ON d.id = c.database_id JOIN projects p ON p.id = d.project_id
-          WHERE p.workspace_id = $1 AND c.status <> 'deleting' AND d.status <> 'deleting' AND c.seq > $2
+          WHERE p.workspace_id = $1 AND c.status <> 'deleting' AND d.status <> 'deleting'
+            AND c.seq > $2
             AND ($3::text IS NULL OR c.database_id = $3)
-          ORDER BY c.seq LIMIT $4"
-    ))
-    .bind(workspace_id)
-    .bind(after.unwrap_or(0))
-    .bind(database_id)
-    .bind(limit)
+          ORDER BY c.seq LIMIT $4"#,
+        workspace_id,
+        after.unwrap_or(0),
+        database_id,
+        limit
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -76,10 +89,14 @@ pub async fn of_databases<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     database_ids: &[String],
 ) -> Result<Vec<ConnectionRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections c WHERE c.database_id = ANY($1) AND c.status <> 'deleting' ORDER BY c.seq"
-    ))
-    .bind(database_ids)
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"SELECT c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at
+           FROM connections c
+          WHERE c.database_id = ANY($1) AND c.status <> 'deleting' ORDER BY c.seq"#,
+        database_ids
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -89,10 +106,13 @@ pub async fn all_of_database<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     database_id: &str,
 ) -> Result<Vec<ConnectionRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections c WHERE c.database_id = $1 ORDER BY c.seq"
-    ))
-    .bind(database_id)
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"SELECT c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at
+           FROM connections c WHERE c.database_id = $1 ORDER BY c.seq"#,
+        database_id
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -102,20 +122,22 @@ pub async fn set_status<'e>(
     id: &str,
     status: ConnectionState,
 ) -> Result<()> {
-    sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE connections SET status = $2 WHERE id = $1",
+        id,
+        status as _
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 /// Marks every `creating` connection of a database active (its roles now exist).
 pub async fn activate_all<'e>(ex: impl sqlx::PgExecutor<'e>, database_id: &str) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE connections SET status = 'active' WHERE database_id = $1 AND status = 'creating'",
+        database_id
     )
-    .bind(database_id)
     .execute(ex)
     .await?;
     Ok(())
@@ -127,18 +149,19 @@ pub async fn set_verifier<'e>(
     verifier: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE connections SET scram_verifier = $2, rotated_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(verifier)
-        .bind(now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE connections SET scram_verifier = $2, rotated_at = $3 WHERE id = $1",
+        id,
+        verifier,
+        now
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM connections WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM connections WHERE id = $1", id)
         .execute(ex)
         .await?;
     Ok(())
@@ -148,10 +171,12 @@ pub async fn delete_of_database<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     database_id: &str,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM connections WHERE database_id = $1")
-        .bind(database_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM connections WHERE database_id = $1",
+        database_id
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -160,10 +185,13 @@ pub async fn by_role<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     role: &str,
 ) -> Result<Option<ConnectionRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM connections c WHERE c.role_name = $1"
-    ))
-    .bind(role)
+    Ok(sqlx::query_as!(
+        ConnectionRow,
+        r#"SELECT c.seq, c.id, c.database_id, c.name, c.kind, c.role_name, c.scram_verifier,
+                c.status AS "status: ConnectionState", c.created_at, c.rotated_at
+           FROM connections c WHERE c.role_name = $1"#,
+        role
+    )
     .fetch_optional(ex)
     .await?)
 }

@@ -1,35 +1,37 @@
 //! Tenant databases. Rows in status `deleting` are on their way out and invisible to the API.
+//! Queries checked at build time (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Utc};
 
 use crate::{DatabaseRow, DatabaseState, Result};
 
-pub const COLUMNS: &str =
-    "d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id, d.status, d.is_default, \
-     d.pg_database, d.owner_role, d.connection_limit, d.source, d.branch_id, d.logical_id, \
-     d.default_connection_id, d.created_at";
-
 pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, d: &DatabaseRow) -> Result<DatabaseRow> {
-    Ok(sqlx::query_as(&format!(
-        "INSERT INTO databases AS d (id, project_id, name, region_id, server_id, status, is_default, pg_database,
-                owner_role, connection_limit, source, branch_id, logical_id, default_connection_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
-    ))
-    .bind(&d.id)
-    .bind(&d.project_id)
-    .bind(&d.name)
-    .bind(&d.region_id)
-    .bind(&d.server_id)
-    .bind(d.status)
-    .bind(d.is_default)
-    .bind(&d.pg_database)
-    .bind(&d.owner_role)
-    .bind(d.connection_limit)
-    .bind(&d.source)
-    .bind(&d.branch_id)
-    .bind(&d.logical_id)
-    .bind(&d.default_connection_id)
-    .bind(d.created_at)
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"INSERT INTO databases AS d (id, project_id, name, region_id, server_id, status,
+                is_default, pg_database, owner_role, connection_limit, source, branch_id,
+                logical_id, default_connection_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         RETURNING d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at"#,
+        d.id,
+        d.project_id,
+        d.name,
+        d.region_id,
+        d.server_id,
+        d.status as _,
+        d.is_default,
+        d.pg_database,
+        d.owner_role,
+        d.connection_limit,
+        d.source,
+        d.branch_id,
+        d.logical_id,
+        d.default_connection_id,
+        d.created_at,
+    )
     .fetch_one(ex)
     .await?)
 }
@@ -40,22 +42,30 @@ pub async fn get_in_workspace<'e>(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<DatabaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases d JOIN projects p ON p.id = d.project_id
-          WHERE d.id = $1 AND p.workspace_id = $2 AND d.status <> 'deleting'"
-    ))
-    .bind(id)
-    .bind(workspace_id)
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d JOIN projects p ON p.id = d.project_id
+          WHERE d.id = $1 AND p.workspace_id = $2 AND d.status <> 'deleting'"#,
+        id,
+        workspace_id
+    )
     .fetch_optional(ex)
     .await?)
 }
 
 /// Any database row, whatever its status (for the reconciler).
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<DatabaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases d WHERE d.id = $1"
-    ))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d WHERE d.id = $1"#,
+        id
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -65,10 +75,14 @@ pub async fn get_many<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     ids: &[String],
 ) -> Result<Vec<DatabaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases d WHERE d.id = ANY($1)"
-    ))
-    .bind(ids)
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d WHERE d.id = ANY($1)"#,
+        ids
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -82,17 +96,21 @@ pub async fn list<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<DatabaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases d JOIN projects p ON p.id = d.project_id
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d JOIN projects p ON p.id = d.project_id
           WHERE p.workspace_id = $1 AND d.status <> 'deleting' AND d.seq > $2
             AND ($3::text IS NULL OR d.project_id = $3) AND ($4::text IS NULL OR d.logical_id = $4)
-          ORDER BY d.seq LIMIT $5"
-    ))
-    .bind(workspace_id)
-    .bind(after.unwrap_or(0))
-    .bind(project_id)
-    .bind(logical_id)
-    .bind(limit)
+          ORDER BY d.seq LIMIT $5"#,
+        workspace_id,
+        after.unwrap_or(0),
+        project_id,
+        logical_id,
+        limit
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -102,22 +120,60 @@ pub async fn all_of_project<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     project_id: &str,
 ) -> Result<Vec<DatabaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases d WHERE d.project_id = $1 ORDER BY d.seq"
-    ))
-    .bind(project_id)
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d WHERE d.project_id = $1 ORDER BY d.seq"#,
+        project_id
+    )
     .fetch_all(ex)
     .await?)
 }
 
 /// Every `ready` database placed on a server, in creation order (for periodic checks).
 pub async fn ready<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<DatabaseRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM databases d \
-          WHERE d.status = 'ready' AND d.server_id IS NOT NULL ORDER BY d.seq"
-    ))
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d
+          WHERE d.status = 'ready' AND d.server_id IS NOT NULL ORDER BY d.seq"#
+    )
     .fetch_all(ex)
     .await?)
+}
+
+/// Every `ready` database, placed or not (for the backup schedule).
+pub async fn all_ready<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<DatabaseRow>> {
+    Ok(sqlx::query_as!(
+        DatabaseRow,
+        r#"SELECT d.seq, d.id, d.project_id, d.name, d.region_id, d.server_id,
+                d.status AS "status: DatabaseState", d.is_default, d.pg_database, d.owner_role,
+                d.connection_limit, d.source, d.branch_id, d.logical_id, d.default_connection_id,
+                d.created_at FROM databases d WHERE d.status = 'ready'"#
+    )
+    .fetch_all(ex)
+    .await?)
+}
+
+/// Moves a `ready` database to `recovering` from `source` (a restore in place); does nothing
+/// when it is no longer `ready`.
+pub async fn start_recovery<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    id: &str,
+    source: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query!(
+"UPDATE databases SET status = 'recovering', source = $2 WHERE id = $1 AND status = 'ready'",
+id,
+source
+)
+    .execute(ex)
+    .await?;
+    Ok(())
 }
 
 /// Marks a database as being over its storage quota since `since`, or (`None`) no longer.
@@ -127,12 +183,12 @@ pub async fn set_over_quota<'e>(
     id: &str,
     since: Option<DateTime<Utc>>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE databases SET over_quota_since = CASE WHEN $2::timestamptz IS NULL THEN NULL \
                 ELSE coalesce(over_quota_since, $2) END WHERE id = $1",
+        id,
+        since
     )
-    .bind(id)
-    .bind(since)
     .execute(ex)
     .await?;
     Ok(())
@@ -144,8 +200,7 @@ pub async fn over_quota_since<'e>(
     id: &str,
 ) -> Result<Option<DateTime<Utc>>> {
     Ok(
-        sqlx::query_scalar("SELECT over_quota_since FROM databases WHERE id = $1")
-            .bind(id)
+        sqlx::query_scalar!("SELECT over_quota_since FROM databases WHERE id = $1", id)
             .fetch_optional(ex)
             .await?
             .flatten(),
@@ -157,18 +212,18 @@ pub async fn set_status<'e>(
     id: &str,
     status: DatabaseState,
 ) -> Result<()> {
-    sqlx::query("UPDATE databases SET status = $2 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE databases SET status = $2 WHERE id = $1",
+        id,
+        status as _
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 pub async fn rename<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, name: &str) -> Result<()> {
-    sqlx::query("UPDATE databases SET name = $2 WHERE id = $1")
-        .bind(id)
-        .bind(name)
+    sqlx::query!("UPDATE databases SET name = $2 WHERE id = $1", id, name)
         .execute(ex)
         .await?;
     Ok(())
@@ -179,11 +234,13 @@ pub async fn set_logical_id<'e>(
     id: &str,
     logical_id: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE databases SET logical_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(logical_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE databases SET logical_id = $2 WHERE id = $1",
+        id,
+        logical_id
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -192,17 +249,18 @@ pub async fn set_default_connection<'e>(
     id: &str,
     connection_id: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE databases SET default_connection_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(connection_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE databases SET default_connection_id = $2 WHERE id = $1",
+        id,
+        connection_id
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM databases WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM databases WHERE id = $1", id)
         .execute(ex)
         .await?;
     Ok(())
@@ -210,9 +268,13 @@ pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
 
 /// Databases per server, for placing a new one on the least loaded.
 pub async fn count_by_server<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT server_id, count(*) FROM databases WHERE server_id IS NOT NULL GROUP BY server_id",
+    Ok(sqlx::query!(
+        r#"SELECT server_id AS "server_id!", count(*) AS "count!" FROM databases
+            WHERE server_id IS NOT NULL GROUP BY server_id"#
     )
     .fetch_all(ex)
-    .await?)
+    .await?
+    .into_iter()
+    .map(|r| (r.server_id, r.count))
+    .collect())
 }

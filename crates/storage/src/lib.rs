@@ -2,9 +2,14 @@
 //! embedded in the binary and applied at start), the queries the services run on it, and the
 //! typed states and kinds its rows carry ([`lifecycle`]).
 //!
-//! Queries are checked at run time (`sqlx::query_as`), not at build time, so a clean clone
-//! builds without a database. Every function takes an executor, so a service can run several
-//! of them in one transaction.
+//! Queries are sqlx macros (`query!`, `query_as!`, `query_scalar!`) checked at build time
+//! against the offline data committed in `.sqlx/` at the workspace root (`.env` here sets
+//! `SQLX_OFFLINE=true`), so a clean clone builds without a database; `scripts/sqlx-prepare`
+//! regenerates `.sqlx/` after a query or migration changes. Enum columns come out typed
+//! through `AS "status: DatabaseState"` overrides. Converted so far: `projects`, `databases`,
+//! `connections`, `workspaces`; the other modules still use the run-time checked
+//! `sqlx::query_as` (issue 17 item 1, in progress). Every function takes an executor, so a
+//! service can run several of them in one transaction.
 
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ pub mod databases;
 pub mod idempotency;
 pub mod leases;
 pub mod lifecycle;
+pub mod locks;
 pub mod login_throttle;
 pub mod oauth;
 pub mod operations;

@@ -1,22 +1,23 @@
-//! Projects.
+//! Projects, and the row lock that serializes changes to one project's databases.
+//! Queries checked at build time (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Utc};
 
 use crate::{ProjectRow, Result};
 
-const COLUMNS: &str = "seq, id, workspace_id, name, logical_id, default_region, created_at";
-
 pub async fn insert<'e>(ex: impl sqlx::PgExecutor<'e>, p: &ProjectRow) -> Result<ProjectRow> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as!(
+        ProjectRow,
         "INSERT INTO projects (id, workspace_id, name, logical_id, default_region, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    ))
-    .bind(&p.id)
-    .bind(&p.workspace_id)
-    .bind(&p.name)
-    .bind(&p.logical_id)
-    .bind(&p.default_region)
-    .bind(p.created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING seq, id, workspace_id, name, logical_id, default_region, created_at",
+        p.id,
+        p.workspace_id,
+        p.name,
+        p.logical_id,
+        p.default_region,
+        p.created_at,
+    )
     .fetch_one(ex)
     .await?)
 }
@@ -27,22 +28,26 @@ pub async fn get<'e>(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<ProjectRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM projects WHERE id = $1 AND workspace_id = $2"
-    ))
-    .bind(id)
-    .bind(workspace_id)
+    Ok(sqlx::query_as!(
+        ProjectRow,
+        "SELECT seq, id, workspace_id, name, logical_id, default_region, created_at
+           FROM projects WHERE id = $1 AND workspace_id = $2",
+        id,
+        workspace_id,
+    )
     .fetch_optional(ex)
     .await?)
 }
 
 pub async fn get_any<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ProjectRow>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(ex)
-            .await?,
+    Ok(sqlx::query_as!(
+        ProjectRow,
+        "SELECT seq, id, workspace_id, name, logical_id, default_region, created_at
+           FROM projects WHERE id = $1",
+        id,
     )
+    .fetch_optional(ex)
+    .await?)
 }
 
 pub async fn list<'e>(
@@ -52,23 +57,23 @@ pub async fn list<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ProjectRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM projects
+    Ok(sqlx::query_as!(
+        ProjectRow,
+        "SELECT seq, id, workspace_id, name, logical_id, default_region, created_at
+           FROM projects
           WHERE workspace_id = $1 AND seq > $2 AND ($3::text IS NULL OR logical_id = $3)
-          ORDER BY seq LIMIT $4"
-    ))
-    .bind(workspace_id)
-    .bind(after.unwrap_or(0))
-    .bind(logical_id)
-    .bind(limit)
+          ORDER BY seq LIMIT $4",
+        workspace_id,
+        after.unwrap_or(0),
+        logical_id,
+        limit,
+    )
     .fetch_all(ex)
     .await?)
 }
 
 pub async fn rename<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, name: &str) -> Result<()> {
-    sqlx::query("UPDATE projects SET name = $2 WHERE id = $1")
-        .bind(id)
-        .bind(name)
+    sqlx::query!("UPDATE projects SET name = $2 WHERE id = $1", id, name)
         .execute(ex)
         .await?;
     Ok(())
@@ -79,17 +84,30 @@ pub async fn set_workspace<'e>(
     id: &str,
     workspace_id: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE projects SET workspace_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(workspace_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE projects SET workspace_id = $2 WHERE id = $1",
+        id,
+        workspace_id
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Locks a project's row until the end of the caller's transaction, so a concurrent
+/// database create (or delete, or transfer) of the same project waits for it.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: &str) -> Result<()> {
+    sqlx::query_scalar!(
+        "SELECT 1 AS locked FROM projects WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(tx)
+    .await?;
     Ok(())
 }
 
 pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM projects WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM projects WHERE id = $1", id)
         .execute(ex)
         .await?;
     Ok(())
@@ -120,10 +138,12 @@ pub async fn get_many<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     ids: &[String],
 ) -> Result<Vec<ProjectRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM projects WHERE id = ANY($1)"
-    ))
-    .bind(ids)
+    Ok(sqlx::query_as!(
+        ProjectRow,
+        "SELECT seq, id, workspace_id, name, logical_id, default_region, created_at
+           FROM projects WHERE id = ANY($1)",
+        ids,
+    )
     .fetch_all(ex)
     .await?)
 }

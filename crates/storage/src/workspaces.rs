@@ -1,4 +1,4 @@
-//! Workspaces and who belongs to them.
+//! Workspaces and who belongs to them. Queries checked at build time (`.sqlx/`).
 
 use chrono::{DateTime, Utc};
 
@@ -10,13 +10,14 @@ pub async fn insert<'e>(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<WorkspaceRow> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        WorkspaceRow,
         "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)
          RETURNING seq, id, name, created_at",
+        id,
+        name,
+        now
     )
-    .bind(id)
-    .bind(name)
-    .bind(now)
     .fetch_one(ex)
     .await?)
 }
@@ -28,26 +29,27 @@ pub async fn add_member<'e>(
     role: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+        workspace_id,
+        user_id,
+        role,
+        now
     )
-    .bind(workspace_id)
-    .bind(user_id)
-    .bind(role)
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(())
 }
 
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<WorkspaceRow>> {
-    Ok(
-        sqlx::query_as("SELECT seq, id, name, created_at FROM workspaces WHERE id = $1")
-            .bind(id)
-            .fetch_optional(ex)
-            .await?,
+    Ok(sqlx::query_as!(
+        WorkspaceRow,
+        "SELECT seq, id, name, created_at FROM workspaces WHERE id = $1",
+        id
     )
+    .fetch_optional(ex)
+    .await?)
 }
 
 /// Workspaces a user is a member of, in creation order, after the `after` sequence number.
@@ -57,15 +59,16 @@ pub async fn list_for_user<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<WorkspaceRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        WorkspaceRow,
         "SELECT w.seq, w.id, w.name, w.created_at
            FROM workspaces w JOIN memberships m ON m.workspace_id = w.id
           WHERE m.user_id = $1 AND w.seq > $2
           ORDER BY w.seq LIMIT $3",
+        user_id,
+        after.unwrap_or(0),
+        limit
     )
-    .bind(user_id)
-    .bind(after.unwrap_or(0))
-    .bind(limit)
     .fetch_all(ex)
     .await?)
 }
@@ -75,12 +78,13 @@ pub async fn is_member<'e>(
     workspace_id: &str,
     user_id: &str,
 ) -> Result<bool> {
-    let r: Option<(i32,)> =
-        sqlx::query_as("SELECT 1 FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-            .bind(workspace_id)
-            .bind(user_id)
-            .fetch_optional(ex)
-            .await?;
+    let r = sqlx::query_scalar!(
+        "SELECT 1 AS one FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+        workspace_id,
+        user_id
+    )
+    .fetch_optional(ex)
+    .await?;
     Ok(r.is_some())
 }
 
@@ -105,15 +109,16 @@ pub async fn list_members<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<MemberRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        MemberRow,
         "SELECT u.seq, u.id AS user_id, u.email, u.name, m.role, m.created_at, u.is_admin
            FROM memberships m JOIN users u ON u.id = m.user_id
           WHERE m.workspace_id = $1 AND u.seq > $2
           ORDER BY u.seq LIMIT $3",
+        workspace_id,
+        after.unwrap_or(0),
+        limit
     )
-    .bind(workspace_id)
-    .bind(after.unwrap_or(0))
-    .bind(limit)
     .fetch_all(ex)
     .await?)
 }
@@ -124,13 +129,13 @@ pub async fn member_role<'e>(
     workspace_id: &str,
     user_id: &str,
 ) -> Result<Option<String>> {
-    let r: Option<(String,)> =
-        sqlx::query_as("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-            .bind(workspace_id)
-            .bind(user_id)
-            .fetch_optional(ex)
-            .await?;
-    Ok(r.map(|(role,)| role))
+    Ok(sqlx::query_scalar!(
+        "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+        workspace_id,
+        user_id
+    )
+    .fetch_optional(ex)
+    .await?)
 }
 
 /// Removes a membership; false when there was none.
@@ -139,11 +144,13 @@ pub async fn remove_member<'e>(
     workspace_id: &str,
     user_id: &str,
 ) -> Result<bool> {
-    let r = sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-        .bind(workspace_id)
-        .bind(user_id)
-        .execute(ex)
-        .await?;
+    let r = sqlx::query!(
+        "DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2",
+        workspace_id,
+        user_id
+    )
+    .execute(ex)
+    .await?;
     Ok(r.rows_affected() > 0)
 }
 
@@ -152,10 +159,10 @@ pub async fn count_admins_for_update(
     tx: &mut sqlx::PgConnection,
     workspace_id: &str,
 ) -> Result<i64> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows = sqlx::query_scalar!(
         "SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'admin' FOR UPDATE",
+        workspace_id
     )
-    .bind(workspace_id)
     .fetch_all(tx)
     .await?;
     Ok(rows.len() as i64)

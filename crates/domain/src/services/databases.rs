@@ -370,11 +370,7 @@ impl Databases<'_> {
             .await?;
 
         let mut tx = self.ctx.store().begin().await?;
-        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(&project.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+        projects::lock(&mut tx, &project.id).await?;
         let existing = databases::all_of_project(&mut *tx, &project.id).await?;
         let region_id = match body.region.as_deref() {
             Some("inherit") => project

@@ -166,11 +166,7 @@ impl Projects<'_> {
         let row = self.visible(p, id).await?;
         let mut tx = self.ctx.store().begin().await?;
         // Lock the project row so a concurrent database create cannot slip in.
-        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+        projects::lock(&mut tx, &row.id).await?;
         let dbs = databases::all_of_project(&mut *tx, &row.id).await?;
         let others: Vec<&str> = dbs
             .iter()
@@ -221,11 +217,7 @@ impl Projects<'_> {
             Err(e) => return Err(e),
         };
         let mut tx = self.ctx.store().begin().await?;
-        sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(&row.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+        projects::lock(&mut tx, &row.id).await?;
         let busy = databases::all_of_project(&mut *tx, &row.id)
             .await?
             .into_iter()

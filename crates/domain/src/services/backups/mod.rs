@@ -234,12 +234,8 @@ impl Backups<'_> {
                 Some("Retry when it is ready.".to_string()),
             ));
         }
-        sqlx::query("UPDATE databases SET status = 'recovering', source = $2 WHERE id = $1 AND status = 'ready'")
-            .bind(&target.id)
-            .bind(serde_json::json!({"type": "backup", "databaseId": backup.database_id, "backupId": backup.id}))
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::from)?;
+        let source = serde_json::json!({"type": "backup", "databaseId": backup.database_id, "backupId": backup.id});
+        databases::start_recovery(&mut *tx, &target.id, &source).await?;
         let op = Planned::new(OperationKind::DatabaseRestore, &target.id)
             .with_payload(serde_json::json!({ "backupId": backup.id }));
         // The operation's own bookkeeping notes the write when it finishes, so the re-read

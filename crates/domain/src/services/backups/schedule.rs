@@ -126,13 +126,7 @@ impl Backups<'_> {
                 .into_iter()
                 .map(|b| (b.database_id.clone(), b))
                 .collect();
-        let ready: Vec<DatabaseRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM databases d WHERE d.status = 'ready'",
-            databases::COLUMNS
-        ))
-        .fetch_all(self.ctx.store().pool())
-        .await
-        .map_err(StorageError::from)?;
+        let ready = databases::all_ready(self.ctx.store().pool()).await?;
         for db in ready {
             let due = match latest.get(&db.id) {
                 None => true,

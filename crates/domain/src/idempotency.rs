@@ -1,0 +1,82 @@
+//! The API's idempotency keys as the http middleware sees them: claim a key for a request,
+//! record the response to replay, or release the key. The rows, their expiry and the
+//! atomic claim are `pgfleet_storage::idempotency`'s; this module gives http a handle that
+//! does not reach into storage, with the time taken from the services' clock.
+
+use pgfleet_storage::idempotency as store;
+
+use crate::{Result, Services};
+
+/// What [`IdempotencyKeys::begin`] found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The key was free (or expired): it is now claimed by this request, in flight.
+    New,
+    /// The same request already finished with this response.
+    Replay {
+        status: u16,
+        /// The stored JSON body; `Null` for an empty body.
+        body: serde_json::Value,
+    },
+    /// The same request is still being processed.
+    InFlight,
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+impl From<store::Begin> for Begin {
+    fn from(b: store::Begin) -> Self {
+        match b {
+            store::Begin::New => Begin::New,
+            store::Begin::Replay { status, body } => Begin::Replay { status, body },
+            store::Begin::InFlight => Begin::InFlight,
+            store::Begin::Mismatch => Begin::Mismatch,
+        }
+    }
+}
+
+/// Handle on the idempotency keys; cheap to clone (a detached request task keeps one).
+#[derive(Clone, Debug)]
+pub struct IdempotencyKeys {
+    services: Services,
+}
+
+impl IdempotencyKeys {
+    pub fn new(services: &Services) -> Self {
+        Self {
+            services: services.clone(),
+        }
+    }
+
+    /// Claims `key` of `principal` for the request hashed `request_hash`, or tells what
+    /// holds it (keys expire after `pgfleet_storage::idempotency::TTL`).
+    pub async fn begin(&self, principal: &str, key: &str, request_hash: &[u8]) -> Result<Begin> {
+        let now = self.services.clock().now();
+        let store = self.services.store();
+        Ok(
+            store::begin(store.pool(), principal, key, request_hash, now)
+                .await?
+                .into(),
+        )
+    }
+
+    /// Records the response of the in-flight request holding the key. False when there was
+    /// no such request (released, pruned or already finished).
+    pub async fn finish(
+        &self,
+        principal: &str,
+        key: &str,
+        status: u16,
+        body: &serde_json::Value,
+    ) -> Result<bool> {
+        let store = self.services.store();
+        Ok(store::finish(store.pool(), principal, key, status, body).await?)
+    }
+
+    /// Releases the key of an in-flight request so the client may retry. False when there
+    /// was nothing to release.
+    pub async fn abandon(&self, principal: &str, key: &str) -> Result<bool> {
+        let store = self.services.store();
+        Ok(store::abandon(store.pool(), principal, key).await?)
+    }
+}
