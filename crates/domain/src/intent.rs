@@ -2,8 +2,8 @@
 //! operations that will carry it out, in one transaction, and only then executed (see
 //! [`crate::reconciler`]). A service method writes its rows in a transaction and hands it,
 //! with the operations it plans ([`Planned`]), to [`Services::commit_intent`], which records
-//! them, commits, notes the write for cached reads and runs them: a new operation is one
-//! call.
+//! them (each with the id of the request or job round that planned it, [`crate::request`]),
+//! commits, notes the write for cached reads and runs them: a new operation is one call.
 
 use pgfleet_storage::{operations, OperationKind, StorageError};
 
@@ -74,7 +74,8 @@ impl Services {
         Ok(())
     }
 
-    /// Inserts an operation row (inside the intent's transaction).
+    /// Inserts an operation row (inside the intent's transaction), with the id of the request
+    /// or job round being served ([`crate::request`]), which the reconciler's span carries.
     async fn record_operation(&self, tx: &mut sqlx::PgConnection, op: Planned) -> Result<String> {
         let id = crate::ids::new_id(crate::ids::OPERATION, self.rng());
         operations::insert(
@@ -83,6 +84,7 @@ impl Services {
             op.kind,
             &op.resource_id,
             &op.payload,
+            crate::request::current().as_deref(),
             self.clock().now(),
         )
         .await?;

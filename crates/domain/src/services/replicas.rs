@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use pgfleet_storage::replicas::{self, ReplicaRow};
 use pgfleet_storage::Store;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use super::Services;
 
@@ -214,7 +215,8 @@ impl Services {
             {
                 tracing::warn!(error = %e, "could not mark this replica stopped; it is gone after the alive window");
             }
-        })
+        }
+        .instrument(tracing::info_span!("job", job = "replica_heartbeat")))
     }
 
     async fn count_replicas(&self) {
