@@ -173,6 +173,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             crate::breaker::guard_api,
         ))
         .merge(pages)
+        .merge(crate::pages::assets::router())
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(crate::metrics::metrics_get))
         .merge(crate::docs::router())
