@@ -17,7 +17,7 @@
 // toggle (both connect), relative times with the exact time on hover, chart axes and units,
 // rotate and token delete refused by the browser until their "sure" box is ticked, a backup's
 // kind and its status turning to completed without a reload, "New database from it" proposing
-// <db>-restore-<date>, and every main page at 390 px wide without horizontal scroll
+// <db>-restore-<date>, and every page the tests visit at 390 px wide without horizontal scroll
 // (screenshots in the OS temp dir, pgfleet-console-390-*.png).
 //
 // Run (as scripts/test does; needs /usr/bin/chromium, which `scripts/setup --test` installs):
@@ -106,11 +106,32 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
     }
   }
 
-  /** The page is accessible enough, nothing was reported, and a screenshot is saved. */
+  /** The page is accessible enough, nothing was reported, a screenshot is saved, and it fits
+   *  a 390 px wide phone screen (every page the tests visit is checked narrow too). */
   async function checkPage(name) {
     assert.deepEqual(await a11yProblems(page), [], `accessibility of ${name}`);
     assert.deepEqual(reported, [], 'the browser reported problems');
     await screenshot(page, `console-${name}`);
+    await fitsNarrow(name);
+  }
+
+  /** At 390 px wide the page has no horizontal scroll (a screenshot of it is saved). */
+  async function fitsNarrow(name) {
+    const size = page.viewportSize();
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      const file = path.join(os.tmpdir(), `pgfleet-console-390-${name}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      // What sticks out, for the failure message.
+      const wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
+        .filter((el) => el.getBoundingClientRect().right > 390)
+        .slice(0, 5)
+        .map((el) => `${el.tagName.toLowerCase()}${el.className ? '.' + el.className : ''}`));
+      assert.ok(width <= 390, `${name}: scrollWidth ${width} > 390 (${wide.join(', ')}; ${file})`);
+    } finally {
+      await page.setViewportSize(size);
+    }
   }
 
   /** Tabs through the page from the top; `ids` must be reached, in this order. */

@@ -9,7 +9,7 @@
 // <repo>/tests-output/ (git-ignored).
 // Knobs: CHROMIUM_PATH (default /usr/bin/chromium); PGFLEET_OAUTH_TEST_APP_VIA=cli|page (default
 // cli) chooses how the OAuth app is registered: `pgfleet admin apps create ... --json`, or the
-// /apps page of the web UI (sign in, fill the form, read data-testid="client-id").
+// /apps page of the web UI (now the console's apps page: sign in, fill the form, read data-testid="client-id").
 //
 // ---------------------------------------------------------------------------------------------
 // What the SDK does (read from node_modules/@prisma/management-api-sdk 1.80.0: README.md,
@@ -559,7 +559,7 @@ async function createAppViaPage(browser, base, { email, password }, { name, desc
       else await page.locator(`[name="client_type"][value="${value}"]`).check();
       await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Create app' }).click()]);
       const clientId = (await page.getByTestId('client-id').innerText()).trim();
-      const secret = page.getByTestId('client-secret');
+      const secret = page.getByTestId('secret');
       const clientSecret = (await secret.count()) ? (await secret.innerText()).trim() : null;
       const app = { clientId, clientSecret };
       checkCreatedApp(app, { isPublic }, '/apps result page');

@@ -14,6 +14,8 @@ pub const OAUTH_CLIENT: &str = "itgr_";
 pub const INTEGRATION: &str = "intg_";
 pub const OPERATION: &str = "op_";
 pub const SERVER: &str = "srv_";
+/// A round of a periodic job (its log span, and the `request_id` of what it causes).
+pub const JOB_ROUND: &str = "job_";
 
 pub fn new_id(prefix: &str, rng: &Randomness) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

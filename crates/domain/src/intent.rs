@@ -2,8 +2,8 @@
 //! operations that will carry it out, in one transaction, and only then executed (see
 //! [`crate::reconciler`]). A service method writes its rows in a transaction and hands it,
 //! with the operations it plans ([`Planned`]), to [`Ctx::commit_intent`], which records
-//! them, commits, notes the write for cached reads and runs them: a new operation is one
-//! call.
+//! them (each with the id of the request or job round that planned it, [`crate::request`]),
+//! commits, notes the write for cached reads and runs them: a new operation is one call.
 
 use pgfleet_storage::{operations, OperationKind, StorageError};
 
@@ -77,7 +77,8 @@ impl Ctx {
         Ok(())
     }
 
-    /// Inserts an operation row (inside the intent's transaction).
+    /// Inserts an operation row (inside the intent's transaction), with the id of the request
+    /// or job round being served ([`crate::request`]), which the reconciler's span carries.
     async fn record_operation(
         self: &Arc<Self>,
         tx: &mut sqlx::PgConnection,
@@ -90,6 +91,7 @@ impl Ctx {
             op.kind,
             &op.resource_id,
             &op.payload,
+            crate::request::current().as_deref(),
             self.clock().now(),
         )
         .await?;

@@ -30,6 +30,7 @@ pub mod principal;
 pub mod random;
 pub mod reconciler;
 pub mod regions;
+pub mod request;
 pub mod services;
 
 pub use clock::{Clock, ManualClock, SystemClock};

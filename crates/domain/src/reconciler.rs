@@ -9,7 +9,10 @@
 //! operation at once: each holds a session-level advisory lock on the operation's resource
 //! for the duration, and a crashed process's locks vanish with its sessions.
 //!
-//! Each attempt comes to an [`Outcome`] (`crate::outcome`), which `crate::metrics` counts.
+//! Each attempt comes to an [`Outcome`] (`crate::outcome`), which `crate::metrics` counts,
+//! and runs in an `operation` span (id, kind, resource, database, and the `request_id` of the
+//! request or job round that planned it, [`crate::request`]), so its log lines name their
+//! cause in whichever task or process runs it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use pgfleet_storage::{
 };
 use serde_json::json;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::failpoint::hit;
 use crate::outcome::Outcome;
@@ -29,6 +33,38 @@ use crate::{DomainError, Result};
 
 /// Attempts before an operation is marked failed.
 const MAX_ATTEMPTS: i32 = 8;
+
+/// The span every attempt at `op` runs in: its log lines carry the operation, its database
+/// and the request (or job round) that planned it.
+/// (A connection's or backup's database is recorded when the attempt reads it,
+/// [`note_database`].)
+fn operation_span(op: &OperationRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "operation",
+        id = %op.id,
+        kind = %op.kind,
+        resource_id = %op.resource_id,
+        database_id = tracing::field::Empty,
+        request_id = op.request_id.as_deref().unwrap_or("-"),
+    );
+    match op.kind {
+        OperationKind::DatabaseCreate
+        | OperationKind::DatabaseDelete
+        | OperationKind::DatabaseRestore => {
+            span.record("database_id", op.resource_id.as_str());
+        }
+        OperationKind::ConnectionCreate
+        | OperationKind::ConnectionRotate
+        | OperationKind::ConnectionDelete
+        | OperationKind::BackupCreate => {}
+    }
+    span
+}
+
+/// Records the database of the operation being run on its span.
+pub(crate) fn note_database(database_id: &str) {
+    tracing::Span::current().record("database_id", database_id);
+}
 
 /// Pause between the reconciler's rounds.
 const PAUSE: Duration = Duration::from_millis(500);
@@ -118,7 +154,8 @@ impl Ctx {
                     return;
                 }
             }
-        })
+        }
+        .instrument(tracing::info_span!("job", job = "reconciler")))
     }
 
     /// Executes one operation under its resource's advisory lock.
@@ -161,8 +198,10 @@ impl Ctx {
             return Ok(Outcome::NotRun);
         }
         let resource = op.resource_id.clone();
+        let span = operation_span(&op);
         Ok(self
             .with_resource_lock(&resource, self.execute_with_bookkeeping(op))
+            .instrument(span)
             .await?
             .unwrap_or(Outcome::NotRun))
     }
@@ -387,6 +426,9 @@ impl Ctx {
     async fn exec_connection_login(self: &Arc<Self>, op: &OperationRow) -> Result<()> {
         let pool = self.store().pool();
         let conn = connections::get(pool, &op.resource_id).await?;
+        if let Some(c) = &conn {
+            note_database(&c.database_id);
+        }
         let db = match &conn {
             Some(c) => databases::get(pool, &c.database_id).await?,
             None => None,
@@ -423,6 +465,7 @@ impl Ctx {
             self.succeed_op(pool, op).await?;
             return Ok(());
         };
+        note_database(&conn.database_id);
         if let Some(db) = databases::get(pool, &conn.database_id).await? {
             let server = self.server(db.server_id.as_deref())?;
             self.driver()

@@ -1,8 +1,9 @@
-//! The route table and the middleware every request goes through (request id, tracing, body
-//! cap, panic catcher), and the metadata circuit breaker ([`crate::breaker`]) on every route
+//! The route table and the middleware every request goes through (request id, one log line
+//! per request and the request's id for the domain ([`log_request`]), body cap, panic
+//! catcher), and the metadata circuit breaker ([`crate::breaker`]) on every route
 //! but `/healthz`, `/metrics` and the static docs.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Method, Uri};
@@ -12,7 +13,7 @@ use axum::Router;
 use pgfleet_domain::Services;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 
 use crate::error::ApiError;
 use crate::handlers::{
@@ -148,7 +149,10 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/token", post(oauth::oauth_token))
         .route("/revoke", post(oauth::oauth_revoke))
-        .route("/.well-known/oauth-authorization-server", get(oauth::oauth_metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::oauth_metadata),
+        )
         .route("/.well-known/jwks.json", get(oauth::oauth_jwks))
         .nest(
             "/v1",
@@ -156,8 +160,13 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
                 state.clone(),
                 crate::idempotency::idempotency,
             ))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), note_writes))
-            .layer(axum::middleware::from_fn(crate::extract::require_json_bodies))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                note_writes,
+            ))
+            .layer(axum::middleware::from_fn(
+                crate::extract::require_json_bodies,
+            ))
             .layer(axum::middleware::from_fn(crate::statuses::fit_to_operation)),
         )
         // Routes added above answer 503 at once while the metadata store is known down.
@@ -166,6 +175,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             crate::breaker::guard_api,
         ))
         .merge(pages)
+        .merge(crate::pages::assets::router())
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(crate::metrics::metrics_get))
         .merge(crate::docs::router())
@@ -175,18 +185,39 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "response");
-                }),
-        )
+        .layer(axum::middleware::from_fn(log_request))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Runs the request in a `request` span (method, path, request id) and as the current request
+/// of the domain ([`pgfleet_domain::request`], so the operations it plans record its id), then
+/// logs exactly one line for it, at info: method, path, status, `duration_ms`, `request_id`.
+/// The path is logged without its query string, and no header: either may hold a secret (an
+/// OAuth `code`, a token).
+async fn log_request(req: Request, next: axum::middleware::Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let span = tracing::info_span!("request", method = %method, path = %path, request_id = %id);
+    let res = pgfleet_domain::request::scope(&id, next.run(req))
+        .instrument(span)
+        .await;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = res.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %id,
+        "request"
+    );
+    res
 }
 
 /// After a request that may have written (anything but GET/HEAD/OPTIONS) has committed and

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::{OperationKind, OperationRow, OperationState, Result};
 
 const COLUMNS: &str =
-    "seq, id, kind, resource_id, state, step, attempts, next_attempt_at, payload, error, created_at, updated_at";
+    "seq, id, kind, resource_id, state, step, attempts, next_attempt_at, payload, error, created_at, updated_at, request_id";
 
 pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
@@ -14,17 +14,19 @@ pub async fn insert<'e>(
     kind: OperationKind,
     resource_id: &str,
     payload: &serde_json::Value,
+    request_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<OperationRow> {
     Ok(sqlx::query_as(&format!(
-        "INSERT INTO operations (id, kind, resource_id, state, payload, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, 'pending', $4, $5, $5, $5) RETURNING {COLUMNS}"
+        "INSERT INTO operations (id, kind, resource_id, state, payload, next_attempt_at, created_at, updated_at, request_id)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $5, $5, $6) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(kind)
     .bind(resource_id)
     .bind(payload)
     .bind(now)
+    .bind(request_id)
     .fetch_one(ex)
     .await?)
 }

@@ -2,13 +2,15 @@
 //! sweeper): a tick at once, then one per [`Lease::tick`]; at each tick the replica takes or
 //! renews the job's lease and runs a round only when it holds it and the job's last round,
 //! on any replica, is one interval old (see [`crate::lease`]). Ends when the shutdown signal
-//! changes; a round in progress then is abandoned and the lease given up.
+//! changes; a round in progress then is abandoned and the lease given up. Each round runs in
+//! a `job` span with its own id, which the operations it plans record ([`crate::request`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
+use tracing::Instrument as _;
 
 use super::Ctx;
 use crate::lease::{Job, Lease};
@@ -67,7 +69,12 @@ impl Periodic {
     }
 
     /// Runs `round`, or abandons it and returns `None` when the shutdown signal changes first.
+    /// The round has its own id: it runs in a `job` span (`job`, `round`) and as the current
+    /// request ([`crate::request`]), so the operations it plans carry it too.
     pub(crate) async fn run<T>(&mut self, round: impl Future<Output = T>) -> Option<T> {
+        let id = crate::ids::new_id(crate::ids::JOB_ROUND, self.ctx.rng());
+        let span = tracing::info_span!("job", job = self.lease.job().name(), round = %id);
+        let round = crate::request::scope(&id, round).instrument(span);
         let r = tokio::select! {
             r = round => Some(r),
             _ = self.shutdown.changed() => None,

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use pgfleet_storage::replicas::{self, ReplicaRow};
 use pgfleet_storage::Store;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 /// How often a replica refreshes its row.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -217,7 +218,8 @@ impl Replicas<'_> {
             {
                 tracing::warn!(error = %e, "could not mark this replica stopped; it is gone after the alive window");
             }
-        })
+        }
+        .instrument(tracing::info_span!("job", job = "replica_heartbeat")))
     }
 
     async fn count(&self) {

@@ -8,8 +8,8 @@
 //! through [`Posted`], which checks the token and the membership), answered with `303` on
 //! success. A secret that is shown once (a connection's password, a service token) travels
 //! to the page that shows it in a sealed flash cookie (`pgfleet_console_flash`, `Path=/console`,
-//! `SameSite=Strict`, 5 minutes; [`flash`]), like the OAuth app secret of [`super::apps`]; it
-//! is cleared as it is shown and never stored. `console.js` (`crates/http/static/console.js`,
+//! `SameSite=Strict`, 5 minutes; [`flash`]), like a new OAuth app's secret ([`apps`]); it is
+//! cleared as it is shown and never stored. `console.js` (`crates/http/static/console.js`,
 //! compiled in and served by [`home`], allowed by this router's CSP
 //! `script-src 'self'`) adds copy buttons and refreshes the status of databases that are
 //! provisioning or recovering from `GET /console/w/{ws}/databases/{id}/status` (and of
@@ -40,7 +40,7 @@ use crate::AppState;
 /// The console's policy: [`super::CSP`] plus this site's own script (copy buttons, live
 /// status) and its requests to this site.
 pub const CONSOLE_CSP: &str =
-    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
      img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 mod apps;

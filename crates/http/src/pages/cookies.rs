@@ -1,11 +1,10 @@
 //! The pages' cookies: reading them from a request and writing them on a response with
 //! axum-extra's cookie types (every cookie `HttpOnly`, `Secure` when the public URL is https,
 //! with its `Path` and `SameSite`), and the one seal of the flash cookies that carry a secret
-//! shown once to the page that shows it (the console's `pgfleet_console_flash` and the
-//! `/apps` pages' `pgfleet_flash`).
+//! shown once to the page that shows it (the console's `pgfleet_console_flash`).
 //!
 //! A flash is sealed with ChaCha20-Poly1305 under a key derived from the session cookie's
-//! value (and the cookie's purpose), so only the browser holding that session can open it; a
+//! value, so only the browser holding that session can open it; a
 //! server-wide key (axum-extra's `PrivateCookieJar`) would let any session open it.
 
 use axum::http::header::SET_COOKIE;
@@ -61,28 +60,13 @@ pub(crate) fn set_cookie(
     }
 }
 
-/// What a sealed flash is for: each has its own key, so one cannot be read as the other.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum FlashPurpose {
-    /// The console's secrets (`pgfleet_console_flash`).
-    Console,
-    /// A new app's secret on the `/apps` pages (`pgfleet_flash`).
-    Apps,
-}
-
-impl FlashPurpose {
-    fn label(self) -> &'static [u8] {
-        match self {
-            Self::Console => b"pgfleet console secret flash v1\0",
-            Self::Apps => b"pgfleet app secret flash v1\0",
-        }
-    }
-}
+/// What the flash key is derived for (besides the session), so it is no other key.
+const FLASH_LABEL: &[u8] = b"pgfleet console secret flash v1\0";
 
 /// The flash cookie's key: only the browser holding this session can open it.
-fn flash_key(purpose: FlashPurpose, session_token: &str) -> [u8; 32] {
+fn flash_key(session_token: &str) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(purpose.label());
+    h.update(FLASH_LABEL);
     h.update(session_token.as_bytes());
     h.finalize().into()
 }
@@ -91,24 +75,17 @@ fn flash_key(purpose: FlashPurpose, session_token: &str) -> [u8; 32] {
 /// base64url).
 pub(crate) fn seal<T: Serialize>(
     state: &AppState,
-    purpose: FlashPurpose,
     session_token: &str,
     value: &T,
 ) -> Option<String> {
     let mut nonce = [0u8; 12];
     state.services.rng().with(|r| r.fill_bytes(&mut nonce));
-    seal_with(purpose, session_token, nonce, value)
+    seal_with(session_token, nonce, value)
 }
 
-fn seal_with<T: Serialize>(
-    purpose: FlashPurpose,
-    session_token: &str,
-    nonce: [u8; 12],
-    value: &T,
-) -> Option<String> {
+fn seal_with<T: Serialize>(session_token: &str, nonce: [u8; 12], value: &T) -> Option<String> {
     use chacha20poly1305::aead::{Aead, KeyInit};
-    let cipher =
-        chacha20poly1305::ChaCha20Poly1305::new((&flash_key(purpose, session_token)).into());
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
     let plain = serde_json::to_vec(value).ok()?;
     let ct = cipher.encrypt((&nonce).into(), plain.as_slice()).ok()?;
     let mut out = nonce.to_vec();
@@ -117,19 +94,14 @@ fn seal_with<T: Serialize>(
 }
 
 /// What [`seal`] sealed, if this session's key opens it.
-pub(crate) fn open<T: DeserializeOwned>(
-    purpose: FlashPurpose,
-    session_token: &str,
-    sealed: &str,
-) -> Option<T> {
+pub(crate) fn open<T: DeserializeOwned>(session_token: &str, sealed: &str) -> Option<T> {
     use chacha20poly1305::aead::{Aead, KeyInit};
     let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
     if raw.len() < 12 {
         return None;
     }
     let (nonce, ct) = raw.split_at(12);
-    let cipher =
-        chacha20poly1305::ChaCha20Poly1305::new((&flash_key(purpose, session_token)).into());
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new((&flash_key(session_token)).into());
     let plain = cipher.decrypt(nonce.into(), ct).ok()?;
     serde_json::from_slice(&plain).ok()
 }
@@ -152,18 +124,11 @@ mod tests {
     }
 
     #[test]
-    fn a_flash_opens_only_with_its_session_and_purpose() {
-        let sealed = seal_with(
-            FlashPurpose::Apps,
-            "session-a",
-            [7u8; 12],
-            &"pgfcs_s".to_string(),
-        )
-        .unwrap_or_default();
-        let opened: Option<String> = open(FlashPurpose::Apps, "session-a", &sealed);
+    fn a_flash_opens_only_with_its_session() {
+        let sealed = seal_with("session-a", [7u8; 12], &"pgfcs_s".to_string()).unwrap_or_default();
+        let opened: Option<String> = open("session-a", &sealed);
         assert_eq!(opened.as_deref(), Some("pgfcs_s"));
-        assert!(open::<String>(FlashPurpose::Apps, "session-b", &sealed).is_none());
-        assert!(open::<String>(FlashPurpose::Console, "session-a", &sealed).is_none());
-        assert!(open::<String>(FlashPurpose::Apps, "session-a", "garbage").is_none());
+        assert!(open::<String>("session-b", &sealed).is_none());
+        assert!(open::<String>("session-a", "garbage").is_none());
     }
 }

@@ -1,9 +1,10 @@
 //! The browser pages of the authorization server: sign-in and sign-out ([`auth`]), the OAuth
-//! consent page ([`authorize`]), OAuth app management ([`apps`]) and the web console
-//! ([`console`]). Server-rendered with
-//! askama (templates in `crates/http/templates/`), no external assets; no JavaScript but the
-//! console's optional copy buttons and live database status (`/console/console.js`, same
-//! origin).
+//! consent page ([`authorize`]) and the web console ([`console`], which also manages the
+//! OAuth apps; the older `/apps` addresses redirect there). Server-rendered with
+//! askama (templates in `crates/http/templates/`), no external assets and nothing inline:
+//! one stylesheet (`/static/pgfleet.css`, [`assets`]) and no JavaScript but the console's
+//! optional copy buttons and live database status (`/console/console.js`), both compiled in
+//! and served from this origin.
 //!
 //! Cookies (all `HttpOnly`, `Secure` when the public URL is https):
 //! * `pgfleet_session` (`Path=/; SameSite=Lax`): the session, 43 random characters; the store
@@ -11,11 +12,11 @@
 //!   signed-in page carries as the hidden field `csrf_token`.
 //! * `pgfleet_csrf` (`Path=/login; SameSite=Lax`): the sign-in form has no session yet, so it
 //!   uses a double-submit token: the cookie's value must equal the form's `csrf_token`.
-//! * `pgfleet_flash` (`Path=/apps; SameSite=Strict`, 5 minutes): carries a just-created app's
-//!   secret across the post/redirect/get to the page that shows it once. Sealed
-//!   (ChaCha20-Poly1305) with a key derived from the session cookie, so only that browser's
-//!   session can read it; cleared when shown. The console's `pgfleet_console_flash` is the
-//!   same seal ([`cookies`], which reads and writes every cookie with axum-extra's types).
+//! * `pgfleet_console_flash` (`Path=/console; SameSite=Strict`, 5 minutes): carries a secret
+//!   just made (a connection's password, a token, an OAuth app's secret) across the
+//!   post/redirect/get to the page that shows it once. Sealed (ChaCha20-Poly1305) with a key
+//!   derived from the session cookie, so only that browser's session can read it; cleared
+//!   when shown ([`cookies`], which reads and writes every cookie with axum-extra's types).
 //!
 //! CSRF tokens are compared in constant time; a missing or wrong one answers a 403 page.
 //! Every response of these routes carries the security headers of [`security_headers`]; the
@@ -40,7 +41,7 @@ use pgfleet_domain::DomainError;
 use crate::error::ApiError;
 use crate::AppState;
 
-mod apps;
+pub(crate) mod assets;
 mod auth;
 mod authorize;
 mod console;
@@ -50,10 +51,9 @@ pub(crate) use cookies::{read_cookie, set_cookie, SameSite};
 
 pub const SESSION_COOKIE: &str = "pgfleet_session";
 pub const CSRF_COOKIE: &str = "pgfleet_csrf";
-pub const FLASH_COOKIE: &str = "pgfleet_flash";
 
 /// The Content-Security-Policy of every page but the consent page.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                        form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The consent page's policy: [`CSP`] without `form-action`. Its form is answered with a
@@ -61,8 +61,7 @@ pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 's
 /// redirect that follows a form submission, including those the client's own callback makes
 /// (tried: a callback that redirects to another origin is blocked even when the redirect
 /// URI's origin is listed). The page renders nothing unescaped and has no password field.
-pub const CONSENT_CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+pub const CONSENT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                                frame-ancestors 'none'; base-uri 'none'";
 
 /// Where a signed-in user lands by default.
@@ -78,9 +77,6 @@ pub fn router() -> Router<AppState> {
             "/authorize",
             get(authorize::authorize_page).post(authorize::authorize_decide),
         )
-        .route("/apps", get(apps::apps_page).post(apps::apps_create))
-        .route("/apps/{id}", get(apps::app_page).post(apps::app_update))
-        .route("/apps/{id}/delete", post(apps::app_delete))
         .merge(console::router())
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -431,11 +427,6 @@ pub(crate) async fn require_session(
     signed_in(state, headers)
         .await?
         .ok_or_else(|| to_login(next))
-}
-
-/// Timestamps as pages show them.
-pub(crate) fn show_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 #[cfg(test)]

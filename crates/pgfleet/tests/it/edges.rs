@@ -293,7 +293,8 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
         .sign_in("admin@pgfleet.localhost", &password, "/apps")
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let csrf = b.get("/apps").await.input("csrf_token");
+    let apps_url = format!("/console/w/{}/apps", ids.workspace);
+    let csrf = b.get(&apps_url).await.input("csrf_token");
 
     for c in HIDDEN {
         let name = format!("invoice{c}fdp.exe");
@@ -385,14 +386,13 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
         for (field_name, field_desc) in [(name.as_str(), "fine"), ("fine", name.as_str())] {
             let r = b
                 .post(
-                    "/apps",
+                    &apps_url,
                     &[
                         ("csrf_token", &csrf),
                         ("name", field_name),
                         ("description", field_desc),
                         ("redirect_uris", "http://127.0.0.1:9/cb"),
                         ("client_type", "public"),
-                        ("workspace_id", w),
                     ],
                 )
                 .await;
@@ -432,7 +432,7 @@ async fn names_with_hidden_characters_are_refused_everywhere() {
         s.get(&format!("/v1/projects/{}", ids.project)).await.body["data"]["name"],
         "edges"
     );
-    let apps = b.get("/apps").await;
+    let apps = b.get(&apps_url).await;
     assert!(!apps.body.contains("invoice"), "{}", apps.body);
 
     s.stop().await;

@@ -40,6 +40,7 @@ mod private_files;
 mod recovery;
 mod replica_registry;
 mod replicas;
+mod request_logs;
 mod scale_out;
 mod sign_in_limits;
 mod storage_quota;

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use crate::browser::{bootstrap, enc, Browser};
 use crate::harness::TestServer;
 
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const SIGN_IN_FAILED: &str = "Email or password is wrong, or the account is temporarily locked";
 /// RFC 7636's example challenge: any 43 base64url characters pass `/authorize`.
@@ -70,6 +70,16 @@ async fn sign_in_csrf_headers_and_sign_out() {
         );
     }
     assert!(!page.body.contains("<script"));
+    // Its style is one static file, so the CSP allows no inline style.
+    assert!(!page.body.contains("<style"));
+    assert!(page
+        .body
+        .contains("<link rel=\"stylesheet\" href=\"/static/pgfleet.css\">"));
+    let css = b.get("/static/pgfleet.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    assert_eq!(css.headers["cache-control"], "public, max-age=300");
+    assert!(css.body.contains("--accent"), "{}", css.body);
     let cookie = page.set_cookie("pgfleet_csrf").unwrap();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
@@ -146,7 +156,8 @@ async fn sign_in_csrf_headers_and_sign_out() {
             .await
             .unwrap();
     assert_eq!(stored, 0, "only the hash of the session is stored");
-    let apps = b.get("/apps").await;
+    let apps_url = format!("/console/w/{}/apps", workspace_id(&s));
+    let apps = b.get(&apps_url).await;
     assert_eq!(apps.status, StatusCode::OK, "{}", apps.body);
     apps.assert_security_headers();
     assert!(apps.body.contains("admin@pgfleet.localhost"));
@@ -174,7 +185,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        b.get("/apps").await.status,
+        b.get(&apps_url).await.status,
         StatusCode::OK,
         "still signed in"
     );
@@ -188,7 +199,7 @@ async fn sign_in_csrf_headers_and_sign_out() {
     let mut replay = Browser::new(&s);
     replay.jar.insert("pgfleet_session".into(), token);
     assert_eq!(
-        replay.get("/apps").await.status,
+        replay.get(&apps_url).await.status,
         StatusCode::SEE_OTHER,
         "the old cookie is dead"
     );
@@ -264,17 +275,20 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
     let s = TestServer::start().await;
     let ws = workspace_id(&s);
     let mut b = admin(&s).await;
+    let console = format!("/console/w/{ws}/apps");
 
-    let page = b.get("/apps").await;
+    // The older address is the console's page of the user's workspace.
+    let r = b.get("/apps").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some(console.as_str()));
+    let page = b.get(&console).await;
     assert_eq!(page.status, StatusCode::OK);
     for needle in [
         "name=\"name\"",
         "name=\"description\"",
-        "<textarea id=\"redirect_uris\" name=\"redirect_uris\"",
+        "<textarea id=\"app_redirect_uris\" name=\"redirect_uris\"",
         "name=\"client_type\" value=\"public\"",
         "name=\"client_type\" value=\"confidential\"",
-        "<select id=\"workspace_id\" name=\"workspace_id\">",
-        &format!("<option value=\"{ws}\""),
         ">Create app</button>",
         "No apps yet.",
     ] {
@@ -286,7 +300,7 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
     }
     let csrf = page.input("csrf_token");
 
-    let form = |name: &str, kind: &str, ws: &str, csrf: &str| -> Vec<(String, String)> {
+    let form = |name: &str, kind: &str, csrf: &str| -> Vec<(String, String)> {
         [
             ("csrf_token", csrf),
             ("name", name),
@@ -296,7 +310,6 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
                 "http://127.0.0.1:9/cb\r\n\r\nhttps://app.example/cb\n",
             ),
             ("client_type", kind),
-            ("workspace_id", ws),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -304,42 +317,65 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
     };
     // A public app: 303 to its page, which shows the id and no secret.
     let r = b
-        .post_owned("/apps", &form("CLI app", "public", &ws, &csrf))
+        .post_owned(&console, &form("CLI app", "public", &csrf))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let public_path = r.location().unwrap().to_string();
-    assert!(public_path.starts_with("/apps/itgr_"), "{public_path}");
+    assert!(
+        public_path.starts_with(&format!("{console}/itgr_")),
+        "{public_path}"
+    );
     let public = b.get(&public_path).await;
     assert_eq!(public.status, StatusCode::OK, "{}", public.body);
     let public_id = public.testid("client-id").unwrap();
-    assert_eq!(format!("/apps/{public_id}"), public_path);
-    assert!(public.body.contains("The app was created."));
-    assert!(public.testid("client-secret").is_none());
+    assert_eq!(format!("{console}/{public_id}"), public_path);
+    assert!(public.testid("secret").is_none());
+    // The older address of an app is its console page.
+    let r = b.get(&format!("/apps/{public_id}")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some(public_path.as_str()));
+    let r = b.get("/apps/itgr_nope").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A form still posted to an older address is sent on with its method and body.
+    let r = b
+        .post(
+            "/apps",
+            &[("csrf_token", csrf.as_str()), ("workspace_id", ws.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(r.location(), Some(console.as_str()));
+    let r = b.post(&format!("/apps/{public_id}"), &[]).await;
+    assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(r.location(), Some(public_path.as_str()));
+    let r = b.post(&format!("/apps/{public_id}/delete"), &[]).await;
+    assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(r.location(), Some(format!("{public_path}/delete").as_str()));
 
     // A confidential app: its secret is shown once.
     let r = b
-        .post_owned("/apps", &form("Server app", "confidential", &ws, &csrf))
+        .post_owned(&console, &form("Server app", "confidential", &csrf))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let flash = r.set_cookie("pgfleet_flash").unwrap();
+    let flash = r.set_cookie("pgfleet_console_flash").unwrap();
     assert!(
-        flash.contains("HttpOnly") && flash.contains("Path=/apps"),
+        flash.contains("HttpOnly") && flash.contains("Path=/console"),
         "{flash}"
     );
     let path = r.location().unwrap().to_string();
     let shown = b.get(&path).await;
     assert_eq!(shown.status, StatusCode::OK);
     let secret_id = shown.testid("client-id").unwrap();
-    let secret = shown.testid("client-secret").unwrap();
+    let secret = shown.testid("secret").unwrap();
     assert!(secret.starts_with("pgfcs_"), "{secret}");
     assert!(shown.body.contains("shown only once"));
     assert!(!flash.contains(&secret), "the secret travels sealed");
     let again = b.get(&path).await;
     assert_eq!(again.status, StatusCode::OK);
-    assert!(again.testid("client-secret").is_none(), "shown once");
+    assert!(again.testid("secret").is_none(), "shown once");
     assert!(!again.body.contains(&secret));
 
-    let list = b.get("/apps").await;
+    let list = b.get(&console).await;
     assert!(list.body.contains(&public_id) && list.body.contains(&secret_id));
     assert!(
         list.body.contains("http://127.0.0.1:9/cb") && list.body.contains("https://app.example/cb")
@@ -355,14 +391,14 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
     assert!(stored.created_by_user_id.is_some());
 
     // Refusals: CSRF, no redirect URI (message and hint shown), a workspace not the user's.
-    let mut bad = form("x", "public", &ws, "wrong");
+    let mut bad = form("x", "public", "wrong");
     assert_eq!(
-        b.post_owned("/apps", &bad).await.status,
+        b.post_owned(&console, &bad).await.status,
         StatusCode::FORBIDDEN
     );
-    bad = form("Kept name", "public", &ws, &csrf);
+    bad = form("Kept name", "public", &csrf);
     bad[3].1 = String::new();
-    let r = b.post_owned("/apps", &bad).await;
+    let r = b.post_owned(&console, &bad).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(
         r.body.contains("At least one redirect URI is required"),
@@ -373,9 +409,9 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
         r.body.contains("value=\"Kept name\""),
         "the form keeps what was typed"
     );
-    bad = form("x", "public", &ws, &csrf);
+    bad = form("x", "public", &csrf);
     bad[3].1 = "not a uri".to_string();
-    let r = b.post_owned("/apps", &bad).await;
+    let r = b.post_owned(&console, &bad).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(
         r.body.contains("app.example/callback"),
@@ -383,10 +419,10 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
         r.body
     );
     let r = b
-        .post_owned("/apps", &form("x", "public", "wksp_not_mine", &csrf))
+        .post_owned("/console/w/wksp_not_mine/apps", &form("x", "public", &csrf))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let r = b.post_owned("/apps", &form("x", "weird", &ws, &csrf)).await;
+    let r = b.post_owned(&console, &form("x", "weird", &csrf)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Edit.
@@ -424,21 +460,30 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
     // Delete.
     let del = format!("{public_path}/delete");
     assert_eq!(b.post(&del, &[]).await.status, StatusCode::FORBIDDEN);
-    let r = b.post(&del, &[("csrf_token", &csrf)]).await;
+    let r = b
+        .post(&del, &[("csrf_token", &csrf), ("confirm", "yes")])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.location(), Some("/apps"));
+    assert_eq!(r.location(), Some(console.as_str()));
     let gone = b.get(&public_path).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     gone.assert_security_headers();
-    assert!(!b.get("/apps").await.body.contains(&public_id));
+    assert!(!b.get(&console).await.body.contains(&public_id));
 
-    // Another browser without a session is sent to sign in.
+    // Another browser without a session is sent to sign in, by the old address too.
     let mut anon = Browser::new(&s);
     let r = anon.get(&path).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        r.location().is_some_and(|l| l.starts_with("/login?next=")),
+        "{:?}",
+        r.location()
+    );
+    let old = format!("/apps/{secret_id}");
+    let r = anon.get(&old).await;
     assert_eq!(
         r.location(),
-        Some(format!("/login?next={}", enc(&path)).as_str())
+        Some(format!("/login?next={}", enc(&old)).as_str())
     );
     s.stop().await;
 }
@@ -551,7 +596,7 @@ async fn authorize_error_pages_redirects_and_consent() {
     let csp = consent.headers["content-security-policy"].to_str().unwrap();
     assert_eq!(
         csp,
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; \
          frame-ancestors 'none'; base-uri 'none'",
         "no form-action: Chromium would apply it to the client's own redirects after the 303"
     );
@@ -669,7 +714,10 @@ async fn authorize_error_pages_redirects_and_consent() {
     assert!(!q.contains_key("code"));
 
     // A POST after the session ended goes to sign in, then back to the consent page.
-    let csrf = b.get("/apps").await.input("csrf_token");
+    let csrf = b
+        .get(&format!("/console/w/{ws}/apps"))
+        .await
+        .input("csrf_token");
     b.post("/logout", &[("csrf_token", &csrf)]).await;
     let r = b
         .post_owned(

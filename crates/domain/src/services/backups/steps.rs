@@ -13,6 +13,7 @@ impl Backups<'_> {
             self.ctx.succeed_op(pool, op).await?;
             return Ok(());
         };
+        crate::reconciler::note_database(&b.database_id);
         let started = std::time::Instant::now();
         let db = databases::get(pool, &b.database_id)
             .await?

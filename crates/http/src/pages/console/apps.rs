@@ -1,22 +1,24 @@
 //! OAuth apps of a workspace inside the console (`/console/w/{ws}/apps…`): list, create
 //! (redirect URIs, public or confidential; a confidential app's secret is shown once, through
-//! the console's sealed flash cookie), edit and delete. The same services as the older
-//! `/apps` pages ([`crate::pages::apps`], kept working for existing links and scripts), scoped
-//! to the workspace of the URL.
+//! the console's sealed flash cookie), edit and delete; the pages' one UI for apps.
+//!
+//! The older addresses of the apps pages lead here: `GET /apps` and `GET /apps/{id}` answer
+//! `303` to the console's list of the user's first workspace and to the app's page in its
+//! own workspace; a form still posted there (a tab opened before an upgrade) is answered
+//! `307`, so the browser posts it again to the console's address.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use pgfleet_domain::DomainError;
 use pgfleet_storage::oauth::ClientRow;
 
-use super::forms::Confirmed;
+use super::forms::{AppFields, ClientType, Confirmed, WorkspaceField};
 use super::{render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Posted};
-use crate::pages::apps::{AppFields, AppForm, AppView};
-use crate::pages::{fail, render, require_session, see_other, Chrome, Notice};
+use crate::pages::{fail, render, require_session, see_other, urlencode, Chrome, Notice};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -25,6 +27,77 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/w/{ws}/apps", get(apps_page).post(app_create))
         .route("/console/w/{ws}/apps/{id}", get(app_page).post(app_update))
         .route("/console/w/{ws}/apps/{id}/delete", post(app_delete))
+        .route("/apps", get(old_apps).post(old_apps_create))
+        .route("/apps/{id}", get(old_app).post(old_app_post))
+        .route("/apps/{id}/delete", post(old_app_delete))
+}
+
+/// An app as the pages show it.
+pub(super) struct AppView {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) description: Option<String>,
+    pub(super) client_type: String,
+    pub(super) redirect_uris: Vec<String>,
+    /// RFC 3339, for the console's relative time.
+    pub(super) created_at: String,
+}
+
+impl From<ClientRow> for AppView {
+    fn from(c: ClientRow) -> Self {
+        Self {
+            created_at: pgfleet_api_types::ts(&c.created_at),
+            id: c.id,
+            name: c.name,
+            description: c.description,
+            client_type: c.client_type,
+            redirect_uris: c.redirect_uris,
+        }
+    }
+}
+
+/// What a create or edit form held (re-shown after an error).
+#[derive(Default)]
+pub(super) struct AppForm {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) redirect_uris: String,
+    pub(super) confidential: bool,
+}
+
+impl AppForm {
+    /// The edit form of an existing app.
+    fn of(client: &ClientRow) -> Self {
+        Self {
+            name: client.name.clone(),
+            description: client.description.clone().unwrap_or_default(),
+            redirect_uris: client.redirect_uris.join("\n"),
+            confidential: client.client_type == "confidential",
+        }
+    }
+
+    fn from_fields(f: &AppFields) -> Self {
+        Self {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            redirect_uris: f.redirect_uris.clone(),
+            confidential: f.client_type == Some(ClientType::Confidential),
+        }
+    }
+
+    /// The redirect URIs, one a line, blank lines skipped.
+    fn uris(&self) -> Vec<String> {
+        self.redirect_uris
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn description(&self) -> Option<&str> {
+        Some(self.description.trim()).filter(|d| !d.is_empty())
+    }
 }
 
 #[derive(Template)]
@@ -245,5 +318,98 @@ async fn app_delete(
             let page = app_view(&state, ctx, client, None, Some(notice));
             Ok(render(status, &page))
         }
+    }
+}
+
+/// `GET /apps` (the older apps page): the console's apps of the user's first workspace.
+async fn old_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed = match require_session(&state, &headers, "/apps").await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    match state
+        .services
+        .sessions()
+        .user_workspaces(signed.user_id())
+        .await
+    {
+        Ok(ws) => match ws.first() {
+            Some(w) => see_other(&format!("/console/w/{}/apps", urlencode(&w.id))),
+            None => see_other("/console"),
+        },
+        Err(e) => fail(e),
+    }
+}
+
+/// `POST /apps` (the older create form): `307` to the console's create form of the
+/// workspace it named (the console checks the membership, the token and the fields).
+async fn old_apps_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<WorkspaceField>,
+) -> Response {
+    if let Err(res) = require_session(&state, &headers, "/apps").await {
+        return res;
+    }
+    if f.workspace_id.is_empty() {
+        return see_other("/apps");
+    }
+    Redirect::temporary(&format!("/console/w/{}/apps", urlencode(&f.workspace_id))).into_response()
+}
+
+/// The console's address of app `id` of the signed-in user (`NotFound` for another's).
+async fn console_app_url(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<String, Response> {
+    let signed = require_session(state, headers, &format!("/apps/{}", urlencode(id))).await?;
+    let client = state
+        .services
+        .sessions()
+        .user_oauth_client(signed.user_id(), id)
+        .await
+        .map_err(fail)?;
+    Ok(format!(
+        "/console/w/{}/apps/{}",
+        urlencode(&client.workspace_id),
+        urlencode(&client.id)
+    ))
+}
+
+/// `GET /apps/{id}` (the older app page): `303` to the app's console page.
+async fn old_app(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match console_app_url(&state, &headers, &id).await {
+        Ok(url) => see_other(&url),
+        Err(res) => res,
+    }
+}
+
+/// `POST /apps/{id}` (the older edit form): `307` to the console's.
+async fn old_app_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match console_app_url(&state, &headers, &id).await {
+        Ok(url) => Redirect::temporary(&url).into_response(),
+        Err(res) => res,
+    }
+}
+
+/// `POST /apps/{id}/delete` (the older delete form): `307` to the console's (which asks for
+/// its box ticked).
+async fn old_app_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match console_app_url(&state, &headers, &id).await {
+        Ok(url) => Redirect::temporary(&format!("{url}/delete")).into_response(),
+        Err(res) => res,
     }
 }

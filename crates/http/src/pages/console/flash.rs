@@ -11,7 +11,7 @@ use pgfleet_api_types::database::CreatedDatabase;
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use crate::pages::cookies::{open, seal, FlashPurpose};
+use crate::pages::cookies::{open, seal};
 use crate::pages::{render, see_other, set_cookie, SameSite};
 use crate::AppState;
 
@@ -77,7 +77,7 @@ pub(super) fn see_other_with(
     flash: Flash,
 ) -> Response {
     let mut res = see_other(location);
-    match seal(state, FlashPurpose::Console, &ctx.signed.token, &flash) {
+    match seal(state, &ctx.signed.token, &flash) {
         Some(v) => set_cookie(
             &mut res,
             state,
@@ -97,7 +97,7 @@ pub(super) fn take_flash(ctx: &Ctx, accept: impl Fn(&str) -> bool) -> (Option<Fl
     let flash = ctx
         .sealed_flash
         .as_deref()
-        .and_then(|s| open::<Flash>(FlashPurpose::Console, &ctx.signed.token, s))
+        .and_then(|s| open::<Flash>(&ctx.signed.token, s))
         .filter(|f| accept(&f.key));
     (flash, ctx.sealed_flash.is_some())
 }

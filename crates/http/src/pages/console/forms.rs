@@ -114,6 +114,44 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     })
 }
 
+/// An OAuth app's client type as its forms send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ClientType {
+    Public,
+    Confidential,
+}
+
+/// An OAuth app's create and edit forms (the edit form sends no client type).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct AppFields {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) redirect_uris: String,
+    /// `None` when absent or neither `public` nor `confidential` (the page says so).
+    #[serde(deserialize_with = "client_type")]
+    pub(super) client_type: Option<ClientType>,
+}
+
+/// A client type, or `None` for anything else (refused with the form's own message).
+fn client_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ClientType>, D::Error> {
+    let raw = String::deserialize(d)?;
+    Ok(match raw.as_str() {
+        "public" => Some(ClientType::Public),
+        "confidential" => Some(ClientType::Confidential),
+        _ => None,
+    })
+}
+
+/// The workspace a form posted to the older `/apps` address named (its other fields are
+/// sent again to the console by the browser, which repeats the body on a `307`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct WorkspaceField {
+    pub(super) workspace_id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +182,21 @@ mod tests {
         assert_eq!(a.admin, Some(false));
         let a: ServerAdmin = read("admin=maybe").unwrap_or_default();
         assert_eq!(a.admin, None);
+    }
+
+    #[test]
+    fn an_apps_client_type_is_typed_and_anything_else_is_none() {
+        let f: AppFields = read("name=a&client_type=confidential").unwrap_or_default();
+        assert_eq!(f.client_type, Some(ClientType::Confidential));
+        assert_eq!(f.name, "a");
+        let f: AppFields = read("client_type=public&redirect_uris=x").unwrap_or_default();
+        assert_eq!(f.client_type, Some(ClientType::Public));
+        assert_eq!(f.redirect_uris, "x");
+        let f: AppFields = read("client_type=weird").unwrap_or_default();
+        assert_eq!(f.client_type, None);
+        let f: AppFields = read("name=edit").unwrap_or_default();
+        assert_eq!(f.client_type, None, "the edit form sends none");
+        let w: WorkspaceField = read("workspace_id=wksp_1&name=x").unwrap_or_default();
+        assert_eq!(w.workspace_id, "wksp_1");
     }
 }
