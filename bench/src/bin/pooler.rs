@@ -10,7 +10,10 @@
 //! Run: `scripts/bench-pooler` (installs PgBouncer if missing), or
 //! `cargo run --release -p pgfleet-bench --bin pooler`. Env: `SCALE` (default 10), `SECONDS`
 //! per run (default 10), `ROUNDS` (default 3; sides alternate who goes first; medians are
-//! reported), `POOL_SIZE` (default 10), `CASES` (default `20,500,C`).
+//! reported), `POOL_SIZE` (default 10), `CASES` (default `20,500,C`), `BASELINE_PGFLEET`
+//! (another `pgfleet` binary, an older build say: it is run as `pgfleet proxy` beside this
+//! one, on the same data directory, so the report also has a "pgfleet (before)" side measured
+//! in the same run against the same database).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -63,6 +66,8 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// A proxy process of the bench (PgBouncer, or the baseline `pgfleet proxy`), killed when
+/// dropped.
 struct Bouncer {
     child: Child,
 }
@@ -350,10 +355,24 @@ async fn main() -> anyhow::Result<()> {
         dir.path(),
     )?;
     let bouncer_url = url_with_port(&pooled, bouncer_port)?;
-
     let pgbench_bin = bin.join("pgbench");
-    let bouncer_pid = bouncer.child.id();
-    let self_pid = std::process::id();
+    let baseline = match std::env::var_os("BASELINE_PGFLEET") {
+        Some(b) => Some(start_baseline(
+            Path::new(&b),
+            dir.path(),
+            pool_size,
+            &pooled,
+        )?),
+        None => None,
+    };
+    // Sides in the order of the first round: PgBouncer, pgfleet, then the baseline.
+    let mut sides = vec![
+        Side::new("PgBouncer", bouncer_url, bouncer.child.id()),
+        Side::new("pgfleet", pooled, std::process::id()),
+    ];
+    if let Some((b, url)) = &baseline {
+        sides.push(Side::new("pgfleet (before)", url.clone(), b.child.id()));
+    }
     let logs = dir.path().join("pgbench-logs");
     let cases: [(&str, u32, bool); 3] = [
         ("20 clients", 20, false),
@@ -372,91 +391,166 @@ async fn main() -> anyhow::Result<()> {
         if !picked.contains(&key.as_str()) {
             continue;
         }
-        // Warm both (server connections, caches) before measuring.
-        pgbench(
-            &pgbench_bin,
-            &bouncer_url,
-            clients.min(20),
-            false,
-            2,
-            &logs,
-            bouncer_pid,
-        )?;
-        pgbench(
-            &pgbench_bin,
-            &pooled,
-            clients.min(20),
-            false,
-            2,
-            &logs,
-            self_pid,
-        )?;
-        // Rounds alternate which side goes first; medians are reported.
-        let (mut bs, mut fs) = (Vec::new(), Vec::new());
+        // Warm every side (server connections, caches) before measuring.
+        for side in &mut sides {
+            side.runs.clear();
+            pgbench(
+                &pgbench_bin,
+                &side.url,
+                clients.min(20),
+                false,
+                2,
+                &logs,
+                side.pid,
+            )?;
+        }
+        // Rounds rotate which side goes first; medians are reported.
         for round in 0..rounds {
-            let run = |url: &str, pid: u32| {
-                pgbench(&pgbench_bin, url, clients, reconnect, seconds, &logs, pid)
-            };
-            if round % 2 == 0 {
-                bs.push(run(&bouncer_url, bouncer_pid)?);
-                fs.push(run(&pooled, self_pid)?);
-            } else {
-                fs.push(run(&pooled, self_pid)?);
-                bs.push(run(&bouncer_url, bouncer_pid)?);
+            let n = sides.len();
+            for i in 0..n {
+                let side = &mut sides[(i + round as usize) % n];
+                let r = pgbench(
+                    &pgbench_bin,
+                    &side.url,
+                    clients,
+                    reconnect,
+                    seconds,
+                    &logs,
+                    side.pid,
+                )?;
+                side.runs.push(r);
             }
         }
-        let b = median(&bs);
-        let f = median(&fs);
-        row(
-            &format!("{label}: tps pgfleet / PgBouncer"),
-            format!("{:.0} / {:.0} = {:.2}×", f.tps, b.tps, f.tps / b.tps),
-        );
-        row(
-            &format!("{label}: p99 latency pgfleet / PgBouncer"),
-            format!(
-                "{:.2} ms / {:.2} ms = {:.2}×",
-                f.p99_ms,
-                b.p99_ms,
-                f.p99_ms / b.p99_ms
-            ),
-        );
-        row(
-            &format!("{label}: proxy CPU per 1000 transactions"),
-            format!(
-                "{:.1} ms / {:.1} ms = {:.2}×",
-                f.cpu_per_1k_ms,
-                b.cpu_per_1k_ms,
-                f.cpu_per_1k_ms / b.cpu_per_1k_ms
-            ),
-        );
-        row(
-            &format!("{label}: CPU µs/tx pgbench + postgres + proxy"),
-            format!(
-                "pgfleet {:.0} + {:.0} + {:.0}, PgBouncer {:.0} + {:.0} + {:.0}",
-                f.client_us,
-                f.server_us,
-                f.cpu_per_1k_ms,
-                b.client_us,
-                b.server_us,
-                b.cpu_per_1k_ms
-            ),
-        );
+        let b = median(&sides[0].runs);
+        for side in &sides[1..] {
+            report(label, &side.name, &median(&side.runs), &b);
+        }
+        if let [_, now, before] = &sides[..] {
+            let (f, o) = (median(&now.runs), median(&before.runs));
+            row(
+                &format!("{label}: pgfleet / pgfleet (before)"),
+                format!(
+                    "tps {:.2}×, p99 {:.2}×, proxy CPU per transaction {:.2}×",
+                    f.tps / o.tps,
+                    f.p99_ms / o.p99_ms,
+                    f.cpu_per_1k_ms / o.cpu_per_1k_ms
+                ),
+            );
+        }
         // Where the machine's cores are the limit, tps is at most cores / CPU per
         // transaction: a proxy costing nothing would reach PgBouncer's total over
         // PgBouncer's total without its proxy share.
         let total = b.client_us + b.server_us + b.cpu_per_1k_ms;
         row(
-            &format!("{label}: idle CPU pgfleet / PgBouncer"),
-            format!("{:.1}% / {:.1}%", f.idle_pct, b.idle_pct),
-        );
-        row(
             &format!("{label}: ceiling of any proxy here (zero proxy CPU)"),
             format!("{:.2}×", total / (b.client_us + b.server_us)),
         );
     }
+    drop(baseline);
     drop(bouncer);
     running.stop().await?;
     Ok(())
+}
+
+/// One proxy measured: its name in the report, the URL pgbench connects to, the process
+/// whose CPU is its cost, and its runs of the case being measured.
+struct Side {
+    name: String,
+    url: String,
+    pid: u32,
+    runs: Vec<RunResult>,
+}
+
+impl Side {
+    fn new(name: &str, url: String, pid: u32) -> Self {
+        Self {
+            name: name.to_string(),
+            url,
+            pid,
+            runs: Vec::new(),
+        }
+    }
+}
+
+/// The rows of one side against PgBouncer (`b`).
+fn report(label: &str, name: &str, f: &RunResult, b: &RunResult) {
+    row(
+        &format!("{label}: tps {name} / PgBouncer"),
+        format!("{:.0} / {:.0} = {:.2}×", f.tps, b.tps, f.tps / b.tps),
+    );
+    row(
+        &format!("{label}: p99 latency {name} / PgBouncer"),
+        format!(
+            "{:.2} ms / {:.2} ms = {:.2}×",
+            f.p99_ms,
+            b.p99_ms,
+            f.p99_ms / b.p99_ms
+        ),
+    );
+    row(
+        &format!("{label}: proxy CPU per 1000 transactions {name} / PgBouncer"),
+        format!(
+            "{:.1} ms / {:.1} ms = {:.2}×",
+            f.cpu_per_1k_ms,
+            b.cpu_per_1k_ms,
+            f.cpu_per_1k_ms / b.cpu_per_1k_ms
+        ),
+    );
+    row(
+        &format!("{label}: CPU µs/tx pgbench + postgres + proxy"),
+        format!(
+            "{name} {:.0} + {:.0} + {:.0}, PgBouncer {:.0} + {:.0} + {:.0}",
+            f.client_us, f.server_us, f.cpu_per_1k_ms, b.client_us, b.server_us, b.cpu_per_1k_ms
+        ),
+    );
+    row(
+        &format!("{label}: idle CPU {name} / PgBouncer"),
+        format!("{:.1}% / {:.1}%", f.idle_pct, b.idle_pct),
+    );
+}
+
+/// Starts `bin proxy` (an older pgfleet, say) beside the bench's server on its data
+/// directory, with the same pool size; the process and the pooled URL on its port.
+fn start_baseline(
+    bin: &Path,
+    data_dir: &Path,
+    pool_size: u64,
+    pooled: &str,
+) -> anyhow::Result<(Bouncer, String)> {
+    use std::io::{BufRead as _, BufReader};
+    let config = data_dir.join("baseline-proxy.toml");
+    std::fs::write(
+        &config,
+        format!("[pooler]\nlisten = \"127.0.0.1:0\"\npool_size = {pool_size}\n"),
+    )?;
+    let mut child = Command::new(bin)
+        .arg("proxy")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} proxy", bin.display()))?;
+    let stdout = child.stdout.take().context("baseline stdout")?;
+    let proxy = Bouncer { child };
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(addr) = line.strip_prefix("pgfleet proxy listening on postgresql://") {
+            let port = addr
+                .trim()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .context("baseline proxy port")?;
+            // Whatever it prints later is read, so that it never writes to a closed pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok((proxy, url_with_port(pooled, port)?));
+        }
+    }
+    anyhow::bail!("{} proxy exited without listening", bin.display())
 }
 
 fn url_with_port(url: &str, port: u16) -> anyhow::Result<String> {
