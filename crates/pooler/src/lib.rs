@@ -44,6 +44,7 @@ mod pool;
 pub mod proto;
 pub mod scram;
 mod stream;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +112,9 @@ pub struct Settings {
     pub revalidate_every: Duration,
     /// How long shutdown waits for clients to finish their transactions.
     pub shutdown_grace: Duration,
+    /// Threads the client sessions run on, each an event loop of its own (see the
+    /// `workers` module); 0 runs them on the runtime that calls [`Pooler::serve`].
+    pub session_threads: usize,
     /// TLS towards servers that require it (`sslmode=require` semantics).
     pub backend_tls: Option<Arc<rustls::ClientConfig>>,
     /// TLS towards particular servers (by [`BackendTarget::key`]), in place of
@@ -127,6 +131,7 @@ impl std::fmt::Debug for Settings {
             .field("max_client_connections", &self.max_client_connections)
             .field("max_prepared_statements", &self.max_prepared_statements)
             .field("require_tls", &self.require_tls)
+            .field("session_threads", &self.session_threads)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +154,7 @@ impl Default for Settings {
             client_login_timeout: Duration::from_secs(60),
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
+            session_threads: 1,
             backend_tls: None,
             backend_tls_by_server: HashMap::new(),
         }
@@ -289,47 +295,51 @@ impl Pooler {
 
     /// Accepts clients until `stop` resolves, then stops accepting, lets clients finish their
     /// transaction (disconnecting idle ones) for up to the grace period, and returns.
+    /// Sessions run on the pooler's own threads ([`Settings::session_threads`]; the
+    /// accept loop on the first), or here when there are none.
     pub async fn serve(&self, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
         let shared = self.shared.clone();
         let revalidator = tokio::spawn(revalidate_loop(shared.clone()));
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let shared = shared.clone();
-                        let before = shared.active_clients.fetch_add(1, Ordering::AcqRel);
-                        let max = shared.settings.max_client_connections;
-                        if before >= max.saturating_add(REFUSAL_SLOTS) {
-                            // Past the places kept to say "too many clients": close at once,
-                            // so a flood of sockets costs one descriptor for no time.
-                            if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                shared.drained.notify_waiters();
+        let workers = match shared.settings.session_threads {
+            0 => None,
+            n => match workers::Workers::start(n) {
+                Ok(w) => Some(Arc::new(w)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooler: no session threads; sessions run on the server's runtime");
+                    None
+                }
+            },
+        };
+        let on_first = workers
+            .as_ref()
+            .and_then(|w| Some((w.clone(), w.first()?.clone())));
+        match on_first {
+            None => accept_loop(shared.clone(), listener, stop, None).await,
+            Some((w, first)) => match listener.into_std() {
+                Ok(listener) => {
+                    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                    let s = shared.clone();
+                    let accepting = first.spawn(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => {
+                                let stop = async move {
+                                    let _ = stop_rx.await;
+                                };
+                                accept_loop(s, l, stop, Some(&w)).await;
                             }
-                            drop(tcp);
-                            continue;
+                            Err(e) => tracing::warn!(error = %e, "pooler: cannot accept"),
                         }
-                        let over = before >= max;
-                        // Every log line of the client's session carries its address.
-                        let span = tracing::info_span!("pooler_client", %peer);
-                        tokio::spawn(async move {
-                            client::handle(shared.clone(), tcp, over)
-                                .instrument(span)
-                                .await;
-                            if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                shared.drained.notify_waiters();
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pooler: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                () = &mut stop => break,
-            }
+                    });
+                    stop.await;
+                    let _ = stop_tx.send(());
+                    let _ = accepting.await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooler: cannot accept");
+                    stop.await;
+                }
+            },
         }
-        drop(listener);
         shared.shutdown.send_replace(true);
         let deadline = tokio::time::Instant::now() + shared.settings.shutdown_grace;
         while shared.active_clients.load(Ordering::Acquire) > 0 {
@@ -352,6 +362,9 @@ impl Pooler {
         };
         for p in pools {
             p.close("the pooler is shutting down");
+        }
+        if let Some(w) = workers.and_then(Arc::into_inner) {
+            w.stop().await;
         }
     }
 
@@ -387,6 +400,81 @@ impl Pooler {
     }
 }
 
+/// Accepts clients until `stop` resolves; each session runs on the next of `workers` (its
+/// socket moved there), or here.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+    workers: Option<&workers::Workers>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let before = shared.active_clients.fetch_add(1, Ordering::AcqRel);
+                    let max = shared.settings.max_client_connections;
+                    if before >= max.saturating_add(REFUSAL_SLOTS) {
+                        // Past the places kept to say "too many clients": close at once,
+                        // so a flood of sockets costs one descriptor for no time.
+                        shared.client_gone();
+                        drop(tcp);
+                        continue;
+                    }
+                    let over = before >= max;
+                    start_session(shared.clone(), tcp, peer, over, workers);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooler: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut stop => break,
+        }
+    }
+}
+
+/// Runs a client's session: on the next session thread, or here.
+fn start_session(
+    shared: Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    over: bool,
+    workers: Option<&workers::Workers>,
+) {
+    // Every log line of the client's session carries its address.
+    let span = tracing::info_span!("pooler_client", %peer);
+    let run = move |shared: Arc<Shared>, tcp| async move {
+        client::handle(shared.clone(), tcp, over)
+            .instrument(span)
+            .await;
+        shared.client_gone();
+    };
+    let Some(elsewhere) = workers.and_then(workers::Workers::elsewhere) else {
+        tokio::spawn(run(shared, tcp));
+        return;
+    };
+    // The socket leaves this event loop for the other thread's.
+    match tcp.into_std() {
+        Ok(std_tcp) => {
+            elsewhere.spawn(async move {
+                match tokio::net::TcpStream::from_std(std_tcp) {
+                    Ok(tcp) => run(shared, tcp).await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pooler: client lost moving threads");
+                        shared.client_gone();
+                    }
+                }
+            });
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "pooler: client lost moving threads");
+            shared.client_gone();
+        }
+    }
+}
+
 /// Connections beyond `max_client_connections` that are still read up to their startup
 /// packet (for at most `startup_timeout`) to be told "too many clients"; more are closed
 /// unanswered.
@@ -396,6 +484,13 @@ pub const REFUSAL_SLOTS: usize = 32;
 const MAX_CACHED_ROUTES: usize = 100_000;
 
 impl Shared {
+    /// A client connection ended (or was refused at once).
+    fn client_gone(&self) {
+        if self.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
     fn current_tls(&self) -> Option<Arc<ServerTls>> {
         self.tls.read().ok().and_then(|t| t.clone())
     }
