@@ -13,7 +13,9 @@
 //! reported), `POOL_SIZE` (default 10), `CASES` (default `20,500,C`), `BASELINE_PGFLEET`
 //! (another `pgfleet` binary, an older build say: it is run as `pgfleet proxy` beside this
 //! one, on the same data directory, so the report also has a "pgfleet (before)" side measured
-//! in the same run against the same database).
+//! in the same run against the same database), `SERVER_RUNTIME_SIDE=1` (adds "pgfleet
+//! (server runtime)": the same pooler with its sessions on the server's multi-threaded
+//! runtime, `session_threads = 0`, as before they had threads of their own).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -293,8 +295,12 @@ async fn main() -> anyhow::Result<()> {
     let rounds = env_num("ROUNDS", 3).max(1);
     find_pgbouncer()?;
     let size = usize::try_from(pool_size)?;
-    let (dir, running) =
-        pgfleet_bench::start_server_with(TOKEN, |c| c.pooler.pool_size = size).await?;
+    let (dir, running) = pgfleet_bench::start_server_with(TOKEN, |c| {
+        c.pooler.pool_size = size;
+        // Room for every side's pool of server connections at once.
+        c.database_connection_limit = i32::try_from(size * 5).unwrap_or(i32::MAX);
+    })
+    .await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let bin = pgfleet_dataplane::binaries::find_bin_dir(None)?;
@@ -373,6 +379,17 @@ async fn main() -> anyhow::Result<()> {
     if let Some((b, url)) = &baseline {
         sides.push(Side::new("pgfleet (before)", url.clone(), b.child.id()));
     }
+    let on_server_runtime = match std::env::var_os("SERVER_RUNTIME_SIDE") {
+        Some(_) => Some(start_on_server_runtime(&running, dir.path(), size, &sides[1].url).await?),
+        None => None,
+    };
+    if let Some((_, _, url)) = &on_server_runtime {
+        sides.push(Side::new(
+            "pgfleet (server runtime)",
+            url.clone(),
+            std::process::id(),
+        ));
+    }
     let logs = dir.path().join("pgbench-logs");
     let cases: [(&str, u32, bool); 3] = [
         ("20 clients", 20, false),
@@ -425,10 +442,10 @@ async fn main() -> anyhow::Result<()> {
         for side in &sides[1..] {
             report(label, &side.name, &median(&side.runs), &b);
         }
-        if let [_, now, before] = &sides[..] {
-            let (f, o) = (median(&now.runs), median(&before.runs));
+        for before in &sides[2..] {
+            let (f, o) = (median(&sides[1].runs), median(&before.runs));
             row(
-                &format!("{label}: pgfleet / pgfleet (before)"),
+                &format!("{label}: pgfleet / {}", before.name),
                 format!(
                     "tps {:.2}×, p99 {:.2}×, proxy CPU per transaction {:.2}×",
                     f.tps / o.tps,
@@ -447,6 +464,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     drop(baseline);
+    if let Some((task, stop, _)) = on_server_runtime {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     drop(bouncer);
     running.stop().await?;
     Ok(())
@@ -507,6 +528,45 @@ fn report(label: &str, name: &str, f: &RunResult, b: &RunResult) {
         &format!("{label}: idle CPU {name} / PgBouncer"),
         format!("{:.1}% / {:.1}%", f.idle_pct, b.idle_pct),
     );
+}
+
+/// A second pooler in this process, like the server's but with its sessions on this
+/// (multi-threaded) runtime: the task serving it, what stops it, and its pooled URL.
+async fn start_on_server_runtime(
+    running: &pgfleet::server::Running,
+    data_dir: &Path,
+    pool_size: usize,
+    pooled: &str,
+) -> anyhow::Result<(
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+    String,
+)> {
+    let mut cfg = pgfleet::config::Config {
+        data_dir: data_dir.to_path_buf(),
+        ..pgfleet::config::Config::default()
+    };
+    cfg.pooler.pool_size = pool_size;
+    let mut settings = pgfleet::pooler::settings(&cfg)?;
+    settings.session_threads = 0;
+    let (tls, certificate) = pgfleet::pooler::tls_config(&cfg)?;
+    let pooler = pgfleet_pooler::Pooler::new(
+        settings,
+        std::sync::Arc::new(pgfleet::pooler::ServicesCatalog(running.services.clone())),
+        Some(tls),
+        certificate.as_deref(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        pooler
+            .serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((task, stop, url_with_port(pooled, port)?))
 }
 
 /// Starts `bin proxy` (an older pgfleet, say) beside the bench's server on its data

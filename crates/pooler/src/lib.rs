@@ -31,6 +31,10 @@
 //! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
 //! running ([`Pooler::set_tls`]).
 //!
+//! Client sessions run on the pooler's own event-loop threads
+//! ([`Settings::session_threads`], see the `workers` module), not on the runtime of the
+//! process around it.
+//!
 //! Logs carry a `pooler_client` span (the client's address) for everything a client's
 //! session logs, and a `pooler_server` span (server and database) for a server connection's
 //! login.
