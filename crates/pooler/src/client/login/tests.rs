@@ -380,3 +380,180 @@ fn the_welcome_ends_sasl_then_reports_each_parameter() {
         ]
     );
 }
+
+/// A self-signed certificate for `localhost`: the proxy's TLS configuration, and the
+/// certificate (DER).
+fn certificate() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let der = generated.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![der.clone().into()], key)
+    .unwrap();
+    (Arc::new(config), der)
+}
+
+/// A TLS client trusting `der`, asking for the `postgresql` ALPN protocol or not.
+fn tls_client(der: &[u8], alpn: bool) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der.to_vec().into()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    if alpn {
+        config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    }
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// The proxy's side of [`startup`] on a loopback connection, and the client's socket.
+async fn startup_on_loopback(
+    pooler: &Pooler,
+) -> (
+    tokio::task::JoinHandle<Option<(bool, HashMap<String, String>, Option<Vec<u8>>)>>,
+    tokio::net::TcpStream,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shared = pooler.shared.clone();
+    let proxy = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let (stream, params, end_point) = startup(&shared, tcp).await?;
+        Some((stream.is_tls(), params, end_point))
+    });
+    let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    (proxy, client)
+}
+
+fn startup_packet(p: &[(&str, &str)]) -> BytesMut {
+    let mut b = BytesMut::new();
+    frontend::startup_message(p.iter().copied(), &mut b).unwrap();
+    b
+}
+
+#[tokio::test]
+async fn an_ssl_request_is_answered_s_then_the_startup_comes_over_tls() {
+    let (tls, der) = certificate();
+    let pooler = Pooler::new(
+        Settings::default(),
+        Arc::new(Routes(HashMap::new())),
+        Some(tls),
+        Some(&der),
+    );
+    let (proxy, mut client) = startup_on_loopback(&pooler).await;
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    client.write_all(&out).await.unwrap();
+    assert_eq!(client.read_u8().await.unwrap(), b'S');
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut client = tls_client(&der, false).connect(name, client).await.unwrap();
+    client
+        .write_all(&startup_packet(&[("user", "alice")]))
+        .await
+        .unwrap();
+    let (is_tls, params, end_point) = proxy.await.unwrap().unwrap();
+    assert!(is_tls);
+    assert_eq!(params.get("user").map(String::as_str), Some("alice"));
+    // SCRAM-SHA-256-PLUS binds to the certificate this handshake used.
+    assert_eq!(end_point, crate::scram::tls_server_end_point(&der));
+}
+
+#[tokio::test]
+async fn without_a_certificate_an_ssl_request_is_answered_n() {
+    let pooler = pooler(Vec::new(), false);
+    let (proxy, mut client) = startup_on_loopback(&pooler).await;
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    client.write_all(&out).await.unwrap();
+    assert_eq!(client.read_u8().await.unwrap(), b'N');
+    client
+        .write_all(&startup_packet(&[("user", "alice")]))
+        .await
+        .unwrap();
+    let (is_tls, params, end_point) = proxy.await.unwrap().unwrap();
+    assert!(!is_tls && end_point.is_none());
+    assert_eq!(params.len(), 1);
+}
+
+#[tokio::test]
+async fn a_gssenc_request_is_answered_n_and_the_startup_follows() {
+    let pooler = pooler(Vec::new(), false);
+    let (proxy, mut client) = startup_on_loopback(&pooler).await;
+    client
+        .write_all(&proto::startup_packet(proto::GSSENC_REQUEST, &[]))
+        .await
+        .unwrap();
+    assert_eq!(client.read_u8().await.unwrap(), b'N');
+    client
+        .write_all(&startup_packet(&[("user", "bob")]))
+        .await
+        .unwrap();
+    let (_, params, _) = proxy.await.unwrap().unwrap();
+    assert_eq!(params.get("user").map(String::as_str), Some("bob"));
+}
+
+#[tokio::test]
+async fn a_cancel_request_ends_the_connection() {
+    let pooler = pooler(Vec::new(), false);
+    let (proxy, mut client) = startup_on_loopback(&pooler).await;
+    let mut out = BytesMut::new();
+    frontend::cancel_request(1, 2, &mut out);
+    client.write_all(&out).await.unwrap();
+    assert!(proxy.await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_unsupported_protocol_is_refused_at_startup() {
+    let pooler = pooler(Vec::new(), false);
+    let (proxy, mut client) = startup_on_loopback(&pooler).await;
+    let mut body = Vec::new();
+    proto::put_cstr(&mut body, "user");
+    proto::put_cstr(&mut body, "alice");
+    body.push(0);
+    client
+        .write_all(&proto::startup_packet(2 << 16, &body))
+        .await
+        .unwrap();
+    assert!(proxy.await.unwrap().is_none());
+    let mut buf = BytesMut::new();
+    assert_eq!(code_of(next_message(&mut client, &mut buf).await), "0A000");
+}
+
+#[tokio::test]
+async fn direct_tls_needs_the_postgresql_alpn_protocol() {
+    let (tls, der) = certificate();
+    let pooler = Pooler::new(
+        Settings::default(),
+        Arc::new(Routes(HashMap::new())),
+        Some(tls),
+        Some(&der),
+    );
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    // With it: TLS from the first byte, then the startup packet.
+    let (proxy, client) = startup_on_loopback(&pooler).await;
+    let mut client = tls_client(&der, true)
+        .connect(name.clone(), client)
+        .await
+        .unwrap();
+    client
+        .write_all(&startup_packet(&[("user", "alice")]))
+        .await
+        .unwrap();
+    let (is_tls, _, end_point) = proxy.await.unwrap().unwrap();
+    assert!(is_tls && end_point.is_some());
+    // Without it: refused.
+    let (proxy, client) = startup_on_loopback(&pooler).await;
+    let mut client = tls_client(&der, false).connect(name, client).await.unwrap();
+    assert!(proxy.await.unwrap().is_none());
+    let mut buf = BytesMut::new();
+    assert_eq!(code_of(next_message(&mut client, &mut buf).await), "08P01");
+}
