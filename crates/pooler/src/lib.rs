@@ -31,10 +31,15 @@
 //! direct with the `postgresql` ALPN protocol) can be given a renewed certificate while
 //! running ([`Pooler::set_tls`]).
 //!
+//! Client sessions run on the pooler's own event-loop threads
+//! ([`Settings::session_threads`], see the `workers` module), not on the runtime of the
+//! process around it.
+//!
 //! Logs carry a `pooler_client` span (the client's address) for everything a client's
 //! session logs, and a `pooler_server` span (server and database) for a server connection's
 //! login.
 
+mod accept;
 pub mod backend;
 pub mod catalog;
 mod client;
@@ -44,6 +49,7 @@ mod pool;
 pub mod proto;
 pub mod scram;
 mod stream;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,7 +58,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
-use tracing::Instrument as _;
 
 pub use backend::{BackendHost, BackendTarget};
 pub use catalog::{Catalog, CatalogError, Route};
@@ -111,6 +116,9 @@ pub struct Settings {
     pub revalidate_every: Duration,
     /// How long shutdown waits for clients to finish their transactions.
     pub shutdown_grace: Duration,
+    /// Threads the client sessions run on, each an event loop of its own (see the
+    /// `workers` module); 0 runs them on the runtime that calls [`Pooler::serve`].
+    pub session_threads: usize,
     /// TLS towards servers that require it (`sslmode=require` semantics).
     pub backend_tls: Option<Arc<rustls::ClientConfig>>,
     /// TLS towards particular servers (by [`BackendTarget::key`]), in place of
@@ -127,6 +135,7 @@ impl std::fmt::Debug for Settings {
             .field("max_client_connections", &self.max_client_connections)
             .field("max_prepared_statements", &self.max_prepared_statements)
             .field("require_tls", &self.require_tls)
+            .field("session_threads", &self.session_threads)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +158,7 @@ impl Default for Settings {
             client_login_timeout: Duration::from_secs(60),
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
+            session_threads: 1,
             backend_tls: None,
             backend_tls_by_server: HashMap::new(),
         }
@@ -289,47 +299,51 @@ impl Pooler {
 
     /// Accepts clients until `stop` resolves, then stops accepting, lets clients finish their
     /// transaction (disconnecting idle ones) for up to the grace period, and returns.
+    /// Sessions run on the pooler's own threads ([`Settings::session_threads`]; the
+    /// accept loop on the first), or here when there are none.
     pub async fn serve(&self, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
         let shared = self.shared.clone();
         let revalidator = tokio::spawn(revalidate_loop(shared.clone()));
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let shared = shared.clone();
-                        let before = shared.active_clients.fetch_add(1, Ordering::AcqRel);
-                        let max = shared.settings.max_client_connections;
-                        if before >= max.saturating_add(REFUSAL_SLOTS) {
-                            // Past the places kept to say "too many clients": close at once,
-                            // so a flood of sockets costs one descriptor for no time.
-                            if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                shared.drained.notify_waiters();
+        let workers = match shared.settings.session_threads {
+            0 => None,
+            n => match workers::Workers::start(n) {
+                Ok(w) => Some(Arc::new(w)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooler: no session threads; sessions run on the server's runtime");
+                    None
+                }
+            },
+        };
+        let on_first = workers
+            .as_ref()
+            .and_then(|w| Some((w.clone(), w.first()?.clone())));
+        match on_first {
+            None => accept::accept_loop(shared.clone(), listener, stop, None).await,
+            Some((w, first)) => match listener.into_std() {
+                Ok(listener) => {
+                    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                    let s = shared.clone();
+                    let accepting = first.spawn(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => {
+                                let stop = async move {
+                                    let _ = stop_rx.await;
+                                };
+                                accept::accept_loop(s, l, stop, Some(&w)).await;
                             }
-                            drop(tcp);
-                            continue;
+                            Err(e) => tracing::warn!(error = %e, "pooler: cannot accept"),
                         }
-                        let over = before >= max;
-                        // Every log line of the client's session carries its address.
-                        let span = tracing::info_span!("pooler_client", %peer);
-                        tokio::spawn(async move {
-                            client::handle(shared.clone(), tcp, over)
-                                .instrument(span)
-                                .await;
-                            if shared.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                shared.drained.notify_waiters();
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pooler: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                () = &mut stop => break,
-            }
+                    });
+                    stop.await;
+                    let _ = stop_tx.send(());
+                    let _ = accepting.await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooler: cannot accept");
+                    stop.await;
+                }
+            },
         }
-        drop(listener);
         shared.shutdown.send_replace(true);
         let deadline = tokio::time::Instant::now() + shared.settings.shutdown_grace;
         while shared.active_clients.load(Ordering::Acquire) > 0 {
@@ -352,6 +366,9 @@ impl Pooler {
         };
         for p in pools {
             p.close("the pooler is shutting down");
+        }
+        if let Some(w) = workers.and_then(Arc::into_inner) {
+            w.stop().await;
         }
     }
 
@@ -396,6 +413,13 @@ pub const REFUSAL_SLOTS: usize = 32;
 const MAX_CACHED_ROUTES: usize = 100_000;
 
 impl Shared {
+    /// A client connection ended (or was refused at once).
+    fn client_gone(&self) {
+        if self.active_clients.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
     fn current_tls(&self) -> Option<Arc<ServerTls>> {
         self.tls.read().ok().and_then(|t| t.clone())
     }

@@ -19,12 +19,11 @@ mod statements;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::pool::AcquireError;
 use crate::proto;
-use crate::stream::ClientStream;
 use crate::{CancelSlot, Shared};
 
 pub(crate) use login::ALPN_POSTGRESQL;
@@ -52,9 +51,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
         let _ = tokio::time::timeout(BRIEFLY, told).await;
         return;
     }
+    let client_tls = client.is_tls();
     let logged_in = tokio::time::timeout_at(
         deadline,
-        login::login(&shared, &mut client, &params, end_point),
+        login::login(&shared, &mut client, client_tls, &params, end_point),
     )
     .await;
     let Ok(logged_in) = logged_in else {
@@ -95,7 +95,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, tcp: TcpStream, over: bool) {
 /// How long a refused client is given to take its error message (it may not read).
 const BRIEFLY: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn fatal(client: &mut ClientStream, code: &str, message: &str) {
+async fn fatal<S: AsyncWrite + Unpin>(client: &mut S, code: &str, message: &str) {
     let mut out = BytesMut::new();
     proto::put_error(&mut out, "FATAL", code, message);
     let _ = client.write_all(&out).await;

@@ -26,7 +26,6 @@
 //!
 //! Prepared statements are renamed in [`super::statements`].
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::io::{pass_on, poll_io, Io};
 use super::replies::Replies;
-use super::statements::{bind_names, ClientStatement};
+use super::statements::{bind_names, Statements};
 use super::{acquire_error, fatal};
 use crate::leftover::{self, Leftover};
 use crate::params;
@@ -56,7 +55,7 @@ pub(super) struct Session {
     pub(super) cbuf: BytesMut,
     pub(super) sbuf: BytesMut,
     pub(super) lease: Option<Lease>,
-    pub(super) statements: HashMap<Vec<u8>, ClientStatement>,
+    pub(super) statements: Statements,
     /// What the server owes on the lent connection (see [`super::replies`]).
     pub(super) replies: Replies,
     pub(super) slot: CancelSlot,
@@ -90,7 +89,7 @@ impl Session {
             cbuf: BytesMut::with_capacity(8192),
             sbuf: BytesMut::with_capacity(8192),
             lease: None,
-            statements: HashMap::new(),
+            statements: Statements::default(),
             replies: Replies::default(),
             slot,
             fatal_sent: false,

@@ -10,15 +10,24 @@
 //! Run: `scripts/bench-pooler` (installs PgBouncer if missing), or
 //! `cargo run --release -p pgfleet-bench --bin pooler`. Env: `SCALE` (default 10), `SECONDS`
 //! per run (default 10), `ROUNDS` (default 3; sides alternate who goes first; medians are
-//! reported), `POOL_SIZE` (default 10), `CASES` (default `20,500,C`).
+//! reported), `POOL_SIZE` (default 10), `CASES` (default `20,500,C`), `BASELINE_PGFLEET`
+//! (another `pgfleet` binary, an older build say: it is run as `pgfleet proxy` beside this
+//! one, on the same data directory, so the report also has a "pgfleet (before)" side measured
+//! in the same run against the same database), `SERVER_RUNTIME_SIDE=1` (adds "pgfleet
+//! (server runtime)": the same pooler with its sessions on the server's multi-threaded
+//! runtime, `session_threads = 0`, as before they had threads of their own).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use pgfleet_bench::{post_json, row};
+
+mod sides;
+
 use serde_json::{json, Value};
+use sides::{report, start_baseline, start_on_server_runtime, Bouncer, Side};
 
 const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
 
@@ -61,17 +70,6 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-struct Bouncer {
-    child: Child,
-}
-
-impl Drop for Bouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts PgBouncer in front of `pg_database` on the embedded cluster's socket.
@@ -135,17 +133,17 @@ fn start_pgbouncer(
     )
 }
 
-struct RunResult {
-    tps: f64,
-    p99_ms: f64,
+pub(crate) struct RunResult {
+    pub(crate) tps: f64,
+    pub(crate) p99_ms: f64,
     /// CPU time of the proxy process per 1000 transactions, in ms.
-    cpu_per_1k_ms: f64,
+    pub(crate) cpu_per_1k_ms: f64,
     /// CPU time of pgbench per transaction, in µs.
-    client_us: f64,
+    pub(crate) client_us: f64,
     /// CPU time of the PostgreSQL processes per transaction, in µs.
-    server_us: f64,
+    pub(crate) server_us: f64,
     /// Share of the machine's CPU time left idle during the run, in %.
-    idle_pct: f64,
+    pub(crate) idle_pct: f64,
 }
 
 /// CPU time of the PostgreSQL processes (the embedded cluster's postmaster, backends and
@@ -288,8 +286,12 @@ async fn main() -> anyhow::Result<()> {
     let rounds = env_num("ROUNDS", 3).max(1);
     find_pgbouncer()?;
     let size = usize::try_from(pool_size)?;
-    let (dir, running) =
-        pgfleet_bench::start_server_with(TOKEN, |c| c.pooler.pool_size = size).await?;
+    let (dir, running) = pgfleet_bench::start_server_with(TOKEN, |c| {
+        c.pooler.pool_size = size;
+        // Room for every side's pool of server connections at once.
+        c.database_connection_limit = i32::try_from(size * 5).unwrap_or(i32::MAX);
+    })
+    .await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let bin = pgfleet_dataplane::binaries::find_bin_dir(None)?;
@@ -350,10 +352,35 @@ async fn main() -> anyhow::Result<()> {
         dir.path(),
     )?;
     let bouncer_url = url_with_port(&pooled, bouncer_port)?;
-
     let pgbench_bin = bin.join("pgbench");
-    let bouncer_pid = bouncer.child.id();
-    let self_pid = std::process::id();
+    let baseline = match std::env::var_os("BASELINE_PGFLEET") {
+        Some(b) => Some(start_baseline(
+            Path::new(&b),
+            dir.path(),
+            pool_size,
+            &pooled,
+        )?),
+        None => None,
+    };
+    // Sides in the order of the first round: PgBouncer, pgfleet, then the baseline.
+    let mut sides = vec![
+        Side::new("PgBouncer", bouncer_url, bouncer.child.id()),
+        Side::new("pgfleet", pooled, std::process::id()),
+    ];
+    if let Some((b, url)) = &baseline {
+        sides.push(Side::new("pgfleet (before)", url.clone(), b.child.id()));
+    }
+    let on_server_runtime = match std::env::var_os("SERVER_RUNTIME_SIDE") {
+        Some(_) => Some(start_on_server_runtime(&running, dir.path(), size, &sides[1].url).await?),
+        None => None,
+    };
+    if let Some((_, _, url)) = &on_server_runtime {
+        sides.push(Side::new(
+            "pgfleet (server runtime)",
+            url.clone(),
+            std::process::id(),
+        ));
+    }
     let logs = dir.path().join("pgbench-logs");
     let cases: [(&str, u32, bool); 3] = [
         ("20 clients", 20, false),
@@ -372,94 +399,72 @@ async fn main() -> anyhow::Result<()> {
         if !picked.contains(&key.as_str()) {
             continue;
         }
-        // Warm both (server connections, caches) before measuring.
-        pgbench(
-            &pgbench_bin,
-            &bouncer_url,
-            clients.min(20),
-            false,
-            2,
-            &logs,
-            bouncer_pid,
-        )?;
-        pgbench(
-            &pgbench_bin,
-            &pooled,
-            clients.min(20),
-            false,
-            2,
-            &logs,
-            self_pid,
-        )?;
-        // Rounds alternate which side goes first; medians are reported.
-        let (mut bs, mut fs) = (Vec::new(), Vec::new());
+        // Warm every side (server connections, caches) before measuring.
+        for side in &mut sides {
+            side.runs.clear();
+            pgbench(
+                &pgbench_bin,
+                &side.url,
+                clients.min(20),
+                false,
+                2,
+                &logs,
+                side.pid,
+            )?;
+        }
+        // Rounds rotate which side goes first; medians are reported.
         for round in 0..rounds {
-            let run = |url: &str, pid: u32| {
-                pgbench(&pgbench_bin, url, clients, reconnect, seconds, &logs, pid)
-            };
-            if round % 2 == 0 {
-                bs.push(run(&bouncer_url, bouncer_pid)?);
-                fs.push(run(&pooled, self_pid)?);
-            } else {
-                fs.push(run(&pooled, self_pid)?);
-                bs.push(run(&bouncer_url, bouncer_pid)?);
+            let n = sides.len();
+            for i in 0..n {
+                let side = &mut sides[(i + round as usize) % n];
+                let r = pgbench(
+                    &pgbench_bin,
+                    &side.url,
+                    clients,
+                    reconnect,
+                    seconds,
+                    &logs,
+                    side.pid,
+                )?;
+                side.runs.push(r);
             }
         }
-        let b = median(&bs);
-        let f = median(&fs);
-        row(
-            &format!("{label}: tps pgfleet / PgBouncer"),
-            format!("{:.0} / {:.0} = {:.2}×", f.tps, b.tps, f.tps / b.tps),
-        );
-        row(
-            &format!("{label}: p99 latency pgfleet / PgBouncer"),
-            format!(
-                "{:.2} ms / {:.2} ms = {:.2}×",
-                f.p99_ms,
-                b.p99_ms,
-                f.p99_ms / b.p99_ms
-            ),
-        );
-        row(
-            &format!("{label}: proxy CPU per 1000 transactions"),
-            format!(
-                "{:.1} ms / {:.1} ms = {:.2}×",
-                f.cpu_per_1k_ms,
-                b.cpu_per_1k_ms,
-                f.cpu_per_1k_ms / b.cpu_per_1k_ms
-            ),
-        );
-        row(
-            &format!("{label}: CPU µs/tx pgbench + postgres + proxy"),
-            format!(
-                "pgfleet {:.0} + {:.0} + {:.0}, PgBouncer {:.0} + {:.0} + {:.0}",
-                f.client_us,
-                f.server_us,
-                f.cpu_per_1k_ms,
-                b.client_us,
-                b.server_us,
-                b.cpu_per_1k_ms
-            ),
-        );
+        let b = median(&sides[0].runs);
+        for side in &sides[1..] {
+            report(label, &side.name, &median(&side.runs), &b);
+        }
+        for before in &sides[2..] {
+            let (f, o) = (median(&sides[1].runs), median(&before.runs));
+            row(
+                &format!("{label}: pgfleet / {}", before.name),
+                format!(
+                    "tps {:.2}×, p99 {:.2}×, proxy CPU per transaction {:.2}×",
+                    f.tps / o.tps,
+                    f.p99_ms / o.p99_ms,
+                    f.cpu_per_1k_ms / o.cpu_per_1k_ms
+                ),
+            );
+        }
         // Where the machine's cores are the limit, tps is at most cores / CPU per
         // transaction: a proxy costing nothing would reach PgBouncer's total over
         // PgBouncer's total without its proxy share.
         let total = b.client_us + b.server_us + b.cpu_per_1k_ms;
         row(
-            &format!("{label}: idle CPU pgfleet / PgBouncer"),
-            format!("{:.1}% / {:.1}%", f.idle_pct, b.idle_pct),
-        );
-        row(
             &format!("{label}: ceiling of any proxy here (zero proxy CPU)"),
             format!("{:.2}×", total / (b.client_us + b.server_us)),
         );
+    }
+    drop(baseline);
+    if let Some((task, stop, _)) = on_server_runtime {
+        let _ = stop.send(());
+        let _ = task.await;
     }
     drop(bouncer);
     running.stop().await?;
     Ok(())
 }
 
-fn url_with_port(url: &str, port: u16) -> anyhow::Result<String> {
+pub(crate) fn url_with_port(url: &str, port: u16) -> anyhow::Result<String> {
     let mut u = url::Url::parse(url)?;
     u.set_port(Some(port))
         .map_err(|()| anyhow::anyhow!("cannot set the port of {url}"))?;
