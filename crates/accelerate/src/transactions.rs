@@ -182,7 +182,7 @@ where
         }
         let requested = opts.timeout.unwrap_or(f64::INFINITY);
         let timeout_ms = requested.min(max_timeout.as_millis() as f64);
-        if !(timeout_ms > 0.0) {
+        if timeout_ms.is_nan() || timeout_ms <= 0.0 {
             return Err(ExecError::tx("timeout is required"));
         }
         let max_wait = match opts.max_wait {
