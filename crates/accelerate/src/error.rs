@@ -201,6 +201,9 @@ pub enum ExecError {
     /// A malformed request (HTTP 400, text body).
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is over the size limit (HTTP 413).
+    #[error("The request body is larger than the limit of {0} bytes.")]
+    TooLarge(usize),
     /// The query ran past its time limit (HTTP 422, as the reference).
     #[error("Query timeout exceeded")]
     QueryTimeout,
@@ -263,6 +266,10 @@ impl ExecError {
                 ),
             ),
             ExecError::BadRequest(text) => (StatusCode::BAD_REQUEST, Err(text)),
+            e @ ExecError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Ok(json!({"code": "P6005", "error": e.to_string()})),
+            ),
             ExecError::QueryTimeout => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Ok(json!({"error": "Query timeout exceeded"})),

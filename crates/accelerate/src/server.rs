@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -62,6 +63,8 @@ pub struct Limits {
     pub query_timeout: Duration,
     /// Cap on an interactive transaction's `timeout`.
     pub max_transaction_timeout: Duration,
+    /// Largest accepted request body (the reference has none; axum's default is 2 MB).
+    pub max_request_bytes: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +72,7 @@ impl Default for Limits {
         Self {
             query_timeout: Duration::from_secs(30),
             max_transaction_timeout: Duration::from_secs(60),
+            max_request_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -91,6 +95,7 @@ pub fn router_with_entropy<B: Backend>(
     limits: Limits,
     entropy: Arc<dyn Entropy>,
 ) -> Router {
+    let body_limit = DefaultBodyLimit::max(limits.max_request_bytes);
     let state = Arc::new(Executor {
         backend,
         transactions: Arc::new(Transactions::default()),
@@ -109,6 +114,7 @@ pub fn router_with_entropy<B: Backend>(
         .route("/transaction/{id}/commit", post(commit::<B>))
         .route("/transaction/{id}/rollback", post(rollback::<B>))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 Not Found") })
+        .layer(body_limit)
         .with_state(state)
 }
 
@@ -175,6 +181,14 @@ fn zod_error(message: String) -> ExecError {
     )
 }
 
+/// The body, or the Prisma-style error for one over the size limit.
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ExecError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ExecError::TooLarge(limit),
+        _ => ExecError::BadRequest(rejection.body_text()),
+    })
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ExecError> {
     let json: serde_json::Value =
         serde_json::from_slice(if body.is_empty() { b"{}" } else { body })
@@ -209,6 +223,11 @@ fn prepare(body: &Bytes) -> Result<PreparedQuery, ExecError> {
     Ok(PreparedQuery { plan, params })
 }
 
+async fn joined<T>(task: tokio::task::JoinHandle<Result<T, ExecError>>) -> Result<T, ExecError> {
+    task.await
+        .map_err(|e| ExecError::Internal(format!("query task failed: {e}")))?
+}
+
 async fn with_timeout<T>(
     limit: Duration,
     fut: impl Future<Output = Result<T, ExecError>>,
@@ -235,17 +254,19 @@ async fn connection_info<B: Backend>(
 async fn query<B: Backend>(
     State(ex): State<Arc<Executor<B>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
         let (_, target) = authenticate(&ex, &headers).await?;
-        let q = prepare(&body)?;
-        let conn = connect(&ex, &target).await?;
-        with_timeout(
-            ex.limits.query_timeout,
-            run_plan(&conn, &ex.generators, &q.plan, q.params, false),
-        )
-        .await
+        let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
+        // The plan runs on its own task so that a client going away mid-plan cannot leave
+        // the pooled connection inside an internal transaction.
+        let ex2 = ex.clone();
+        let run = tokio::spawn(async move {
+            let conn = connect(&ex2, &target).await?;
+            run_plan(&conn, &ex2.generators, &q.plan, q.params, false).await
+        });
+        with_timeout(ex.limits.query_timeout, joined(run)).await
     }
     .await;
     result.map(data_response).unwrap_or_else(error_response)
@@ -254,11 +275,11 @@ async fn query<B: Backend>(
 async fn start<B: Backend>(
     State(ex): State<Arc<Executor<B>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
         let (key, target) = authenticate(&ex, &headers).await?;
-        let opts: StartOptions = parse_body(&body)?;
+        let opts: StartOptions = parse_body(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let ex2 = ex.clone();
         let target = Arc::new(target);
         ex.transactions
@@ -285,20 +306,21 @@ async fn tx_query<B: Backend>(
     State(ex): State<Arc<Executor<B>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
         let (key, _) = authenticate(&ex, &headers).await?;
-        let q = prepare(&body)?;
+        let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let conn = ex.transactions.acquire(&id, &key).await?;
-        let client = conn
-            .client()
-            .ok_or_else(|| ExecError::Internal("transaction has no connection".into()))?;
-        with_timeout(
-            ex.limits.query_timeout,
-            run_plan(client, &ex.generators, &q.plan, q.params, true),
-        )
-        .await
+        // Own task, as for /query: the transaction's connection stays consistent.
+        let ex2 = ex.clone();
+        let run = tokio::spawn(async move {
+            let client = conn
+                .client()
+                .ok_or_else(|| ExecError::Internal("transaction has no connection".into()))?;
+            run_plan(client, &ex2.generators, &q.plan, q.params, true).await
+        });
+        with_timeout(ex.limits.query_timeout, joined(run)).await
     }
     .await;
     result.map(data_response).unwrap_or_else(error_response)

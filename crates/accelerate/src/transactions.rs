@@ -172,8 +172,8 @@ where
         connect: F,
     ) -> Result<String, ExecError>
     where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<C, ExecError>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<C, ExecError>> + Send + 'static,
     {
         if opts.new_tx_id.is_some() {
             return Err(ExecError::Unsupported(
@@ -210,10 +210,25 @@ where
                 .map_err(|e| driver_error(&e).user_facing())?;
             Ok::<C, ExecError>(conn)
         };
-        // A start that misses maxWait is dropped, which releases its connection.
-        let conn = tokio::time::timeout(wait, open)
-            .await
-            .map_err(|_| ExecError::tx("Unable to start a transaction in the given time."))??;
+        // The start runs on its own task: one that misses maxWait is rolled back and its
+        // connection released when it does finish, as the reference does.
+        let mut opening = tokio::spawn(open);
+        let conn = match tokio::time::timeout(wait, &mut opening).await {
+            Ok(joined) => joined
+                .map_err(|e| ExecError::Internal(format!("transaction start failed: {e}")))??,
+            Err(_) => {
+                tokio::spawn(async move {
+                    if let Ok(Ok(late)) = opening.await {
+                        if let Err(e) = late.batch_execute("ROLLBACK").await {
+                            tracing::debug!(error = %e, "rollback of a late transaction failed");
+                        }
+                    }
+                });
+                return Err(ExecError::tx(
+                    "Unable to start a transaction in the given time.",
+                ));
+            }
+        };
         let id = uuid::Uuid::new_v4().to_string();
         let tx = Arc::new(Active {
             owner: owner.to_owned(),
@@ -289,6 +304,7 @@ where
 pub struct TxConn<C>(tokio::sync::OwnedMutexGuard<Option<C>>);
 
 impl<C: Deref<Target = Client>> TxConn<C> {
+    /// The connection (always present: [`Transactions::acquire`] checks it).
     pub fn client(&self) -> Option<&Client> {
         self.0.as_deref()
     }
