@@ -4,6 +4,7 @@
 //! ```sh
 //! ACCEL_DB_URL=postgresql://… ACCEL_API_KEY=secret ACCEL_PORT=4466 \
 //!   cargo run -p pgfleet-accelerate --example serve
+//! # optional: ACCEL_QUERY_TIMEOUT_MS (default 30 000)
 //! ```
 
 use std::ops::Deref;
@@ -79,6 +80,12 @@ impl Backend for FixedKey {
             pool: self.pool.clone(),
         })
     }
+
+    async fn cancel(&self, token: tokio_postgres::CancelToken) {
+        if let Err(e) = token.cancel_query(NoTls).await {
+            tracing::debug!(error = %e, "cancel failed");
+        }
+    }
 }
 
 #[tokio::main]
@@ -98,7 +105,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config,
         idle: Mutex::new(Vec::new()),
     });
-    let app = router(FixedKey { key, pool }, Limits::default());
+    let mut limits = Limits::default();
+    if let Some(ms) = std::env::var("ACCEL_QUERY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        limits.query_timeout = std::time::Duration::from_millis(ms);
+    }
+    let app = router(FixedKey { key, pool }, limits);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("accelerate executor on http://127.0.0.1:{port}");
     axum::serve(listener, app).await?;

@@ -54,6 +54,14 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         target: &Self::Target,
     ) -> impl Future<Output = Result<Self::Conn, BackendError>> + Send;
+
+    /// Cancels the statement of a plan that ran past the query timeout (outside interactive
+    /// transactions; the reference lets it run on). The host knows how to reach the server
+    /// (TLS or not); the default does nothing.
+    fn cancel(&self, token: tokio_postgres::CancelToken) -> impl Future<Output = ()> + Send {
+        let _ = token;
+        async {}
+    }
 }
 
 /// Limits applied to every request.
@@ -262,11 +270,18 @@ async fn query<B: Backend>(
         // The plan runs on its own task so that a client going away mid-plan cannot leave
         // the pooled connection inside an internal transaction.
         let ex2 = ex.clone();
+        let (token_tx, mut token_rx) = tokio::sync::oneshot::channel();
         let run = tokio::spawn(async move {
             let conn = connect(&ex2, &target).await?;
+            let _ = token_tx.send(conn.cancel_token());
             run_plan(&conn, &ex2.generators, &q.plan, q.params, false).await
         });
-        with_timeout(ex.limits.query_timeout, joined(run)).await
+        let result = with_timeout(ex.limits.query_timeout, joined(run)).await;
+        if let (Err(ExecError::QueryTimeout), Ok(token)) = (&result, token_rx.try_recv()) {
+            let ex3 = ex.clone();
+            tokio::spawn(async move { ex3.backend.cancel(token).await });
+        }
+        result
     }
     .await;
     result.map(data_response).unwrap_or_else(error_response)

@@ -1,7 +1,8 @@
 //! Interactive transactions (`TransactionManager` of the runtime): start with `maxWait` and an
 //! isolation level, a timer that rolls back at `timeout`, operations serialised per
 //! transaction, and the memory of the last 100 closed transactions so late calls get the
-//! reference's P2028 answers (committed, rolled back, expired, not found).
+//! reference's P2028 answers (committed, rolled back, expired, not found); nested starts
+//! (`newTxId`) are savepoints `prisma_sp_N` on the open transaction.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
@@ -60,9 +61,16 @@ enum ClosedAs {
     TimedOut { timeout_ms: u64, started: Instant },
 }
 
+/// An open transaction's connection and its savepoints (nested starts with `newTxId`).
+struct Open<C> {
+    conn: C,
+    savepoints: Vec<String>,
+    counter: u32,
+}
+
 struct Active<C> {
     owner: String,
-    conn: Arc<tokio::sync::Mutex<Option<C>>>,
+    conn: Arc<tokio::sync::Mutex<Option<Open<C>>>>,
     timer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -94,6 +102,7 @@ fn not_found() -> ExecError {
 /// What a query, commit or rollback is called (in messages).
 #[derive(Debug, Clone, Copy)]
 pub enum Operation {
+    Start,
     Query,
     Commit,
     Rollback,
@@ -102,6 +111,7 @@ pub enum Operation {
 impl Operation {
     fn name(self) -> &'static str {
         match self {
+            Operation::Start => "start",
             Operation::Query => "query",
             Operation::Commit => "commit",
             Operation::Rollback => "rollback",
@@ -175,11 +185,6 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<C, ExecError>> + Send + 'static,
     {
-        if opts.new_tx_id.is_some() {
-            return Err(ExecError::Unsupported(
-                "nested interactive transactions (newTxId) are not supported".into(),
-            ));
-        }
         let requested = opts.timeout.unwrap_or(f64::INFINITY);
         let timeout_ms = requested.min(max_timeout.as_millis() as f64);
         if timeout_ms.is_nan() || timeout_ms <= 0.0 {
@@ -196,6 +201,9 @@ where
                 message: "Invalid isolation level: SNAPSHOT".into(),
                 meta,
             });
+        }
+        if let Some(parent) = opts.new_tx_id {
+            return self.start_nested(&parent, owner).await;
         }
         let wait = Duration::from_millis(max_wait as u64);
         let level = opts.isolation_level;
@@ -232,7 +240,11 @@ where
         let id = uuid::Uuid::new_v4().to_string();
         let tx = Arc::new(Active {
             owner: owner.to_owned(),
-            conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
+            conn: Arc::new(tokio::sync::Mutex::new(Some(Open {
+                conn,
+                savepoints: Vec::new(),
+                counter: 0,
+            }))),
             timer: Mutex::new(None),
         });
         lock(&self.active).insert(id.clone(), tx.clone());
@@ -260,8 +272,8 @@ where
             },
         );
         let mut guard = tx.conn.lock().await;
-        if let Some(conn) = guard.take() {
-            if let Err(e) = conn.batch_execute("ROLLBACK").await {
+        if let Some(open) = guard.take() {
+            if let Err(e) = open.conn.batch_execute("ROLLBACK").await {
                 tracing::debug!(error = %e, "rollback of an expired transaction failed");
             }
         }
@@ -278,11 +290,42 @@ where
         Ok(TxConn(guard))
     }
 
-    /// Commits or rolls back and forgets the transaction.
+    /// A nested start: a savepoint on the open transaction, which keeps its id.
+    async fn start_nested(&self, id: &str, owner: &str) -> Result<String, ExecError> {
+        let tx = self.get(id, owner, Operation::Start)?;
+        let mut guard = tx.conn.lock().await;
+        let Some(open) = guard.as_mut() else {
+            return Err(self.closed_error(id, Operation::Start));
+        };
+        let name = format!("prisma_sp_{}", open.counter);
+        open.counter += 1;
+        open.conn
+            .batch_execute(&format!("SAVEPOINT {name}"))
+            .await
+            .map_err(|e| driver_error(&e).user_facing())?;
+        open.savepoints.push(name);
+        Ok(id.to_owned())
+    }
+
+    /// Commits or rolls back: the innermost savepoint of a nested transaction, else the
+    /// transaction itself, which is then forgotten.
     pub async fn close(&self, id: &str, owner: &str, op: Operation) -> Result<(), ExecError> {
         let tx = self.get(id, owner, op)?;
         let mut guard = tx.conn.lock().await;
-        let Some(conn) = guard.take() else {
+        if let Some(open) = guard.as_mut() {
+            if let Some(name) = open.savepoints.pop() {
+                let sql = match op {
+                    Operation::Commit => format!("RELEASE SAVEPOINT {name}"),
+                    _ => format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"),
+                };
+                return open
+                    .conn
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| driver_error(&e).user_facing());
+            }
+        }
+        let Some(open) = guard.take() else {
             return Err(self.closed_error(id, op));
         };
         lock(&self.active).remove(id);
@@ -294,18 +337,19 @@ where
             _ => ("ROLLBACK", ClosedAs::RolledBack),
         };
         self.remember(id, how);
-        conn.batch_execute(sql)
+        open.conn
+            .batch_execute(sql)
             .await
             .map_err(|e| driver_error(&e).user_facing())
     }
 }
 
 /// The connection of an interactive transaction, held for one operation.
-pub struct TxConn<C>(tokio::sync::OwnedMutexGuard<Option<C>>);
+pub struct TxConn<C>(tokio::sync::OwnedMutexGuard<Option<Open<C>>>);
 
 impl<C: Deref<Target = Client>> TxConn<C> {
     /// The connection (always present: [`Transactions::acquire`] checks it).
     pub fn client(&self) -> Option<&Client> {
-        self.0.as_deref()
+        self.0.as_ref().map(|open| &*open.conn)
     }
 }
