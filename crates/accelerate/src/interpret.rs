@@ -357,6 +357,10 @@ impl<'a> Interpreter<'a> {
         let mut columns: Vec<(String, Type)> = Vec::new();
         let mut rows: Vec<Vec<Value>> = Vec::new();
         for st in statements {
+            if execute && st.params.is_empty() {
+                affected += self.execute_simple(&st.sql).await?;
+                continue;
+            }
             let params = st
                 .params
                 .iter()
@@ -409,6 +413,28 @@ impl<'a> Interpreter<'a> {
                 })
                 .collect(),
         ))
+    }
+
+    /// node-pg sends a statement without bind values with the simple query protocol, which
+    /// allows several statements in one string; its `rowCount` is then that of the one
+    /// statement, and undefined (0) for several.
+    async fn execute_simple(&self, sql: &str) -> Result<u64, ExecError> {
+        let messages = self
+            .client
+            .simple_query(sql)
+            .await
+            .map_err(|e| driver_error(&e))?;
+        let counts: Vec<u64> = messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        Ok(match counts.as_slice() {
+            [one] => *one,
+            _ => 0,
+        })
     }
 
     /// Column names and types of a raw query that returned no rows.
