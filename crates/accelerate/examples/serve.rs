@@ -4,7 +4,7 @@
 //! ```sh
 //! ACCEL_DB_URL=postgresql://… ACCEL_API_KEY=secret ACCEL_PORT=4466 \
 //!   cargo run -p pgfleet-accelerate --example serve
-//! # optional: ACCEL_QUERY_TIMEOUT_MS (default 30 000)
+//! # optional: ACCEL_QUERY_TIMEOUT_MS (default 30 000), ACCEL_MAX_CONCURRENT (per key, 64)
 //! ```
 
 use std::ops::Deref;
@@ -111,6 +111,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
     {
         limits.query_timeout = std::time::Duration::from_millis(ms);
+    }
+    if let Some(n) = std::env::var("ACCEL_MAX_CONCURRENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        limits.max_concurrent_queries = n;
     }
     let app = router(FixedKey { key, pool }, limits);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

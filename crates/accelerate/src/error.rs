@@ -204,6 +204,9 @@ pub enum ExecError {
     /// The request body is over the size limit (HTTP 413).
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
+    /// The API key has its limit of concurrent queries running (HTTP 429).
+    #[error("Too many concurrent queries for this API key (the limit is {0}); retry later.")]
+    TooManyRequests(usize),
     /// The query ran past its time limit (HTTP 422, as the reference).
     #[error("Query timeout exceeded")]
     QueryTimeout,
@@ -266,6 +269,10 @@ impl ExecError {
                 ),
             ),
             ExecError::BadRequest(text) => (StatusCode::BAD_REQUEST, Err(text)),
+            e @ ExecError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Ok(json!({"code": "P5011", "error": e.to_string()})),
+            ),
             e @ ExecError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Ok(json!({"code": "P6005", "error": e.to_string()})),

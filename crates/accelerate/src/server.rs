@@ -73,6 +73,8 @@ pub struct Limits {
     pub max_transaction_timeout: Duration,
     /// Largest accepted request body (the reference has none; axum's default is 2 MB).
     pub max_request_bytes: usize,
+    /// Queries one API key may have running at once; more are answered P5011 (HTTP 429).
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for Limits {
@@ -81,6 +83,7 @@ impl Default for Limits {
             query_timeout: Duration::from_secs(30),
             max_transaction_timeout: Duration::from_secs(60),
             max_request_bytes: 16 * 1024 * 1024,
+            max_concurrent_queries: 64,
         }
     }
 }
@@ -90,6 +93,25 @@ struct Executor<B: Backend> {
     transactions: Arc<Transactions<B::Conn>>,
     generators: Generators,
     limits: Limits,
+    /// Queries running per API key (for `max_concurrent_queries`).
+    running: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl<B: Backend> Executor<B> {
+    /// A slot for one query of `key`, or P5011 when the key is at its limit.
+    fn admit(&self, key: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ExecError> {
+        let limit = self.limits.max_concurrent_queries;
+        let semaphore = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running
+                .entry(key.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)))
+                .clone()
+        };
+        semaphore
+            .try_acquire_owned()
+            .map_err(|_| ExecError::TooManyRequests(limit))
+    }
 }
 
 /// The router, with the system clock and randomness.
@@ -109,6 +131,7 @@ pub fn router_with_entropy<B: Backend>(
         transactions: Arc::new(Transactions::default()),
         generators: Generators::new(entropy),
         limits,
+        running: std::sync::Mutex::new(HashMap::new()),
     });
     Router::new()
         .route(
@@ -265,13 +288,16 @@ async fn query<B: Backend>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (_, target) = authenticate(&ex, &headers).await?;
+        let (key, target) = authenticate(&ex, &headers).await?;
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
+        let permit = ex.admit(&key)?;
         // The plan runs on its own task so that a client going away mid-plan cannot leave
         // the pooled connection inside an internal transaction.
         let ex2 = ex.clone();
         let (token_tx, mut token_rx) = tokio::sync::oneshot::channel();
         let run = tokio::spawn(async move {
+            // The slot is held for as long as the plan really runs, timeout or not.
+            let _permit = permit;
             let conn = connect(&ex2, &target).await?;
             let _ = token_tx.send(conn.cancel_token());
             run_plan(&conn, &ex2.generators, &q.plan, q.params, false).await
@@ -326,10 +352,12 @@ async fn tx_query<B: Backend>(
     let result = async {
         let (key, _) = authenticate(&ex, &headers).await?;
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
+        let permit = ex.admit(&key)?;
         let conn = ex.transactions.acquire(&id, &key).await?;
         // Own task, as for /query: the transaction's connection stays consistent.
         let ex2 = ex.clone();
         let run = tokio::spawn(async move {
+            let _permit = permit;
             let client = conn
                 .client()
                 .ok_or_else(|| ExecError::Internal("transaction has no connection".into()))?;

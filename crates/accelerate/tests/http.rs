@@ -35,6 +35,7 @@ fn app() -> axum::Router {
             query_timeout: Duration::from_secs(5),
             max_transaction_timeout: Duration::from_secs(5),
             max_request_bytes: 1024,
+            max_concurrent_queries: 4,
         },
     )
 }
