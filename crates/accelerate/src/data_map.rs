@@ -312,20 +312,20 @@ fn map_value(
 mod tests {
     use super::*;
 
-    fn node(json: serde_json::Value) -> ResultNode {
-        serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"))
+    fn node(json: &str) -> ResultNode {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn scalars_are_tagged_and_normalised() {
         let structure = node(
-            serde_json::json!({"type": "object", "serializedName": null, "skipNulls": false, "fields": {
+            r#"{"type": "object", "serializedName": null, "skipNulls": false, "fields": {
                 "balance": {"type": "field", "dbName": "balance", "fieldType": {"arity": "required", "type": "decimal"}},
                 "points": {"type": "field", "dbName": "points", "fieldType": {"arity": "required", "type": "bigint"}},
                 "at": {"type": "field", "dbName": "at", "fieldType": {"arity": "required", "type": "datetime"}},
                 "tags": {"type": "field", "dbName": "tags", "fieldType": {"arity": "list", "type": "string"}},
                 "profile": {"type": "field", "dbName": "profile", "fieldType": {"arity": "optional", "type": "json"}}
-            }}),
+            }}"#,
         );
         let row = Value::Record(Record(vec![
             ("balance".into(), Value::Str("12.3400".into())),
@@ -351,8 +351,10 @@ mod tests {
 
     #[test]
     fn unknown_enum_value_is_p2023() {
-        let structure = node(serde_json::json!({"type": "field", "dbName": "r",
-            "fieldType": {"arity": "required", "type": "enum", "name": "Role"}}));
+        let structure = node(
+            r#"{"type": "field", "dbName": "r",
+            "fieldType": {"arity": "required", "type": "enum", "name": "Role"}}"#,
+        );
         let enums = Enums::from([(
             "Role".to_owned(),
             HashMap::from([("A".to_owned(), "A".to_owned())]),

@@ -316,16 +316,19 @@ pub struct ArgType {
 
 /// Parses a plan, turning serde's "unknown variant" into the typed unsupported error.
 pub fn parse_plan(json: serde_json::Value) -> Result<Node, ExecError> {
-    serde_json::from_value::<Node>(json).map_err(|e| {
-        let text = e.to_string();
-        match text.split_once("unknown variant `") {
-            Some((_, rest)) => {
-                let name = rest.split('`').next().unwrap_or_default();
-                ExecError::Unsupported(format!("plan element '{name}' is not supported"))
-            }
-            None => ExecError::Unsupported(format!("the query plan could not be read ({text})")),
+    serde_json::from_value::<Node>(json).map_err(|e| plan_error(&e))
+}
+
+/// The typed unsupported error for a plan serde could not read.
+pub fn plan_error(e: &serde_json::Error) -> ExecError {
+    let text = e.to_string();
+    match text.split_once("unknown variant `") {
+        Some((_, rest)) => {
+            let name = rest.split('`').next().unwrap_or_default();
+            ExecError::Unsupported(format!("plan element '{name}' is not supported"))
         }
-    })
+        None => ExecError::Unsupported(format!("the query plan could not be read ({text})")),
+    }
 }
 
 #[cfg(test)]

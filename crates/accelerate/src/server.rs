@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::error::ExecError;
 use crate::generators::{Entropy, Generators, SystemEntropy};
 use crate::interpret::run_plan;
-use crate::plan::parse_plan;
+use crate::plan::plan_error;
 use crate::transactions::{Operation, StartOptions, Transactions};
 use crate::value::{Record, Value};
 
@@ -220,19 +220,31 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes
     })
 }
 
+/// Reads a body straight from its text (so plans keep their field order); malformed JSON
+/// and a wrong shape are answered like the reference.
+fn parse_body_with<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    shape_error: impl FnOnce(&serde_json::Error) -> ExecError,
+) -> Result<T, ExecError> {
+    serde_json::from_slice(if body.is_empty() { b"{}" } else { body }).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ExecError::BadRequest("Malformed JSON in request body".into())
+        } else {
+            shape_error(&e)
+        }
+    })
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ExecError> {
-    let json: serde_json::Value =
-        serde_json::from_slice(if body.is_empty() { b"{}" } else { body })
-            .map_err(|_| ExecError::BadRequest("Malformed JSON in request body".into()))?;
-    serde_json::from_value(json).map_err(|e| zod_error(e.to_string()))
+    parse_body_with(body, |e| zod_error(e.to_string()))
 }
 
 #[derive(Deserialize)]
 struct QueryBody {
     operation: String,
-    plan: serde_json::Map<String, serde_json::Value>,
+    plan: crate::plan::Node,
     #[serde(default)]
-    params: serde_json::Map<String, serde_json::Value>,
+    params: HashMap<String, Value>,
 }
 
 struct PreparedQuery {
@@ -241,17 +253,20 @@ struct PreparedQuery {
 }
 
 fn prepare(body: &Bytes) -> Result<PreparedQuery, ExecError> {
-    let q: QueryBody = parse_body(body)?;
+    let q: QueryBody = parse_body_with(body, |e| {
+        if e.to_string().contains("unknown variant") {
+            plan_error(e)
+        } else {
+            zod_error(e.to_string())
+        }
+    })?;
     if q.operation.is_empty() {
         return Err(zod_error("operation must not be empty".into()));
     }
-    let plan = parse_plan(serde_json::Value::Object(q.plan))?;
-    let params = q
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::from_json(v)))
-        .collect();
-    Ok(PreparedQuery { plan, params })
+    Ok(PreparedQuery {
+        plan: q.plan,
+        params: q.params,
+    })
 }
 
 async fn joined<T>(task: tokio::task::JoinHandle<Result<T, ExecError>>) -> Result<T, ExecError> {

@@ -88,9 +88,9 @@ impl Value {
         }
     }
 
-    /// `JSON.parse`.
+    /// `JSON.parse`, keeping the key order of the text (jsonb's order, which the answers keep).
     pub fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
-        serde_json::from_str::<serde_json::Value>(text).map(|v| Value::from_json(&v))
+        serde_json::from_str::<Value>(text)
     }
 
     /// `JSON.stringify` (compact).
@@ -132,6 +132,62 @@ impl Value {
             Value::Str(s) => Some(js_parse_number(s)),
             _ => None,
         }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+/// Builds values straight from JSON text, objects in the order of the text.
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Number(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Value::List(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut record = Record::default();
+        while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            // JSON.parse keeps the last of duplicate keys, in the first one's place.
+            record.set(&key, value);
+        }
+        Ok(Value::Record(record))
     }
 }
 
@@ -425,6 +481,17 @@ mod tests {
                 .map(js_date_iso)
                 .as_deref(),
             Some("2024-01-02T03:04:05.000Z")
+        );
+    }
+
+    #[test]
+    fn json_parsing_keeps_the_text_key_order() {
+        let v = Value::parse_json(
+            r#"{"n": 1.50, "ok": true, "langs": ["en"], "nested": {"b": null, "a": 1}}"#,
+        );
+        assert_eq!(
+            v.map(|v| v.to_json_string()).ok().as_deref(),
+            Some(r#"{"n":1.5,"ok":true,"langs":["en"],"nested":{"b":null,"a":1}}"#)
         );
     }
 
