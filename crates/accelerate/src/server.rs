@@ -1,0 +1,418 @@
+//! The HTTP side: an axum [`Router`] with the routes of `@prisma/query-plan-executor`
+//! (`/health`, `/connection-info`, `/query`, `/transaction/start`,
+//! `/transaction/{id}/query|commit|rollback`), authenticated by the Bearer API key, generic
+//! over the [`Backend`] that maps a key to a database and hands out connections (pgfleet
+//! implements it with its per-connection keys and pool).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::error::ExecError;
+use crate::generators::{Entropy, Generators, SystemEntropy};
+use crate::interpret::run_plan;
+use crate::plan::plan_error;
+use crate::transactions::{Operation, StartOptions, Transactions};
+use crate::value::{Record, Value};
+
+/// Why a backend could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The API key is unknown or revoked.
+    #[error("unknown API key")]
+    UnknownKey,
+    /// No connection could be had; the text is shown to the client.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What the executor needs from its host. Connections must run with `TimeZone=UTC` (the
+/// reference's timestamp handling is only right in a UTC session) and are returned to the
+/// host's pool when dropped.
+pub trait Backend: Send + Sync + 'static {
+    /// What an API key resolves to (a database and role).
+    type Target: Send + Sync + 'static;
+    /// A pooled connection.
+    type Conn: Deref<Target = tokio_postgres::Client> + Send + Sync + 'static;
+
+    fn resolve(
+        &self,
+        api_key: &str,
+    ) -> impl Future<Output = Result<Self::Target, BackendError>> + Send;
+    fn connect(
+        &self,
+        target: &Self::Target,
+    ) -> impl Future<Output = Result<Self::Conn, BackendError>> + Send;
+
+    /// Cancels the statement of a plan that ran past the query timeout (outside interactive
+    /// transactions; the reference lets it run on). The host knows how to reach the server
+    /// (TLS or not); the default does nothing.
+    fn cancel(&self, token: tokio_postgres::CancelToken) -> impl Future<Output = ()> + Send {
+        let _ = token;
+        async {}
+    }
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Whole-plan time limit (the reference's `queryTimeout`).
+    pub query_timeout: Duration,
+    /// Cap on an interactive transaction's `timeout`.
+    pub max_transaction_timeout: Duration,
+    /// Largest accepted request body (the reference has none; axum's default is 2 MB).
+    pub max_request_bytes: usize,
+    /// Queries one API key may have running at once; more are answered P5011 (HTTP 429).
+    pub max_concurrent_queries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            query_timeout: Duration::from_secs(30),
+            max_transaction_timeout: Duration::from_secs(60),
+            max_request_bytes: 16 * 1024 * 1024,
+            max_concurrent_queries: 64,
+        }
+    }
+}
+
+struct Executor<B: Backend> {
+    backend: B,
+    transactions: Arc<Transactions<B::Conn>>,
+    generators: Generators,
+    limits: Limits,
+    /// Queries running per API key (for `max_concurrent_queries`).
+    running: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+impl<B: Backend> Executor<B> {
+    /// A slot for one query of `key`, or P5011 when the key is at its limit.
+    fn admit(&self, key: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ExecError> {
+        let limit = self.limits.max_concurrent_queries;
+        let semaphore = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running
+                .entry(key.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)))
+                .clone()
+        };
+        semaphore
+            .try_acquire_owned()
+            .map_err(|_| ExecError::TooManyRequests(limit))
+    }
+}
+
+/// The router, with the system clock and randomness.
+pub fn router<B: Backend>(backend: B, limits: Limits) -> Router {
+    router_with_entropy(backend, limits, Arc::new(SystemEntropy))
+}
+
+/// The router with injected clock and randomness (tests).
+pub fn router_with_entropy<B: Backend>(
+    backend: B,
+    limits: Limits,
+    entropy: Arc<dyn Entropy>,
+) -> Router {
+    let body_limit = DefaultBodyLimit::max(limits.max_request_bytes);
+    let state = Arc::new(Executor {
+        backend,
+        transactions: Arc::new(Transactions::default()),
+        generators: Generators::new(entropy),
+        limits,
+        running: std::sync::Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#.into(), None) }),
+        )
+        .route("/connection-info", get(connection_info::<B>))
+        .route("/query", post(query::<B>))
+        .route("/transaction/start", post(start::<B>))
+        .route("/transaction/{id}/query", post(tx_query::<B>))
+        .route("/transaction/{id}/commit", post(commit::<B>))
+        .route("/transaction/{id}/rollback", post(rollback::<B>))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 Not Found") })
+        .layer(body_limit)
+        .with_state(state)
+}
+
+fn json_response(status: StatusCode, body: String, tx_id: Option<&str>) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(id) = tx_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+        res.headers_mut().insert("prisma-transaction-id", id);
+    }
+    res
+}
+
+fn error_response(err: ExecError) -> Response {
+    if let ExecError::Internal(msg) = &err {
+        tracing::warn!(error = %msg, "query plan failed");
+    }
+    match err.response() {
+        (status, Ok(body)) => json_response(status, body.to_string(), None),
+        (status, Err(text)) => (status, text).into_response(),
+    }
+}
+
+fn data_response(data: Value) -> Response {
+    let body = Value::Record(Record(vec![("data".into(), data)]));
+    json_response(StatusCode::OK, body.to_json_string(), None)
+}
+
+fn api_key(headers: &HeaderMap) -> Result<String, ExecError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .ok_or(ExecError::Unauthorized)
+}
+
+async fn authenticate<B: Backend>(
+    ex: &Executor<B>,
+    headers: &HeaderMap,
+) -> Result<(String, B::Target), ExecError> {
+    let key = api_key(headers)?;
+    match ex.backend.resolve(&key).await {
+        Ok(target) => Ok((key, target)),
+        Err(BackendError::UnknownKey) => Err(ExecError::Unauthorized),
+        Err(BackendError::Unavailable(msg)) => Err(ExecError::Internal(msg)),
+    }
+}
+
+async fn connect<B: Backend>(ex: &Executor<B>, target: &B::Target) -> Result<B::Conn, ExecError> {
+    ex.backend.connect(target).await.map_err(|e| match e {
+        BackendError::UnknownKey => ExecError::Unauthorized,
+        BackendError::Unavailable(msg) => ExecError::user("P1001", msg, Default::default()),
+    })
+}
+
+fn zod_error(message: String) -> ExecError {
+    ExecError::BadRequest(
+        serde_json::json!({"success": false, "error": {"name": "ZodError", "message": message}})
+            .to_string(),
+    )
+}
+
+/// The body, or the Prisma-style error for one over the size limit.
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ExecError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ExecError::TooLarge(limit),
+        _ => ExecError::BadRequest(rejection.body_text()),
+    })
+}
+
+/// Reads a body straight from its text (so plans keep their field order); malformed JSON
+/// and a wrong shape are answered like the reference.
+fn parse_body_with<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    shape_error: impl FnOnce(&serde_json::Error) -> ExecError,
+) -> Result<T, ExecError> {
+    serde_json::from_slice(if body.is_empty() { b"{}" } else { body }).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ExecError::BadRequest("Malformed JSON in request body".into())
+        } else {
+            shape_error(&e)
+        }
+    })
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ExecError> {
+    parse_body_with(body, |e| zod_error(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct QueryBody {
+    operation: String,
+    plan: crate::plan::Node,
+    #[serde(default)]
+    params: HashMap<String, Value>,
+}
+
+struct PreparedQuery {
+    plan: crate::plan::Node,
+    params: HashMap<String, Value>,
+}
+
+fn prepare(body: &Bytes) -> Result<PreparedQuery, ExecError> {
+    let q: QueryBody = parse_body_with(body, |e| {
+        if e.to_string().contains("unknown variant") {
+            plan_error(e)
+        } else {
+            zod_error(e.to_string())
+        }
+    })?;
+    if q.operation.is_empty() {
+        return Err(zod_error("operation must not be empty".into()));
+    }
+    Ok(PreparedQuery {
+        plan: q.plan,
+        params: q.params,
+    })
+}
+
+async fn joined<T>(task: tokio::task::JoinHandle<Result<T, ExecError>>) -> Result<T, ExecError> {
+    task.await
+        .map_err(|e| ExecError::Internal(format!("query task failed: {e}")))?
+}
+
+async fn with_timeout<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, ExecError>>,
+) -> Result<T, ExecError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| ExecError::QueryTimeout)?
+}
+
+async fn connection_info<B: Backend>(
+    State(ex): State<Arc<Executor<B>>>,
+    headers: HeaderMap,
+) -> Response {
+    match authenticate(&ex, &headers).await {
+        Ok(_) => json_response(
+            StatusCode::OK,
+            r#"{"provider":"postgres","connectionInfo":{"supportsRelationJoins":true}}"#.into(),
+            None,
+        ),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn query<B: Backend>(
+    State(ex): State<Arc<Executor<B>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let (key, target) = authenticate(&ex, &headers).await?;
+        let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
+        let permit = ex.admit(&key)?;
+        // The plan runs on its own task so that a client going away mid-plan cannot leave
+        // the pooled connection inside an internal transaction.
+        let ex2 = ex.clone();
+        let (token_tx, mut token_rx) = tokio::sync::oneshot::channel();
+        let run = tokio::spawn(async move {
+            // The slot is held for as long as the plan really runs, timeout or not.
+            let _permit = permit;
+            let conn = connect(&ex2, &target).await?;
+            let _ = token_tx.send(conn.cancel_token());
+            run_plan(&conn, &ex2.generators, &q.plan, q.params, false).await
+        });
+        let result = with_timeout(ex.limits.query_timeout, joined(run)).await;
+        if let (Err(ExecError::QueryTimeout), Ok(token)) = (&result, token_rx.try_recv()) {
+            let ex3 = ex.clone();
+            tokio::spawn(async move { ex3.backend.cancel(token).await });
+        }
+        result
+    }
+    .await;
+    result.map(data_response).unwrap_or_else(error_response)
+}
+
+async fn start<B: Backend>(
+    State(ex): State<Arc<Executor<B>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let (key, target) = authenticate(&ex, &headers).await?;
+        let opts: StartOptions = parse_body(&body_bytes(body, ex.limits.max_request_bytes)?)?;
+        let ex2 = ex.clone();
+        let target = Arc::new(target);
+        ex.transactions
+            .start(
+                &key,
+                opts,
+                ex.limits.max_transaction_timeout,
+                move || async move { connect(&ex2, &target).await },
+            )
+            .await
+    }
+    .await;
+    match result {
+        Ok(id) => json_response(
+            StatusCode::OK,
+            serde_json::json!({ "id": id }).to_string(),
+            Some(&id),
+        ),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn tx_query<B: Backend>(
+    State(ex): State<Arc<Executor<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let (key, _) = authenticate(&ex, &headers).await?;
+        let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
+        let permit = ex.admit(&key)?;
+        let conn = ex.transactions.acquire(&id, &key).await?;
+        // Own task, as for /query: the transaction's connection stays consistent.
+        let ex2 = ex.clone();
+        let run = tokio::spawn(async move {
+            let _permit = permit;
+            let client = conn
+                .client()
+                .ok_or_else(|| ExecError::Internal("transaction has no connection".into()))?;
+            run_plan(client, &ex2.generators, &q.plan, q.params, true).await
+        });
+        with_timeout(ex.limits.query_timeout, joined(run)).await
+    }
+    .await;
+    result.map(data_response).unwrap_or_else(error_response)
+}
+
+async fn close<B: Backend>(
+    ex: Arc<Executor<B>>,
+    id: String,
+    headers: HeaderMap,
+    op: Operation,
+) -> Response {
+    let result = async {
+        let (key, _) = authenticate(&ex, &headers).await?;
+        ex.transactions.close(&id, &key, op).await
+    }
+    .await;
+    match result {
+        Ok(()) => json_response(StatusCode::OK, "{}".into(), None),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn commit<B: Backend>(
+    State(ex): State<Arc<Executor<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    close(ex, id, headers, Operation::Commit).await
+}
+
+async fn rollback<B: Backend>(
+    State(ex): State<Arc<Executor<B>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    close(ex, id, headers, Operation::Rollback).await
+}
