@@ -90,6 +90,7 @@ pub fn settings(cfg: &Config) -> anyhow::Result<pgfleet_pooler::Settings> {
         startup_timeout: Duration::from_secs(p.startup_timeout_secs),
         client_login_timeout: Duration::from_secs(p.client_login_timeout_secs),
         shutdown_grace: Duration::from_secs(p.shutdown_grace_secs),
+        session_threads: p.session_threads,
         backend_tls: Some(Arc::new(backend_tls)),
         backend_tls_by_server,
         ..pgfleet_pooler::Settings::default()

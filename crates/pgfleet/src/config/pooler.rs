@@ -56,6 +56,9 @@ pub struct PoolerConfig {
     pub client_login_timeout_secs: u64,
     /// How long shutdown lets clients finish their transactions, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Threads that run client sessions (each its own single-threaded event loop, so the
+    /// relay does not bounce between the runtime's workers); 0: on the server's runtime.
+    pub session_threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +91,7 @@ impl Default for PoolerConfig {
             startup_timeout_secs: 5,
             client_login_timeout_secs: 60,
             shutdown_grace_secs: 10,
+            session_threads: 1,
         }
     }
 }
@@ -112,6 +116,12 @@ impl PoolerConfig {
                 "pooler: pool_size, max_clients, max_client_connections, max_prepared_statements, \
                  server_lifetime_secs, startup_timeout_secs and client_login_timeout_secs must be \
                  at least 1"
+                    .to_string(),
+            ));
+        }
+        if self.session_threads > 64 {
+            return Err(ConfigError::Invalid(
+                "pooler.session_threads must be at most 64 (0 runs sessions on the server's runtime)"
                     .to_string(),
             ));
         }
