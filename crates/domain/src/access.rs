@@ -2,7 +2,8 @@
 //! and handed on as a capability ([`WorkspaceAccess`]) that nobody outside this crate can
 //! build. The console gets one only through [`Access::console`], which checks the
 //! membership, so a page that forgets the check does not compile; API credentials are
-//! scoped to one workspace when they are authenticated ([`Access::api`]).
+//! scoped to one workspace when they are authenticated ([`Access::api`]). Every service
+//! that acts on a workspace takes a `&WorkspaceAccess`, not a bare [`Principal`].
 
 use std::sync::Arc;
 
