@@ -2,14 +2,16 @@
 //! and handed on as a capability ([`WorkspaceAccess`]) that nobody outside this crate can
 //! build. The console gets one only through [`Access::console`], which checks the
 //! membership, so a page that forgets the check does not compile; API credentials are
-//! scoped to one workspace when they are authenticated ([`Access::api`]).
+//! scoped to one workspace when they are authenticated ([`Access::api`]). Every service
+//! that acts on a workspace takes a `&WorkspaceAccess`, not a bare [`Principal`]; the
+//! admin-only ones take a [`ServerAdmin`].
 
 use std::sync::Arc;
 
-use pgfleet_storage::workspaces;
+use pgfleet_storage::{users, workspaces};
 
 use crate::services::Ctx;
-use crate::{Principal, Result};
+use crate::{DomainError, Principal, Result};
 
 /// Proof that `principal` may act on its workspace. Its field is private and it has no
 /// public constructor: it comes from [`Access`] only.
@@ -27,6 +29,20 @@ impl WorkspaceAccess {
     /// The workspace the caller may act on.
     pub fn workspace_id(&self) -> &str {
         &self.principal.workspace_id
+    }
+}
+
+/// Proof that a user is a server administrator (`users.is_admin`, read fresh when it was
+/// issued). Admin-only services require one; it comes from [`Access::server_admin`] only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAdmin {
+    user_id: String,
+}
+
+impl ServerAdmin {
+    /// The administrator.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
     }
 }
 
@@ -54,6 +70,22 @@ impl Access<'_> {
         Ok(member.then(|| WorkspaceAccess {
             principal: Principal::session(user_id, workspace_id),
         }))
+    }
+
+    /// `user_id` as a server administrator: `Forbidden` for anyone else.
+    pub async fn server_admin(&self, user_id: &str) -> Result<ServerAdmin> {
+        let is_admin = users::get(self.ctx.store().pool(), user_id)
+            .await?
+            .is_some_and(|u| u.is_admin);
+        if !is_admin {
+            return Err(DomainError::forbidden(
+                "Only a server administrator can see the replicas of this server",
+                Some("Ask a server administrator.".to_string()),
+            ));
+        }
+        Ok(ServerAdmin {
+            user_id: user_id.to_string(),
+        })
     }
 }
 

@@ -33,6 +33,7 @@ pub mod regions;
 pub mod request;
 pub mod services;
 
+pub use access::{ServerAdmin, WorkspaceAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AuthFailure, Dependency, DomainError, Result};
 pub use page::PageRequest;

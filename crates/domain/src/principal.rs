@@ -1,5 +1,7 @@
 //! Who is calling: the authenticated credential and the workspace it acts on. A console
-//! principal is built only by [`crate::access`], after its membership check.
+//! principal is built only by [`crate::access`], after its membership check. Its fields
+//! are private outside this crate (read through accessors), so no other crate can forge
+//! one; services take the [`crate::access::WorkspaceAccess`] that wraps it.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -19,12 +21,27 @@ pub enum CredentialKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// API credentials act on exactly one workspace.
-    pub workspace_id: String,
-    pub user_id: Option<String>,
-    pub credential: CredentialKind,
+    pub(crate) workspace_id: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) credential: CredentialKind,
 }
 
 impl Principal {
+    /// The workspace this principal acts on.
+    pub fn workspace_id(&self) -> &str {
+        &self.workspace_id
+    }
+
+    /// The user behind the credential, when there is one.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// The kind of credential that authenticated.
+    pub fn credential(&self) -> &CredentialKind {
+        &self.credential
+    }
+
     /// The web console's principal: a signed-in user on one of their workspaces. Only
     /// [`crate::access::Access::console`] builds one, after checking the membership.
     pub(crate) fn session(user_id: &str, workspace_id: &str) -> Self {

@@ -9,7 +9,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pgfleet_domain::{AuthFailure, DomainError, Principal};
+use pgfleet_domain::{AuthFailure, DomainError, WorkspaceAccess};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -173,8 +173,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// The authenticated caller, from `Authorization: Bearer …`.
-pub struct Auth(pub Principal);
+/// The authenticated caller, from `Authorization: Bearer …`, as the capability the
+/// services require (an API credential is scoped to its workspace when authenticated).
+pub struct Auth(pub WorkspaceAccess);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -193,9 +194,8 @@ impl FromRequestParts<AppState> for Auth {
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(DomainError::Unauthenticated(AuthFailure::Malformed).into());
         }
-        Ok(Auth(
-            state.services.tokens().authenticate_bearer(token).await?,
-        ))
+        let principal = state.services.tokens().authenticate_bearer(token).await?;
+        Ok(Auth(state.services.access().api(principal)))
     }
 }
 

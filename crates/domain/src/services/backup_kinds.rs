@@ -2,10 +2,11 @@
 //! user, on demand), and one backup's current state for the console's live status. The
 //! `/v1` API's backup shape is the contract's and does not carry the trigger.
 
+use crate::access::WorkspaceAccess;
 use pgfleet_api_types::backup::Backup;
 use pgfleet_storage::backups;
 
-use crate::{DomainError, Principal, Result};
+use crate::{DomainError, Result};
 
 /// What started a backup (stored in `backups.trigger`).
 pub use pgfleet_storage::BackupTrigger;
@@ -20,16 +21,23 @@ impl Backups<'_> {
     /// started each.
     pub async fn list_with_trigger(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         database_id: &str,
     ) -> Result<Vec<(Backup, BackupTrigger)>> {
+        let p = access.principal();
         let db = self.ctx.databases().visible(p, database_id).await?;
         let rows = backups::list(self.ctx.store().pool(), &db.id, CONSOLE_BACKUPS).await?;
         Ok(rows.iter().map(|b| (Self::view(b), b.trigger)).collect())
     }
 
     /// One backup of a database the principal may see (404 when it is not that database's).
-    pub async fn get(&self, p: &Principal, database_id: &str, backup_id: &str) -> Result<Backup> {
+    pub async fn get(
+        &self,
+        access: &WorkspaceAccess,
+        database_id: &str,
+        backup_id: &str,
+    ) -> Result<Backup> {
+        let p = access.principal();
         let db = self.ctx.databases().visible(p, database_id).await?;
         match backups::get(self.ctx.store().pool(), backup_id).await? {
             Some(b) if b.database_id == db.id => Ok(Self::view(&b)),

@@ -1,6 +1,7 @@
 //! Connections: each one a Postgres login role of a database. Passwords are generated here,
 //! sent to Postgres as SCRAM verifiers and shown to the caller once.
 
+use crate::access::WorkspaceAccess;
 use std::collections::HashMap;
 
 use pgfleet_api_types::connection::{
@@ -129,10 +130,11 @@ impl Connections<'_> {
 
     pub async fn list(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         database_id: Option<&str>,
         page: PageRequest,
     ) -> Result<List<Connection>> {
+        let p = access.principal();
         if let Some(id) = database_id {
             self.ctx.databases().visible(p, id).await?;
         }
@@ -161,17 +163,19 @@ impl Connections<'_> {
         Ok(page.finish(rows, |(c, _)| c.seq, |(c, d)| self.view(&c, &d, None)))
     }
 
-    pub async fn get(&self, p: &Principal, id: &str) -> Result<Connection> {
+    pub async fn get(&self, access: &WorkspaceAccess, id: &str) -> Result<Connection> {
+        let p = access.principal();
         let (c, db) = self.visible(p, id).await?;
         Ok(self.view(&c, &db, None))
     }
 
     pub async fn create(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         database_id: &str,
         name: &str,
     ) -> Result<CreatedConnection> {
+        let p = access.principal();
         let db = self.ctx.databases().visible(p, database_id).await?;
         let name = name.trim();
         validate_name("name", name)?;
@@ -200,7 +204,8 @@ impl Connections<'_> {
     }
 
     /// New password; the old one stops working and its sessions are ended.
-    pub async fn rotate(&self, p: &Principal, id: &str) -> Result<CreatedConnection> {
+    pub async fn rotate(&self, access: &WorkspaceAccess, id: &str) -> Result<CreatedConnection> {
+        let p = access.principal();
         let (c, db) = self.visible(p, id).await?;
         Self::require_ready(&db)?;
         let creds = self.ctx.databases().new_credentials();
@@ -211,7 +216,8 @@ impl Connections<'_> {
         Ok(self.created_view(&c, &db, &creds.password))
     }
 
-    pub async fn delete(&self, p: &Principal, id: &str) -> Result<()> {
+    pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+        let p = access.principal();
         let (c, db) = self.visible(p, id).await?;
         if db.status.is_busy() {
             return Self::require_ready(&db);

@@ -1,6 +1,7 @@
 //! Databases: their intent (rows + the operation that creates them, [`crate::intent`]),
 //! views, and the API operations on them.
 
+use crate::access::WorkspaceAccess;
 use std::collections::HashMap;
 
 use pgfleet_api_types::connection::DirectConnection;
@@ -274,11 +275,12 @@ impl Databases<'_> {
 
     pub async fn list(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         project_id: Option<&str>,
         logical_id: Option<&str>,
         page: PageRequest,
     ) -> Result<List<Database>> {
+        let p = access.principal();
         let rows = databases::list(
             self.ctx.store().pool(),
             &p.workspace_id,
@@ -309,15 +311,17 @@ impl Databases<'_> {
     /// Databases of one project (404 when the project is not visible).
     pub async fn list_in_project(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         project_id: &str,
         page: PageRequest,
     ) -> Result<List<Database>> {
+        let p = access.principal();
         self.ctx.projects().visible(p, project_id).await?;
-        self.list(p, Some(project_id), None, page).await
+        self.list(access, Some(project_id), None, page).await
     }
 
-    pub async fn get(&self, p: &Principal, id: &str) -> Result<Database> {
+    pub async fn get(&self, access: &WorkspaceAccess, id: &str) -> Result<Database> {
+        let p = access.principal();
         if let Some(v) = self.ctx.view_cache().get(&p.workspace_id, id) {
             return Ok(v);
         }
@@ -337,10 +341,11 @@ impl Databases<'_> {
 
     pub async fn create(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         project_id: &str,
         body: CreateDatabase,
     ) -> Result<CreatedDatabase> {
+        let p = access.principal();
         let project = self.ctx.projects().visible(p, project_id).await?;
         if body.branch_id.is_some() || body.branch_git_name.is_some() {
             return Err(DomainError::bad_request(
@@ -408,7 +413,13 @@ impl Databases<'_> {
         self.created_view(&intent, true).await
     }
 
-    pub async fn update(&self, p: &Principal, id: &str, body: UpdateDatabase) -> Result<Database> {
+    pub async fn update(
+        &self,
+        access: &WorkspaceAccess,
+        id: &str,
+        body: UpdateDatabase,
+    ) -> Result<Database> {
+        let p = access.principal();
         let row = self.visible(p, id).await?;
         if body.branch_id.is_some() || body.branch_git_name.is_some() {
             return Err(DomainError::bad_request(
@@ -439,10 +450,11 @@ impl Databases<'_> {
         }
         tx.commit().await.map_err(StorageError::from)?;
         self.ctx.note_write();
-        self.get(p, id).await
+        self.get(access, id).await
     }
 
-    pub async fn delete(&self, p: &Principal, id: &str) -> Result<()> {
+    pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+        let p = access.principal();
         let row = self.visible(p, id).await?;
         if row.is_default {
             return Err(DomainError::forbidden(

@@ -1,5 +1,6 @@
 //! Projects: create (with their default database), read, rename, delete, transfer.
 
+use crate::access::WorkspaceAccess;
 use pgfleet_api_types::project::{
     CreateProject, CreatedProject, Project, UpdateProject, WorkspaceRef,
 };
@@ -57,10 +58,11 @@ impl Projects<'_> {
 
     pub async fn list(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         logical_id: Option<&str>,
         page: PageRequest,
     ) -> Result<List<Project>> {
+        let p = access.principal();
         let ws = self.ctx.workspaces().principal_workspace(p).await?;
         let rows = projects::list(
             self.ctx.store().pool(),
@@ -73,12 +75,18 @@ impl Projects<'_> {
         Ok(page.finish(rows, |r| r.seq, |r| self.view_with(r, &ws.name)))
     }
 
-    pub async fn get(&self, p: &Principal, id: &str) -> Result<Project> {
+    pub async fn get(&self, access: &WorkspaceAccess, id: &str) -> Result<Project> {
+        let p = access.principal();
         let row = self.visible(p, id).await?;
         self.view(row).await
     }
 
-    pub async fn create(&self, p: &Principal, body: CreateProject) -> Result<CreatedProject> {
+    pub async fn create(
+        &self,
+        access: &WorkspaceAccess,
+        body: CreateProject,
+    ) -> Result<CreatedProject> {
+        let p = access.principal();
         if let Some(ws) = body.workspace_id.as_deref() {
             if ws != p.workspace_id {
                 return Err(DomainError::not_found("Workspace", ws));
@@ -149,7 +157,13 @@ impl Projects<'_> {
         })
     }
 
-    pub async fn update(&self, p: &Principal, id: &str, body: UpdateProject) -> Result<Project> {
+    pub async fn update(
+        &self,
+        access: &WorkspaceAccess,
+        id: &str,
+        body: UpdateProject,
+    ) -> Result<Project> {
+        let p = access.principal();
         let row = self.visible(p, id).await?;
         if let Some(name) = body.name.as_deref() {
             let name = name.trim();
@@ -162,7 +176,8 @@ impl Projects<'_> {
     }
 
     /// Deletes a project and its default database; refused while other databases remain.
-    pub async fn delete(&self, p: &Principal, id: &str) -> Result<()> {
+    pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+        let p = access.principal();
         let row = self.visible(p, id).await?;
         let mut tx = self.ctx.store().begin().await?;
         // Lock the project row so a concurrent database create cannot slip in.
@@ -204,7 +219,13 @@ impl Projects<'_> {
     }
 
     /// Moves a project (with its databases) to the workspace of `recipient_token`.
-    pub async fn transfer(&self, p: &Principal, id: &str, recipient_token: &str) -> Result<()> {
+    pub async fn transfer(
+        &self,
+        access: &WorkspaceAccess,
+        id: &str,
+        recipient_token: &str,
+    ) -> Result<()> {
+        let p = access.principal();
         let row = self.visible(p, id).await?;
         let recipient = match self.ctx.tokens().authenticate_bearer(recipient_token).await {
             Ok(r) => r,

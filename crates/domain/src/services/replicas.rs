@@ -20,6 +20,8 @@ use pgfleet_storage::Store;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+use crate::access::ServerAdmin;
+
 /// How often a replica refreshes its row.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A replica not seen for this long is gone.
@@ -99,18 +101,9 @@ impl Replicas<'_> {
         list(self.ctx.store(), self.ctx.clock().now()).await
     }
 
-    /// [`Replicas::list`] for the console: only a server administrator
-    /// (`users.is_admin`, read fresh) sees them; anyone else is refused (`Forbidden`).
-    pub async fn list_for(&self, user_id: &str) -> crate::Result<Vec<Replica>> {
-        let is_admin = pgfleet_storage::users::get(self.ctx.store().pool(), user_id)
-            .await?
-            .is_some_and(|u| u.is_admin);
-        if !is_admin {
-            return Err(crate::DomainError::forbidden(
-                "Only a server administrator can see the replicas of this server",
-                Some("Ask a server administrator.".to_string()),
-            ));
-        }
+    /// [`Replicas::list`] for the console: only a server administrator sees them (the
+    /// check is [`crate::access::Access::server_admin`]'s, required as its capability).
+    pub async fn list_for(&self, _admin: &ServerAdmin) -> crate::Result<Vec<Replica>> {
         self.list().await
     }
 

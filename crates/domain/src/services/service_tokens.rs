@@ -1,12 +1,13 @@
 //! Service tokens: created with the secret shown once, listed without it, deleted at once.
 
+use crate::access::WorkspaceAccess;
 use chrono::{DateTime, Utc};
 use pgfleet_api_types::service_token::{CreatedServiceToken, ServiceToken};
 use pgfleet_api_types::{ts, List};
 use pgfleet_storage::{tokens, ServiceTokenRow};
 
 use crate::ids::{new_id, SERVICE_TOKEN};
-use crate::{DomainError, PageRequest, Principal, Result};
+use crate::{DomainError, PageRequest, Result};
 
 /// Service tokens, and the authentication of API credentials (service tokens and OAuth access tokens). Obtained from [`super::Services::tokens`].
 #[derive(Debug, Clone, Copy)]
@@ -31,10 +32,11 @@ impl Tokens<'_> {
     /// uniform answer keeps "does this workspace exist" out of every endpoint alike).
     pub async fn list(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         workspace_id: &str,
         page: PageRequest,
     ) -> Result<List<ServiceToken>> {
+        let p = access.principal();
         if workspace_id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
@@ -50,11 +52,12 @@ impl Tokens<'_> {
 
     pub async fn create(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         workspace_id: &str,
         name: &str,
         expires_at: Option<&str>,
     ) -> Result<CreatedServiceToken> {
+        let p = access.principal();
         if workspace_id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
@@ -107,7 +110,13 @@ impl Tokens<'_> {
         })
     }
 
-    pub async fn delete(&self, p: &Principal, workspace_id: &str, id: &str) -> Result<()> {
+    pub async fn delete(
+        &self,
+        access: &WorkspaceAccess,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<()> {
+        let p = access.principal();
         if workspace_id != p.workspace_id
             || !tokens::delete(self.ctx.store().pool(), workspace_id, id).await?
         {

@@ -18,6 +18,7 @@
 //! "storage at the end" are the same without it), and samples older than the retention are
 //! pruned, keeping each database's newest one as the next window's baseline.
 
+use crate::access::WorkspaceAccess;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use tokio::sync::watch;
 
 use super::periodic::Periodic;
 use crate::lease::Job;
-use crate::{DomainError, Principal, Result};
+use crate::{DomainError, Result};
 
 /// `source` of samples whose operations are pg_stat_statements calls.
 pub const SOURCE_STATEMENTS: &str = "statements";
@@ -274,11 +275,12 @@ impl Usage<'_> {
     /// of `end`'s month, UTC, to now) and storage at `end`.
     pub async fn database(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         id: &str,
         start: Option<&str>,
         end: Option<&str>,
     ) -> Result<DatabaseUsage> {
+        let p = access.principal();
         let now = self.ctx.clock().now();
         let end = match end {
             Some(s) => parse_date("endDate", s, true)?,

@@ -1,5 +1,6 @@
 //! Workspaces and `/v1/me`.
 
+use crate::access::WorkspaceAccess;
 use pgfleet_api_types::{ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace};
 use pgfleet_storage::{users, workspaces, WorkspaceRow};
 
@@ -30,7 +31,8 @@ impl Workspaces<'_> {
             .ok_or(DomainError::Unauthenticated(crate::AuthFailure::Invalid))
     }
 
-    pub async fn me(&self, p: &Principal) -> Result<Me> {
+    pub async fn me(&self, access: &WorkspaceAccess) -> Result<Me> {
+        let p = access.principal();
         let ws = self.principal_workspace(p).await?;
         let user = match &p.user_id {
             Some(id) => users::get(self.ctx.store().pool(), id)
@@ -70,7 +72,12 @@ impl Workspaces<'_> {
     }
 
     /// Workspaces the credential can access: an API credential is bound to one workspace.
-    pub async fn list(&self, p: &Principal, page: PageRequest) -> Result<List<Workspace>> {
+    pub async fn list(
+        &self,
+        access: &WorkspaceAccess,
+        page: PageRequest,
+    ) -> Result<List<Workspace>> {
+        let p = access.principal();
         let ws = self.principal_workspace(p).await?;
         let rows: Vec<WorkspaceRow> = if page.after.is_some_and(|a| a >= ws.seq) {
             vec![]
@@ -80,7 +87,8 @@ impl Workspaces<'_> {
         Ok(page.finish(rows, |w| w.seq, |w| self.view(w)))
     }
 
-    pub async fn get(&self, p: &Principal, id: &str) -> Result<Workspace> {
+    pub async fn get(&self, access: &WorkspaceAccess, id: &str) -> Result<Workspace> {
+        let p = access.principal();
         if id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", id));
         }
@@ -91,7 +99,12 @@ impl Workspaces<'_> {
     }
 
     /// `POST /v1/workspaces`: needs a user-attributable credential.
-    pub async fn create(&self, p: &Principal, display_name: Option<&str>) -> Result<Workspace> {
+    pub async fn create(
+        &self,
+        access: &WorkspaceAccess,
+        display_name: Option<&str>,
+    ) -> Result<Workspace> {
+        let p = access.principal();
         let CredentialKind::OAuth { .. } = p.credential else {
             return Err(DomainError::forbidden(
                 "Service tokens cannot create workspaces; a user-attributable credential is required",

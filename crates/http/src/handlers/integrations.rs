@@ -145,7 +145,7 @@ pub async fn integrations_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let ws = p.workspace_id.clone();
+    let ws = p.workspace_id().to_string();
     state
         .services
         .oauth()

@@ -462,13 +462,12 @@ async fn another_workspaces_service_tokens_are_not_found() {
         .services()
         .tokens()
         .create(
-            s.services()
+            &s.services()
                 .access()
                 .console(&user, &other_ws)
                 .await
                 .unwrap()
-                .unwrap()
-                .principal(),
+                .unwrap(),
             &other_ws,
             "theirs",
             None,

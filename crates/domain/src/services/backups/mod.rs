@@ -17,6 +17,7 @@ mod steps;
 
 pub use schedule::STAGING_STALE_AFTER;
 
+use crate::access::WorkspaceAccess;
 use std::time::Duration;
 
 use pgfleet_api_types::backup::{Backup, BackupList, BackupsMeta, BackupsPagination};
@@ -77,10 +78,11 @@ impl Backups<'_> {
     /// `GET /v1/databases/{id}/backups` (newest first; `limit` default 25).
     pub async fn list(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         database_id: &str,
         limit: Option<&str>,
     ) -> Result<BackupList> {
+        let p = access.principal();
         let limit = match limit {
             None => 25,
             Some(raw) => match raw.parse::<i64>() {
@@ -110,7 +112,8 @@ impl Backups<'_> {
     }
 
     /// `POST /v1/databases/{id}/backups`: starts a backup now (202, `running`).
-    pub async fn create(&self, p: &Principal, database_id: &str) -> Result<Backup> {
+    pub async fn create(&self, access: &WorkspaceAccess, database_id: &str) -> Result<Backup> {
+        let p = access.principal();
         let db = self.ctx.databases().visible(p, database_id).await?;
         if db.status != DatabaseState::Ready {
             return Err(DomainError::conflict(
@@ -214,11 +217,12 @@ impl Backups<'_> {
     /// `POST /v1/databases/{target}/restore`: `recovering` until done.
     pub async fn restore(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         target_id: &str,
         source_db: &str,
         backup_id: &str,
     ) -> Result<Database> {
+        let p = access.principal();
         let target = self.ctx.databases().visible(p, target_id).await?;
         let (_, backup) = self.usable_backup(p, source_db, backup_id).await?;
         let mut tx = self.ctx.store().begin().await?;
@@ -241,7 +245,7 @@ impl Backups<'_> {
         // The operation's own bookkeeping notes the write when it finishes, so the re-read
         // below is not served from the cache.
         self.ctx.commit_intent(tx, [op], Run::Wait).await?;
-        self.ctx.databases().get(p, target_id).await
+        self.ctx.databases().get(access, target_id).await
     }
 
     /// Validates a create's `source`/`fromDatabase` and returns what to store as `source`.

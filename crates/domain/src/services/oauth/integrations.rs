@@ -2,6 +2,7 @@
 //! the workspace.
 
 use super::*;
+use crate::access::WorkspaceAccess;
 
 impl OAuth<'_> {
     fn integration_view(&self, r: IntegrationRow) -> pgfleet_api_types::integration::Integration {
@@ -26,10 +27,11 @@ impl OAuth<'_> {
 
     pub async fn integrations_list(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         workspace_id: &str,
         page: PageRequest,
     ) -> Result<List<pgfleet_api_types::integration::Integration>> {
+        let p = access.principal();
         if workspace_id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }
@@ -45,9 +47,10 @@ impl OAuth<'_> {
 
     pub async fn integration_get(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         id: &str,
     ) -> Result<pgfleet_api_types::integration::Integration> {
+        let p = access.principal();
         let row = store::get_integration(self.ctx.store().pool(), &p.workspace_id, id)
             .await?
             .ok_or_else(|| DomainError::not_found("Integration", id))?;
@@ -57,11 +60,12 @@ impl OAuth<'_> {
     /// Revokes one integration, or every integration of an app in a workspace.
     pub async fn integration_revoke(
         &self,
-        p: &Principal,
+        access: &WorkspaceAccess,
         workspace_id: &str,
         client_id: Option<&str>,
         id: Option<&str>,
     ) -> Result<()> {
+        let p = access.principal();
         if workspace_id != p.workspace_id {
             return Err(DomainError::not_found("Workspace", workspace_id));
         }

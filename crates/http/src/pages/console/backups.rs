@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use pgfleet_domain::services::backup_kinds::BackupTrigger;
-use pgfleet_domain::{DomainError, PageRequest, Principal};
+use pgfleet_domain::{DomainError, PageRequest, WorkspaceAccess};
 
 use super::forms::{Empty, Restore};
 use super::{database_refused, human_size, typed_database, Ctx, Page, Posted, LIST_LIMIT};
@@ -59,7 +59,7 @@ fn kind_word(t: BackupTrigger) -> &'static str {
 /// The names of a project's databases (every page, at most [`NAME_PAGES`]).
 pub(super) async fn project_names(
     state: &AppState,
-    p: &Principal,
+    p: &WorkspaceAccess,
     project_id: &str,
 ) -> Result<HashSet<String>, DomainError> {
     let mut names = HashSet::new();
@@ -104,7 +104,7 @@ pub(super) fn unique_name(base: &str, taken: &HashSet<String>) -> String {
 /// The backups of database `id` (named `db_name`) of project `project_id`, newest first.
 pub(super) async fn backup_views(
     state: &AppState,
-    p: &Principal,
+    p: &WorkspaceAccess,
     id: &str,
     db_name: &str,
     project_id: &str,
@@ -140,7 +140,7 @@ async fn backup_create(
     Path((_, id)): Path<(String, String)>,
     Posted(ctx, _): Posted<Empty>,
 ) -> Page {
-    match state.services.backups().create(&ctx.principal, &id).await {
+    match state.services.backups().create(&ctx.access, &id).await {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -156,7 +156,7 @@ async fn backup_status(
     let b = state
         .services
         .backups()
-        .get(&ctx.principal, &id, &bid)
+        .get(&ctx.access, &id, &bid)
         .await
         .map_err(fail)?;
     Ok(plain_text(b.status))
@@ -180,7 +180,7 @@ async fn database_restore(
     match state
         .services
         .backups()
-        .restore(&ctx.principal, &id, &id, &f.backup_id)
+        .restore(&ctx.access, &id, &id, &f.backup_id)
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),

@@ -36,7 +36,7 @@ async fn connection_create(
     match state
         .services
         .connections()
-        .create(&ctx.principal, &id, &f.name)
+        .create(&ctx.access, &id, &f.name)
         .await
     {
         Ok(c) => {
@@ -62,12 +62,7 @@ async fn connection_rotate(
     if let Err(n) = confirm_ticked(&f.confirm, "rotated") {
         return database_refused(&state, ctx, &id, n).await;
     }
-    match state
-        .services
-        .connections()
-        .rotate(&ctx.principal, &cid)
-        .await
-    {
+    match state.services.connections().rotate(&ctx.access, &cid).await {
         Ok(c) => {
             let flash = Flash::connection(
                 format!("connection:{}", c.connection.id),
@@ -94,12 +89,7 @@ async fn connection_delete(
     if let Err(n) = confirm_ticked(&f.confirm, "deleted") {
         return database_refused(&state, ctx, &id, n).await;
     }
-    match state
-        .services
-        .connections()
-        .delete(&ctx.principal, &cid)
-        .await
-    {
+    match state.services.connections().delete(&ctx.access, &cid).await {
         Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }

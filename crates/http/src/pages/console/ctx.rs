@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pgfleet_api_types::Pagination;
-use pgfleet_domain::{PageRequest, Principal};
+use pgfleet_domain::{PageRequest, WorkspaceAccess};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -56,7 +56,7 @@ impl Nav {
 /// workspace.
 pub(super) struct Ctx {
     pub(super) signed: Signed,
-    pub(super) principal: Principal,
+    pub(super) access: WorkspaceAccess,
     pub(super) nav: Nav,
     /// The sealed secret this browser brought, if any (see [`take_flash`]).
     pub(super) sealed_flash: Option<String>,
@@ -202,7 +202,7 @@ pub(super) async fn member(
         })
         .collect();
     Ok(Ctx {
-        principal: access.principal().clone(),
+        access,
         nav: Nav {
             workspaces,
             ws_id: ws.to_string(),

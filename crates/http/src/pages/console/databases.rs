@@ -90,13 +90,13 @@ pub(super) async fn database_view(
     let db = state
         .services
         .databases()
-        .get(&ctx.principal, id)
+        .get(&ctx.access, id)
         .await
         .map_err(fail)?;
     let list = state
         .services
         .connections()
-        .list(&ctx.principal, Some(id), page_at(query).map_err(fail)?)
+        .list(&ctx.access, Some(id), page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(
@@ -129,7 +129,7 @@ pub(super) async fn database_view(
         .as_ref()
         .map(|p| (p.id.clone(), p.name.clone()))
         .unwrap_or_default();
-    let backups = backups::backup_views(state, &ctx.principal, id, &db.name, &project_id)
+    let backups = backups::backup_views(state, &ctx.access, id, &db.name, &project_id)
         .await
         .map_err(fail)?;
     Ok(DatabaseTemplate {
@@ -165,7 +165,7 @@ async fn database_page(
     RawQuery(query): RawQuery,
 ) -> Page {
     let (flash, clear) = take_flash(&ctx, |k| k.starts_with("connection:"));
-    let usage = usage_view(&state, &ctx.principal, &id, query.as_deref())
+    let usage = usage_view(&state, &ctx.access, &id, query.as_deref())
         .await
         .map_err(fail)?;
     let mut page = database_view(&state, ctx, &id, None, query.as_deref()).await?;
@@ -188,7 +188,7 @@ async fn database_status(
     let d = state
         .services
         .databases()
-        .get(&ctx.principal, &id)
+        .get(&ctx.access, &id)
         .await
         .map_err(fail)?;
     Ok(plain_text(status_word(&d.status)))
@@ -210,7 +210,7 @@ async fn database_delete(
     )
     .await?;
     let project = db.project.map(|p| p.id).unwrap_or_default();
-    match state.services.databases().delete(&ctx.principal, &id).await {
+    match state.services.databases().delete(&ctx.access, &id).await {
         Ok(()) => Ok(see_other(&format!("{}/projects/{project}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -229,7 +229,7 @@ pub(super) async fn typed_database(
     let db = state
         .services
         .databases()
-        .get(&ctx.principal, id)
+        .get(&ctx.access, id)
         .await
         .map_err(fail)?;
     if let Err(notice) = confirm_typed(confirm, &db.name, "database", done, act) {

@@ -71,7 +71,7 @@ async fn projects_view(
     let list = state
         .services
         .projects()
-        .list(&ctx.principal, None, page_at(query).map_err(fail)?)
+        .list(&ctx.access, None, page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(&format!("{}/projects", ctx.base()), query, &list.pagination);
@@ -122,7 +122,7 @@ async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted<Ne
         region: Some(region.clone()).filter(|r| !r.is_empty()),
         ..CreateProject::default()
     };
-    match state.services.projects().create(&ctx.principal, body).await {
+    match state.services.projects().create(&ctx.access, body).await {
         Ok(created) => {
             let to = format!("{}/projects/{}", ctx.base(), created.project.id);
             let flash = created.database.as_ref().and_then(|d| {
@@ -168,13 +168,13 @@ async fn project_view(
     let project = state
         .services
         .projects()
-        .get(&ctx.principal, id)
+        .get(&ctx.access, id)
         .await
         .map_err(fail)?;
     let list = state
         .services
         .databases()
-        .list_in_project(&ctx.principal, id, page_at(query).map_err(fail)?)
+        .list_in_project(&ctx.access, id, page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(
@@ -233,7 +233,7 @@ async fn project_rename(
     match state
         .services
         .projects()
-        .update(&ctx.principal, &id, body)
+        .update(&ctx.access, &id, body)
         .await
     {
         Ok(p) => Ok(see_other(&format!("{}/projects/{}", ctx.base(), p.id))),
@@ -250,7 +250,7 @@ async fn project_delete(
     let project = state
         .services
         .projects()
-        .get(&ctx.principal, &id)
+        .get(&ctx.access, &id)
         .await
         .map_err(fail)?;
     let typed = confirm_typed(
@@ -264,7 +264,7 @@ async fn project_delete(
         let page = project_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
-    match state.services.projects().delete(&ctx.principal, &id).await {
+    match state.services.projects().delete(&ctx.access, &id).await {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
@@ -280,7 +280,7 @@ async fn project_transfer(
     match state
         .services
         .projects()
-        .transfer(&ctx.principal, &id, f.recipient_token.trim())
+        .transfer(&ctx.access, &id, f.recipient_token.trim())
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
@@ -317,7 +317,7 @@ async fn database_create(
     };
     let name = Some(f.name.trim().to_string()).filter(|n| !n.is_empty());
     if let Some(n) = &name {
-        let taken = backups::project_names(&state, &ctx.principal, &id)
+        let taken = backups::project_names(&state, &ctx.access, &id)
             .await
             .map_err(fail)?;
         if taken.contains(n) {
@@ -336,7 +336,7 @@ async fn database_create(
     match state
         .services
         .databases()
-        .create(&ctx.principal, &id, body)
+        .create(&ctx.access, &id, body)
         .await
     {
         Ok(created) => {

@@ -40,10 +40,16 @@ struct ReplicasTemplate {
 /// `GET /console/w/{ws}/replicas`
 async fn replicas_page(State(state): State<AppState>, ctx: Ctx) -> Page {
     let now = ctx.nav.now;
+    let admin = state
+        .services
+        .access()
+        .server_admin(ctx.signed.user_id())
+        .await
+        .map_err(fail)?;
     let replicas = state
         .services
         .replicas()
-        .list_for(ctx.signed.user_id())
+        .list_for(&admin)
         .await
         .map_err(fail)?
         .into_iter()

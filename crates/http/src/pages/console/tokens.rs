@@ -58,7 +58,7 @@ async fn tokens_view(
     let tokens = state
         .services
         .tokens()
-        .list(&ctx.principal, &ctx.nav.ws_id, page())
+        .list(&ctx.access, &ctx.nav.ws_id, page())
         .await
         .map_err(fail)?
         .data
@@ -99,7 +99,7 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<Name
     match state
         .services
         .tokens()
-        .create(&ctx.principal, &ctx.nav.ws_id, &name, None)
+        .create(&ctx.access, &ctx.nav.ws_id, &name, None)
         .await
     {
         Ok(t) => {
@@ -128,7 +128,7 @@ async fn token_delete(
     match state
         .services
         .tokens()
-        .delete(&ctx.principal, &ctx.nav.ws_id, &id)
+        .delete(&ctx.access, &ctx.nav.ws_id, &id)
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/tokens", ctx.base()))),
@@ -165,7 +165,7 @@ async fn integrations_view(
     let integrations = state
         .services
         .oauth()
-        .integrations_list(&ctx.principal, &ctx.nav.ws_id, page())
+        .integrations_list(&ctx.access, &ctx.nav.ws_id, page())
         .await
         .map_err(fail)?
         .data
@@ -205,7 +205,7 @@ async fn integration_revoke(
     match state
         .services
         .oauth()
-        .integration_revoke(&ctx.principal, &ctx.nav.ws_id, None, Some(&id))
+        .integration_revoke(&ctx.access, &ctx.nav.ws_id, None, Some(&id))
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/integrations", ctx.base()))),

@@ -2,7 +2,7 @@
 //! and storage per day, with axes and units), from the same service as
 //! `GET /v1/databases/{id}/usage`.
 
-use pgfleet_domain::Principal;
+use pgfleet_domain::WorkspaceAccess;
 
 use crate::pages::query_param;
 use crate::AppState;
@@ -70,7 +70,7 @@ fn usage_range(
 /// Usage per day of the range, from the same service as `GET /v1/databases/{id}/usage`.
 pub(super) async fn usage_view(
     state: &AppState,
-    p: &Principal,
+    p: &WorkspaceAccess,
     id: &str,
     query: Option<&str>,
 ) -> Result<UsageView, pgfleet_domain::DomainError> {
