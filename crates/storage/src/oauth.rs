@@ -85,15 +85,31 @@ impl std::fmt::Debug for SigningKeyRow {
 }
 
 pub async fn insert_client<'e>(ex: impl sqlx::PgExecutor<'e>, c: &ClientRow) -> Result<ClientRow> {
-    Ok(sqlx::query_as!(ClientRow, "INSERT INTO oauth_clients (id, workspace_id, name, description, redirect_uris, client_type, secret_hash,
+    Ok(sqlx::query_as!(
+        ClientRow,
+        "INSERT INTO oauth_clients (id, workspace_id, name, description, redirect_uris, client_type, secret_hash,
                                     created_by_user_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at", c.id, c.workspace_id, c.name, c.description, c.redirect_uris.as_slice(), c.client_type, c.secret_hash, c.created_by_user_id, c.created_at,)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at",
+        c.id,
+        c.workspace_id,
+        c.name,
+        c.description,
+        c.redirect_uris.as_slice(),
+        c.client_type,
+        c.secret_hash,
+        c.created_by_user_id,
+        c.created_at,
+    )
     .fetch_one(ex)
     .await?)
 }
 
 pub async fn get_client<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ClientRow>> {
-    Ok(sqlx::query_as!(ClientRow, "SELECT seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at FROM oauth_clients WHERE id = $1", id,)
+    Ok(sqlx::query_as!(
+        ClientRow,
+        "SELECT seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at FROM oauth_clients WHERE id = $1",
+        id,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -102,7 +118,11 @@ pub async fn list_clients<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     workspace_id: &str,
 ) -> Result<Vec<ClientRow>> {
-    Ok(sqlx::query_as!(ClientRow, "SELECT seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at FROM oauth_clients WHERE workspace_id = $1 ORDER BY seq", workspace_id,)
+    Ok(sqlx::query_as!(
+        ClientRow,
+        "SELECT seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at FROM oauth_clients WHERE workspace_id = $1 ORDER BY seq",
+        workspace_id,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -143,17 +163,30 @@ pub async fn upsert_grant<'e>(
     scopes: &[String],
     now: DateTime<Utc>,
 ) -> Result<GrantRow> {
-    Ok(sqlx::query_as!(GrantRow, "INSERT INTO oauth_grants (id, client_id, workspace_id, user_id, scopes, created_at)
+    Ok(sqlx::query_as!(
+        GrantRow,
+        "INSERT INTO oauth_grants (id, client_id, workspace_id, user_id, scopes, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (client_id, workspace_id, user_id) WHERE revoked_at IS NULL
          DO UPDATE SET scopes = ARRAY(SELECT DISTINCT unnest(oauth_grants.scopes || EXCLUDED.scopes) ORDER BY 1)
-         RETURNING seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at", new_id, client_id, workspace_id, user_id, scopes, now,)
+         RETURNING seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at",
+        new_id,
+        client_id,
+        workspace_id,
+        user_id,
+        scopes,
+        now,
+    )
     .fetch_one(ex)
     .await?)
 }
 
 pub async fn get_grant<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<GrantRow>> {
-    Ok(sqlx::query_as!(GrantRow, "SELECT seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at FROM oauth_grants WHERE id = $1", id,)
+    Ok(sqlx::query_as!(
+        GrantRow,
+        "SELECT seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at FROM oauth_grants WHERE id = $1",
+        id,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -188,9 +221,15 @@ pub async fn list_integrations<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<IntegrationRow>> {
-    Ok(sqlx::query_as!(IntegrationRow, "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
+    Ok(sqlx::query_as!(
+        IntegrationRow,
+        "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
             c.created_at AS client_created_at, u.id AS user_id, u.email AS user_email, u.name AS user_name
-       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id WHERE g.workspace_id = $1 AND g.revoked_at IS NULL AND g.seq > $2 ORDER BY g.seq LIMIT $3", workspace_id, after.unwrap_or(0), limit,)
+       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id WHERE g.workspace_id = $1 AND g.revoked_at IS NULL AND g.seq > $2 ORDER BY g.seq LIMIT $3",
+        workspace_id,
+        after.unwrap_or(0),
+        limit,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -200,9 +239,14 @@ pub async fn get_integration<'e>(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<IntegrationRow>> {
-    Ok(sqlx::query_as!(IntegrationRow, "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
+    Ok(sqlx::query_as!(
+        IntegrationRow,
+        "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
             c.created_at AS client_created_at, u.id AS user_id, u.email AS user_email, u.name AS user_name
-       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id WHERE g.workspace_id = $1 AND g.id = $2 AND g.revoked_at IS NULL", workspace_id, id,)
+       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id WHERE g.workspace_id = $1 AND g.id = $2 AND g.revoked_at IS NULL",
+        workspace_id,
+        id,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -219,8 +263,18 @@ pub async fn insert_code<'e>(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query!("INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, scopes, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", code_hash, grant_id, client_id, redirect_uri, code_challenge, scopes, now, expires_at,)
+    sqlx::query!(
+        "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, scopes, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        code_hash,
+        grant_id,
+        client_id,
+        redirect_uri,
+        code_challenge,
+        scopes,
+        now,
+        expires_at,
+    )
     .execute(ex)
     .await?;
     Ok(())
@@ -231,8 +285,12 @@ pub async fn lock_code<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     code_hash: &[u8],
 ) -> Result<Option<CodeRow>> {
-    Ok(sqlx::query_as!(CodeRow, "SELECT grant_id, client_id, redirect_uri, code_challenge, scopes, expires_at, used_at, family_id
-           FROM oauth_codes WHERE code_hash = $1 FOR UPDATE", code_hash,)
+    Ok(sqlx::query_as!(
+        CodeRow,
+        "SELECT grant_id, client_id, redirect_uri, code_challenge, scopes, expires_at, used_at, family_id
+           FROM oauth_codes WHERE code_hash = $1 FOR UPDATE",
+        code_hash,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -312,11 +370,15 @@ pub async fn family_alive<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     family_id: &str,
 ) -> Result<Option<GrantRow>> {
-    Ok(sqlx::query_as!(GrantRow, "SELECT g.seq, g.id, g.client_id, g.workspace_id, g.user_id, g.scopes, g.created_at, g.revoked_at
+    Ok(sqlx::query_as!(
+        GrantRow,
+        "SELECT g.seq, g.id, g.client_id, g.workspace_id, g.user_id, g.scopes, g.created_at, g.revoked_at
            FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
           WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL
             AND EXISTS (SELECT 1 FROM memberships m
-                         WHERE m.workspace_id = g.workspace_id AND m.user_id = g.user_id)", family_id,)
+                         WHERE m.workspace_id = g.workspace_id AND m.user_id = g.user_id)",
+        family_id,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -328,7 +390,13 @@ pub async fn insert_refresh<'e>(
     family_id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query!("INSERT INTO oauth_refresh_tokens (token_hash, grant_id, family_id, created_at) VALUES ($1, $2, $3, $4)", token_hash, grant_id, family_id, now,)
+    sqlx::query!(
+        "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, family_id, created_at) VALUES ($1, $2, $3, $4)",
+        token_hash,
+        grant_id,
+        family_id,
+        now,
+    )
         .execute(ex)
         .await?;
     Ok(())
@@ -338,7 +406,11 @@ pub async fn lock_refresh<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     token_hash: &[u8],
 ) -> Result<Option<RefreshRow>> {
-    Ok(sqlx::query_as!(RefreshRow, "SELECT grant_id, family_id, used_at, revoked_at FROM oauth_refresh_tokens WHERE token_hash = $1 FOR UPDATE", token_hash,)
+    Ok(sqlx::query_as!(
+        RefreshRow,
+        "SELECT grant_id, family_id, used_at, revoked_at FROM oauth_refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        token_hash,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -361,7 +433,10 @@ pub async fn use_refresh<'e>(
 pub async fn current_signing_key<'e>(
     ex: impl sqlx::PgExecutor<'e>,
 ) -> Result<Option<SigningKeyRow>> {
-    Ok(sqlx::query_as!(SigningKeyRow, "SELECT kid, algorithm, private_pem, public_jwk FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",)
+    Ok(sqlx::query_as!(
+        SigningKeyRow,
+        "SELECT kid, algorithm, private_pem, public_jwk FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -382,8 +457,15 @@ pub async fn insert_signing_key<'e>(
     public_jwk: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query!("INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, created_at)
-         SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)", kid, algorithm, private_pem, public_jwk, now,)
+    sqlx::query!(
+        "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, created_at)
+         SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)",
+        kid,
+        algorithm,
+        private_pem,
+        public_jwk,
+        now,
+    )
     .execute(ex)
     .await?;
     Ok(())
@@ -415,11 +497,14 @@ pub async fn delete_dead_codes<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let r = sqlx::query!("DELETE FROM oauth_codes c
+    let r = sqlx::query!(
+        "DELETE FROM oauth_codes c
           WHERE c.expires_at <= $1
             AND (c.used_at IS NULL
                  OR NOT EXISTS (SELECT 1 FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
-                                 WHERE f.id = c.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL))", now,)
+                                 WHERE f.id = c.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL))",
+        now,
+    )
     .execute(ex)
     .await?;
     Ok(r.rows_affected())
@@ -429,9 +514,11 @@ pub async fn delete_dead_codes<'e>(
 /// can never be exchanged again; reuse detection has nothing left to revoke). Tokens of
 /// live families are kept, used ones included, for reuse detection.
 pub async fn delete_dead_refresh_tokens<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<u64> {
-    let r = sqlx::query!("DELETE FROM oauth_refresh_tokens t
+    let r = sqlx::query!(
+        "DELETE FROM oauth_refresh_tokens t
           WHERE NOT EXISTS (SELECT 1 FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
-                             WHERE f.id = t.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL)",)
+                             WHERE f.id = t.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL)",
+    )
     .execute(ex)
     .await?;
     Ok(r.rows_affected())
