@@ -1,11 +1,12 @@
-//! Backups of tenant databases.
+//! Backups of tenant databases. Queries checked at build time (`.sqlx/`, see the crate doc);
+//! the trigger and status come out typed through `AS "…: BackupTrigger"` overrides.
 
 use chrono::{DateTime, Utc};
 
 use crate::lifecycle::{BackupState, BackupTrigger};
 use crate::Result;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct BackupRow {
     pub seq: i64,
     pub id: String,
@@ -21,9 +22,6 @@ pub struct BackupRow {
     pub activity_marker: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "seq, id, database_id, kind, trigger, status, size_bytes, location, error, created_at, finished_at, activity_marker";
-
 pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
@@ -31,14 +29,18 @@ pub async fn insert<'e>(
     trigger: BackupTrigger,
     now: DateTime<Utc>,
 ) -> Result<BackupRow> {
-    Ok(sqlx::query_as(&format!(
-        "INSERT INTO backups (id, database_id, kind, trigger, status, created_at)
-         VALUES ($1, $2, 'full', $3, 'running', $4) RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(database_id)
-    .bind(trigger)
-    .bind(now)
+    Ok(sqlx::query_as!(
+        BackupRow,
+        r#"INSERT INTO backups (id, database_id, kind, trigger, status, created_at)
+           VALUES ($1, $2, 'full', $3, 'running', $4)
+           RETURNING seq, id, database_id, kind, trigger AS "trigger: BackupTrigger",
+                status AS "status: BackupState", size_bytes, location, error, created_at,
+                finished_at, activity_marker"#,
+        id,
+        database_id,
+        trigger as _,
+        now,
+    )
     .fetch_one(ex)
     .await?)
 }
@@ -55,28 +57,38 @@ pub async fn lock_schedule_and_latest(
     tx: &mut sqlx::PgConnection,
     database_id: &str,
 ) -> Result<Option<BackupRow>> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(SCHEDULE_LOCK_SPACE)
-        .bind(database_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backups
-          WHERE database_id = $1 AND status IN ('completed', 'running')
-          ORDER BY seq DESC LIMIT 1"
-    ))
-    .bind(database_id)
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        SCHEDULE_LOCK_SPACE,
+        database_id,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(sqlx::query_as!(
+        BackupRow,
+        r#"SELECT seq, id, database_id, kind, trigger AS "trigger: BackupTrigger",
+                status AS "status: BackupState", size_bytes, location, error, created_at,
+                finished_at, activity_marker
+             FROM backups
+            WHERE database_id = $1 AND status IN ('completed', 'running')
+            ORDER BY seq DESC LIMIT 1"#,
+        database_id,
+    )
     .fetch_optional(&mut *tx)
     .await?)
 }
 
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<BackupRow>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM backups WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(ex)
-            .await?,
+    Ok(sqlx::query_as!(
+        BackupRow,
+        r#"SELECT seq, id, database_id, kind, trigger AS "trigger: BackupTrigger",
+                status AS "status: BackupState", size_bytes, location, error, created_at,
+                finished_at, activity_marker
+             FROM backups WHERE id = $1"#,
+        id,
     )
+    .fetch_optional(ex)
+    .await?)
 }
 
 /// Newest first.
@@ -85,11 +97,15 @@ pub async fn list<'e>(
     database_id: &str,
     limit: i64,
 ) -> Result<Vec<BackupRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backups WHERE database_id = $1 ORDER BY seq DESC LIMIT $2"
-    ))
-    .bind(database_id)
-    .bind(limit)
+    Ok(sqlx::query_as!(
+        BackupRow,
+        r#"SELECT seq, id, database_id, kind, trigger AS "trigger: BackupTrigger",
+                status AS "status: BackupState", size_bytes, location, error, created_at,
+                finished_at, activity_marker
+             FROM backups WHERE database_id = $1 ORDER BY seq DESC LIMIT $2"#,
+        database_id,
+        limit,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -102,15 +118,15 @@ pub async fn complete<'e>(
     marker: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE backups SET status = 'completed', size_bytes = $2, location = $3, activity_marker = $4,
                 finished_at = $5, error = NULL WHERE id = $1",
+        id,
+        size,
+        location,
+        marker,
+        now,
     )
-    .bind(id)
-    .bind(size)
-    .bind(location)
-    .bind(marker)
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(())
@@ -122,21 +138,27 @@ pub async fn fail<'e>(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE backups SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(error)
-        .bind(now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE backups SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1",
+        id,
+        error,
+        now,
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 /// The newest backup of each database that is completed or still running.
 pub async fn latest_per_database<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<BackupRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT DISTINCT ON (database_id) {COLUMNS} FROM backups WHERE status IN ('completed', 'running')
-          ORDER BY database_id, seq DESC"
-    ))
+    Ok(sqlx::query_as!(
+        BackupRow,
+        r#"SELECT DISTINCT ON (database_id) seq, id, database_id, kind, trigger AS "trigger: BackupTrigger",
+                status AS "status: BackupState", size_bytes, location, error, created_at,
+                finished_at, activity_marker
+             FROM backups WHERE status IN ('completed', 'running')
+            ORDER BY database_id, seq DESC"#,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -146,17 +168,20 @@ pub async fn older_than<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     cutoff: DateTime<Utc>,
 ) -> Result<Vec<BackupRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM backups WHERE created_at < $1 AND status <> 'running' ORDER BY seq"
-    ))
-    .bind(cutoff)
+    Ok(sqlx::query_as!(
+        BackupRow,
+        r#"SELECT seq, id, database_id, kind, trigger AS "trigger: BackupTrigger",
+                status AS "status: BackupState", size_bytes, location, error, created_at,
+                finished_at, activity_marker
+             FROM backups WHERE created_at < $1 AND status <> 'running' ORDER BY seq"#,
+        cutoff,
+    )
     .fetch_all(ex)
     .await?)
 }
 
 pub async fn delete<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM backups WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM backups WHERE id = $1", id)
         .execute(ex)
         .await?;
     Ok(())

@@ -10,6 +10,8 @@
 //! on its workspace or server row. The sums are read by a statement of their own after the
 //! lock is held: under READ COMMITTED each statement sees what committed before it started, so
 //! a sum read together with the lock could miss the create that held the lock before us.
+//!
+//! Queries checked at build time (`.sqlx/`, see the crate doc).
 
 use crate::Result;
 
@@ -29,36 +31,36 @@ pub struct ServerSlots {
 /// Locks a workspace against concurrent creates and transfers into it; false when there is no
 /// such workspace.
 pub async fn lock_workspace(tx: &mut sqlx::PgConnection, workspace_id: &str) -> Result<bool> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(workspace_id)
-            .fetch_optional(tx)
-            .await?;
+    let row = sqlx::query_scalar!(
+        "SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE",
+        workspace_id
+    )
+    .fetch_optional(tx)
+    .await?;
     Ok(row.is_some())
 }
 
 /// Sum of the connection limits of a workspace's databases (every status).
 pub async fn workspace_used<'e>(ex: impl sqlx::PgExecutor<'e>, workspace_id: &str) -> Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT coalesce(sum(d.connection_limit), 0)::bigint
-           FROM databases d JOIN projects p ON p.id = d.project_id
-          WHERE p.workspace_id = $1",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(d.connection_limit), 0)::bigint AS "used!"
+             FROM databases d JOIN projects p ON p.id = d.project_id
+            WHERE p.workspace_id = $1"#,
+        workspace_id,
     )
-    .bind(workspace_id)
     .fetch_one(ex)
-    .await?;
-    Ok(n)
+    .await?)
 }
 
 /// Sum of the connection limits of a project's databases (every status).
 pub async fn project_used<'e>(ex: impl sqlx::PgExecutor<'e>, project_id: &str) -> Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT coalesce(sum(connection_limit), 0)::bigint FROM databases WHERE project_id = $1",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(connection_limit), 0)::bigint AS "used!"
+             FROM databases WHERE project_id = $1"#,
+        project_id,
     )
-    .bind(project_id)
     .fetch_one(ex)
-    .await?;
-    Ok(n)
+    .await?)
 }
 
 /// Locks the given servers (in id order, so two creates never wait on each other crosswise)
@@ -67,13 +69,12 @@ pub async fn lock_servers(
     tx: &mut sqlx::PgConnection,
     server_ids: &[String],
 ) -> Result<Vec<ServerSlots>> {
-    let locked: Vec<(String,)> = sqlx::query_as(
+    let ids = sqlx::query_scalar!(
         "SELECT id FROM pg_servers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        server_ids,
     )
-    .bind(server_ids)
     .fetch_all(&mut *tx)
     .await?;
-    let ids: Vec<String> = locked.into_iter().map(|(id,)| id).collect();
     servers(&mut *tx, &ids).await
 }
 
@@ -82,24 +83,17 @@ pub async fn servers<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     server_ids: &[String],
 ) -> Result<Vec<ServerSlots>> {
-    let rows: Vec<(String, Option<i32>, i64, bool)> = sqlx::query_as(
-        "SELECT s.id, s.connection_capacity,
-                coalesce((SELECT sum(d.connection_limit) FROM databases d WHERE d.server_id = s.id), 0)::bigint,
-                s.drained_at IS NOT NULL
-           FROM pg_servers s WHERE s.id = ANY($1) ORDER BY s.id",
+    Ok(sqlx::query_as!(
+        ServerSlots,
+        r#"SELECT s.id AS server_id, s.connection_capacity AS capacity,
+                  coalesce((SELECT sum(d.connection_limit) FROM databases d
+                             WHERE d.server_id = s.id), 0)::bigint AS "used!",
+                  s.drained_at IS NOT NULL AS "drained!"
+             FROM pg_servers s WHERE s.id = ANY($1) ORDER BY s.id"#,
+        server_ids,
     )
-    .bind(server_ids)
     .fetch_all(ex)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(server_id, capacity, used, drained)| ServerSlots {
-            server_id,
-            capacity,
-            used,
-            drained,
-        })
-        .collect())
+    .await?)
 }
 
 /// Records a server's capacity as read from its settings.
@@ -108,11 +102,13 @@ pub async fn set_server_capacity<'e>(
     server_id: &str,
     capacity: i32,
 ) -> Result<()> {
-    sqlx::query("UPDATE pg_servers SET connection_capacity = $2 WHERE id = $1")
-        .bind(server_id)
-        .bind(capacity)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE pg_servers SET connection_capacity = $2 WHERE id = $1",
+        server_id,
+        capacity
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -121,11 +117,11 @@ pub async fn set_server_capacity<'e>(
 /// changed. The tenant guard then applies the new limits on the servers. Never raises a
 /// limit: that would need room the capacity check has not granted.
 pub async fn lower_connection_limits<'e>(ex: impl sqlx::PgExecutor<'e>, max: i32) -> Result<u64> {
-    Ok(
-        sqlx::query("UPDATE databases SET connection_limit = $1 WHERE connection_limit > $1")
-            .bind(max)
-            .execute(ex)
-            .await?
-            .rows_affected(),
+    Ok(sqlx::query!(
+        "UPDATE databases SET connection_limit = $1 WHERE connection_limit > $1",
+        max
     )
+    .execute(ex)
+    .await?
+    .rows_affected())
 }

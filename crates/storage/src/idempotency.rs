@@ -3,6 +3,7 @@
 //!
 //! A row with `status IS NULL` is a request still in flight. Rows older than [`TTL`] count as
 //! absent: [`begin`] replaces them atomically, and [`prune`] deletes them for housekeeping.
+//! Queries checked at build time (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -43,38 +44,39 @@ pub async fn begin<'a>(
     // The row may vanish (abandoned, pruned) or expire between the two statements; try again
     // then. If it keeps changing under us, someone else is working on it.
     for _ in 0..3 {
-        let claimed = sqlx::query(
+        let claimed = sqlx::query!(
             "INSERT INTO idempotency_keys AS k (principal, key, request_hash, status, response, created_at)
              VALUES ($1, $2, $3, NULL, NULL, $4)
              ON CONFLICT (principal, key) DO UPDATE
                 SET request_hash = EXCLUDED.request_hash, status = NULL, response = NULL,
                     created_at = EXCLUDED.created_at
               WHERE k.created_at <= $5
-             RETURNING 1",
+             RETURNING 1 AS claimed",
+            principal,
+            key,
+            request_hash,
+            now,
+            cutoff,
         )
-        .bind(principal)
-        .bind(key)
-        .bind(request_hash)
-        .bind(now)
-        .bind(cutoff)
         .fetch_optional(&mut *conn)
         .await?;
         if claimed.is_some() {
             return Ok(Begin::New);
         }
-        let row: Option<(Vec<u8>, Option<i32>, Option<serde_json::Value>)> = sqlx::query_as(
+        let row = sqlx::query!(
             "SELECT request_hash, status, response FROM idempotency_keys
               WHERE principal = $1 AND key = $2 AND created_at > $3",
+            principal,
+            key,
+            cutoff,
         )
-        .bind(principal)
-        .bind(key)
-        .bind(cutoff)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((hash, status, response)) = row else {
+        let Some(row) = row else {
             continue;
         };
-        if hash != request_hash {
+        let (status, response) = (row.status, row.response);
+        if row.request_hash != request_hash {
             return Ok(Begin::Mismatch);
         }
         return Ok(match status.and_then(|s| u16::try_from(s).ok()) {
@@ -97,14 +99,14 @@ pub async fn finish<'e>(
     status: u16,
     body: &serde_json::Value,
 ) -> Result<bool> {
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "UPDATE idempotency_keys SET status = $3, response = $4
           WHERE principal = $1 AND key = $2 AND status IS NULL",
+        principal,
+        key,
+        i32::from(status),
+        body,
     )
-    .bind(principal)
-    .bind(key)
-    .bind(i32::from(status))
-    .bind(body)
     .execute(ex)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -117,11 +119,11 @@ pub async fn abandon<'e>(
     principal: &str,
     key: &str,
 ) -> Result<bool> {
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2 AND status IS NULL",
+        principal,
+        key,
     )
-    .bind(principal)
-    .bind(key)
     .execute(ex)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -130,9 +132,11 @@ pub async fn abandon<'e>(
 /// Deletes every row created at or before `older_than` (usually `now - TTL`); returns how
 /// many.
 pub async fn prune<'e>(ex: impl sqlx::PgExecutor<'e>, older_than: DateTime<Utc>) -> Result<u64> {
-    let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1")
-        .bind(older_than)
-        .execute(ex)
-        .await?;
+    let r = sqlx::query!(
+        "DELETE FROM idempotency_keys WHERE created_at <= $1",
+        older_than
+    )
+    .execute(ex)
+    .await?;
     Ok(r.rows_affected())
 }

@@ -1,6 +1,7 @@
 //! Leases of the periodic jobs (`leases`): which replica runs a job's rounds, and when the
 //! last round started. Every decision is one statement on the job's row, so replicas that
-//! tick at the same moment cannot both run a round.
+//! tick at the same moment cannot both run a round. Queries checked at build time (`.sqlx/`,
+//! see the crate doc).
 
 use chrono::{DateTime, Utc};
 
@@ -38,33 +39,33 @@ pub async fn claim(
 ) -> Result<Claim> {
     // Taking the lease and recording the round is one statement: of two replicas ticking at
     // once, the second re-checks the row the first updated and finds the round not due.
-    let ran: Option<(String,)> = sqlx::query_as(
+    let ran = sqlx::query_scalar!(
         "INSERT INTO leases AS l (job, holder, expires_at, last_run_at) VALUES ($1, $2, $4, $3)
          ON CONFLICT (job) DO UPDATE SET
              holder = $2, expires_at = $4, last_run_at = $3
          WHERE (l.expires_at < $3 OR l.holder = $2)
            AND (l.last_run_at IS NULL OR l.last_run_at <= $5)
          RETURNING job",
+        job,
+        holder,
+        t.now,
+        t.expires_at,
+        t.due_if_last_run_before,
     )
-    .bind(job)
-    .bind(holder)
-    .bind(t.now)
-    .bind(t.expires_at)
-    .bind(t.due_if_last_run_before)
     .fetch_optional(&mut *conn)
     .await?;
     if ran.is_some() {
         return Ok(Claim::Run);
     }
-    let held: Option<(String,)> = sqlx::query_as(
+    let held = sqlx::query_scalar!(
         "UPDATE leases SET holder = $2, expires_at = $4
          WHERE job = $1 AND (expires_at < $3 OR holder = $2)
          RETURNING job",
+        job,
+        holder,
+        t.now,
+        t.expires_at,
     )
-    .bind(job)
-    .bind(holder)
-    .bind(t.now)
-    .bind(t.expires_at)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(if held.is_some() {
@@ -75,7 +76,7 @@ pub async fn claim(
 }
 
 /// A job's lease as stored (for tests and diagnostics).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRow {
     pub job: String,
     pub holder: String,
@@ -85,12 +86,13 @@ pub struct LeaseRow {
 
 /// The lease of `job`, if any replica ever took it.
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, job: &str) -> Result<Option<LeaseRow>> {
-    Ok(
-        sqlx::query_as("SELECT job, holder, expires_at, last_run_at FROM leases WHERE job = $1")
-            .bind(job)
-            .fetch_optional(ex)
-            .await?,
+    Ok(sqlx::query_as!(
+        LeaseRow,
+        "SELECT job, holder, expires_at, last_run_at FROM leases WHERE job = $1",
+        job,
     )
+    .fetch_optional(ex)
+    .await?)
 }
 
 /// Gives up `holder`'s lease of `job` (at shutdown), so another replica takes it at its next
@@ -102,12 +104,12 @@ pub async fn release<'e>(
     holder: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE leases SET expires_at = $3 WHERE job = $1 AND holder = $2 AND expires_at > $3",
+        job,
+        holder,
+        now,
     )
-    .bind(job)
-    .bind(holder)
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(())

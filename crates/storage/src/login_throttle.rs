@@ -1,6 +1,9 @@
 //! Failed sign-ins per client address (`login_throttle`), and the backoff rule both it and
 //! the per-account lock of `users` apply in SQL, so that counting a failure and deciding a
 //! block is one atomic statement however many attempts run at once.
+//!
+//! Queries checked at build time (`.sqlx/`, see the crate doc), except [`claim`]'s counting
+//! statement, composed at run time from the shared backoff expression ([`Backoff::sql_until`]).
 
 use chrono::{DateTime, Utc};
 
@@ -57,14 +60,14 @@ pub async fn blocked_until<'e>(
     addr: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>> {
-    let row: Option<(DateTime<Utc>,)> = sqlx::query_as(
-        "SELECT blocked_until FROM login_throttle WHERE addr = $1 AND blocked_until > $2",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT blocked_until AS "blocked_until!" FROM login_throttle
+            WHERE addr = $1 AND blocked_until > $2"#,
+        addr,
+        now,
     )
-    .bind(addr)
-    .bind(now)
     .fetch_optional(ex)
-    .await?;
-    Ok(row.map(|(t,)| t))
+    .await?)
 }
 
 /// Counts one sign-in attempt of `addr` as a failure (forgetting earlier failures older than
@@ -79,6 +82,7 @@ pub async fn claim(
 ) -> Result<Claim> {
     let n = "CASE WHEN t.last_failure_at <= $2 - make_interval(secs => $7::float8) \
              THEN 1 ELSE t.failures + 1 END";
+    // Composed at run time: the backoff rule is one SQL fragment shared with `users`.
     let sql = format!(
         "INSERT INTO login_throttle AS t (addr, failures, last_failure_at, blocked_until)
          VALUES ($1, 1, $2, {first})
@@ -105,11 +109,12 @@ pub async fn claim(
             blocked_until,
         });
     }
-    let (until,): (Option<DateTime<Utc>>,) =
-        sqlx::query_as("SELECT blocked_until FROM login_throttle WHERE addr = $1")
-            .bind(addr)
-            .fetch_one(&mut *conn)
-            .await?;
+    let until = sqlx::query_scalar!(
+        "SELECT blocked_until FROM login_throttle WHERE addr = $1",
+        addr
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(Claim::Blocked {
         until: until.unwrap_or(now),
     })
@@ -118,13 +123,13 @@ pub async fn claim(
 /// A claimed attempt succeeded: it is no failure after all. Lifts the block only when the
 /// count falls below `free` again (the block this attempt itself may have set).
 pub async fn release<'e>(ex: impl sqlx::PgExecutor<'e>, addr: &str, free: i32) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE login_throttle SET failures = GREATEST(failures - 1, 0),
              blocked_until = CASE WHEN failures - 1 < $2 THEN NULL ELSE blocked_until END
          WHERE addr = $1",
+        addr,
+        free,
     )
-    .bind(addr)
-    .bind(free)
     .execute(ex)
     .await?;
     Ok(())
@@ -137,13 +142,13 @@ pub async fn delete_expired<'e>(
     now: DateTime<Utc>,
     forget_secs: f64,
 ) -> Result<u64> {
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "DELETE FROM login_throttle
-          WHERE last_failure_at <= $1 - make_interval(secs => $2::float8)
+          WHERE last_failure_at <= $1::timestamptz - make_interval(secs => $2::float8)
             AND (blocked_until IS NULL OR blocked_until <= $1)",
+        now,
+        forget_secs,
     )
-    .bind(now)
-    .bind(forget_secs)
     .execute(ex)
     .await?;
     Ok(r.rows_affected())

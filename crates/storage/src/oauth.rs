@@ -1,11 +1,12 @@
 //! OAuth clients (apps), grants (integrations), codes, token families and refresh tokens,
-//! signing keys. Every secret is stored as a SHA-256 hash.
+//! signing keys. Every secret is stored as a SHA-256 hash. Queries checked at build time
+//! (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Utc};
 
 use crate::Result;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ClientRow {
     pub seq: i64,
     pub id: String,
@@ -19,7 +20,7 @@ pub struct ClientRow {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct GrantRow {
     pub seq: i64,
     pub id: String,
@@ -32,7 +33,7 @@ pub struct GrantRow {
 }
 
 /// A grant with the names an integration view needs.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct IntegrationRow {
     pub seq: i64,
     pub id: String,
@@ -47,7 +48,7 @@ pub struct IntegrationRow {
     pub user_name: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CodeRow {
     pub grant_id: String,
     pub client_id: String,
@@ -59,7 +60,7 @@ pub struct CodeRow {
     pub family_id: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct RefreshRow {
     pub grant_id: String,
     pub family_id: String,
@@ -67,7 +68,7 @@ pub struct RefreshRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, sqlx::FromRow)]
+#[derive(Clone)]
 pub struct SigningKeyRow {
     pub kid: String,
     pub algorithm: String,
@@ -83,33 +84,32 @@ impl std::fmt::Debug for SigningKeyRow {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at";
-
 pub async fn insert_client<'e>(ex: impl sqlx::PgExecutor<'e>, c: &ClientRow) -> Result<ClientRow> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as!(
+        ClientRow,
         "INSERT INTO oauth_clients (id, workspace_id, name, description, redirect_uris, client_type, secret_hash,
                                     created_by_user_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {CLIENT_COLUMNS}"
-    ))
-    .bind(&c.id)
-    .bind(&c.workspace_id)
-    .bind(&c.name)
-    .bind(&c.description)
-    .bind(&c.redirect_uris)
-    .bind(&c.client_type)
-    .bind(&c.secret_hash)
-    .bind(&c.created_by_user_id)
-    .bind(c.created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at",
+        c.id,
+        c.workspace_id,
+        c.name,
+        c.description,
+        c.redirect_uris.as_slice(),
+        c.client_type,
+        c.secret_hash,
+        c.created_by_user_id,
+        c.created_at,
+    )
     .fetch_one(ex)
     .await?)
 }
 
 pub async fn get_client<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ClientRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = $1"
-    ))
-    .bind(id)
+    Ok(sqlx::query_as!(
+        ClientRow,
+        "SELECT seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at FROM oauth_clients WHERE id = $1",
+        id,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -118,10 +118,11 @@ pub async fn list_clients<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     workspace_id: &str,
 ) -> Result<Vec<ClientRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE workspace_id = $1 ORDER BY seq"
-    ))
-    .bind(workspace_id)
+    Ok(sqlx::query_as!(
+        ClientRow,
+        "SELECT seq, id, workspace_id, name, description, redirect_uris, client_type, secret_hash, created_by_user_id, created_at FROM oauth_clients WHERE workspace_id = $1 ORDER BY seq",
+        workspace_id,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -133,21 +134,20 @@ pub async fn update_client<'e>(
     description: Option<&str>,
     redirect_uris: &[String],
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE oauth_clients SET name = $2, description = $3, redirect_uris = $4 WHERE id = $1",
+        id,
+        name,
+        description,
+        redirect_uris,
     )
-    .bind(id)
-    .bind(name)
-    .bind(description)
-    .bind(redirect_uris)
     .execute(ex)
     .await?;
     Ok(())
 }
 
 pub async fn delete_client<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<bool> {
-    let r = sqlx::query("DELETE FROM oauth_clients WHERE id = $1")
-        .bind(id)
+    let r = sqlx::query!("DELETE FROM oauth_clients WHERE id = $1", id,)
         .execute(ex)
         .await?;
     Ok(r.rows_affected() == 1)
@@ -163,28 +163,30 @@ pub async fn upsert_grant<'e>(
     scopes: &[String],
     now: DateTime<Utc>,
 ) -> Result<GrantRow> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        GrantRow,
         "INSERT INTO oauth_grants (id, client_id, workspace_id, user_id, scopes, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (client_id, workspace_id, user_id) WHERE revoked_at IS NULL
          DO UPDATE SET scopes = ARRAY(SELECT DISTINCT unnest(oauth_grants.scopes || EXCLUDED.scopes) ORDER BY 1)
          RETURNING seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at",
+        new_id,
+        client_id,
+        workspace_id,
+        user_id,
+        scopes,
+        now,
     )
-    .bind(new_id)
-    .bind(client_id)
-    .bind(workspace_id)
-    .bind(user_id)
-    .bind(scopes)
-    .bind(now)
     .fetch_one(ex)
     .await?)
 }
 
 pub async fn get_grant<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<GrantRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        GrantRow,
         "SELECT seq, id, client_id, workspace_id, user_id, scopes, created_at, revoked_at FROM oauth_grants WHERE id = $1",
+        id,
     )
-    .bind(id)
     .fetch_optional(ex)
     .await?)
 }
@@ -197,24 +199,20 @@ pub async fn revoke_grants<'e>(
     grant_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows = sqlx::query_scalar!(
         "UPDATE oauth_grants SET revoked_at = $4
           WHERE workspace_id = $1 AND revoked_at IS NULL
             AND ($2::text IS NULL OR client_id = $2) AND ($3::text IS NULL OR id = $3)
           RETURNING id",
+        workspace_id,
+        client_id,
+        grant_id,
+        now,
     )
-    .bind(workspace_id)
-    .bind(client_id)
-    .bind(grant_id)
-    .bind(now)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    Ok(rows)
 }
-
-const INTEGRATION_SELECT: &str = "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
-            c.created_at AS client_created_at, u.id AS user_id, u.email AS user_email, u.name AS user_name
-       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id";
 
 /// Live integrations of a workspace, in creation order.
 pub async fn list_integrations<'e>(
@@ -223,12 +221,15 @@ pub async fn list_integrations<'e>(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<IntegrationRow>> {
-    Ok(sqlx::query_as(&format!(
-        "{INTEGRATION_SELECT} WHERE g.workspace_id = $1 AND g.revoked_at IS NULL AND g.seq > $2 ORDER BY g.seq LIMIT $3"
-    ))
-    .bind(workspace_id)
-    .bind(after.unwrap_or(0))
-    .bind(limit)
+    Ok(sqlx::query_as!(
+        IntegrationRow,
+        "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
+            c.created_at AS client_created_at, u.id AS user_id, u.email AS user_email, u.name AS user_name
+       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id WHERE g.workspace_id = $1 AND g.revoked_at IS NULL AND g.seq > $2 ORDER BY g.seq LIMIT $3",
+        workspace_id,
+        after.unwrap_or(0),
+        limit,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -238,11 +239,14 @@ pub async fn get_integration<'e>(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<IntegrationRow>> {
-    Ok(sqlx::query_as(&format!(
-        "{INTEGRATION_SELECT} WHERE g.workspace_id = $1 AND g.id = $2 AND g.revoked_at IS NULL"
-    ))
-    .bind(workspace_id)
-    .bind(id)
+    Ok(sqlx::query_as!(
+        IntegrationRow,
+        "SELECT g.seq, g.id, g.workspace_id, g.scopes, g.created_at, c.id AS client_id, c.name AS client_name,
+            c.created_at AS client_created_at, u.id AS user_id, u.email AS user_email, u.name AS user_name
+       FROM oauth_grants g JOIN oauth_clients c ON c.id = g.client_id JOIN users u ON u.id = g.user_id WHERE g.workspace_id = $1 AND g.id = $2 AND g.revoked_at IS NULL",
+        workspace_id,
+        id,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -259,18 +263,18 @@ pub async fn insert_code<'e>(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO oauth_codes (code_hash, grant_id, client_id, redirect_uri, code_challenge, scopes, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        code_hash,
+        grant_id,
+        client_id,
+        redirect_uri,
+        code_challenge,
+        scopes,
+        now,
+        expires_at,
     )
-    .bind(code_hash)
-    .bind(grant_id)
-    .bind(client_id)
-    .bind(redirect_uri)
-    .bind(code_challenge)
-    .bind(scopes)
-    .bind(now)
-    .bind(expires_at)
     .execute(ex)
     .await?;
     Ok(())
@@ -281,11 +285,12 @@ pub async fn lock_code<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     code_hash: &[u8],
 ) -> Result<Option<CodeRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        CodeRow,
         "SELECT grant_id, client_id, redirect_uri, code_challenge, scopes, expires_at, used_at, family_id
            FROM oauth_codes WHERE code_hash = $1 FOR UPDATE",
+        code_hash,
     )
-    .bind(code_hash)
     .fetch_optional(ex)
     .await?)
 }
@@ -296,12 +301,14 @@ pub async fn use_code<'e>(
     family_id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE oauth_codes SET used_at = $2, family_id = $3 WHERE code_hash = $1")
-        .bind(code_hash)
-        .bind(now)
-        .bind(family_id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE oauth_codes SET used_at = $2, family_id = $3 WHERE code_hash = $1",
+        code_hash,
+        now,
+        family_id,
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -311,12 +318,14 @@ pub async fn insert_family<'e>(
     grant_id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO oauth_families (id, grant_id, created_at) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(grant_id)
-        .bind(now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO oauth_families (id, grant_id, created_at) VALUES ($1, $2, $3)",
+        id,
+        grant_id,
+        now,
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -327,17 +336,17 @@ pub async fn revoke_user_grants<'e>(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows = sqlx::query_scalar!(
         "UPDATE oauth_grants SET revoked_at = $3
           WHERE workspace_id = $1 AND user_id = $2 AND revoked_at IS NULL
           RETURNING id",
+        workspace_id,
+        user_id,
+        now,
     )
-    .bind(workspace_id)
-    .bind(user_id)
-    .bind(now)
     .fetch_all(ex)
     .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    Ok(rows)
 }
 
 pub async fn revoke_family<'e>(
@@ -345,11 +354,13 @@ pub async fn revoke_family<'e>(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE oauth_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id)
-        .bind(now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE oauth_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        id,
+        now,
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -359,14 +370,15 @@ pub async fn family_alive<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     family_id: &str,
 ) -> Result<Option<GrantRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        GrantRow,
         "SELECT g.seq, g.id, g.client_id, g.workspace_id, g.user_id, g.scopes, g.created_at, g.revoked_at
            FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
           WHERE f.id = $1 AND f.revoked_at IS NULL AND g.revoked_at IS NULL
             AND EXISTS (SELECT 1 FROM memberships m
                          WHERE m.workspace_id = g.workspace_id AND m.user_id = g.user_id)",
+        family_id,
     )
-    .bind(family_id)
     .fetch_optional(ex)
     .await?)
 }
@@ -378,11 +390,13 @@ pub async fn insert_refresh<'e>(
     family_id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO oauth_refresh_tokens (token_hash, grant_id, family_id, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(token_hash)
-        .bind(grant_id)
-        .bind(family_id)
-        .bind(now)
+    sqlx::query!(
+        "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, family_id, created_at) VALUES ($1, $2, $3, $4)",
+        token_hash,
+        grant_id,
+        family_id,
+        now,
+    )
         .execute(ex)
         .await?;
     Ok(())
@@ -392,10 +406,11 @@ pub async fn lock_refresh<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     token_hash: &[u8],
 ) -> Result<Option<RefreshRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        RefreshRow,
         "SELECT grant_id, family_id, used_at, revoked_at FROM oauth_refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        token_hash,
     )
-    .bind(token_hash)
     .fetch_optional(ex)
     .await?)
 }
@@ -405,18 +420,21 @@ pub async fn use_refresh<'e>(
     token_hash: &[u8],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE oauth_refresh_tokens SET used_at = $2 WHERE token_hash = $1")
-        .bind(token_hash)
-        .bind(now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE oauth_refresh_tokens SET used_at = $2 WHERE token_hash = $1",
+        token_hash,
+        now,
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 pub async fn current_signing_key<'e>(
     ex: impl sqlx::PgExecutor<'e>,
 ) -> Result<Option<SigningKeyRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        SigningKeyRow,
         "SELECT kid, algorithm, private_pem, public_jwk FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
     )
     .fetch_optional(ex)
@@ -424,11 +442,10 @@ pub async fn current_signing_key<'e>(
 }
 
 pub async fn public_jwks<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<serde_json::Value>> {
-    let rows: Vec<(serde_json::Value,)> =
-        sqlx::query_as("SELECT public_jwk FROM signing_keys ORDER BY created_at DESC")
-            .fetch_all(ex)
-            .await?;
-    Ok(rows.into_iter().map(|(v,)| v).collect())
+    let rows = sqlx::query_scalar!("SELECT public_jwk FROM signing_keys ORDER BY created_at DESC",)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows)
 }
 
 /// Inserts a signing key unless one exists already (two replicas starting at once).
@@ -440,15 +457,15 @@ pub async fn insert_signing_key<'e>(
     public_jwk: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO signing_keys (kid, algorithm, private_pem, public_jwk, created_at)
          SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)",
+        kid,
+        algorithm,
+        private_pem,
+        public_jwk,
+        now,
     )
-    .bind(kid)
-    .bind(algorithm)
-    .bind(private_pem)
-    .bind(public_jwk)
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(())
@@ -462,12 +479,14 @@ pub async fn replace_signing_key_private<'e>(
     old: &str,
     new: &str,
 ) -> Result<()> {
-    sqlx::query("UPDATE signing_keys SET private_pem = $3 WHERE kid = $1 AND private_pem = $2")
-        .bind(kid)
-        .bind(old)
-        .bind(new)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE signing_keys SET private_pem = $3 WHERE kid = $1 AND private_pem = $2",
+        kid,
+        old,
+        new,
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -478,14 +497,14 @@ pub async fn delete_dead_codes<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "DELETE FROM oauth_codes c
           WHERE c.expires_at <= $1
             AND (c.used_at IS NULL
                  OR NOT EXISTS (SELECT 1 FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
                                  WHERE f.id = c.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL))",
+        now,
     )
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(r.rows_affected())
@@ -495,7 +514,7 @@ pub async fn delete_dead_codes<'e>(
 /// can never be exchanged again; reuse detection has nothing left to revoke). Tokens of
 /// live families are kept, used ones included, for reuse detection.
 pub async fn delete_dead_refresh_tokens<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<u64> {
-    let r = sqlx::query(
+    let r = sqlx::query!(
         "DELETE FROM oauth_refresh_tokens t
           WHERE NOT EXISTS (SELECT 1 FROM oauth_families f JOIN oauth_grants g ON g.id = f.grant_id
                              WHERE f.id = t.family_id AND f.revoked_at IS NULL AND g.revoked_at IS NULL)",

@@ -1,13 +1,14 @@
 //! The replica registry (`replicas`): which `pgfleet serve` processes share this metadata
 //! store, with their version, API address and when each was last seen. Whether a row is
 //! alive is decided by the caller from `last_seen_at` (`pgfleet_domain::services::replicas`).
+//! Queries checked at build time (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Utc};
 
 use crate::Result;
 
 /// One replica as stored.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaRow {
     pub id: String,
     pub version: String,
@@ -26,16 +27,16 @@ pub async fn register<'e>(
     address: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO replicas (id, version, address, started_at, last_seen_at)
          VALUES ($1, $2, $3, $4, $4)
          ON CONFLICT (id) DO UPDATE SET version = $2, address = $3, last_seen_at = $4,
              stopped_at = NULL",
+        id,
+        version,
+        address,
+        now,
     )
-    .bind(id)
-    .bind(version)
-    .bind(address)
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(())
@@ -47,11 +48,13 @@ pub async fn heartbeat<'e>(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE replicas SET last_seen_at = $2 WHERE id = $1 AND stopped_at IS NULL")
-        .bind(id)
-        .bind(now)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE replicas SET last_seen_at = $2 WHERE id = $1 AND stopped_at IS NULL",
+        id,
+        now
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -61,9 +64,7 @@ pub async fn mark_stopped<'e>(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("UPDATE replicas SET stopped_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now)
+    sqlx::query!("UPDATE replicas SET stopped_at = $2 WHERE id = $1", id, now)
         .execute(ex)
         .await?;
     Ok(())
@@ -72,11 +73,14 @@ pub async fn mark_stopped<'e>(
 /// Every registered replica, most recently started first. Rows of replicas stopped or unseen
 /// since before `forget_before` are deleted first, so the table stays small.
 pub async fn list(pool: &sqlx::PgPool, forget_before: DateTime<Utc>) -> Result<Vec<ReplicaRow>> {
-    sqlx::query("DELETE FROM replicas WHERE last_seen_at < $1")
-        .bind(forget_before)
-        .execute(pool)
-        .await?;
-    Ok(sqlx::query_as(
+    sqlx::query!(
+        "DELETE FROM replicas WHERE last_seen_at < $1",
+        forget_before
+    )
+    .execute(pool)
+    .await?;
+    Ok(sqlx::query_as!(
+        ReplicaRow,
         "SELECT id, version, address, started_at, last_seen_at, stopped_at FROM replicas
          ORDER BY started_at DESC, id",
     )
@@ -92,17 +96,20 @@ const REGISTRY_LOCK_SPACE: i32 = 0x7066_7267; // "pfrg"
 /// registration takes it too: of two replicas starting at the same moment, the second sees
 /// the first's row.
 pub async fn lock_registry(tx: &mut sqlx::PgConnection) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext('replicas'))")
-        .bind(REGISTRY_LOCK_SPACE)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock($1, hashtext('replicas'))",
+        REGISTRY_LOCK_SPACE
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
 /// Every registered replica, most recently started first (no pruning: for use inside a
 /// transaction that holds [`lock_registry`]).
 pub async fn all<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Vec<ReplicaRow>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        ReplicaRow,
         "SELECT id, version, address, started_at, last_seen_at, stopped_at FROM replicas
          ORDER BY started_at DESC, id",
     )

@@ -1,6 +1,7 @@
 //! The registry of Postgres servers (credentials stay in configuration), and what an
 //! operator sees and sets on them: whether a server is drained (takes no new databases), and
-//! the databases, connection slots and disk placed on it.
+//! the databases, connection slots and disk placed on it. Queries checked at build time
+//! (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Utc};
 
@@ -14,21 +15,22 @@ pub async fn upsert<'e>(
     config_key: &str,
     now: DateTime<Utc>,
 ) -> Result<ServerRow> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        ServerRow,
         "INSERT INTO pg_servers (id, region_id, config_key, created_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (config_key) DO UPDATE SET region_id = EXCLUDED.region_id
          RETURNING id, region_id, config_key, created_at",
+        new_id,
+        region_id,
+        config_key,
+        now,
     )
-    .bind(new_id)
-    .bind(region_id)
-    .bind(config_key)
-    .bind(now)
     .fetch_one(ex)
     .await?)
 }
 
 /// One server as the operator sees it (`pgfleet admin servers list`).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerReport {
     pub id: String,
     pub region_id: String,
@@ -54,19 +56,21 @@ pub async fn report<'e>(
 ) -> Result<Vec<ServerReport>> {
     // The latest sample of each database is one backward step on the primary key
     // (database_id, sampled_at): cheap however long the history.
-    Ok(sqlx::query_as(
-        "SELECT s.id, s.region_id, s.config_key, s.drained_at, s.connection_capacity,
-                count(d.id)::bigint AS databases,
-                coalesce(sum(d.connection_limit), 0)::bigint AS slots_assigned,
+    Ok(sqlx::query_as!(
+        ServerReport,
+        r#"SELECT s.id, s.region_id, s.config_key, s.drained_at, s.connection_capacity,
+                count(d.id)::bigint AS "databases!",
+                coalesce(sum(d.connection_limit), 0)::bigint AS "slots_assigned!",
                 coalesce(sum((SELECT u.storage_bytes FROM usage_samples u
                                WHERE u.database_id = d.id
-                               ORDER BY u.sampled_at DESC LIMIT 1)), 0)::bigint AS storage_bytes
+                               ORDER BY u.sampled_at DESC LIMIT 1)), 0)::bigint
+                  AS "storage_bytes!"
            FROM pg_servers s LEFT JOIN databases d ON d.server_id = s.id
           WHERE $1::text IS NULL OR s.id = $1
           GROUP BY s.id
-          ORDER BY s.region_id, s.id",
+          ORDER BY s.region_id, s.id"#,
+        id,
     )
-    .bind(id)
     .fetch_all(ex)
     .await?)
 }
@@ -78,14 +82,14 @@ pub async fn set_drained<'e>(
     id: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<bool> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "UPDATE pg_servers
             SET drained_at = CASE WHEN $2::timestamptz IS NULL THEN NULL
                                   ELSE coalesce(drained_at, $2) END
           WHERE id = $1",
+        id,
+        at,
     )
-    .bind(id)
-    .bind(at)
     .execute(ex)
     .await?
     .rows_affected()

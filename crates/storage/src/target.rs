@@ -7,6 +7,7 @@
 //! first that answers and, with `read-write`, is writable (not in recovery, not read-only);
 //! the pool then connects there, rejects any new connection that turns out read-only, and a
 //! watcher re-resolves when the current host stops answering or becomes a standby.
+//! Its one query is checked at build time (`.sqlx/`, see the crate doc).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -125,8 +126,9 @@ pub(crate) async fn suits(
     if attrs == SessionAttrs::Any {
         return Ok(true);
     }
-    let (read_only,): (bool,) = sqlx::query_as(
-        "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
+    let read_only = sqlx::query_scalar!(
+        r#"SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'
+             AS "read_only!""#,
     )
     .fetch_one(conn)
     .await?;

@@ -1,11 +1,9 @@
-//! Service tokens: stored by SHA-256 hash only.
+//! Service tokens: stored by SHA-256 hash only. Queries checked at build time (`.sqlx/`, see
+//! the crate doc).
 
 use chrono::{DateTime, Utc};
 
 use crate::{Result, ServiceTokenRow};
-
-const COLUMNS: &str =
-    "seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at";
 
 pub struct NewServiceToken<'a> {
     pub id: &'a str,
@@ -22,20 +20,21 @@ pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     t: &NewServiceToken<'_>,
 ) -> Result<ServiceTokenRow> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as!(
+        ServiceTokenRow,
         "INSERT INTO service_tokens
            (id, workspace_id, name, token_hash, value_hint, created_by_user_id, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(t.id)
-    .bind(t.workspace_id)
-    .bind(t.name)
-    .bind(t.token_hash)
-    .bind(t.value_hint)
-    .bind(t.created_by_user_id)
-    .bind(t.created_at)
-    .bind(t.expires_at)
+         RETURNING seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at",
+        t.id,
+        t.workspace_id,
+        t.name,
+        t.token_hash,
+        t.value_hint,
+        t.created_by_user_id,
+        t.created_at,
+        t.expires_at,
+    )
     .fetch_one(ex)
     .await?)
 }
@@ -45,10 +44,12 @@ pub async fn find_by_hash<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     hash: &[u8],
 ) -> Result<Option<ServiceTokenRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM service_tokens WHERE token_hash = $1"
-    ))
-    .bind(hash)
+    Ok(sqlx::query_as!(
+        ServiceTokenRow,
+        "SELECT seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at
+           FROM service_tokens WHERE token_hash = $1",
+        hash,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -61,12 +62,14 @@ pub async fn list<'e>(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ServiceTokenRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM service_tokens WHERE workspace_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-    ))
-    .bind(workspace_id)
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(limit)
+    Ok(sqlx::query_as!(
+        ServiceTokenRow,
+        "SELECT seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at
+           FROM service_tokens WHERE workspace_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        workspace_id,
+        before.unwrap_or(i64::MAX),
+        limit,
+    )
     .fetch_all(ex)
     .await?)
 }
@@ -77,22 +80,24 @@ pub async fn delete<'e>(
     workspace_id: &str,
     id: &str,
 ) -> Result<bool> {
-    let r = sqlx::query("DELETE FROM service_tokens WHERE workspace_id = $1 AND id = $2")
-        .bind(workspace_id)
-        .bind(id)
-        .execute(ex)
-        .await?;
+    let r = sqlx::query!(
+        "DELETE FROM service_tokens WHERE workspace_id = $1 AND id = $2",
+        workspace_id,
+        id
+    )
+    .execute(ex)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Records use, at most once a minute per token to keep writes off the hot path.
 pub async fn touch<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE service_tokens SET last_used_at = $2
-          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2 - interval '1 minute')",
+          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 minute')",
+        id,
+        now,
     )
-    .bind(id)
-    .bind(now)
     .execute(ex)
     .await?;
     Ok(())

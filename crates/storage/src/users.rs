@@ -1,12 +1,11 @@
-//! Users (people who sign in).
+//! Users (people who sign in). Queries checked at build time (`.sqlx/`, see the crate doc),
+//! except [`claim_attempt`], whose SQL embeds the backoff expression shared with
+//! `login_throttle` ([`Backoff::sql_until`]) and so is composed at run time.
 
 use chrono::{DateTime, Utc};
 
 use crate::login_throttle::Backoff;
 use crate::{Result, UserRow};
-
-const COLUMNS: &str =
-    "seq, id, email, name, password_hash, failed_logins, locked_until, created_at, is_admin";
 
 pub async fn insert<'e>(
     ex: impl sqlx::PgExecutor<'e>,
@@ -16,36 +15,44 @@ pub async fn insert<'e>(
     password_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<UserRow> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as!(
+        UserRow,
         "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(email)
-    .bind(name)
-    .bind(password_hash)
-    .bind(now)
+         RETURNING seq, id, email, name, password_hash, failed_logins, locked_until, created_at,
+                   is_admin",
+        id,
+        email,
+        name,
+        password_hash,
+        now,
+    )
     .fetch_one(ex)
     .await?)
 }
 
 pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<UserRow>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(ex)
-            .await?,
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT seq, id, email, name, password_hash, failed_logins, locked_until, created_at,
+                is_admin
+           FROM users WHERE id = $1",
+        id,
     )
+    .fetch_optional(ex)
+    .await?)
 }
 
 pub async fn get_by_email<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     email: &str,
 ) -> Result<Option<UserRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM users WHERE lower(email) = lower($1)"
-    ))
-    .bind(email)
+    Ok(sqlx::query_as!(
+        UserRow,
+        "SELECT seq, id, email, name, password_hash, failed_logins, locked_until, created_at,
+                is_admin
+           FROM users WHERE lower(email) = lower($1)",
+        email,
+    )
     .fetch_optional(ex)
     .await?)
 }
@@ -62,6 +69,7 @@ pub async fn claim_attempt<'e>(
     now: DateTime<Utc>,
     backoff: &Backoff,
 ) -> Result<Option<(i32, Option<DateTime<Utc>>)>> {
+    // Composed at run time: the backoff rule is one SQL fragment shared with login_throttle.
     let sql = format!(
         "UPDATE users SET failed_logins = failed_logins + 1, locked_until = {until}
           WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)
@@ -81,17 +89,19 @@ pub async fn claim_attempt<'e>(
 
 /// A successful sign-in: no failures, no lock.
 pub async fn reset_failed_logins<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<()> {
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-        .bind(id)
-        .execute(ex)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1",
+        id
+    )
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
 /// Server administrators, locked until the transaction ends (so two demotions cannot both
 /// see another administrator left).
 pub async fn count_admins_for_update(tx: &mut sqlx::PgConnection) -> Result<i64> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM users WHERE is_admin FOR UPDATE")
+    let rows = sqlx::query_scalar!("SELECT id FROM users WHERE is_admin FOR UPDATE")
         .fetch_all(tx)
         .await?;
     Ok(rows.len() as i64)
@@ -99,9 +109,7 @@ pub async fn count_admins_for_update(tx: &mut sqlx::PgConnection) -> Result<i64>
 
 /// Makes a user an administrator of the whole server, or not.
 pub async fn set_admin<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, admin: bool) -> Result<()> {
-    sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
-        .bind(id)
-        .bind(admin)
+    sqlx::query!("UPDATE users SET is_admin = $2 WHERE id = $1", id, admin)
         .execute(ex)
         .await?;
     Ok(())
