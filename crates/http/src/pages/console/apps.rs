@@ -16,6 +16,7 @@ use axum::Router;
 use pgfleet_domain::DomainError;
 use pgfleet_storage::oauth::ClientRow;
 
+use super::ctx::first_workspace;
 use super::forms::{AppFields, ClientType, Confirmed, WorkspaceField};
 use super::{render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Posted};
 use crate::pages::{fail, render, require_session, see_other, urlencode, Chrome, Notice};
@@ -183,21 +184,10 @@ fn app_view(
 
 /// `GET /console/apps`: the apps of the user's first workspace (the header's link).
 async fn apps_home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let signed = match require_session(&state, &headers, "/console/apps").await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    match state
-        .services
-        .sessions()
-        .user_workspaces(signed.user_id())
-        .await
-    {
-        Ok(ws) => match ws.first() {
-            Some(w) => see_other(&format!("/console/w/{}/apps", w.id)),
-            None => see_other("/console"),
-        },
-        Err(e) => fail(e),
+    match first_workspace(&state, &headers, "/console/apps").await {
+        Ok((_, Some(ws))) => see_other(&format!("/console/w/{}/apps", urlencode(&ws))),
+        Ok((_, None)) => see_other("/console"),
+        Err(res) => res,
     }
 }
 
@@ -323,21 +313,10 @@ async fn app_delete(
 
 /// `GET /apps` (the older apps page): the console's apps of the user's first workspace.
 async fn old_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let signed = match require_session(&state, &headers, "/apps").await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    match state
-        .services
-        .sessions()
-        .user_workspaces(signed.user_id())
-        .await
-    {
-        Ok(ws) => match ws.first() {
-            Some(w) => see_other(&format!("/console/w/{}/apps", urlencode(&w.id))),
-            None => see_other("/console"),
-        },
-        Err(e) => fail(e),
+    match first_workspace(&state, &headers, "/apps").await {
+        Ok((_, Some(ws))) => see_other(&format!("/console/w/{}/apps", urlencode(&ws))),
+        Ok((_, None)) => see_other("/console"),
+        Err(res) => res,
     }
 }
 

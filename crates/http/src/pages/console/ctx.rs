@@ -166,6 +166,24 @@ pub(super) fn not_member() -> Response {
     .into_response()
 }
 
+/// The signed-in user (or the sign-in redirect back to `next`) and the id of their first
+/// workspace, if any: where `/console`, `/console/apps` and the older `/apps` land.
+pub(super) async fn first_workspace(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    next: &str,
+) -> Result<(Signed, Option<String>), Response> {
+    let signed = require_session(state, headers, next).await?;
+    let rows = state
+        .services
+        .sessions()
+        .user_workspaces(signed.user_id())
+        .await
+        .map_err(fail)?;
+    let first = rows.into_iter().next().map(|w| w.id);
+    Ok((signed, first))
+}
+
 pub(super) async fn member(
     state: &AppState,
     signed: Signed,

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::pages::{fail, query_param, render, require_session, see_other, urlencode, Chrome};
+use super::ctx::first_workspace;
+use crate::pages::{query_param, render, see_other, urlencode, Chrome};
 use crate::AppState;
 
 pub(super) fn router() -> Router<AppState> {
@@ -51,26 +52,15 @@ struct EmptyTemplate {
 
 /// `GET /console`: the user's first workspace.
 async fn console_home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let signed = match require_session(&state, &headers, "/console").await {
-        Ok(s) => s,
-        Err(res) => return res,
-    };
-    match state
-        .services
-        .sessions()
-        .user_workspaces(signed.user_id())
-        .await
-    {
-        Ok(ws) => match ws.first() {
-            Some(w) => see_other(&format!("/console/w/{}/projects", w.id)),
-            None => render(
-                StatusCode::OK,
-                &EmptyTemplate {
-                    chrome: signed.chrome(),
-                },
-            ),
-        },
-        Err(e) => fail(e),
+    match first_workspace(&state, &headers, "/console").await {
+        Ok((_, Some(ws))) => see_other(&format!("/console/w/{}/projects", urlencode(&ws))),
+        Ok((signed, None)) => render(
+            StatusCode::OK,
+            &EmptyTemplate {
+                chrome: signed.chrome(),
+            },
+        ),
+        Err(res) => res,
     }
 }
 
