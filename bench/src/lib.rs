@@ -1,5 +1,6 @@
 //! Shared pieces of the benchmarks: statistics, a TLS client for tenant databases, and a
-//! pgfleet server started in-process on a fresh data directory, and a JSON POST to its API.
+//! pgfleet server started in-process on a fresh data directory, and a JSON POST to its API;
+//! the embedded cluster's port and `pgbench -i` on a database.
 
 use std::time::Duration;
 
@@ -91,6 +92,27 @@ pub async fn post_json(
         .await?
         .json()
         .await?)
+}
+
+/// The embedded cluster's port, as pgfleet keeps it in `<data_dir>/cluster.json`.
+pub fn cluster_port(data_dir: &std::path::Path) -> anyhow::Result<u16> {
+    let cluster: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("cluster.json"))?)?;
+    let port = cluster["port"].as_u64().context("cluster.json: port")?;
+    Ok(u16::try_from(port)?)
+}
+
+/// `pgbench -i -q -s <scale>` on the database at `url` (`bin`: PostgreSQL's binaries).
+pub fn pgbench_init(bin: &std::path::Path, scale: u64, url: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new(bin.join("pgbench"))
+        .args(["-i", "-q", "-s", &scale.to_string(), url])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 /// Prints a line of the report.

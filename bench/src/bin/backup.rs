@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pgfleet_bench::{ms, post_json, row};
+use pgfleet_bench::{cluster_port, ms, pgbench_init, post_json, row};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
@@ -43,20 +43,10 @@ async fn main() -> anyhow::Result<()> {
         .as_str()
         .context("connection string")?
         .to_string();
-    let out = std::process::Command::new(bin.join("pgbench"))
-        .args(["-i", "-q", "-s", &scale.to_string(), &conn])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "pgbench -i: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pgbench_init(&bin, scale.into(), &conn)?;
 
     // Bare tools: the same database through the same superuser socket pgfleet uses.
-    let port = serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cluster.json"))?)?
-        ["port"]
-        .as_u64()
-        .context("port")?;
+    let port = cluster_port(dir.path())?;
     let pg_db = conn
         .rsplit('/')
         .next()

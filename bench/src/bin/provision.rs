@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use pgfleet_bench::{ms, percentile, post_json, row, select_one, tls};
+use pgfleet_bench::{cluster_port, ms, percentile, post_json, row, select_one, tls};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "pgfst_benchmark_token_not_secret_0000000000";
@@ -47,10 +47,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Superuser session on the embedded cluster, over its Unix socket (as pgfleet does).
-    let port: u16 =
-        serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cluster.json"))?)?["port"]
-            .as_u64()
-            .context("cluster.json")? as u16;
+    let port = cluster_port(dir.path())?;
     let mut admin_cfg = tokio_postgres::Config::new();
     admin_cfg
         .host_path(dir.path().join("run"))

@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pgfleet_bench::{post_json, row};
+use pgfleet_bench::{cluster_port, pgbench_init, post_json, row};
 
 mod sides;
 
@@ -80,7 +80,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn start_pgbouncer(
     work: &Path,
     socket_dir: &Path,
-    pg_port: u64,
+    pg_port: u16,
     pg_database: &str,
     user: &str,
     verifier: &str,
@@ -328,19 +328,9 @@ async fn main() -> anyhow::Result<()> {
     let user = c["data"]["user"].as_str().context("user")?.to_string();
     let (verifier, pg_database) = connection_secrets(&running, &user).await?;
 
-    let out = Command::new(bin.join("pgbench"))
-        .args(["-i", "-q", "-s", &scale.to_string(), &direct])
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "pgbench -i: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pgbench_init(&bin, scale, &direct)?;
 
-    let port = serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("cluster.json"))?)?
-        ["port"]
-        .as_u64()
-        .context("port")?;
+    let port = cluster_port(dir.path())?;
     let (bouncer, bouncer_port) = start_pgbouncer(
         dir.path(),
         &dir.path().join("run"),
