@@ -15,6 +15,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use pgfleet_storage::leases::{self, Claim, ClaimTimes};
 use pgfleet_storage::Store;
 
@@ -93,9 +95,14 @@ impl Lease {
         (self.interval / 10).min(self.tick() / 2)
     }
 
-    /// Takes or renews the lease now; true when this replica is to run a round (its start is
-    /// recorded before this returns).
-    pub async fn try_run(&self, store: &Store, clock: &dyn Clock) -> crate::Result<bool> {
+    /// Takes or renews the lease now; the round's start time when this replica is to run a
+    /// round (recorded before this returns: rounds on any replica are at least an interval
+    /// less the slack apart in these times), `None` when not.
+    pub async fn try_run(
+        &self,
+        store: &Store,
+        clock: &dyn Clock,
+    ) -> crate::Result<Option<DateTime<Utc>>> {
         let now = clock.now();
         let times = ClaimTimes {
             now,
@@ -108,7 +115,7 @@ impl Lease {
             .await
             .map_err(pgfleet_storage::StorageError::from)?;
         let claim = leases::claim(&mut conn, self.job.name(), &self.replica, times).await?;
-        Ok(claim == Claim::Run)
+        Ok((claim == Claim::Run).then_some(now))
     }
 
     /// Gives the lease up (at shutdown) so another replica need not wait for it to expire.

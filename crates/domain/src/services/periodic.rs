@@ -8,6 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::Instrument as _;
@@ -23,6 +25,8 @@ pub(crate) struct Periodic {
     lease: Lease,
     ticker: Interval,
     shutdown: watch::Receiver<bool>,
+    /// When the round [`Periodic::next`] last let run started (its lease claim).
+    started_at: DateTime<Utc>,
 }
 
 impl Periodic {
@@ -42,6 +46,7 @@ impl Periodic {
             lease,
             ticker,
             shutdown,
+            started_at: ctx.clock().now(),
         }
     }
 
@@ -59,8 +64,11 @@ impl Periodic {
                 return false;
             }
             match self.lease.try_run(self.ctx.store(), self.ctx.clock()).await {
-                Ok(true) => return true,
-                Ok(false) => {}
+                Ok(Some(at)) => {
+                    self.started_at = at;
+                    return true;
+                }
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(job = self.lease.job().name(), error = %e, "periodic job: lease not claimed");
                 }
@@ -83,6 +91,13 @@ impl Periodic {
             self.stop().await;
         }
         r
+    }
+
+    /// The start of the round [`Periodic::next`] last let run: what the round should stamp
+    /// on what it records, so records of successive rounds are an interval apart whichever
+    /// replica ran them and however long their work took.
+    pub(crate) fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
     }
 
     fn stopping(&self) -> bool {

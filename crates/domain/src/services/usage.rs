@@ -135,8 +135,9 @@ impl Usage<'_> {
             let mut state = SamplerState::default();
             let mut periodic = Periodic::new(&ctx, Job::UsageSampler, settings.interval, shutdown);
             while periodic.next().await {
+                let started_at = periodic.started_at();
                 if periodic
-                    .run(ctx.usage().sample_round(&mut state, settings))
+                    .run(ctx.usage().sample_round(&mut state, settings, started_at))
                     .await
                     .is_none()
                 {
@@ -146,7 +147,16 @@ impl Usage<'_> {
         })
     }
 
-    async fn sample_round(&self, state: &mut SamplerState, settings: UsageSettings) {
+    /// One round; its samples carry `now`, the time the round started (when this replica
+    /// won its lease), not when a (possibly slow) server answered: rounds are an interval
+    /// apart across replicas, so the samples of one database are too, however long the
+    /// reads take under load.
+    async fn sample_round(
+        &self,
+        state: &mut SamplerState,
+        settings: UsageSettings,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
         self.ctx.capacity().refresh_slot_metrics().await;
         let pool = self.ctx.store().pool();
         let dbs = match store::ready_databases(pool).await {
@@ -184,7 +194,6 @@ impl Usage<'_> {
                     continue;
                 }
             };
-            let now = self.ctx.clock().now();
             let by_name: HashMap<&str, _> =
                 usage.iter().map(|u| (u.pg_database.as_str(), u)).collect();
             for db in &dbs {

@@ -36,7 +36,21 @@ async fn backends_of(role: &str) -> i64 {
 async fn connect_patiently(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let mut cfg: tokio_postgres::Config = url.parse()?;
     cfg.connect_timeout(Duration::from_secs(120));
-    let (client, conn) = cfg.connect(crate::harness::tls_connector()).await?;
+    // Hundreds of TLS handshakes at once on a loaded machine can outlast the pooler's
+    // startup timeout (5 s, its guard against clients that never finish logging in): the
+    // pooler then closes the socket mid-handshake, and a patient client tries again, as
+    // libpq-based clients with retries do. Errors PostgreSQL answered (a SQLSTATE) are final.
+    let mut attempt = 0;
+    let (client, conn) = loop {
+        attempt += 1;
+        match cfg.connect(crate::harness::tls_connector()).await {
+            Ok(c) => break c,
+            Err(e) if e.code().is_none() && attempt < 5 => {
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     tokio::spawn(async move {
         let _ = conn.await;
     });
