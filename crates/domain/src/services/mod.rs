@@ -5,6 +5,7 @@
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`] and the tenant
 //! [`guard`]. This module owns the configuration the services need ([`ServicesConfig`]).
+//! No resource URL is built here: views leave `url` empty ([`unlocated`]) for http to fill.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +59,12 @@ pub use workspaces::Workspaces;
 /// How long another replica may accept a deleted service token (deployment guides and tests
 /// name it).
 pub use auth::AUTH_CACHE_TTL;
+
+/// The `url` of a wire type as the services return it: empty. Where a resource lives is an
+/// HTTP matter: `pgfleet_http::located` fills every `url` from the resource's id.
+pub(crate) fn unlocated() -> String {
+    String::new()
+}
 
 /// Settings the services need from the configuration.
 #[derive(Debug, Clone)]
@@ -297,11 +304,6 @@ impl Services {
     /// the holder of a periodic job's lease in `leases`).
     pub fn replica_id(&self) -> &str {
         self.ctx.replica_id()
-    }
-
-    /// Absolute URL of an API path (`/v1/...`).
-    pub fn url(&self, path: &str) -> String {
-        self.ctx.url(path)
     }
 
     /// Waits until no operation runs in this process (at most `limit`), so a shutdown does
