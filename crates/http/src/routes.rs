@@ -33,12 +33,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a process serving `services`, its breaker closed.
-    pub fn new(services: Services) -> Self {
+    /// The state of a process serving `services` at `base` (its public address), its
+    /// breaker closed.
+    pub fn new(services: Services, base: BaseUrl) -> Self {
         let breaker = crate::breaker::MetadataBreaker::new(
             pgfleet_domain::metadata_probe::MetadataProbe::new(&services),
         );
-        let base = BaseUrl::new(services.config().public_url.clone());
         Self {
             services,
             breaker,
