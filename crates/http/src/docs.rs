@@ -138,7 +138,7 @@ fn asset_url(name: &str) -> String {
 /// `GET /docs` and `GET /v1/swagger-editor`: the Swagger UI page.
 async fn docs_page(State(state): State<AppState>) -> Response {
     let config = state.services.config();
-    let public_url = config.public_url.trim_end_matches('/');
+    let public_url = state.base.as_str();
     let redirect = format!("{public_url}/docs/oauth2-redirect.html");
     let html = format!(
         r#"<!doctype html>

@@ -1,7 +1,8 @@
 //! The HTTP layer: one route table ([`routes::router`]), thin handlers (extract → authorize →
 //! call a service → serialize), the extractors that turn bad input into contract-shaped
 //! errors, the one place that maps errors to statuses ([`error`]) and the one rule that fits
-//! a status to the list the contract gives its operation ([`statuses`]).
+//! a status to the list the contract gives its operation ([`statuses`]). The absolute URLs of
+//! resources are written here too, not in the domain ([`located`]).
 
 pub mod breaker;
 pub mod docs;
@@ -10,6 +11,7 @@ pub mod error_examples;
 pub mod extract;
 pub mod handlers;
 pub mod idempotency;
+pub mod located;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;

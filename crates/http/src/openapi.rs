@@ -3,7 +3,7 @@
 //! The paths and schemas come from the handlers' `#[utoipa::path]` annotations and the
 //! api-types' `ToSchema` derives ([`ApiDoc`]); [`document`] then completes it for the server
 //! that serves it:
-//! * `servers`: the configured public URL (`public_url`);
+//! * `servers`: the configured public URL (`public_url`, the state's [`BaseUrl`]);
 //! * security schemes `bearer` (a service token or an OAuth access token) and `oauth2` (the
 //!   authorization code flow with PKCE of this server's own authorization server, at the
 //!   configured issuer), offered as alternatives on every operation;
@@ -44,6 +44,7 @@ use crate::handlers::{
     backups, connections, databases, integrations, me, projects, regions, service_tokens,
     workspaces,
 };
+use crate::located::BaseUrl;
 use crate::AppState;
 
 /// The generated part of the document: every `/v1` operation and the schemas they use.
@@ -249,10 +250,10 @@ const LINKS: &[(&str, &str, &[LinkTarget])] = &[
 ];
 
 /// The document as this server serves it (see the module documentation).
-pub fn document(config: &ServicesConfig) -> Document {
+pub fn document(base: &BaseUrl, config: &ServicesConfig) -> Document {
     let mut doc = ApiDoc::openapi();
     doc.servers = Some(vec![ServerBuilder::new()
-        .url(config.public_url.trim_end_matches('/'))
+        .url(base.as_str())
         .description(Some("This pgfleet server"))
         .build()]);
 
@@ -501,7 +502,7 @@ fn set_enum<'a>(
 
 /// `GET /v1/doc`: the document, built for this server's configuration.
 pub async fn openapi_get(State(state): State<AppState>) -> Json<Document> {
-    Json(document(state.services.config()))
+    Json(document(&state.base, state.services.config()))
 }
 
 #[cfg(test)]
@@ -509,9 +510,10 @@ mod tests {
     use super::*;
 
     fn doc() -> serde_json::Value {
-        let mut config = ServicesConfig::new("https://pg.example.com/", Vec::new());
+        let base = BaseUrl::new("https://pg.example.com/");
+        let mut config = ServicesConfig::new(base.as_str(), Vec::new());
         config.oauth.issuer = "https://auth.example.com".to_string();
-        serde_json::to_value(document(&config)).unwrap_or_default()
+        serde_json::to_value(document(&base, &config)).unwrap_or_default()
     }
 
     #[test]

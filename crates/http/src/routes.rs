@@ -20,6 +20,7 @@ use crate::handlers::{
     backups, connections, databases, health, integrations, me, oauth, projects, regions,
     service_tokens, workspaces,
 };
+use crate::located::{BaseUrl, Located};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -27,15 +28,28 @@ pub struct AppState {
     pub services: Services,
     /// This process's metadata circuit breaker (guarding the metadata store).
     pub breaker: crate::breaker::MetadataBreaker,
+    /// Base of the absolute URLs of resources (see [`crate::located`]).
+    pub base: BaseUrl,
 }
 
 impl AppState {
-    /// The state of a process serving `services`, its breaker closed.
-    pub fn new(services: Services) -> Self {
+    /// The state of a process serving `services` at `base` (its public address), its
+    /// breaker closed.
+    pub fn new(services: Services, base: BaseUrl) -> Self {
         let breaker = crate::breaker::MetadataBreaker::new(
             pgfleet_domain::metadata_probe::MetadataProbe::new(&services),
         );
-        Self { services, breaker }
+        Self {
+            services,
+            breaker,
+            base,
+        }
+    }
+
+    /// `response` with its resource URLs filled in (see [`crate::located`]).
+    pub fn located<T: Located>(&self, mut response: T) -> T {
+        response.locate(&self.base);
+        response
     }
 }
 

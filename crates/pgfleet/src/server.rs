@@ -324,7 +324,13 @@ async fn serve(
     let opts = pgfleet_http::routes::HttpOptions {
         body_limit: cfg.body_limit_bytes,
     };
-    let app = pgfleet_http::router(pgfleet_http::AppState::new(services.clone()), &opts);
+    let app = pgfleet_http::router(
+        pgfleet_http::AppState::new(
+            services.clone(),
+            pgfleet_http::located::BaseUrl::new(cfg.public_url()),
+        ),
+        &opts,
+    );
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
     let limits = crate::http_server::Limits {
         max_connections: cfg

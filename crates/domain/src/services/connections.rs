@@ -1,5 +1,6 @@
 //! Connections: each one a Postgres login role of a database. Passwords are generated here,
-//! sent to Postgres as SCRAM verifiers and shown to the caller once.
+//! sent to Postgres as SCRAM verifiers and shown to the caller once. Views leave their `url`s
+//! to http ([`crate::services::unlocated`]).
 
 use crate::access::WorkspaceAccess;
 use std::collections::HashMap;
@@ -52,7 +53,7 @@ impl Connections<'_> {
         Connection {
             id: c.id.clone(),
             kind: "connection".to_string(),
-            url: self.ctx.url(&format!("/v1/connections/{}", c.id)),
+            url: crate::services::unlocated(),
             name: c.name.clone(),
             created_at: ts(&c.created_at),
             connection_kind: c.kind.clone(),
@@ -73,7 +74,7 @@ impl Connections<'_> {
             direct_connection,
             database: DatabaseRef {
                 id: db.id.clone(),
-                url: self.ctx.url(&format!("/v1/databases/{}", db.id)),
+                url: crate::services::unlocated(),
                 name: db.name.clone(),
             },
         }

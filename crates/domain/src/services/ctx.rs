@@ -186,11 +186,6 @@ impl Ctx {
     pub(crate) fn kick(&self) -> &tokio::sync::Notify {
         &self.kick
     }
-
-    /// Absolute URL of an API path (`/v1/...`).
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{}", self.config.public_url, path)
-    }
 }
 
 /// The capabilities, for the code of another capability (or the reconciler) that needs one.

@@ -1,5 +1,6 @@
 //! Databases: their intent (rows + the operation that creates them, [`crate::intent`]),
-//! views, and the API operations on them.
+//! views (wire types whose `url`s http fills, see [`crate::services::unlocated`]), and the
+//! API operations on them.
 
 use crate::access::WorkspaceAccess;
 use std::collections::HashMap;
@@ -168,7 +169,7 @@ impl Databases<'_> {
         Database {
             id: db.id.clone(),
             kind: "database".to_string(),
-            url: self.ctx.url(&format!("/v1/databases/{}", db.id)),
+            url: crate::services::unlocated(),
             name: db.name.clone(),
             status: Self::status_view(db.status),
             created_at: ts(&db.created_at),
@@ -185,7 +186,7 @@ impl Databases<'_> {
                 .collect(),
             project: project.map(|p| ProjectRef {
                 id: p.id.clone(),
-                url: self.ctx.url(&format!("/v1/projects/{}", p.id)),
+                url: crate::services::unlocated(),
                 name: p.name.clone(),
             }),
             region: Some(self.ctx.regions().region_ref(&db.region_id)),

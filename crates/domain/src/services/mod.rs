@@ -5,6 +5,7 @@
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`] and the tenant
 //! [`guard`]. This module owns the configuration the services need ([`ServicesConfig`]).
+//! No resource URL is built here: views leave `url` empty ([`unlocated`]) for http to fill.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,11 +60,15 @@ pub use workspaces::Workspaces;
 /// name it).
 pub use auth::AUTH_CACHE_TTL;
 
+/// The `url` of a wire type as the services return it: empty. Where a resource lives is an
+/// HTTP matter: `pgfleet_http::located` fills every `url` from the resource's id.
+pub(crate) fn unlocated() -> String {
+    String::new()
+}
+
 /// Settings the services need from the configuration.
 #[derive(Debug, Clone)]
 pub struct ServicesConfig {
-    /// Base of absolute resource URLs, without a trailing slash (e.g. `http://127.0.0.1:8080`).
-    pub public_url: String,
     /// Every region the API lists, available or not.
     pub regions: Vec<Region>,
     /// How long a create waits for provisioning before answering `provisioning`.
@@ -134,11 +139,13 @@ pub struct OAuthSettings {
 }
 
 impl ServicesConfig {
-    pub fn new(public_url: impl Into<String>, regions: Vec<Region>) -> Self {
-        let public_url: String = public_url.into();
+    /// Defaults, with `issuer` the base of the OAuth endpoints and the tokens' `iss` (the
+    /// server's public address unless configured otherwise).
+    pub fn new(issuer: impl Into<String>, regions: Vec<Region>) -> Self {
+        let issuer: String = issuer.into();
         Self {
             oauth: OAuthSettings {
-                issuer: public_url.trim_end_matches('/').to_string(),
+                issuer: issuer.trim_end_matches('/').to_string(),
                 access_token_ttl: Duration::from_secs(3600),
                 key_secret: None,
             },
@@ -151,7 +158,6 @@ impl ServicesConfig {
                 retention_days: 7,
                 tools: None,
             },
-            public_url,
             regions,
             provision_wait: Duration::from_secs(5),
             database_connection_limit: 20,
@@ -183,10 +189,6 @@ impl Services {
         config: ServicesConfig,
         driver: Arc<dyn Driver>,
     ) -> crate::Result<Self> {
-        let mut config = config;
-        while config.public_url.ends_with('/') {
-            config.public_url.pop();
-        }
         let mut servers = HashMap::new();
         let mut region_servers: HashMap<String, Vec<String>> = HashMap::new();
         for region in &config.regions {
@@ -218,6 +220,7 @@ impl Services {
         let boot_tag = crate::ids::new_id("boot", &rng);
         let replica_id = crate::ids::new_id("replica", &rng);
         let hash_gate = crate::hash_gate::HashGate::start(config.sign_in.hashing)?;
+        let mut config = config;
         while config.oauth.issuer.ends_with('/') {
             config.oauth.issuer.pop();
         }
@@ -297,11 +300,6 @@ impl Services {
     /// the holder of a periodic job's lease in `leases`).
     pub fn replica_id(&self) -> &str {
         self.ctx.replica_id()
-    }
-
-    /// Absolute URL of an API path (`/v1/...`).
-    pub fn url(&self, path: &str) -> String {
-        self.ctx.url(path)
     }
 
     /// Waits until no operation runs in this process (at most `limit`), so a shutdown does

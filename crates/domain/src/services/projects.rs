@@ -1,4 +1,5 @@
-//! Projects: create (with their default database), read, rename, delete, transfer.
+//! Projects: create (with their default database), read, rename, delete, transfer. Views
+//! leave their `url`s to http ([`crate::services::unlocated`]).
 
 use crate::access::WorkspaceAccess;
 use pgfleet_api_types::project::{
@@ -34,7 +35,7 @@ impl Projects<'_> {
 
     fn view_with(&self, p: ProjectRow, workspace_name: &str) -> Project {
         Project {
-            url: self.ctx.url(&format!("/v1/projects/{}", p.id)),
+            url: crate::services::unlocated(),
             id: p.id,
             kind: "project".to_string(),
             name: p.name,
@@ -42,7 +43,7 @@ impl Projects<'_> {
             created_at: ts(&p.created_at),
             default_region: p.default_region,
             workspace: WorkspaceRef {
-                url: self.ctx.url(&format!("/v1/workspaces/{}", p.workspace_id)),
+                url: crate::services::unlocated(),
                 id: p.workspace_id,
                 name: workspace_name.to_string(),
             },

@@ -1,4 +1,5 @@
-//! Workspaces and `/v1/me`.
+//! Workspaces and the current principal (`me`). Views leave their `url`s to http
+//! ([`crate::services::unlocated`]).
 
 use crate::access::WorkspaceAccess;
 use pgfleet_api_types::{ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace};
@@ -15,7 +16,7 @@ pub struct Workspaces<'a> {
 impl Workspaces<'_> {
     pub(crate) fn view(&self, w: WorkspaceRow) -> Workspace {
         Workspace {
-            url: self.ctx.url(&format!("/v1/workspaces/{}", w.id)),
+            url: crate::services::unlocated(),
             id: w.id,
             kind: "workspace".to_string(),
             name: w.name,

@@ -91,11 +91,13 @@ pub async fn databases_restore(
         database_id,
         backup_id,
     } = body.source;
-    Ok(Json(Data::new(
-        state
-            .services
-            .backups()
-            .restore(&p, &target, &database_id, &backup_id)
-            .await?,
-    )))
+    Ok(Json(
+        state.located(Data::new(
+            state
+                .services
+                .backups()
+                .restore(&p, &target, &database_id, &backup_id)
+                .await?,
+        )),
+    ))
 }

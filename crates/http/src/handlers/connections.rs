@@ -62,11 +62,13 @@ pub async fn connections_list(
 ) -> ApiResult<Json<List<Connection>>> {
     let page = pgfleet_domain::PageRequest::parse(q.cursor.as_deref(), q.limit.as_deref(), 100)?;
     Ok(Json(
-        state
-            .services
-            .connections()
-            .list(&p, q.database_id.as_deref(), page)
-            .await?,
+        state.located(
+            state
+                .services
+                .connections()
+                .list(&p, q.database_id.as_deref(), page)
+                .await?,
+        ),
     ))
 }
 
@@ -96,7 +98,7 @@ pub async fn connections_create(
         .connections()
         .create(&p, db, &body.name)
         .await?;
-    Ok((StatusCode::CREATED, Json(Data::new(c))))
+    Ok((StatusCode::CREATED, Json(state.located(Data::new(c)))))
 }
 
 #[utoipa::path(
@@ -118,11 +120,13 @@ pub async fn database_connections_list(
 ) -> ApiResult<Json<List<Connection>>> {
     let page = q.page(100)?;
     Ok(Json(
-        state
-            .services
-            .connections()
-            .list(&p, Some(&database_id), page)
-            .await?,
+        state.located(
+            state
+                .services
+                .connections()
+                .list(&p, Some(&database_id), page)
+                .await?,
+        ),
     ))
 }
 
@@ -155,13 +159,15 @@ pub async fn database_connections_create(
             "databaseId in the body differs from the path",
         ));
     }
-    Ok(Json(Data::new(
-        state
-            .services
-            .connections()
-            .create(&p, &database_id, &body.name)
-            .await?,
-    )))
+    Ok(Json(
+        state.located(Data::new(
+            state
+                .services
+                .connections()
+                .create(&p, &database_id, &body.name)
+                .await?,
+        )),
+    ))
 }
 
 #[utoipa::path(
@@ -179,9 +185,9 @@ pub async fn connections_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Connection>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.connections().get(&p, &id).await?,
-    )))
+    ))))
 }
 
 /// Deletes a connection: its role is dropped and its sessions end.
@@ -221,7 +227,7 @@ pub async fn connections_rotate(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<CreatedConnection>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.connections().rotate(&p, &id).await?,
-    )))
+    ))))
 }

@@ -109,29 +109,33 @@ pub async fn databases_list(
     }
     if let Some(project) = q.project_id.as_deref() {
         return Ok(Json(
-            state
-                .services
-                .databases()
-                .list_in_project(&p, project, page)
-                .await
-                .or_else(|e| match e {
-                    pgfleet_domain::DomainError::NotFound { .. } => Ok(List {
-                        data: vec![],
-                        pagination: pgfleet_api_types::Pagination {
-                            next_cursor: None,
-                            has_more: false,
-                        },
-                    }),
-                    e => Err(ApiError::from(e)),
-                })?,
+            state.located(
+                state
+                    .services
+                    .databases()
+                    .list_in_project(&p, project, page)
+                    .await
+                    .or_else(|e| match e {
+                        pgfleet_domain::DomainError::NotFound { .. } => Ok(List {
+                            data: vec![],
+                            pagination: pgfleet_api_types::Pagination {
+                                next_cursor: None,
+                                has_more: false,
+                            },
+                        }),
+                        e => Err(ApiError::from(e)),
+                    })?,
+            ),
         ));
     }
     Ok(Json(
-        state
-            .services
-            .databases()
-            .list(&p, None, q.logical_id.as_deref(), page)
-            .await?,
+        state.located(
+            state
+                .services
+                .databases()
+                .list(&p, None, q.logical_id.as_deref(), page)
+                .await?,
+        ),
     ))
 }
 
@@ -168,7 +172,10 @@ pub async fn databases_create(
         .databases()
         .create(&p, &project_id, body)
         .await?;
-    Ok((StatusCode::CREATED, Json(Data::new(created.database))))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.located(Data::new(created.database))),
+    ))
 }
 
 #[utoipa::path(
@@ -190,11 +197,13 @@ pub async fn project_databases_list(
 ) -> ApiResult<Json<List<Database>>> {
     let page = q.page(100)?;
     Ok(Json(
-        state
-            .services
-            .databases()
-            .list_in_project(&p, &project_id, page)
-            .await?,
+        state.located(
+            state
+                .services
+                .databases()
+                .list_in_project(&p, &project_id, page)
+                .await?,
+        ),
     ))
 }
 
@@ -228,7 +237,7 @@ pub async fn project_databases_create(
         .databases()
         .create(&p, &project_id, body)
         .await?;
-    Ok((StatusCode::CREATED, Json(Data::new(db))))
+    Ok((StatusCode::CREATED, Json(state.located(Data::new(db)))))
 }
 
 #[utoipa::path(
@@ -246,9 +255,9 @@ pub async fn databases_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Database>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.databases().get(&p, &id).await?,
-    )))
+    ))))
 }
 
 #[utoipa::path(
@@ -271,9 +280,9 @@ pub async fn databases_update(
     Path(id): Path<String>,
     extract::Json(body): extract::Json<UpdateDatabase>,
 ) -> ApiResult<Json<Data<Database>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.databases().update(&p, &id, body).await?,
-    )))
+    ))))
 }
 
 /// Deletes a database (not a project's default one) with its roles.

@@ -46,11 +46,13 @@ pub async fn workspace_integrations_list(
 ) -> ApiResult<Json<List<Integration>>> {
     let page = q.page(100)?;
     Ok(Json(
-        state
-            .services
-            .oauth()
-            .integrations_list(&p, &workspace_id, page)
-            .await?,
+        state.located(
+            state
+                .services
+                .oauth()
+                .integrations_list(&p, &workspace_id, page)
+                .await?,
+        ),
     ))
 }
 
@@ -101,11 +103,13 @@ pub async fn integrations_list(
         );
     };
     Ok(Json(
-        state
-            .services
-            .oauth()
-            .integrations_list(&p, ws, page)
-            .await?,
+        state.located(
+            state
+                .services
+                .oauth()
+                .integrations_list(&p, ws, page)
+                .await?,
+        ),
     ))
 }
 
@@ -124,9 +128,9 @@ pub async fn integrations_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Integration>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.oauth().integration_get(&p, &id).await?,
-    )))
+    ))))
 }
 
 /// Revokes one integration's tokens.

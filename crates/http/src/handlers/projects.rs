@@ -42,11 +42,13 @@ pub async fn projects_list(
 ) -> ApiResult<Json<List<Project>>> {
     let page = pgfleet_domain::PageRequest::parse(q.cursor.as_deref(), q.limit.as_deref(), 100)?;
     Ok(Json(
-        state
-            .services
-            .projects()
-            .list(&p, q.logical_id.as_deref(), page)
-            .await?,
+        state.located(
+            state
+                .services
+                .projects()
+                .list(&p, q.logical_id.as_deref(), page)
+                .await?,
+        ),
     ))
 }
 
@@ -70,7 +72,7 @@ pub async fn projects_create(
 ) -> ApiResult<(StatusCode, Json<Data<CreatedProject>>)> {
     Ok((
         StatusCode::CREATED,
-        Json(Data::new(state.services.projects().create(&p, body).await?)),
+        Json(state.located(Data::new(state.services.projects().create(&p, body).await?))),
     ))
 }
 
@@ -89,9 +91,9 @@ pub async fn projects_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Project>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.projects().get(&p, &id).await?,
-    )))
+    ))))
 }
 
 #[utoipa::path(
@@ -113,9 +115,9 @@ pub async fn projects_update(
     Path(id): Path<String>,
     extract::Json(body): extract::Json<UpdateProject>,
 ) -> ApiResult<Json<Data<Project>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.projects().update(&p, &id, body).await?,
-    )))
+    ))))
 }
 
 /// Deletes a project and its default database.

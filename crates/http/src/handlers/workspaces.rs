@@ -28,7 +28,9 @@ pub async fn workspaces_list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<List<Workspace>>> {
     let page = q.page(100)?;
-    Ok(Json(state.services.workspaces().list(&p, page).await?))
+    Ok(Json(state.located(
+        state.services.workspaces().list(&p, page).await?,
+    )))
 }
 
 /// One workspace.
@@ -47,9 +49,9 @@ pub async fn workspaces_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Workspace>>> {
-    Ok(Json(Data::new(
+    Ok(Json(state.located(Data::new(
         state.services.workspaces().get(&p, &id).await?,
-    )))
+    ))))
 }
 
 /// Creates a workspace owned by the signed-in user.
@@ -74,5 +76,5 @@ pub async fn workspaces_create(
         .workspaces()
         .create(&p, body.display_name.as_deref())
         .await?;
-    Ok((StatusCode::CREATED, Json(Data::new(ws))))
+    Ok((StatusCode::CREATED, Json(state.located(Data::new(ws)))))
 }

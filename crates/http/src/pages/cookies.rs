@@ -38,12 +38,7 @@ pub(crate) fn set_cookie(
     same_site: SameSite,
     max_age_secs: Option<i64>,
 ) {
-    let secure = state
-        .services
-        .config()
-        .public_url
-        .to_ascii_lowercase()
-        .starts_with("https://");
+    let secure = state.base.is_https();
     let mut cookie = Cookie::build((name, value.to_string()))
         .path(path)
         .http_only(true)

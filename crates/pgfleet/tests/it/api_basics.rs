@@ -1,5 +1,5 @@
 //! The foundation API over real HTTP: `/v1/me`, workspaces, service tokens, pagination and
-//! every error shape.
+//! every error shape; the absolute `url` of every resource.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -350,5 +350,80 @@ async fn service_tokens_lifecycle_and_pagination() {
     s.delete(&format!("{path}/{id}"))
         .await
         .assert_error(404, "not_found");
+    s.stop().await;
+}
+
+/// Every `url` in a response, nested ones included, is `{base}/v1/{collection}/{id}` of the
+/// resource it sits in (http writes them, see `pgfleet_http::located`).
+#[tokio::test]
+async fn every_resource_url_is_absolute_and_names_its_resource() {
+    fn check(base: &str, v: &Value, seen: &mut usize) {
+        match v {
+            Value::Object(o) => {
+                if let Some(url) = o.get("url") {
+                    let id = o["id"].as_str().unwrap_or_default();
+                    let collection = [
+                        ("wksp_", "workspaces"),
+                        ("proj_", "projects"),
+                        ("db_", "databases"),
+                        ("con_", "connections"),
+                    ]
+                    .iter()
+                    .find(|(prefix, _)| id.starts_with(prefix))
+                    .map(|(_, c)| *c)
+                    .unwrap_or_else(|| panic!("unexpected id {id:?} beside {url}"));
+                    assert_eq!(url, &json!(format!("{base}/v1/{collection}/{id}")));
+                    *seen += 1;
+                }
+                o.values().for_each(|v| check(base, v, seen));
+            }
+            Value::Array(a) => a.iter().for_each(|v| check(base, v, seen)),
+            _ => {}
+        }
+    }
+
+    let s = TestServer::start().await;
+    let project = s.post("/v1/projects", json!({"name": "located"})).await;
+    assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
+    let pid = project.body["data"]["id"].as_str().unwrap_or_default();
+    let db = project.body["data"]["database"]["id"]
+        .as_str()
+        .unwrap_or_default();
+    let conn = s
+        .post(
+            &format!("/v1/databases/{db}/connections"),
+            json!({"name": "c2"}),
+        )
+        .await;
+    assert!(conn.status.is_success(), "{}", conn.body);
+    let cid = conn.body["data"]["id"].as_str().unwrap_or_default();
+    let mut responses = vec![project.body.clone(), conn.body.clone()];
+    for path in [
+        "/v1/workspaces".to_string(),
+        format!("/v1/projects/{pid}"),
+        "/v1/projects".to_string(),
+        format!("/v1/databases/{db}"),
+        format!("/v1/projects/{pid}/databases"),
+        "/v1/databases".to_string(),
+        format!("/v1/connections/{cid}"),
+        "/v1/connections".to_string(),
+        format!("/v1/databases/{db}/connections"),
+    ] {
+        let r = s.get(&path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+        responses.push(r.body);
+    }
+    let rotated = s
+        .post(&format!("/v1/connections/{cid}/rotate"), json!({}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    responses.push(rotated.body);
+    let mut seen = 0;
+    for r in &responses {
+        check(&s.base, r, &mut seen);
+    }
+    // Nested ones among them (a project's workspace, a database's project, a connection's
+    // database, the apiKeys): a walk that found few would prove little.
+    assert!(seen >= 30, "{seen} urls");
     s.stop().await;
 }

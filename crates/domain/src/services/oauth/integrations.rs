@@ -1,5 +1,5 @@
 //! The integrations API: what the authorization server granted, seen (and revoked) by
-//! the workspace.
+//! the workspace. Views leave their `url`s to http ([`crate::services::unlocated`]).
 
 use super::*;
 use crate::access::WorkspaceAccess;
@@ -8,7 +8,7 @@ impl OAuth<'_> {
     fn integration_view(&self, r: IntegrationRow) -> pgfleet_api_types::integration::Integration {
         use pgfleet_api_types::integration::{Integration, IntegrationClient, IntegrationUser};
         Integration {
-            url: self.ctx.url(&format!("/v1/integrations/{}", r.id)),
+            url: crate::services::unlocated(),
             id: r.id,
             created_at: ts(&r.created_at),
             scopes: r.scopes,
