@@ -150,7 +150,9 @@ async function main() {
   let reference;
   if (env.BENCH_REF_DB_URL) {
     await prepare(env.BENCH_REF_DB_URL);
-    reference = await startReferenceExecutor(env.BENCH_REF_DB_URL);
+    // The reference's own pg pool reads sslmode=require as verify-full; no-verify is libpq's
+    // require in node-postgres' terms (pgfleet's certificate is self-signed).
+    reference = await startReferenceExecutor(env.BENCH_REF_DB_URL.replace('sslmode=require', 'sslmode=no-verify'));
     sides.push({ name: 'reference executor', db: new PrismaClient({ accelerateUrl: `prisma+postgres://127.0.0.1:${reference.port}/?api_key=reference` }) });
   }
   for (const side of sides) {
