@@ -1,6 +1,76 @@
-//! OAuth apps (clients) of a workspace: create, list, read, update, delete.
+//! OAuth apps (clients) of a workspace: create, list, read, update, delete. Callers outside
+//! the authorization server see an app as an [`App`] (what the pages and the CLI show; never
+//! its secret hash), not as its stored row.
 
 use super::*;
+
+/// Whether an app authenticates with a client secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    /// No secret; PKCE only (native and browser apps).
+    Public,
+    /// Authenticates with its client secret (and PKCE).
+    Confidential,
+}
+
+impl ClientType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Confidential => "confidential",
+        }
+    }
+}
+
+impl std::fmt::Display for ClientType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ClientType {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "public" => Ok(Self::Public),
+            "confidential" => Ok(Self::Confidential),
+            other => Err(DomainError::internal(format!(
+                "unknown stored OAuth client type {other:?}"
+            ))),
+        }
+    }
+}
+
+/// An OAuth app as the console and the CLI show it (no secret, not even its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub client_type: ClientType,
+    /// Matched exactly (loopback IP literals: any port), in the order registered.
+    pub redirect_uris: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ClientRow> for App {
+    type Error = DomainError;
+
+    fn try_from(c: ClientRow) -> Result<Self> {
+        Ok(Self {
+            client_type: c.client_type.parse()?,
+            id: c.id,
+            workspace_id: c.workspace_id,
+            name: c.name,
+            description: c.description,
+            redirect_uris: c.redirect_uris,
+            created_at: c.created_at,
+        })
+    }
+}
 
 impl OAuth<'_> {
     /// Creates an OAuth app in a workspace. Redirect URIs are matched exactly later.
@@ -50,9 +120,9 @@ impl OAuth<'_> {
                     .map(String::from),
                 redirect_uris: uris,
                 client_type: if confidential {
-                    "confidential"
+                    ClientType::Confidential
                 } else {
-                    "public"
+                    ClientType::Public
                 }
                 .to_string(),
                 secret_hash: secret.as_ref().map(|s| s.hash.clone()),
@@ -62,20 +132,45 @@ impl OAuth<'_> {
         )
         .await?;
         Ok(CreatedClient {
-            client: row,
+            client: row.try_into()?,
             client_secret: secret.map(|s| s.plaintext),
         })
     }
 
-    pub async fn clients_list(&self, workspace_id: &str) -> Result<Vec<ClientRow>> {
-        Ok(store::list_clients(self.ctx.store().pool(), workspace_id).await?)
+    /// The apps of a workspace, oldest first.
+    pub async fn clients_list(&self, workspace_id: &str) -> Result<Vec<App>> {
+        store::list_clients(self.ctx.store().pool(), workspace_id)
+            .await?
+            .into_iter()
+            .map(App::try_from)
+            .collect()
     }
 
-    pub async fn client_get(&self, workspace_id: &str, id: &str) -> Result<ClientRow> {
+    /// An app of the workspace (`NotFound` for any other).
+    pub async fn client_get(&self, workspace_id: &str, id: &str) -> Result<App> {
+        self.client_row(workspace_id, id).await?.try_into()
+    }
+
+    async fn client_row(&self, workspace_id: &str, id: &str) -> Result<ClientRow> {
         store::get_client(self.ctx.store().pool(), id)
             .await?
             .filter(|c| c.workspace_id == workspace_id)
             .ok_or_else(|| DomainError::not_found("App", id))
+    }
+
+    /// An app of one of the user's workspaces (`NotFound` otherwise, also for apps of
+    /// workspaces the user is not in).
+    pub async fn user_client(&self, user_id: &str, client_id: &str) -> Result<App> {
+        let pool = self.ctx.store().pool();
+        match store::get_client(pool, client_id).await? {
+            Some(c)
+                if pgfleet_storage::workspaces::is_member(pool, &c.workspace_id, user_id)
+                    .await? =>
+            {
+                c.try_into()
+            }
+            _ => Err(DomainError::not_found("App", client_id)),
+        }
     }
 
     pub async fn client_update(
@@ -85,8 +180,8 @@ impl OAuth<'_> {
         name: &str,
         description: Option<&str>,
         redirect_uris: &[String],
-    ) -> Result<ClientRow> {
-        self.client_get(workspace_id, id).await?;
+    ) -> Result<App> {
+        self.client_row(workspace_id, id).await?;
         crate::services::validate_name("name", name.trim())?;
         validate_description(description)?;
         let uris: Vec<String> = redirect_uris
@@ -105,7 +200,7 @@ impl OAuth<'_> {
 
     /// Deletes an app and with it every grant and token issued to it.
     pub async fn client_delete(&self, workspace_id: &str, id: &str) -> Result<()> {
-        self.client_get(workspace_id, id).await?;
+        self.client_row(workspace_id, id).await?;
         store::delete_client(self.ctx.store().pool(), id).await?;
         self.ctx.auth_cache().clear();
         Ok(())
