@@ -4,7 +4,8 @@
 //! membership, so a page that forgets the check does not compile; API credentials are
 //! scoped to one workspace when they are authenticated ([`Access::api`]). Every service
 //! that acts on a workspace takes a `&WorkspaceAccess`, not a bare [`Principal`]; the
-//! admin-only ones take a [`ServerAdmin`].
+//! admin-only ones take a [`ServerAdmin`], which the console asks for once per page
+//! ([`Access::server_admin_of`]: its nav links the administrator pages only with one).
 
 use std::sync::Arc;
 
@@ -72,21 +73,33 @@ impl Access<'_> {
         }))
     }
 
-    /// `user_id` as a server administrator: `Forbidden` for anyone else.
-    pub async fn server_admin(&self, user_id: &str) -> Result<ServerAdmin> {
-        let is_admin = users::get(self.ctx.store().pool(), user_id)
-            .await?
-            .is_some_and(|u| u.is_admin);
-        if !is_admin {
-            return Err(DomainError::forbidden(
-                "Only a server administrator can see the replicas of this server",
-                Some("Ask a server administrator.".to_string()),
-            ));
+    /// The caller as a server administrator, when it is one (`users.is_admin`, read
+    /// fresh): the console shows its administrator pages only with one, and those pages
+    /// require it. `None` for anyone else, and for API credentials.
+    pub async fn server_admin_of(&self, who: &WorkspaceAccess) -> Result<Option<ServerAdmin>> {
+        match who.principal.user_id.as_deref() {
+            Some(user_id) => admin_of(self.ctx, user_id).await,
+            None => Ok(None),
         }
-        Ok(ServerAdmin {
-            user_id: user_id.to_string(),
-        })
     }
+}
+
+/// `user_id` as a server administrator, or `None`: the one place a [`ServerAdmin`] is made.
+pub(crate) async fn admin_of(ctx: &Ctx, user_id: &str) -> Result<Option<ServerAdmin>> {
+    let is_admin = users::get(ctx.store().pool(), user_id)
+        .await?
+        .is_some_and(|u| u.is_admin);
+    Ok(is_admin.then(|| ServerAdmin {
+        user_id: user_id.to_string(),
+    }))
+}
+
+/// What a server-administrator page answers anyone else.
+pub fn not_server_admin() -> DomainError {
+    DomainError::forbidden(
+        "Only a server administrator can see the replicas of this server",
+        Some("Ask a server administrator.".to_string()),
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! verifies them (argon2id, through the bounded [`crate::hash_gate`]). Removing a member ends their
 //! access through the console at once (each request checks the membership).
 
+use chrono::{DateTime, Utc};
 use pgfleet_api_types::List;
 use pgfleet_storage::workspaces::MemberRow;
 use pgfleet_storage::{users, workspaces, StorageError, UserRow};
@@ -33,6 +34,31 @@ impl std::fmt::Debug for CreatedUser {
         f.debug_struct("CreatedUser")
             .field("user", &self.user)
             .finish_non_exhaustive()
+    }
+}
+
+/// A member of a workspace as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    /// `member` or `admin` of the workspace.
+    pub role: String,
+    /// When they joined the workspace.
+    pub since: DateTime<Utc>,
+    /// Whether the user administers the whole server.
+    pub is_server_admin: bool,
+}
+
+impl From<MemberRow> for Member {
+    fn from(m: MemberRow) -> Self {
+        Self {
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role,
+            since: m.created_at,
+            is_server_admin: m.is_admin,
+        }
     }
 }
 
@@ -112,7 +138,7 @@ impl Members<'_> {
         user_id: &str,
         workspace_id: &str,
         page: PageRequest,
-    ) -> Result<List<MemberRow>> {
+    ) -> Result<List<Member>> {
         self.rights(user_id, workspace_id).await?;
         let rows = workspaces::list_members(
             self.ctx.store().pool(),
@@ -121,7 +147,7 @@ impl Members<'_> {
             page.fetch(),
         )
         .await?;
-        Ok(page.finish(rows, |m| m.seq, |m| m))
+        Ok(page.finish(rows, |m| m.seq, Member::from))
     }
 
     /// Creates a user (server administrators only). Without `password`, one is generated and

@@ -87,11 +87,11 @@ async fn members_view(
         .into_iter()
         .map(|m| MemberView {
             is_me: m.user_id == me,
-            since: pgfleet_api_types::ts(&m.created_at),
+            since: pgfleet_api_types::ts(&m.since),
             user_id: m.user_id,
             email: m.email,
             role: m.role,
-            is_server_admin: m.is_admin,
+            is_server_admin: m.is_server_admin,
         })
         .collect();
     Ok(MembersTemplate {
