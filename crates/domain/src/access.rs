@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use pgfleet_storage::{users, workspaces};
+use pgfleet_storage::{users, workspaces, UserRow};
 
 use crate::services::Ctx;
 use crate::{DomainError, Principal, Result};
@@ -84,14 +84,20 @@ impl Access<'_> {
     }
 }
 
-/// `user_id` as a server administrator, or `None`: the one place a [`ServerAdmin`] is made.
-pub(crate) async fn admin_of(ctx: &Ctx, user_id: &str) -> Result<Option<ServerAdmin>> {
-    let is_admin = users::get(ctx.store().pool(), user_id)
+/// `user_id` as a server administrator, or `None` (also for a user that is gone).
+async fn admin_of(ctx: &Ctx, user_id: &str) -> Result<Option<ServerAdmin>> {
+    Ok(users::get(ctx.store().pool(), user_id)
         .await?
-        .is_some_and(|u| u.is_admin);
-    Ok(is_admin.then(|| ServerAdmin {
-        user_id: user_id.to_string(),
-    }))
+        .as_ref()
+        .and_then(admin_if))
+}
+
+/// A user read fresh from the store as a server administrator, or `None`: the one place a
+/// [`ServerAdmin`] is made.
+pub(crate) fn admin_if(user: &UserRow) -> Option<ServerAdmin> {
+    user.is_admin.then(|| ServerAdmin {
+        user_id: user.id.clone(),
+    })
 }
 
 /// What a server-administrator page answers anyone else.
