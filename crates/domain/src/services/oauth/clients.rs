@@ -1,6 +1,7 @@
 //! OAuth apps (clients) of a workspace: create, list, read, update, delete. Callers outside
 //! the authorization server see an app as an [`App`] (what the pages and the CLI show; never
-//! its secret hash), not as its stored row.
+//! its secret hash), not as its stored row. Create and edit check redirect URIs with one
+//! validator ([`redirect_uris_of`]), so both forms refuse the same things in the same words.
 
 use super::*;
 
@@ -72,6 +73,28 @@ impl TryFrom<ClientRow> for App {
     }
 }
 
+/// The redirect URIs of a create or edit form: trimmed, blank ones dropped, at least one,
+/// each an absolute URI without a fragment (the one check of both forms).
+fn redirect_uris_of(redirect_uris: &[String]) -> Result<Vec<String>> {
+    let uris: Vec<String> = redirect_uris
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if uris.is_empty() {
+        return Err(DomainError::bad_request(
+            "At least one redirect URI is required",
+        ));
+    }
+    if let Some(bad) = uris.iter().find(|u| !valid_redirect_uri(u)) {
+        return Err(DomainError::bad_request_hint(
+            format!("Redirect URI {bad:?} is not an absolute URI without a fragment"),
+            "Use the exact URL your app receives the code at, e.g. https://app.example/callback.",
+        ));
+    }
+    Ok(uris)
+}
+
 impl OAuth<'_> {
     /// Creates an OAuth app in a workspace. Redirect URIs are matched exactly later.
     pub async fn client_create(
@@ -86,22 +109,7 @@ impl OAuth<'_> {
         let name = name.trim();
         crate::services::validate_name("name", name)?;
         validate_description(description)?;
-        let uris: Vec<String> = redirect_uris
-            .iter()
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if uris.is_empty() {
-            return Err(DomainError::bad_request(
-                "At least one redirect URI is required",
-            ));
-        }
-        if let Some(bad) = uris.iter().find(|u| !valid_redirect_uri(u)) {
-            return Err(DomainError::bad_request_hint(
-                format!("Redirect URI {bad:?} is not an absolute URI without a fragment"),
-                "Use the exact URL your app receives the code at, e.g. https://app.example/callback.",
-            ));
-        }
+        let uris = redirect_uris_of(redirect_uris)?;
         let secret = confidential.then(|| {
             self.ctx
                 .rng()
@@ -184,16 +192,7 @@ impl OAuth<'_> {
         self.client_row(workspace_id, id).await?;
         crate::services::validate_name("name", name.trim())?;
         validate_description(description)?;
-        let uris: Vec<String> = redirect_uris
-            .iter()
-            .map(|u| u.trim().to_string())
-            .filter(|u| !u.is_empty())
-            .collect();
-        if uris.is_empty() || uris.iter().any(|u| !valid_redirect_uri(u)) {
-            return Err(DomainError::bad_request(
-                "Redirect URIs must be absolute URIs without fragments",
-            ));
-        }
+        let uris = redirect_uris_of(redirect_uris)?;
         store::update_client(self.ctx.store().pool(), id, name.trim(), description, &uris).await?;
         self.client_get(workspace_id, id).await
     }
@@ -204,5 +203,40 @@ impl OAuth<'_> {
         store::delete_client(self.ctx.store().pool(), id).await?;
         self.ctx.auth_cache().clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uris(list: &[&str]) -> Vec<String> {
+        list.iter().map(|u| u.to_string()).collect()
+    }
+
+    #[test]
+    fn redirect_uris_are_trimmed_required_and_absolute_without_fragments() {
+        assert_eq!(
+            redirect_uris_of(&uris(&[
+                " https://app.example/cb ",
+                "",
+                "com.example.app:/cb"
+            ]))
+            .ok(),
+            Some(uris(&["https://app.example/cb", "com.example.app:/cb"]))
+        );
+        let message = |list: &[&str]| match redirect_uris_of(&uris(list)) {
+            Err(DomainError::BadRequest { message, .. }) => message,
+            other => format!("not a 400: {other:?}"),
+        };
+        assert_eq!(
+            message(&["", "  "]),
+            "At least one redirect URI is required"
+        );
+        assert_eq!(
+            message(&["https://app.example/cb", "not a uri"]),
+            "Redirect URI \"not a uri\" is not an absolute URI without a fragment"
+        );
+        assert!(message(&["https://app.example/cb#f"]).contains("without a fragment"));
     }
 }
