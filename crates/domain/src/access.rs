@@ -6,6 +6,9 @@
 //! that acts on a workspace takes a `&WorkspaceAccess`, not a bare [`Principal`]; the
 //! admin-only ones take a [`ServerAdmin`], which the console asks for once per page
 //! ([`Access::server_admin_of`]: its nav links the administrator pages only with one).
+//! Finer rights inside a workspace are capabilities too, issued from a `WorkspaceAccess`:
+//! changing its members takes a [`crate::services::members::MemberAdmin`] from
+//! [`crate::services::Members::rights`].
 
 use std::sync::Arc;
 
@@ -34,7 +37,8 @@ impl WorkspaceAccess {
 }
 
 /// Proof that a user is a server administrator (`users.is_admin`, read fresh when it was
-/// issued). Admin-only services require one; it comes from [`Access::server_admin`] only.
+/// issued). Admin-only services require one; it comes from [`Access::server_admin_of`] (or
+/// [`crate::services::members::MemberRights`], which holds one) only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAdmin {
     user_id: String,

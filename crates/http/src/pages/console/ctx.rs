@@ -62,7 +62,7 @@ pub(super) struct Ctx {
     /// The user as a server administrator, when they are one.
     pub(super) admin: Option<ServerAdmin>,
     pub(super) nav: Nav,
-    /// The sealed secret this browser brought, if any (see [`take_flash`]).
+    /// The sealed secret this browser brought, if any (see [`super::flash::take_flash`]).
     pub(super) sealed_flash: Option<String>,
 }
 
