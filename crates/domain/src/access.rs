@@ -4,11 +4,15 @@
 //! membership, so a page that forgets the check does not compile; API credentials are
 //! scoped to one workspace when they are authenticated ([`Access::api`]). Every service
 //! that acts on a workspace takes a `&WorkspaceAccess`, not a bare [`Principal`]; the
-//! admin-only ones take a [`ServerAdmin`].
+//! admin-only ones take a [`ServerAdmin`], which the console asks for once per page
+//! ([`Access::server_admin_of`]: its nav links the administrator pages only with one).
+//! Finer rights inside a workspace are capabilities too, issued from a `WorkspaceAccess`:
+//! changing its members takes a [`crate::services::members::MemberAdmin`] from
+//! [`crate::services::Members::rights`].
 
 use std::sync::Arc;
 
-use pgfleet_storage::{users, workspaces};
+use pgfleet_storage::{users, workspaces, UserRow};
 
 use crate::services::Ctx;
 use crate::{DomainError, Principal, Result};
@@ -33,7 +37,8 @@ impl WorkspaceAccess {
 }
 
 /// Proof that a user is a server administrator (`users.is_admin`, read fresh when it was
-/// issued). Admin-only services require one; it comes from [`Access::server_admin`] only.
+/// issued). Admin-only services require one; it comes from [`Access::server_admin_of`] (or
+/// [`crate::services::members::MemberRights`], which holds one) only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAdmin {
     user_id: String,
@@ -72,21 +77,39 @@ impl Access<'_> {
         }))
     }
 
-    /// `user_id` as a server administrator: `Forbidden` for anyone else.
-    pub async fn server_admin(&self, user_id: &str) -> Result<ServerAdmin> {
-        let is_admin = users::get(self.ctx.store().pool(), user_id)
-            .await?
-            .is_some_and(|u| u.is_admin);
-        if !is_admin {
-            return Err(DomainError::forbidden(
-                "Only a server administrator can see the replicas of this server",
-                Some("Ask a server administrator.".to_string()),
-            ));
+    /// The caller as a server administrator, when it is one (`users.is_admin`, read
+    /// fresh): the console shows its administrator pages only with one, and those pages
+    /// require it. `None` for anyone else, and for API credentials.
+    pub async fn server_admin_of(&self, who: &WorkspaceAccess) -> Result<Option<ServerAdmin>> {
+        match who.principal.user_id.as_deref() {
+            Some(user_id) => admin_of(self.ctx, user_id).await,
+            None => Ok(None),
         }
-        Ok(ServerAdmin {
-            user_id: user_id.to_string(),
-        })
     }
+}
+
+/// `user_id` as a server administrator, or `None` (also for a user that is gone).
+async fn admin_of(ctx: &Ctx, user_id: &str) -> Result<Option<ServerAdmin>> {
+    Ok(users::get(ctx.store().pool(), user_id)
+        .await?
+        .as_ref()
+        .and_then(admin_if))
+}
+
+/// A user read fresh from the store as a server administrator, or `None`: the one place a
+/// [`ServerAdmin`] is made.
+pub(crate) fn admin_if(user: &UserRow) -> Option<ServerAdmin> {
+    user.is_admin.then(|| ServerAdmin {
+        user_id: user.id.clone(),
+    })
+}
+
+/// What a server-administrator page answers anyone else.
+pub fn not_server_admin() -> DomainError {
+    DomainError::forbidden(
+        "Only a server administrator can see the replicas of this server",
+        Some("Ask a server administrator.".to_string()),
+    )
 }
 
 #[cfg(test)]

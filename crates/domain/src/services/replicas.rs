@@ -102,7 +102,7 @@ impl Replicas<'_> {
     }
 
     /// [`Replicas::list`] for the console: only a server administrator sees them (the
-    /// check is [`crate::access::Access::server_admin`]'s, required as its capability).
+    /// check is [`crate::access::Access::server_admin_of`]'s, required as its capability).
     pub async fn list_for(&self, _admin: &ServerAdmin) -> crate::Result<Vec<Replica>> {
         self.list().await
     }

@@ -1,6 +1,6 @@
 //! Browser sessions of the authorization server's pages: sessions stored only as the
 //! SHA-256 of their cookie value, each with its own CSRF token, and what a signed-in user
-//! may see (their workspaces and those workspaces' apps). Signing in, and its throttling,
+//! may see (their workspaces; their apps are [`super::oauth`]'s). Signing in, and its throttling,
 //! is [`super::sign_in`].
 //!
 //! Expired rows are forgotten by [`Sessions::sweep_expired`], which the server runs every
@@ -9,13 +9,12 @@
 //! of client addresses that are forgotten (see the function). A sign-in also forgets its
 //! user's expired sessions at once.
 
-use pgfleet_storage::oauth::ClientRow;
 use pgfleet_storage::{sessions, workspaces, UserRow, WorkspaceRow};
 use tokio::sync::watch;
 
 use super::periodic::Periodic;
 use crate::lease::Job;
-use crate::{DomainError, Result};
+use crate::Result;
 
 /// How long a session lasts.
 pub const SESSION_TTL_HOURS: i64 = 12;
@@ -175,21 +174,6 @@ impl Sessions<'_> {
             workspaces::list_for_user(self.ctx.store().pool(), user_id, None, MAX_WORKSPACES)
                 .await?,
         )
-    }
-
-    /// An app of one of the user's workspaces (`NotFound` otherwise, also for apps of
-    /// workspaces the user is not in).
-    pub async fn user_oauth_client(&self, user_id: &str, client_id: &str) -> Result<ClientRow> {
-        let client = pgfleet_storage::oauth::get_client(self.ctx.store().pool(), client_id).await?;
-        match client {
-            Some(c)
-                if workspaces::is_member(self.ctx.store().pool(), &c.workspace_id, user_id)
-                    .await? =>
-            {
-                Ok(c)
-            }
-            _ => Err(DomainError::not_found("App", client_id)),
-        }
     }
 
     /// The user belongs to the workspace.

@@ -59,7 +59,7 @@ mod tokens;
 mod usage;
 
 use ctx::{
-    confirm_ticked, confirm_typed, page, page_at, refused, Ctx, Nav, Page, Pager, Posted,
+    confirm_ticked, confirm_typed, page, page_at, refused, AdminCtx, Ctx, Nav, Page, Pager, Posted,
     LIST_LIMIT,
 };
 use databases::{database_refused, typed_database};

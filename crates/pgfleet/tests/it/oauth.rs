@@ -764,13 +764,20 @@ async fn revocation_integrations_and_scope() {
 async fn removing_a_member_revokes_their_oauth_access() {
     let c = ctx().await;
     let services = c.s.services().clone();
+    let access = services
+        .access()
+        .console(&c.user, &c.ws)
+        .await
+        .unwrap()
+        .unwrap();
+    let rights = services.members().rights(&access).await.unwrap();
     let bob = services
         .members()
         .create_user(
-            &c.user,
+            rights.create_users().unwrap(),
             "bob@example.com",
             Some("a long enough password"),
-            Some((&c.ws, "member")),
+            Some((rights.manage_members().unwrap(), "member")),
         )
         .await
         .unwrap()
@@ -788,7 +795,7 @@ async fn removing_a_member_revokes_their_oauth_access() {
 
     services
         .members()
-        .remove(&c.user, &c.ws, &bob)
+        .remove(rights.manage_members().unwrap(), &bob)
         .await
         .unwrap();
     let r = c.api(&access, "/v1/projects").await;

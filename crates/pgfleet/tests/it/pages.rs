@@ -381,7 +381,10 @@ async fn apps_are_created_edited_and_deleted_through_the_pages() {
         list.body.contains("http://127.0.0.1:9/cb") && list.body.contains("https://app.example/cb")
     );
     assert!(!list.body.contains(&secret), "the list never shows secrets");
-    let apps = s.services().oauth().clients_list(&ws).await.unwrap();
+    // The stored rows (the services show apps without who created them).
+    let apps = pgfleet_storage::oauth::list_clients(s.services().store().pool(), &ws)
+        .await
+        .unwrap();
     let stored = apps.iter().find(|a| a.id == secret_id).unwrap();
     assert_eq!(stored.client_type, "confidential");
     assert_eq!(

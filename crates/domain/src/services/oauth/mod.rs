@@ -15,6 +15,8 @@ mod integrations;
 mod keys;
 mod token;
 
+pub use clients::{App, ClientType};
+
 use std::collections::HashMap;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -173,7 +175,7 @@ pub struct AccessClaims {
 /// A created app; `client_secret` is shown once.
 #[derive(Clone)]
 pub struct CreatedClient {
-    pub client: ClientRow,
+    pub client: App,
     pub client_secret: Option<String>,
 }
 

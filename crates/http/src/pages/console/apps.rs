@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use pgfleet_domain::services::oauth::{App, ClientType as AppType};
 use pgfleet_domain::DomainError;
-use pgfleet_storage::oauth::ClientRow;
 
 use super::ctx::first_workspace;
 use super::forms::{AppFields, ClientType, Confirmed, WorkspaceField};
@@ -44,14 +44,14 @@ pub(super) struct AppView {
     pub(super) created_at: String,
 }
 
-impl From<ClientRow> for AppView {
-    fn from(c: ClientRow) -> Self {
+impl From<App> for AppView {
+    fn from(c: App) -> Self {
         Self {
             created_at: pgfleet_api_types::ts(&c.created_at),
+            client_type: c.client_type.to_string(),
             id: c.id,
             name: c.name,
             description: c.description,
-            client_type: c.client_type,
             redirect_uris: c.redirect_uris,
         }
     }
@@ -68,12 +68,12 @@ pub(super) struct AppForm {
 
 impl AppForm {
     /// The edit form of an existing app.
-    fn of(client: &ClientRow) -> Self {
+    fn of(client: &App) -> Self {
         Self {
             name: client.name.clone(),
             description: client.description.clone().unwrap_or_default(),
             redirect_uris: client.redirect_uris.join("\n"),
-            confidential: client.client_type == "confidential",
+            confidential: client.client_type == AppType::Confidential,
         }
     }
 
@@ -150,23 +150,19 @@ async fn apps_view(
 }
 
 /// An app of the workspace of the URL (`NotFound` for any other).
-async fn workspace_app(state: &AppState, ctx: &Ctx, id: &str) -> Result<ClientRow, Response> {
-    match state
+async fn workspace_app(state: &AppState, ctx: &Ctx, id: &str) -> Result<App, Response> {
+    state
         .services
-        .sessions()
-        .user_oauth_client(ctx.signed.user_id(), id)
+        .oauth()
+        .client_get(ctx.access.workspace_id(), id)
         .await
-    {
-        Ok(c) if c.workspace_id == ctx.nav.ws_id => Ok(c),
-        Ok(_) => Err(fail(DomainError::not_found("App", id))),
-        Err(e) => Err(fail(e)),
-    }
+        .map_err(fail)
 }
 
 fn app_view(
     state: &AppState,
     ctx: Ctx,
-    client: ClientRow,
+    client: App,
     form: Option<AppForm>,
     error: Option<Notice>,
 ) -> AppTemplate {
@@ -345,8 +341,8 @@ async fn console_app_url(
     let signed = require_session(state, headers, &format!("/apps/{}", urlencode(id))).await?;
     let client = state
         .services
-        .sessions()
-        .user_oauth_client(signed.user_id(), id)
+        .oauth()
+        .user_client(signed.user_id(), id)
         .await
         .map_err(fail)?;
     Ok(format!(

@@ -1,5 +1,6 @@
 //! The shared context of every console page: the signed-in member on the workspace of the
-//! URL ([`Ctx`], extracted before a handler runs), a posted form with its CSRF token checked
+//! URL ([`Ctx`], extracted before a handler runs; [`AdminCtx`] when the page is a server
+//! administrator's: it holds the domain's [`ServerAdmin`] or the page is a 403), a posted form with its CSRF token checked
 //! ([`Posted`]), the frame of a page ([`Nav`]), list paging ([`Pager`]), the page of a domain
 //! refusal ([`refused`]) and the confirmations of destructive forms.
 
@@ -11,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pgfleet_api_types::Pagination;
-use pgfleet_domain::{PageRequest, WorkspaceAccess};
+use pgfleet_domain::{PageRequest, ServerAdmin, WorkspaceAccess};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -37,7 +38,8 @@ pub(crate) struct Nav {
     pub(super) ws_id: String,
     pub(super) ws_name: String,
     pub(super) section: &'static str,
-    /// The user is a server administrator: the nav links the replicas page.
+    /// The user is a server administrator (the domain gave [`Ctx::admin`]): the nav links
+    /// the replicas page.
     pub(super) server_admin: bool,
     /// The injected clock's time when the page was asked for (relative timestamps).
     pub(super) now: chrono::DateTime<chrono::Utc>,
@@ -57,8 +59,10 @@ impl Nav {
 pub(super) struct Ctx {
     pub(super) signed: Signed,
     pub(super) access: WorkspaceAccess,
+    /// The user as a server administrator, when they are one.
+    pub(super) admin: Option<ServerAdmin>,
     pub(super) nav: Nav,
-    /// The sealed secret this browser brought, if any (see [`take_flash`]).
+    /// The sealed secret this browser brought, if any (see [`super::flash::take_flash`]).
     pub(super) sealed_flash: Option<String>,
 }
 
@@ -81,6 +85,22 @@ impl FromRequestParts<AppState> for Ctx {
         let mut ctx = member(state, signed, &ws, section_of(parts.uri.path())).await?;
         ctx.sealed_flash = read_cookie(&parts.headers, FLASH);
         Ok(ctx)
+    }
+}
+
+/// A server administrator's page: a [`Ctx`] whose user is one, or the 403 page that
+/// anyone else gets. A handler that takes it cannot forget the check.
+pub(super) struct AdminCtx(pub(super) Ctx, pub(super) ServerAdmin);
+
+impl FromRequestParts<AppState> for AdminCtx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ctx = Ctx::from_request_parts(parts, state).await?;
+        match ctx.admin.clone() {
+            Some(admin) => Ok(AdminCtx(ctx, admin)),
+            None => Err(fail(pgfleet_domain::access::not_server_admin())),
+        }
     }
 }
 
@@ -200,6 +220,12 @@ pub(super) async fn member(
     else {
         return Err(not_member());
     };
+    let admin = state
+        .services
+        .access()
+        .server_admin_of(&access)
+        .await
+        .map_err(fail)?;
     let rows = state
         .services
         .sessions()
@@ -226,9 +252,10 @@ pub(super) async fn member(
             ws_id: ws.to_string(),
             ws_name,
             section,
-            server_admin: signed.info.user.is_admin,
+            server_admin: admin.is_some(),
             now: state.services.clock().now(),
         },
+        admin,
         signed,
         sealed_flash: None,
     })

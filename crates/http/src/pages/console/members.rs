@@ -4,7 +4,8 @@
 //! password or a generated one shown once (in the console's sealed flash cookie). The rules
 //! live in [`pgfleet_domain::services::members`]; a refusal is shown on the page with its
 //! status (403 for a non-admin). A server administrator also makes members server
-//! administrators (or not; never the last one).
+//! administrators (or not; never the last one). Each form asks the domain for the
+//! capability it needs ([`MemberRights`]) and hands it to the service, which requires it.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -15,7 +16,7 @@ use axum::Router;
 use pgfleet_domain::services::members::{MemberRights, MIN_PASSWORD_CHARS};
 use pgfleet_domain::DomainError;
 
-use super::forms::{Confirmed, NewMember, NewUser, ServerAdmin};
+use super::forms::{Confirmed, NewMember, NewUser, ServerAdmin as ServerAdminField};
 use super::{
     page_at, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav, Page, Pager, Posted,
 };
@@ -36,6 +37,21 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
+/// Which of the page's forms to show.
+struct Rights {
+    create_users: bool,
+    manage_members: bool,
+}
+
+impl From<&MemberRights> for Rights {
+    fn from(r: &MemberRights) -> Self {
+        Self {
+            create_users: r.can_create_users(),
+            manage_members: r.can_manage_members(),
+        }
+    }
+}
+
 struct MemberView {
     user_id: String,
     email: String,
@@ -52,7 +68,7 @@ struct MembersTemplate {
     nav: Nav,
     members: Vec<MemberView>,
     pager: Pager,
-    rights: MemberRights,
+    rights: Rights,
     min_password: usize,
     flash: Option<Flash>,
     /// What the add form held (after a refusal).
@@ -69,16 +85,10 @@ async fn members_view(
     error: Option<Notice>,
 ) -> Result<MembersTemplate, Response> {
     let me = ctx.signed.user_id().to_string();
-    let rights = state
-        .services
-        .members()
-        .rights(&me, &ctx.nav.ws_id)
-        .await
-        .map_err(fail)?;
-    let list = state
-        .services
-        .members()
-        .list(&me, &ctx.nav.ws_id, page_at(query).map_err(fail)?)
+    let service = state.services.members();
+    let rights = service.rights(&ctx.access).await.map_err(fail)?;
+    let list = service
+        .list(&ctx.access, page_at(query).map_err(fail)?)
         .await
         .map_err(fail)?;
     let pager = Pager::new(&format!("{}/members", ctx.base()), query, &list.pagination);
@@ -87,11 +97,11 @@ async fn members_view(
         .into_iter()
         .map(|m| MemberView {
             is_me: m.user_id == me,
-            since: pgfleet_api_types::ts(&m.created_at),
+            since: pgfleet_api_types::ts(&m.since),
             user_id: m.user_id,
             email: m.email,
-            role: m.role,
-            is_server_admin: m.is_admin,
+            role: m.role.to_string(),
+            is_server_admin: m.is_server_admin,
         })
         .collect();
     Ok(MembersTemplate {
@@ -99,7 +109,7 @@ async fn members_view(
         nav: ctx.nav,
         members,
         pager,
-        rights,
+        rights: Rights::from(&rights),
         min_password: MIN_PASSWORD_CHARS,
         flash: None,
         add_email: String::new(),
@@ -133,12 +143,12 @@ async fn members_page(State(state): State<AppState>, ctx: Ctx, RawQuery(query): 
 /// `POST /console/w/{ws}/members`: `email` of an existing user, `role` (member or admin).
 async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted<NewMember>) -> Page {
     let email = f.email.clone();
-    match state
-        .services
-        .members()
-        .add(ctx.signed.user_id(), &ctx.nav.ws_id, &email, &f.role)
-        .await
-    {
+    let members = state.services.members();
+    let added = async {
+        let rights = members.rights(&ctx.access).await?;
+        members.add(rights.manage_members()?, &email, &f.role).await
+    };
+    match added.await {
         Ok(_) => Ok(see_other(&format!("{}/members", ctx.base()))),
         Err(e) => refused(&state, ctx, e, |p| p.add_email = email).await,
     }
@@ -149,16 +159,20 @@ async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted<NewMem
 async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewUser>) -> Page {
     let email = f.email.clone();
     let password = f.password.as_str();
-    let created = state
-        .services
-        .members()
-        .create_user(
-            ctx.signed.user_id(),
-            &email,
-            Some(password).filter(|p| !p.is_empty()),
-            Some((&ctx.nav.ws_id, f.role.as_str())),
-        )
-        .await;
+    let members = state.services.members();
+    let created = async {
+        let rights = members.rights(&ctx.access).await?;
+        let admin = rights.create_users()?;
+        members
+            .create_user(
+                admin,
+                &email,
+                Some(password).filter(|p| !p.is_empty()),
+                Some((rights.manage_members()?, f.role.as_str())),
+            )
+            .await
+    }
+    .await;
     match created {
         Ok(c) => {
             let to = format!("{}/members", ctx.base());
@@ -191,12 +205,12 @@ async fn member_remove(
     if let Err(e) = super::confirm_ticked(&f.confirm, "removed") {
         return refused(&state, ctx, e, |_| {}).await;
     }
-    match state
-        .services
-        .members()
-        .remove(ctx.signed.user_id(), &ctx.nav.ws_id, &user)
-        .await
-    {
+    let members = state.services.members();
+    let removed = async {
+        let rights = members.rights(&ctx.access).await?;
+        members.remove(rights.manage_members()?, &user).await
+    };
+    match removed.await {
         Ok(()) if user == ctx.signed.user_id() => Ok(see_other("/console")),
         Ok(()) => Ok(see_other(&format!("{}/members", ctx.base()))),
         Err(e) => refused(&state, ctx, e, |_| {}).await,
@@ -207,7 +221,7 @@ async fn member_remove(
 async fn member_server_admin(
     State(state): State<AppState>,
     Path((_, user)): Path<(String, String)>,
-    Posted(ctx, f): Posted<ServerAdmin>,
+    Posted(ctx, f): Posted<ServerAdminField>,
 ) -> Page {
     let admin = match f.admin {
         Some(admin) => admin,
@@ -219,12 +233,14 @@ async fn member_server_admin(
             return refused(&state, ctx, e, |_| {}).await;
         }
     };
-    match state
-        .services
-        .members()
-        .set_server_admin(ctx.signed.user_id(), &user, admin)
-        .await
-    {
+    let members = state.services.members();
+    let changed = async {
+        let rights = members.rights(&ctx.access).await?;
+        members
+            .set_server_admin(rights.administer_server()?, &user, admin)
+            .await
+    };
+    match changed.await {
         Ok(()) => Ok(see_other(&format!("{}/members", ctx.base()))),
         Err(e) => refused(&state, ctx, e, |_| {}).await,
     }

@@ -2,7 +2,8 @@
 //! metadata store, as `pgfleet admin replicas` lists them (id, version, address, started,
 //! last seen, alive or gone). Only server administrators (`users.is_admin`) see it and its
 //! link in the nav; anyone else gets a 403 page, as for the other server-administrator
-//! actions. The rule lives in [`pgfleet_domain::Services::replicas_for`].
+//! actions. The handler takes an [`AdminCtx`], so it runs only with the domain's
+//! [`pgfleet_domain::ServerAdmin`] (which the replicas service requires too).
 
 use askama::Template;
 use axum::extract::State;
@@ -11,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use pgfleet_domain::services::replicas::ReplicaState;
 
-use super::{Ctx, Nav, Page, Stamp};
+use super::{AdminCtx, Nav, Page, Stamp};
 use crate::pages::{fail, render, Chrome};
 use crate::AppState;
 
@@ -38,14 +39,8 @@ struct ReplicasTemplate {
 }
 
 /// `GET /console/w/{ws}/replicas`
-async fn replicas_page(State(state): State<AppState>, ctx: Ctx) -> Page {
+async fn replicas_page(State(state): State<AppState>, AdminCtx(ctx, admin): AdminCtx) -> Page {
     let now = ctx.nav.now;
-    let admin = state
-        .services
-        .access()
-        .server_admin(ctx.signed.user_id())
-        .await
-        .map_err(fail)?;
     let replicas = state
         .services
         .replicas()
