@@ -104,12 +104,9 @@ impl Pooler<'_> {
     }
 
     /// Registers a function called after every write this process makes (the pooler
-    /// re-checks its pools). Only the first registration counts.
+    /// re-checks its pools).
     pub fn on_write(&self, hook: impl Fn() + Send + Sync + 'static) {
-        let _ = self
-            .ctx
-            .write_hook()
-            .set(super::ctx::WriteHook(Box::new(hook)));
+        self.ctx.add_write_hook(Box::new(hook));
     }
 }
 
