@@ -3,8 +3,8 @@
 //! services (hashed, looked up in the metadata store on every request: no cache, so a
 //! rotation or deletion on any replica is seen at once) and lends tokio-postgres
 //! connections logged in AS THE CONNECTION'S ROLE over the embedded cluster's trusted Unix
-//! socket (no password, as the pooler does), kept in a small idle pool per connection and
-//! bounded per database by its `CONNECTION LIMIT`; the listener (plain HTTP on loopback,
+//! socket (no password, as the pooler does), kept in a small idle pool per connection (closed
+//! after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the listener (plain HTTP on loopback,
 //! HTTPS elsewhere or with a configured certificate); and the revocation of a rotated or
 //! deleted key's open interactive transactions (after every local write, and every few
 //! seconds for writes made by other replicas).
@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use pgfleet_accelerate::{Backend, BackendError, Limits, Revoker};
@@ -28,12 +28,15 @@ const SLOT_WAIT: Duration = Duration::from_secs(10);
 /// How long opening a server connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often open interactive transactions are checked against the metadata store (a key
-/// rotated through another replica).
+/// rotated through another replica), and idle connections past [`IDLE_TIMEOUT`] closed.
 const REVOKE_SWEEP: Duration = Duration::from_secs(2);
+/// Idle server connections are closed after this: they count in the database's and the
+/// role's `CONNECTION LIMIT`, which direct and pooled sessions share.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Idle connections of one connection (login role).
+/// Idle connections of one connection (login role), each with when it was returned.
 struct RolePool {
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<(Client, Instant)>>,
 }
 
 /// What the backend shares with its connections.
@@ -70,7 +73,7 @@ impl Drop for Pooled {
             if !client.is_closed() {
                 let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
                 if idle.len() < self.idle_max {
-                    idle.push(client);
+                    idle.push((client, Instant::now()));
                 }
             }
         }
@@ -103,6 +106,19 @@ impl ServicesBackend {
             .entry(route.database_id.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(limit)))
             .clone()
+    }
+}
+
+impl Pools {
+    /// Closes idle connections past [`IDLE_TIMEOUT`] and forgets pools left empty (a
+    /// deleted connection's).
+    fn close_stale_idle(&self) {
+        let mut roles = self.roles.lock().unwrap_or_else(|p| p.into_inner());
+        roles.retain(|_, pool| {
+            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(c, since)| !c.is_closed() && since.elapsed() < IDLE_TIMEOUT);
+            !idle.is_empty() || Arc::strong_count(pool) > 1
+        });
     }
 }
 
@@ -160,8 +176,8 @@ impl Backend for ServicesBackend {
         let reused = {
             let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
             let mut found = None;
-            while let Some(c) = idle.pop() {
-                if !c.is_closed() {
+            while let Some((c, since)) = idle.pop() {
+                if !c.is_closed() && since.elapsed() < IDLE_TIMEOUT {
                     found = Some(c);
                     break;
                 }
@@ -310,6 +326,7 @@ pub fn start(
                 _ = sweep_stop.changed() => return,
             }
             revoke_stale(&checker, &revoker).await;
+            checker.pools.close_stale_idle();
         }
     });
     let task = tokio::spawn(async move {
