@@ -3,11 +3,11 @@
 //! services (hashed, looked up in the metadata store on every request: no cache, so a
 //! rotation or deletion on any replica is seen at once) and lends tokio-postgres
 //! connections logged in AS THE CONNECTION'S ROLE over the embedded cluster's trusted Unix
-//! socket (no password, as the pooler does), kept in a small idle pool per connection (closed
-//! after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the listener (plain HTTP on loopback,
-//! HTTPS elsewhere or with a configured certificate); and the revocation of a rotated or
-//! deleted key's open interactive transactions (after every local write, and every few
-//! seconds for writes made by other replicas).
+//! socket (no password, as the pooler does), kept in a small idle pool per connection
+//! (closed after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the
+//! listener (plain HTTP on loopback, HTTPS elsewhere or with a configured certificate); and
+//! the revocation of a rotated or deleted key's open interactive transactions (after every
+//! local write, and every few seconds for writes made by other replicas).
 
 use std::collections::HashMap;
 use std::ops::Deref;

@@ -4,9 +4,9 @@
 //! redacted wherever the configuration is printed or logged.
 //!
 //! This module owns the top-level keys, loading and the checks that span sections; each
-//! section with limits of its own (`[http]`, `[pooler]`, `[accelerate]`, `[capacity]`, `[backups]`,
-//! `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and checks,
-//! re-exported here.
+//! section with limits of its own (`[http]`, `[pooler]`, `[accelerate]`, `[capacity]`,
+//! `[backups]`, `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and
+//! checks, re-exported here.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

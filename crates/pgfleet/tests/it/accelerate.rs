@@ -379,3 +379,50 @@ async fn off_means_no_endpoint_no_key_and_no_regions() {
     assert_eq!(r.body["data"], json!([]), "{}", r.body);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_cli_prints_the_prisma_postgres_string_once_and_the_endpoint() {
+    let s = TestServer::start().await;
+    let (db, _conn) = s.database_with_connection("accel-cli").await;
+    let port = s.running.as_ref().unwrap().accelerate_addr.unwrap().port();
+    let home = tempfile::tempdir().unwrap();
+    let cli = |args: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgfleet"));
+        cmd.env_remove("PGFLEET_API_URL")
+            .env_remove("PGFLEET_TOKEN")
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path())
+            .args(["--api-url", &s.base, "--token", &s.token])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    let out = cli(vec![
+        "connections".into(),
+        "create".into(),
+        "--database".into(),
+        db.clone(),
+    ])
+    .output()
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("prisma+postgres string"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(&format!(
+            "prisma+postgres://localhost:{port}/?api_key=pgfa_"
+        )),
+        "{line}"
+    );
+    let list = cli(vec!["connections".into(), "list".into()])
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(!listed.contains("pgfa_"), "{listed}");
+    s.stop().await;
+}
