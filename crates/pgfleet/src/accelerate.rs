@@ -30,6 +30,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often open interactive transactions are checked against the metadata store (a key
 /// rotated through another replica), and idle connections past [`IDLE_TIMEOUT`] closed.
 const REVOKE_SWEEP: Duration = Duration::from_secs(2);
+/// HTTP connections the endpoint holds at once; past it new ones are closed at once (each
+/// holds a descriptor; the API's and the pooler's caps are in `crate::descriptors`).
+const MAX_HTTP_CONNECTIONS: usize = 1024;
+/// A request head (the first, or the next on a kept-alive connection) must arrive within
+/// this; silent sockets are closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// Idle server connections are closed after this: they count in the database's and the
 /// role's `CONNECTION LIMIT`, which direct and pooled sessions share.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -342,16 +348,18 @@ pub fn start(
 }
 
 /// Accepts until told to stop; each connection served by hyper (HTTP/1.1), over TLS when
-/// `tls` is set.
+/// `tls` is set, at most [`MAX_HTTP_CONNECTIONS`] at once, each request head within
+/// [`HEADER_READ_TIMEOUT`].
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::TokioIo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -364,17 +372,26 @@ async fn serve(
             },
             _ = stop.changed() => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "accelerate: connection cap reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 app.clone().oneshot(req)
             });
-        let builder = hyper::server::conn::http1::Builder::new();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         match &tls {
             None => {
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
                 tokio::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, %peer, "accelerate: connection ended with an error");
                     }
@@ -384,6 +401,7 @@ async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let stream =
                         match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                             .await

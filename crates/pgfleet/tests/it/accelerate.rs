@@ -2,7 +2,8 @@
 //! Client sends): the API key shown once in create answers and absent from reads, queries
 //! running as the connection's role in a UTC session, rotation and deletion refusing the old
 //! key at once (and closing its open interactive transaction), unknown keys refused, the
-//! regions lists, and the per-key limits answered with Prisma's error codes.
+//! regions lists, the per-key limits answered with Prisma's error codes, HTTPS with a
+//! configured certificate, the endpoint off, and the CLI printing the string once.
 
 use std::time::Duration;
 
@@ -424,5 +425,45 @@ async fn the_cli_prints_the_prisma_postgres_string_once_and_the_endpoint() {
         .unwrap();
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(!listed.contains("pgfa_"), "{listed}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_certificate_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.key_pair.serialize_pem()).unwrap();
+    let s = TestServer::start_with(|c| {
+        c.accelerate.tls_cert_file = Some(cert.clone());
+        c.accelerate.tls_key_file = Some(key.clone());
+    })
+    .await;
+    let (_db, conn) = s.database_with_connection("accel-tls").await;
+    let (_, api_key) = split(&accel_string(&conn));
+    let addr = s.running.as_ref().unwrap().accelerate_addr.unwrap();
+    let https = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = https
+        .post(format!("https://127.0.0.1:{}/query", addr.port()))
+        .bearer_auth(&api_key)
+        .json(&raw_query("SELECT 1 AS one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["rows"], json!([[1]]), "{body}");
+    // Plain HTTP is not answered on a TLS listener.
+    let plain = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/query", addr.port()))
+        .bearer_auth(&api_key)
+        .json(&raw_query("SELECT 1 AS one"))
+        .send()
+        .await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
     s.stop().await;
 }
