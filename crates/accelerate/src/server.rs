@@ -57,6 +57,17 @@ pub trait Backend: Send + Sync + 'static {
         target: &Self::Target,
     ) -> impl Future<Output = Result<Self::Conn, BackendError>> + Send;
 
+    /// Counts one query plan admitted for `target` (usage), `in_transaction` when it runs
+    /// inside an interactive transaction. The default counts nothing.
+    fn count_query(&self, target: &Self::Target, in_transaction: bool) {
+        let _ = (target, in_transaction);
+    }
+
+    /// Counts one interactive transaction of `target` ended (committed or rolled back).
+    fn count_transaction(&self, target: &Self::Target) {
+        let _ = target;
+    }
+
     /// Cancels the statement of a plan that ran past the query timeout (outside interactive
     /// transactions; the reference lets it run on). The host knows how to reach the server
     /// (TLS or not); the default does nothing.
@@ -363,6 +374,7 @@ async fn query<B: Backend>(
         let (key, target) = authenticate(&ex, &headers).await?;
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let permit = ex.admit(&key)?;
+        ex.backend.count_query(&target, false);
         // The plan runs on its own task so that a client going away mid-plan cannot leave
         // the pooled connection inside an internal transaction.
         let ex2 = ex.clone();
@@ -422,9 +434,10 @@ async fn tx_query<B: Backend>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (key, _) = authenticate(&ex, &headers).await?;
+        let (key, target) = authenticate(&ex, &headers).await?;
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let permit = ex.admit(&key)?;
+        ex.backend.count_query(&target, true);
         let conn = ex.transactions.acquire(&id, &key).await?;
         // Own task, as for /query: the transaction's connection stays consistent.
         let ex2 = ex.clone();
@@ -448,8 +461,10 @@ async fn close<B: Backend>(
     op: Operation,
 ) -> Response {
     let result = async {
-        let (key, _) = authenticate(&ex, &headers).await?;
-        ex.transactions.close(&id, &key, op).await
+        let (key, target) = authenticate(&ex, &headers).await?;
+        ex.transactions.close(&id, &key, op).await?;
+        ex.backend.count_transaction(&target);
+        Ok(())
     }
     .await;
     match result {

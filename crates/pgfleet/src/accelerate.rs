@@ -7,7 +7,8 @@
 //! (closed after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the
 //! listener (plain HTTP on loopback, HTTPS elsewhere or with a configured certificate); and
 //! the revocation of a rotated or deleted key's open interactive transactions (after every
-//! local write, and every few seconds for writes made by other replicas).
+//! local write, and every few seconds for writes made by other replicas); and the usage
+//! counters (queries and transactions per database, read by the usage sampler).
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use pgfleet_accelerate::{Backend, BackendError, Limits, Revoker};
-use pgfleet_domain::services::accelerate::AccelerateRoute;
+use pgfleet_domain::services::accelerate::{AccelerateCounts, AccelerateRoute};
 use pgfleet_domain::Services;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, NoTls};
@@ -52,6 +53,8 @@ struct Pools {
     /// Database id → its connection slots (its `CONNECTION LIMIT`).
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     idle_max: usize,
+    /// Database id → usage counted since this process started.
+    counts: Mutex<HashMap<String, AccelerateCounts>>,
 }
 
 /// A lent connection: back to its pool when dropped (unless closed, or the pool is full).
@@ -202,6 +205,23 @@ impl Backend for ServicesBackend {
         })
     }
 
+    fn count_query(&self, route: &AccelerateRoute, in_transaction: bool) {
+        let mut counts = self.pools.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = counts.entry(route.database_id.clone()).or_default();
+        c.queries += 1;
+        if !in_transaction {
+            c.transactions += 1;
+        }
+    }
+
+    fn count_transaction(&self, route: &AccelerateRoute) {
+        let mut counts = self.pools.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .entry(route.database_id.clone())
+            .or_default()
+            .transactions += 1;
+    }
+
     async fn cancel(&self, token: tokio_postgres::CancelToken) {
         if let Err(e) = token.cancel_query(NoTls).await {
             tracing::debug!(error = %e, "accelerate: cancel failed");
@@ -309,6 +329,15 @@ pub fn start(
         roles: Mutex::new(HashMap::new()),
         slots: Mutex::new(HashMap::new()),
         idle_max: cfg.accelerate.idle_connections,
+        counts: Mutex::new(HashMap::new()),
+    });
+    let stats = pools.clone();
+    services.accelerate().set_stats(move || {
+        stats
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     });
     let backend = ServicesBackend {
         services: services.clone(),

@@ -2,7 +2,10 @@
 //! keys it authenticates with: a key is issued when a connection is created or rotated
 //! (shown once, stored as its SHA-256 only, like service tokens), replaced on rotation and
 //! removed on deletion in the same transaction as the rest of the change; a presented key
-//! resolves to the connection's login role on its database and server.
+//! resolves to the connection's login role on its database and server; and the endpoint's
+//! usage counters, which count like the pooler's ([`super::pooler::operations_with_pooled`]).
+
+use std::collections::HashMap;
 
 use pgfleet_dataplane::PgServer;
 use pgfleet_storage::{accelerate_keys, ConnectionState, DatabaseState};
@@ -43,6 +46,28 @@ pub struct AccelerateRoute {
     pub connection_limit: i32,
     /// `None` when the database accepts queries, else its status.
     pub unavailable: Option<String>,
+}
+
+/// What the endpoint counted for one database since this process started. A query plan
+/// outside an interactive transaction counts as one query in one transaction (the database
+/// counts its own transaction too); a query inside one counts as a query, and the
+/// transaction once when it ends: like the pooler's statements and transactions, so without
+/// pg_stat_statements each query of an interactive transaction is an operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccelerateCounts {
+    pub queries: u64,
+    pub transactions: u64,
+}
+
+/// Reads the endpoint's counters (database id → counts).
+pub(crate) struct AccelerateStats(
+    pub(crate) Box<dyn Fn() -> HashMap<String, AccelerateCounts> + Send + Sync>,
+);
+
+impl std::fmt::Debug for AccelerateStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccelerateStats")
+    }
 }
 
 /// A new key and the hash stored for it.
@@ -126,6 +151,26 @@ impl Accelerate<'_> {
             unavailable: (t.database_status != DatabaseState::Ready)
                 .then(|| t.database_status.to_string()),
         }))
+    }
+
+    /// Registers the endpoint's counters: the usage sampler adds them to the pooler's (see
+    /// [`AccelerateCounts`]). Only the first registration counts.
+    pub fn set_stats(
+        &self,
+        stats: impl Fn() -> HashMap<String, AccelerateCounts> + Send + Sync + 'static,
+    ) {
+        let _ = self
+            .ctx
+            .accelerate_stats()
+            .set(AccelerateStats(Box::new(stats)));
+    }
+
+    pub(crate) fn counts(&self) -> HashMap<String, AccelerateCounts> {
+        self.ctx
+            .accelerate_stats()
+            .get()
+            .map(|s| (s.0)())
+            .unwrap_or_default()
     }
 
     /// Registers a function called after every write this process makes (the endpoint

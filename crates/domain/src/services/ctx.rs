@@ -45,6 +45,7 @@ pub(crate) struct Ctx {
     /// Called after every write this process makes (the pooler, the accelerate endpoint).
     write_hooks: Mutex<Vec<WriteHook>>,
     pooler_stats: std::sync::OnceLock<pooler::PoolerStats>,
+    accelerate_stats: std::sync::OnceLock<super::accelerate::AccelerateStats>,
     /// Every argon2 call on a secret someone sent goes through it.
     hash_gate: crate::hash_gate::HashGate,
     /// Random per process: names the usage source of pooler-fed counters, which restart
@@ -91,6 +92,7 @@ impl Ctx {
             views: ViewCache::default(),
             write_hooks: Mutex::new(Vec::new()),
             pooler_stats: std::sync::OnceLock::new(),
+            accelerate_stats: std::sync::OnceLock::new(),
             hash_gate,
             boot_tag,
             replica_id,
@@ -106,6 +108,12 @@ impl Ctx {
 
     pub(super) fn pooler_stats(&self) -> &std::sync::OnceLock<pooler::PoolerStats> {
         &self.pooler_stats
+    }
+
+    pub(super) fn accelerate_stats(
+        &self,
+    ) -> &std::sync::OnceLock<super::accelerate::AccelerateStats> {
+        &self.accelerate_stats
     }
 
     pub(crate) fn store(&self) -> &Store {

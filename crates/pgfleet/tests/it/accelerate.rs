@@ -467,3 +467,47 @@ async fn a_configured_certificate_serves_https() {
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn queries_are_counted_like_the_poolers() {
+    let s = TestServer::start_with(|c| c.usage.sample_interval_secs = 1).await;
+    let (db, conn) = s.database_with_connection("accel-usage").await;
+    let (_, key) = split(&accel_string(&conn));
+    let e = Endpoint::of(&s);
+    for _ in 0..2 {
+        let (status, body) = e.query(&key, &raw_query("SELECT 1 AS one")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // An interactive transaction of two queries: two statements, one transaction.
+    let (status, body) = e
+        .post(
+            &key,
+            "/transaction/start",
+            &json!({"maxWait": 2000, "timeout": 5000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tx = body["id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let (status, body) = e
+            .post(
+                &key,
+                &format!("/transaction/{tx}/query"),
+                &raw_query("SELECT 1 AS one"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = e
+        .post(&key, &format!("/transaction/{tx}/commit"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let statements = format!(r#"pgfleet_pooler_statements_total{{database_id="{db}"}} 4"#);
+    let transactions = format!(r#"pgfleet_pooler_transactions_total{{database_id="{db}"}} 3"#);
+    eventually("the endpoint's counts in /metrics", || async {
+        let m = s.metrics().await;
+        m.contains(&statements) && m.contains(&transactions)
+    })
+    .await;
+    s.stop().await;
+}
