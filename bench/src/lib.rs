@@ -57,6 +57,7 @@ pub async fn start_server_with(
         ..pgfleet::config::Config::default()
     };
     cfg.pooler.listen = "127.0.0.1:0".parse()?;
+    cfg.accelerate.listen = "127.0.0.1:0".parse()?;
     tweak(&mut cfg);
     let running = pgfleet::server::start(cfg, pgfleet::server::Deps::default()).await?;
     Ok((dir, running))

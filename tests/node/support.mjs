@@ -85,6 +85,7 @@ export class Server {
     const serverEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PGFLEET_')));
     serverEnv.PGFLEET_BOOTSTRAP_TOKEN = this.token;
     serverEnv.PGFLEET_POOLER__LISTEN = '127.0.0.1:0';
+    serverEnv.PGFLEET_ACCELERATE__LISTEN = '127.0.0.1:0';
     Object.assign(serverEnv, env);
     serverEnv.RUST_LOG = 'warn';
     this.env = serverEnv;

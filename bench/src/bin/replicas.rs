@@ -102,6 +102,7 @@ fn start_replica(
              [oauth]\nkey_encryption_key = \"bench replicas key-encryption secret\"\n\n\
              [backups]\nshared_dir = true\n\n\
              [pooler]\nlisten = \"127.0.0.1:0\"\npool_size = 2\n\n\
+             [accelerate]\nlisten = \"127.0.0.1:0\"\n\n\
              [regions.us-east-1]\nservers = [{region:?}]\n"
         ),
     )?;

@@ -23,4 +23,6 @@ pub mod transactions;
 pub mod value;
 
 pub use error::ExecError;
-pub use server::{router, router_with_entropy, Backend, BackendError, Limits};
+pub use server::{
+    router, router_with_entropy, router_with_revoker, Backend, BackendError, Limits, Revoker,
+};

@@ -2,11 +2,13 @@
 //! (`/health`, `/connection-info`, `/query`, `/transaction/start`,
 //! `/transaction/{id}/query|commit|rollback`), authenticated by the Bearer API key, generic
 //! over the [`Backend`] that maps a key to a database and hands out connections (pgfleet
-//! implements it with its per-connection keys and pool).
+//! implements it with its per-connection keys and pool); and the [`Revoker`] through which
+//! the host closes the interactive transactions of a key it no longer accepts.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +56,17 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         target: &Self::Target,
     ) -> impl Future<Output = Result<Self::Conn, BackendError>> + Send;
+
+    /// Counts one query plan admitted for `target` (usage), `in_transaction` when it runs
+    /// inside an interactive transaction. The default counts nothing.
+    fn count_query(&self, target: &Self::Target, in_transaction: bool) {
+        let _ = (target, in_transaction);
+    }
+
+    /// Counts one interactive transaction of `target` ended (committed or rolled back).
+    fn count_transaction(&self, target: &Self::Target) {
+        let _ = target;
+    }
 
     /// Cancels the statement of a plan that ran past the query timeout (outside interactive
     /// transactions; the reference lets it run on). The host knows how to reach the server
@@ -114,9 +127,57 @@ impl<B: Backend> Executor<B> {
     }
 }
 
+/// What a [`Revoker`] needs of the transactions (their connection type erased).
+trait RevokeKeys: Send + Sync {
+    fn owners(&self) -> Vec<String>;
+    fn revoke<'a>(&'a self, owner: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+impl<C> RevokeKeys for Transactions<C>
+where
+    C: Deref<Target = tokio_postgres::Client> + Send + Sync + 'static,
+{
+    fn owners(&self) -> Vec<String> {
+        Transactions::owners(self)
+    }
+
+    fn revoke<'a>(&'a self, owner: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(Transactions::revoke(self, owner))
+    }
+}
+
+/// Closes the open interactive transactions of API keys the host no longer accepts (a
+/// rotated or deleted connection's): requests with such a key are refused by
+/// [`Backend::resolve`] anyway, this ends what they had open at once.
+#[derive(Clone)]
+pub struct Revoker(Arc<dyn RevokeKeys>);
+
+impl std::fmt::Debug for Revoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Revoker")
+    }
+}
+
+impl Revoker {
+    /// The API keys that have interactive transactions open now.
+    pub fn keys_with_transactions(&self) -> Vec<String> {
+        self.0.owners()
+    }
+
+    /// Rolls back every open transaction of `key`.
+    pub async fn revoke(&self, key: &str) {
+        self.0.revoke(key).await;
+    }
+}
+
 /// The router, with the system clock and randomness.
 pub fn router<B: Backend>(backend: B, limits: Limits) -> Router {
     router_with_entropy(backend, limits, Arc::new(SystemEntropy))
+}
+
+/// The router and its [`Revoker`], with the system clock and randomness.
+pub fn router_with_revoker<B: Backend>(backend: B, limits: Limits) -> (Router, Revoker) {
+    build(backend, limits, Arc::new(SystemEntropy))
 }
 
 /// The router with injected clock and randomness (tests).
@@ -125,15 +186,21 @@ pub fn router_with_entropy<B: Backend>(
     limits: Limits,
     entropy: Arc<dyn Entropy>,
 ) -> Router {
+    build(backend, limits, entropy).0
+}
+
+fn build<B: Backend>(backend: B, limits: Limits, entropy: Arc<dyn Entropy>) -> (Router, Revoker) {
     let body_limit = DefaultBodyLimit::max(limits.max_request_bytes);
+    let transactions = Arc::new(Transactions::default());
+    let revoker = Revoker(transactions.clone());
     let state = Arc::new(Executor {
         backend,
-        transactions: Arc::new(Transactions::default()),
+        transactions,
         generators: Generators::new(entropy),
         limits,
         running: std::sync::Mutex::new(HashMap::new()),
     });
-    Router::new()
+    let router = Router::new()
         .route(
             "/health",
             get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#.into(), None) }),
@@ -146,7 +213,8 @@ pub fn router_with_entropy<B: Backend>(
         .route("/transaction/{id}/rollback", post(rollback::<B>))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 Not Found") })
         .layer(body_limit)
-        .with_state(state)
+        .with_state(state);
+    (router, revoker)
 }
 
 fn json_response(status: StatusCode, body: String, tx_id: Option<&str>) -> Response {
@@ -306,6 +374,7 @@ async fn query<B: Backend>(
         let (key, target) = authenticate(&ex, &headers).await?;
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let permit = ex.admit(&key)?;
+        ex.backend.count_query(&target, false);
         // The plan runs on its own task so that a client going away mid-plan cannot leave
         // the pooled connection inside an internal transaction.
         let ex2 = ex.clone();
@@ -365,9 +434,10 @@ async fn tx_query<B: Backend>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let (key, _) = authenticate(&ex, &headers).await?;
+        let (key, target) = authenticate(&ex, &headers).await?;
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let permit = ex.admit(&key)?;
+        ex.backend.count_query(&target, true);
         let conn = ex.transactions.acquire(&id, &key).await?;
         // Own task, as for /query: the transaction's connection stays consistent.
         let ex2 = ex.clone();
@@ -391,8 +461,10 @@ async fn close<B: Backend>(
     op: Operation,
 ) -> Response {
     let result = async {
-        let (key, _) = authenticate(&ex, &headers).await?;
-        ex.transactions.close(&id, &key, op).await
+        let (key, target) = authenticate(&ex, &headers).await?;
+        ex.transactions.close(&id, &key, op).await?;
+        ex.backend.count_transaction(&target);
+        Ok(())
     }
     .await;
     match result {

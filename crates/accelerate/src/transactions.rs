@@ -2,7 +2,8 @@
 //! isolation level, a timer that rolls back at `timeout`, operations serialised per
 //! transaction, and the memory of the last 100 closed transactions so late calls get the
 //! reference's P2028 answers (committed, rolled back, expired, not found); nested starts
-//! (`newTxId`) are savepoints `prisma_sp_N` on the open transaction.
+//! (`newTxId`) are savepoints `prisma_sp_N` on the open transaction; and the revocation of
+//! every open transaction of an API key the host no longer accepts.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
@@ -341,6 +342,52 @@ where
             .batch_execute(sql)
             .await
             .map_err(|e| driver_error(&e).user_facing())
+    }
+}
+
+impl<C> Transactions<C>
+where
+    C: Deref<Target = Client> + Send + Sync + 'static,
+{
+    /// The API keys that have open transactions.
+    pub fn owners(&self) -> Vec<String> {
+        let mut owners: Vec<String> = lock(&self.active)
+            .values()
+            .map(|t| t.owner.clone())
+            .collect();
+        owners.sort();
+        owners.dedup();
+        owners
+    }
+
+    /// Rolls back and forgets every open transaction of `owner` (its key was rotated or
+    /// deleted): later calls on them get the rolled-back answer. One running a query is
+    /// rolled back when that query ends.
+    pub async fn revoke(&self, owner: &str) {
+        let gone: Vec<(String, Arc<Active<C>>)> = {
+            let mut active = lock(&self.active);
+            let ids: Vec<String> = active
+                .iter()
+                .filter(|(_, t)| t.owner == owner)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| active.remove(&id).map(|t| (id, t)))
+                .collect()
+        };
+        for (id, tx) in gone {
+            let timer = lock(&tx.timer).take();
+            if let Some(timer) = timer {
+                timer.abort();
+            }
+            self.remember(&id, ClosedAs::RolledBack);
+            let mut guard = tx.conn.lock().await;
+            if let Some(open) = guard.take() {
+                if let Err(e) = open.conn.batch_execute("ROLLBACK").await {
+                    tracing::debug!(error = %e, "rollback of a revoked transaction failed");
+                }
+            }
+        }
     }
 }
 

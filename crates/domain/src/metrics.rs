@@ -134,12 +134,12 @@ impl Metrics {
         )?;
         let pooler_statements = counter(
             "pgfleet_pooler_statements_total",
-            "Statements completed through the pooled endpoint, by database.",
+            "Statements completed through the pooled endpoint (and query plans through the prisma+postgres:// endpoint), by database.",
             &["database_id"],
         )?;
         let pooler_transactions = counter(
             "pgfleet_pooler_transactions_total",
-            "Transactions completed through the pooled endpoint, by database.",
+            "Transactions completed through the pooled endpoint (and the prisma+postgres:// endpoint), by database.",
             &["database_id"],
         )?;
         let pooler_resets = counter(

@@ -72,7 +72,7 @@ use crate::AppState;
         connections::connections_list, connections::connections_create, connections::database_connections_list,
         connections::database_connections_create, connections::connections_get, connections::connections_delete,
         connections::connections_rotate,
-        regions::regions_list, regions::regions_postgres_list,
+        regions::regions_list, regions::regions_postgres_list, regions::regions_accelerate_list,
         usage::database_usage_get,
         backups::backups_list, backups::backups_create, backups::databases_restore,
         integrations::workspace_integrations_list, integrations::workspace_integrations_delete,

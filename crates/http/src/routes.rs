@@ -153,6 +153,7 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         )
         .route("/regions", get(regions::regions_list))
         .route("/regions/postgres", get(regions::regions_postgres_list))
+        .route("/regions/accelerate", get(regions::regions_accelerate_list))
         .route("/doc", get(crate::openapi::openapi_get));
 
     let pages = crate::pages::router().layer(axum::middleware::from_fn_with_state(

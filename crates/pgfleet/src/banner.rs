@@ -1,6 +1,6 @@
-//! What `pgfleet serve` prints on stdout once it listens: where the console, the API docs
-//! and the CLI binary are, and how to sign in. The last line is always
-//! `pgfleet listening on <base URL>` (scripts and tests wait for it).
+//! What `pgfleet serve` prints on stdout once it listens: where the console, the API docs,
+//! the pooled and `prisma+postgres://` endpoints and the CLI binary are, and how to sign in.
+//! The last line is always `pgfleet listening on <base URL>` (scripts and tests wait for it).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,8 @@ pub struct Banner {
     pub listening: String,
     /// The pooled endpoint, `host:port`, when it runs.
     pub pooler: Option<String>,
+    /// The `prisma+postgres://` endpoint, `host:port`, when it runs.
+    pub accelerate: Option<String>,
     /// This binary (`std::env::current_exe`), when known.
     pub cli: Option<PathBuf>,
     /// `<data_dir>/bootstrap.txt`.
@@ -45,6 +47,13 @@ impl Banner {
         if let Some(p) = &self.pooler {
             let _ = writeln!(out, "pgfleet pooler listening on postgresql://{p}");
         }
+        if let Some(a) = &self.accelerate {
+            let _ = writeln!(
+                out,
+                "pgfleet prisma+postgres:// endpoint listening on {a} (each connection's \
+                 endpoints.accelerate; its key is shown once)"
+            );
+        }
         let _ = writeln!(out, "pgfleet listening on {}", self.listening);
         out
     }
@@ -75,6 +84,7 @@ mod tests {
             public_base: "https://pg.example.com/".into(),
             listening: "http://127.0.0.1:8080".into(),
             pooler: Some("127.0.0.1:6432".into()),
+            accelerate: Some("127.0.0.1:4466".into()),
             cli: Some(PathBuf::from("/opt/pgfleet/bin/pgfleet")),
             bootstrap_file: PathBuf::from("/var/lib/pgfleet/bootstrap.txt"),
             bootstrap_file_here: true,
@@ -89,5 +99,6 @@ mod tests {
         assert!(text.contains("https://pg.example.com/v1/doc"));
         assert!(text.contains("export PATH=\"/opt/pgfleet/bin:$PATH\""));
         assert!(text.contains("/var/lib/pgfleet/bootstrap.txt"));
+        assert!(text.contains("prisma+postgres:// endpoint listening on 127.0.0.1:4466"));
     }
 }

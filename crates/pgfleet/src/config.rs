@@ -4,9 +4,9 @@
 //! redacted wherever the configuration is printed or logged.
 //!
 //! This module owns the top-level keys, loading and the checks that span sections; each
-//! section with limits of its own (`[http]`, `[pooler]`, `[capacity]`, `[backups]`,
-//! `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and checks,
-//! re-exported here.
+//! section with limits of its own (`[http]`, `[pooler]`, `[accelerate]`, `[capacity]`,
+//! `[backups]`, `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and
+//! checks, re-exported here.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+mod accelerate;
 mod backups;
 mod capacity;
 mod http;
@@ -25,6 +26,7 @@ mod sign_in;
 mod tenant;
 mod usage;
 
+pub use accelerate::AccelerateConfig;
 pub use backups::{BackupsConfig, S3Config};
 pub use capacity::{CapacityConfig, EMBEDDED_SUPERUSER_RESERVED};
 pub use http::HttpConfig;
@@ -111,6 +113,7 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub usage: UsageConfig,
     pub pooler: PoolerConfig,
+    pub accelerate: AccelerateConfig,
     pub capacity: CapacityConfig,
     pub tenant: TenantConfig,
     pub sign_in: SignInConfig,
@@ -209,6 +212,7 @@ impl Default for Config {
             backups: BackupsConfig::default(),
             usage: UsageConfig::default(),
             pooler: PoolerConfig::default(),
+            accelerate: AccelerateConfig::default(),
             capacity: CapacityConfig::default(),
             tenant: TenantConfig::default(),
             sign_in: SignInConfig::default(),
@@ -399,6 +403,7 @@ impl Config {
         self.backups.validate()?;
         self.pooler
             .validate(self.role_connection_limit, self.database_connection_limit)?;
+        self.accelerate.validate()?;
         self.http.validate()?;
         self.validate_capacity()?;
         self.usage.validate()?;

@@ -1,6 +1,7 @@
 //! The `pgfleet` binary's library half: configuration, logging and the server wiring, so the
 //! integration tests can start a real server in-process, and the API client commands.
 
+pub mod accelerate;
 pub mod admin;
 pub mod assembly;
 pub mod banner;

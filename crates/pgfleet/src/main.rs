@@ -162,6 +162,7 @@ async fn serve(cfg: pgfleet::config::Config) -> anyhow::Result<()> {
         public_base: public_url.unwrap_or_else(|| listening.clone()),
         listening,
         pooler: running.pooler_addr.map(|p| p.to_string()),
+        accelerate: running.accelerate_addr.map(|a| a.to_string()),
         cli: std::env::current_exe().ok(),
         bootstrap_file_here: bootstrap_file.is_file(),
         bootstrap_file,

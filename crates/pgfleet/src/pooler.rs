@@ -150,7 +150,7 @@ pub async fn reload_on_hangup(cfg: Config, pooler: Option<pgfleet_pooler::Pooler
     }
 }
 
-fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn self_signed(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     if let (Ok(c), Ok(k)) = (

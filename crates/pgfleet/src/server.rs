@@ -1,5 +1,5 @@
 //! `pgfleet serve`: wires configuration, the embedded cluster, the metadata store, the
-//! services and the HTTP server together, and takes them down in order on shutdown
+//! services, the HTTP server, the pooled and the `prisma+postgres://` endpoints together, and takes them down in order on shutdown
 //! (stop accepting → drain requests → close the store → stop PostgreSQL). The parts it
 //! shares with `proxy` and `admin` (embedded address, regions) come from `crate::assembly`.
 
@@ -40,6 +40,8 @@ pub struct Running {
     /// The pooled endpoint's address, when it runs.
     pub pooler_addr: Option<std::net::SocketAddr>,
     pub pooler: Option<pgfleet_pooler::Pooler>,
+    /// The `prisma+postgres://` endpoint's address, when it runs.
+    pub accelerate_addr: Option<std::net::SocketAddr>,
     pub services: Services,
     /// Set on the start that bootstrapped the store.
     pub bootstrap: Option<BootstrapSecrets>,
@@ -82,6 +84,17 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let accelerate_listener = if cfg.accelerate.enabled {
+        let l = crate::accelerate::bind(&cfg).await?;
+        let bound = l.local_addr()?;
+        cfg.accelerate.listen = bound;
+        if cfg.accelerate.public_port.is_none() {
+            cfg.accelerate.public_port = Some(bound.port());
+        }
+        Some(l)
+    } else {
+        None
+    };
     let cluster = if cfg.needs_embedded() {
         let settings = ClusterSettings {
             bin_dir: cfg.postgres.bin_dir.clone(),
@@ -115,14 +128,40 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
                 },
                 None => None,
             };
+            let accelerate = match accelerate_listener {
+                Some(l) => match crate::accelerate::start(&cfg, &services, l) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        if let Some(p) = pooler {
+                            p.stop().await;
+                        }
+                        services.store().close().await;
+                        if let Some(c) = cluster {
+                            c.stop().await;
+                        }
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
             let pooler_addr = pooler.as_ref().map(|p| p.addr);
             let pooler_handle = pooler.as_ref().map(|p| p.pooler.clone());
+            let accelerate_addr = accelerate.as_ref().map(|a| a.addr);
             let (tx, rx) = oneshot::channel();
-            let task = tokio::spawn(serve(cfg, services.clone(), listener, pooler, cluster, rx));
+            let endpoints = Endpoints { pooler, accelerate };
+            let task = tokio::spawn(serve(
+                cfg,
+                services.clone(),
+                listener,
+                endpoints,
+                cluster,
+                rx,
+            ));
             Ok(Running {
                 addr,
                 pooler_addr,
                 pooler: pooler_handle,
+                accelerate_addr,
                 services,
                 bootstrap,
                 shutdown: Some(tx),
@@ -220,6 +259,15 @@ async fn start_with_cluster(
                 .unwrap_or_else(|| cfg.pooler.listen.port()),
         });
     }
+    if cfg.accelerate.enabled {
+        sc.accelerate = Some(pgfleet_domain::services::accelerate::AccelerateEndpoint {
+            host: crate::accelerate::public_host(cfg),
+            port: cfg
+                .accelerate
+                .public_port
+                .unwrap_or_else(|| cfg.accelerate.listen.port()),
+        });
+    }
     if let Some(issuer) = &cfg.oauth.issuer {
         sc.oauth.issuer = issuer.trim_end_matches('/').to_string();
     }
@@ -299,11 +347,17 @@ async fn register_replica(cfg: &Config, services: &Services) -> anyhow::Result<(
     Ok(())
 }
 
+/// The endpoints `serve` stops after the API has drained.
+struct Endpoints {
+    pooler: Option<crate::pooler::RunningPooler>,
+    accelerate: Option<crate::accelerate::RunningAccelerate>,
+}
+
 async fn serve(
     cfg: Config,
     services: Services,
     listener: tokio::net::TcpListener,
-    pooler: Option<crate::pooler::RunningPooler>,
+    endpoints: Endpoints,
     cluster: Option<ClusterHandle>,
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
@@ -352,8 +406,11 @@ async fn serve(
             tracing::warn!("requests still running after the shutdown grace period; closing");
         }
     }
-    if let Some(p) = pooler {
+    if let Some(p) = endpoints.pooler {
         p.stop().await;
+    }
+    if let Some(a) = endpoints.accelerate {
+        let _ = tokio::time::timeout(grace, a.stop()).await;
     }
     let _ = stop_tx.send(true);
     let _ = reconciler.await;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
+pub mod accelerate_keys;
 pub mod backups;
 pub mod capacity;
 pub mod connections;

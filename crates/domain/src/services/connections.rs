@@ -1,6 +1,8 @@
 //! Connections: each one a Postgres login role of a database. Passwords are generated here,
-//! sent to Postgres as SCRAM verifiers and shown to the caller once. Views leave their `url`s
-//! to http ([`crate::services::unlocated`]).
+//! sent to Postgres as SCRAM verifiers and shown to the caller once; so is the connection's
+//! `prisma+postgres://` API key when that endpoint runs ([`super::accelerate`]), issued,
+//! replaced and removed in the same transaction as the connection's own change. Views leave
+//! their `url`s to http ([`crate::services::unlocated`]).
 
 use crate::access::WorkspaceAccess;
 use std::collections::HashMap;
@@ -69,7 +71,11 @@ impl Connections<'_> {
                         )
                     }),
                 }),
-                accelerate: None,
+                accelerate: self.ctx.config().accelerate.as_ref().map(|e| Endpoint {
+                    host: e.host.clone(),
+                    port: e.port,
+                    connection_string: None,
+                }),
             },
             direct_connection,
             database: DatabaseRef {
@@ -85,8 +91,10 @@ impl Connections<'_> {
         c: &ConnectionRow,
         db: &DatabaseRow,
         password: &str,
+        accelerate_key: Option<&str>,
     ) -> CreatedConnection {
-        let connection = self.view(c, db, Some(password));
+        let mut connection = self.view(c, db, Some(password));
+        with_accelerate_key(&mut connection, accelerate_key);
         let host = connection
             .direct_connection
             .as_ref()
@@ -199,9 +207,10 @@ impl Connections<'_> {
             },
         )
         .await?;
+        let key = self.ctx.accelerate().issue(&mut tx, &row.id).await?;
         let op = Planned::new(OperationKind::ConnectionCreate, &row.id);
         self.ctx.commit_intent(tx, [op], Run::Wait).await?;
-        Ok(self.created_view(&row, &db, &creds.password))
+        Ok(self.created_view(&row, &db, &creds.password, key.as_deref()))
     }
 
     /// New password; the old one stops working and its sessions are ended.
@@ -212,9 +221,11 @@ impl Connections<'_> {
         let creds = self.ctx.databases().new_credentials();
         let mut tx = self.ctx.store().begin().await?;
         connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.ctx.clock().now()).await?;
+        // The old key's hash is replaced in this transaction: it stops resolving at commit.
+        let key = self.ctx.accelerate().issue(&mut tx, &c.id).await?;
         let op = Planned::new(OperationKind::ConnectionRotate, &c.id);
         self.ctx.commit_intent(tx, [op], Run::Wait).await?;
-        Ok(self.created_view(&c, &db, &creds.password))
+        Ok(self.created_view(&c, &db, &creds.password, key.as_deref()))
     }
 
     pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
@@ -225,10 +236,24 @@ impl Connections<'_> {
         }
         let mut tx = self.ctx.store().begin().await?;
         connections::set_status(&mut *tx, &c.id, ConnectionState::Deleting).await?;
+        self.ctx.accelerate().revoke(&mut tx, &c.id).await?;
         if db.default_connection_id.as_deref() == Some(c.id.as_str()) {
             databases::set_default_connection(&mut *tx, &db.id, None).await?;
         }
         let op = Planned::new(OperationKind::ConnectionDelete, &c.id);
         self.ctx.commit_intent(tx, [op], Run::Wait).await
     }
+}
+
+/// Puts the one-time `prisma+postgres://` string into a created or rotated connection's
+/// `endpoints.accelerate` (the key is known only then).
+pub(crate) fn with_accelerate_key(connection: &mut Connection, key: Option<&str>) {
+    let (Some(endpoint), Some(key)) = (connection.endpoints.accelerate.as_mut(), key) else {
+        return;
+    };
+    let public = super::accelerate::AccelerateEndpoint {
+        host: endpoint.host.clone(),
+        port: endpoint.port,
+    };
+    endpoint.connection_string = Some(public.connection_string(key));
 }

@@ -12,8 +12,9 @@ use pgfleet_dataplane::{Driver, PgServer};
 use pgfleet_storage::Store;
 
 use super::{
-    auth, pooler, Backups, Capacity, Connections, Databases, Members, OAuth, Pooler, Projects,
-    Regions, Replicas, ServicesConfig, Sessions, TenantGuard, Tokens, Usage, Workspaces,
+    accelerate::Accelerate, auth, pooler, Backups, Capacity, Connections, Databases, Members,
+    OAuth, Pooler, Projects, Regions, Replicas, ServicesConfig, Sessions, TenantGuard, Tokens,
+    Usage, Workspaces,
 };
 use crate::regions::Region;
 use crate::{Clock, Randomness};
@@ -41,8 +42,10 @@ pub(crate) struct Ctx {
     auth_cache: auth::AuthCache,
     views: ViewCache,
     signer: crate::oauth_keys::Signer,
-    write_hook: std::sync::OnceLock<WriteHook>,
+    /// Called after every write this process makes (the pooler, the accelerate endpoint).
+    write_hooks: Mutex<Vec<WriteHook>>,
     pooler_stats: std::sync::OnceLock<pooler::PoolerStats>,
+    accelerate_stats: std::sync::OnceLock<super::accelerate::AccelerateStats>,
     /// Every argon2 call on a secret someone sent goes through it.
     hash_gate: crate::hash_gate::HashGate,
     /// Random per process: names the usage source of pooler-fed counters, which restart
@@ -87,20 +90,30 @@ impl Ctx {
             kick: tokio::sync::Notify::new(),
             auth_cache: auth::AuthCache::default(),
             views: ViewCache::default(),
-            write_hook: std::sync::OnceLock::new(),
+            write_hooks: Mutex::new(Vec::new()),
             pooler_stats: std::sync::OnceLock::new(),
+            accelerate_stats: std::sync::OnceLock::new(),
             hash_gate,
             boot_tag,
             replica_id,
         }
     }
 
-    pub(super) fn write_hook(&self) -> &std::sync::OnceLock<WriteHook> {
-        &self.write_hook
+    pub(super) fn add_write_hook(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        self.write_hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(WriteHook(hook));
     }
 
     pub(super) fn pooler_stats(&self) -> &std::sync::OnceLock<pooler::PoolerStats> {
         &self.pooler_stats
+    }
+
+    pub(super) fn accelerate_stats(
+        &self,
+    ) -> &std::sync::OnceLock<super::accelerate::AccelerateStats> {
+        &self.accelerate_stats
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -168,7 +181,12 @@ impl Ctx {
     /// Call after any committed write: cached reads are no longer current.
     pub(crate) fn note_write(&self) {
         self.views.bump();
-        if let Some(hook) = self.write_hook.get() {
+        for hook in self
+            .write_hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             (hook.0)();
         }
     }
@@ -236,6 +254,10 @@ impl Ctx {
 
     pub(crate) fn regions(self: &Arc<Self>) -> Regions<'_> {
         Regions { ctx: self }
+    }
+
+    pub(crate) fn accelerate(self: &Arc<Self>) -> Accelerate<'_> {
+        Accelerate { ctx: self }
     }
 
     pub(crate) fn pooler(self: &Arc<Self>) -> Pooler<'_> {

@@ -23,11 +23,13 @@ use crate::services::{validate_logical_id, validate_name};
 use crate::{DomainError, PageRequest, Principal, Result};
 
 /// A database written to the metadata store, waiting for the reconciler; with the one-time
-/// password of its default connection.
+/// password (and `prisma+postgres://` API key, when that endpoint runs) of its default
+/// connection.
 pub(crate) struct DatabaseIntent {
     pub db: DatabaseRow,
     pub conn: ConnectionRow,
     pub password: String,
+    pub accelerate_key: Option<String>,
     pub project: ProjectRow,
 }
 
@@ -138,11 +140,13 @@ impl Databases<'_> {
             },
         )
         .await?;
+        let accelerate_key = self.ctx.accelerate().issue(&mut *tx, &conn.id).await?;
         let op = Planned::new(OperationKind::DatabaseCreate, &db.id);
         let intent = DatabaseIntent {
             db,
             conn,
             password: creds.password,
+            accelerate_key,
             project: project.clone(),
         };
         Ok((intent, op))
@@ -215,12 +219,15 @@ impl Databases<'_> {
             .unwrap_or_else(|| intent.db.clone());
         let secrets = HashMap::from([(intent.conn.id.clone(), intent.password.clone())]);
         let conns = vec![intent.conn.clone()];
-        let database = self.view(
+        let mut database = self.view(
             &db,
             &conns,
             with_project.then_some(&intent.project),
             &secrets,
         );
+        for c in &mut database.connections {
+            super::connections::with_accelerate_key(c, intent.accelerate_key.as_deref());
+        }
         let server = self.ctx.server(db.server_id.as_deref())?;
         let connection_string =
             Some(self.connection_string(server, &db, &intent.conn.role_name, &intent.password));

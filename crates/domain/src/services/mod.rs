@@ -3,9 +3,10 @@
 //! module with its own tests: [`projects`], [`databases`], [`connections`], [`backups`],
 //! [`usage`], [`service_tokens`] (service tokens and the authentication of API credentials),
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
-//! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`] and the tenant
-//! [`guard`]. This module owns the configuration the services need ([`ServicesConfig`]).
-//! No resource URL is built here: views leave `url` empty ([`unlocated`]) for http to fill.
+//! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
+//! `prisma+postgres://` endpoint's keys and routes) and the tenant [`guard`]. This module owns
+//! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
+//! views leave `url` empty ([`unlocated`]) for http to fill.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use pgfleet_storage::Store;
 use crate::regions::Region;
 use crate::{Clock, Randomness};
 
+pub mod accelerate;
 mod auth;
 pub mod backup_kinds;
 pub mod backups;
@@ -38,6 +40,7 @@ pub mod sign_in;
 pub mod usage;
 pub mod workspaces;
 
+pub use accelerate::Accelerate;
 pub use backups::Backups;
 pub(crate) use capacity::Capacity;
 pub use connections::Connections;
@@ -88,6 +91,9 @@ pub struct ServicesConfig {
     pub backups: BackupSettings,
     /// Set when the pooler runs: connections then carry `endpoints.pooled`.
     pub pooled: Option<pooler::PooledEndpoint>,
+    /// Set when the `prisma+postgres://` endpoint runs: connections then carry
+    /// `endpoints.accelerate`, and creates and rotations issue an API key.
+    pub accelerate: Option<accelerate::AccelerateEndpoint>,
     /// Password hashing bounds and sign-in throttling.
     pub sign_in: sign_in::SignInSettings,
 }
@@ -166,6 +172,7 @@ impl ServicesConfig {
             reserved_connections: 10,
             tenant: TenantSettings::default(),
             pooled: None,
+            accelerate: None,
             sign_in: sign_in::SignInSettings::default(),
         }
     }
@@ -371,6 +378,10 @@ impl Services {
 
     pub fn pooler(&self) -> Pooler<'_> {
         self.ctx.pooler()
+    }
+
+    pub fn accelerate(&self) -> Accelerate<'_> {
+        self.ctx.accelerate()
     }
 
     pub fn guard(&self) -> TenantGuard<'_> {

@@ -1,6 +1,7 @@
 //! What the pooled endpoint asks of the services: where a login role's sessions go and the
-//! verifier to check its password against; and a hook so a rotation or deletion made by
-//! this process cuts pooled sessions at once instead of at the pooler's next check.
+//! verifier to check its password against; a hook so a rotation or deletion made by
+//! this process cuts pooled sessions at once instead of at the pooler's next check; and the
+//! pooled counters the usage sampler reads (the `prisma+postgres://` endpoint's included).
 
 use std::collections::HashMap;
 
@@ -65,12 +66,21 @@ impl Pooler<'_> {
         let _ = self.ctx.pooler_stats().set(PoolerStats(Box::new(stats)));
     }
 
+    /// The pooler's counters, with the `prisma+postgres://` endpoint's queries and
+    /// transactions added as statements and transactions (they count the same way).
     pub(crate) fn counts(&self) -> HashMap<String, PooledCounts> {
-        self.ctx
+        let mut counts = self
+            .ctx
             .pooler_stats()
             .get()
             .map(|s| (s.0)())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for (database, a) in self.ctx.accelerate().counts() {
+            let c = counts.entry(database).or_default();
+            c.statements = c.statements.saturating_add(a.queries);
+            c.transactions = c.transactions.saturating_add(a.transactions);
+        }
+        counts
     }
 
     /// The route of an active connection's login role; `None` for an unknown role or one
@@ -104,12 +114,9 @@ impl Pooler<'_> {
     }
 
     /// Registers a function called after every write this process makes (the pooler
-    /// re-checks its pools). Only the first registration counts.
+    /// re-checks its pools).
     pub fn on_write(&self, hook: impl Fn() + Send + Sync + 'static) {
-        let _ = self
-            .ctx
-            .write_hook()
-            .set(super::ctx::WriteHook(Box::new(hook)));
+        self.ctx.add_write_hook(Box::new(hook));
     }
 }
 

@@ -1,4 +1,5 @@
-//! `GET /v1/regions` and `GET /v1/regions/postgres`, and resolving a requested region.
+//! `GET /v1/regions`, `GET /v1/regions/postgres` and `GET /v1/regions/accelerate`, and
+//! resolving a requested region.
 
 use pgfleet_api_types::region::{PostgresRegion, Region as RegionView, RegionRef, RegionStatus};
 
@@ -29,29 +30,49 @@ impl Regions<'_> {
             .collect()
     }
 
-    /// All regions; pgfleet offers the `postgres` product only.
+    /// The regions whose databases the `prisma+postgres://` endpoint serves: every available
+    /// region when it runs, none when it is off.
+    pub fn accelerate(&self) -> Vec<PostgresRegion> {
+        if self.ctx.config().accelerate.is_none() {
+            return Vec::new();
+        }
+        self.postgres()
+            .into_iter()
+            .filter(|r| r.status == RegionStatus::Available)
+            .collect()
+    }
+
+    /// All regions of a product (`postgres`, `accelerate`), or of both.
     pub fn all(&self, product: Option<&str>) -> Result<Vec<RegionView>> {
-        match product {
-            None | Some("postgres") => {}
-            Some("accelerate") => return Ok(vec![]),
+        let (postgres, accelerate) = match product {
+            None => (true, true),
+            Some("postgres") => (true, false),
+            Some("accelerate") => (false, true),
             Some(other) => {
                 return Err(DomainError::bad_request_hint(
                     format!("Unknown product {other:?}"),
                     "Use product=postgres or product=accelerate.",
                 ))
             }
-        }
-        Ok(self
-            .postgres()
-            .into_iter()
-            .map(|r| RegionView {
+        };
+        let view = |product: &str| {
+            let product = product.to_string();
+            move |r: PostgresRegion| RegionView {
                 id: r.id,
                 kind: r.kind,
                 name: r.name,
-                product: "postgres".to_string(),
+                product: product.clone(),
                 status: r.status,
-            })
-            .collect())
+            }
+        };
+        let mut all = Vec::new();
+        if postgres {
+            all.extend(self.postgres().into_iter().map(view("postgres")));
+        }
+        if accelerate {
+            all.extend(self.accelerate().into_iter().map(view("accelerate")));
+        }
+        Ok(all)
     }
 
     pub(crate) fn region_ref(&self, id: &str) -> RegionRef {

@@ -1,4 +1,4 @@
-//! `/v1/regions`.
+//! `/v1/regions`, `/v1/regions/postgres` and `/v1/regions/accelerate`.
 
 use axum::extract::State;
 use axum::Json;
@@ -53,5 +53,23 @@ pub async fn regions_postgres_list(
 ) -> ApiResult<Json<Items<PostgresRegion>>> {
     Ok(Json(Items {
         data: state.services.regions().postgres(),
+    }))
+}
+
+/// Regions whose databases the `prisma+postgres://` endpoint serves (empty when it is off).
+#[utoipa::path(
+    get, path = "/v1/regions/accelerate", tag = "Regions", operation_id = "getV1RegionsAccelerate",
+    responses(
+        (status = 200, description = "Returns the regions served by the prisma+postgres:// endpoint.", body = Items<PostgresRegion>),
+        (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn regions_accelerate_list(
+    State(state): State<AppState>,
+    Auth(_caller): Auth,
+) -> ApiResult<Json<Items<PostgresRegion>>> {
+    Ok(Json(Items {
+        data: state.services.regions().accelerate(),
     }))
 }

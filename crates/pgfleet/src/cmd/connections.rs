@@ -1,7 +1,7 @@
 //! `pgfleet connections list|get|create|rotate|delete`, and how a connection's endpoints
 //! and its once-shown connection strings are printed (also by `projects create` and
-//! `databases create`): both endpoints, direct and pooled; `--pooled` picks which string is
-//! the `connection string` line.
+//! `databases create`): the direct and pooled endpoints, and the `prisma+postgres://` one
+//! when the server runs it; `--pooled` picks which string is the `connection string` line.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,18 +70,40 @@ fn host_port(e: Option<&Endpoint>) -> Option<String> {
     e.map(|e| format!("{}:{}", e.host, e.port))
 }
 
-/// `direct endpoint` and `pooled endpoint` (`host:port`) lines.
+/// `direct endpoint` and `pooled endpoint` (`host:port`) lines, and `accelerate endpoint`
+/// when the server runs the `prisma+postgres://` endpoint.
 pub fn endpoint_pairs(e: &Endpoints) -> Vec<(&'static str, Option<String>)> {
-    vec![
+    let mut pairs = vec![
         ("direct endpoint", host_port(e.direct.as_ref())),
         ("pooled endpoint", host_port(e.pooled.as_ref())),
-    ]
+    ];
+    if e.accelerate.is_some() {
+        pairs.push(("accelerate endpoint", host_port(e.accelerate.as_ref())));
+    }
+    pairs
 }
 
 /// The once-shown strings of a created or rotated connection: `connection string` (the
-/// direct one, or with `--pooled` the pooled one) and the other under its own name.
+/// direct one, or with `--pooled` the pooled one) and the other under its own name, then
+/// the `prisma+postgres string` (Prisma Client's `accelerateUrl`) when there is one.
 /// `direct` is the direct string where the response carries it outside `endpoints`.
 pub fn string_pairs(
+    e: &Endpoints,
+    direct: Option<&str>,
+    pooled: PooledArgs,
+) -> Vec<(&'static str, Option<String>)> {
+    let mut pairs = direct_and_pooled(e, direct, pooled);
+    if let Some(accel) = e
+        .accelerate
+        .as_ref()
+        .and_then(|a| a.connection_string.clone())
+    {
+        pairs.push(("prisma+postgres string", Some(accel)));
+    }
+    pairs
+}
+
+fn direct_and_pooled(
     e: &Endpoints,
     direct: Option<&str>,
     pooled: PooledArgs,

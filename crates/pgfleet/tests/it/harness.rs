@@ -207,6 +207,7 @@ impl TestServer {
             },
         );
         cfg.pooler.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.accelerate.listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut cfg);
         let running = server::start(cfg, Deps::default()).await?;
         let base = format!("http://{}", running.addr);

@@ -34,6 +34,7 @@ pub(crate) fn pgfleet(args: &[&str]) -> Command {
     }
     // Tests run in parallel: the pooler takes a free port too.
     cmd.env("PGFLEET_POOLER__LISTEN", "127.0.0.1:0");
+    cmd.env("PGFLEET_ACCELERATE__LISTEN", "127.0.0.1:0");
     cmd
 }
 

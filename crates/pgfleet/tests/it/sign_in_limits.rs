@@ -342,6 +342,7 @@ async fn a_login_flood_keeps_memory_bounded_and_signed_in_users_working() {
             // A long acquire timeout: the whole suite runs beside the flood on 2 cores, and a
             // busy metadata pool is not what this test measures (memory, signed-in users).
             "[metadata]\nurl = \"{}\"\nacquire_timeout_secs = 10\n[pooler]\nenabled = false\n\
+             [accelerate]\nenabled = false\n\
              [regions.us-east-1]\nservers = [\"{}\"]\n",
             c.url(&db),
             c.url("postgres")

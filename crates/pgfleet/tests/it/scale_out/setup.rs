@@ -74,6 +74,9 @@ sample_interval_secs = 1
 enabled = false
 pool_size = 2
 
+[accelerate]
+enabled = false
+
 [regions.{REGION}]
 servers = [{servers}]
 "#,

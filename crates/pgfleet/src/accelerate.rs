@@ -1,0 +1,469 @@
+//! Wiring of the `prisma+postgres://` endpoint inside `pgfleet serve`: the
+//! [`pgfleet_accelerate`] executor behind a [`Backend`] that resolves API keys through the
+//! services (hashed, looked up in the metadata store on every request: no cache, so a
+//! rotation or deletion on any replica is seen at once) and lends tokio-postgres
+//! connections logged in AS THE CONNECTION'S ROLE over the embedded cluster's trusted Unix
+//! socket (no password, as the pooler does), kept in a small idle pool per connection
+//! (closed after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the
+//! listener (plain HTTP on loopback, HTTPS elsewhere or with a configured certificate); and
+//! the revocation of a rotated or deleted key's open interactive transactions (after every
+//! local write, and every few seconds for writes made by other replicas); and the usage
+//! counters (queries and transactions per database, read by the usage sampler).
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use pgfleet_accelerate::{Backend, BackendError, Limits, Revoker};
+use pgfleet_domain::services::accelerate::{AccelerateCounts, AccelerateRoute};
+use pgfleet_domain::Services;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, NoTls};
+
+use crate::config::Config;
+
+/// How long a request waits for one of its database's connection slots.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+/// How long opening a server connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often open interactive transactions are checked against the metadata store (a key
+/// rotated through another replica), and idle connections past [`IDLE_TIMEOUT`] closed.
+const REVOKE_SWEEP: Duration = Duration::from_secs(2);
+/// HTTP connections the endpoint holds at once; past it new ones are closed at once (each
+/// holds a descriptor; the API's and the pooler's caps are in `crate::descriptors`).
+const MAX_HTTP_CONNECTIONS: usize = 1024;
+/// A request head (the first, or the next on a kept-alive connection) must arrive within
+/// this; silent sockets are closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Idle server connections are closed after this: they count in the database's and the
+/// role's `CONNECTION LIMIT`, which direct and pooled sessions share.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle connections of one connection (login role), each with when it was returned.
+struct RolePool {
+    idle: Mutex<Vec<(Client, Instant)>>,
+}
+
+/// What the backend shares with its connections.
+struct Pools {
+    /// Connection id → its idle connections.
+    roles: Mutex<HashMap<String, Arc<RolePool>>>,
+    /// Database id → its connection slots (its `CONNECTION LIMIT`).
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    idle_max: usize,
+    /// Database id → usage counted since this process started.
+    counts: Mutex<HashMap<String, AccelerateCounts>>,
+}
+
+/// A lent connection: back to its pool when dropped (unless closed, or the pool is full).
+pub struct Pooled {
+    client: Option<Client>,
+    pool: Arc<RolePool>,
+    idle_max: usize,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Deref for Pooled {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        match &self.client {
+            Some(c) => c,
+            // Only taken in `drop`.
+            None => unreachable!("a pooled connection is used after it was returned"),
+        }
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if !client.is_closed() {
+                let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                if idle.len() < self.idle_max {
+                    idle.push((client, Instant::now()));
+                }
+            }
+        }
+    }
+}
+
+/// The backend over the services.
+pub struct ServicesBackend {
+    services: Services,
+    pools: Arc<Pools>,
+}
+
+impl ServicesBackend {
+    fn role_pool(&self, connection_id: &str) -> Arc<RolePool> {
+        let mut roles = self.pools.roles.lock().unwrap_or_else(|p| p.into_inner());
+        roles
+            .entry(connection_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(RolePool {
+                    idle: Mutex::new(Vec::new()),
+                })
+            })
+            .clone()
+    }
+
+    fn slots(&self, route: &AccelerateRoute) -> Arc<Semaphore> {
+        let mut slots = self.pools.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let limit = usize::try_from(route.connection_limit.max(1)).unwrap_or(1);
+        slots
+            .entry(route.database_id.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone()
+    }
+}
+
+impl Pools {
+    /// Closes idle connections past [`IDLE_TIMEOUT`] and forgets pools left empty (a
+    /// deleted connection's).
+    fn close_stale_idle(&self) {
+        let mut roles = self.roles.lock().unwrap_or_else(|p| p.into_inner());
+        roles.retain(|_, pool| {
+            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(c, since)| !c.is_closed() && since.elapsed() < IDLE_TIMEOUT);
+            !idle.is_empty() || Arc::strong_count(pool) > 1
+        });
+    }
+}
+
+/// The embedded cluster's socket directory and port, when the route's server is reached
+/// over a Unix socket (the only way to log in as a role without its password).
+fn unix_socket(route: &AccelerateRoute) -> Option<(std::path::PathBuf, u16)> {
+    let host = route.server.admin.get_hosts().first()?;
+    let port = route
+        .server
+        .admin
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432);
+    match host {
+        tokio_postgres::config::Host::Unix(dir) => Some((dir.clone(), port)),
+        tokio_postgres::config::Host::Tcp(_) => None,
+    }
+}
+
+impl Backend for ServicesBackend {
+    type Target = AccelerateRoute;
+    type Conn = Pooled;
+
+    async fn resolve(&self, api_key: &str) -> Result<AccelerateRoute, BackendError> {
+        match self.services.accelerate().resolve(api_key).await {
+            Ok(Some(route)) => match &route.unavailable {
+                Some(status) => Err(BackendError::Unavailable(format!(
+                    "The database is {status}; retry when it is ready."
+                ))),
+                None => Ok(route),
+            },
+            Ok(None) => Err(BackendError::UnknownKey),
+            Err(e) => {
+                tracing::warn!(error = %e, "accelerate: could not look an API key up");
+                Err(BackendError::Unavailable(
+                    "pgfleet cannot reach its metadata store; retry in a moment.".into(),
+                ))
+            }
+        }
+    }
+
+    async fn connect(&self, route: &AccelerateRoute) -> Result<Pooled, BackendError> {
+        let slot = tokio::time::timeout(SLOT_WAIT, self.slots(route).acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                BackendError::Unavailable(format!(
+                    "All {} connections of this database are busy; retry later.",
+                    route.connection_limit
+                ))
+            })?;
+        let pool = self.role_pool(&route.connection_id);
+        let reused = {
+            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let mut found = None;
+            while let Some((c, since)) = idle.pop() {
+                if !c.is_closed() && since.elapsed() < IDLE_TIMEOUT {
+                    found = Some(c);
+                    break;
+                }
+            }
+            found
+        };
+        let client = match reused {
+            Some(c) => c,
+            None => open(route).await?,
+        };
+        Ok(Pooled {
+            client: Some(client),
+            pool,
+            idle_max: self.pools.idle_max,
+            _slot: slot,
+        })
+    }
+
+    fn count_query(&self, route: &AccelerateRoute, in_transaction: bool) {
+        let mut counts = self.pools.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = counts.entry(route.database_id.clone()).or_default();
+        c.queries += 1;
+        if !in_transaction {
+            c.transactions += 1;
+        }
+    }
+
+    fn count_transaction(&self, route: &AccelerateRoute) {
+        let mut counts = self.pools.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .entry(route.database_id.clone())
+            .or_default()
+            .transactions += 1;
+    }
+
+    async fn cancel(&self, token: tokio_postgres::CancelToken) {
+        if let Err(e) = token.cancel_query(NoTls).await {
+            tracing::debug!(error = %e, "accelerate: cancel failed");
+        }
+    }
+}
+
+/// A new server connection as the route's role, in a UTC session.
+async fn open(route: &AccelerateRoute) -> Result<Client, BackendError> {
+    let Some((dir, port)) = unix_socket(route) else {
+        return Err(BackendError::Unavailable(
+            "This database's server is reached over TCP; the prisma+postgres endpoint serves \
+             databases of the embedded cluster only."
+                .into(),
+        ));
+    };
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(dir)
+        .port(port)
+        .user(&route.role)
+        .dbname(&route.pg_database)
+        .application_name("pgfleet-accelerate")
+        .options("-c TimeZone=UTC")
+        .connect_timeout(CONNECT_TIMEOUT);
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        tracing::warn!(error = %e, database = %route.database_id, "accelerate: cannot open a server connection");
+        BackendError::Unavailable("The database does not accept connections now; retry later.".into())
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "accelerate: server connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// The endpoint's limits from `[accelerate]`.
+fn limits(cfg: &Config) -> Limits {
+    let a = &cfg.accelerate;
+    Limits {
+        query_timeout: Duration::from_millis(a.query_timeout_ms),
+        max_transaction_timeout: Duration::from_millis(a.max_transaction_timeout_ms),
+        max_request_bytes: a.max_request_bytes,
+        max_concurrent_queries: a.max_concurrent_queries,
+    }
+}
+
+/// Host written into `prisma+postgres://` strings.
+pub fn public_host(cfg: &Config) -> String {
+    cfg.accelerate
+        .host
+        .clone()
+        .unwrap_or_else(|| cfg.postgres.host.clone())
+}
+
+/// Binds the endpoint's port (port 0 picks a free one).
+pub async fn bind(cfg: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(cfg.accelerate.listen)
+        .await
+        .with_context(|| format!("accelerate: cannot listen on {}", cfg.accelerate.listen))
+}
+
+/// The running endpoint.
+#[derive(Debug)]
+pub struct RunningAccelerate {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningAccelerate {
+    /// Stops accepting and lets requests in flight finish (bounded by the caller).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(true);
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Closes the open transactions of keys that no longer resolve.
+async fn revoke_stale(backend: &ServicesBackend, revoker: &Revoker) {
+    for key in revoker.keys_with_transactions() {
+        if let Err(BackendError::UnknownKey) = backend.resolve(&key).await {
+            tracing::info!("accelerate: closing the transactions of a revoked API key");
+            revoker.revoke(&key).await;
+        }
+    }
+}
+
+/// Starts the endpoint on a bound listener.
+pub fn start(
+    cfg: &Config,
+    services: &Services,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<RunningAccelerate> {
+    let addr = listener.local_addr()?;
+    let tls = if cfg.accelerate.uses_tls() {
+        Some(tls_acceptor(cfg)?)
+    } else {
+        None
+    };
+    let pools = Arc::new(Pools {
+        roles: Mutex::new(HashMap::new()),
+        slots: Mutex::new(HashMap::new()),
+        idle_max: cfg.accelerate.idle_connections,
+        counts: Mutex::new(HashMap::new()),
+    });
+    let stats = pools.clone();
+    services.accelerate().set_stats(move || {
+        stats
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    });
+    let backend = ServicesBackend {
+        services: services.clone(),
+        pools: pools.clone(),
+    };
+    let (app, revoker) = pgfleet_accelerate::router_with_revoker(backend, limits(cfg));
+    let checker = Arc::new(ServicesBackend {
+        services: services.clone(),
+        pools,
+    });
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let hook = wake.clone();
+    services.accelerate().on_write(move || hook.notify_one());
+    let mut sweep_stop = stop_rx.clone();
+    let sweeper = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(REVOKE_SWEEP) => {}
+                _ = sweep_stop.changed() => return,
+            }
+            revoke_stale(&checker, &revoker).await;
+            checker.pools.close_stale_idle();
+        }
+    });
+    let task = tokio::spawn(async move {
+        serve(listener, app, tls, &mut stop_rx).await;
+        sweeper.abort();
+    });
+    tracing::info!(%addr, "accelerate endpoint listening");
+    Ok(RunningAccelerate {
+        addr,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Accepts until told to stop; each connection served by hyper (HTTP/1.1), over TLS when
+/// `tls` is set, at most [`MAX_HTTP_CONNECTIONS`] at once, each request head within
+/// [`HEADER_READ_TIMEOUT`].
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accelerate: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "accelerate: connection cap reached; closing a new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                app.clone().oneshot(req)
+            });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        match &tls {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "accelerate: connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let stream =
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            _ => return,
+                        };
+                    let conn =
+                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "accelerate: connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The endpoint's TLS: the configured certificate, else a self-signed one generated once
+/// into `<data_dir>/accelerate-tls`; HTTP/1.1 over ALPN.
+fn tls_acceptor(cfg: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let a = &cfg.accelerate;
+    let (cert, key) = match (&a.tls_cert_file, &a.tls_key_file) {
+        (Some(c), Some(k)) => (
+            std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?,
+            std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?,
+        ),
+        _ => crate::pooler::self_signed(&cfg.data_dir.join("accelerate-tls"), &public_host(cfg))?,
+    };
+    let mut config = pgfleet_dataplane::tls::server_config(&cert, &key)
+        .map_err(|e| anyhow::anyhow!("accelerate TLS: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
