@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures::FutureExt as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -357,8 +356,7 @@ impl ServerConn {
     /// Whether an idle connection still looks usable: nothing to read (a terminated backend
     /// has sent its FATAL error and closed).
     pub fn looks_alive(&mut self) -> bool {
-        let mut b = [0u8; 64];
-        self.stream.read(&mut b).now_or_never().is_none()
+        self.stream.nothing_to_read()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The byte streams the proxy speaks over: a client's TCP connection (plain or TLS) and a
-//! backend connection (TCP, TLS over TCP, or a Unix socket).
+//! backend connection (TCP, TLS over TCP, or a Unix socket), and the cheap look at an idle
+//! backend connection a pool checkout takes.
 
 use std::io;
 use std::pin::Pin;
@@ -88,6 +89,25 @@ pub enum BackendStream {
 delegate_io!(BackendStream { Tcp, Unix, Tls });
 
 impl BackendStream {
+    /// Whether nothing (no byte, no end of stream) waits to be read, without waiting. A
+    /// plain socket is asked through its readiness, which costs no system call while the
+    /// event loop has not seen it readable and registers no waker (a pool checkout asks
+    /// this of every idle connection it lends); over TLS a read is tried.
+    pub fn nothing_to_read(&mut self) -> bool {
+        let mut b = [0u8; 64];
+        let idle =
+            |r: io::Result<usize>| matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        match self {
+            Self::Tcp(s) => idle(s.try_read(&mut b)),
+            Self::Unix(s) => idle(s.try_read(&mut b)),
+            Self::Tls(s) => {
+                use futures::FutureExt as _;
+                use tokio::io::AsyncReadExt as _;
+                s.read(&mut b).now_or_never().is_none()
+            }
+        }
+    }
+
     /// Tells the server the session ends (`Terminate`), without waiting: a plain socket
     /// takes the 5 bytes at once or not at all. Over TLS the connection is just closed.
     pub fn terminate_now(&self) {

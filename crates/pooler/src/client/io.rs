@@ -1,7 +1,12 @@
 //! The wait of a session holding a server connection: writing what is queued for the
-//! server and reading from either side in one poll, and passing long messages through.
+//! server and reading from either side in one poll, and passing long messages through; and
+//! the signal that ends a session between transactions (pool closed, pooler shutting down).
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::BytesMut;
+use tokio::sync::watch;
 
 use crate::stream::ClientStream;
 
@@ -12,8 +17,40 @@ const MAX_QUEUED: usize = 1 << 20;
 /// from `from` to `to`.
 pub(super) fn pass_on(pass: &mut usize, from: &mut BytesMut, to: &mut BytesMut) {
     let n = (*pass).min(from.len());
-    to.extend_from_slice(&from.split_to(n));
+    to.extend_from_slice(&from[..n]);
+    bytes::Buf::advance(from, n);
     *pass -= n;
+}
+
+/// Resolves once the pool is closed or the pooler shuts down (either channel changes after
+/// what `closed` and `shutdown` have seen).
+pub(super) type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A [`StopSignal`]. A session keeps one across its waits rather than making one per wait:
+/// each new one registers with both channels when first polled, and each dropped one
+/// unregisters, a lock taken twice per channel at every wait of every transaction.
+pub(super) fn stop_signal(
+    closed: &watch::Receiver<Option<&'static str>>,
+    shutdown: &watch::Receiver<bool>,
+) -> StopSignal {
+    let (mut closed, mut shutdown) = (closed.clone(), shutdown.clone());
+    Box::pin(async move {
+        // A sender gone (which the session's own `Arc`s prevent) never signals.
+        let closed = async {
+            if closed.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let shutdown = async {
+            if shutdown.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = closed => {}
+            () = shutdown => {}
+        }
+    })
 }
 
 /// What one wait of a session holding a server connection produced.
@@ -85,5 +122,33 @@ fn poll_read_some<S: tokio::io::AsyncRead + Unpin>(
         }
         std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(None),
         std::task::Poll::Pending => std::task::Poll::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt as _;
+
+    #[tokio::test]
+    async fn the_stop_signal_answers_either_change_and_nothing_else() {
+        let (close, mut closed) = watch::channel(None);
+        let (shut, mut shutdown) = watch::channel(false);
+        let mut stop = stop_signal(&closed, &shutdown);
+        assert!((&mut stop).now_or_never().is_none());
+        close.send_replace(Some("deleted"));
+        assert!((&mut stop).now_or_never().is_some());
+        // Once what changed has been read, a new signal waits for the next change.
+        assert_eq!(*closed.borrow_and_update(), Some("deleted"));
+        let mut stop = stop_signal(&closed, &shutdown);
+        assert!((&mut stop).now_or_never().is_none());
+        shut.send_replace(true);
+        assert!((&mut stop).now_or_never().is_some());
+        // A sender gone is no signal.
+        assert!(*shutdown.borrow_and_update());
+        let mut stop = stop_signal(&closed, &shutdown);
+        drop(close);
+        drop(shut);
+        assert!((&mut stop).now_or_never().is_none());
     }
 }
