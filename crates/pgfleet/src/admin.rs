@@ -23,13 +23,9 @@ pub async fn apps_create(
     let services = services(cfg).await?;
     let workspace_id = match workspace {
         Some(w) => w.to_string(),
-        None => {
-            let row: (String,) = sqlx::query_as("SELECT id FROM workspaces ORDER BY seq LIMIT 1")
-                .fetch_one(services.store().pool())
-                .await
-                .context("no workspace exists yet")?;
-            row.0
-        }
+        None => pgfleet_storage::workspaces::first_id(services.store().pool())
+            .await?
+            .context("no workspace exists yet")?,
     };
     // This command opened the metadata store with the server's configuration and data
     // directory itself: its caller is the local operator, with no principal to check.

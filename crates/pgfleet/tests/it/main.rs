@@ -14,6 +14,7 @@
 mod browser;
 mod harness;
 
+mod admin_apps;
 mod api_basics;
 mod backups;
 mod backups_s3;
