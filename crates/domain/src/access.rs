@@ -9,12 +9,20 @@
 //! Finer rights inside a workspace are capabilities too, issued from a `WorkspaceAccess`:
 //! changing its members takes a [`crate::services::members::MemberAdmin`] from
 //! [`crate::services::Members::rights`].
+//!
+//! One capability has no principal behind it: [`Access::local_operator_with_data_dir`], for
+//! the `pgfleet admin …` commands run on the server machine. They open the metadata store
+//! with the configuration and data directory, so whoever runs them already has everything
+//! a capability would guard; only the binary's admin path calls it (http's clippy
+//! configuration disallows it there).
 
 use std::sync::Arc;
 
 use pgfleet_storage::{users, workspaces, UserRow};
 
 use crate::services::Ctx;
+#[cfg(test)]
+use crate::CredentialKind;
 use crate::{DomainError, Principal, Result};
 
 /// Proof that `principal` may act on its workspace. Its field is private and it has no
@@ -77,6 +85,20 @@ impl Access<'_> {
         }))
     }
 
+    /// The local operator: whoever runs `pgfleet admin …` on the server machine, acting on
+    /// `workspace_id` with no user behind it. Safe because that command does not go through
+    /// any credential: it connects to the metadata store with the server's configuration
+    /// and data directory (the embedded cluster's socket and address, the OAuth key
+    /// secret), so its caller can already read and change every row a capability guards.
+    /// Only the binary's admin commands call this; the http crate is not allowed to (its
+    /// `clippy.toml` disallows the method), and its callers get theirs from [`Self::api`]
+    /// and [`Self::console`].
+    pub fn local_operator_with_data_dir(&self, workspace_id: &str) -> WorkspaceAccess {
+        WorkspaceAccess {
+            principal: Principal::local_operator(workspace_id),
+        }
+    }
+
     /// The caller as a server administrator, when it is one (`users.is_admin`, read
     /// fresh): the console shows its administrator pages only with one, and those pages
     /// require it. `None` for anyone else, and for API credentials.
@@ -123,5 +145,13 @@ mod tests {
         };
         assert_eq!(a.workspace_id(), "wksp_1");
         assert_eq!(a.principal().user_id.as_deref(), Some("user_1"));
+    }
+
+    #[test]
+    fn the_local_operator_has_no_user() {
+        let p = Principal::local_operator("wksp_1");
+        assert_eq!(p.workspace_id(), "wksp_1");
+        assert_eq!(p.user_id(), None);
+        assert_eq!(p.credential(), &CredentialKind::LocalOperator);
     }
 }

@@ -1,7 +1,9 @@
 //! Who is calling: the authenticated credential and the workspace it acts on. A console
 //! principal is built only by [`crate::access`], after its membership check. Its fields
 //! are private outside this crate (read through accessors), so no other crate can forge
-//! one; services take the [`crate::access::WorkspaceAccess`] that wraps it.
+//! one; services take the [`crate::access::WorkspaceAccess`] that wraps it. The local
+//! operator of `pgfleet admin …` is a principal too, with no user and no credential
+//! ([`CredentialKind::LocalOperator`]).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -16,6 +18,10 @@ pub enum CredentialKind {
     },
     /// A signed-in browser of the web console, acting on a workspace the user is a member of.
     Session,
+    /// Whoever runs `pgfleet admin …` on the server machine (no credential: the command
+    /// reads the configuration and data directory; see
+    /// [`crate::access::Access::local_operator_with_data_dir`]).
+    LocalOperator,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +58,16 @@ impl Principal {
         }
     }
 
+    /// The local operator of `pgfleet admin …` on a workspace. Only
+    /// [`crate::access::Access::local_operator_with_data_dir`] builds one.
+    pub(crate) fn local_operator(workspace_id: &str) -> Self {
+        Self {
+            workspace_id: workspace_id.to_string(),
+            user_id: None,
+            credential: CredentialKind::LocalOperator,
+        }
+    }
+
     /// A stable key for per-caller state such as idempotency keys.
     pub fn key(&self) -> String {
         match &self.credential {
@@ -62,6 +78,7 @@ impl Principal {
                 self.user_id.as_deref().unwrap_or_default(),
                 self.workspace_id
             ),
+            CredentialKind::LocalOperator => format!("operator:{}", self.workspace_id),
         }
     }
 }

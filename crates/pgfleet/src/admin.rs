@@ -1,6 +1,8 @@
 //! `pgfleet admin …`: operator commands that work on the metadata store directly (the
 //! server, or at least its embedded PostgreSQL, must be running): OAuth apps, draining
-//! Postgres servers, and the replica registry.
+//! Postgres servers, and the replica registry. The apps commands act as the local
+//! operator ([`pgfleet_domain::access::Access::local_operator_with_data_dir`]): whoever can
+//! run them already reads the metadata store with the data directory's credentials.
 
 use anyhow::Context as _;
 use pgfleet_domain::SystemClock;
@@ -21,24 +23,18 @@ pub async fn apps_create(
     let services = services(cfg).await?;
     let workspace_id = match workspace {
         Some(w) => w.to_string(),
-        None => {
-            let row: (String,) = sqlx::query_as("SELECT id FROM workspaces ORDER BY seq LIMIT 1")
-                .fetch_one(services.store().pool())
-                .await
-                .context("no workspace exists yet")?;
-            row.0
-        }
+        None => pgfleet_storage::workspaces::first_id(services.store().pool())
+            .await?
+            .context("no workspace exists yet")?,
     };
+    // This command opened the metadata store with the server's configuration and data
+    // directory itself: its caller is the local operator, with no principal to check.
+    let operator = services
+        .access()
+        .local_operator_with_data_dir(&workspace_id);
     let created = services
         .oauth()
-        .client_create(
-            &workspace_id,
-            None,
-            name,
-            description,
-            redirect_uris,
-            confidential,
-        )
+        .client_create(&operator, name, description, redirect_uris, confidential)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {

@@ -52,6 +52,16 @@ pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<W
     .await?)
 }
 
+/// The id of the oldest workspace (the bootstrap one), if any: where `pgfleet admin apps
+/// create` puts an app when no workspace is named.
+pub async fn first_id<'e>(ex: impl sqlx::PgExecutor<'e>) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar!("SELECT id FROM workspaces ORDER BY seq LIMIT 1")
+            .fetch_optional(ex)
+            .await?,
+    )
+}
+
 /// Workspaces a user is a member of, in creation order, after the `after` sequence number.
 pub async fn list_for_user<'e>(
     ex: impl sqlx::PgExecutor<'e>,

@@ -1,7 +1,8 @@
 //! Browser sessions of the authorization server's pages: sessions stored only as the
 //! SHA-256 of their cookie value, each with its own CSRF token, and what a signed-in user
 //! may see (their workspaces; their apps are [`super::oauth`]'s). Signing in, and its throttling,
-//! is [`super::sign_in`].
+//! is [`super::sign_in`]. Callers see the user as a [`User`] and the workspaces as
+//! [`WorkspaceSummary`] views, never as stored rows.
 //!
 //! Expired rows are forgotten by [`Sessions::sweep_expired`], which the server runs every
 //! [`SWEEP_EVERY`] ([`Sessions::spawn_expiry_sweeper`]): sessions past their expiry, and
@@ -9,9 +10,10 @@
 //! of client addresses that are forgotten (see the function). A sign-in also forgets its
 //! user's expired sessions at once.
 
-use pgfleet_storage::{sessions, workspaces, UserRow, WorkspaceRow};
+use pgfleet_storage::{sessions, workspaces, WorkspaceRow};
 use tokio::sync::watch;
 
+use super::members::User;
 use super::periodic::Periodic;
 use crate::lease::Job;
 use crate::Result;
@@ -47,7 +49,7 @@ impl std::fmt::Debug for SessionSecret {
 /// A live session: its user and the CSRF token its forms carry.
 #[derive(Clone)]
 pub struct SessionInfo {
-    pub user: UserRow,
+    pub user: User,
     pub csrf: String,
 }
 
@@ -56,6 +58,22 @@ impl std::fmt::Debug for SessionInfo {
         f.debug_struct("SessionInfo")
             .field("user", &self.user)
             .finish_non_exhaustive()
+    }
+}
+
+/// A workspace as a signed-in user's pickers list it: its id and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceSummary {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<WorkspaceRow> for WorkspaceSummary {
+    fn from(w: WorkspaceRow) -> Self {
+        Self {
+            id: w.id,
+            name: w.name,
+        }
     }
 }
 
@@ -99,7 +117,7 @@ impl Sessions<'_> {
             return Ok(None);
         }
         Ok(Some(SessionInfo {
-            user: row.user,
+            user: row.user.into(),
             csrf: row.csrf_token,
         }))
     }
@@ -169,10 +187,13 @@ impl Sessions<'_> {
     }
 
     /// Every workspace the user is a member of, in creation order.
-    pub async fn user_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceRow>> {
+    pub async fn user_workspaces(&self, user_id: &str) -> Result<Vec<WorkspaceSummary>> {
         Ok(
             workspaces::list_for_user(self.ctx.store().pool(), user_id, None, MAX_WORKSPACES)
-                .await?,
+                .await?
+                .into_iter()
+                .map(WorkspaceSummary::from)
+                .collect(),
         )
     }
 

@@ -1,4 +1,5 @@
-//! Password sign-in and its throttling.
+//! Password sign-in and its throttling. A success answers the user as a
+//! [`super::members::User`] view and the new session's secret.
 //!
 //! The rule (every number is a constant below, the address's free failures a setting):
 //! 1. **Bounded hashing.** An attempt takes a place at the [`crate::hash_gate`]; when there
@@ -33,8 +34,9 @@ use std::sync::OnceLock;
 
 use chrono::Duration;
 use pgfleet_storage::login_throttle::{self, Backoff, Claim};
-use pgfleet_storage::{sessions, users, UserRow};
+use pgfleet_storage::{sessions, users};
 
+use super::members::User;
 use super::sessions::{SessionSecret, SESSION_TTL_HOURS};
 use crate::hash_gate::HashGateSettings;
 use crate::{AuthFailure, DomainError, Result};
@@ -164,7 +166,7 @@ impl Sessions<'_> {
         email: &str,
         password: &str,
         client: IpAddr,
-    ) -> Result<(UserRow, SessionSecret)> {
+    ) -> Result<(User, SessionSecret)> {
         let email = email.trim();
         if password.len() > MAX_PASSWORD_BYTES {
             // Never a password of anyone: refused before it costs anything.
@@ -262,7 +264,7 @@ impl Sessions<'_> {
         tx.commit()
             .await
             .map_err(pgfleet_storage::StorageError::from)?;
-        Ok((user, SessionSecret::new(token)))
+        Ok((user.into(), SessionSecret::new(token)))
     }
 }
 

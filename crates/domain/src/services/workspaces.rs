@@ -61,6 +61,10 @@ impl Workspaces<'_> {
                 id: None,
                 name: Some("web console".to_string()),
             },
+            // `pgfleet admin …` never asks who it is; an HTTP request cannot carry this kind.
+            CredentialKind::LocalOperator => {
+                return Err(DomainError::internal("the local operator has no /v1/me"))
+            }
         };
         Ok(Me {
             user,

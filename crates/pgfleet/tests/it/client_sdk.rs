@@ -63,11 +63,17 @@ async fn approve(s: &TestServer, ws: &str, user: &str, login_url: &url::Url) -> 
 }
 
 async fn public_app(s: &TestServer, ws: &str, user: &str, redirect: &str) -> String {
+    let member = s
+        .services()
+        .access()
+        .console(user, ws)
+        .await
+        .unwrap()
+        .unwrap();
     s.services()
         .oauth()
         .client_create(
-            ws,
-            Some(user),
+            &member,
             "SDK test app",
             None,
             &[redirect.to_string()],

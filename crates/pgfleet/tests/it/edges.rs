@@ -227,17 +227,17 @@ async fn oauth_access_token(s: &TestServer, ws: &str) -> String {
         .as_str()
         .unwrap()
         .to_string();
+    let member = s
+        .services()
+        .access()
+        .console(&user, ws)
+        .await
+        .unwrap()
+        .unwrap();
     let app = s
         .services()
         .oauth()
-        .client_create(
-            ws,
-            Some(&user),
-            "Edges",
-            None,
-            &[REDIRECT.to_string()],
-            false,
-        )
+        .client_create(&member, "Edges", None, &[REDIRECT.to_string()], false)
         .await
         .unwrap();
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD

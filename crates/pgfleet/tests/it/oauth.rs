@@ -36,13 +36,20 @@ async fn ctx() -> Ctx {
 
 impl Ctx {
     async fn app(&self, confidential: bool) -> (String, Option<String>) {
+        let member = self
+            .s
+            .services()
+            .access()
+            .console(&self.user, &self.ws)
+            .await
+            .unwrap()
+            .unwrap();
         let c = self
             .s
             .services()
             .oauth()
             .client_create(
-                &self.ws,
-                Some(&self.user),
+                &member,
                 "Test app",
                 Some("for tests"),
                 &[REDIRECT.to_string()],

@@ -519,12 +519,13 @@ fn authorize_path(client_id: &str, redirect_uri: &str, extra: &[(&str, &str)]) -
 async fn authorize_error_pages_redirects_and_consent() {
     let s = TestServer::start().await;
     let ws = workspace_id(&s);
+    // Made as `pgfleet admin apps create` makes one: by the local operator.
+    let operator = s.services().access().local_operator_with_data_dir(&ws);
     let client = s
         .services()
         .oauth()
         .client_create(
-            &ws,
-            None,
+            &operator,
             "Test CLI",
             Some("A command-line tool"),
             &[REDIRECT.to_string()],

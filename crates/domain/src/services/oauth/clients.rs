@@ -2,8 +2,15 @@
 //! the authorization server see an app as an [`App`] (what the pages and the CLI show; never
 //! its secret hash), not as its stored row. Create and edit check redirect URIs with one
 //! validator ([`redirect_uris_of`]), so both forms refuse the same things in the same words.
+//!
+//! Every function here acts on the workspace of a [`WorkspaceAccess`], like the other
+//! workspace-scoped services: the console's (a member, checked by
+//! [`crate::access::Access::console`]), or the local operator's of `pgfleet admin apps`
+//! ([`crate::access::Access::local_operator_with_data_dir`]). An app records the user of
+//! the access that created it (none for the operator).
 
 use super::*;
+use crate::access::WorkspaceAccess;
 
 /// Whether an app authenticates with a client secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,8 +106,7 @@ impl OAuth<'_> {
     /// Creates an OAuth app in a workspace. Redirect URIs are matched exactly later.
     pub async fn client_create(
         &self,
-        workspace_id: &str,
-        user_id: Option<&str>,
+        access: &WorkspaceAccess,
         name: &str,
         description: Option<&str>,
         redirect_uris: &[String],
@@ -120,7 +126,7 @@ impl OAuth<'_> {
             &ClientRow {
                 seq: 0,
                 id: new_id(OAUTH_CLIENT, self.ctx.rng()),
-                workspace_id: workspace_id.to_string(),
+                workspace_id: access.workspace_id().to_string(),
                 name: name.to_string(),
                 description: description
                     .map(str::trim)
@@ -134,7 +140,7 @@ impl OAuth<'_> {
                 }
                 .to_string(),
                 secret_hash: secret.as_ref().map(|s| s.hash.clone()),
-                created_by_user_id: user_id.map(String::from),
+                created_by_user_id: access.principal().user_id().map(String::from),
                 created_at: self.ctx.clock().now(),
             },
         )
@@ -146,8 +152,8 @@ impl OAuth<'_> {
     }
 
     /// The apps of a workspace, oldest first.
-    pub async fn clients_list(&self, workspace_id: &str) -> Result<Vec<App>> {
-        store::list_clients(self.ctx.store().pool(), workspace_id)
+    pub async fn clients_list(&self, access: &WorkspaceAccess) -> Result<Vec<App>> {
+        store::list_clients(self.ctx.store().pool(), access.workspace_id())
             .await?
             .into_iter()
             .map(App::try_from)
@@ -155,14 +161,14 @@ impl OAuth<'_> {
     }
 
     /// An app of the workspace (`NotFound` for any other).
-    pub async fn client_get(&self, workspace_id: &str, id: &str) -> Result<App> {
-        self.client_row(workspace_id, id).await?.try_into()
+    pub async fn client_get(&self, access: &WorkspaceAccess, id: &str) -> Result<App> {
+        self.client_row(access, id).await?.try_into()
     }
 
-    async fn client_row(&self, workspace_id: &str, id: &str) -> Result<ClientRow> {
+    async fn client_row(&self, access: &WorkspaceAccess, id: &str) -> Result<ClientRow> {
         store::get_client(self.ctx.store().pool(), id)
             .await?
-            .filter(|c| c.workspace_id == workspace_id)
+            .filter(|c| c.workspace_id == access.workspace_id())
             .ok_or_else(|| DomainError::not_found("App", id))
     }
 
@@ -181,25 +187,26 @@ impl OAuth<'_> {
         }
     }
 
+    /// Renames an app of the workspace, and changes its description and redirect URIs.
     pub async fn client_update(
         &self,
-        workspace_id: &str,
+        access: &WorkspaceAccess,
         id: &str,
         name: &str,
         description: Option<&str>,
         redirect_uris: &[String],
     ) -> Result<App> {
-        self.client_row(workspace_id, id).await?;
+        self.client_row(access, id).await?;
         crate::services::validate_name("name", name.trim())?;
         validate_description(description)?;
         let uris = redirect_uris_of(redirect_uris)?;
         store::update_client(self.ctx.store().pool(), id, name.trim(), description, &uris).await?;
-        self.client_get(workspace_id, id).await
+        self.client_get(access, id).await
     }
 
     /// Deletes an app and with it every grant and token issued to it.
-    pub async fn client_delete(&self, workspace_id: &str, id: &str) -> Result<()> {
-        self.client_row(workspace_id, id).await?;
+    pub async fn client_delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+        self.client_row(access, id).await?;
         store::delete_client(self.ctx.store().pool(), id).await?;
         self.ctx.auth_cache().clear();
         Ok(())

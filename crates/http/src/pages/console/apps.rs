@@ -1,6 +1,8 @@
 //! OAuth apps of a workspace inside the console (`/console/w/{ws}/apps…`): list, create
 //! (redirect URIs, public or confidential; a confidential app's secret is shown once, through
-//! the console's sealed flash cookie), edit and delete; the pages' one UI for apps.
+//! the console's sealed flash cookie), edit and delete; the pages' one UI for apps. Each
+//! acts through the page's [`pgfleet_domain::WorkspaceAccess`] (the member's), like every
+//! other console page.
 //!
 //! The older addresses of the apps pages lead here: `GET /apps` and `GET /apps/{id}` answer
 //! `303` to the console's list of the user's first workspace and to the app's page in its
@@ -133,7 +135,7 @@ async fn apps_view(
     let apps = state
         .services
         .oauth()
-        .clients_list(&ctx.nav.ws_id)
+        .clients_list(&ctx.access)
         .await
         .map_err(fail)?
         .into_iter()
@@ -154,7 +156,7 @@ async fn workspace_app(state: &AppState, ctx: &Ctx, id: &str) -> Result<App, Res
     state
         .services
         .oauth()
-        .client_get(ctx.access.workspace_id(), id)
+        .client_get(&ctx.access, id)
         .await
         .map_err(fail)
 }
@@ -201,8 +203,7 @@ async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted<AppFie
             .services
             .oauth()
             .client_create(
-                &ctx.nav.ws_id,
-                Some(ctx.signed.user_id()),
+                &ctx.access,
                 &form.name,
                 form.description(),
                 &form.uris(),
@@ -263,7 +264,7 @@ async fn app_update(
         .services
         .oauth()
         .client_update(
-            &ctx.nav.ws_id,
+            &ctx.access,
             &client.id,
             &form.name,
             form.description(),
@@ -295,7 +296,7 @@ async fn app_delete(
     match state
         .services
         .oauth()
-        .client_delete(&ctx.nav.ws_id, &client.id)
+        .client_delete(&ctx.access, &client.id)
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/apps", ctx.base()))),
