@@ -1,7 +1,8 @@
 //! Wiring of the `prisma+postgres://` endpoint inside `pgfleet serve`: the
 //! [`pgfleet_accelerate`] executor behind a [`Backend`] that resolves API keys through the
-//! services (hashed, looked up in the metadata store on every request: no cache, so a
-//! rotation or deletion on any replica is seen at once) and lends tokio-postgres
+//! services (hashed, looked up in the metadata store and trusted for [`ROUTE_TTL`]: a
+//! rotation or deletion through this process is seen at the next request, through another
+//! replica within that second) and lends tokio-postgres
 //! connections logged in AS THE CONNECTION'S ROLE over the embedded cluster's trusted Unix
 //! socket (no password, as the pooler does), kept in a small idle pool per connection
 //! (closed after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the
@@ -40,6 +41,14 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// Idle server connections are closed after this: they count in the database's and the
 /// role's `CONNECTION LIMIT`, which direct and pooled sessions share.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a resolved API key is trusted without asking the metadata store again. Every
+/// write made through this process empties the cache at once (a rotation or deletion here
+/// refuses the old key at the next request); a write through another replica is seen
+/// within this, like the pooler's `revalidate_every` and the API's credential cache. The
+/// sweep that closes a revoked key's open transactions always asks the store.
+const ROUTE_TTL: Duration = Duration::from_secs(1);
+/// Resolved keys kept at most (the cache is emptied when full).
+const ROUTE_CACHE_MAX: usize = 10_000;
 
 /// Idle connections of one connection (login role), each with when it was returned.
 struct RolePool {
@@ -55,6 +64,8 @@ struct Pools {
     idle_max: usize,
     /// Database id → usage counted since this process started.
     counts: Mutex<HashMap<String, AccelerateCounts>>,
+    /// SHA-256 of an API key → its route and when it was looked up ([`ROUTE_TTL`]).
+    routes: Mutex<HashMap<Vec<u8>, (AccelerateRoute, Instant)>>,
 }
 
 /// A lent connection: back to its pool when dropped (unless closed, or the pool is full).
@@ -148,11 +159,9 @@ fn unix_socket(route: &AccelerateRoute) -> Option<(std::path::PathBuf, u16)> {
     }
 }
 
-impl Backend for ServicesBackend {
-    type Target = AccelerateRoute;
-    type Conn = Pooled;
-
-    async fn resolve(&self, api_key: &str) -> Result<AccelerateRoute, BackendError> {
+impl ServicesBackend {
+    /// The key's route from the metadata store, never from the cache.
+    async fn resolve_fresh(&self, api_key: &str) -> Result<AccelerateRoute, BackendError> {
         match self.services.accelerate().resolve(api_key).await {
             Ok(Some(route)) => match &route.unavailable {
                 Some(status) => Err(BackendError::Unavailable(format!(
@@ -168,6 +177,30 @@ impl Backend for ServicesBackend {
                 ))
             }
         }
+    }
+}
+
+impl Backend for ServicesBackend {
+    type Target = AccelerateRoute;
+    type Conn = Pooled;
+
+    async fn resolve(&self, api_key: &str) -> Result<AccelerateRoute, BackendError> {
+        let hash = pgfleet_auth::hash_token(api_key);
+        {
+            let routes = self.pools.routes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((route, at)) = routes.get(&hash) {
+                if at.elapsed() < ROUTE_TTL {
+                    return Ok(route.clone());
+                }
+            }
+        }
+        let route = self.resolve_fresh(api_key).await?;
+        let mut routes = self.pools.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if routes.len() >= ROUTE_CACHE_MAX {
+            routes.clear();
+        }
+        routes.insert(hash, (route.clone(), Instant::now()));
+        Ok(route)
     }
 
     async fn connect(&self, route: &AccelerateRoute) -> Result<Pooled, BackendError> {
@@ -306,7 +339,7 @@ impl RunningAccelerate {
 /// Closes the open transactions of keys that no longer resolve.
 async fn revoke_stale(backend: &ServicesBackend, revoker: &Revoker) {
     for key in revoker.keys_with_transactions() {
-        if let Err(BackendError::UnknownKey) = backend.resolve(&key).await {
+        if let Err(BackendError::UnknownKey) = backend.resolve_fresh(&key).await {
             tracing::info!("accelerate: closing the transactions of a revoked API key");
             revoker.revoke(&key).await;
         }
@@ -330,6 +363,7 @@ pub fn start(
         slots: Mutex::new(HashMap::new()),
         idle_max: cfg.accelerate.idle_connections,
         counts: Mutex::new(HashMap::new()),
+        routes: Mutex::new(HashMap::new()),
     });
     let stats = pools.clone();
     services.accelerate().set_stats(move || {
@@ -351,7 +385,15 @@ pub fn start(
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let wake = Arc::new(tokio::sync::Notify::new());
     let hook = wake.clone();
-    services.accelerate().on_write(move || hook.notify_one());
+    let cached = checker.pools.clone();
+    services.accelerate().on_write(move || {
+        cached
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        hook.notify_one();
+    });
     let mut sweep_stop = stop_rx.clone();
     let sweeper = tokio::spawn(async move {
         loop {

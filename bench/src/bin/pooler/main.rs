@@ -18,7 +18,8 @@
 //! one, on the same data directory, so the report also has a "pgfleet (before)" side measured
 //! in the same run against the same database), `SERVER_RUNTIME_SIDE=1` (adds "pgfleet
 //! (server runtime)": the same pooler with its sessions on the server's multi-threaded
-//! runtime, `session_threads = 0`, as before they had threads of their own).
+//! runtime, `session_threads = 0`, as before they had threads of their own),
+//! `EXTRA_SESSION_THREADS=2,4` (adds one such side per value of `session_threads`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -322,16 +323,27 @@ async fn main() -> anyhow::Result<()> {
     if let Some((b, url)) = &baseline {
         sides.push(Side::new("pgfleet (before)", url.clone(), b.child.id()));
     }
-    let on_server_runtime = match std::env::var_os("SERVER_RUNTIME_SIDE") {
-        Some(_) => Some(start_on_server_runtime(&running, dir.path(), size, &sides[1].url).await?),
-        None => None,
-    };
-    if let Some((_, _, url)) = &on_server_runtime {
-        sides.push(Side::new(
-            "pgfleet (server runtime)",
-            url.clone(),
-            std::process::id(),
-        ));
+    // Extra in-process poolers on the same services, one per `session_threads` value asked
+    // for (`SERVER_RUNTIME_SIDE=1` is `0`, the server's multi-threaded runtime).
+    let mut extra_threads: Vec<usize> = std::env::var("EXTRA_SESSION_THREADS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    if std::env::var_os("SERVER_RUNTIME_SIDE").is_some() && !extra_threads.contains(&0) {
+        extra_threads.insert(0, 0);
+    }
+    let mut extra_poolers = Vec::new();
+    for threads in extra_threads {
+        let (task, stop, url) =
+            start_on_server_runtime(&running, dir.path(), size, &sides[1].url, threads).await?;
+        let name = if threads == 0 {
+            "pgfleet (server runtime)".to_string()
+        } else {
+            format!("pgfleet (session_threads = {threads})")
+        };
+        sides.push(Side::new(&name, url, std::process::id()));
+        extra_poolers.push((task, stop));
     }
     let logs = dir.path().join("pgbench-logs");
     let cases: [(&str, u32, bool); 3] = [
@@ -407,7 +419,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     drop(baseline);
-    if let Some((task, stop, _)) = on_server_runtime {
+    for (task, stop) in extra_poolers {
         let _ = stop.send(());
         let _ = task.await;
     }

@@ -105,13 +105,15 @@ pub(crate) fn report(label: &str, name: &str, f: &RunResult, b: &RunResult) {
     );
 }
 
-/// A second pooler in this process, like the server's but with its sessions on this
-/// (multi-threaded) runtime: the task serving it, what stops it, and its pooled URL.
+/// A second pooler in this process, like the server's but with `session_threads` of its
+/// own (`0`: its sessions on this multi-threaded runtime): the task serving it, what stops
+/// it, and its pooled URL.
 pub(crate) async fn start_on_server_runtime(
     running: &pgfleet::server::Running,
     data_dir: &Path,
     pool_size: usize,
     pooled: &str,
+    session_threads: usize,
 ) -> anyhow::Result<(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
@@ -123,7 +125,7 @@ pub(crate) async fn start_on_server_runtime(
     };
     cfg.pooler.pool_size = pool_size;
     let mut settings = pgfleet::pooler::settings(&cfg)?;
-    settings.session_threads = 0;
+    settings.session_threads = session_threads;
     let (tls, certificate) = pgfleet::pooler::tls_config(&cfg)?;
     let pooler = pgfleet_pooler::Pooler::new(
         settings,
