@@ -13,8 +13,9 @@
 // password and adds/removes users; the new user signs in and sees only their workspace; a plain
 // member is told they cannot change members) and pagination of the projects list beyond 100
 // (101 projects made through the API, then the "Next page" link).
-// Newcomer edges: a new project's default connection strings shown once with a direct/pooled
-// toggle (both connect), relative times with the exact time on hover, chart axes and units,
+// Newcomer edges: a new project's default connection strings shown once with a
+// direct/pooled/prisma+postgres toggle (direct and pooled connect; the prisma+postgres:// string
+// is copied), relative times with the exact time on hover, chart axes and units,
 // rotate and token delete refused by the browser until their "sure" box is ticked, a backup's
 // kind and its status turning to completed without a reload, "New database from it" proposing
 // <db>-restore-<date>, and every page the tests visit at 390 px wide without horizontal scroll
@@ -220,6 +221,17 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('button', { name: 'Copied' }).waitFor();
       assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), pooled);
       await checkPage('project-created-secret');
+      // The prisma+postgres:// string (Prisma Client's accelerateUrl), the third choice ("Prisma").
+      assert.equal(await page.getByTestId('secret-accelerate').isVisible(), false);
+      await page.getByLabel('Prisma', { exact: true }).check();
+      assert.equal(await page.getByTestId('secret-pooled').isVisible(), false);
+      const accel = (await page.getByTestId('secret-accelerate').innerText()).trim();
+      assert.match(accel, /^prisma\+postgres:\/\/[^/]+\/\?api_key=\S+$/);
+      await page.getByText('new PrismaClient({ accelerateUrl })').waitFor();
+      await page.getByRole('button', { name: 'Copy Prisma' }).click();
+      await page.getByRole('button', { name: 'Copied' }).waitFor();
+      assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), accel);
+      await checkPage('project-created-secret-accelerate');
       await page.getByLabel('Direct', { exact: true }).check();
       assert.equal(await page.getByTestId('secret').isVisible(), true);
       for (const url of [direct, pooled]) {
@@ -235,6 +247,7 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       }
       await page.reload();
       assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      assert.equal(await page.getByTestId('secret-accelerate').count(), 0, 'shown only once');
       // One timestamp format: relative, the exact time on hover.
       const when = page.locator('td time').first();
       assert.match(await when.getAttribute('title'), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
@@ -283,8 +296,16 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('button', { name: 'Copied' }).waitFor();
       assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), first);
       await checkPage('database-secret');
+      // Beside it, the prisma+postgres:// string (one click away), also shown once.
+      const firstAccel = (await page.getByTestId('secret-accelerate').textContent()).trim();
+      assert.match(firstAccel, /^prisma\+postgres:\/\//);
       await page.reload();
       assert.equal(await page.getByTestId('secret').count(), 0, 'shown only once');
+      assert.equal(await page.getByTestId('secret-accelerate').count(), 0, 'shown only once');
+      // The connection's row lists the accelerate endpoint (host:port) where pooled is shown.
+      const endpoint = (await page.getByTestId('connection-accelerate').last().innerText()).trim();
+      assert.match(endpoint, /^[^:]+:\d+$/);
+      assert.ok(firstAccel.includes(`//${endpoint}/`), `${firstAccel} vs ${endpoint}`);
       // Rotate asks first: without its box ticked the browser does not send the form.
       await page.getByRole('button', { name: 'Rotate the password of app' }).click();
       await sleep(500);
@@ -293,6 +314,8 @@ describe('the web console in headless Chromium', { timeout: 8 * 60_000 }, () => 
       await page.getByRole('button', { name: 'Rotate the password of app' }).click();
       const rotated = await secret();
       assert.notEqual(rotated, first);
+      const rotatedAccel = (await page.getByTestId('secret-accelerate').textContent()).trim();
+      assert.notEqual(rotatedAccel, firstAccel, 'a new API key');
       await page.getByRole('button', { name: 'Delete app' }).click();
       await sleep(300);
       assert.equal(await page.getByRole('button', { name: 'Delete app' }).count(), 1, 'deleted without confirmation');

@@ -1,8 +1,9 @@
 //! The web console over real HTTP, as a browser without JavaScript uses it: sign-in lands on
 //! the console, projects (create, list, rename, delete with a typed name), a database's
-//! connections (the secret shown once, rotate, delete), backups, service tokens, CSRF,
-//! workspace membership, members (users created by an administrator, added and removed;
-//! refusals for non-admins), OAuth apps in the console, the status fragment and pagination.
+//! connections (the secret shown once beside its `prisma+postgres://` string and endpoint,
+//! rotate, delete), backups, service tokens, CSRF, workspace membership, members (users
+//! created by an administrator, added and removed; refusals for non-admins), OAuth apps in
+//! the console, the status fragment and pagination.
 
 use reqwest::StatusCode;
 
@@ -140,9 +141,30 @@ async fn console_flows_without_javascript() {
     assert!(first.starts_with("postgres"), "{first}");
     assert!(db.body.contains("data-copy=\"flash_secret\""));
     assert!(db.body.contains("<script src=\"/console/console.js\""));
+    // Its prisma+postgres string beside it, once, with the hint for Prisma Client.
+    let accel = db
+        .testid("secret-accelerate")
+        .expect("accelerate string shown");
+    assert!(accel.starts_with("prisma+postgres://"), "{accel}");
+    assert!(accel.contains("/?api_key="), "{accel}");
+    assert!(db.body.contains("data-copy=\"flash_accelerate\""));
+    assert!(db.body.contains("id=\"flash_show_accelerate\""));
+    assert!(db.body.contains("new PrismaClient({ accelerateUrl })"));
+    let key = accel.rsplit("api_key=").next().unwrap_or_default();
+    assert!(key.len() >= 16, "{accel}");
+    assert_eq!(db.body.matches(key).count(), 1, "{}", db.body);
     let again = b.get(&db_url).await;
     assert!(again.testid("secret").is_none(), "shown twice");
     assert!(!again.body.contains(&first));
+    assert!(again.testid("secret-accelerate").is_none(), "shown twice");
+    assert!(!again.body.contains(key));
+    // The connection's row shows the accelerate endpoint (host:port) where pooled is shown.
+    let accel_port = s.running.as_ref().unwrap().accelerate_addr.unwrap().port();
+    let endpoint = again
+        .testid("connection-accelerate")
+        .expect("accelerate endpoint listed");
+    assert!(endpoint.ends_with(&format!(":{accel_port}")), "{endpoint}");
+    assert!(accel.contains(&endpoint), "{accel} vs {endpoint}");
     // The connection string works.
     let (client, conn) = tokio_postgres::connect(&first, crate::harness::tls_connector())
         .await
@@ -201,8 +223,18 @@ async fn console_flows_without_javascript() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let rotated = b.get(&db_url).await.testid("secret").expect("new secret");
+    let page = b.get(&db_url).await;
+    let rotated = page.testid("secret").expect("new secret");
     assert_ne!(rotated, first);
+    let rotated_accel = page
+        .testid("secret-accelerate")
+        .expect("new accelerate string");
+    assert_ne!(rotated_accel, accel, "a new API key");
+    let rotated_key = rotated_accel.rsplit("api_key=").next().unwrap_or_default();
+    assert_eq!(page.body.matches(rotated_key).count(), 1);
+    let again = b.get(&db_url).await;
+    assert!(again.testid("secret-accelerate").is_none(), "shown twice");
+    assert!(!again.body.contains(rotated_key));
 
     // Delete the connection.
     let r = b

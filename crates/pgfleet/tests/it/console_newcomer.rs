@@ -1,6 +1,7 @@
 //! The console's newcomer edges, as a browser without JavaScript sees them: a new project's
-//! and a new database's default connection strings (direct and pooled) shown once with the
-//! direct/pooled toggle, both of which connect; one timestamp format (`<time datetime title>`);
+//! and a new database's default connection strings (direct, pooled and `prisma+postgres://`)
+//! shown once with the direct/pooled/prisma+postgres toggle, the first two of which connect
+//! (and nothing of prisma+postgres when that endpoint is off); one timestamp format (`<time datetime title>`);
 //! backups showing their kind (on demand or scheduled) and a live-status badge (with its status endpoint); "New
 //! database from it" proposing `<db>-restore-<date>` and refusing a duplicate name.
 
@@ -29,7 +30,7 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
     let projects_url = format!("/console/w/{ws}/projects");
     let csrf = b.get(&projects_url).await.input("csrf_token");
 
-    // A new project: its default connection's strings, once, direct and pooled.
+    // A new project: its default connection's strings, once, direct, pooled and accelerate.
     let r = b
         .post(
             &projects_url,
@@ -47,12 +48,22 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
     let direct = page.testid("secret").expect("direct string shown");
     let pooled = page.testid("secret-pooled").expect("pooled string shown");
     assert_ne!(direct, pooled);
+    let accel = page
+        .testid("secret-accelerate")
+        .expect("accelerate string shown");
+    assert!(accel.starts_with("prisma+postgres://"), "{accel}");
+    let key = accel.rsplit("api_key=").next().unwrap_or_default();
+    assert!(key.len() >= 16, "{accel}");
+    assert_eq!(page.body.matches(key).count(), 1, "{}", page.body);
     for needle in [
         "shown only once",
         "data-copy=\"flash_secret\"",
         "data-copy=\"flash_pooled\"",
+        "data-copy=\"flash_accelerate\"",
         "id=\"flash_show_direct\"",
         "id=\"flash_show_pooled\"",
+        "id=\"flash_show_accelerate\"",
+        "new PrismaClient({ accelerateUrl })",
     ] {
         assert!(
             page.body.contains(needle),
@@ -65,6 +76,8 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
     let again = b.get(&project_url).await;
     assert!(again.testid("secret").is_none(), "shown twice");
     assert!(!again.body.contains(&direct));
+    assert!(again.testid("secret-accelerate").is_none(), "shown twice");
+    assert!(!again.body.contains(key));
     // One timestamp format: relative, the exact time on hover.
     assert!(
         again.body.contains("<time datetime=\"") && again.body.contains(" UTC\">just now</time>"),
@@ -88,9 +101,18 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
     let page = b.get(&db_url).await;
     let direct = page.testid("secret").expect("direct string shown");
     assert!(page.testid("secret-pooled").is_some(), "{}", page.body);
+    let accel = page
+        .testid("secret-accelerate")
+        .expect("accelerate string shown");
+    assert!(accel.starts_with("prisma+postgres://"), "{accel}");
     assert!(page.body.contains("Database orders was created"));
     connects(&direct).await;
-    assert!(b.get(&db_url).await.testid("secret").is_none());
+    let again = b.get(&db_url).await;
+    assert!(again.testid("secret").is_none());
+    assert!(again.testid("secret-accelerate").is_none());
+    assert!(!again
+        .body
+        .contains(accel.rsplit("api_key=").next().unwrap_or_default()));
 
     // The same name again is refused, not duplicated.
     let r = b
@@ -191,5 +213,64 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
     assert_eq!(page.testid("backup-kind").as_deref(), Some("scheduled"));
     assert!(page.body.contains("data-testid=\"backup-kind\">on demand<"));
 
+    s.stop().await;
+}
+
+/// With `[accelerate] enabled = false` the console shows no `prisma+postgres://` string, no
+/// accelerate endpoint and no hint: direct and pooled as before.
+#[tokio::test]
+async fn accelerate_off_shows_no_prisma_string() {
+    let s = TestServer::start_with(|c| c.accelerate.enabled = false).await;
+    let (password, ws) = bootstrap(&s);
+    let mut b = Browser::new(&s);
+    let r = b
+        .sign_in(pgfleet::config::DEFAULT_ADMIN_EMAIL, &password, "/console")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let projects_url = format!("/console/w/{ws}/projects");
+    let csrf = b.get(&projects_url).await.input("csrf_token");
+    let r = b
+        .post(
+            &projects_url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "plain"),
+                ("region", "us-east-1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get(r.redirect_to()).await;
+    assert!(page.testid("secret").is_some(), "{}", page.body);
+    assert!(page.testid("secret-pooled").is_some(), "{}", page.body);
+    for absent in [
+        "secret-accelerate",
+        "flash_show_accelerate",
+        "prisma+postgres",
+    ] {
+        assert!(!page.body.contains(absent), "{absent}:\n{}", page.body);
+    }
+    let db_url = format!(
+        "/console/w/{ws}/databases/{}",
+        page.id_after(&format!("/console/w/{ws}/databases/"))
+    );
+    let r = b
+        .post(
+            &format!("{db_url}/connections"),
+            &[("csrf_token", &csrf), ("name", "app")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let db = b.get(&db_url).await;
+    assert!(db.testid("secret").is_some(), "{}", db.body);
+    assert!(db.body.contains("data-testid=\"connection-row\""));
+    for absent in [
+        "secret-accelerate",
+        "connection-accelerate",
+        "prisma+postgres",
+        "accelerateUrl",
+    ] {
+        assert!(!db.body.contains(absent), "{absent}:\n{}", db.body);
+    }
     s.stop().await;
 }

@@ -228,6 +228,7 @@ async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted<AppFie
                         ),
                         secret,
                         pooled: None,
+                        accelerate: None,
                     };
                     see_other_with(&state, &ctx, &to, flash)
                 }

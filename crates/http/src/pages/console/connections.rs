@@ -1,5 +1,6 @@
 //! A database's connections: create, rotate the password and delete (both ticked); the new
-//! credentials are shown once on the database's page.
+//! credentials (the direct string, and the pooled and `prisma+postgres://` ones when those
+//! endpoints run) are shown once on the database's page.
 
 use axum::extract::{Path, State};
 use axum::routing::post;

@@ -1,5 +1,5 @@
-//! A database's page: its connections (with the pooled endpoint when the pooler runs), its
-//! backups and usage, the live status word polled by `console.js`, and delete (the name
+//! A database's page: its connections (with the pooled endpoint when the pooler runs and the
+//! `prisma+postgres://` one when that endpoint runs), its backups and usage, the live status word polled by `console.js`, and delete (the name
 //! typed).
 
 use askama::Template;
@@ -59,6 +59,8 @@ struct ConnectionView {
     host: String,
     /// `host:port` of the pooled endpoint, when the pooler runs.
     pooled: Option<String>,
+    /// `host:port` of the `prisma+postgres://` endpoint, when it runs.
+    accelerate: Option<String>,
     created_at: String,
 }
 
@@ -71,8 +73,10 @@ pub(super) struct DatabaseTemplate {
     project_id: String,
     project_name: String,
     connections: Vec<ConnectionView>,
-    /// Whether the pooled endpoint runs (its column and hint are shown).
+    /// Whether the pooled endpoint runs (its hint is shown).
     pooled_on: bool,
+    /// Whether the `prisma+postgres://` endpoint runs (its hint is shown).
+    accelerate_on: bool,
     pager: Pager,
     backups: Vec<backups::BackupView>,
     usage: Option<UsageView>,
@@ -119,6 +123,11 @@ pub(super) async fn database_view(
                 .pooled
                 .as_ref()
                 .map(|e| format!("{}:{}", e.host, e.port)),
+            accelerate: c
+                .endpoints
+                .accelerate
+                .as_ref()
+                .map(|e| format!("{}:{}", e.host, e.port)),
             id: c.id,
             name: c.name,
             created_at: c.created_at,
@@ -139,6 +148,7 @@ pub(super) async fn database_view(
         project_id,
         project_name,
         pooled_on: state.services.config().pooled.is_some(),
+        accelerate_on: state.services.config().accelerate.is_some(),
         connections,
         pager,
         backups,

@@ -1,4 +1,4 @@
-//! Secrets shown once (a connection's password, a service token, an OAuth app's secret): they
+//! Secrets shown once (a connection's strings, a service token, an OAuth app's secret): they
 //! travel from the form that made them to the page that shows them in a sealed flash cookie
 //! (`pgfleet_console_flash`, `Path=/console`, `SameSite=Strict`, 5 minutes), cleared as it
 //! is shown and never stored. Sealed with the pages' one seal ([`crate::pages::cookies`]).
@@ -31,10 +31,16 @@ pub(super) struct Flash {
     /// shows a direct/pooled toggle).
     #[serde(default)]
     pub(super) pooled: Option<String>,
+    /// The `prisma+postgres://` string (Prisma Client's `accelerateUrl`, carrying the API key)
+    /// next to a connection's direct one, when that endpoint runs (a third choice of the
+    /// toggle).
+    #[serde(default)]
+    pub(super) accelerate: Option<String>,
 }
 
 impl Flash {
-    /// A connection's credentials: its direct string and, when the pooler runs, its pooled one.
+    /// A connection's credentials: its direct string and, when the pooler runs, its pooled one;
+    /// when the `prisma+postgres://` endpoint runs, its string too.
     pub(super) fn connection(
         key: String,
         title: String,
@@ -47,6 +53,10 @@ impl Flash {
             secret: direct,
             pooled: endpoints
                 .pooled
+                .as_ref()
+                .and_then(|e| e.connection_string.clone()),
+            accelerate: endpoints
+                .accelerate
                 .as_ref()
                 .and_then(|e| e.connection_string.clone()),
         }

@@ -186,6 +186,7 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewUs
                         ),
                         secret,
                         pooled: None,
+                        accelerate: None,
                     };
                     see_other_with(&state, &ctx, &to, flash)
                 }

@@ -108,6 +108,7 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<Name
                 title: format!("Service token {} was created.", t.token.name),
                 secret: t.value,
                 pooled: None,
+                accelerate: None,
             };
             let to = format!("{}/tokens", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
