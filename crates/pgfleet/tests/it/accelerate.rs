@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::harness::{cluster, TestServer};
+use crate::harness::{cluster, eventually, TestServer};
 
 /// A `$queryRaw` plan as Prisma Client 7 sends it (`tests/fixtures/accelerate/raw.json`).
 fn raw_query(sql: &str) -> Value {
@@ -85,19 +85,6 @@ fn accel_string(conn: &Value) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no accelerate string: {conn}"))
         .to_string()
-}
-
-/// Waits until `check` holds (every 50 ms, up to 20 s).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn assert_unauthorized((status, body): (StatusCode, Value)) {

@@ -549,3 +549,16 @@ pub async fn create_from(s: &TestServer, project: &str, body: Value) -> (String,
     wait_ready(s, &id).await;
     (id, conn)
 }
+
+/// Waits until `check` holds (checked every 50 ms, for up to 20 s); panics with `what`.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_postgres::error::SqlState;
 
-use crate::harness::{cluster, connect_tls, pooled_url, psql, TestServer};
+use crate::harness::{cluster, connect_tls, eventually, pooled_url, psql, TestServer};
 
 fn user_of(conn: &Value) -> String {
     let url = url::Url::parse(&pooled_url(conn)).unwrap();
@@ -55,19 +55,6 @@ async fn connect_patiently(url: &str) -> Result<tokio_postgres::Client, tokio_po
         let _ = conn.await;
     });
     Ok(client)
-}
-
-/// Waits until `check` holds (checked every 50 ms, for up to 20 s).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn code(e: &tokio_postgres::Error) -> Option<SqlState> {
