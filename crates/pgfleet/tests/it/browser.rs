@@ -212,3 +212,14 @@ pub fn bootstrap(s: &TestServer) -> (String, String) {
     let b = s.running.as_ref().unwrap().bootstrap.as_ref().unwrap();
     (b.admin_password.clone(), b.workspace_id.clone())
 }
+
+/// A browser signed in to the console as the bootstrap admin, and the admin's workspace id.
+pub async fn admin_browser(s: &TestServer) -> (Browser, String) {
+    let (password, ws) = bootstrap(s);
+    let mut b = Browser::new(s);
+    let r = b
+        .sign_in(pgfleet::config::DEFAULT_ADMIN_EMAIL, &password, "/console")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    (b, ws)
+}

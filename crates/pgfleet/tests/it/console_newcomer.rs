@@ -7,7 +7,7 @@
 
 use reqwest::StatusCode;
 
-use crate::browser::{bootstrap, Browser};
+use crate::browser::admin_browser;
 use crate::harness::TestServer;
 
 async fn connects(url: &str) {
@@ -21,12 +21,7 @@ async fn connects(url: &str) {
 #[tokio::test]
 async fn new_credentials_times_backup_kinds_and_restore_names() {
     let s = TestServer::start().await;
-    let (password, ws) = bootstrap(&s);
-    let mut b = Browser::new(&s);
-    let r = b
-        .sign_in(pgfleet::config::DEFAULT_ADMIN_EMAIL, &password, "/console")
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (mut b, ws) = admin_browser(&s).await;
     let projects_url = format!("/console/w/{ws}/projects");
     let csrf = b.get(&projects_url).await.input("csrf_token");
 
@@ -221,12 +216,7 @@ async fn new_credentials_times_backup_kinds_and_restore_names() {
 #[tokio::test]
 async fn accelerate_off_shows_no_prisma_string() {
     let s = TestServer::start_with(|c| c.accelerate.enabled = false).await;
-    let (password, ws) = bootstrap(&s);
-    let mut b = Browser::new(&s);
-    let r = b
-        .sign_in(pgfleet::config::DEFAULT_ADMIN_EMAIL, &password, "/console")
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (mut b, ws) = admin_browser(&s).await;
     let projects_url = format!("/console/w/{ws}/projects");
     let csrf = b.get(&projects_url).await.input("csrf_token");
     let r = b
