@@ -7,33 +7,10 @@ use pgfleet_storage::idempotency as store;
 
 use crate::{Result, Services};
 
-/// What [`IdempotencyKeys::begin`] found for a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Begin {
-    /// The key was free (or expired): it is now claimed by this request, in flight.
-    New,
-    /// The same request already finished with this response.
-    Replay {
-        status: u16,
-        /// The stored JSON body; `Null` for an empty body.
-        body: serde_json::Value,
-    },
-    /// The same request is still being processed.
-    InFlight,
-    /// The key was used with a different request.
-    Mismatch,
-}
-
-impl From<store::Begin> for Begin {
-    fn from(b: store::Begin) -> Self {
-        match b {
-            store::Begin::New => Begin::New,
-            store::Begin::Replay { status, body } => Begin::Replay { status, body },
-            store::Begin::InFlight => Begin::InFlight,
-            store::Begin::Mismatch => Begin::Mismatch,
-        }
-    }
-}
+/// What [`IdempotencyKeys::begin`] found for a key: storage's own enum (a value, not a row),
+/// re-exported so http names it through the domain, as `services::backup_kinds`
+/// does with `BackupTrigger`.
+pub use store::Begin;
 
 /// Handle on the idempotency keys; cheap to clone (a detached request task keeps one).
 #[derive(Clone, Debug)]
@@ -53,11 +30,7 @@ impl IdempotencyKeys {
     pub async fn begin(&self, principal: &str, key: &str, request_hash: &[u8]) -> Result<Begin> {
         let now = self.services.clock().now();
         let store = self.services.store();
-        Ok(
-            store::begin(store.pool(), principal, key, request_hash, now)
-                .await?
-                .into(),
-        )
+        Ok(store::begin(store.pool(), principal, key, request_hash, now).await?)
     }
 
     /// Records the response of the in-flight request holding the key. False when there was

@@ -398,6 +398,18 @@ fn certificate() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
     (Arc::new(config), der)
 }
 
+/// A pooler with no routes and a fresh self-signed certificate, and that certificate.
+fn tls_pooler() -> (Pooler, Vec<u8>) {
+    let (tls, der) = certificate();
+    let pooler = Pooler::new(
+        Settings::default(),
+        Arc::new(Routes(HashMap::new())),
+        Some(tls),
+        Some(&der),
+    );
+    (pooler, der)
+}
+
 /// A TLS client trusting `der`, asking for the `postgresql` ALPN protocol or not.
 fn tls_client(der: &[u8], alpn: bool) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
@@ -442,13 +454,7 @@ fn startup_packet(p: &[(&str, &str)]) -> BytesMut {
 
 #[tokio::test]
 async fn an_ssl_request_is_answered_s_then_the_startup_comes_over_tls() {
-    let (tls, der) = certificate();
-    let pooler = Pooler::new(
-        Settings::default(),
-        Arc::new(Routes(HashMap::new())),
-        Some(tls),
-        Some(&der),
-    );
+    let (pooler, der) = tls_pooler();
     let (proxy, mut client) = startup_on_loopback(&pooler).await;
     let mut out = BytesMut::new();
     frontend::ssl_request(&mut out);
@@ -530,13 +536,7 @@ async fn an_unsupported_protocol_is_refused_at_startup() {
 
 #[tokio::test]
 async fn direct_tls_needs_the_postgresql_alpn_protocol() {
-    let (tls, der) = certificate();
-    let pooler = Pooler::new(
-        Settings::default(),
-        Arc::new(Routes(HashMap::new())),
-        Some(tls),
-        Some(&der),
-    );
+    let (pooler, der) = tls_pooler();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     // With it: TLS from the first byte, then the startup packet.
     let (proxy, client) = startup_on_loopback(&pooler).await;
