@@ -269,6 +269,11 @@ impl TestServer {
             .as_str()
             .unwrap()
             .to_string();
+        // Under load the create may answer before its database is ready (after its own
+        // 5 s wait); a connection made then is usable only once the database is.
+        if p.body["data"]["database"]["status"] != "ready" {
+            wait_ready(self, &db).await;
+        }
         let c = self
             .post(
                 &format!("/v1/databases/{db}/connections"),
