@@ -7,6 +7,7 @@
 //!
 //! Nothing here knows about HTTP or the metadata schema.
 
+pub mod archive;
 pub mod binaries;
 pub mod cluster;
 pub mod driver;

@@ -1,0 +1,232 @@
+//! Continuous WAL archiving and point-in-time recovery of a PostgreSQL server, through
+//! pgBackRest (Debian's `pgbackrest` package): one stanza per server, the repository in the
+//! configured backup store (a local directory or the S3-compatible store).
+//!
+//! What this module owns:
+//! - the pgBackRest configuration of a server (a private `pgbackrest.conf`, spool/log/lock
+//!   directories; S3 secrets only in the environment of the processes that need them);
+//! - the `postgresql.conf` settings that turn archiving on (`archive_mode`, an asynchronous
+//!   `archive-push` as `archive_command`, `archive_timeout` for the recovery point);
+//! - base backups, retention (`expire`), the repository's view of what can be restored;
+//! - restoring one database of the archive into a *scratch instance* (a private, socket-only
+//!   `postgres` started on a restored data directory, recovered to a target time and
+//!   promoted), from which the caller copies the database out; the scratch instance is always
+//!   removed, also when a crash left one behind ([`Archive::remove_stale_scratch`]).
+//!
+//! Nothing here knows about the metadata store: which server is archived, when base backups
+//! run (once across replicas, under a lease) and which operation owns a scratch instance is
+//! decided by the domain.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::osuser::RunAs;
+use crate::{DataplaneError, PgServer, Result};
+
+/// Where the pgBackRest repository of a server lives.
+#[derive(Clone)]
+pub enum Repo {
+    /// `repo1-type=posix` at this path (private to the PostgreSQL OS user).
+    Local { path: PathBuf },
+    /// `repo1-type=s3`. pgBackRest speaks S3 over HTTPS only; `verify_tls = false` for a
+    /// local test server with a self-signed certificate.
+    S3 {
+        bucket: String,
+        /// Host name of the endpoint (no scheme).
+        endpoint: String,
+        port: u16,
+        region: String,
+        /// Key prefix of the repository (`repo1-path`), e.g. `/pgbackrest`.
+        path: String,
+        verify_tls: bool,
+        access_key_id: String,
+        /// Passed to pgBackRest in the environment only (`PGBACKREST_REPO1_S3_KEY_SECRET`).
+        secret_access_key: String,
+    },
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repo::Local { path } => f.debug_struct("Local").field("path", path).finish(),
+            Repo::S3 {
+                bucket, endpoint, ..
+            } => f
+                .debug_struct("S3")
+                .field("bucket", bucket)
+                .field("endpoint", endpoint)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Archiving settings of one server.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// The pgBackRest stanza (one per server, e.g. the server's key).
+    pub stanza: String,
+    pub repo: Repo,
+    /// Private working directory: `pgbackrest.conf`, spool, log, lock, scratch instances.
+    pub work_dir: PathBuf,
+    /// The `pgbackrest` executable.
+    pub pgbackrest: PathBuf,
+    /// The PostgreSQL server binaries (for scratch instances).
+    pub bin_dir: PathBuf,
+    /// The server's data directory (pgBackRest's `pg1-path`).
+    pub pgdata: PathBuf,
+    /// The server's socket directory and port (pgBackRest's `pg1-socket-path`, `pg1-port`).
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    /// OS user that runs PostgreSQL, and so archive-push and every pgBackRest command.
+    pub run_as: RunAs,
+    /// Base backups and WAL older than this are expired (the restorable window).
+    pub retention_days: u32,
+    /// `archive_timeout`: the longest the archive lags behind an idle server (≤ 60 s).
+    pub archive_timeout_secs: u32,
+}
+
+/// One base backup in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseBackup {
+    pub label: String,
+    pub kind: BaseBackupKind,
+    pub started_at: DateTime<Utc>,
+    /// From this time on, the backup plus archived WAL can restore the server.
+    pub stopped_at: DateTime<Utc>,
+    pub size_bytes: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseBackupKind {
+    Full,
+    Incremental,
+}
+
+/// What the repository can restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoInfo {
+    /// Oldest first.
+    pub backups: Vec<BaseBackup>,
+}
+
+impl RepoInfo {
+    /// The earliest time a restore can target: the end of the oldest base backup.
+    pub fn earliest(&self) -> Option<DateTime<Utc>> {
+        self.backups.iter().map(|b| b.stopped_at).min()
+    }
+}
+
+/// The server's archiver, from `pg_stat_archiver` and the size of `pg_wal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiverStatus {
+    /// When the last WAL segment reached the repository (`None`: nothing archived yet).
+    pub last_archived_at: Option<DateTime<Utc>>,
+    pub last_failed_at: Option<DateTime<Utc>>,
+    pub failed_count: i64,
+    /// Bytes in `pg_wal` (WAL that cannot be archived piles up here).
+    pub wal_bytes: i64,
+}
+
+/// A restore of one database into a scratch instance.
+#[derive(Debug, Clone)]
+pub struct ScratchRequest {
+    /// Names the scratch instance (its directory under `work_dir/scratch/`): the owning
+    /// operation's id, so a restart finds and removes what a crash left.
+    pub name: String,
+    /// The database to restore (the others of the cluster are left out: `--db-include`).
+    pub pg_database: String,
+    /// Recover up to this time (inclusive), then promote.
+    pub target: DateTime<Utc>,
+}
+
+/// A running scratch instance holding the restored database; reach it through
+/// [`ScratchInstance::server`] (superuser over its private Unix socket), then
+/// [`ScratchInstance::remove`] it.
+#[derive(Debug)]
+pub struct ScratchInstance {
+    pub name: String,
+    pub dir: PathBuf,
+    pub server: PgServer,
+}
+
+/// One server's archive.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    settings: ArchiveSettings,
+}
+
+fn not_yet() -> DataplaneError {
+    DataplaneError::Setup("point-in-time recovery is not implemented yet".to_string())
+}
+
+impl Archive {
+    pub fn new(settings: ArchiveSettings) -> Self {
+        Self { settings }
+    }
+
+    pub fn settings(&self) -> &ArchiveSettings {
+        &self.settings
+    }
+
+    /// `postgresql.conf` lines that turn archiving on (for the embedded cluster's
+    /// `extra_settings`; an external server's operator sets the same).
+    pub fn postgres_settings(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Environment the postmaster (and so `archive_command`) needs: the S3 secret.
+    pub fn postmaster_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Writes the configuration and creates the stanza if missing (idempotent); checks that
+    /// archiving works (`pgbackrest check`).
+    pub async fn ensure_stanza(&self) -> Result<()> {
+        Err(not_yet())
+    }
+
+    /// Takes a base backup (online, from the running server).
+    pub async fn base_backup(&self, _kind: BaseBackupKind) -> Result<BaseBackup> {
+        Err(not_yet())
+    }
+
+    /// The repository's base backups.
+    pub async fn info(&self) -> Result<RepoInfo> {
+        Err(not_yet())
+    }
+
+    /// Expires base backups and WAL past the retention window.
+    pub async fn expire(&self) -> Result<()> {
+        Err(not_yet())
+    }
+
+    /// The archiver's state, read from the running server.
+    pub async fn archiver_status(&self, _server: &PgServer) -> Result<ArchiverStatus> {
+        Err(not_yet())
+    }
+
+    /// Restores `req.pg_database` as it was at `req.target` into a scratch instance and
+    /// starts it. Idempotent per `req.name`: a leftover of the same name is removed first.
+    pub async fn restore_scratch(&self, _req: &ScratchRequest) -> Result<ScratchInstance> {
+        Err(not_yet())
+    }
+
+    /// Stops and deletes a scratch instance by name (idempotent: nothing there is fine).
+    pub async fn remove_scratch(&self, _name: &str) -> Result<()> {
+        Err(not_yet())
+    }
+
+    /// Stops and deletes every scratch instance whose name is not in `keep` (after a
+    /// crash); answers how many were removed.
+    pub async fn remove_stale_scratch(&self, _keep: &[String]) -> Result<usize> {
+        Err(not_yet())
+    }
+}
+
+impl ScratchInstance {
+    /// Stops the instance and deletes its directory.
+    pub async fn remove(self, archive: &Archive) -> Result<()> {
+        archive.remove_scratch(&self.name).await
+    }
+}
