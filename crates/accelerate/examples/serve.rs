@@ -81,7 +81,7 @@ impl Backend for FixedKey {
         })
     }
 
-    async fn cancel(&self, token: tokio_postgres::CancelToken) {
+    async fn cancel(&self, _target: &Self::Target, token: tokio_postgres::CancelToken) {
         if let Err(e) = token.cancel_query(NoTls).await {
             tracing::debug!(error = %e, "cancel failed");
         }

@@ -68,11 +68,15 @@ pub trait Backend: Send + Sync + 'static {
         let _ = target;
     }
 
-    /// Cancels the statement of a plan that ran past the query timeout (outside interactive
-    /// transactions; the reference lets it run on). The host knows how to reach the server
-    /// (TLS or not); the default does nothing.
-    fn cancel(&self, token: tokio_postgres::CancelToken) -> impl Future<Output = ()> + Send {
-        let _ = token;
+    /// Cancels the statement of a plan that ran past the query timeout on a connection of
+    /// `target`. The host knows how to reach the server (TLS or not); the default does
+    /// nothing.
+    fn cancel(
+        &self,
+        target: &Self::Target,
+        token: tokio_postgres::CancelToken,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (target, token);
         async {}
     }
 }
@@ -375,11 +379,14 @@ async fn query<B: Backend>(
         let q = prepare(&body_bytes(body, ex.limits.max_request_bytes)?)?;
         let permit = ex.admit(&key)?;
         ex.backend.count_query(&target, false);
+        let target = Arc::new(target);
         // The plan runs on its own task so that a client going away mid-plan cannot leave
         // the pooled connection inside an internal transaction.
         let ex2 = ex.clone();
         let (token_tx, mut token_rx) = tokio::sync::oneshot::channel();
+        let target2 = target.clone();
         let run = tokio::spawn(async move {
+            let target = target2;
             // The slot is held for as long as the plan really runs, timeout or not.
             let _permit = permit;
             let conn = connect(&ex2, &target).await?;
@@ -389,7 +396,7 @@ async fn query<B: Backend>(
         let result = with_timeout(ex.limits.query_timeout, joined(run)).await;
         if let (Err(ExecError::QueryTimeout), Ok(token)) = (&result, token_rx.try_recv()) {
             let ex3 = ex.clone();
-            tokio::spawn(async move { ex3.backend.cancel(token).await });
+            tokio::spawn(async move { ex3.backend.cancel(&target, token).await });
         }
         result
     }

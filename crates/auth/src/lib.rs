@@ -1,8 +1,10 @@
 //! Secrets and how they are checked: bearer tokens (generated with a recognisable prefix and
 //! 32 random bytes, stored only as a SHA-256 hash), user passwords (argon2id) and
-//! constant-time comparison.
+//! constant-time comparison; and secrets sealed under a bearer key ([`sealed`]).
 //!
 //! Randomness comes in through [`rand::RngCore`] so tests can make it deterministic.
+
+pub mod sealed;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

@@ -1,5 +1,6 @@
 //! A handle on one PostgreSQL server that holds tenant databases: how pgfleet reaches it as
-//! superuser, and what host and port it advertises to clients.
+//! superuser (or as a tenant role whose password it was given), with the TLS its URL asks
+//! for, and what host and port it advertises to clients.
 
 use std::time::Duration;
 
@@ -129,6 +130,21 @@ impl PgServer {
             cfg.dbname(db);
         }
         cfg.connect_timeout(Duration::from_secs(5));
+        self.connect(cfg).await
+    }
+
+    /// The settings of a session as `role` (password login, SCRAM as the server asks) on
+    /// `dbname`, at the address of the superuser URL.
+    pub fn role_config(&self, role: &str, password: &str, dbname: &str) -> tokio_postgres::Config {
+        let mut cfg = self.admin.clone();
+        cfg.user(role).password(password).dbname(dbname);
+        cfg
+    }
+
+    /// Opens a session with `cfg` (an address of this server), TLS as the URL's `sslmode`
+    /// asks over TCP, none over a Unix socket. A certificate that does not verify is refused
+    /// with an error naming the host and the reason.
+    pub async fn connect(&self, mut cfg: tokio_postgres::Config) -> Result<tokio_postgres::Client> {
         let tcp_host = match cfg.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => Some(h.clone()),
             _ => None,
@@ -153,7 +169,7 @@ impl PgServer {
                 })?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "admin connection closed");
+                        tracing::debug!(error = %e, "server connection closed");
                     }
                 });
                 client
@@ -162,13 +178,32 @@ impl PgServer {
                 let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "admin connection closed");
+                        tracing::debug!(error = %e, "server connection closed");
                     }
                 });
                 client
             }
         };
         Ok(client)
+    }
+
+    /// Cancels the statement running on the session `token` belongs to (a session opened
+    /// by [`Self::connect`]), over TLS when that session used it.
+    pub async fn cancel(&self, token: &tokio_postgres::CancelToken) -> Result<()> {
+        let tcp = matches!(
+            self.admin.get_hosts().first(),
+            Some(tokio_postgres::config::Host::Tcp(_))
+        );
+        if tcp && self.tls.mode != SslMode::Disable {
+            let tls = self
+                .tls
+                .connector()
+                .map_err(|e| DataplaneError::ServerTls(e.to_string()))?;
+            token.cancel_query(tls).await?;
+        } else {
+            token.cancel_query(tokio_postgres::NoTls).await?;
+        }
+        Ok(())
     }
 
     /// The server's connection settings (`max_connections`, `superuser_reserved_connections`),

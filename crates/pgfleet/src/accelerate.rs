@@ -3,8 +3,10 @@
 //! services (hashed, looked up in the metadata store and trusted for [`ROUTE_TTL`]: a
 //! rotation or deletion through this process is seen at the next request, through another
 //! replica within that second) and lends tokio-postgres
-//! connections logged in AS THE CONNECTION'S ROLE over the embedded cluster's trusted Unix
-//! socket (no password, as the pooler does), kept in a small idle pool per connection
+//! connections logged in AS THE CONNECTION'S ROLE: over the embedded cluster's trusted Unix
+//! socket without a password (as the pooler does), or to a region server over TCP with
+//! SCRAM, TLS verified as the server's URL asks, and the role's password opened from the
+//! request's key (sealed under it at create/rotate), kept in a small idle pool per connection
 //! (closed after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the
 //! listener (plain HTTP on loopback, HTTPS elsewhere or with a configured certificate); and
 //! the revocation of a rotated or deleted key's open interactive transactions (after every
@@ -21,7 +23,7 @@ use pgfleet_accelerate::{Backend, BackendError, Limits, Revoker};
 use pgfleet_domain::services::accelerate::{AccelerateCounts, AccelerateRoute};
 use pgfleet_domain::Services;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::config::Config;
 
@@ -143,7 +145,7 @@ impl Pools {
 }
 
 /// The embedded cluster's socket directory and port, when the route's server is reached
-/// over a Unix socket (the only way to log in as a role without its password).
+/// over a Unix socket (trusted: the role logs in without its password).
 fn unix_socket(route: &AccelerateRoute) -> Option<(std::path::PathBuf, u16)> {
     let host = route.server.admin.get_hosts().first()?;
     let port = route
@@ -255,41 +257,47 @@ impl Backend for ServicesBackend {
             .transactions += 1;
     }
 
-    async fn cancel(&self, token: tokio_postgres::CancelToken) {
-        if let Err(e) = token.cancel_query(NoTls).await {
+    async fn cancel(&self, route: &AccelerateRoute, token: tokio_postgres::CancelToken) {
+        if let Err(e) = route.server.cancel(&token).await {
             tracing::debug!(error = %e, "accelerate: cancel failed");
         }
     }
 }
 
-/// A new server connection as the route's role, in a UTC session.
+/// A new server connection as the route's role, in a UTC session: over the embedded
+/// cluster's trusted Unix socket without a password, or over TCP (TLS as the server's URL
+/// asks) with the role's password opened from the key.
 async fn open(route: &AccelerateRoute) -> Result<Client, BackendError> {
-    let Some((dir, port)) = unix_socket(route) else {
-        return Err(BackendError::Unavailable(
-            "This database's server is reached over TCP; the prisma+postgres endpoint serves \
-             databases of the embedded cluster only."
-                .into(),
-        ));
+    let mut config = match unix_socket(route) {
+        Some((dir, port)) => {
+            let mut c = tokio_postgres::Config::new();
+            c.host_path(dir)
+                .port(port)
+                .user(&route.role)
+                .dbname(&route.pg_database);
+            c
+        }
+        None => {
+            let Some(password) = &route.password else {
+                return Err(BackendError::Unavailable(
+                    "This API key was issued before the prisma+postgres endpoint could reach \
+                     this database's server; rotate the connection for a new key."
+                        .into(),
+                ));
+            };
+            route
+                .server
+                .role_config(&route.role, password.expose(), &route.pg_database)
+        }
     };
-    let mut config = tokio_postgres::Config::new();
     config
-        .host_path(dir)
-        .port(port)
-        .user(&route.role)
-        .dbname(&route.pg_database)
         .application_name("pgfleet-accelerate")
         .options("-c TimeZone=UTC")
         .connect_timeout(CONNECT_TIMEOUT);
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+    route.server.connect(config).await.map_err(|e| {
         tracing::warn!(error = %e, database = %route.database_id, "accelerate: cannot open a server connection");
         BackendError::Unavailable("The database does not accept connections now; retry later.".into())
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "accelerate: server connection ended");
-        }
-    });
-    Ok(client)
+    })
 }
 
 /// The endpoint's limits from `[accelerate]`.

@@ -1,6 +1,7 @@
 //! API keys of the `prisma+postgres://` endpoint: one per connection, stored by SHA-256 hash
-//! only (the caller hashes), looked up by that hash on every request. Queries checked at
-//! build time (`.sqlx/`, see the crate doc).
+//! only (the caller hashes), looked up by that hash on every request, with the role's
+//! password sealed under the key (the caller seals and opens; see migration 0015). Queries
+//! checked at build time (`.sqlx/`, see the crate doc).
 
 use chrono::{DateTime, Utc};
 
@@ -18,21 +19,34 @@ pub struct AccelerateKeyTarget {
     pub pg_database: String,
     pub connection_limit: i32,
     pub server_id: Option<String>,
+    /// The role's password sealed under the key, and the salt of its derived key (`None`
+    /// for keys issued before they were sealed).
+    pub seal_salt: Option<Vec<u8>>,
+    pub sealed_password: Option<Vec<u8>>,
+}
+
+/// The row written for a key.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccelerateKey<'a> {
+    pub connection_id: &'a str,
+    pub key_hash: &'a [u8],
+    pub seal_salt: &'a [u8],
+    pub sealed_password: &'a [u8],
+    pub now: DateTime<Utc>,
 }
 
 /// Sets the connection's key (replacing an older one: the old hash is gone with this write).
-pub async fn put<'e>(
-    ex: impl sqlx::PgExecutor<'e>,
-    connection_id: &str,
-    key_hash: &[u8],
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub async fn put<'e>(ex: impl sqlx::PgExecutor<'e>, key: &NewAccelerateKey<'_>) -> Result<()> {
     sqlx::query!(
-        "INSERT INTO accelerate_keys (connection_id, key_hash, created_at) VALUES ($1, $2, $3)
-         ON CONFLICT (connection_id) DO UPDATE SET key_hash = $2, created_at = $3",
-        connection_id,
-        key_hash,
-        now
+        "INSERT INTO accelerate_keys (connection_id, key_hash, created_at, seal_salt, sealed_password)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (connection_id) DO UPDATE
+            SET key_hash = $2, created_at = $3, seal_salt = $4, sealed_password = $5",
+        key.connection_id,
+        key.key_hash,
+        key.now,
+        key.seal_salt,
+        key.sealed_password
     )
     .execute(ex)
     .await?;
@@ -59,7 +73,7 @@ pub async fn lookup<'e>(
         AccelerateKeyTarget,
         r#"SELECT c.id AS connection_id, c.status AS "connection_status: ConnectionState",
                 c.role_name, d.id AS database_id, d.status AS "database_status: DatabaseState",
-                d.pg_database, d.connection_limit, d.server_id
+                d.pg_database, d.connection_limit, d.server_id, k.seal_salt, k.sealed_password
            FROM accelerate_keys k
            JOIN connections c ON c.id = k.connection_id
            JOIN databases d ON d.id = c.database_id

@@ -1,12 +1,16 @@
 //! What the `prisma+postgres://` endpoint asks of the services, and the per-connection API
 //! keys it authenticates with: a key is issued when a connection is created or rotated
-//! (shown once, stored as its SHA-256 only, like service tokens), replaced on rotation and
-//! removed on deletion in the same transaction as the rest of the change; a presented key
-//! resolves to the connection's login role on its database and server; and the endpoint's
-//! usage counters, which count like the pooler's ([`super::pooler::operations_with_pooled`]).
+//! (shown once, stored as its SHA-256 only, like service tokens), with the role's new
+//! password sealed under it ([`pgfleet_auth::sealed`]: only a request presenting the key
+//! can open it, which is how the endpoint logs in as the role on a server reached over TCP),
+//! replaced on rotation and removed on deletion in the same transaction as the rest of the
+//! change; a presented key resolves to the connection's login role on its database and
+//! server, and the password opened with it; and the endpoint's usage counters, which count
+//! like the pooler's ([`super::pooler::operations_with_pooled`]).
 
 use std::collections::HashMap;
 
+use pgfleet_auth::sealed::{self, Sealed};
 use pgfleet_dataplane::PgServer;
 use pgfleet_storage::{accelerate_keys, ConnectionState, DatabaseState};
 
@@ -46,6 +50,25 @@ pub struct AccelerateRoute {
     pub connection_limit: i32,
     /// `None` when the database accepts queries, else its status.
     pub unavailable: Option<String>,
+    /// The role's password, opened with the presented key; `None` for a key issued before
+    /// passwords were sealed (it serves the embedded cluster's Unix socket only).
+    pub password: Option<RolePassword>,
+}
+
+/// A role's login password, kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RolePassword(String);
+
+impl RolePassword {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RolePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RolePassword(<redacted>)")
+    }
 }
 
 /// What the endpoint counted for one database since this process started. A query plan
@@ -95,12 +118,14 @@ impl Accelerate<'_> {
         }
     }
 
-    /// Issues (or replaces) the key of a connection inside the caller's transaction; the
-    /// key is returned for the one answer that shows it. `None` when the endpoint is off.
+    /// Issues (or replaces) the key of a connection inside the caller's transaction, with
+    /// the role's `password` (the one just set) sealed under it; the key is returned for the
+    /// one answer that shows it. `None` when the endpoint is off.
     pub(crate) async fn issue(
         &self,
         tx: &mut sqlx::PgConnection,
         connection_id: &str,
+        password: &str,
     ) -> Result<Option<String>> {
         if self.ctx.config().accelerate.is_none() {
             // Off: a rotation still kills the old key.
@@ -108,7 +133,22 @@ impl Accelerate<'_> {
             return Ok(None);
         }
         let new = self.new_key();
-        accelerate_keys::put(&mut *tx, connection_id, &new.hash, self.ctx.clock().now()).await?;
+        let sealed = self
+            .ctx
+            .rng()
+            .with(|rng| sealed::seal(&new.key, connection_id.as_bytes(), password.as_bytes(), rng))
+            .map_err(|e| crate::DomainError::internal(e.to_string()))?;
+        accelerate_keys::put(
+            &mut *tx,
+            &accelerate_keys::NewAccelerateKey {
+                connection_id,
+                key_hash: &new.hash,
+                seal_salt: &sealed.salt,
+                sealed_password: &sealed.blob,
+                now: self.ctx.clock().now(),
+            },
+        )
+        .await?;
         Ok(Some(new.key))
     }
 
@@ -141,6 +181,22 @@ impl Accelerate<'_> {
         let Ok(server) = self.ctx.server(t.server_id.as_deref()) else {
             return Ok(None);
         };
+        let password = match (t.seal_salt, t.sealed_password) {
+            (Some(salt), Some(blob)) => {
+                let opened =
+                    sealed::unseal(key, t.connection_id.as_bytes(), &Sealed { salt, blob })
+                        .ok()
+                        .and_then(|p| String::from_utf8(p).ok());
+                // The key's hash matched, so a blob that does not open was damaged or
+                // written for another key: the key cannot be served.
+                let Some(p) = opened else {
+                    tracing::warn!(connection = %t.connection_id, "accelerate: the sealed password does not open with its key");
+                    return Ok(None);
+                };
+                Some(RolePassword(p))
+            }
+            _ => None,
+        };
         Ok(Some(AccelerateRoute {
             connection_id: t.connection_id,
             database_id: t.database_id,
@@ -150,6 +206,7 @@ impl Accelerate<'_> {
             connection_limit: t.connection_limit,
             unavailable: (t.database_status != DatabaseState::Ready)
                 .then(|| t.database_status.to_string()),
+            password,
         }))
     }
 

@@ -207,7 +207,11 @@ impl Connections<'_> {
             },
         )
         .await?;
-        let key = self.ctx.accelerate().issue(&mut tx, &row.id).await?;
+        let key = self
+            .ctx
+            .accelerate()
+            .issue(&mut tx, &row.id, &creds.password)
+            .await?;
         let op = Planned::new(OperationKind::ConnectionCreate, &row.id);
         self.ctx.commit_intent(tx, [op], Run::Wait).await?;
         Ok(self.created_view(&row, &db, &creds.password, key.as_deref()))
@@ -222,7 +226,11 @@ impl Connections<'_> {
         let mut tx = self.ctx.store().begin().await?;
         connections::set_verifier(&mut *tx, &c.id, &creds.verifier, self.ctx.clock().now()).await?;
         // The old key's hash is replaced in this transaction: it stops resolving at commit.
-        let key = self.ctx.accelerate().issue(&mut tx, &c.id).await?;
+        let key = self
+            .ctx
+            .accelerate()
+            .issue(&mut tx, &c.id, &creds.password)
+            .await?;
         let op = Planned::new(OperationKind::ConnectionRotate, &c.id);
         self.ctx.commit_intent(tx, [op], Run::Wait).await?;
         Ok(self.created_view(&c, &db, &creds.password, key.as_deref()))

@@ -140,7 +140,11 @@ impl Databases<'_> {
             },
         )
         .await?;
-        let accelerate_key = self.ctx.accelerate().issue(&mut *tx, &conn.id).await?;
+        let accelerate_key = self
+            .ctx
+            .accelerate()
+            .issue(&mut *tx, &conn.id, &creds.password)
+            .await?;
         let op = Planned::new(OperationKind::DatabaseCreate, &db.id);
         let intent = DatabaseIntent {
             db,

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::harness::{cluster, eventually, TestServer};
 
 /// A `$queryRaw` plan as Prisma Client 7 sends it (`tests/fixtures/accelerate/raw.json`).
-fn raw_query(sql: &str) -> Value {
+pub(crate) fn raw_query(sql: &str) -> Value {
     json!({
         "operation": "queryRaw",
         "plan": {"type": "query", "args": {"type": "rawSql", "sql": sql, "args": [], "argTypes": []}},
@@ -22,7 +22,7 @@ fn raw_query(sql: &str) -> Value {
 }
 
 /// An `$executeRaw` plan.
-fn raw_execute(sql: &str) -> Value {
+pub(crate) fn raw_execute(sql: &str) -> Value {
     json!({
         "operation": "executeRaw",
         "plan": {"type": "execute", "args": {"type": "rawSql", "sql": sql, "args": [], "argTypes": []}},
@@ -31,7 +31,7 @@ fn raw_execute(sql: &str) -> Value {
 }
 
 /// The endpoint's base URL and the key of a `prisma+postgres://` string.
-fn split(accel: &str) -> (String, String) {
+pub(crate) fn split(accel: &str) -> (String, String) {
     let url = url::Url::parse(accel).unwrap();
     assert_eq!(url.scheme(), "prisma+postgres", "{accel}");
     let key = url
@@ -43,13 +43,13 @@ fn split(accel: &str) -> (String, String) {
     (base, key)
 }
 
-struct Endpoint {
-    http: reqwest::Client,
-    base: String,
+pub(crate) struct Endpoint {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Endpoint {
-    fn of(s: &TestServer) -> Self {
+    pub(crate) fn of(s: &TestServer) -> Self {
         let addr = s.running.as_ref().unwrap().accelerate_addr.unwrap();
         Self {
             http: reqwest::Client::new(),
@@ -57,7 +57,7 @@ impl Endpoint {
         }
     }
 
-    async fn post(&self, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, key: &str, path: &str, body: &Value) -> (StatusCode, Value) {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -74,20 +74,20 @@ impl Endpoint {
         )
     }
 
-    async fn query(&self, key: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn query(&self, key: &str, body: &Value) -> (StatusCode, Value) {
         self.post(key, "/query", body).await
     }
 }
 
 /// The connection's `prisma+postgres://` string from a create or rotate answer.
-fn accel_string(conn: &Value) -> String {
+pub(crate) fn accel_string(conn: &Value) -> String {
     conn["endpoints"]["accelerate"]["connectionString"]
         .as_str()
         .unwrap_or_else(|| panic!("no accelerate string: {conn}"))
         .to_string()
 }
 
-fn assert_unauthorized((status, body): (StatusCode, Value)) {
+pub(crate) fn assert_unauthorized((status, body): (StatusCode, Value)) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["code"], "P6002", "{body}");
 }
@@ -218,7 +218,7 @@ async fn key_is_shown_once_and_runs_queries_as_the_connections_role() {
 }
 
 /// Sessions of `role` idle inside a transaction.
-async fn open_transactions_of(role: &str) -> i64 {
+pub(crate) async fn open_transactions_of(role: &str) -> i64 {
     let admin = cluster().admin("postgres").await;
     admin
         .query_one(
