@@ -8,7 +8,8 @@
 //! SCRAM, TLS verified as the server's URL asks, and the role's password opened from the
 //! request's key (sealed under it at create/rotate), kept in a small idle pool per connection
 //! (closed after a minute idle) and bounded per database by its `CONNECTION LIMIT`; the
-//! listener (plain HTTP on loopback, HTTPS elsewhere or with a configured certificate); and
+//! listener (plain HTTP on loopback, HTTPS elsewhere or with a configured certificate; served
+//! by the shared accept loop of [`crate::http_server`], within the descriptor budget); and
 //! the revocation of a rotated or deleted key's open interactive transactions (after every
 //! local write, and every few seconds for writes made by other replicas); and the usage
 //! counters (queries and transactions per database, read by the usage sampler).
@@ -34,12 +35,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often open interactive transactions are checked against the metadata store (a key
 /// rotated through another replica), and idle connections past [`IDLE_TIMEOUT`] closed.
 const REVOKE_SWEEP: Duration = Duration::from_secs(2);
-/// HTTP connections the endpoint holds at once; past it new ones are closed at once (each
-/// holds a descriptor; the API's and the pooler's caps are in `crate::descriptors`).
-const MAX_HTTP_CONNECTIONS: usize = 1024;
-/// A request head (the first, or the next on a kept-alive connection) must arrive within
-/// this; silent sockets are closed.
+/// A request head (the first, after the TLS handshake if any, or the next on a kept-alive
+/// connection) must arrive within this; silent sockets are closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// A request body (at most `accelerate.max_request_bytes`) must arrive whole within this
+/// after its head.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle server connections are closed after this: they count in the database's and the
 /// role's `CONNECTION LIMIT`, which direct and pooled sessions share.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -414,8 +415,25 @@ pub fn start(
             checker.pools.close_stale_idle();
         }
     });
+    let options = crate::http_server::Listener {
+        limits: crate::http_server::Limits {
+            max_connections: cfg
+                .accelerate
+                .max_connections
+                .unwrap_or(crate::descriptors::ACCELERATE_DEFAULT_CEILING),
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            keep_alive_timeout: HEADER_READ_TIMEOUT,
+            body_read_timeout: BODY_READ_TIMEOUT,
+        },
+        tls,
+        name: "accelerate",
+        cap_setting: "accelerate.max_connections",
+    };
     let task = tokio::spawn(async move {
-        serve(listener, app, tls, &mut stop_rx).await;
+        let stopped = async move {
+            let _ = stop_rx.changed().await;
+        };
+        crate::http_server::serve_with(listener, app, options, stopped).await;
         sweeper.abort();
     });
     tracing::info!(%addr, "accelerate endpoint listening");
@@ -424,81 +442,6 @@ pub fn start(
         stop: Some(stop_tx),
         task,
     })
-}
-
-/// Accepts until told to stop; each connection served by hyper (HTTP/1.1), over TLS when
-/// `tls` is set, at most [`MAX_HTTP_CONNECTIONS`] at once, each request head within
-/// [`HEADER_READ_TIMEOUT`].
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt as _;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::debug!(error = %e, "accelerate: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "accelerate: connection cap reached; closing a new connection");
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                app.clone().oneshot(req)
-            });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        match &tls {
-            None => {
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "accelerate: connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let stream =
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                            .await
-                        {
-                            Ok(Ok(s)) => s,
-                            _ => return,
-                        };
-                    let conn =
-                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "accelerate: connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// The endpoint's TLS: the configured certificate, else a self-signed one generated once

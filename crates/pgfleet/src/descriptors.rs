@@ -1,6 +1,7 @@
 //! The process's file-descriptor budget. At start the soft `RLIMIT_NOFILE` is raised to the
-//! hard limit; from the limit in force, [`plan`] derives how many HTTP connections and
-//! pooler clients may be open at once, after a reserve for what else needs descriptors
+//! hard limit; from the limit in force, [`plan`] derives how many HTTP connections (the
+//! API's and the `prisma+postgres://` endpoint's) and pooler clients may be open at once,
+//! after a reserve for what else needs descriptors
 //! (metadata and PostgreSQL connections, backup pipes, files, the runtime). Sockets from the
 //! network therefore cannot take the descriptors the server itself needs: past its cap a
 //! listener refuses new connections at once instead of failing with `EMFILE` elsewhere.
@@ -17,6 +18,8 @@ pub const BASE_RESERVE: u64 =
 pub const MIN_AVAILABLE: u64 = 64;
 /// Default ceiling of `http.max_connections` (each idle connection costs memory too).
 pub const HTTP_DEFAULT_CEILING: usize = 4096;
+/// Default ceiling of `accelerate.max_connections`.
+pub const ACCELERATE_DEFAULT_CEILING: usize = 1024;
 /// Default ceiling of `pooler.max_client_connections`.
 pub const POOLER_DEFAULT_CEILING: usize = 10_000;
 /// Descriptors one pooler client may cost: its socket and, while it has one, a server
@@ -73,9 +76,13 @@ pub fn fill_for_print(cfg: &mut crate::config::Config) -> String {
         Ok(p) => {
             cfg.http.max_connections = Some(p.http_max_connections);
             cfg.pooler.max_client_connections = Some(p.pooler_max_client_connections);
+            if p.accelerate_max_connections > 0 {
+                cfg.accelerate.max_connections = Some(p.accelerate_max_connections);
+            }
             let mut text = format!(
-                "# http.max_connections and pooler.max_client_connections: for an open-files \
-                 limit of {} ({} descriptors reserved)\n",
+                "# http.max_connections, accelerate.max_connections and \
+                 pooler.max_client_connections: for an open-files limit of {} ({} descriptors \
+                 reserved)\n",
                 p.limit, p.reserve
             );
             if let Some(why) = p.lowered {
@@ -94,6 +101,10 @@ pub struct Wanted {
     pub pooler: Option<usize>,
     pub runs_http: bool,
     pub runs_pooler: bool,
+    /// `accelerate.max_connections` (`None`: derive it).
+    pub accelerate: Option<usize>,
+    /// The `prisma+postgres://` endpoint runs (only beside the API).
+    pub runs_accelerate: bool,
     /// The metadata store's pool size (reserved on top of [`BASE_RESERVE`]).
     pub metadata_connections: u32,
 }
@@ -107,6 +118,8 @@ impl Wanted {
             pooler: cfg.pooler.max_client_connections,
             runs_http,
             runs_pooler: cfg.pooler.enabled || !runs_http,
+            accelerate: cfg.accelerate.max_connections,
+            runs_accelerate: runs_http && cfg.accelerate.enabled,
             metadata_connections: cfg
                 .metadata
                 .max_connections
@@ -124,13 +137,17 @@ pub struct Plan {
     pub reserve: u64,
     pub http_max_connections: usize,
     pub pooler_max_client_connections: usize,
+    /// 0 when the endpoint does not run.
+    pub accelerate_max_connections: usize,
     /// Set when configured values did not fit and were lowered: what to tell the operator.
     pub lowered: Option<String>,
 }
 
 /// Shares `limit` descriptors: a reserve of a quarter (at least [`BASE_RESERVE`] and the
-/// metadata store's connections); of the
-/// rest, by default a quarter for HTTP connections (one descriptor each) and three quarters
+/// metadata store's connections); of the rest, first the `prisma+postgres://` endpoint's
+/// HTTP connections when it runs (one descriptor each: by default an eighth, at most
+/// [`ACCELERATE_DEFAULT_CEILING`]; a configured value at most half, else lowered); of what
+/// is left, by default a quarter for HTTP connections (one descriptor each) and three quarters
 /// for pooler clients ([`POOLER_COST`] each), or all of it for the only listener, each
 /// default at most its ceiling. Configured values are kept when together they fit in the
 /// rest; otherwise a configured value is lowered to what the other's default leaves, or
@@ -147,6 +164,19 @@ pub fn plan(limit: u64, wanted: Wanted) -> Result<Plan, BudgetError> {
         });
     }
     let available = usize::try_from(available).unwrap_or(usize::MAX);
+    let mut lowered_accelerate = None;
+    let accelerate = if wanted.runs_accelerate {
+        let default = (available / 8).clamp(1, ACCELERATE_DEFAULT_CEILING);
+        let asked = wanted.accelerate.unwrap_or(default).max(1);
+        let fits = (available / 2).max(1);
+        if asked > fits {
+            lowered_accelerate = Some(format!("accelerate.max_connections {asked} → {fits}"));
+        }
+        asked.min(fits)
+    } else {
+        0
+    };
+    let available = available - accelerate;
     let (http_share, pooler_share) = match (wanted.runs_http, wanted.runs_pooler) {
         (true, true) => (available / 4, available - available / 4),
         (true, false) => (available, 0),
@@ -166,7 +196,13 @@ pub fn plan(limit: u64, wanted: Wanted) -> Result<Plan, BudgetError> {
         h.saturating_add(p)
     };
     let demand = cost(http, pooler);
-    let mut lowered = None;
+    let mut lowered = lowered_accelerate.as_ref().map(|change| {
+        format!(
+            "the prisma+postgres endpoint's connection cap does not fit the open-files limit \
+             {limit} ({reserve} reserved); lowered: {change} (raise the limit: `ulimit -n`, or \
+             LimitNOFILE= in a systemd unit)"
+        )
+    });
     if demand > available {
         let (was_http, was_pooler) = (http, pooler);
         match (wanted.http.is_some(), wanted.pooler.is_some()) {
@@ -186,7 +222,7 @@ pub fn plan(limit: u64, wanted: Wanted) -> Result<Plan, BudgetError> {
                 pooler = scale(pooler);
             }
         }
-        let mut changes = Vec::new();
+        let mut changes: Vec<String> = lowered_accelerate.into_iter().collect();
         if http != was_http {
             changes.push(format!("http.max_connections {was_http} → {http}"));
         }
@@ -207,12 +243,14 @@ pub fn plan(limit: u64, wanted: Wanted) -> Result<Plan, BudgetError> {
         reserve,
         http_max_connections: http,
         pooler_max_client_connections: pooler,
+        accelerate_max_connections: accelerate,
         lowered,
     })
 }
 
-/// Fills `http.max_connections` and `pooler.max_client_connections` of `cfg` with the plan
-/// for `limit` (a process running the API when `runs_http`, the pooler when enabled), logs
+/// Fills `http.max_connections`, `accelerate.max_connections` and
+/// `pooler.max_client_connections` of `cfg` with the plan for `limit` (a process running
+/// the API and the endpoint when `runs_http`, the pooler when enabled), logs
 /// the budget and warns when configured values were lowered.
 pub fn apply(
     cfg: &mut crate::config::Config,
@@ -222,6 +260,9 @@ pub fn apply(
     let p = plan(limit, Wanted::of(cfg, runs_http))?;
     cfg.http.max_connections = Some(p.http_max_connections);
     cfg.pooler.max_client_connections = Some(p.pooler_max_client_connections);
+    if p.accelerate_max_connections > 0 {
+        cfg.accelerate.max_connections = Some(p.accelerate_max_connections);
+    }
     if let Some(why) = &p.lowered {
         tracing::warn!("{why}");
     }
@@ -230,6 +271,8 @@ pub fn apply(
         reserved = p.reserve,
         http_max_connections = runs_http.then_some(p.http_max_connections),
         pooler_max_client_connections = p.pooler_max_client_connections,
+        accelerate_max_connections =
+            (p.accelerate_max_connections > 0).then_some(p.accelerate_max_connections),
         "file descriptor budget"
     );
     Ok(p)
@@ -245,6 +288,8 @@ mod tests {
             pooler,
             runs_http: true,
             runs_pooler: true,
+            accelerate: None,
+            runs_accelerate: false,
             metadata_connections: 16,
         }
     }
@@ -276,6 +321,8 @@ mod tests {
                 pooler: None,
                 runs_http: false,
                 runs_pooler: true,
+                accelerate: None,
+                runs_accelerate: false,
                 metadata_connections: 16,
             },
         )
@@ -288,6 +335,8 @@ mod tests {
                 pooler: None,
                 runs_http: true,
                 runs_pooler: false,
+                accelerate: None,
+                runs_accelerate: false,
                 metadata_connections: 16,
             },
         )
@@ -338,6 +387,38 @@ mod tests {
         assert!(
             p.http_max_connections + POOLER_COST * p.pooler_max_client_connections <= 1024 - 656
         );
+    }
+
+    #[test]
+    fn the_accelerate_endpoint_takes_its_share_first() {
+        let mut w = both(None, None);
+        w.runs_accelerate = true;
+        let p = plan(1024, w).unwrap();
+        assert_eq!(p.accelerate_max_connections, 752 / 8);
+        assert_eq!(p.http_max_connections, (752 - 94) / 4);
+        assert!(
+            p.accelerate_max_connections
+                + p.http_max_connections
+                + POOLER_COST * p.pooler_max_client_connections
+                <= 752
+        );
+        // Under a large limit the other listeners keep their ceilings.
+        let p = plan(1 << 20, w).unwrap();
+        assert_eq!(p.accelerate_max_connections, ACCELERATE_DEFAULT_CEILING);
+        assert_eq!(p.http_max_connections, HTTP_DEFAULT_CEILING);
+        assert_eq!(p.pooler_max_client_connections, POOLER_DEFAULT_CEILING);
+        // A configured value past half of what is available is lowered, with a warning.
+        w.accelerate = Some(5000);
+        let p = plan(1024, w).unwrap();
+        assert_eq!(p.accelerate_max_connections, 752 / 2);
+        let text = p.lowered.unwrap();
+        assert!(
+            text.contains("accelerate.max_connections 5000 → 376"),
+            "{text}"
+        );
+        // Off: nothing for it.
+        let p = plan(1024, both(None, None)).unwrap();
+        assert_eq!(p.accelerate_max_connections, 0);
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! The API's accept loop (HTTP/1.1 on hyper), bounded so that network clients cannot take
-//! the process's file descriptors or hold them for long:
+//! The accept loop of pgfleet's HTTP listeners (HTTP/1.1 on hyper): the API's ([`serve`])
+//! and the `prisma+postgres://` endpoint's ([`serve_with`], optionally over TLS), bounded so
+//! that network clients cannot take the process's file descriptors or hold them for long:
 //!
-//! - at most `max_connections` connections are open; a connection past it is accepted,
-//!   answered `503` (up to [`REFUSERS`] at a time, each within a second; more are closed
-//!   unanswered) and closed, so the listener stays responsive and a client is served as
+//! - at most `max_connections` connections are open (each listener's share of the
+//!   descriptor budget, `crate::descriptors`); a connection past it is accepted,
+//!   answered `503` (the API; up to [`REFUSERS`] at a time, each within a second; more are
+//!   closed unanswered) or closed at once (TLS listeners, which cannot answer before a
+//!   handshake), so the listener stays responsive and a client is served as
 //!   soon as a place frees up (rather than queueing behind idle sockets in the kernel's
 //!   backlog);
-//! - a new connection must deliver a complete request head within `header_read_timeout`
+//! - a new connection must finish its TLS handshake, if any, and deliver a complete request
+//!   head within `header_read_timeout`
 //!   (and within `keep_alive_timeout` if that is shorter), a kept-alive one its next request
 //!   head within `keep_alive_timeout` (hyper's own timer, which starts whenever the
 //!   connection starts waiting for a request);
@@ -44,6 +48,18 @@ pub struct Limits {
     pub body_read_timeout: Duration,
 }
 
+/// One listener: its bounds, TLS, and how it names itself in the log.
+#[derive(Clone)]
+pub struct Listener {
+    pub limits: Limits,
+    /// TLS on every accepted connection (HTTP/1.1 after the handshake).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Names the listener in log lines (`HTTP`, `accelerate`).
+    pub name: &'static str,
+    /// The setting that raises the cap, named in the warning when it is reached.
+    pub cap_setting: &'static str,
+}
+
 /// The body of the `503` a connection refused at the cap gets (the API's error shape).
 const REFUSED_BODY: &str =
     r#"{"error":{"code":"unavailable","message":"too many connections; retry in a moment"}}"#;
@@ -72,14 +88,37 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one warning about the cap per this period.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and returns
-/// once every connection has finished.
+/// Serves the API's `app` on `listener` (plain HTTP) until `shutdown` resolves, then stops
+/// accepting and returns once every connection has finished.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let options = Listener {
+        limits,
+        tls: None,
+        name: "HTTP",
+        cap_setting: "http.max_connections",
+    };
+    serve_with(listener, app, options, shutdown).await;
+}
+
+/// Serves `app` on `listener` as `options` say until `shutdown` resolves, then stops
+/// accepting and returns once every connection has finished.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: axum::Router,
+    options: Listener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let Listener {
+        limits,
+        tls,
+        name,
+        cap_setting,
+    } = options;
     let places = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(REFUSERS));
     let graceful = GracefulShutdown::new();
@@ -97,7 +136,7 @@ pub async fn serve(
                     // Per-connection errors (a reset before accept) need no pause; running
                     // out of descriptors does, or the loop would spin.
                     if !is_connection_error(&e) {
-                        tracing::warn!(error = %e, "HTTP: accept failed");
+                        tracing::warn!(error = %e, listener = name, "accept failed");
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                     continue;
@@ -110,15 +149,17 @@ pub async fn serve(
                 warned = Some(Instant::now());
                 tracing::warn!(
                     max_connections = limits.max_connections,
-                    "HTTP: connection cap reached; refusing new connections (http.max_connections)"
+                    listener = name,
+                    "{name}: connection cap reached; refusing new connections ({cap_setting})"
                 );
             }
-            match refusing.clone().try_acquire_owned() {
-                Ok(permit) => {
+            // A plain-HTTP answer means nothing before a TLS handshake: closed at once.
+            match (&tls, refusing.clone().try_acquire_owned()) {
+                (None, Ok(permit)) => {
                     tokio::spawn(refuse(tcp, permit));
                 }
                 // Already answering as many as it may: closed unanswered.
-                Err(_) => drop(tcp),
+                _ => drop(tcp),
             }
             continue;
         };
@@ -136,13 +177,15 @@ pub async fn serve(
                 app.clone().oneshot(req)
             })
         };
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
         let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _place = place;
             // hyper's timer (the keep-alive setting) runs whenever the connection waits for
-            // a request head; the first one must also arrive within `header_read_timeout`.
-            // Dropping the connection closes it.
+            // a request head; the handshake and the first head must also arrive within
+            // `header_read_timeout`. Dropping the connection closes it.
             let silent = async {
                 if tokio::time::timeout(header_read_timeout, first_request.notified())
                     .await
@@ -151,14 +194,33 @@ pub async fn serve(
                     std::future::pending::<()>().await;
                 }
             };
-            tokio::select! {
-                r = conn => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, %peer, "HTTP connection ended with an error");
+            let served = async {
+                let r = match tls {
+                    None => {
+                        watcher
+                            .watch(builder.serve_connection(TokioIo::new(tcp), service))
+                            .await
                     }
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(stream) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, %peer, listener = name, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                };
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, %peer, listener = name, "connection ended with an error");
                 }
+            };
+            tokio::select! {
+                () = served => {}
                 () = silent => {
-                    tracing::debug!(%peer, "HTTP: no request head in time; closing");
+                    tracing::debug!(%peer, listener = name, "no request head in time; closing");
                 }
             }
         });

@@ -1,5 +1,5 @@
 //! `[accelerate]`: the `prisma+postgres://` endpoint's settings (listen address, public
-//! host and port, TLS, per-key limits), their defaults and their validation.
+//! host and port, TLS, per-key limits, connection cap), their defaults and their validation.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +40,13 @@ pub struct AccelerateConfig {
     /// Idle server connections kept per connection (login role); never more than the
     /// database's `CONNECTION LIMIT` are open.
     pub idle_connections: usize,
+    /// HTTP connections open at once; past it a new connection is closed at once. Default:
+    /// an eighth of the file descriptors left after the reserve, at most 1024, taken before
+    /// the API's and the pooler's shares (a value that does not fit is lowered, with a
+    /// warning; see `crate::descriptors`). `config print` shows the value derived for this
+    /// machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 impl Default for AccelerateConfig {
@@ -56,6 +63,7 @@ impl Default for AccelerateConfig {
             max_request_bytes: 16 * 1024 * 1024,
             max_concurrent_queries: 64,
             idle_connections: 4,
+            max_connections: None,
         }
     }
 }

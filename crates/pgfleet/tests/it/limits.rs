@@ -4,7 +4,9 @@
 //! idle sockets itself (header-read and startup timeouts), as it does an idle keep-alive
 //! connection. And the API's accept loop on its own: the connection cap answers `503` at
 //! once, a silent connection is closed, a body that stops coming fails, handlers see the
-//! peer address, shutdown lets a request in flight finish. And the pooler's: a silent client is cut off at the startup
+//! peer address, shutdown lets a request in flight finish; over TLS (the `prisma+postgres://`
+//! endpoint's listener) sockets past the cap are closed at once and a handshake that never
+//! comes is cut off at the header-read timeout. And the pooler's: a silent client is cut off at the startup
 //! timeout (well before the login timeout), sockets past the cap and its refusal places
 //! are closed at once, and server connections are capped for the whole proxy.
 
@@ -316,6 +318,66 @@ async fn the_api_accept_loop_caps_and_times_out_connections() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// The same accept loop over TLS (the `prisma+postgres://` endpoint's): past the cap a new
+/// socket is closed at once (no plain-HTTP answer before a handshake), a socket that never
+/// completes a handshake is closed at the header-read timeout, and HTTPS is served.
+#[tokio::test]
+async fn the_accept_loop_over_tls_caps_and_times_out_handshakes() {
+    let app = axum::Router::new().route("/hi", axum::routing::get(|| async { "hi" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut tls = pgfleet_dataplane::tls::server_config(&cert.pem(), &key.serialize_pem()).unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let options = pgfleet::http_server::Listener {
+        limits: pgfleet::http_server::Limits {
+            max_connections: 1,
+            header_read_timeout: Duration::from_secs(1),
+            keep_alive_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(1),
+        },
+        tls: Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls))),
+        name: "test",
+        cap_setting: "test.max_connections",
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(pgfleet::http_server::serve_with(
+        listener,
+        app,
+        options,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let silent = open_idle(addr, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let refused = open_idle(addr, 1).await;
+    let got = closed_by_server(refused, Duration::from_secs(5)).await;
+    assert!(got[0].is_empty(), "closed unanswered");
+    assert!(started.elapsed() < Duration::from_millis(900), "at once");
+    closed_by_server(silent, Duration::from_secs(10)).await;
+    let https = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = https
+        .get(format!("https://localhost:{}/hi", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hi");
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the accept loop returns after shutdown")
+        .unwrap();
 }
 
 /// A silent client is disconnected at `startup_timeout_secs`, not at the much longer
