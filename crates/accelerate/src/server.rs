@@ -3,7 +3,9 @@
 //! `/transaction/{id}/query|commit|rollback`), authenticated by the Bearer API key, generic
 //! over the [`Backend`] that maps a key to a database and hands out connections (pgfleet
 //! implements it with its per-connection keys and pool); and the [`Revoker`] through which
-//! the host closes the interactive transactions of a key it no longer accepts.
+//! the host closes the interactive transactions of a key it no longer accepts. A plan past the
+//! query timeout is answered `422` as the reference does, and its statement cancelled, also
+//! inside an interactive transaction.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -69,7 +71,7 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// Cancels the statement of a plan that ran past the query timeout on a connection of
-    /// `target`. The host knows how to reach the server (TLS or not); the default does
+    /// `target` (outside or inside an interactive transaction). The host knows how to reach the server (TLS or not); the default does
     /// nothing.
     fn cancel(
         &self,
@@ -80,6 +82,10 @@ pub trait Backend: Send + Sync + 'static {
         async {}
     }
 }
+
+/// How long a statement cancelled at the query timeout is given to end before its
+/// transaction's connection is released anyway.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
@@ -446,16 +452,31 @@ async fn tx_query<B: Backend>(
         let permit = ex.admit(&key)?;
         ex.backend.count_query(&target, true);
         let conn = ex.transactions.acquire(&id, &key).await?;
-        // Own task, as for /query: the transaction's connection stays consistent.
+        // Own task, as for /query: the transaction's connection stays consistent. The
+        // timeout is kept inside it so that the statement is cancelled while the task still
+        // holds the connection: a late cancel cannot reach the transaction's next statement.
         let ex2 = ex.clone();
+        let limit = ex.limits.query_timeout;
         let run = tokio::spawn(async move {
             let _permit = permit;
             let client = conn
                 .client()
                 .ok_or_else(|| ExecError::Internal("transaction has no connection".into()))?;
-            run_plan(client, &ex2.generators, &q.plan, q.params, true).await
+            let plan = run_plan(client, &ex2.generators, &q.plan, q.params, true);
+            tokio::pin!(plan);
+            match tokio::time::timeout(limit, &mut plan).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // Like any failed statement, the cancelled one leaves the transaction
+                    // aborted: later statements fail and its commit rolls back; its own
+                    // timeout still ends it.
+                    ex2.backend.cancel(&target, client.cancel_token()).await;
+                    let _ = tokio::time::timeout(CANCEL_GRACE, plan).await;
+                    Err(ExecError::QueryTimeout)
+                }
+            }
         });
-        with_timeout(ex.limits.query_timeout, joined(run)).await
+        joined(run).await
     }
     .await;
     result.map(data_response).unwrap_or_else(error_response)

@@ -2,7 +2,8 @@
 //! Client sends): the API key shown once in create answers and absent from reads, queries
 //! running as the connection's role in a UTC session, rotation and deletion refusing the old
 //! key at once (and closing its open interactive transaction), unknown keys refused, the
-//! regions lists, the per-key limits answered with Prisma's error codes, HTTPS with a
+//! regions lists, the per-key limits answered with Prisma's error codes (a statement of an
+//! interactive transaction past the query timeout cancelled), HTTPS with a
 //! configured certificate, the endpoint off, and the CLI printing the string once.
 
 use std::time::Duration;
@@ -352,6 +353,82 @@ async fn limits_answer_prisma_errors() {
     let (status, body) = e.query(&key, &raw_execute("SELECT pg_sleep(10)")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"], "Query timeout exceeded", "{body}");
+    s.stop().await;
+}
+
+/// Sessions of `role` running a statement that contains `text`.
+async fn running_statements_of(role: &str, text: &str) -> i64 {
+    let admin = cluster().admin("postgres").await;
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND state = 'active' \
+             AND strpos(query, $2) > 0",
+            &[&role, &text],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A statement of an interactive transaction past the query timeout is answered as the
+/// reference answers it and cancelled in the database (the transaction stays open, aborted,
+/// until rolled back or its own timeout).
+#[tokio::test]
+async fn a_transaction_statement_past_the_query_timeout_is_cancelled() {
+    let s = TestServer::start_with(|c| c.accelerate.query_timeout_ms = 1000).await;
+    let (_db, conn) = s.database_with_connection("accel-tx-timeout").await;
+    let role = url::Url::parse(
+        conn["endpoints"]["direct"]["connectionString"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()
+    .username()
+    .to_string();
+    let (_, key) = split(&accel_string(&conn));
+    let e = Endpoint::of(&s);
+    let (status, body) = e
+        .post(
+            &key,
+            "/transaction/start",
+            &json!({"maxWait": 2000, "timeout": 30000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let tx = body["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let (status, body) = e
+        .post(
+            &key,
+            &format!("/transaction/{tx}/query"),
+            &raw_execute("SELECT pg_sleep(20) /* tx-timeout */"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body, json!({"error": "Query timeout exceeded"}));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    // Cancelled, not left running for 20 s; the transaction is still open (aborted).
+    assert_eq!(running_statements_of(&role, "tx-timeout").await, 0);
+    assert_eq!(open_transactions_of(&role).await, 1);
+    let (status, body) = e
+        .post(
+            &key,
+            &format!("/transaction/{tx}/query"),
+            &raw_query("SELECT 1 AS one"),
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK, "an aborted transaction: {body}");
+    let (status, body) = e
+        .post(&key, &format!("/transaction/{tx}/rollback"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(open_transactions_of(&role).await, 0);
+    let (status, body) = e.query(&key, &raw_query("SELECT 1 AS one")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     s.stop().await;
 }
 
