@@ -6,12 +6,13 @@
 //! database, pooled connections). Module map: `plan` (serde types), `value` (runtime values,
 //! JSON), `scope`, `generators`, `render` (SQL + binds), `interpret` (nodes), `process`
 //! (in-memory ops, joins), `data_map`, `raw`, `pg` (the adapter part), `error`,
-//! `transactions`, `server`.
+//! `transactions`, `key_slots` (the per-key concurrency limit), `server`.
 
 pub mod data_map;
 pub mod error;
 pub mod generators;
 pub mod interpret;
+pub mod key_slots;
 pub mod pg;
 pub mod plan;
 pub mod process;

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use crate::error::ExecError;
 use crate::generators::{Entropy, Generators, SystemEntropy};
 use crate::interpret::run_plan;
+use crate::key_slots::{self, KeySlot, KeySlots};
 use crate::plan::plan_error;
 use crate::transactions::{Operation, StartOptions, Transactions};
 use crate::value::{Record, Value};
@@ -70,6 +71,12 @@ pub trait Backend: Send + Sync + 'static {
         let _ = target;
     }
 
+    /// How many replicas serve the same keys (alive now, this one included): each admits
+    /// `ceil(max_concurrent_queries / replicas)` queries of a key at once. Default 1.
+    fn replicas(&self) -> usize {
+        1
+    }
+
     /// Cancels the statement of a plan that ran past the query timeout on a connection of
     /// `target` (outside or inside an interactive transaction). The host knows how to reach the server (TLS or not); the default does
     /// nothing.
@@ -96,7 +103,8 @@ pub struct Limits {
     pub max_transaction_timeout: Duration,
     /// Largest accepted request body (the reference has none; axum's default is 2 MB).
     pub max_request_bytes: usize,
-    /// Queries one API key may have running at once; more are answered P5011 (HTTP 429).
+    /// Queries one API key may have running at once across the replicas (each enforces its
+    /// share, see [`Backend::replicas`]); more are answered P5011 (HTTP 429).
     pub max_concurrent_queries: usize,
 }
 
@@ -117,23 +125,18 @@ struct Executor<B: Backend> {
     generators: Generators,
     limits: Limits,
     /// Queries running per API key (for `max_concurrent_queries`).
-    running: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    running: KeySlots,
 }
 
 impl<B: Backend> Executor<B> {
-    /// A slot for one query of `key`, or P5011 when the key is at its limit.
-    fn admit(&self, key: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ExecError> {
+    /// A slot for one query of `key`, or P5011 when the key has this replica's share of
+    /// its limit running ([`key_slots::share`] over the backend's live replicas).
+    fn admit(&self, key: &str) -> Result<KeySlot, ExecError> {
         let limit = self.limits.max_concurrent_queries;
-        let semaphore = {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            running
-                .entry(key.to_owned())
-                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)))
-                .clone()
-        };
-        semaphore
-            .try_acquire_owned()
-            .map_err(|_| ExecError::TooManyRequests(limit))
+        let allowed = key_slots::share(limit, self.backend.replicas());
+        self.running
+            .try_admit(key, allowed)
+            .ok_or(ExecError::TooManyRequests(limit))
     }
 }
 
@@ -208,7 +211,7 @@ fn build<B: Backend>(backend: B, limits: Limits, entropy: Arc<dyn Entropy>) -> (
         transactions,
         generators: Generators::new(entropy),
         limits,
-        running: std::sync::Mutex::new(HashMap::new()),
+        running: KeySlots::default(),
     });
     let router = Router::new()
         .route(

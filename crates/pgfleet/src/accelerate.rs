@@ -12,7 +12,8 @@
 //! by the shared accept loop of [`crate::http_server`], within the descriptor budget); and
 //! the revocation of a rotated or deleted key's open interactive transactions (after every
 //! local write, and every few seconds for writes made by other replicas); and the usage
-//! counters (queries and transactions per database, read by the usage sampler).
+//! counters (queries and transactions per database, read by the usage sampler); per-key
+//! limits are shared with the other live replicas (the replica registry's count).
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -256,6 +257,10 @@ impl Backend for ServicesBackend {
             .entry(route.database_id.clone())
             .or_default()
             .transactions += 1;
+    }
+
+    fn replicas(&self) -> usize {
+        self.services.replicas().alive_count()
     }
 
     async fn cancel(&self, route: &AccelerateRoute, token: tokio_postgres::CancelToken) {

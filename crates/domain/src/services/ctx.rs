@@ -54,6 +54,9 @@ pub(crate) struct Ctx {
     /// Random per process: names this replica as the holder of periodic jobs' leases
     /// (see [`crate::lease`]).
     replica_id: String,
+    /// Replicas alive at the last count of the registry (every heartbeat); 0 before the
+    /// first.
+    alive_replicas: std::sync::atomic::AtomicUsize,
 }
 
 impl Ctx {
@@ -96,7 +99,12 @@ impl Ctx {
             hash_gate,
             boot_tag,
             replica_id,
+            alive_replicas: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    pub(super) fn alive_replicas(&self) -> &std::sync::atomic::AtomicUsize {
+        &self.alive_replicas
     }
 
     pub(super) fn add_write_hook(&self, hook: Box<dyn Fn() + Send + Sync>) {

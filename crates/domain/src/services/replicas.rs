@@ -4,7 +4,8 @@
 //! it has not stopped and was seen within [`ALIVE_WINDOW`] (three heartbeats): one that
 //! crashed is gone after that. Every replica reads the same rows, so all agree on the list
 //! (`pgfleet admin replicas`, the console's replicas page for server administrators,
-//! `pgfleet_replicas` in `/metrics`).
+//! `pgfleet_replicas` in `/metrics`) and on how many are alive ([`Replicas::alive_count`],
+//! counted every heartbeat: limits shared across replicas divide by it).
 //!
 //! Registration happens under the registry's lock on the metadata store (a transaction-level
 //! advisory lock): a replica that must be the only one alive ([`Replicas::register_alone`],
@@ -96,6 +97,16 @@ pub struct Replicas<'a> {
 }
 
 impl Replicas<'_> {
+    /// Replicas alive at the last count (at registration and every [`HEARTBEAT`]), this one
+    /// included: at least 1. For limits shared across replicas (the `prisma+postgres://`
+    /// endpoint's per-key concurrent queries), without a query to the store.
+    pub fn alive_count(&self) -> usize {
+        self.ctx
+            .alive_replicas()
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1)
+    }
+
     /// Every registered replica (this one included once registered), newest first.
     pub async fn list(&self) -> crate::Result<Vec<Replica>> {
         list(self.ctx.store(), self.ctx.clock().now()).await
@@ -223,6 +234,9 @@ impl Replicas<'_> {
                     .filter(|r| r.state == ReplicaState::Alive)
                     .count();
                 crate::metrics::record_replicas(alive, all.len() - alive);
+                self.ctx
+                    .alive_replicas()
+                    .store(alive, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "could not count the replicas"),
         }

@@ -35,7 +35,8 @@ pub struct AccelerateConfig {
     pub max_transaction_timeout_ms: u64,
     /// Largest request body (a query plan with its parameters); larger: `413` `P6005`.
     pub max_request_bytes: usize,
-    /// Queries one API key may have running at once; more: `429` `P5011`.
+    /// Queries one API key may have running at once across the live replicas (each admits
+    /// `ceil(limit / live replicas)`, from the replica registry); more: `429` `P5011`.
     pub max_concurrent_queries: usize,
     /// Idle server connections kept per connection (login role); never more than the
     /// database's `CONNECTION LIMIT` are open.

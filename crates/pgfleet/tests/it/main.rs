@@ -15,6 +15,7 @@ mod browser;
 mod harness;
 
 mod accelerate;
+mod accelerate_replicas;
 mod accelerate_tcp;
 mod admin_apps;
 mod api_basics;
