@@ -1,6 +1,7 @@
 //! `pgfleet serve`: wires configuration, the embedded cluster, the metadata store, the
 //! services, the HTTP server, the pooled and the `prisma+postgres://` endpoints together, and takes them down in order on shutdown
-//! (stop accepting → drain requests → close the store → stop PostgreSQL). The parts it
+//! (stop accepting → drain requests → close the store → stop PostgreSQL); the embedded
+//! cluster's WAL archive comes from `crate::pitr`. The parts it
 //! shares with `proxy` and `admin` (embedded address, regions) come from `crate::assembly`.
 
 use std::path::Path;
@@ -96,7 +97,18 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
         None
     };
     let cluster = if cfg.needs_embedded() {
+        // Archiving settings go into the generated configuration before the first start
+        // (`archive_mode` needs a restart to change).
+        let archiving = if crate::pitr::embedded_archived(&cfg) {
+            crate::pitr::embedded_archive(&cfg, crate::pitr::Layout::planned(&cfg)?)?
+        } else {
+            None
+        };
         let settings = ClusterSettings {
+            extra_settings: archiving
+                .as_ref()
+                .map(|a| a.postgres_settings())
+                .unwrap_or_default(),
             bin_dir: cfg.postgres.bin_dir.clone(),
             port: cfg.postgres.port,
             listen_addresses: cfg.postgres.listen_addresses.clone(),
@@ -294,6 +306,14 @@ async fn start_with_cluster(
             None
         }
     };
+    let archive = match cluster {
+        Some(c) => crate::pitr::embedded_archive(cfg, crate::pitr::Layout::of(c.cluster()))?,
+        None => None,
+    };
+    if let Some(a) = &archive {
+        crate::pitr::ensure_stanza(a).await;
+    }
+    sc.pitr = crate::pitr::settings(cfg, archive);
     let services = Services::new(store, deps.clock, deps.rng, sc, Arc::new(PgDriver::new()))
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
@@ -372,6 +392,7 @@ async fn serve(
         stop_rx.clone(),
         pgfleet_domain::services::sessions::SWEEP_EVERY,
     );
+    let pitr_job = services.pitr().spawn_job(stop_rx.clone());
     let scheduler = services
         .backups()
         .spawn_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
@@ -418,6 +439,9 @@ async fn serve(
     let _ = usage_sampler.await;
     let _ = scheduler.await;
     let _ = sweeper.await;
+    if let Some(job) = pitr_job {
+        let _ = job.await;
+    }
     let _ = heartbeat.await;
     services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
