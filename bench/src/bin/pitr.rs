@@ -25,6 +25,7 @@ use anyhow::Context as _;
 use pgfleet_bench::{ms, percentile, row};
 use pgfleet_dataplane::archive::{Archive, ArchiveSettings, BaseBackupKind, Repo, ScratchRequest};
 use pgfleet_dataplane::osuser::RunAs;
+use pgfleet_dataplane::tools::DumpCompression;
 use pgfleet_dataplane::{ClusterSettings, EmbeddedCluster, PgServer, PgTools};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -140,6 +141,25 @@ async fn main() -> anyhow::Result<()> {
         "data written",
         format!("{:.1} s", t.elapsed().as_secs_f64()),
     );
+    let sizes = server
+        .admin_client(None)
+        .await?
+        .query_one(
+            "SELECT (sum(pg_database_size(datname)) FILTER (WHERE datname = 'target'))::bigint, \
+                    (sum(pg_database_size(datname)) FILTER (WHERE datname <> 'target' \
+                        AND datname NOT IN ('postgres', 'template0', 'template1')))::bigint \
+             FROM pg_database",
+            &[],
+        )
+        .await?;
+    row(
+        "database sizes: target / other tenants",
+        format!(
+            "{} MB / {} MB",
+            sizes.get::<_, i64>(0) >> 20,
+            sizes.get::<_, i64>(1) >> 20
+        ),
+    );
     let latest_dump = root.join("latest.dump");
     let t = Instant::now();
     tools.dump(&server, "target", &latest_dump).await?;
@@ -186,7 +206,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let pitr_dump = root.join("pitr.dump");
     let t = Instant::now();
-    tools.dump(&scratch.server, "target", &pitr_dump).await?;
+    tools
+        .dump_with(&scratch.server, "target", &pitr_dump, DumpCompression::None)
+        .await?;
     let dump_time = t.elapsed();
     let t = Instant::now();
     scratch.remove(&archive).await?;
@@ -210,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
         format!("{:.0} ms", ms(scratch_time)),
     );
     row(
-        "PITR: pg_dump from the scratch instance",
+        "PITR: pg_dump from the scratch instance (uncompressed)",
         format!("{:.0} ms", ms(dump_time)),
     );
     row(

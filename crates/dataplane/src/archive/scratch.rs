@@ -86,10 +86,13 @@ pub(super) async fn restore(a: &Archive, req: &ScratchRequest) -> Result<Scratch
             .filter(|d| !SYSTEM_DATABASES.contains(&d.as_str()))
             .map(|d| format!("--db-exclude={d}"))
             .collect(),
-        None => return Err(too(format!(
-            "pgbackrest info does not list the databases of backup {}; cannot restore one database",
-            set.label
-        ))),
+        None => {
+            let why = format!(
+                "pgbackrest info does not list the databases of backup {}; cannot restore one database",
+                set.label
+            );
+            return Err(too(why));
+        }
     };
 
     create_dir(&dir, 0o700)?;
@@ -253,6 +256,11 @@ fn spawn(
         "max_connections=20".to_string(),
         "superuser_reserved_connections=3".to_string(),
         "shared_buffers=64MB".to_string(),
+        // Throwaway: a crash means it is removed, never reused, so durability buys nothing
+        // and costs the restore its flushes (replay and the end-of-recovery checkpoint).
+        "fsync=off".to_string(),
+        "synchronous_commit=off".to_string(),
+        "full_page_writes=off".to_string(),
         "logging_collector=off".to_string(),
         "cluster_name=pgfleet-scratch".to_string(),
         format!("restore_command={restore_command}"),
