@@ -17,6 +17,7 @@ mod harness;
 mod accelerate;
 mod admin_apps;
 mod api_basics;
+mod archive;
 mod backups;
 mod backups_s3;
 mod capacity;
