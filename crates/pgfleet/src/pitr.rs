@@ -162,6 +162,23 @@ pub fn settings(cfg: &Config, embedded: Option<Archive>) -> PitrSettings {
     }
 }
 
+/// Before [`Archive::prepare`]: a local repository lives in `backups.dir`, which is
+/// pgfleet's (0700): let the PostgreSQL OS user through it (0710, its group; never world
+/// bits) so pgBackRest, run as that user, reaches `<backups.dir>/pgbackrest`. The dumps in
+/// it stay unreadable to that user (0600, pgfleet's).
+pub fn open_local_repo(archive: &Archive) -> anyhow::Result<()> {
+    let s = archive.settings();
+    let Repo::Local { path } = &s.repo else {
+        return Ok(());
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        s.run_as.let_through(parent)?;
+    }
+    Ok(())
+}
+
 /// Creates the stanza of a freshly started cluster; a failure is logged (archiving then
 /// shows as failing in `/readyz` and the console, and the periodic job retries).
 pub async fn ensure_stanza(archive: &Archive) {

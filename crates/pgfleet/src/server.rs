@@ -96,7 +96,7 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let cluster = if cfg.needs_embedded() {
+    let (cluster, archive) = if cfg.needs_embedded() {
         // Archiving settings go into the generated configuration before the first start
         // (`archive_mode` needs a restart to change).
         let archiving = if crate::pitr::embedded_archived(&cfg) {
@@ -109,6 +109,10 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
                 .as_ref()
                 .map(|a| a.postgres_settings())
                 .unwrap_or_default(),
+            postmaster_env: archiving
+                .as_ref()
+                .map(|a| a.postmaster_env())
+                .unwrap_or_default(),
             bin_dir: cfg.postgres.bin_dir.clone(),
             port: cfg.postgres.port,
             listen_addresses: cfg.postgres.listen_addresses.clone(),
@@ -120,11 +124,26 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
         let prepared = tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(settings))
             .await
             .context("cluster preparation panicked")??;
-        Some(prepared.start().await?)
+        // The archive as the prepared cluster is (its port), its configuration written before
+        // the first WAL segment is pushed.
+        let archive = match archiving {
+            Some(_) => crate::pitr::embedded_archive(&cfg, crate::pitr::Layout::of(&prepared))?,
+            None => None,
+        };
+        if let Some(a) = &archive {
+            let a = a.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::pitr::open_local_repo(&a)?;
+                a.prepare().map_err(anyhow::Error::from)
+            })
+            .await
+            .context("archive preparation panicked")??;
+        }
+        (Some(prepared.start().await?), archive)
     } else {
-        None
+        (None, None)
     };
-    match start_with_cluster(&cfg, deps, cluster.as_ref()).await {
+    match start_with_cluster(&cfg, deps, cluster.as_ref(), archive).await {
         Ok((services, bootstrap)) => {
             let addr = listener.local_addr()?;
             let pooler = match pooler_listener {
@@ -193,6 +212,7 @@ async fn start_with_cluster(
     cfg: &Config,
     deps: Deps,
     cluster: Option<&ClusterHandle>,
+    archive: Option<pgfleet_dataplane::archive::Archive>,
 ) -> anyhow::Result<(Services, Option<BootstrapSecrets>)> {
     let mut metadata_tls = None;
     let (target, max_conn) = match (&cfg.metadata.url, cluster) {
@@ -305,10 +325,6 @@ async fn start_with_cluster(
             tracing::warn!(error = %e, "backups are unavailable");
             None
         }
-    };
-    let archive = match cluster {
-        Some(c) => crate::pitr::embedded_archive(cfg, crate::pitr::Layout::of(c.cluster()))?,
-        None => None,
     };
     if let Some(a) = &archive {
         crate::pitr::ensure_stanza(a).await;

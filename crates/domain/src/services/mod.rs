@@ -257,7 +257,8 @@ impl Services {
     }
 
     /// Readiness: the metadata store and every Postgres server of every region answer.
-    /// Returns what was checked, or what failed.
+    /// Returns what was checked, or what failed; the WAL archive of each archived server is
+    /// listed among the checks (`…: ok` or `…: WARNING <problems>`) without failing them.
     pub async fn readiness(&self) -> Result<Vec<String>, Vec<String>> {
         let mut ok = Vec::new();
         let mut failed = Vec::new();
@@ -273,6 +274,20 @@ impl Services {
                     Ok(Ok(())) => ok.push(what),
                     Ok(Err(e)) => failed.push(format!("{what}: {e}")),
                     Err(_) => failed.push(format!("{what}: timed out")),
+                }
+            }
+        }
+        // Archiving problems are reported, not a reason to take the replica out of service:
+        // requests are served whatever the archive's state.
+        if let Ok(Ok(archives)) =
+            tokio::time::timeout(Duration::from_secs(3), self.pitr().health()).await
+        {
+            for a in archives {
+                let what = format!("archive of server {}", a.server);
+                if a.problems.is_empty() {
+                    ok.push(format!("{what}: ok"));
+                } else {
+                    ok.push(format!("{what}: WARNING {}", a.problems.join("; ")));
                 }
             }
         }

@@ -190,6 +190,9 @@ impl Pitr<'_> {
 
     /// Archiving health of every archived server (for `/readyz`, `/metrics`, the console).
     pub async fn health(&self) -> Result<Vec<ArchiveHealth>> {
+        if self.settings().archives.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = pitr::list(self.ctx.store().pool()).await?;
         let now = self.ctx.clock().now();
         let s = self.settings();
@@ -254,6 +257,52 @@ impl Pitr<'_> {
         }
         Ok(out)
     }
+}
+
+/// The archive metrics in the Prometheus text format, from the recorded health (every
+/// replica shows the same): `pgfleet_wal_archive_last_age_seconds{server}`,
+/// `pgfleet_wal_bytes{server}`, `pgfleet_wal_archive_failures_total{server}` (the server's
+/// `pg_stat_archiver.failed_count`) and `pgfleet_wal_archive_ok{server}`.
+pub fn render_metrics(health: &[ArchiveHealth]) -> String {
+    let mut out = String::new();
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&ArchiveHealth) -> Option<String>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for h in health {
+                if let Some(v) = value(h) {
+                    out.push_str(&format!(
+                        "{name}{{region=\"{}\",server=\"{}\"}} {v}\n",
+                        h.region,
+                        h.server.replace('\\', "\\\\").replace('"', "\\\"")
+                    ));
+                }
+            }
+        };
+    family(
+        "pgfleet_wal_archive_last_age_seconds",
+        "gauge",
+        "Seconds since the server's last WAL segment reached the archive (the recovery point).",
+        &|h| h.last_archived_age_secs.map(|a| format!("{a:.3}")),
+    );
+    family(
+        "pgfleet_wal_bytes",
+        "gauge",
+        "Bytes in the server's pg_wal (WAL not yet archived piles up there; see pitr.wal_alert_bytes).",
+        &|h| Some(h.wal_bytes.to_string()),
+    );
+    family(
+        "pgfleet_wal_archive_failures_total",
+        "counter",
+        "Failed archive_command runs of the server (pg_stat_archiver.failed_count).",
+        &|h| Some(h.failed_count.to_string()),
+    );
+    family(
+        "pgfleet_wal_archive_ok",
+        "gauge",
+        "1 while the server's archiving is healthy, 0 while /readyz reports a problem.",
+        &|h| Some(u8::from(h.problems.is_empty()).to_string()),
+    );
+    out
 }
 
 #[cfg(test)]

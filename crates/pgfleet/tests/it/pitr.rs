@@ -1,0 +1,316 @@
+//! Point-in-time recovery through the API (issue 19), on a pgfleet whose embedded cluster
+//! archives its WAL with pgBackRest into the local backup store: rows with known commit
+//! times, a time T noted, more rows written and deleted; restored to T as a new database and
+//! in place, and from another database of the project ("reset from parent") → exactly the
+//! rows up to T; another tenant of the same server untouched; a target before the window →
+//! 400 (422 on the restore operation, whose contract lists no 400) naming the window;
+//! `restoreWindow`, `/readyz` and `/metrics`; and a `pgfleet serve` killed while its scratch
+//! instance runs finishes the restore after a restart, no scratch instance left.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use pgfleet::config::{RegionConfig, Secret};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::capacity::ClusterDir;
+use crate::harness::{connect_tls, wait_ready, TestServer};
+use crate::lifecycle::data_dir;
+
+/// A server whose embedded cluster is archived, the archive 5 s behind at most and its
+/// window refreshed every second.
+async fn archived_server(dir: &Path) -> TestServer {
+    let path = dir.to_path_buf();
+    TestServer::start_with(|c| {
+        c.data_dir = path.clone();
+        c.regions.insert(
+            "us-east-1".to_string(),
+            RegionConfig {
+                name: None,
+                servers: vec![Secret::new("embedded")],
+            },
+        );
+        c.pitr.enabled = true;
+        c.pitr.archive_timeout_secs = 5;
+        c.pitr.check_every_secs = 1;
+        c.backups.check_every_secs = 3600;
+    })
+    .await
+}
+
+/// Waits (at most 120 s: the first base backup) until `db` has a restore window.
+async fn wait_window(s: &TestServer, db: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = s.get(&format!("/v1/databases/{db}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        if !r.body["data"]["restoreWindow"].is_null() {
+            return r.body["data"]["restoreWindow"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no restore window: {}; readyz: {}",
+            r.body,
+            s.get("/readyz").await.body
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn parse(t: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A project: (its id, its database's id, the database's connection string).
+async fn project(s: &TestServer, name: &str) -> (String, String, String) {
+    let p = s.post("/v1/projects", json!({"name": name})).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let d = &p.body["data"]["database"];
+    let id = d["id"].as_str().unwrap().to_string();
+    if d["status"] != "ready" {
+        wait_ready(s, &id).await;
+    }
+    (
+        p.body["data"]["id"].as_str().unwrap().to_string(),
+        id,
+        d["connectionString"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn exec(conn: &str, sql: &str) {
+    connect_tls(conn)
+        .await
+        .unwrap()
+        .batch_execute(sql)
+        .await
+        .unwrap();
+}
+
+/// The ids in table `t`, in order.
+async fn ids(conn: &str) -> Vec<i32> {
+    let c = connect_tls(conn).await.unwrap();
+    c.query("SELECT id FROM t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Writes rows 1..=5, notes T just after their commit, then (a second later) adds 6..=10
+/// and deletes 1: T, as RFC 3339.
+async fn history(conn: &str) -> String {
+    exec(
+        conn,
+        "CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp()); \
+         INSERT INTO t (id) SELECT generate_series(1, 5);",
+    )
+    .await;
+    let c = connect_tls(conn).await.unwrap();
+    let t: String = c
+        .query_one(
+            r#"SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"#,
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    exec(
+        conn,
+        "INSERT INTO t (id) SELECT generate_series(6, 10); DELETE FROM t WHERE id = 1;",
+    )
+    .await;
+    t
+}
+
+#[tokio::test]
+async fn restore_to_a_time_new_in_place_and_from_parent_leaves_other_tenants_alone() {
+    let dir = ClusterDir(data_dir());
+    let s = archived_server(dir.0.path()).await;
+    let (pid, a, a_conn) = project(&s, "pitr").await;
+    let window = wait_window(&s, &a).await;
+    // Another tenant of the same server, written after T too.
+    let (_, other, other_conn) = project(&s, "other-tenant").await;
+    exec(
+        &other_conn,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (100);",
+    )
+    .await;
+
+    let t = history(&a_conn).await;
+    exec(&other_conn, "INSERT INTO t VALUES (101);").await;
+    assert_eq!(ids(&a_conn).await, vec![2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+    // The window: from the database's creation (or the base backup) to the archive's last
+    // segment; sane against the database and T.
+    let got = s.get(&format!("/v1/databases/{a}")).await.body["data"].clone();
+    let earliest = parse(&window["earliest"]);
+    assert!(earliest >= parse(&got["createdAt"]), "{window} {got}");
+    assert!(parse(&window["latest"]) >= earliest, "{window}");
+    assert!(earliest < parse(&json!(t)), "{window} {t}");
+
+    // Before the window: 400 on create, 422 on restore (its contract lists no 400), both
+    // naming the window.
+    let before = "2001-01-01T00:00:00Z";
+    let r = s
+        .post(
+            &format!("/v1/projects/{pid}/databases"),
+            json!({"name": "too-old", "source": {"type": "database", "databaseId": a, "timestamp": before}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restore window"),
+        "{}",
+        r.body
+    );
+    let r = s
+        .post(
+            &format!("/v1/databases/{a}/restore"),
+            json!({"source": {"type": "database", "databaseId": a, "timestamp": before}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restore window"),
+        "{}",
+        r.body
+    );
+    // Without a timestamp the restore endpoint refuses the source, as before the extension.
+    let r = s
+        .post(
+            &format!("/v1/databases/{a}/restore"),
+            json!({"source": {"type": "database", "databaseId": a}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // A new database as A was at T.
+    let r = s
+        .post(
+            &format!("/v1/projects/{pid}/databases"),
+            json!({"name": "as-of", "source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let as_of = r.body["data"]["id"].as_str().unwrap().to_string();
+    let as_of_conn = r.body["data"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_ready(&s, &as_of).await;
+    assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(ids(&a_conn).await, vec![2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+    // Reset from parent: another database of the project restored in place from A at T.
+    let r = s
+        .post(
+            &format!("/v1/projects/{pid}/databases"),
+            json!({"name": "child"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let child = r.body["data"]["id"].as_str().unwrap().to_string();
+    let child_conn = r.body["data"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_ready(&s, &child).await;
+    let r = s
+        .post(
+            &format!("/v1/databases/{child}/restore"),
+            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    wait_ready(&s, &child).await;
+    assert_eq!(ids(&child_conn).await, vec![1, 2, 3, 4, 5]);
+    // A database of another project is not a parent.
+    let r = s
+        .post(
+            &format!("/v1/databases/{other}/restore"),
+            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // In place: A back to T; its credentials keep working.
+    let r = s
+        .post(
+            &format!("/v1/databases/{a}/restore"),
+            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["status"], "recovering", "{}", r.body);
+    wait_ready(&s, &a).await;
+    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
+    let got = s.get(&format!("/v1/databases/{a}")).await.body["data"].clone();
+    assert_eq!(
+        got["source"],
+        json!({"type": "database", "databaseId": a, "timestamp": got["source"]["timestamp"]})
+    );
+
+    // The other tenant of the server kept everything, including what it wrote after T.
+    let c = connect_tls(&other_conn).await.unwrap();
+    let rows: Vec<i32> = c
+        .query("SELECT id FROM t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, vec![100, 101]);
+
+    // Health: readyz lists the archive, /metrics its age; no scratch instance is left.
+    let ready = s.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert!(
+        ready.body["checks"].as_array().unwrap().iter().any(|c| c
+            .as_str()
+            .unwrap()
+            .starts_with("archive of server embedded")),
+        "{}",
+        ready.body
+    );
+    let metrics = s.metrics().await;
+    assert!(
+        metrics.contains(
+            "pgfleet_wal_archive_last_age_seconds{region=\"us-east-1\",server=\"embedded\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pgfleet_wal_bytes{"), "{metrics}");
+    assert_no_scratch(dir.0.path());
+    s.stop().await;
+}
+
+/// No scratch instance directory under the archive's work directory, and no `postgres`
+/// running on one.
+fn assert_no_scratch(dir: &Path) {
+    let root = dir.join("pitr").join("scratch");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "scratch instances left: {left:?}");
+    let root = root.display().to_string();
+    for p in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&root),
+            "a scratch postgres still runs: {}",
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+}
