@@ -542,8 +542,23 @@ fn create_data_dir(cfg: &Config) -> anyhow::Result<()> {
     // directory (0700, owned by the server's OS user).
     let pgdata = dir.join("postgres");
     let sockets = dir.join("run");
-    let mut changed = crate::private_file::tighten_tree(dir, &[&pgdata, &sockets])
+    // The backup directory holding the WAL archive's local repository lets the PostgreSQL
+    // OS user through (0710, `crate::pitr::open_local_repo`): its contents are tightened,
+    // not its own mode.
+    let repo_parent =
+        (crate::pitr::embedded_archived(cfg) && cfg.backups.s3.is_none()).then(|| {
+            cfg.backups
+                .dir
+                .clone()
+                .unwrap_or_else(|| dir.join("backups"))
+        });
+    let mut skip = vec![pgdata.as_path(), sockets.as_path()];
+    skip.extend(repo_parent.as_deref());
+    let mut changed = crate::private_file::tighten_tree(dir, &skip)
         .with_context(|| format!("tightening the modes under {}", dir.display()))?;
+    if let Some(parent) = repo_parent.as_deref().filter(|p| p.starts_with(dir)) {
+        changed.extend(crate::private_file::tighten_tree(parent, &[])?);
+    }
     for f in ["server.crt", "server.key"] {
         let p = pgdata.join(f);
         if p.exists() && crate::private_file::tighten_one(&p)? {
@@ -552,7 +567,7 @@ fn create_data_dir(cfg: &Config) -> anyhow::Result<()> {
     }
     if let Some(backups) = &cfg.backups.dir {
         if backups.exists() && !backups.starts_with(dir) {
-            if crate::private_file::tighten_one(backups)? {
+            if repo_parent.is_none() && crate::private_file::tighten_one(backups)? {
                 changed.push(backups.clone());
             }
             changed.extend(crate::private_file::tighten_tree(backups, &[])?);

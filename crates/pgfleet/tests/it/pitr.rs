@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 
 use crate::capacity::ClusterDir;
 use crate::harness::{connect_tls, wait_ready, TestServer};
-use crate::lifecycle::data_dir;
+use crate::lifecycle::{data_dir, wait_timeout, Server};
+use nix::sys::signal::Signal;
+use std::os::unix::process::ExitStatusExt as _;
 
 /// A server whose embedded cluster is archived, the archive 5 s behind at most and its
 /// window refreshed every second.
@@ -313,4 +315,90 @@ fn assert_no_scratch(dir: &Path) {
             String::from_utf8_lossy(&cmdline)
         );
     }
+}
+
+/// `GET` through a binary server: the JSON body.
+async fn get_json(s: &Server, path: &str, token: &str) -> Value {
+    s.get(path, token).await.json().await.unwrap()
+}
+
+/// Polls database `id` of a binary server until it is `ready` (at most 180 s: a restore
+/// replays WAL after a restart).
+async fn binary_wait_ready(s: &Server, token: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let d = get_json(s, &format!("/v1/databases/{id}"), token).await;
+        if d["data"]["status"] == "ready" {
+            return d["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "database {id} not ready: {d}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The settings the binary servers of this test share: a short archive timeout and window
+/// refresh.
+const FAST_ARCHIVE: [(&str, &str); 2] = [
+    ("PGFLEET_PITR__ARCHIVE_TIMEOUT_SECS", "5"),
+    ("PGFLEET_PITR__CHECK_EVERY_SECS", "1"),
+];
+
+/// `pgfleet serve` dies (failpoint `database.pitr.after_scratch`, an abort as with kill -9)
+/// while the scratch instance of an in-place point-in-time restore runs; after a restart the
+/// restore finishes (exactly the rows up to T) and no scratch instance is left.
+#[tokio::test]
+async fn crash_during_a_point_in_time_restore() {
+    let dir = ClusterDir(data_dir());
+    let path = dir.0.path();
+    let mut env = FAST_ARCHIVE.to_vec();
+    env.push(("PGFLEET_FAILPOINTS", "database.pitr.after_scratch"));
+    let mut s = Server::start_with_env(path, &env);
+    let token = s.token();
+    let http = reqwest::Client::new();
+    let p = s
+        .post_json(&http, "/v1/projects", &token, json!({"name": "crash"}))
+        .await;
+    let db = p["data"]["database"]["id"].as_str().unwrap().to_string();
+    let conn = p["data"]["database"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    binary_wait_ready(&s, &token, &db).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get_json(&s, &format!("/v1/databases/{db}"), &token).await["data"]["restoreWindow"]
+        .is_null()
+    {
+        assert!(Instant::now() < deadline, "no restore window");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let t = history(&conn).await;
+
+    // The restore's operation aborts the process once its scratch instance runs: the
+    // request may have been answered (recovering) or cut off.
+    let sent = http
+        .post(format!("{}/v1/databases/{db}/restore", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"source": {"type": "database", "databaseId": db, "timestamp": t}}))
+        .timeout(Duration::from_secs(240))
+        .send()
+        .await;
+    if let Ok(r) = sent {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let status = wait_timeout(&mut s.child, Duration::from_secs(240));
+    assert_eq!(status.signal(), Some(Signal::SIGABRT as i32), "{status}");
+    drop(s);
+    let scratch = path.join("pitr").join("scratch");
+    assert!(
+        std::fs::read_dir(&scratch).is_ok_and(|mut d| d.next().is_some()),
+        "the crash should leave the scratch instance behind"
+    );
+
+    // Restarted: the restore finishes, the scratch instance is gone.
+    let s = Server::start_with_env(path, &FAST_ARCHIVE);
+    let d = binary_wait_ready(&s, &token, &db).await;
+    assert_eq!(d["source"]["type"], "database", "{d}");
+    assert_eq!(ids(&conn).await, vec![1, 2, 3, 4, 5]);
+    assert_no_scratch(path);
+    s.terminate();
 }
