@@ -15,6 +15,7 @@ use pgfleet::config::{RegionConfig, Secret};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::browser::{bootstrap, Browser};
 use crate::capacity::ClusterDir;
 use crate::harness::{connect_tls, wait_ready, TestServer};
 use crate::lifecycle::{data_dir, wait_timeout, Server};
@@ -238,6 +239,52 @@ async fn restore_to_a_time_new_in_place_and_from_parent_leaves_other_tenants_alo
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     wait_ready(&s, &child).await;
     assert_eq!(ids(&child_conn).await, vec![1, 2, 3, 4, 5]);
+    // The console: the point-in-time form bounded by the window restores in place; the
+    // admin area lists the archive.
+    let (password, ws) = bootstrap(&s);
+    let mut b = Browser::new(&s);
+    b.sign_in("admin@pgfleet.localhost", &password, "/console")
+        .await;
+    let page = b.get(&format!("/console/w/{ws}/databases/{a}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("data-testid=\"pitr-form\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("type=\"datetime-local\""),
+        "{}",
+        page.body
+    );
+    let csrf = page.input("csrf_token");
+    // `datetime-local` has whole seconds: the second after T is still before the later writes.
+    let at = (parse(&json!(t)) + chrono::Duration::seconds(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let r = b
+        .post(
+            &format!("/console/w/{ws}/databases/{a}/restore-to-time"),
+            &[("csrf_token", &csrf), ("at", &at), ("confirm", "pitr")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    wait_ready(&s, &a).await;
+    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
+    // Back to the later state for what follows (written again: the history after T is gone).
+    exec(
+        &a_conn,
+        "INSERT INTO t (id) SELECT generate_series(6, 10); DELETE FROM t WHERE id = 1;",
+    )
+    .await;
+    let admin = b.get(&format!("/console/w/{ws}/replicas")).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    assert!(
+        admin.body.contains("data-testid=\"archive-row\""),
+        "{}",
+        admin.body
+    );
+
     // A database of another project is not a parent.
     let r = s
         .post(
@@ -255,7 +302,12 @@ async fn restore_to_a_time_new_in_place_and_from_parent_leaves_other_tenants_alo
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.body["data"]["status"], "recovering", "{}", r.body);
+    // Recovering, or already done within the create's wait.
+    assert!(
+        ["recovering", "ready"].contains(&r.body["data"]["status"].as_str().unwrap()),
+        "{}",
+        r.body
+    );
     wait_ready(&s, &a).await;
     assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
     let got = s.get(&format!("/v1/databases/{a}")).await.body["data"].clone();

@@ -299,7 +299,9 @@ impl Backups<'_> {
                 Some("Retry when it is ready.".to_string()),
             ));
         }
-        let stamp = ts(&at);
+        // Full precision (not `ts`, milliseconds): a commit in the same millisecond as the
+        // target must stay in.
+        let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         let recorded =
             serde_json::json!({"type": "database", "databaseId": source.id, "timestamp": stamp});
         databases::start_recovery(&mut *tx, &target.id, &recorded).await?;
