@@ -4,17 +4,20 @@
 //! in place, and from another database of the project ("reset from parent") → exactly the
 //! rows up to T; another tenant of the same server untouched; a target before the window →
 //! 400 (422 on the restore operation, whose contract lists no 400) naming the window;
-//! `restoreWindow`, `/readyz` and `/metrics`; and a `pgfleet serve` killed while its scratch
+//! `restoreWindow`, `/readyz`, `/metrics` and the console; the same with the S3 store (the
+//! repository in the bucket, s3rver over HTTPS); and a `pgfleet serve` killed while its scratch
 //! instance runs finishes the restore after a restart, no scratch instance left.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pgfleet::config::{RegionConfig, Secret};
+use pgfleet::config::{Config, RegionConfig, S3Config, Secret};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::archive::https_s3rver;
+use crate::backups_s3::BUCKET;
 use crate::browser::{bootstrap, Browser};
 use crate::capacity::ClusterDir;
 use crate::harness::{connect_tls, wait_ready, TestServer};
@@ -25,6 +28,11 @@ use std::os::unix::process::ExitStatusExt as _;
 /// A server whose embedded cluster is archived, the archive 5 s behind at most and its
 /// window refreshed every second.
 async fn archived_server(dir: &Path) -> TestServer {
+    archived_server_with(dir, |_| {}).await
+}
+
+/// [`archived_server`] with a last say on the configuration.
+async fn archived_server_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let path = dir.to_path_buf();
     TestServer::start_with(|c| {
         c.data_dir = path.clone();
@@ -39,6 +47,7 @@ async fn archived_server(dir: &Path) -> TestServer {
         c.pitr.archive_timeout_secs = 5;
         c.pitr.check_every_secs = 1;
         c.backups.check_every_secs = 3600;
+        tweak(c);
     })
     .await
 }
@@ -346,6 +355,60 @@ async fn restore_to_a_time_new_in_place_and_from_parent_leaves_other_tenants_alo
         "{metrics}"
     );
     assert!(metrics.contains("pgfleet_wal_bytes{"), "{metrics}");
+    assert_no_scratch(dir.0.path());
+    s.stop().await;
+}
+
+/// The same with the S3 store: the repository in the `[backups.s3]` bucket (s3rver over
+/// HTTPS with a self-signed certificate, `[pitr] s3_verify_tls = false`); restored to T as a
+/// new database and in place.
+#[tokio::test]
+async fn restore_to_a_time_with_the_s3_store() {
+    let s3 = https_s3rver().await;
+    let dir = ClusterDir(data_dir());
+    let endpoint = format!("https://127.0.0.1:{}", s3.port);
+    let s = archived_server_with(dir.0.path(), |c| {
+        c.backups.s3 = Some(S3Config {
+            bucket: BUCKET.to_string(),
+            endpoint: Some(endpoint),
+            region: "us-east-1".to_string(),
+            access_key_id: Some("S3RVER".to_string()),
+            secret_access_key: Some(Secret::new("S3RVER")),
+            secret_access_key_file: None,
+            prefix: "pgfleet".to_string(),
+            allow_http: false,
+        });
+        c.pitr.s3_verify_tls = false;
+    })
+    .await;
+    let (pid, a, a_conn) = project(&s, "pitr-s3").await;
+    wait_window(&s, &a).await;
+    let t = history(&a_conn).await;
+    let r = s
+        .post(
+            &format!("/v1/projects/{pid}/databases"),
+            json!({"name": "as-of", "source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let as_of = r.body["data"]["id"].as_str().unwrap().to_string();
+    let as_of_conn = r.body["data"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_ready(&s, &as_of).await;
+    assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
+    let r = s
+        .post(
+            &format!("/v1/databases/{a}/restore"),
+            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    wait_ready(&s, &a).await;
+    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
+    // Nothing of the repository in the local backup directory.
+    assert!(!dir.0.path().join("backups").join("pgbackrest").exists());
     assert_no_scratch(dir.0.path());
     s.stop().await;
 }
