@@ -369,6 +369,42 @@ mod tests {
     }
 
     #[test]
+    fn metrics_name_each_archived_server() {
+        let h = ArchiveHealth {
+            server_id: "srv_1".into(),
+            server: "embedded".into(),
+            region: "us-east-1".into(),
+            earliest: None,
+            last_archived_at: None,
+            last_archived_age_secs: Some(12.5),
+            failed_count: 2,
+            wal_bytes: 4096,
+            last_full_at: None,
+            last_incr_at: None,
+            last_error: None,
+            checked_at: None,
+            problems: vec!["x".into()],
+        };
+        let text = render_metrics(&[h]);
+        for line in [
+            "pgfleet_wal_archive_last_age_seconds{region=\"us-east-1\",server=\"embedded\"} 12.500",
+            "pgfleet_wal_bytes{region=\"us-east-1\",server=\"embedded\"} 4096",
+            "pgfleet_wal_archive_failures_total{region=\"us-east-1\",server=\"embedded\"} 2",
+            "pgfleet_wal_archive_ok{region=\"us-east-1\",server=\"embedded\"} 0",
+            "# TYPE pgfleet_wal_archive_failures_total counter",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(
+            render_metrics(&[])
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
     fn targets_parse_as_rfc3339_only() {
         assert!(parse_target("2026-01-31T12:00:00Z").is_ok());
         assert!(parse_target("2026-01-31T12:00:00.123+02:00").is_ok());
