@@ -1,6 +1,6 @@
 //! The periodic PITR job: for every archived server, once per `check_every` across replicas
 //! (the [`Job::PitrArchiver`] lease, so one replica runs base backups per server): the
-//! stanza while the server has no base backup or the last round failed, a full base backup
+//! stanza while the server has no base backup yet, a full base backup
 //! when none is newer than `full_every`, else an incremental one when the newest is older
 //! than `incr_every`, then `expire` (the retention window), then the window and the
 //! archiver's health into `pitr_windows`. Scratch instances no open operation owns (a
@@ -136,9 +136,10 @@ impl Pitr<'_> {
         });
         let s = self.settings();
         let work = async {
-            let needs_stanza = prev
-                .as_ref()
-                .is_none_or(|p| p.earliest.is_none() || p.last_error.is_some());
+            // Until the first base backup: once there is one, the stanza exists, and
+            // `pgbackrest check` (a WAL switch per round) would only add segments to a
+            // failing archive.
+            let needs_stanza = prev.as_ref().is_none_or(|p| p.earliest.is_none());
             if needs_stanza {
                 archive.ensure_stanza().await?;
             }
