@@ -32,7 +32,7 @@ pub use backups::{BackupsConfig, S3Config};
 pub use capacity::{CapacityConfig, EMBEDDED_SUPERUSER_RESERVED};
 pub use http::HttpConfig;
 pub use oauth::OAuthConfig;
-pub use pitr::PitrConfig;
+pub use pitr::{ArchivedServerConfig, PitrConfig};
 pub use pooler::{PoolModeConfig, PoolerConfig};
 pub use sign_in::SignInConfig;
 pub use tenant::TenantConfig;
@@ -375,6 +375,18 @@ impl Config {
                         "regions.{id}.servers: each entry is \"embedded\" or a postgres:// URL"
                     )));
                 }
+            }
+        }
+        for srv in &self.pitr.servers {
+            let listed = self
+                .regions
+                .values()
+                .any(|r| r.servers.iter().any(|s| s == &srv.url));
+            if !listed || srv.url.expose() == "embedded" {
+                return Err(ConfigError::Invalid(format!(
+                    "pitr.servers: the server of stanza {:?} is not a postgres:// server of regions.*.servers",
+                    srv.stanza
+                )));
             }
         }
         if let Some(u) = &self.public_url {

@@ -2,8 +2,9 @@
 //! cluster (pgBackRest stanza `embedded`, repository in the backup store: `<backups.dir>/
 //! pgbackrest`, or `/<prefix>/pgbackrest` in the `[backups.s3]` bucket), the archiving
 //! settings it adds to the cluster's `postgresql.conf`, and the services' `PitrSettings`.
-//! Region servers given as `postgres://` URLs are not archived: pgfleet cannot run
-//! pgBackRest against their data directories from here.
+//! Region servers given as `postgres://` URLs are archived only when listed in
+//! `[[pitr.servers]]` (pgfleet runs on their machine: stanza and data directory given there,
+//! work directory `<data_dir>/pitr-<stanza>`); the others are not archived.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -119,6 +120,29 @@ fn repo(cfg: &Config) -> anyhow::Result<Repo> {
     })
 }
 
+/// An archive of this configuration's repository.
+fn archive(
+    cfg: &Config,
+    stanza: &str,
+    work_dir: PathBuf,
+    layout: Layout,
+    pgbackrest: PathBuf,
+) -> anyhow::Result<Archive> {
+    Ok(Archive::new(ArchiveSettings {
+        stanza: stanza.to_string(),
+        repo: repo(cfg)?,
+        work_dir,
+        pgbackrest,
+        bin_dir: layout.bin_dir,
+        pgdata: layout.pgdata,
+        socket_dir: layout.socket_dir,
+        port: layout.port,
+        run_as: layout.run_as,
+        retention_days: cfg.pitr.retention_days,
+        archive_timeout_secs: cfg.pitr.archive_timeout_secs,
+    }))
+}
+
 /// The embedded cluster's archive at `layout`; `None` (logged) when it is not archived or
 /// pgBackRest is missing.
 pub fn embedded_archive(cfg: &Config, layout: Layout) -> anyhow::Result<Option<Archive>> {
@@ -129,29 +153,88 @@ pub fn embedded_archive(cfg: &Config, layout: Layout) -> anyhow::Result<Option<A
         tracing::warn!("pitr: pgbackrest not found (apt-get install pgbackrest); the embedded cluster is not archived");
         return Ok(None);
     };
-    Ok(Some(Archive::new(ArchiveSettings {
-        stanza: EMBEDDED_STANZA.to_string(),
-        repo: repo(cfg)?,
-        work_dir: cfg.data_dir.join("pitr"),
+    archive(
+        cfg,
+        EMBEDDED_STANZA,
+        cfg.data_dir.join("pitr"),
+        layout,
         pgbackrest,
-        bin_dir: layout.bin_dir,
-        pgdata: layout.pgdata,
-        socket_dir: layout.socket_dir,
-        port: layout.port,
-        run_as: layout.run_as,
-        retention_days: cfg.pitr.retention_days,
-        archive_timeout_secs: cfg.pitr.archive_timeout_secs,
-    })))
+    )
+    .map(Some)
+}
+
+/// The archives of the region servers of `[[pitr.servers]]`, by server key (work directory
+/// `<data_dir>/pitr-<stanza>`).
+pub fn external_archives(cfg: &Config) -> anyhow::Result<Vec<(String, Archive)>> {
+    if cfg.pitr.servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(pgbackrest) = find_pgbackrest() else {
+        tracing::warn!("pitr: pgbackrest not found (apt-get install pgbackrest); pitr.servers are not archived");
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for s in &cfg.pitr.servers {
+        let key = pgfleet_dataplane::PgServer::from_url("", s.url.expose())?.key;
+        let layout = Layout {
+            bin_dir: pgfleet_dataplane::binaries::find_bin_dir(
+                s.bin_dir.as_deref().or(cfg.postgres.bin_dir.as_deref()),
+            )?,
+            pgdata: s.pgdata.clone(),
+            socket_dir: s.socket_dir.clone(),
+            port: s.port,
+            run_as: RunAs::detect()?,
+        };
+        let work_dir = cfg.data_dir.join(format!("pitr-{}", s.stanza));
+        out.push((
+            key,
+            archive(cfg, &s.stanza, work_dir, layout, pgbackrest.clone())?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Every archive, ready to use: the embedded cluster's (prepared before its start) and each
+/// region server's of `[[pitr.servers]]` (the data directory let through for the
+/// PostgreSQL OS user, its configuration written, the settings its operator must set
+/// logged), each with its stanza ensured (a failure is logged; the job retries).
+pub async fn start_archives(
+    cfg: &Config,
+    embedded: Option<Archive>,
+) -> anyhow::Result<Vec<(String, Archive)>> {
+    let mut all: Vec<(String, Archive)> = embedded
+        .map(|a| ("embedded".to_string(), a))
+        .into_iter()
+        .collect();
+    let external = external_archives(cfg)?;
+    for (key, a) in &external {
+        a.settings().run_as.let_through(&cfg.data_dir)?;
+        let prepared = a.clone();
+        tokio::task::spawn_blocking(move || {
+            open_local_repo(&prepared)?;
+            prepared.prepare().map_err(anyhow::Error::from)
+        })
+        .await
+        .context("archive preparation panicked")??;
+        let settings: Vec<String> = a
+            .postgres_settings()
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        tracing::info!(server = %key, settings = %settings.join("; "), "pitr: this server's postgresql.conf needs these settings");
+    }
+    all.extend(external);
+    for (key, a) in &all {
+        ensure_stanza(key, a).await;
+    }
+    Ok(all)
 }
 
 /// The services' settings, with the archive of the embedded cluster when it has one.
-pub fn settings(cfg: &Config, embedded: Option<Archive>) -> PitrSettings {
+pub fn settings(cfg: &Config, archives: Vec<(String, Archive)>) -> PitrSettings {
     let timeout = Duration::from_secs(u64::from(cfg.pitr.archive_timeout_secs));
     PitrSettings {
-        archives: embedded
-            .map(|a| ("embedded".to_string(), a))
-            .into_iter()
-            .collect(),
+        archives: archives.into_iter().collect(),
         full_every: Duration::from_secs(cfg.pitr.full_every_secs),
         incr_every: Duration::from_secs(cfg.pitr.incr_every_secs),
         check_every: Duration::from_secs(cfg.pitr.check_every_secs),
@@ -179,16 +262,19 @@ pub fn open_local_repo(archive: &Archive) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the stanza of a freshly started cluster; a failure is logged (archiving then
+/// Creates the stanza of a started server; a failure is logged (archiving then
 /// shows as failing in `/readyz` and the console, and the periodic job retries).
-pub async fn ensure_stanza(archive: &Archive) {
+async fn ensure_stanza(server: &str, archive: &Archive) {
     match tokio::time::timeout(Duration::from_secs(120), archive.ensure_stanza()).await {
-        Ok(Ok(())) => tracing::info!("pitr: archiving the embedded cluster"),
+        Ok(Ok(())) => tracing::info!(server, "pitr: archiving"),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "pitr: the embedded cluster's stanza is not ready; the archiving job retries")
+            tracing::warn!(server, error = %e, "pitr: the stanza is not ready; the archiving job retries")
         }
-        Err(_) => tracing::warn!(
-            "pitr: creating the embedded cluster's stanza timed out; the archiving job retries"
-        ),
+        Err(_) => {
+            tracing::warn!(
+                server,
+                "pitr: creating the stanza timed out; the archiving job retries"
+            )
+        }
     }
 }

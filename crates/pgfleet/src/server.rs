@@ -326,10 +326,8 @@ async fn start_with_cluster(
             None
         }
     };
-    if let Some(a) = &archive {
-        crate::pitr::ensure_stanza(a).await;
-    }
-    sc.pitr = crate::pitr::settings(cfg, archive);
+    let archives = crate::pitr::start_archives(cfg, archive).await?;
+    sc.pitr = crate::pitr::settings(cfg, archives);
     let services = Services::new(store, deps.clock, deps.rng, sc, Arc::new(PgDriver::new()))
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
@@ -573,7 +571,12 @@ fn create_data_dir(cfg: &Config) -> anyhow::Result<()> {
             changed.extend(crate::private_file::tighten_tree(backups, &[])?);
         }
     }
-    if !cfg.needs_embedded() && crate::private_file::tighten_one(dir)? {
+    // Without the embedded cluster nobody else passes through, unless an archived region
+    // server's pgBackRest reaches its work directory (`crate::pitr::start_archives`).
+    if !cfg.needs_embedded()
+        && cfg.pitr.servers.is_empty()
+        && crate::private_file::tighten_one(dir)?
+    {
         changed.push(dir.clone());
     }
     if !changed.is_empty() {

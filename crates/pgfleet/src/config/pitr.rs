@@ -3,9 +3,11 @@
 //! the base-backup schedule, the WAL alert threshold, and TLS checking of an S3 repository.
 //! The repository itself lives in the backup store of `[backups]` / `[backups.s3]`.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{ConfigError, Secret};
 
 /// Continuous archiving of the embedded cluster (pgBackRest), and its schedule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +35,29 @@ pub struct PitrConfig {
     /// With `[backups.s3]`: check the S3 endpoint's TLS certificate (pgBackRest speaks S3
     /// over HTTPS only). Turn off only for a local test server with a self-signed one.
     pub s3_verify_tls: bool,
+    /// `[[pitr.servers]]`: region servers given as `postgres://` URLs whose WAL pgfleet
+    /// archives too, because it runs on their machine and can run pgBackRest (as the OS user
+    /// that owns the data directory) against it. Their operator sets the `archive_*`
+    /// settings pgfleet logs at start in the server's `postgresql.conf` (and restarts it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ArchivedServerConfig>,
+}
+
+/// One archived region server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivedServerConfig {
+    /// The server, exactly as in `regions.<id>.servers`.
+    pub url: Secret,
+    /// Its pgBackRest stanza: letters, digits, `-` and `_`, one per server (not `embedded`).
+    pub stanza: String,
+    /// Its data directory, socket directory and port on this machine.
+    pub pgdata: PathBuf,
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    /// Its PostgreSQL binaries (scratch instances); default `postgres.bin_dir`'s rule.
+    #[serde(default)]
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl Default for PitrConfig {
@@ -46,6 +71,7 @@ impl Default for PitrConfig {
             check_every_secs: 30,
             wal_alert_bytes: 1 << 30,
             s3_verify_tls: true,
+            servers: Vec::new(),
         }
     }
 }
@@ -69,6 +95,21 @@ impl PitrConfig {
                     .to_string(),
             ));
         }
+        let mut stanzas = std::collections::HashSet::new();
+        for srv in &self.servers {
+            let ok = !srv.stanza.is_empty()
+                && srv.stanza != "embedded"
+                && srv
+                    .stanza
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok || !stanzas.insert(srv.stanza.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "pitr.servers: stanza {:?} must be letters, digits, - and _, unique, and not \"embedded\"",
+                    srv.stanza
+                )));
+            }
+        }
         if self.wal_alert_bytes < 1 {
             return Err(ConfigError::Invalid(
                 "pitr.wal_alert_bytes must be above 0".to_string(),
@@ -81,6 +122,24 @@ impl PitrConfig {
 #[cfg(test)]
 mod tests {
     use super::super::{Config, Overrides};
+
+    #[test]
+    fn an_archived_region_server_is_one_of_the_regions() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pgfleet.toml");
+        std::fs::write(
+            &file,
+            "[metadata]\nurl = \"postgres://u:p@127.0.0.1:5432/meta\"\n\
+             [regions.r]\nservers = [\"postgres://u:p@127.0.0.1:5433/postgres\"]\n\
+             [[pitr.servers]]\nurl = \"postgres://u:p@127.0.0.1:5433/postgres\"\nstanza = \"second\"\n\
+             pgdata = \"/srv/pg\"\nsocket_dir = \"/run/pg\"\nport = 5433\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(cfg.pitr.servers.len(), 1);
+        assert_eq!(cfg.pitr.servers[0].stanza, "second");
+        assert!(!cfg.to_toml().contains("u:p@"), "{}", cfg.to_toml());
+    }
 
     #[test]
     fn pitr_section_defaults_bounds_and_unknown_keys() {
@@ -116,6 +175,9 @@ mod tests {
             "[pitr]\nretention_days = 0\n",
             "[pitr]\nincr_every_secs = 0\n",
             "[pitr]\nretention = 7\n",
+            // An archived server that is no region's server, or with a bad stanza.
+            "[[pitr.servers]]\nurl = \"postgres://u:p@127.0.0.1:5433/postgres\"\nstanza = \"s\"\npgdata = \"/d\"\nsocket_dir = \"/r\"\nport = 5433\n",
+            "[regions.r]\nservers = [\"postgres://u:p@127.0.0.1:5433/postgres\"]\n[[pitr.servers]]\nurl = \"postgres://u:p@127.0.0.1:5433/postgres\"\nstanza = \"embedded\"\npgdata = \"/d\"\nsocket_dir = \"/r\"\nport = 5433\n",
         ] {
             std::fs::write(&file, bad).unwrap();
             assert!(

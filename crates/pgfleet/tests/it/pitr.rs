@@ -12,7 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pgfleet::config::{Config, RegionConfig, S3Config, Secret};
+use pgfleet::config::{ArchivedServerConfig, Config, RegionConfig, S3Config, Secret};
+use pgfleet_dataplane::{ClusterSettings, EmbeddedCluster};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -51,6 +52,9 @@ async fn archived_server_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Te
     })
     .await
 }
+
+/// The superuser's password on the second cluster (TCP).
+const PASSWORD: &str = "pitr-second-cluster";
 
 /// Waits (at most 120 s: the first base backup) until `db` has a restore window.
 async fn wait_window(s: &TestServer, db: &str) -> Value {
@@ -413,10 +417,105 @@ async fn restore_to_a_time_with_the_s3_store() {
     s.stop().await;
 }
 
+/// A region server given as a `postgres://` URL is archived when `[[pitr.servers]]` names
+/// its data directory on this machine (here a second local cluster, started with the
+/// settings pgfleet asks for): its databases get a window and restore to T.
+#[tokio::test]
+async fn an_archived_region_server_restores_to_a_time() {
+    let pg = ClusterDir(data_dir());
+    let data = data_dir();
+    // Prepared once for its port, then again with the archive's settings (which pgfleet
+    // builds from the same configuration).
+    let port = EmbeddedCluster::prepare(ClusterSettings::new(pg.0.path()))
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=require");
+    let archived = ArchivedServerConfig {
+        url: Secret::new(url.clone()),
+        stanza: "second".to_string(),
+        pgdata: pg.0.path().join("postgres"),
+        socket_dir: pg.0.path().join("run"),
+        port,
+        bin_dir: None,
+    };
+    let configure = |c: &mut Config| {
+        c.data_dir = data.path().to_path_buf();
+        c.regions.insert(
+            "us-east-1".to_string(),
+            RegionConfig {
+                name: None,
+                servers: vec![Secret::new(url.clone())],
+            },
+        );
+        c.pitr.servers = vec![archived.clone()];
+        c.pitr.archive_timeout_secs = 5;
+        c.pitr.check_every_secs = 1;
+        c.backups.check_every_secs = 3600;
+    };
+    let mut cfg = Config::default();
+    configure(&mut cfg);
+    let (_, archive) = pgfleet::pitr::external_archives(&cfg).unwrap().remove(0);
+    let cluster = EmbeddedCluster::prepare(ClusterSettings {
+        port: Some(port),
+        extra_settings: archive.postgres_settings(),
+        ..ClusterSettings::new(pg.0.path())
+    })
+    .unwrap();
+    let handle = cluster.start().await.unwrap();
+    {
+        let (admin, conn) = handle
+            .cluster()
+            .admin_config("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        admin
+            .batch_execute(&format!("ALTER ROLE postgres PASSWORD '{PASSWORD}'"))
+            .await
+            .unwrap();
+    }
+    let s = TestServer::start_with(configure).await;
+    let (pid, a, a_conn) = project(&s, "pitr-region").await;
+    wait_window(&s, &a).await;
+    let t = history(&a_conn).await;
+    let r = s
+        .post(
+            &format!("/v1/projects/{pid}/databases"),
+            json!({"name": "as-of", "source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let as_of = r.body["data"]["id"].as_str().unwrap().to_string();
+    let as_of_conn = r.body["data"]["connectionString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_ready(&s, &as_of).await;
+    assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
+    let r = s
+        .post(
+            &format!("/v1/databases/{a}/restore"),
+            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    wait_ready(&s, &a).await;
+    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
+    s.stop().await;
+    assert_no_scratch_in(&data.path().join("pitr-second").join("scratch"));
+    handle.stop().await;
+}
+
 /// No scratch instance directory under the archive's work directory, and no `postgres`
 /// running on one.
 fn assert_no_scratch(dir: &Path) {
-    let root = dir.join("pitr").join("scratch");
+    assert_no_scratch_in(&dir.join("pitr").join("scratch"));
+}
+
+/// No scratch instance under `root`, and no `postgres` running on one.
+fn assert_no_scratch_in(root: &Path) {
+    let root = root.to_path_buf();
     let left: Vec<_> = std::fs::read_dir(&root)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
