@@ -597,7 +597,12 @@ async fn crash_during_a_point_in_time_restore() {
         .send()
         .await;
     if let Ok(r) = sent {
-        assert_eq!(r.status(), StatusCode::OK);
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        if status != StatusCode::OK {
+            let db_now = get_json(&s, &format!("/v1/databases/{db}"), &token).await;
+            panic!("{status}: {body} (T {t}; database {db_now})");
+        }
     }
     let status = wait_timeout(&mut s.child, Duration::from_secs(240));
     assert_eq!(status.signal(), Some(Signal::SIGABRT as i32), "{status}");

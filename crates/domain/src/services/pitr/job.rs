@@ -156,6 +156,13 @@ impl Pitr<'_> {
             Ok::<_, pgfleet_dataplane::DataplaneError>((info, status))
         };
         match work.await {
+            // A repository that lists no base backup after listing one (read while it was
+            // being written, or wiped) must not take the window away from one round to the
+            // next: kept, and reported.
+            Ok((info, _)) if info.backups.is_empty() && row.earliest.is_some() => {
+                tracing::warn!(server = %server.key, "pitr: the repository lists no base backup");
+                row.last_error = Some("the repository lists no base backup".to_string());
+            }
             Ok((info, status)) => {
                 row.earliest = info.earliest();
                 let newest = |k: BaseBackupKind| {
