@@ -21,6 +21,7 @@ pub mod sslmode;
 pub mod tenant;
 pub mod tls;
 pub mod tools;
+pub mod wal;
 
 pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
 pub use driver::{DatabaseSpec, Driver, LoginSpec, PgDriver};

@@ -47,6 +47,9 @@ pub(super) fn conf_text(s: &ArchiveSettings) -> String {
         "log-level-console=off".to_string(),
         "log-level-stderr=error".to_string(),
         "log-level-file=info".to_string(),
+        // The process umask (pgfleet's and the postmaster's: 0077) rather than pgBackRest's
+        // own 0000 with 0750/0640 modes: nothing it writes is readable by the group.
+        "neutral-umask=n".to_string(),
         // WAL is pushed by a background process so archive_command returns fast; a segment
         // counts as archived (pg_stat_archiver) only once it is in the repository.
         "archive-async=y".to_string(),

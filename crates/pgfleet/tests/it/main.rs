@@ -37,6 +37,7 @@ mod newcomer;
 mod oauth;
 mod openapi;
 mod pages;
+mod pitr;
 mod pooler;
 mod pooler_hygiene;
 mod private_files;
