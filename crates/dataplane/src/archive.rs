@@ -286,6 +286,16 @@ impl Archive {
         })
     }
 
+    /// Makes the repository hold all WAL written up to now, with a commit after now in it
+    /// (recovery to a time stops at the first commit past the target, and fails if the WAL
+    /// ends before one): `txid_current()` and `pg_switch_wal()` on the server, then waits
+    /// (bounded, 2 min) until that segment is archived. [`Archive::restore_scratch`] does it
+    /// first; call it alone to wait for a target a moment ago to become restorable. Does
+    /// nothing when the server cannot be reached.
+    pub async fn archive_through_now(&self) -> Result<()> {
+        scratch::archive_through_now(self).await
+    }
+
     /// Restores `req.pg_database` as it was at `req.target` into a scratch instance and
     /// starts it. Idempotent per `req.name`: a leftover of the same name is removed first.
     /// Before restoring, WAL written up to now is pushed to the repository (a WAL switch on

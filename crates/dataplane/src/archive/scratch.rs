@@ -48,7 +48,9 @@ pub(super) async fn restore(a: &Archive, req: &ScratchRequest) -> Result<Scratch
     }
     remove(a, &req.name).await?;
     config::write(s)?;
+    let started = Instant::now();
     archive_through_now(a).await?;
+    let archived = started.elapsed();
 
     let repo = a.info().await?;
     // pgBackRest reports whole seconds: a backup that stopped at :05 may have stopped at
@@ -119,6 +121,7 @@ pub(super) async fn restore(a: &Archive, req: &ScratchRequest) -> Result<Scratch
     ];
     restore_args.extend(select);
     config::run(s, &args(restore_args)).await?;
+    let restored = started.elapsed();
 
     let hba = dir.join("pg_hba.conf");
     write_owned(
@@ -181,6 +184,15 @@ pub(super) async fn restore(a: &Archive, req: &ScratchRequest) -> Result<Scratch
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tracing::info!(
+        name = %req.name,
+        database = %req.pg_database,
+        backup = %set.label,
+        archive_ms = archived.as_millis() as u64,
+        restore_ms = (restored - archived).as_millis() as u64,
+        recovery_ms = (started.elapsed() - restored).as_millis() as u64,
+        "scratch instance recovered to its target"
+    );
     // The postmaster outlives this handle (tokio reaps it once it exits); it is stopped
     // by name, from its pid file.
     drop(child);
@@ -289,7 +301,7 @@ fn spawn(
 /// recovery to a time stops at the first commit past it and fails if the WAL ends first.
 /// Skipped (with a log line) when the server cannot be reached: then what is archived is
 /// all there is.
-async fn archive_through_now(a: &Archive) -> Result<()> {
+pub(super) async fn archive_through_now(a: &Archive) -> Result<()> {
     let s = &a.settings;
     let mut cfg = tokio_postgres::Config::new();
     cfg.host_path(&s.socket_dir)
@@ -357,6 +369,20 @@ pub(super) async fn remove(a: &Archive, name: &str) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // What a crash of pgfleet can leave writing into the directory: a `pgbackrest restore`
+    // (or the postmaster, before its pid file) still running; killed so the removal sticks.
+    let stragglers = processes_on(&pgdata);
+    for pid in &stragglers {
+        tracing::warn!(pid, name, "killing a process left on a scratch instance");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stragglers.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let d = dir.clone();
     tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&d))
         .await
@@ -372,6 +398,31 @@ fn postmaster_of(pgdata: &Path) -> Option<i32> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     (cmdline.contains("postgres") && cmdline.contains(&pgdata.display().to_string())).then_some(pid)
+}
+
+/// Processes (other than this one) with `pgdata` as an argument: `postgres -D <pgdata>`,
+/// `pgbackrest … --pg1-path=<pgdata> …`.
+fn processes_on(pgdata: &Path) -> Vec<i32> {
+    let path = pgdata.display().to_string();
+    let flag = format!("--pg1-path={path}");
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    c.split(|b| *b == 0)
+                        .any(|arg| arg == path.as_bytes() || arg == flag.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
 }
 
 /// Running (a zombie waiting to be reaped has exited).
@@ -408,4 +459,24 @@ pub(super) async fn remove_stale(a: &Archive, keep: &[String]) -> Result<usize> 
         removed += 1;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_on_a_directory_are_found() {
+        let dir = std::env::temp_dir().join(format!("pgfleet-scratch-test-{}", std::process::id()));
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :", "pgbackrest"])
+            .arg(format!("--pg1-path={}", dir.display()))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let found = processes_on(&dir);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, vec![child.id() as i32]);
+    }
 }

@@ -248,6 +248,31 @@ async fn restore_to_a_time(c: &ArchivedCluster) {
     assert!(!running(pid), "stale scratch postmaster still running");
     a.remove_scratch("op-c").await.unwrap();
 
+    // A crash in the middle of a restore: the directory and a process still writing into it
+    // (pgbackrest restore with its --pg1-path) are both gone after the clean-up.
+    let crashed = a.settings().work_dir.join("scratch/op-crashed/pgdata");
+    std::fs::create_dir_all(&crashed).unwrap();
+    let mut writer = std::process::Command::new("sh")
+        .args(["-c", "sleep 600; :", "pgbackrest"])
+        .arg(format!("--pg1-path={}", crashed.display()))
+        .spawn()
+        .unwrap();
+    assert_eq!(a.remove_stale_scratch(&[]).await.unwrap(), 1);
+    assert!(!crashed.parent().unwrap().exists());
+    let pid = writer.id() as i32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while running(pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = !running(pid);
+    // Reaped either way (and stopped if the clean-up missed it).
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(
+        killed,
+        "the process on the crashed scratch instance was not killed"
+    );
+
     // A target before the archive starts is refused with the window in the message.
     let e = a
         .restore_scratch(&ScratchRequest {
