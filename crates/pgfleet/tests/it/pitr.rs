@@ -62,8 +62,11 @@ async fn wait_window(s: &TestServer, db: &str) -> Value {
     loop {
         let r = s.get(&format!("/v1/databases/{db}")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        if !r.body["data"]["restoreWindow"].is_null() {
-            return r.body["data"]["restoreWindow"].clone();
+        let w = &r.body["data"]["restoreWindow"];
+        // pgBackRest stamps a base backup's end in whole seconds, up to one ahead of the
+        // clock: the window counts once its start has passed.
+        if !w.is_null() && parse(&w["earliest"]) < Utc::now() {
+            return w.clone();
         }
         assert!(
             Instant::now() < deadline,
@@ -579,9 +582,13 @@ async fn crash_during_a_point_in_time_restore() {
         .to_string();
     binary_wait_ready(&s, &token, &db).await;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while get_json(&s, &format!("/v1/databases/{db}"), &token).await["data"]["restoreWindow"]
-        .is_null()
-    {
+    loop {
+        let w = get_json(&s, &format!("/v1/databases/{db}"), &token).await["data"]["restoreWindow"]
+            .clone();
+        // As in `wait_window`: the window's start may be up to a second ahead.
+        if !w.is_null() && parse(&w["earliest"]) < Utc::now() {
+            break;
+        }
         assert!(Instant::now() < deadline, "no restore window");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
