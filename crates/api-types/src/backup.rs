@@ -50,6 +50,17 @@ pub enum RestoreSource {
         database_id: String,
         backup_id: String,
     },
+    /// pgfleet extension, point-in-time recovery: `databaseId` (the target itself, or
+    /// another database of its project: "reset from parent") as it was at `timestamp`.
+    /// Without `timestamp` the source is refused (422), as before the extension.
+    #[serde(rename_all = "camelCase")]
+    Database {
+        database_id: String,
+        /// RFC 3339 time inside the source's `restoreWindow`.
+        #[serde(default)]
+        #[schema(nullable = false, format = DateTime)]
+        timestamp: Option<String>,
+    },
 }
 
 /// Body of `POST /v1/databases/{targetDatabaseId}/restore`.

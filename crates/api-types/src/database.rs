@@ -27,10 +27,29 @@ pub enum DatabaseSource {
         /// ID of the backup to restore from.
         backup_id: String,
     },
+    /// A copy of another database of the workspace: as it is now, or (pgfleet extension,
+    /// point-in-time recovery) as it was at `timestamp`.
     #[serde(rename_all = "camelCase")]
     Database {
         database_id: String,
+        /// pgfleet extension: RFC 3339 time inside the source's `restoreWindow`; absent: now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false, format = DateTime)]
+        timestamp: Option<String>,
     },
+}
+
+/// pgfleet extension: the times a database can be restored or cloned to (point-in-time
+/// recovery), from `earliest` (its creation, or the oldest base backup of its server's
+/// archive if later) to `latest` (the last WAL its server archived, at most
+/// `archive_timeout` behind; a target between `latest` and now is accepted too, the restore
+/// then waits for the archive to catch up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RestoreWindow {
+    #[schema(format = DateTime)]
+    pub earliest: String,
+    #[schema(format = DateTime)]
+    pub latest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -72,6 +91,11 @@ pub struct Database {
     pub branch_id: Option<String>,
     #[schema(required = true)]
     pub logical_id: Option<String>,
+    /// pgfleet extension: the point-in-time recovery window; `null` when the database's
+    /// server is not archived (or has no base backup yet).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub restore_window: Option<RestoreWindow>,
 }
 
 /// A just-created database: its connections carry connection strings, plus the deprecated

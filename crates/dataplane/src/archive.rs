@@ -13,16 +13,25 @@
 //!   promoted), from which the caller copies the database out; the scratch instance is always
 //!   removed, also when a crash left one behind ([`Archive::remove_stale_scratch`]).
 //!
+//! Layout of `work_dir` (0700, owned by the PostgreSQL OS user): `pgbackrest.conf` (0600),
+//! `spool/` (asynchronous archive-push), `log/`, `lock/`, `scratch/<name>/`. Submodules:
+//! `config` (the file, the settings, running `pgbackrest`), `info` (its JSON), `scratch`.
+//!
 //! Nothing here knows about the metadata store: which server is archived, when base backups
 //! run (once across replicas, under a lease) and which operation owns a scratch instance is
 //! decided by the domain.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::osuser::RunAs;
-use crate::{DataplaneError, PgServer, Result};
+use crate::{PgServer, Result};
+
+mod config;
+mod info;
+mod scratch;
 
 /// Where the pgBackRest repository of a server lives.
 #[derive(Clone)]
@@ -111,9 +120,13 @@ pub struct RepoInfo {
 }
 
 impl RepoInfo {
-    /// The earliest time a restore can target: the end of the oldest base backup.
+    /// The earliest time a restore can target: the end of the oldest base backup (plus the
+    /// second pgBackRest's whole-second stop time may hide).
     pub fn earliest(&self) -> Option<DateTime<Utc>> {
-        self.backups.iter().map(|b| b.stopped_at).min()
+        self.backups
+            .iter()
+            .map(|b| b.stopped_at + chrono::Duration::seconds(1))
+            .min()
     }
 }
 
@@ -154,15 +167,22 @@ pub struct ScratchInstance {
 #[derive(Debug, Clone)]
 pub struct Archive {
     settings: ArchiveSettings,
-}
-
-fn not_yet() -> DataplaneError {
-    DataplaneError::Setup("point-in-time recovery is not implemented yet".to_string())
+    /// Bound on a scratch instance's recovery (replaying WAL takes time).
+    scratch_timeout: Duration,
 }
 
 impl Archive {
     pub fn new(settings: ArchiveSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            scratch_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+
+    /// How long [`Archive::restore_scratch`] waits for recovery to reach the target.
+    pub fn with_scratch_timeout(mut self, timeout: Duration) -> Self {
+        self.scratch_timeout = timeout;
+        self
     }
 
     pub fn settings(&self) -> &ArchiveSettings {
@@ -170,57 +190,137 @@ impl Archive {
     }
 
     /// `postgresql.conf` lines that turn archiving on (for the embedded cluster's
-    /// `extra_settings`; an external server's operator sets the same).
+    /// `extra_settings`; an external server's operator sets the same). Values are quoted for
+    /// the file. The `archive_command` reads the file [`Archive::prepare`] writes.
     pub fn postgres_settings(&self) -> Vec<(String, String)> {
-        Vec::new()
+        config::postgres_settings(&self.settings)
     }
 
     /// Environment the postmaster (and so `archive_command`) needs: the S3 secret.
     pub fn postmaster_env(&self) -> Vec<(String, String)> {
-        Vec::new()
+        config::secret_env(&self.settings)
+    }
+
+    /// Creates the work directories (and a local repository) and writes `pgbackrest.conf`.
+    /// Blocking and quick; call it before the server starts archiving (the embedded
+    /// cluster's start) so the first `archive-push` finds its configuration.
+    pub fn prepare(&self) -> Result<()> {
+        config::write(&self.settings)
     }
 
     /// Writes the configuration and creates the stanza if missing (idempotent); checks that
-    /// archiving works (`pgbackrest check`).
+    /// archiving works (`pgbackrest check`: a WAL switch that must reach the repository).
+    /// The server must be running with [`Archive::postgres_settings`].
     pub async fn ensure_stanza(&self) -> Result<()> {
-        Err(not_yet())
+        self.prepare()?;
+        let json = config::run(&self.settings, &config::args(["info", "--output=json"])).await?;
+        // Once created, stanza-create would only contend for the lock the asynchronous
+        // archive-push holds.
+        if !info::stanza_exists(&json)? {
+            config::run(&self.settings, &config::args(["stanza-create"])).await?;
+        }
+        config::run(&self.settings, &config::args(["check"])).await?;
+        Ok(())
     }
 
-    /// Takes a base backup (online, from the running server).
-    pub async fn base_backup(&self, _kind: BaseBackupKind) -> Result<BaseBackup> {
-        Err(not_yet())
+    /// Takes a base backup (online, from the running server) and answers it as the
+    /// repository lists it. An incremental one without a full one before it becomes full
+    /// (pgBackRest's rule; `kind` of the answer says which).
+    pub async fn base_backup(&self, kind: BaseBackupKind) -> Result<BaseBackup> {
+        let before = self.info().await?;
+        let kind = match kind {
+            BaseBackupKind::Full => "--type=full",
+            BaseBackupKind::Incremental => "--type=incr",
+        };
+        config::run(&self.settings, &config::args(["backup", kind])).await?;
+        let after = self.info().await?;
+        after
+            .backups
+            .into_iter()
+            .filter(|b| !before.backups.iter().any(|o| o.label == b.label))
+            .max_by_key(|b| b.stopped_at)
+            .ok_or_else(|| {
+                crate::DataplaneError::Setup(format!(
+                    "pgbackrest backup (stanza {}) finished but the repository lists no new backup",
+                    self.settings.stanza
+                ))
+            })
     }
 
     /// The repository's base backups.
     pub async fn info(&self) -> Result<RepoInfo> {
-        Err(not_yet())
+        let json = config::run(&self.settings, &config::args(["info", "--output=json"])).await?;
+        info::parse(&json)
     }
 
-    /// Expires base backups and WAL past the retention window.
+    /// Expires base backups and WAL past the retention window (`retention_days`, counted
+    /// from each full backup's end: the oldest full backup still needed to restore any
+    /// time in the window is kept).
     pub async fn expire(&self) -> Result<()> {
-        Err(not_yet())
+        config::run(&self.settings, &config::args(["expire"])).await?;
+        Ok(())
     }
 
-    /// The archiver's state, read from the running server.
-    pub async fn archiver_status(&self, _server: &PgServer) -> Result<ArchiverStatus> {
-        Err(not_yet())
+    /// The archiver's state, read from the running server (`pg_stat_archiver`, and the size
+    /// of `pg_wal` from `pg_ls_waldir()`).
+    pub async fn archiver_status(&self, server: &PgServer) -> Result<ArchiverStatus> {
+        let c = server.admin_client(None).await?;
+        let row = c
+            .query_one(
+                "SELECT (extract(epoch FROM a.last_archived_time) * 1e6)::bigint, \
+                        (extract(epoch FROM a.last_failed_time) * 1e6)::bigint, a.failed_count, \
+                        (SELECT coalesce(sum(size), 0)::bigint FROM pg_ls_waldir()) \
+                 FROM pg_stat_archiver a",
+                &[],
+            )
+            .await?;
+        Ok(ArchiverStatus {
+            last_archived_at: row
+                .get::<_, Option<i64>>(0)
+                .and_then(DateTime::from_timestamp_micros),
+            last_failed_at: row
+                .get::<_, Option<i64>>(1)
+                .and_then(DateTime::from_timestamp_micros),
+            failed_count: row.get(2),
+            wal_bytes: row.get(3),
+        })
+    }
+
+    /// Makes the repository hold all WAL written up to now, with a commit after now in it
+    /// (recovery to a time stops at the first commit past the target, and fails if the WAL
+    /// ends before one): `txid_current()` and `pg_switch_wal()` on the server, then waits
+    /// (bounded, 2 min) until that segment is archived. [`Archive::restore_scratch`] does it
+    /// first; call it alone to wait for a target a moment ago to become restorable. Does
+    /// nothing when the server cannot be reached.
+    pub async fn archive_through_now(&self) -> Result<()> {
+        scratch::archive_through_now(self).await
     }
 
     /// Restores `req.pg_database` as it was at `req.target` into a scratch instance and
     /// starts it. Idempotent per `req.name`: a leftover of the same name is removed first.
-    pub async fn restore_scratch(&self, _req: &ScratchRequest) -> Result<ScratchInstance> {
-        Err(not_yet())
+    /// Before restoring, WAL written up to now is pushed to the repository (a WAL switch on
+    /// the server, when reachable), so a target a moment ago is covered. See the `scratch`
+    /// module for which backup set and databases are restored.
+    pub async fn restore_scratch(&self, req: &ScratchRequest) -> Result<ScratchInstance> {
+        let made = scratch::restore(self, req).await;
+        if made.is_err() {
+            // Never leave a half-made instance behind; the first error is the one to report.
+            if let Err(e) = scratch::remove(self, &req.name).await {
+                tracing::warn!(error = %e, name = %req.name, "removing a failed scratch instance");
+            }
+        }
+        made
     }
 
     /// Stops and deletes a scratch instance by name (idempotent: nothing there is fine).
-    pub async fn remove_scratch(&self, _name: &str) -> Result<()> {
-        Err(not_yet())
+    pub async fn remove_scratch(&self, name: &str) -> Result<()> {
+        scratch::remove(self, name).await
     }
 
     /// Stops and deletes every scratch instance whose name is not in `keep` (after a
     /// crash); answers how many were removed.
-    pub async fn remove_stale_scratch(&self, _keep: &[String]) -> Result<usize> {
-        Err(not_yet())
+    pub async fn remove_stale_scratch(&self, keep: &[String]) -> Result<usize> {
+        scratch::remove_stale(self, keep).await
     }
 }
 

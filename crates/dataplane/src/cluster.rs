@@ -11,7 +11,8 @@
 //!
 //! Configuration pgfleet owns lives in `postgres/pgfleet.conf` (included from
 //! `postgresql.conf`) and `pg_hba.conf`; both are rewritten at every start so a changed setting
-//! takes effect. A crash at any point is safe: `initdb` runs in a scratch directory renamed into
+//! takes effect. The postmaster gets a clean environment plus `postmaster_env` (secrets that
+//! `archive_command` needs, see [`crate::archive`]). A crash at any point is safe: `initdb` runs in a scratch directory renamed into
 //! place when complete, and a postmaster left running by a killed pgfleet is stopped before
 //! a new one starts.
 
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 use crate::binaries::find_bin_dir;
+use crate::files::{create_dir, escape_conf, tail, write_owned, write_private};
 use crate::osuser::RunAs;
 use crate::{DataplaneError, Result};
 
@@ -30,7 +32,7 @@ use crate::{DataplaneError, Result};
 pub const SUPERUSER: &str = "postgres";
 
 /// What the embedded cluster is asked to be.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterSettings {
     /// pgfleet's data directory; the cluster lives below it.
     pub root: PathBuf,
@@ -46,6 +48,10 @@ pub struct ClusterSettings {
     pub superuser_reserved_connections: u32,
     /// Extra `postgresql.conf` settings, written verbatim as `name = value`.
     pub extra_settings: Vec<(String, String)>,
+    /// Extra environment of the postmaster and so of every process it starts, such as
+    /// `archive_command` (the WAL archive's S3 secret: never written to a file). Values are
+    /// redacted from `Debug`.
+    pub postmaster_env: Vec<(String, String)>,
     /// How long to wait for the server to accept connections after a start.
     pub start_timeout: Duration,
 }
@@ -61,8 +67,25 @@ impl ClusterSettings {
             max_connections: 1000,
             superuser_reserved_connections: 3,
             extra_settings: Vec::new(),
+            postmaster_env: Vec::new(),
             start_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self
+            .postmaster_env
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        f.debug_struct("ClusterSettings")
+            .field("root", &self.root)
+            .field("port", &self.port)
+            .field("extra_settings", &self.extra_settings)
+            .field("postmaster_env (names only)", &env)
+            .finish_non_exhaustive()
     }
 }
 
@@ -367,6 +390,7 @@ impl EmbeddedCluster {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LC_ALL", "C")
+            .envs(self.settings.postmaster_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
@@ -571,49 +595,4 @@ fn free_port_to_keep() -> Result<u16> {
     Ok(l.local_addr()
         .map_err(|e| DataplaneError::io("127.0.0.1:0", e))?
         .port())
-}
-
-fn create_dir(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
-        .map_err(|e| DataplaneError::io(path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| DataplaneError::io(path, e))
-}
-
-/// Writes a new file readable by its owner only from the first byte (a leftover is replaced).
-fn write_private(path: &Path, body: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| DataplaneError::io(path, e))?;
-    f.write_all(body).map_err(|e| DataplaneError::io(path, e))
-}
-
-fn write_owned(run_as: &RunAs, path: &Path, body: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = path.with_extension("pgfleet-tmp");
-    write_private(&tmp, body)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| DataplaneError::io(&tmp, e))?;
-    run_as.own(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| DataplaneError::io(path, e))
-}
-
-fn escape_conf(s: &str) -> String {
-    s.replace('\'', "''")
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -4,6 +4,8 @@
 //!   `pg_hba.conf`, starting `postgres` as a supervised child and stopping it.
 //! - [`server`] is a handle on one Postgres server (embedded or external) that the
 //!   [`Driver`] works through.
+//! - [`archive`] owns continuous WAL archiving and point-in-time restores of a server
+//!   (pgBackRest): its configuration, base backups, scratch instances.
 //!
 //! Nothing here knows about HTTP or the metadata schema.
 
@@ -11,6 +13,7 @@ pub mod archive;
 pub mod binaries;
 pub mod cluster;
 pub mod driver;
+mod files;
 pub mod osuser;
 pub mod quota;
 pub mod server;
@@ -18,6 +21,7 @@ pub mod sslmode;
 pub mod tenant;
 pub mod tls;
 pub mod tools;
+pub mod wal;
 
 pub use cluster::{ClusterHandle, ClusterSettings, ClusterState, EmbeddedCluster};
 pub use driver::{DatabaseSpec, Driver, LoginSpec, PgDriver};

@@ -1,8 +1,8 @@
 //! `pg_dump` and `pg_restore`, run as child processes against a [`PgServer`] with its
 //! superuser credentials (passed in the environment, never on the command line).
 //!
-//! Dumps are in the custom format (`-Fc`: compressed, restorable in parallel and checkable
-//! with `pg_restore --list`). Restores give every object to the database's owner role
+//! Dumps are in the custom format (`-Fc`: compressed unless asked otherwise, restorable in
+//! parallel and checkable with `pg_restore --list`). Restores give every object to the database's owner role
 //! (`--no-owner --role=<owner>`) and skip privileges, so the restored data belongs to the
 //! target database whatever database it came from.
 
@@ -12,6 +12,16 @@ use std::process::Stdio;
 use tokio::process::Command;
 
 use crate::{DataplaneError, PgServer, Result};
+
+/// Compression of a custom-format dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpCompression {
+    /// pg_dump's default (gzip): for dumps that are kept.
+    Default,
+    /// None: for a dump read once right away (a point-in-time restore's hand-over from
+    /// the scratch instance), where compressing only costs time.
+    None,
+}
 
 #[derive(Debug, Clone)]
 pub struct PgTools {
@@ -84,7 +94,22 @@ impl PgTools {
 
     /// `pg_dump -Fc` of one database into `out`.
     pub async fn dump(&self, server: &PgServer, dbname: &str, out: &Path) -> Result<()> {
+        self.dump_with(server, dbname, out, DumpCompression::Default)
+            .await
+    }
+
+    /// [`PgTools::dump`] with a choice of compression.
+    pub async fn dump_with(
+        &self,
+        server: &PgServer,
+        dbname: &str,
+        out: &Path,
+        compression: DumpCompression,
+    ) -> Result<()> {
         let mut cmd = self.command("pg_dump", server);
+        if compression == DumpCompression::None {
+            cmd.arg("--compress=0");
+        }
         cmd.arg("--format=custom")
             .arg("--no-owner")
             .arg("--no-privileges")

@@ -21,6 +21,7 @@ pub const ALL: &[&str] = &[
     "connection.delete.after_drop",
     "database.restore.before_swap",
     "backup.after_dump",
+    "database.pitr.after_scratch",
 ];
 
 /// Sets the active failpoints (first call wins).

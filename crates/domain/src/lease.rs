@@ -34,6 +34,9 @@ pub enum Job {
     BackupScheduler,
     /// Expired sessions, codes, tokens and throttles (`services::sessions`).
     ExpirySweeper,
+    /// Base backups, retention and the restorable window of archived servers
+    /// (`services::pitr`).
+    PitrArchiver,
 }
 
 impl Job {
@@ -44,6 +47,7 @@ impl Job {
             Job::TenantGuard => "tenant_guard",
             Job::BackupScheduler => "backup_scheduler",
             Job::ExpirySweeper => "expiry_sweeper",
+            Job::PitrArchiver => "pitr_archiver",
         }
     }
 }

@@ -21,6 +21,10 @@
 //! | `pgfleet_tenant_drift_repairs_total` | counter | `kind`: settings changed outside pgfleet that the tenant guard put back |
 //! | `pgfleet_server_connection_slots` | gauge | `region`, `server` (its id), `kind`: `capacity` (slots its databases may hold) or `assigned` (the sum of their limits) |
 //! | `pgfleet_replicas` | gauge | `state`: `alive` or `gone` — replicas in the registry, as this replica last counted them (every heartbeat) |
+//! | `pgfleet_wal_archive_last_age_seconds` | gauge | `region`, `server`: seconds since the server's last WAL segment reached the archive (the recovery point; rendered per request from `pitr_windows`, `services::pitr::render_metrics`, like the three below) |
+//! | `pgfleet_wal_bytes` | gauge | `region`, `server`: bytes in the server's `pg_wal` (alert threshold `[pitr] wal_alert_bytes`) |
+//! | `pgfleet_wal_archive_failures_total` | counter | `region`, `server`: failed `archive_command` runs (`pg_stat_archiver.failed_count`) |
+//! | `pgfleet_wal_archive_ok` | gauge | `region`, `server`: 1 while archiving is healthy, 0 while `/readyz` reports a problem |
 //! | `pgfleet_metadata_available` | gauge | none: 1 while requests reach the metadata store, 0 while the metadata circuit breaker answers them 503 at once (rendered by the HTTP layer from this server's state, `pgfleet_http::breaker`) |
 
 use std::sync::LazyLock;

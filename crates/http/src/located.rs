@@ -219,6 +219,7 @@ mod tests {
             source: None,
             branch_id: None,
             logical_id: None,
+            restore_window: None,
         }
     }
 

@@ -35,7 +35,8 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 /// `GET /metrics`: every metric in the Prometheus text format, and this process's metadata
 /// circuit breaker as `pgfleet_metadata_available` (kept out of the process-wide registry:
-/// it belongs to this server's state).
+/// it belongs to this server's state), and the WAL archive's metrics (from the metadata
+/// store, so every replica shows the same: `pgfleet_domain::services::pitr::render_metrics`).
 pub async fn metrics_get(State(state): State<AppState>) -> Response {
     let mut body = pgfleet_domain::metrics::render();
     body.push_str(&format!(
@@ -44,6 +45,16 @@ pub async fn metrics_get(State(state): State<AppState>) -> Response {
          pgfleet_metadata_available {}\n",
         u8::from(!state.breaker.is_open())
     ));
+    // The WAL archive of each archived server, as recorded in the metadata store (absent
+    // while it cannot be read).
+    if let Ok(Ok(health)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.services.pitr().health(),
+    )
+    .await
+    {
+        body.push_str(&pgfleet_domain::services::pitr::render_metrics(&health));
+    }
     (
         [(header::CONTENT_TYPE, pgfleet_domain::metrics::CONTENT_TYPE)],
         body,

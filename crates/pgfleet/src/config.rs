@@ -5,7 +5,7 @@
 //!
 //! This module owns the top-level keys, loading and the checks that span sections; each
 //! section with limits of its own (`[http]`, `[pooler]`, `[accelerate]`, `[capacity]`,
-//! `[backups]`, `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and
+//! `[backups]`, `[pitr]`, `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and
 //! checks, re-exported here.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,7 @@ mod backups;
 mod capacity;
 mod http;
 mod oauth;
+mod pitr;
 mod pooler;
 mod sign_in;
 mod tenant;
@@ -31,6 +32,7 @@ pub use backups::{BackupsConfig, S3Config};
 pub use capacity::{CapacityConfig, EMBEDDED_SUPERUSER_RESERVED};
 pub use http::HttpConfig;
 pub use oauth::OAuthConfig;
+pub use pitr::{ArchivedServerConfig, PitrConfig};
 pub use pooler::{PoolModeConfig, PoolerConfig};
 pub use sign_in::SignInConfig;
 pub use tenant::TenantConfig;
@@ -111,6 +113,7 @@ pub struct Config {
     pub metadata: MetadataConfig,
     pub oauth: OAuthConfig,
     pub backups: BackupsConfig,
+    pub pitr: PitrConfig,
     pub usage: UsageConfig,
     pub pooler: PoolerConfig,
     pub accelerate: AccelerateConfig,
@@ -210,6 +213,7 @@ impl Default for Config {
             metadata: MetadataConfig::default(),
             oauth: OAuthConfig::default(),
             backups: BackupsConfig::default(),
+            pitr: PitrConfig::default(),
             usage: UsageConfig::default(),
             pooler: PoolerConfig::default(),
             accelerate: AccelerateConfig::default(),
@@ -373,6 +377,18 @@ impl Config {
                 }
             }
         }
+        for srv in &self.pitr.servers {
+            let listed = self
+                .regions
+                .values()
+                .any(|r| r.servers.iter().any(|s| s == &srv.url));
+            if !listed || srv.url.expose() == "embedded" {
+                return Err(ConfigError::Invalid(format!(
+                    "pitr.servers: the server of stanza {:?} is not a postgres:// server of regions.*.servers",
+                    srv.stanza
+                )));
+            }
+        }
         if let Some(u) = &self.public_url {
             url::Url::parse(u)
                 .map_err(|e| ConfigError::Invalid(format!("public_url {u:?}: {e}")))?;
@@ -401,6 +417,7 @@ impl Config {
             }
         }
         self.backups.validate()?;
+        self.pitr.validate()?;
         self.pooler
             .validate(self.role_connection_limit, self.database_connection_limit)?;
         self.accelerate.validate()?;

@@ -1,6 +1,7 @@
 //! `pgfleet serve`: wires configuration, the embedded cluster, the metadata store, the
 //! services, the HTTP server, the pooled and the `prisma+postgres://` endpoints together, and takes them down in order on shutdown
-//! (stop accepting → drain requests → close the store → stop PostgreSQL). The parts it
+//! (stop accepting → drain requests → close the store → stop PostgreSQL); the embedded
+//! cluster's WAL archive comes from `crate::pitr`. The parts it
 //! shares with `proxy` and `admin` (embedded address, regions) come from `crate::assembly`.
 
 use std::path::Path;
@@ -95,8 +96,23 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let cluster = if cfg.needs_embedded() {
+    let (cluster, archive) = if cfg.needs_embedded() {
+        // Archiving settings go into the generated configuration before the first start
+        // (`archive_mode` needs a restart to change).
+        let archiving = if crate::pitr::embedded_archived(&cfg) {
+            crate::pitr::embedded_archive(&cfg, crate::pitr::Layout::planned(&cfg)?)?
+        } else {
+            None
+        };
         let settings = ClusterSettings {
+            extra_settings: archiving
+                .as_ref()
+                .map(|a| a.postgres_settings())
+                .unwrap_or_default(),
+            postmaster_env: archiving
+                .as_ref()
+                .map(|a| a.postmaster_env())
+                .unwrap_or_default(),
             bin_dir: cfg.postgres.bin_dir.clone(),
             port: cfg.postgres.port,
             listen_addresses: cfg.postgres.listen_addresses.clone(),
@@ -108,11 +124,26 @@ pub async fn start(mut cfg: Config, deps: Deps) -> anyhow::Result<Running> {
         let prepared = tokio::task::spawn_blocking(move || EmbeddedCluster::prepare(settings))
             .await
             .context("cluster preparation panicked")??;
-        Some(prepared.start().await?)
+        // The archive as the prepared cluster is (its port), its configuration written before
+        // the first WAL segment is pushed.
+        let archive = match archiving {
+            Some(_) => crate::pitr::embedded_archive(&cfg, crate::pitr::Layout::of(&prepared))?,
+            None => None,
+        };
+        if let Some(a) = &archive {
+            let a = a.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::pitr::open_local_repo(&a)?;
+                a.prepare().map_err(anyhow::Error::from)
+            })
+            .await
+            .context("archive preparation panicked")??;
+        }
+        (Some(prepared.start().await?), archive)
     } else {
-        None
+        (None, None)
     };
-    match start_with_cluster(&cfg, deps, cluster.as_ref()).await {
+    match start_with_cluster(&cfg, deps, cluster.as_ref(), archive).await {
         Ok((services, bootstrap)) => {
             let addr = listener.local_addr()?;
             let pooler = match pooler_listener {
@@ -181,6 +212,7 @@ async fn start_with_cluster(
     cfg: &Config,
     deps: Deps,
     cluster: Option<&ClusterHandle>,
+    archive: Option<pgfleet_dataplane::archive::Archive>,
 ) -> anyhow::Result<(Services, Option<BootstrapSecrets>)> {
     let mut metadata_tls = None;
     let (target, max_conn) = match (&cfg.metadata.url, cluster) {
@@ -294,6 +326,8 @@ async fn start_with_cluster(
             None
         }
     };
+    let archives = crate::pitr::start_archives(cfg, archive).await?;
+    sc.pitr = crate::pitr::settings(cfg, archives);
     let services = Services::new(store, deps.clock, deps.rng, sc, Arc::new(PgDriver::new()))
         .await
         .map_err(|e| anyhow::anyhow!("starting services: {e}"))?;
@@ -372,6 +406,7 @@ async fn serve(
         stop_rx.clone(),
         pgfleet_domain::services::sessions::SWEEP_EVERY,
     );
+    let pitr_job = services.pitr().spawn_job(stop_rx.clone());
     let scheduler = services
         .backups()
         .spawn_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
@@ -418,6 +453,9 @@ async fn serve(
     let _ = usage_sampler.await;
     let _ = scheduler.await;
     let _ = sweeper.await;
+    if let Some(job) = pitr_job {
+        let _ = job.await;
+    }
     let _ = heartbeat.await;
     services.wait_idle(Duration::from_secs(15)).await;
     services.store().close().await;
@@ -502,8 +540,23 @@ fn create_data_dir(cfg: &Config) -> anyhow::Result<()> {
     // directory (0700, owned by the server's OS user).
     let pgdata = dir.join("postgres");
     let sockets = dir.join("run");
-    let mut changed = crate::private_file::tighten_tree(dir, &[&pgdata, &sockets])
+    // The backup directory holding the WAL archive's local repository lets the PostgreSQL
+    // OS user through (0710, `crate::pitr::open_local_repo`): its contents are tightened,
+    // not its own mode.
+    let repo_parent =
+        (crate::pitr::embedded_archived(cfg) && cfg.backups.s3.is_none()).then(|| {
+            cfg.backups
+                .dir
+                .clone()
+                .unwrap_or_else(|| dir.join("backups"))
+        });
+    let mut skip = vec![pgdata.as_path(), sockets.as_path()];
+    skip.extend(repo_parent.as_deref());
+    let mut changed = crate::private_file::tighten_tree(dir, &skip)
         .with_context(|| format!("tightening the modes under {}", dir.display()))?;
+    if let Some(parent) = repo_parent.as_deref().filter(|p| p.starts_with(dir)) {
+        changed.extend(crate::private_file::tighten_tree(parent, &[])?);
+    }
     for f in ["server.crt", "server.key"] {
         let p = pgdata.join(f);
         if p.exists() && crate::private_file::tighten_one(&p)? {
@@ -512,13 +565,18 @@ fn create_data_dir(cfg: &Config) -> anyhow::Result<()> {
     }
     if let Some(backups) = &cfg.backups.dir {
         if backups.exists() && !backups.starts_with(dir) {
-            if crate::private_file::tighten_one(backups)? {
+            if repo_parent.is_none() && crate::private_file::tighten_one(backups)? {
                 changed.push(backups.clone());
             }
             changed.extend(crate::private_file::tighten_tree(backups, &[])?);
         }
     }
-    if !cfg.needs_embedded() && crate::private_file::tighten_one(dir)? {
+    // Without the embedded cluster nobody else passes through, unless an archived region
+    // server's pgBackRest reaches its work directory (`crate::pitr::start_archives`).
+    if !cfg.needs_embedded()
+        && cfg.pitr.servers.is_empty()
+        && crate::private_file::tighten_one(dir)?
+    {
         changed.push(dir.clone());
     }
     if !changed.is_empty() {

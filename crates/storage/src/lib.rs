@@ -32,6 +32,7 @@ pub mod locks;
 pub mod login_throttle;
 pub mod oauth;
 pub mod operations;
+pub mod pitr;
 pub mod projects;
 pub mod replicas;
 pub mod rows;

@@ -154,6 +154,11 @@ impl Ctx {
         })
     }
 
+    /// Registered server id → server.
+    pub(crate) fn servers(&self) -> &HashMap<String, PgServer> {
+        &self.servers
+    }
+
     pub(crate) fn region_server_ids(&self, region: &str) -> &[String] {
         self.region_servers
             .get(region)
@@ -266,6 +271,10 @@ impl Ctx {
 
     pub(crate) fn accelerate(self: &Arc<Self>) -> Accelerate<'_> {
         Accelerate { ctx: self }
+    }
+
+    pub(crate) fn pitr(self: &Arc<Self>) -> super::Pitr<'_> {
+        super::Pitr { ctx: self }
     }
 
     pub(crate) fn pooler(self: &Arc<Self>) -> Pooler<'_> {

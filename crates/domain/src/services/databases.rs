@@ -1,6 +1,6 @@
 //! Databases: their intent (rows + the operation that creates them, [`crate::intent`]),
 //! views (wire types whose `url`s http fills, see [`crate::services::unlocated`]), and the
-//! API operations on them.
+//! API operations on them. A database's `restoreWindow` comes from [`super::pitr`].
 
 use crate::access::WorkspaceAccess;
 use std::collections::HashMap;
@@ -204,6 +204,7 @@ impl Databases<'_> {
                 .and_then(|s| serde_json::from_value::<DatabaseSource>(s).ok()),
             branch_id: db.branch_id.clone(),
             logical_id: db.logical_id.clone(),
+            restore_window: None,
         }
     }
 
@@ -231,6 +232,10 @@ impl Databases<'_> {
         );
         for c in &mut database.connections {
             super::connections::with_accelerate_key(c, intent.accelerate_key.as_deref());
+        }
+        // Like the re-read above: a failed read leaves the window out, not the answer.
+        if let Ok(windows) = self.ctx.pitr().rows().await {
+            database.restore_window = self.ctx.pitr().view(&db, &windows);
         }
         let server = self.ctx.server(db.server_id.as_deref())?;
         let connection_string =
@@ -276,11 +281,14 @@ impl Databases<'_> {
         let projects_by_id: HashMap<String, ProjectRow> =
             projs?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let none = HashMap::new();
+        let windows = self.ctx.pitr().rows().await?;
         Ok(rows
             .iter()
             .map(|d| {
                 let conns = by_db.get(&d.id).map(Vec::as_slice).unwrap_or(&[]);
-                self.view(d, conns, projects_by_id.get(&d.project_id), &none)
+                let mut v = self.view(d, conns, projects_by_id.get(&d.project_id), &none);
+                v.restore_window = self.ctx.pitr().view(d, &windows);
+                v
             })
             .collect())
     }

@@ -4,7 +4,8 @@
 //! [`usage`], [`service_tokens`] (service tokens and the authentication of API credentials),
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
-//! `prisma+postgres://` endpoint's keys and routes) and the tenant [`guard`]. This module owns
+//! `prisma+postgres://` endpoint's keys and routes), [`pitr`] (point-in-time recovery: windows,
+//! archiving job and health) and the tenant [`guard`]. This module owns
 //! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
 //! views leave `url` empty ([`unlocated`]) for http to fill.
 
@@ -30,6 +31,7 @@ pub mod guard;
 pub mod members;
 pub mod oauth;
 mod periodic;
+pub mod pitr;
 pub mod pooler;
 pub mod projects;
 pub mod regions;
@@ -50,6 +52,7 @@ pub use databases::Databases;
 pub use guard::TenantGuard;
 pub use members::Members;
 pub use oauth::OAuth;
+pub use pitr::Pitr;
 pub use pooler::Pooler;
 pub use projects::Projects;
 pub use regions::Regions;
@@ -89,6 +92,8 @@ pub struct ServicesConfig {
     pub tenant: TenantSettings,
     pub oauth: OAuthSettings,
     pub backups: BackupSettings,
+    /// Continuous archiving and point-in-time restores (`[pitr]`): no archive, no window.
+    pub pitr: pitr::PitrSettings,
     /// Set when the pooler runs: connections then carry `endpoints.pooled`.
     pub pooled: Option<pooler::PooledEndpoint>,
     /// Set when the `prisma+postgres://` endpoint runs: connections then carry
@@ -164,6 +169,7 @@ impl ServicesConfig {
                 retention_days: 7,
                 tools: None,
             },
+            pitr: pitr::PitrSettings::default(),
             regions,
             provision_wait: Duration::from_secs(5),
             database_connection_limit: 20,
@@ -251,7 +257,8 @@ impl Services {
     }
 
     /// Readiness: the metadata store and every Postgres server of every region answer.
-    /// Returns what was checked, or what failed.
+    /// Returns what was checked, or what failed; the WAL archive of each archived server is
+    /// listed among the checks (`…: ok` or `…: WARNING <problems>`) without failing them.
     pub async fn readiness(&self) -> Result<Vec<String>, Vec<String>> {
         let mut ok = Vec::new();
         let mut failed = Vec::new();
@@ -267,6 +274,20 @@ impl Services {
                     Ok(Ok(())) => ok.push(what),
                     Ok(Err(e)) => failed.push(format!("{what}: {e}")),
                     Err(_) => failed.push(format!("{what}: timed out")),
+                }
+            }
+        }
+        // Archiving problems are reported, not a reason to take the replica out of service:
+        // requests are served whatever the archive's state.
+        if let Ok(Ok(archives)) =
+            tokio::time::timeout(Duration::from_secs(3), self.pitr().health()).await
+        {
+            for a in archives {
+                let what = format!("archive of server {}", a.server);
+                if a.problems.is_empty() {
+                    ok.push(format!("{what}: ok"));
+                } else {
+                    ok.push(format!("{what}: WARNING {}", a.problems.join("; ")));
                 }
             }
         }
@@ -378,6 +399,10 @@ impl Services {
 
     pub fn pooler(&self) -> Pooler<'_> {
         self.ctx.pooler()
+    }
+
+    pub fn pitr(&self) -> Pitr<'_> {
+        self.ctx.pitr()
     }
 
     pub fn accelerate(&self) -> Accelerate<'_> {

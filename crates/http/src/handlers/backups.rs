@@ -68,6 +68,9 @@ pub async fn backups_create(
 }
 
 /// Restores a backup into the database in place; `recovering` until done.
+///
+/// pgfleet extension: a `database` source with a `timestamp` restores it as that database (itself or another of
+/// its project) was at that time (point-in-time recovery).
 #[utoipa::path(
     post, path = "/v1/databases/{targetDatabaseId}/restore", tag = "Backups", operation_id = "postV1DatabasesByTargetDatabaseIdRestore",
     params(("targetDatabaseId" = String, Path, description = "Database to restore into")),
@@ -77,7 +80,7 @@ pub async fn backups_create(
         (status = 401, description = "Missing or invalid authorization token.", body = ErrorBody),
         (status = 404, description = "Target database, source database, or backup not found.", body = ErrorBody),
         (status = 409, description = "Target database is currently provisioning or recovering and cannot be restored.", body = ErrorBody),
-        (status = 422, description = "Invalid source type or backup not usable.", body = ErrorBody),
+        (status = 422, description = "Invalid source type or backup not usable; a `database` source without `timestamp`, on a server that is not archived, or with a `timestamp` outside the source's `restoreWindow` (the message names the window).", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -87,17 +90,24 @@ pub async fn databases_restore(
     Path(target): Path<String>,
     extract::Json(body): extract::Json<RestoreRequest>,
 ) -> ApiResult<Json<Data<Database>>> {
-    let RestoreSource::Backup {
-        database_id,
-        backup_id,
-    } = body.source;
-    Ok(Json(
-        state.located(Data::new(
-            state
-                .services
-                .backups()
+    let backups = state.services.backups();
+    let restored = match body.source {
+        RestoreSource::Backup {
+            database_id,
+            backup_id,
+        } => {
+            backups
                 .restore(&p, &target, &database_id, &backup_id)
-                .await?,
-        )),
-    ))
+                .await?
+        }
+        RestoreSource::Database {
+            database_id,
+            timestamp,
+        } => {
+            backups
+                .restore_as_of(&p, &target, &database_id, timestamp.as_deref())
+                .await?
+        }
+    };
+    Ok(Json(state.located(Data::new(restored))))
 }

@@ -150,6 +150,8 @@ async fn one_workspace_at_its_quota_leaves_the_server_to_others_and_to_pgfleet()
         c.pooler.pool_size = 2;
         // No scheduled backup may take one of a database's slots while the test counts them.
         c.backups.check_every_secs = 3600;
+        // Nor a base backup of the WAL archive (pgBackRest's sessions).
+        c.pitr.enabled = false;
         c.usage.sample_interval_secs = 1;
     })
     .await;

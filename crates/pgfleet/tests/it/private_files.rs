@@ -21,12 +21,19 @@ fn mode(p: &Path) -> u32 {
 }
 
 /// Every path below `dir`, but not into the trees PostgreSQL owns (PGDATA, the socket dir).
+/// Paths that vanish meanwhile are left out: the WAL archive's spool and lock files (under
+/// `pitr/`) come and go while the server runs.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            assert!(!d.exists(), "cannot list {}", d.display());
+            continue;
+        };
+        for e in entries {
+            let Ok(e) = e else { continue };
+            let p = e.path();
             out.push(p.clone());
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             if p.is_dir() && !(d == dir && (name == "postgres" || name == "run")) {
@@ -65,10 +72,23 @@ fn assert_private(dir: &Path) {
     assert_eq!(root.gid(), postgres_gid, "data directory's group");
     for p in walk(dir) {
         let name = p.strip_prefix(dir).unwrap().display().to_string();
+        match std::fs::symlink_metadata(&p) {
+            Err(_) => continue, // gone meanwhile (see `walk`)
+            // A link's own mode is always 0777 and means nothing (pgBackRest's `latest`):
+            // what it points to is checked as itself, and `nobody` reads nothing through it.
+            Ok(md) if md.file_type().is_symlink() => {
+                assert!(!nobody_can_read(&p), "nobody can read through {name}");
+                continue;
+            }
+            Ok(_) => {}
+        }
         let m = mode(&p);
         match name.as_str() {
             // PostgreSQL's own trees: 0700, owned by its OS user.
             "postgres" | "run" => assert_eq!(m, 0o700, "{name}"),
+            // Like the data directory: the PostgreSQL OS user's group passes through (no
+            // listing) to the WAL archive's local repository, `backups/pgbackrest` (pitr).
+            "backups" => assert_eq!(m, 0o710, "{name}"),
             _ => assert_eq!(m & 0o077, 0, "{name} has mode {m:o}"),
         }
         assert!(!nobody_can_read(&p), "nobody can read {name}");
@@ -165,7 +185,8 @@ async fn nothing_under_the_data_directory_is_readable_by_another_os_user() {
         .collect();
     assert_eq!(archives.len(), 1, "one archive: {archives:?}");
     assert_eq!(mode(&archives[0]), 0o600);
-    assert_eq!(mode(&dir.path().join("backups")), 0o700);
+    // 0710: the PostgreSQL OS user passes through to the WAL archive (`backups/pgbackrest`).
+    assert_eq!(mode(&dir.path().join("backups")), 0o710);
     assert_private(dir.path());
     s.terminate();
     let first = std::fs::read_to_string(logs.path().join("first.log")).unwrap();
@@ -182,7 +203,9 @@ async fn nothing_under_the_data_directory_is_readable_by_another_os_user() {
             continue;
         }
         let m = if p.is_dir() { 0o755 } else { 0o644 };
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+        if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)) {
+            assert!(!p.exists(), "{name}: {e}"); // gone meanwhile (see `walk`)
+        }
     }
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let crt = dir.path().join("postgres/server.crt");

@@ -734,7 +734,8 @@ async fn crash_after_connection_role_is_dropped() {
     stop(s, dir.path());
 }
 
-/// Every failpoint of the code has a test above (a new one must get its own).
+/// Every failpoint of the code has a test above, or in `pitr` for `database.pitr.*` (a new
+/// one must get its own).
 #[test]
 fn every_failpoint_is_covered() {
     let covered = [
@@ -747,6 +748,8 @@ fn every_failpoint_is_covered() {
         "connection.delete.after_drop",
         "database.restore.before_swap",
         "backup.after_dump",
+        // crate::pitr::crash_during_a_point_in_time_restore
+        "database.pitr.after_scratch",
     ];
     let all: BTreeSet<&str> = pgfleet_domain::failpoint::ALL.iter().copied().collect();
     assert_eq!(all, covered.into_iter().collect::<BTreeSet<_>>());

@@ -1,5 +1,6 @@
 //! The reconciler's steps of backups and restores: take a backup, restore in place (into a
-//! scratch database, then swapped), fill a new database from a backup or another database.
+//! scratch database, then swapped), fill a new database from a backup or another database;
+//! with a point in time, the dump comes from the archive ([`super::super::pitr`]).
 
 use super::*;
 
@@ -89,14 +90,7 @@ impl Backups<'_> {
             self.ctx.succeed_op(pool, op).await?;
             return Ok(());
         };
-        let backup_id = op
-            .payload
-            .get("backupId")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let b = backups::get(pool, backup_id)
-            .await?
-            .ok_or_else(|| DomainError::internal("backup to restore is gone"))?;
+        let from = RestoreFrom::of(pool, op).await?;
         let server = self.ctx.server(db.server_id.as_deref())?;
         let spec = self.ctx.spec(&db);
         let (scratch, retired) = Self::scratch_names(&db, op);
@@ -110,7 +104,13 @@ impl Backups<'_> {
                 .driver()
                 .recreate_database(server, &scratch, &db.owner_role)
                 .await?;
-            let file = self.fetch(&b.database_id, &b.id).await?;
+            let file = match &from {
+                RestoreFrom::Backup(b) => self.fetch(&b.database_id, &b.id).await?,
+                RestoreFrom::AsOf {
+                    database_id,
+                    target,
+                } => self.ctx.pitr().dump_as_of(op, database_id, *target).await?,
+            };
             let restored = match self.tools() {
                 Ok(tools) => tools
                     .restore(server, &scratch, &db.owner_role, &file.path)
@@ -131,13 +131,22 @@ impl Backups<'_> {
         databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
         self.ctx.succeed_op(&mut *tx, op).await?;
         tx.commit().await.map_err(StorageError::from)?;
-        tracing::info!(database = %db.id, backup = %b.id, ms = started.elapsed().as_millis() as u64, "restore completed");
+        tracing::info!(database = %db.id, from = %from, ms = started.elapsed().as_millis() as u64, "restore completed");
         Ok(())
     }
 
     /// A restore that gives up leaves the old data in place: drop the scratch copy, back to
     /// `ready`.
     pub(crate) async fn restore_failed(&self, op: &OperationRow) -> Result<()> {
+        if let Ok(RestoreFrom::AsOf { database_id, .. }) =
+            RestoreFrom::of(self.ctx.store().pool(), op).await
+        {
+            let src = databases::get(self.ctx.store().pool(), &database_id).await?;
+            self.ctx
+                .pitr()
+                .remove_scratch_of(op, src.and_then(|s| s.server_id).as_deref())
+                .await;
+        }
         if let Some(db) = databases::get(self.ctx.store().pool(), &op.resource_id).await? {
             let (scratch, _) = Self::scratch_names(&db, op);
             if let Ok(server) = self.ctx.server(db.server_id.as_deref()) {
@@ -176,7 +185,18 @@ impl Backups<'_> {
                 let temporary = f.path.clone();
                 (temporary, Some(f))
             }
-            DatabaseSource::Database { database_id } => {
+            DatabaseSource::Database {
+                database_id,
+                timestamp: Some(raw),
+            } => {
+                let target = crate::services::pitr::parse_target(&raw)?;
+                let f = self.ctx.pitr().dump_as_of(op, &database_id, target).await?;
+                (f.path.clone(), Some(f))
+            }
+            DatabaseSource::Database {
+                database_id,
+                timestamp: None,
+            } => {
                 let src = databases::get(self.ctx.store().pool(), &database_id)
                     .await?
                     .ok_or_else(|| DomainError::internal("the database to clone is gone"))?;
@@ -211,5 +231,48 @@ impl Backups<'_> {
             f.cleanup().await;
         }
         result
+    }
+}
+
+/// What an in-place restore loads: a backup, or a database as it was at a time.
+enum RestoreFrom {
+    Backup(BackupRow),
+    AsOf {
+        database_id: String,
+        target: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+impl RestoreFrom {
+    /// From the operation's payload: `{"backupId"}` or `{"asOf": {"databaseId", "target"}}`.
+    async fn of(pool: &sqlx::PgPool, op: &OperationRow) -> Result<Self> {
+        if let Some(as_of) = op.payload.get("asOf") {
+            let field = |k: &str| as_of.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            return Ok(Self::AsOf {
+                database_id: field("databaseId").to_string(),
+                target: crate::services::pitr::parse_target(field("target"))?,
+            });
+        }
+        let backup_id = op
+            .payload
+            .get("backupId")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let b = backups::get(pool, backup_id)
+            .await?
+            .ok_or_else(|| DomainError::internal("backup to restore is gone"))?;
+        Ok(Self::Backup(b))
+    }
+}
+
+impl std::fmt::Display for RestoreFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Backup(b) => write!(f, "backup {}", b.id),
+            Self::AsOf {
+                database_id,
+                target,
+            } => write!(f, "{database_id} as of {}", ts(target)),
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! restore in place (the database's name typed), and "New database from it" with a name
 //! asked up front: the default is `<database>-restore-<backup date>`, made unique among the
 //! project's databases, and a name the project already has is refused rather than
-//! duplicated.
+//! duplicated. With a restore window (point-in-time recovery), "Restore to a point in time":
+//! a UTC `datetime-local` bounded by the window, the database's name typed.
 
 use std::collections::HashSet;
 
@@ -13,7 +14,7 @@ use axum::Router;
 use pgfleet_domain::services::backup_kinds::BackupTrigger;
 use pgfleet_domain::{DomainError, PageRequest, WorkspaceAccess};
 
-use super::forms::{Empty, Restore};
+use super::forms::{Empty, Restore, RestoreToTime};
 use super::{database_refused, human_size, typed_database, Ctx, Page, Posted, LIST_LIMIT};
 use crate::pages::{fail, plain_text, see_other};
 use crate::AppState;
@@ -34,6 +35,10 @@ pub(super) fn router() -> Router<AppState> {
         .route(
             "/console/w/{ws}/databases/{id}/restore",
             post(database_restore),
+        )
+        .route(
+            "/console/w/{ws}/databases/{id}/restore-to-time",
+            post(database_restore_to_time),
         )
 }
 
@@ -181,6 +186,37 @@ async fn database_restore(
         .services
         .backups()
         .restore(&ctx.access, &id, &id, &f.backup_id)
+        .await
+    {
+        Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
+        Err(e) => database_refused(&state, ctx, &id, e).await,
+    }
+}
+
+/// `POST /console/w/{ws}/databases/{id}/restore-to-time`: `at` (UTC) inside the database's
+/// restore window, and the database's name typed (point-in-time recovery, in place).
+async fn database_restore_to_time(
+    State(state): State<AppState>,
+    Path((_, id)): Path<(String, String)>,
+    Posted(ctx, f): Posted<RestoreToTime>,
+) -> Page {
+    let (ctx, _) = typed_database(
+        &state,
+        ctx,
+        &id,
+        &f.confirm,
+        "restored",
+        "restore it to a point in time",
+    )
+    .await?;
+    let Some(at) = f.target() else {
+        let e = DomainError::bad_request("Choose a date and time to restore to");
+        return database_refused(&state, ctx, &id, e).await;
+    };
+    match state
+        .services
+        .backups()
+        .restore_as_of(&ctx.access, &id, &id, Some(&at))
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),

@@ -32,6 +32,28 @@ pub(super) fn router() -> Router<AppState> {
         )
 }
 
+/// The restore window for the point-in-time form: `datetime-local` bounds (UTC, seconds).
+pub(super) struct WindowView {
+    pub(super) min: String,
+    pub(super) max: String,
+}
+
+impl WindowView {
+    fn of(w: &pgfleet_api_types::database::RestoreWindow) -> Option<Self> {
+        let local = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| {
+                t.with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%dT%H:%M:%S")
+                    .to_string()
+            })
+        };
+        Some(Self {
+            min: local(&w.earliest)?,
+            max: local(&w.latest)?,
+        })
+    }
+}
+
 pub(super) struct DatabaseRow {
     pub(super) id: String,
     pub(super) name: String,
@@ -79,6 +101,8 @@ pub(super) struct DatabaseTemplate {
     accelerate_on: bool,
     pager: Pager,
     backups: Vec<backups::BackupView>,
+    /// Set when the database can be restored to a point in time.
+    window: Option<WindowView>,
     usage: Option<UsageView>,
     flash: Option<Flash>,
     error: Option<Notice>,
@@ -138,6 +162,7 @@ pub(super) async fn database_view(
         .as_ref()
         .map(|p| (p.id.clone(), p.name.clone()))
         .unwrap_or_default();
+    let window = db.restore_window.as_ref().and_then(WindowView::of);
     let backups = backups::backup_views(state, &ctx.access, id, &db.name, &project_id)
         .await
         .map_err(fail)?;
@@ -152,6 +177,7 @@ pub(super) async fn database_view(
         connections,
         pager,
         backups,
+        window,
         usage: None,
         flash: None,
         error,

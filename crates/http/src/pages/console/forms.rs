@@ -79,6 +79,28 @@ pub(super) struct Restore {
     pub(super) confirm: String,
 }
 
+/// A point-in-time restore in place: the time (`datetime-local`, UTC) and the database's
+/// name typed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RestoreToTime {
+    pub(super) at: String,
+    pub(super) confirm: String,
+}
+
+impl RestoreToTime {
+    /// `at` as RFC 3339 (UTC); `None` when it is not a `datetime-local` value.
+    pub(super) fn target(&self) -> Option<String> {
+        ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(&self.at, f).ok())
+            .map(|t| {
+                t.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+    }
+}
+
 /// A member added by e-mail address, with a role (`member` or `admin`, checked by the domain).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -299,6 +299,7 @@ async fn database_create(
         Some(Source::Empty) => DatabaseSource::Empty,
         Some(Source::Clone) => DatabaseSource::Database {
             database_id: f.clone_of.clone(),
+            timestamp: None,
         },
         Some(Source::Backup) => match f.backup.split_once('/') {
             Some((db, b)) => DatabaseSource::Backup {

@@ -3,7 +3,9 @@
 //! last seen, alive or gone). Only server administrators (`users.is_admin`) see it and its
 //! link in the nav; anyone else gets a 403 page, as for the other server-administrator
 //! actions. The handler takes an [`AdminCtx`], so it runs only with the domain's
-//! [`pgfleet_domain::ServerAdmin`] (which the replicas service requires too).
+//! [`pgfleet_domain::ServerAdmin`] (which the replicas service requires too). The same page
+//! shows the WAL archive of each archived Postgres server (point-in-time recovery: last
+//! archived segment, `pg_wal` size, base backups and what is wrong, as `/readyz` says it).
 
 use askama::Template;
 use axum::extract::State;
@@ -30,12 +32,23 @@ struct ReplicaView {
     state: &'static str,
 }
 
+struct ArchiveView {
+    server: String,
+    region: String,
+    last_archived: Option<Stamp>,
+    earliest: Option<Stamp>,
+    last_full: Option<Stamp>,
+    wal_bytes: i64,
+    problems: String,
+}
+
 #[derive(Template)]
 #[template(path = "console_replicas.html")]
 struct ReplicasTemplate {
     chrome: Chrome,
     nav: Nav,
     replicas: Vec<ReplicaView>,
+    archives: Vec<ArchiveView>,
 }
 
 /// `GET /console/w/{ws}/replicas`
@@ -58,12 +71,30 @@ async fn replicas_page(State(state): State<AppState>, AdminCtx(ctx, admin): Admi
             address: r.address,
         })
         .collect();
+    let archives = state
+        .services
+        .pitr()
+        .health()
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|a| ArchiveView {
+            last_archived: a.last_archived_at.map(|t| Stamp::at(t, now)),
+            earliest: a.earliest.map(|t| Stamp::at(t, now)),
+            last_full: a.last_full_at.map(|t| Stamp::at(t, now)),
+            wal_bytes: a.wal_bytes,
+            problems: a.problems.join("; "),
+            server: a.server,
+            region: a.region,
+        })
+        .collect();
     Ok(render(
         StatusCode::OK,
         &ReplicasTemplate {
             chrome: ctx.chrome(),
             nav: ctx.nav,
             replicas,
+            archives,
         },
     ))
 }
