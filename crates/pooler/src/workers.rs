@@ -15,10 +15,15 @@
 //! (its socket moved to that thread's event loop). Few clients then share one loop: a
 //! server connection released by one session is taken by a session of the same thread (no
 //! cross-thread wake-up), and each wait of the loop serves more events. Many clients keep
-//! one loop busy enough that a second one pays. bench/pooler, same runs (busy machine):
-//! at 20 clients two loops from the start cost 1.37× PgBouncer's CPU per transaction and
-//! 0.81× its tps, one loop 0.86× and 1.02×; at 500 clients two loops got 1.22× the tps of
-//! one loop (twice) and 0.88× its p99.
+//! one loop busy enough that a second one pays, at some CPU. bench/pooler, ratios within
+//! one run each (2 cores, busy with other builds, so they vary run to run): at 20 clients
+//! two loops from the start cost 1.37× PgBouncer's CPU per transaction and 0.81× its tps,
+//! one loop 0.86× and 1.02×; at 500 clients these defaults (two loops from 100 sessions,
+//! replies batched from 100; the first of five runs without the batching) reached
+//! 0.89–1.23× one loop's tps (1.2× in four runs of five) with 0.73–1.20× its p99 and
+//! 1.02–1.34× its proxy CPU per transaction, and 0.88–1.04× the tps of the pooler before
+//! it had threads of its own (on the multi-threaded runtime), 0.83–1.22× its p99,
+//! 1.04–1.26× its CPU per transaction.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
