@@ -1,6 +1,7 @@
 //! Accepting clients: the cap on client connections (refused at once past the places kept
-//! to say "too many clients"), and starting each client's session, on the next session
-//! thread (its socket moved to that thread's event loop) or where it was accepted.
+//! to say "too many clients"), and starting each client's session on the session thread
+//! [`workers::Workers::place`] picks (its socket moved to that thread's event loop), or
+//! where it was accepted.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use tracing::Instrument as _;
 
 use crate::{client, workers, Shared, REFUSAL_SLOTS};
 
-/// Accepts clients until `stop` resolves; each session runs on the next of `workers` (its
-/// socket moved there), or here.
+/// Accepts clients until `stop` resolves; each session runs on the thread of `workers` it
+/// is placed on (its socket moved there), or here.
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -46,7 +47,7 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// Runs a client's session: on the next session thread, or here.
+/// Runs a client's session: on the session thread it is placed on, or here.
 fn start_session(
     shared: Arc<Shared>,
     tcp: tokio::net::TcpStream,
@@ -62,14 +63,23 @@ fn start_session(
             .await;
         shared.client_gone();
     };
-    let Some(elsewhere) = workers.and_then(workers::Workers::elsewhere) else {
-        tokio::spawn(run(shared, tcp));
-        return;
+    let (placed, elsewhere) = match workers.and_then(workers::Workers::place) {
+        Some((placed, Some(elsewhere))) => (placed, elsewhere),
+        // Here (counted on this loop while it runs, when this is a session thread).
+        here => {
+            let placed = here.map(|(placed, _)| placed);
+            tokio::spawn(async move {
+                let _placed = placed;
+                run(shared, tcp).await;
+            });
+            return;
+        }
     };
     // The socket leaves this event loop for the other thread's.
     match tcp.into_std() {
         Ok(std_tcp) => {
             elsewhere.spawn(async move {
+                let _placed = placed;
                 match tokio::net::TcpStream::from_std(std_tcp) {
                     Ok(tcp) => run(shared, tcp).await,
                     Err(e) => {

@@ -33,7 +33,8 @@
 //!
 //! Client sessions run on the pooler's own event-loop threads
 //! ([`Settings::session_threads`], see the `workers` module), not on the runtime of the
-//! process around it.
+//! process around it: all on the first while the proxy has fewer than
+//! [`Settings::spread_from`] sessions, then spread over them.
 //!
 //! Logs carry a `pooler_client` span (the client's address) for everything a client's
 //! session logs, and a `pooler_server` span (server and database) for a server connection's
@@ -119,6 +120,15 @@ pub struct Settings {
     /// Threads the client sessions run on, each an event loop of its own (see the
     /// `workers` module); 0 runs them on the runtime that calls [`Pooler::serve`].
     pub session_threads: usize,
+    /// Sessions the proxy has before new clients are spread over the session threads (the
+    /// least loaded gets the next); below, they all stay on the first thread (see the
+    /// `workers` module for why).
+    pub spread_from: usize,
+    /// Sessions the proxy has from which a session lets the others of its event loop run
+    /// before it writes a reply to its client, so that the replies of one turn of the loop
+    /// reach the clients together (a client process serving many connections is woken once
+    /// for several); `usize::MAX`: never.
+    pub batch_replies_from: usize,
     /// TLS towards servers that require it (`sslmode=require` semantics).
     pub backend_tls: Option<Arc<rustls::ClientConfig>>,
     /// TLS towards particular servers (by [`BackendTarget::key`]), in place of
@@ -136,6 +146,8 @@ impl std::fmt::Debug for Settings {
             .field("max_prepared_statements", &self.max_prepared_statements)
             .field("require_tls", &self.require_tls)
             .field("session_threads", &self.session_threads)
+            .field("spread_from", &self.spread_from)
+            .field("batch_replies_from", &self.batch_replies_from)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +170,9 @@ impl Default for Settings {
             client_login_timeout: Duration::from_secs(60),
             revalidate_every: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
-            session_threads: 1,
+            session_threads: 2,
+            spread_from: workers::SPREAD_FROM,
+            batch_replies_from: workers::SPREAD_FROM,
             backend_tls: None,
             backend_tls_by_server: HashMap::new(),
         }
@@ -306,7 +320,7 @@ impl Pooler {
         let revalidator = tokio::spawn(revalidate_loop(shared.clone()));
         let workers = match shared.settings.session_threads {
             0 => None,
-            n => match workers::Workers::start(n) {
+            n => match workers::Workers::start(n, shared.settings.spread_from) {
                 Ok(w) => Some(Arc::new(w)),
                 Err(e) => {
                     tracing::warn!(error = %e, "pooler: no session threads; sessions run on the server's runtime");

@@ -19,7 +19,9 @@
 //! in the same run against the same database), `SERVER_RUNTIME_SIDE=1` (adds "pgfleet
 //! (server runtime)": the same pooler with its sessions on the server's multi-threaded
 //! runtime, `session_threads = 0`, as before they had threads of their own),
-//! `EXTRA_SESSION_THREADS=2,4` (adds one such side per value of `session_threads`).
+//! `EXTRA_SESSION_THREADS=2,4` (adds one such side per value of `session_threads`; a value
+//! `2@0/100` also sets `spread_from` to 0 and `batch_replies_from` to 100, see
+//! [`sides::Extra`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -251,8 +253,10 @@ async fn main() -> anyhow::Result<()> {
     let size = usize::try_from(pool_size)?;
     let (dir, running) = pgfleet_bench::start_server_with(TOKEN, |c| {
         c.pooler.pool_size = size;
-        // Room for every side's pool of server connections at once.
-        c.database_connection_limit = i32::try_from(size * 5).unwrap_or(i32::MAX);
+        // Room for every side's pool of server connections at once (PgBouncer, pgfleet, the
+        // baseline and up to seven extra sides).
+        c.database_connection_limit = i32::try_from(size * 10).unwrap_or(i32::MAX);
+        c.role_connection_limit = c.database_connection_limit;
     })
     .await?;
     let base = format!("http://{}", running.addr);
@@ -325,24 +329,19 @@ async fn main() -> anyhow::Result<()> {
     }
     // Extra in-process poolers on the same services, one per `session_threads` value asked
     // for (`SERVER_RUNTIME_SIDE=1` is `0`, the server's multi-threaded runtime).
-    let mut extra_threads: Vec<usize> = std::env::var("EXTRA_SESSION_THREADS")
+    let mut extras: Vec<sides::Extra> = std::env::var("EXTRA_SESSION_THREADS")
         .unwrap_or_default()
         .split(',')
-        .filter_map(|v| v.trim().parse().ok())
+        .filter_map(sides::Extra::parse)
         .collect();
-    if std::env::var_os("SERVER_RUNTIME_SIDE").is_some() && !extra_threads.contains(&0) {
-        extra_threads.insert(0, 0);
+    if std::env::var_os("SERVER_RUNTIME_SIDE").is_some() && !extras.iter().any(|e| e.threads == 0) {
+        extras.insert(0, sides::Extra::parse("0").context("server runtime side")?);
     }
     let mut extra_poolers = Vec::new();
-    for threads in extra_threads {
+    for extra in extras {
         let (task, stop, url) =
-            start_on_server_runtime(&running, dir.path(), size, &sides[1].url, threads).await?;
-        let name = if threads == 0 {
-            "pgfleet (server runtime)".to_string()
-        } else {
-            format!("pgfleet (session_threads = {threads})")
-        };
-        sides.push(Side::new(&name, url, std::process::id()));
+            start_on_server_runtime(&running, dir.path(), size, &sides[1].url, &extra).await?;
+        sides.push(Side::new(&extra.name(), url, std::process::id()));
         extra_poolers.push((task, stop));
     }
     let logs = dir.path().join("pgbench-logs");

@@ -105,15 +105,58 @@ pub(crate) fn report(label: &str, name: &str, f: &RunResult, b: &RunResult) {
     );
 }
 
-/// A second pooler in this process, like the server's but with `session_threads` of its
-/// own (`0`: its sessions on this multi-threaded runtime): the task serving it, what stops
-/// it, and its pooled URL.
+/// The settings of an extra in-process pooler (`EXTRA_SESSION_THREADS`): its
+/// `session_threads` (0: its sessions on this multi-threaded runtime), and optionally, as
+/// `threads@spread_from/batch_replies_from`, the other two settings of where sessions run.
+pub(crate) struct Extra {
+    pub(crate) threads: usize,
+    spread_from: Option<usize>,
+    batch_replies_from: Option<usize>,
+}
+
+impl Extra {
+    pub(crate) fn parse(v: &str) -> Option<Self> {
+        let v = v.trim();
+        let (rest, batch) = match v.split_once('/') {
+            Some((rest, b)) => (rest, Some(b.parse().ok()?)),
+            None => (v, None),
+        };
+        let (threads, spread) = match rest.split_once('@') {
+            Some((t, s)) => (t, Some(s.parse().ok()?)),
+            None => (rest, None),
+        };
+        Some(Self {
+            threads: threads.parse().ok()?,
+            spread_from: spread,
+            batch_replies_from: batch,
+        })
+    }
+
+    /// The side's name in the report.
+    pub(crate) fn name(&self) -> String {
+        if self.threads == 0 {
+            return "pgfleet (server runtime)".to_string();
+        }
+        let mut name = format!("pgfleet (session_threads = {}", self.threads);
+        if let Some(s) = self.spread_from {
+            name.push_str(&format!(", spread_from = {s}"));
+        }
+        if let Some(b) = self.batch_replies_from {
+            name.push_str(&format!(", batch_replies_from = {b}"));
+        }
+        name.push(')');
+        name
+    }
+}
+
+/// A second pooler in this process, like the server's but with the settings of `extra`:
+/// the task serving it, what stops it, and its pooled URL.
 pub(crate) async fn start_on_server_runtime(
     running: &pgfleet::server::Running,
     data_dir: &Path,
     pool_size: usize,
     pooled: &str,
-    session_threads: usize,
+    extra: &Extra,
 ) -> anyhow::Result<(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
@@ -125,7 +168,13 @@ pub(crate) async fn start_on_server_runtime(
     };
     cfg.pooler.pool_size = pool_size;
     let mut settings = pgfleet::pooler::settings(&cfg)?;
-    settings.session_threads = session_threads;
+    settings.session_threads = extra.threads;
+    if let Some(s) = extra.spread_from {
+        settings.spread_from = s;
+    }
+    if let Some(b) = extra.batch_replies_from {
+        settings.batch_replies_from = b;
+    }
     let (tls, certificate) = pgfleet::pooler::tls_config(&cfg)?;
     let pooler = pgfleet_pooler::Pooler::new(
         settings,

@@ -58,6 +58,9 @@ pub struct PoolerConfig {
     pub shutdown_grace_secs: u64,
     /// Threads that run client sessions (each its own single-threaded event loop, so the
     /// relay does not bounce between the runtime's workers); 0: on the server's runtime.
+    /// Sessions all run on the first until the pooler has 100 of them, then new ones go
+    /// to the thread with the fewest: few clients share one loop (cheapest per
+    /// transaction), many are spread.
     pub session_threads: usize,
 }
 
@@ -91,7 +94,7 @@ impl Default for PoolerConfig {
             startup_timeout_secs: 5,
             client_login_timeout_secs: 60,
             shutdown_grace_secs: 10,
-            session_threads: 1,
+            session_threads: 2,
         }
     }
 }

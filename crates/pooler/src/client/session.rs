@@ -28,7 +28,10 @@
 //! does each time stays cheap (bench/pooler measures the proxy's CPU per transaction): one
 //! stop signal kept across its waits ([`super::io::stop_signal`]), no timer unless the
 //! client is idle inside a transaction, and messages passed on by copying them out of the
-//! read buffer.
+//! read buffer. With many clients ([`crate::Settings::batch_replies_from`]) a reply waits
+//! for the other sessions of the loop's turn before it is written, so that the replies of
+//! one turn reach the clients together (bench/pooler at 500 clients, two busy runs: p99
+//! 0.83× and 0.84×, tps 0.98× and 1.07×, proxy CPU per transaction 1.03–1.04×).
 //!
 //! Prepared statements are renamed in [`super::statements`].
 
@@ -239,6 +242,13 @@ impl Session {
                         server_unflushed = false;
                     }
                     if !to_client.is_empty() {
+                        if self.shared.active_clients.load(Ordering::Relaxed)
+                            >= self.shared.settings.batch_replies_from
+                        {
+                            // Back in the loop's queue, behind the sessions it woke with
+                            // this one (the server connection is already given back).
+                            tokio::task::yield_now().await;
+                        }
                         if self.client.write_all(&to_client).await.is_err()
                             || self.client.flush().await.is_err()
                         {
