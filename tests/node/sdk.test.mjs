@@ -277,7 +277,14 @@ function checkDatabase(d, base, variant, where) {
     'db-create': [...common, 'project'],
     read: [...common, 'project'],
   }[variant];
-  keys(d, required, [], where);
+  // restoreWindow: pgfleet's documented extension for point-in-time recovery (issue 19), null
+  // when the database's server is not archived.
+  keys(d, required, ['restoreWindow'], where);
+  if (d.restoreWindow !== undefined && d.restoreWindow !== null) {
+    keys(d.restoreWindow, ['earliest', 'latest'], [], `${where}.restoreWindow`);
+    assert.match(d.restoreWindow.earliest, ISO_Z, `${where}.restoreWindow.earliest`);
+    assert.match(d.restoreWindow.latest, ISO_Z, `${where}.restoreWindow.latest`);
+  }
   id(d.id, 'db_', `${where}.id`);
   assert.equal(d.type, 'database', `${where}.type`);
   url(d.url, base, `/v1/databases/${d.id}`, `${where}.url`);
