@@ -228,27 +228,10 @@ impl Backups<'_> {
         let p = access.principal();
         let target = self.ctx.databases().visible(p, target_id).await?;
         let (_, backup) = self.usable_backup(p, source_db, backup_id).await?;
-        let mut tx = self.ctx.store().begin().await?;
-        let current = databases::get(&mut *tx, &target.id)
-            .await?
-            .ok_or_else(|| DomainError::not_found("Database", target_id))?;
-        if current.status != DatabaseState::Ready {
-            return Err(DomainError::conflict(
-                format!(
-                    "Database {target_id} is {} and cannot be restored now",
-                    current.status
-                ),
-                Some("Retry when it is ready.".to_string()),
-            ));
-        }
         let source = serde_json::json!({"type": "backup", "databaseId": backup.database_id, "backupId": backup.id});
-        databases::start_recovery(&mut *tx, &target.id, &source).await?;
-        let op = Planned::new(OperationKind::DatabaseRestore, &target.id)
-            .with_payload(serde_json::json!({ "backupId": backup.id }));
-        // The operation's own bookkeeping notes the write when it finishes, so the re-read
-        // below is not served from the cache.
-        self.ctx.commit_intent(tx, [op], Run::Wait).await?;
-        self.ctx.databases().get(access, target_id).await
+        let payload = serde_json::json!({ "backupId": backup.id });
+        self.start_restore(access, target_id, &target.id, source, payload)
+            .await
     }
 
     /// `POST /v1/databases/{target}/restore` with a `database` source (pgfleet extension):
@@ -286,8 +269,28 @@ impl Backups<'_> {
         }
         let at = crate::services::pitr::parse_target(raw)?;
         self.ctx.pitr().check_target(&source, at).await?;
+        // Full precision (not `ts`, milliseconds): a commit in the same millisecond as the
+        // target must stay in.
+        let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let recorded =
+            serde_json::json!({"type": "database", "databaseId": source.id, "timestamp": stamp});
+        let payload = serde_json::json!({ "asOf": { "databaseId": source.id, "target": stamp } });
+        self.start_restore(access, target_id, &target.id, recorded, payload)
+            .await
+    }
+
+    /// Both restores' intent: if the target is ready, marks it `recovering` from `source`
+    /// and commits its restore operation (with `payload`), then answers it as it is now.
+    async fn start_restore(
+        &self,
+        access: &WorkspaceAccess,
+        target_id: &str,
+        id: &str,
+        source: serde_json::Value,
+        payload: serde_json::Value,
+    ) -> Result<Database> {
         let mut tx = self.ctx.store().begin().await?;
-        let current = databases::get(&mut *tx, &target.id)
+        let current = databases::get(&mut *tx, id)
             .await?
             .ok_or_else(|| DomainError::not_found("Database", target_id))?;
         if current.status != DatabaseState::Ready {
@@ -299,15 +302,10 @@ impl Backups<'_> {
                 Some("Retry when it is ready.".to_string()),
             ));
         }
-        // Full precision (not `ts`, milliseconds): a commit in the same millisecond as the
-        // target must stay in.
-        let stamp = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        let recorded =
-            serde_json::json!({"type": "database", "databaseId": source.id, "timestamp": stamp});
-        databases::start_recovery(&mut *tx, &target.id, &recorded).await?;
-        let op = Planned::new(OperationKind::DatabaseRestore, &target.id).with_payload(
-            serde_json::json!({ "asOf": { "databaseId": source.id, "target": stamp } }),
-        );
+        databases::start_recovery(&mut *tx, id, &source).await?;
+        let op = Planned::new(OperationKind::DatabaseRestore, id).with_payload(payload);
+        // The operation's own bookkeeping notes the write when it finishes, so the re-read
+        // below is not served from the cache.
         self.ctx.commit_intent(tx, [op], Run::Wait).await?;
         self.ctx.databases().get(access, target_id).await
     }
