@@ -37,6 +37,6 @@ pub use access::{ServerAdmin, WorkspaceAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AuthFailure, Dependency, DomainError, Result};
 pub use page::PageRequest;
-pub use principal::{CredentialKind, Principal};
+pub use principal::{CredentialKind, Principal, TokenScope};
 pub use random::Randomness;
 pub use services::{Services, ServicesConfig};

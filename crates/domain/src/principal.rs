@@ -24,12 +24,33 @@ pub enum CredentialKind {
     LocalOperator,
 }
 
+/// What a credential may reach inside its workspace: every project, or one
+/// (`project_id`), and whether it may change anything (`read_only`). Service tokens carry
+/// the scope they were created with; every other credential has [`TokenScope::full`]. The
+/// same scope limits the HTTP API and the MCP server, which both call the services.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenScope {
+    /// The one project the credential sees and acts on; others answer 404.
+    pub project_id: Option<String>,
+    /// Every write answers 403 `forbidden`.
+    pub read_only: bool,
+}
+
+impl TokenScope {
+    /// No limit inside the workspace.
+    pub fn full() -> Self {
+        Self::default()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// API credentials act on exactly one workspace.
     pub(crate) workspace_id: String,
     pub(crate) user_id: Option<String>,
     pub(crate) credential: CredentialKind,
+    /// What the credential may reach inside the workspace.
+    pub(crate) scope: TokenScope,
 }
 
 impl Principal {
@@ -48,6 +69,11 @@ impl Principal {
         &self.credential
     }
 
+    /// What the credential may reach inside its workspace.
+    pub fn scope(&self) -> &TokenScope {
+        &self.scope
+    }
+
     /// The web console's principal: a signed-in user on one of their workspaces. Only
     /// [`crate::access::Access::console`] builds one, after checking the membership.
     pub(crate) fn session(user_id: &str, workspace_id: &str) -> Self {
@@ -55,6 +81,7 @@ impl Principal {
             workspace_id: workspace_id.to_string(),
             user_id: Some(user_id.to_string()),
             credential: CredentialKind::Session,
+            scope: TokenScope::full(),
         }
     }
 
@@ -65,6 +92,7 @@ impl Principal {
             workspace_id: workspace_id.to_string(),
             user_id: None,
             credential: CredentialKind::LocalOperator,
+            scope: TokenScope::full(),
         }
     }
 

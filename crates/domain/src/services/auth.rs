@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use pgfleet_storage::tokens;
 
-use crate::{AuthFailure, CredentialKind, DomainError, Principal, Result};
+use crate::{AuthFailure, CredentialKind, DomainError, Principal, Result, TokenScope};
 
 /// How long a resolved token is trusted without asking the store again.
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -122,6 +122,7 @@ impl Tokens<'_> {
                             id: row.id,
                             name: row.name,
                         },
+                        scope: TokenScope::full(),
                     },
                     expires_at: row.expires_at,
                     cached_at: Instant::now(),

@@ -60,6 +60,7 @@ impl OAuth<'_> {
                     client_id: claims.client_id,
                     scopes,
                 },
+                scope: crate::TokenScope::full(),
             },
             exp,
         ))
