@@ -119,6 +119,21 @@ pub struct RepoInfo {
     pub backups: Vec<BaseBackup>,
 }
 
+/// The full backups to expire for a window starting at `window_start`: those older than the
+/// newest full backup that ended before it (which is kept: the window's start restores from
+/// it). Oldest first.
+fn expired_fulls(info: &RepoInfo, window_start: DateTime<Utc>) -> Vec<String> {
+    let fulls: Vec<&BaseBackup> = info
+        .backups
+        .iter()
+        .filter(|b| b.kind == BaseBackupKind::Full)
+        .collect();
+    let Some(anchor) = fulls.iter().rposition(|b| b.stopped_at <= window_start) else {
+        return Vec::new();
+    };
+    fulls[..anchor].iter().map(|b| b.label.clone()).collect()
+}
+
 impl RepoInfo {
     /// The earliest time a restore can target: the end of the oldest base backup (plus the
     /// second pgBackRest's whole-second stop time may hide).
@@ -253,12 +268,47 @@ impl Archive {
         info::parse(&json)
     }
 
-    /// Expires base backups and WAL past the retention window (`retention_days`, counted
-    /// from each full backup's end: the oldest full backup still needed to restore any
-    /// time in the window is kept).
-    pub async fn expire(&self) -> Result<()> {
+    /// Expires base backups and WAL past the retention window (`retention_days` before
+    /// `now`, the injected clock's time): every full backup older than the newest full
+    /// backup that ended before the window starts goes, with its incremental backups and the
+    /// WAL only they needed; that newest one stays, since restoring the window's first
+    /// second needs it. pgBackRest's own time-based expiry (same window, its own clock) runs
+    /// first. Returns the labels of the backup sets expired here.
+    pub async fn expire(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
         config::run(&self.settings, &config::args(["expire"])).await?;
-        Ok(())
+        let info = self.info().await?;
+        let window_start =
+            now - chrono::Duration::days(i64::from(self.settings.retention_days.max(1)));
+        let doomed = expired_fulls(&info, window_start);
+        for label in &doomed {
+            let set = format!("--set={label}");
+            config::run(&self.settings, &config::args(["expire", set.as_str()])).await?;
+            tracing::info!(stanza = %self.settings.stanza, %label, "pitr: base backup expired (past the retention window)");
+        }
+        if !doomed.is_empty() {
+            // Expiring a set leaves the archive, and pgBackRest's time-based archive
+            // retention follows its own clock (nothing is older than the window by it): WAL is
+            // kept for exactly the full backups that remain, so what only the expired ones
+            // needed goes.
+            let remaining = info
+                .backups
+                .iter()
+                .filter(|b| b.kind == BaseBackupKind::Full)
+                .count()
+                .saturating_sub(doomed.len())
+                .max(1);
+            let keep = format!("--repo1-retention-archive={remaining}");
+            config::run(
+                &self.settings,
+                &config::args([
+                    "expire",
+                    "--repo1-retention-archive-type=full",
+                    keep.as_str(),
+                ]),
+            )
+            .await?;
+        }
+        Ok(doomed)
     }
 
     /// The archiver's state, read from the running server (`pg_stat_archiver`, and the size
@@ -328,5 +378,47 @@ impl ScratchInstance {
     /// Stops the instance and deletes its directory.
     pub async fn remove(self, archive: &Archive) -> Result<()> {
         archive.remove_scratch(&self.name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(label: &str, kind: BaseBackupKind, stop_h: i64) -> BaseBackup {
+        let at = DateTime::from_timestamp(1_764_763_200 + stop_h * 3600, 0).unwrap_or_default();
+        BaseBackup {
+            label: label.to_string(),
+            kind,
+            started_at: at,
+            stopped_at: at,
+            size_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn fulls_older_than_the_one_covering_the_window_start_expire() {
+        use BaseBackupKind::{Full, Incremental};
+        let info = RepoInfo {
+            backups: vec![
+                backup("f0", Full, 0),
+                backup("f0i", Incremental, 1),
+                backup("f1", Full, 24),
+                backup("f2", Full, 48),
+                backup("f2i", Incremental, 49),
+            ],
+        };
+        let h = |n: i64| info.backups[0].stopped_at + chrono::Duration::hours(n);
+        // The window starts before every backup: nothing goes.
+        assert!(expired_fulls(&info, h(-1)).is_empty());
+        // Between f0 and f1: f0 covers the start and stays.
+        assert!(expired_fulls(&info, h(10)).is_empty());
+        // Between f1 and f2: f1 covers the start; f0 (and its incremental) go.
+        assert_eq!(expired_fulls(&info, h(30)), vec!["f0".to_string()]);
+        // After f2: only f2 stays.
+        assert_eq!(
+            expired_fulls(&info, h(100)),
+            vec!["f0".to_string(), "f1".to_string()]
+        );
     }
 }

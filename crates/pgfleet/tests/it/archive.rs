@@ -4,6 +4,8 @@
 //! and no other database's data; a database created after the base backup restores too (by
 //! WAL replay, the others left out); scratch instances are removed, also stale ones. The
 //! same against the S3-compatible store (s3rver over HTTPS with a self-signed certificate).
+//! Retention: seen from a week later (the clock is an argument), the older base backups and
+//! the WAL only they needed are expired from the repository.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -257,6 +259,19 @@ async fn restore_to_a_time(c: &ArchivedCluster) {
         .arg(format!("--pg1-path={}", crashed.display()))
         .spawn()
         .unwrap();
+    // Until the child has exec'd, its command line is this test's: wait for the real one
+    // (a loaded machine can take a while between fork and exec).
+    let flag = format!("--pg1-path={}", crashed.display());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read(format!("/proc/{}/cmdline", writer.id()))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(a.remove_stale_scratch(&[]).await.unwrap(), 1);
     assert!(!crashed.parent().unwrap().exists());
     let pid = writer.id() as i32;
@@ -290,8 +305,112 @@ async fn restore_to_a_time(c: &ArchivedCluster) {
     assert!(status.wal_bytes > 0, "{status:?}");
     let incr = a.base_backup(BaseBackupKind::Incremental).await.unwrap();
     assert_eq!(incr.kind, BaseBackupKind::Incremental);
-    a.expire().await.unwrap();
+    assert!(a.expire(Utc::now()).await.unwrap().is_empty());
     assert_eq!(a.info().await.unwrap().backups.len(), 2, "within retention");
+}
+
+/// The WAL segment names in a local repository's archive, sorted.
+fn archived_segments(repo: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let archive = repo.join("archive/embedded");
+    for version in std::fs::read_dir(&archive).unwrap() {
+        let version = version.unwrap().path();
+        if !version.is_dir() {
+            continue;
+        }
+        for dir in std::fs::read_dir(&version).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let name = f.unwrap().file_name().to_string_lossy().into_owned();
+                // `<24 hex digits>-<sha1>.gz`; `.history`/`.backup` files aside.
+                if name.len() > 24 && name.as_bytes()[24] == b'-' {
+                    out.push(name[..24].to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Retention, enforced: a week after a second full backup, the first full backup (with its
+/// incremental) and the WAL only it needed are gone; a target in the expired part is
+/// refused; the window starts at the kept backup, which still restores.
+async fn retention_expires_backups_and_wal(c: &ArchivedCluster, repo: &Path) {
+    let (s, a) = (&c.server, &c.archive);
+    let before = a.info().await.unwrap();
+    let old_earliest = before.earliest().unwrap();
+    let segments_before = archived_segments(repo);
+    assert!(!segments_before.is_empty());
+    insert(s, "pitr_b", 100..=102).await;
+    let kept = a.base_backup(BaseBackupKind::Full).await.unwrap();
+    insert(s, "pitr_b", 103..=104).await;
+    // Seen from eight days later (the clock is injected; retention is 7 days): the window
+    // starts after `kept` ended, so `kept` covers its start and everything older goes.
+    let later = kept.stopped_at + chrono::Duration::days(8);
+    let expired = a.expire(later).await.unwrap();
+    let fulls_before: Vec<String> = before
+        .backups
+        .iter()
+        .filter(|b| b.kind == BaseBackupKind::Full)
+        .map(|b| b.label.clone())
+        .collect();
+    assert_eq!(expired, fulls_before);
+    let after = a.info().await.unwrap();
+    assert_eq!(
+        after
+            .backups
+            .iter()
+            .map(|b| b.label.as_str())
+            .collect::<Vec<_>>(),
+        vec![kept.label.as_str()],
+        "only the backup covering the window's start is left"
+    );
+    let new_earliest = after.earliest().unwrap();
+    assert!(new_earliest > old_earliest);
+    let segments_after = archived_segments(repo);
+    assert!(
+        segments_after.len() < segments_before.len(),
+        "WAL before the kept backup is expired: {} segments before, {} after",
+        segments_before.len(),
+        segments_after.len()
+    );
+    assert!(
+        segments_after.first() > segments_before.first(),
+        "the oldest segment is gone"
+    );
+    // Idempotent: nothing more goes.
+    assert!(a.expire(later).await.unwrap().is_empty());
+    // The expired part of the window is refused; the kept backup still restores.
+    let e = a
+        .restore_scratch(&ScratchRequest {
+            name: "op-expired".to_string(),
+            pg_database: "pitr_b".to_string(),
+            target: old_earliest,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("the archive starts at"), "{e}");
+    while server_now(s).await <= new_earliest {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = server_now(s).await;
+    let scratch = a
+        .restore_scratch(&ScratchRequest {
+            name: "op-kept".to_string(),
+            pg_database: "pitr_b".to_string(),
+            target: t,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&scratch.server, "pitr_b").await,
+        vec![1, 2, 3, 100, 101, 102, 103, 104]
+    );
+    scratch.remove(a).await.unwrap();
 }
 
 #[tokio::test]
@@ -301,8 +420,9 @@ async fn local_repository_restores_one_database_to_a_time() {
     })
     .await;
     restore_to_a_time(&c).await;
-    // The repository is the PostgreSQL OS user's and private.
     let repo = c.archive.settings().work_dir.with_file_name("repo");
+    retention_expires_backups_and_wal(&c, &repo).await;
+    // The repository is the PostgreSQL OS user's and private.
     let mode = std::fs::metadata(&repo).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     let conf = c.archive.settings().work_dir.join("pgbackrest.conf");
