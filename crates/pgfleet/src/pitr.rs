@@ -197,7 +197,8 @@ pub fn external_archives(cfg: &Config) -> anyhow::Result<Vec<(String, Archive)>>
 /// Every archive, ready to use: the embedded cluster's (prepared before its start) and each
 /// region server's of `[[pitr.servers]]` (the data directory let through for the
 /// PostgreSQL OS user, its configuration written, the settings its operator must set
-/// logged), each with its stanza ensured (a failure is logged; the job retries).
+/// logged). Their stanzas are created by the archiving job's first round (under its lease:
+/// one replica, and never holding up the server's start).
 pub async fn start_archives(
     cfg: &Config,
     embedded: Option<Archive>,
@@ -224,9 +225,6 @@ pub async fn start_archives(
         tracing::info!(server = %key, settings = %settings.join("; "), "pitr: this server's postgresql.conf needs these settings");
     }
     all.extend(external);
-    for (key, a) in &all {
-        ensure_stanza(key, a).await;
-    }
     Ok(all)
 }
 
@@ -240,8 +238,6 @@ pub fn settings(cfg: &Config, archives: Vec<(String, Archive)>) -> PitrSettings 
         check_every: Duration::from_secs(cfg.pitr.check_every_secs),
         archive_timeout: timeout,
         wal_alert_bytes: cfg.pitr.wal_alert_bytes,
-        // Two archive timeouts and a margin: past that the archive is failing.
-        archive_wait: timeout * 2 + Duration::from_secs(30),
     }
 }
 
@@ -260,21 +256,4 @@ pub fn open_local_repo(archive: &Archive) -> anyhow::Result<()> {
         s.run_as.let_through(parent)?;
     }
     Ok(())
-}
-
-/// Creates the stanza of a started server; a failure is logged (archiving then
-/// shows as failing in `/readyz` and the console, and the periodic job retries).
-async fn ensure_stanza(server: &str, archive: &Archive) {
-    match tokio::time::timeout(Duration::from_secs(120), archive.ensure_stanza()).await {
-        Ok(Ok(())) => tracing::info!(server, "pitr: archiving"),
-        Ok(Err(e)) => {
-            tracing::warn!(server, error = %e, "pitr: the stanza is not ready; the archiving job retries")
-        }
-        Err(_) => {
-            tracing::warn!(
-                server,
-                "pitr: creating the stanza timed out; the archiving job retries"
-            )
-        }
-    }
 }

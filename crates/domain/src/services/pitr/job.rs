@@ -149,7 +149,7 @@ impl Pitr<'_> {
             {
                 let b = archive.base_backup(kind).await?;
                 tracing::info!(server = %server.key, label = %b.label, kind = ?kind, "pitr: base backup taken");
-                archive.expire().await?;
+                archive.expire(self.ctx.clock().now()).await?;
                 info = archive.info().await?;
             }
             let status = archive.archiver_status(server).await?;

@@ -40,8 +40,6 @@ pub struct PitrSettings {
     pub archive_timeout: Duration,
     /// `pg_wal` above this many bytes is reported.
     pub wal_alert_bytes: i64,
-    /// Longest a restore waits for the archive to reach a target after its last segment.
-    pub archive_wait: Duration,
 }
 
 impl Default for PitrSettings {
@@ -53,7 +51,6 @@ impl Default for PitrSettings {
             check_every: Duration::from_secs(30),
             archive_timeout: Duration::from_secs(60),
             wal_alert_bytes: 1 << 30,
-            archive_wait: Duration::from_secs(150),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The reconciler's point-in-time step: a dump of a database as it was at a target time,
 //! made from a scratch instance (the server's archive restored at the target, only that
 //! database, into a private socket-only `postgres` named after the operation), which is
-//! removed whatever happens. The restore-from-dump steps of `services::backups` load the
+//! removed whatever happens (the engine first switches the server's WAL out and waits for
+//! the archive to hold it, so a target up to now restores). The restore-from-dump steps of `services::backups` load the
 //! dump (into a scratch database swapped in, or into a new database), so a point-in-time
 //! restore has the same intent, `recovering` state and crash safety as a backup restore.
 //!
@@ -34,12 +35,9 @@ impl Pitr<'_> {
         let src = databases::get(pool, source_id)
             .await?
             .ok_or_else(|| DomainError::internal("the database to restore from is gone"))?;
-        let server = self.ctx.server(src.server_id.as_deref())?;
         let archive = self
             .archive_of(src.server_id.as_deref())
             .ok_or_else(|| DomainError::internal("the source's server is no longer archived"))?;
-        operations::step(pool, &op.id, "pitr.wait_archive", self.ctx.clock().now()).await?;
-        self.wait_archived(server, target).await?;
         operations::step(pool, &op.id, "pitr.scratch", self.ctx.clock().now()).await?;
         let started = Instant::now();
         let scratch = archive
@@ -70,43 +68,6 @@ impl Pitr<'_> {
         removed?;
         tracing::info!(database = %src.id, target = %target, ms = started.elapsed().as_millis() as u64, "pitr: database dumped as of the target");
         Ok(Fetched::temporary(file))
-    }
-
-    /// Waits until the archive holds every WAL record up to `target` (already the case when
-    /// the target is older than the last archived segment's switch): switches the WAL out of
-    /// the server and waits, at most `archive_wait`, for the archiver to deliver it.
-    async fn wait_archived(
-        &self,
-        server: &pgfleet_dataplane::PgServer,
-        target: DateTime<Utc>,
-    ) -> Result<()> {
-        let s = self.settings();
-        let rows = self.rows().await?;
-        let known = self
-            .ctx
-            .servers()
-            .iter()
-            .find(|(_, v)| v.key == server.key)
-            .and_then(|(id, _)| rows.get(id))
-            .and_then(|r| r.last_archived_at);
-        // A segment archived after the target was switched after it, so it holds the target.
-        if known.is_some_and(|t| t > target) {
-            return Ok(());
-        }
-        let wal = pgfleet_dataplane::wal::switch_wal(server).await?;
-        let deadline = Instant::now() + s.archive_wait;
-        loop {
-            if pgfleet_dataplane::wal::archived_through(server, &wal).await? {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(DomainError::internal(format!(
-                    "WAL segment {wal} did not reach the archive within {} s",
-                    s.archive_wait.as_secs()
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
     }
 
     /// Removes the scratch instance of an operation that gave up (nothing there is fine).
