@@ -238,6 +238,27 @@ impl Databases<'_> {
             .request(Method::POST, &["databases", target, "restore"], b)
             .await
     }
+    /// `POST /v1/databases/{target}/restore` to a point in time (pgfleet extension): replaces
+    /// the contents of `target` with database `source_database_id` (`target` itself, or
+    /// another database of its project: "reset from parent") as it was at `timestamp` (RFC
+    /// 3339, inside the source's `restoreWindow`). The answer is the target, `recovering`
+    /// until the restore finishes.
+    pub async fn restore_to_time(
+        &self,
+        target: &str,
+        source_database_id: &str,
+        timestamp: &str,
+    ) -> Result<Database> {
+        let b = body(&RestoreRequest {
+            source: RestoreSource::Database {
+                database_id: source_database_id.to_string(),
+                timestamp: Some(timestamp.to_string()),
+            },
+        })?;
+        self.c
+            .request(Method::POST, &["databases", target, "restore"], b)
+            .await
+    }
     /// `GET /v1/databases/{id}/usage`: operations and storage over a period (`start` and
     /// `end` are dates or date-times; the server's defaults when `None`).
     pub async fn usage(

@@ -27,14 +27,18 @@ pub enum BackupsCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Replace a database's contents with a backup (of it or of another database); asks
-    /// first, `--yes` to skip.
+    /// Replace a database's contents with a backup (of it or of another database), or with
+    /// a database as it was at a time (`--at`, point-in-time recovery: inside the source's
+    /// restore window); asks first, `--yes` to skip.
     Restore {
         /// The database to restore into.
         target_database_id: String,
         /// The backup's id.
-        #[arg(long)]
-        backup: String,
+        #[arg(long, required_unless_present = "at", conflicts_with = "at")]
+        backup: Option<String>,
+        /// A time (RFC 3339, e.g. 2026-12-04T10:15:00Z) inside the source's restore window.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<String>,
         /// The database the backup belongs to (default: the target).
         #[arg(long = "from-database", value_name = "DATABASE_ID")]
         from_database: Option<String>,
@@ -43,6 +47,17 @@ pub enum BackupsCommand {
         #[command(flatten)]
         yes: YesArgs,
     },
+}
+
+/// A time for `--at`: RFC 3339, normalised to UTC (checked here so a typo fails before
+/// anything is asked or sent).
+pub(crate) fn parse_time(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        })
+        .map_err(|e| format!("not an RFC 3339 time (e.g. 2026-12-04T10:15:00Z): {e}"))
 }
 
 fn size(b: &Backup) -> String {
@@ -124,22 +139,27 @@ pub async fn run(ctx: &Ctx, cmd: BackupsCommand) -> anyhow::Result<()> {
         BackupsCommand::Restore {
             target_database_id,
             backup,
+            at,
             from_database,
             wait,
             yes,
         } => {
+            let source = from_database.unwrap_or_else(|| target_database_id.clone());
+            let what = match (&backup, &at) {
+                (Some(b), _) => format!("backup {b}"),
+                (None, Some(t)) => format!("database {source} as it was at {t}"),
+                (None, None) => anyhow::bail!("--backup or --at is required"),
+            };
             confirm(
                 yes,
-                &format!(
-                    "replace the contents of database {target_database_id} with backup {backup}"
-                ),
+                &format!("replace the contents of database {target_database_id} with {what}"),
             )?;
-            let source = from_database.unwrap_or_else(|| target_database_id.clone());
-            let mut db = ctx
-                .client
-                .databases()
-                .restore(&target_database_id, &source, &backup)
-                .await?;
+            let dbs = ctx.client.databases();
+            let mut db = match (&backup, &at) {
+                (Some(b), _) => dbs.restore(&target_database_id, &source, b).await?,
+                (None, Some(t)) => dbs.restore_to_time(&target_database_id, &source, t).await?,
+                (None, None) => anyhow::bail!("--backup or --at is required"),
+            };
             if wait.wait {
                 db = wait_ready(ctx, &db.id, &wait).await?;
             }
@@ -149,7 +169,13 @@ pub async fn run(ctx: &Ctx, cmd: BackupsCommand) -> anyhow::Result<()> {
             output::kv(&[
                 ("database", s(&db.id)),
                 ("status", s(status_str(&db.status))),
-                ("restored from", s(format!("{backup} of {source}"))),
+                (
+                    "restored from",
+                    s(match (&backup, &at) {
+                        (Some(b), _) => format!("{b} of {source}"),
+                        _ => format!("{source} at {}", at.as_deref().unwrap_or_default()),
+                    }),
+                ),
             ]);
         }
     }

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use futures::TryStreamExt as _;
-use pgfleet_client::types::database::{CreateDatabase, Database, DatabaseStatus, UpdateDatabase};
+use pgfleet_client::types::database::{
+    CreateDatabase, Database, DatabaseSource, DatabaseStatus, UpdateDatabase,
+};
 
 use super::confirm::{confirm, YesArgs};
 use super::connections::{created_database_pairs, endpoint_pairs, PooledArgs, SHOWN_ONCE};
@@ -49,6 +51,13 @@ pub enum DatabasesCommand {
         /// Make it the project's default database.
         #[arg(long)]
         default: bool,
+        /// A copy of another database of the workspace (as it is now, or at `--at`).
+        #[arg(long = "from-database", value_name = "DATABASE_ID")]
+        from_database: Option<String>,
+        /// With `--from-database`: the copy is that database as it was at this time (RFC
+        /// 3339, inside its restore window: point-in-time recovery).
+        #[arg(long, requires = "from_database", value_parser = super::backups::parse_time)]
+        at: Option<String>,
         #[command(flatten)]
         wait: WaitArgs,
         #[command(flatten)]
@@ -172,9 +181,15 @@ pub async fn run(ctx: &Ctx, cmd: DatabasesCommand) -> anyhow::Result<()> {
             name,
             region,
             default,
+            from_database,
+            at,
             wait,
             pooled,
         } => {
+            let source = from_database.map(|database_id| DatabaseSource::Database {
+                database_id,
+                timestamp: at,
+            });
             let mut created = dbs
                 .create_in_project(
                     &project,
@@ -182,6 +197,7 @@ pub async fn run(ctx: &Ctx, cmd: DatabasesCommand) -> anyhow::Result<()> {
                         name,
                         region,
                         is_default: default.then_some(true),
+                        source,
                         ..Default::default()
                     },
                 )

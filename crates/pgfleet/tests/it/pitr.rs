@@ -246,13 +246,14 @@ async fn restore_to_a_time_new_in_place_and_from_parent_leaves_other_tenants_alo
         .unwrap()
         .to_string();
     wait_ready(&s, &child).await;
-    let r = s
-        .post(
-            &format!("/v1/databases/{child}/restore"),
-            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Through the Rust SDK.
+    let sdk = pgfleet_client::Client::new(&s.base, &s.token).unwrap();
+    let restoring = sdk
+        .databases()
+        .restore_to_time(&child, &a, &t)
+        .await
+        .unwrap();
+    assert_eq!(restoring.id, child);
     wait_ready(&s, &child).await;
     assert_eq!(ids(&child_conn).await, vec![1, 2, 3, 4, 5]);
     // The console: the point-in-time form bounded by the window restores in place; the
@@ -310,20 +311,19 @@ async fn restore_to_a_time_new_in_place_and_from_parent_leaves_other_tenants_alo
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
-    // In place: A back to T; its credentials keep working.
-    let r = s
-        .post(
-            &format!("/v1/databases/{a}/restore"),
-            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
-        )
+    // In place: A back to T, through the CLI; its credentials keep working.
+    let cli = crate::client_sdk::Cli::new(&s);
+    let out = cli
+        .run(&["backups", "restore", &a, "--at", "yesterday", "--yes"])
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    // Recovering, or already done within the create's wait.
-    assert!(
-        ["recovering", "ready"].contains(&r.body["data"]["status"].as_str().unwrap()),
-        "{}",
-        r.body
-    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("RFC 3339"), "{out:?}");
+    let out = cli
+        .run(&["backups", "restore", &a, "--at", &t, "--yes", "--wait"])
+        .await
+        .ok();
+    assert_eq!(out.field("status"), "ready");
+    assert!(out.field("restored from").contains(&a), "{out:?}");
     wait_ready(&s, &a).await;
     assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
     let got = s.get(&format!("/v1/databases/{a}")).await.body["data"].clone();
