@@ -1,7 +1,7 @@
 //! Workspaces and the current principal (`me`). Views leave their `url`s to http
-//! ([`crate::services::unlocated`]).
+//! ([`crate::services::unlocated`]). Creating a workspace takes a [`WorkspaceWideWrite`].
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceAccess, WorkspaceWideWrite};
 use pgfleet_api_types::{ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace};
 use pgfleet_storage::{users, workspaces, WorkspaceRow};
 
@@ -106,7 +106,7 @@ impl Workspaces<'_> {
     /// `POST /v1/workspaces`: needs a user-attributable credential.
     pub async fn create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         display_name: Option<&str>,
     ) -> Result<Workspace> {
         let p = access.principal();
