@@ -6,6 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::client_sdk::Cli;
 use crate::harness::{send_as, TestServer};
 use crate::scoped_tokens::{not_found, project, refused, token};
 
@@ -195,5 +196,136 @@ async fn the_sdk_round_trips_the_scope() {
     let limited = Client::new(&s.base, &t.value).unwrap();
     let e = limited.projects().delete(&pa).await.unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(403), Some("forbidden")));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_creates_and_lists_scoped_tokens() {
+    let s = TestServer::start().await;
+    let cli = Cli::new(&s);
+    let (pa, _, _) = project(&s, "Alpha").await;
+
+    let out = cli
+        .run(&["service-tokens", "create", "reader", "--read-only"])
+        .await
+        .ok();
+    assert_eq!(out.field("scope"), "workspace, read-only");
+    let reader = out.field("token");
+    let out = cli
+        .run(&["service-tokens", "create", "alpha", "--project", &pa])
+        .await
+        .ok();
+    assert_eq!(out.field("scope"), format!("project {pa}"));
+    let alpha = out.field("token");
+
+    let out = cli.run(&["service-tokens", "list"]).await.ok();
+    assert!(out.stdout.contains("SCOPE"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("workspace, read-only"),
+        "{}",
+        out.stdout
+    );
+    let out = cli.run(&["--json", "service-tokens", "list"]).await.ok();
+    let all: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let alpha_row = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alpha")
+        .cloned()
+        .unwrap();
+    assert_eq!(alpha_row["projectId"], pa.as_str());
+    assert_eq!(alpha_row["readOnly"], false);
+
+    // The limits hold for the CLI's own calls.
+    let out = cli
+        .run_as(Some(&reader), &["projects", "create", "--name", "nope"])
+        .await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("read-only"), "{}", out.stderr);
+    let out = cli
+        .run_as(Some(&alpha), &["service-tokens", "create", "wider"])
+        .await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("limited to project"), "{}", out.stderr);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_creates_a_scoped_token_and_shows_its_scope() {
+    let s = TestServer::start().await;
+    let (mut b, csrf) = crate::console::signed_in_admin(&s).await;
+    let (_, ws) = crate::browser::bootstrap(&s);
+    let (pa, _, _) = project(&s, "Alpha").await;
+    let url = format!("/console/w/{ws}/tokens");
+
+    let page = b.get(&url).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(&format!("<option value=\"{pa}\">Alpha ({pa})</option>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"token_read_only\""),
+        "{}",
+        page.body
+    );
+
+    // A project that is not the workspace's: refused with the reason, nothing created.
+    let r = b
+        .post(
+            &url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "bad"),
+                ("project", "proj_nope"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("proj_nope"), "{}", r.body);
+
+    let r = b
+        .post(
+            &url,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "console-scoped"),
+                ("project", &pa),
+                ("read_only", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = b.get(&url).await;
+    let value = page.testid("secret").expect("token shown once");
+    assert!(
+        page.body
+            .contains(&format!("project Alpha ({pa}), read-only")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("whole workspace"), "{}", page.body);
+
+    let r = send_as(
+        &s,
+        &value,
+        Method::GET,
+        &format!("/v1/projects/{pa}"),
+        json!(null),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = send_as(
+        &s,
+        &value,
+        Method::PATCH,
+        &format!("/v1/projects/{pa}"),
+        json!({ "name": "x" }),
+    )
+    .await;
+    refused(&r, "console read-only token");
     s.stop().await;
 }
