@@ -50,16 +50,22 @@ impl Workspaces<'_> {
                 kind: CredentialType::ServiceToken,
                 id: Some(id.clone()),
                 name: Some(name.clone()),
+                project_id: p.scope.project_id.clone(),
+                read_only: p.scope.read_only,
             },
             CredentialKind::OAuth { grant_id, .. } => Credential {
                 kind: CredentialType::Oauth,
                 id: Some(grant_id.clone()),
                 name: None,
+                project_id: None,
+                read_only: false,
             },
             CredentialKind::Session => Credential {
                 kind: CredentialType::Oauth,
                 id: None,
                 name: Some("web console".to_string()),
+                project_id: None,
+                read_only: false,
             },
             // `pgfleet admin …` never asks who it is; an HTTP request cannot carry this kind.
             CredentialKind::LocalOperator => {

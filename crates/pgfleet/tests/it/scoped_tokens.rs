@@ -343,6 +343,13 @@ async fn every_operation_has_a_decision_and_each_holds() {
     assert_eq!(find(&pt_id)["projectId"], pa.as_str());
     assert_eq!(find(&pt_id)["readOnly"], false);
     assert_eq!(find(&spare_id)["readOnly"], false);
+    // ... and `/v1/me` tells a credential its own limits.
+    let me = call(&s, &pt, "GET", "/v1/me", json!(null)).await.body;
+    assert_eq!(me["data"]["credential"]["projectId"], pa.as_str(), "{me}");
+    assert_eq!(me["data"]["credential"]["readOnly"], false, "{me}");
+    let me = call(&s, &ro, "GET", "/v1/me", json!(null)).await.body;
+    assert_eq!(me["data"]["credential"]["projectId"], Value::Null, "{me}");
+    assert_eq!(me["data"]["credential"]["readOnly"], true, "{me}");
 
     // Read-only: every read answers, every write is 403 and changes nothing.
     let before = state(&s, &ws, &[&da, &db]).await;
