@@ -17,9 +17,8 @@ use pgfleet_dataplane::archive::{
 };
 use pgfleet_dataplane::osuser::RunAs;
 use pgfleet_dataplane::{ClusterHandle, ClusterSettings, EmbeddedCluster, PgServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::backups_s3::BUCKET;
+use crate::backups_s3::{S3Server, BUCKET};
 use crate::capacity::ClusterDir;
 
 /// An embedded cluster archiving into `repo`, its stanza created.
@@ -432,66 +431,11 @@ async fn local_repository_restores_one_database_to_a_time() {
 }
 
 /// s3rver over HTTPS (pgBackRest speaks S3 over HTTPS only) with a self-signed certificate.
-pub(crate) struct HttpsS3 {
-    _child: tokio::process::Child,
-    pub(crate) port: u16,
-    _dir: tempfile::TempDir,
+pub(crate) async fn https_s3rver() -> S3Server {
+    S3Server::start_https().await
 }
 
-pub(crate) async fn https_s3rver() -> HttpsS3 {
-    let bin =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node/node_modules/.bin/s3rver");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `scripts/setup --test`",
-        bin.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let tls = pgfleet_dataplane::tls::self_signed(&[]).unwrap();
-    std::fs::write(dir.path().join("key.pem"), tls.key_pem).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), tls.cert_pem).unwrap();
-    std::fs::create_dir(dir.path().join("data")).unwrap();
-    let mut child = tokio::process::Command::new(&bin)
-        .arg("--directory")
-        .arg(dir.path().join("data"))
-        .arg("--key")
-        .arg(dir.path().join("key.pem"))
-        .arg("--cert")
-        .arg(dir.path().join("cert.pem"))
-        .args(["--address", "127.0.0.1", "--port", "0", "--silent"])
-        .args(["--configure-bucket", BUCKET])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line.strip_prefix("S3rver listening on ") {
-                return addr
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .trim()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("s3rver exited before listening");
-    })
-    .await
-    .expect("s3rver did not start within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    HttpsS3 {
-        _child: child,
-        port,
-        _dir: dir,
-    }
-}
-
-pub(crate) fn s3_repo(s3: &HttpsS3) -> Repo {
+pub(crate) fn s3_repo(s3: &S3Server) -> Repo {
     Repo::S3 {
         bucket: BUCKET.to_string(),
         endpoint: "127.0.0.1".to_string(),

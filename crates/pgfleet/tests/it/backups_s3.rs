@@ -19,15 +19,27 @@ use crate::harness::{backup_now, checksum, connect_tls, create_from, wait_ready,
 
 pub(crate) const BUCKET: &str = "pgfleet-backups";
 
-/// A running s3rver with one bucket; killed when dropped.
+/// A running s3rver with one bucket, over HTTP or (pgBackRest speaks S3 over HTTPS only)
+/// HTTPS with a self-signed certificate; killed when dropped. The one launcher of the tests.
 pub(crate) struct S3Server {
     child: tokio::process::Child,
     pub(crate) endpoint: String,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl S3Server {
+    /// Over plain HTTP (the backup store's `allow_http`).
     pub(crate) async fn start() -> Self {
+        Self::launch(false).await
+    }
+
+    /// Over HTTPS with a self-signed certificate.
+    pub(crate) async fn start_https() -> Self {
+        Self::launch(true).await
+    }
+
+    async fn launch(tls: bool) -> Self {
         let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/node/node_modules/.bin/s3rver");
         assert!(
@@ -36,9 +48,20 @@ impl S3Server {
             bin.display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let mut child = tokio::process::Command::new(&bin)
-            .arg("--directory")
-            .arg(dir.path())
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.arg("--directory").arg(&data);
+        if tls {
+            let cert = pgfleet_dataplane::tls::self_signed(&[]).unwrap();
+            std::fs::write(dir.path().join("key.pem"), cert.key_pem).unwrap();
+            std::fs::write(dir.path().join("cert.pem"), cert.cert_pem).unwrap();
+            cmd.arg("--key")
+                .arg(dir.path().join("key.pem"))
+                .arg("--cert")
+                .arg(dir.path().join("cert.pem"));
+        }
+        let mut child = cmd
             .args(["--address", "127.0.0.1", "--port", "0", "--silent"])
             .args(["--configure-bucket", BUCKET])
             .stdin(std::process::Stdio::null())
@@ -66,9 +89,11 @@ impl S3Server {
         .expect("s3rver did not start within 30 s");
         // Keep reading its stdout so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let scheme = if tls { "https" } else { "http" };
         Self {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
+            port,
             _dir: dir,
         }
     }
