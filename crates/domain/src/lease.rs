@@ -7,8 +7,10 @@
 //! the job's last round, on any replica, started at least one interval ago. The holder renews
 //! the lease at every tick, so it keeps the job (and the sampler its in-memory readings); a
 //! replica that dies stops renewing and another takes the job over once the lease expires,
-//! within [`Lease::ttl`] plus one tick. The start of a round is recorded, not its end: a
-//! round that outlives the lease is not run a second time by the next holder.
+//! within [`Lease::ttl`] plus one tick. The holder keeps renewing while a round runs
+//! ([`Lease::renew`]), so a round longer than the TTL (a base backup of a large cluster) is
+//! not started again by another replica meanwhile. The start of a round is recorded, not its
+//! end.
 //!
 //! Time is each replica's injected [`Clock`]; replicas' clocks must agree to well within the
 //! lease's TTL (a few seconds at least), which NTP gives.
@@ -120,6 +122,26 @@ impl Lease {
             .map_err(pgfleet_storage::StorageError::from)?;
         let claim = leases::claim(&mut conn, self.job.name(), &self.replica, times).await?;
         Ok((claim == Claim::Run).then_some(now))
+    }
+
+    /// Keeps the lease while a round runs (called every tick by the periodic loop): renewed
+    /// when this replica still holds it (or it expired and nobody took it), never a new
+    /// round. False when another replica holds it now.
+    pub async fn renew(&self, store: &Store, clock: &dyn Clock) -> crate::Result<bool> {
+        let now = clock.now();
+        let times = ClaimTimes {
+            now,
+            expires_at: now + chrono_duration(self.ttl),
+            // No round is ever due this far back: only the lease is renewed.
+            due_if_last_run_before: DateTime::<Utc>::MIN_UTC,
+        };
+        let mut conn = store
+            .pool()
+            .acquire()
+            .await
+            .map_err(pgfleet_storage::StorageError::from)?;
+        let claim = leases::claim(&mut conn, self.job.name(), &self.replica, times).await?;
+        Ok(claim != Claim::Elsewhere)
     }
 
     /// Gives the lease up (at shutdown) so another replica need not wait for it to expire.

@@ -83,9 +83,34 @@ impl Periodic {
         let id = crate::ids::new_id(crate::ids::JOB_ROUND, self.ctx.rng());
         let span = tracing::info_span!("job", job = self.lease.job().name(), round = %id);
         let round = crate::request::scope(&id, round).instrument(span);
+        // The lease is renewed every tick while the round runs: a round longer than the
+        // lease's TTL must not let another replica start the same work meanwhile.
+        let (lease, ctx) = (&self.lease, &self.ctx);
+        let keep = async {
+            let mut ticker = tokio::time::interval(lease.tick());
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                match lease.renew(ctx.store(), ctx.clock()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            job = lease.job().name(),
+                            "periodic job: another replica took the lease during a round"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = lease.job().name(), error = %e, "periodic job: lease not renewed during a round")
+                    }
+                }
+            }
+        };
         let r = tokio::select! {
             r = round => Some(r),
             _ = self.shutdown.changed() => None,
+            // `keep` never finishes.
+            () = keep => None,
         };
         if r.is_none() {
             self.stop().await;
