@@ -40,6 +40,7 @@ mod oauth;
 mod openapi;
 mod pages;
 mod pitr;
+mod pitr_replicas;
 mod pooler;
 mod pooler_hygiene;
 mod private_files;

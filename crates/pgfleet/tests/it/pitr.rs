@@ -57,7 +57,7 @@ async fn archived_server_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Te
 const PASSWORD: &str = "pitr-second-cluster";
 
 /// Waits (at most 120 s: the first base backup) until `db` has a restore window.
-async fn wait_window(s: &TestServer, db: &str) -> Value {
+pub(crate) async fn wait_window(s: &TestServer, db: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let r = s.get(&format!("/v1/databases/{db}")).await;
@@ -78,14 +78,14 @@ async fn wait_window(s: &TestServer, db: &str) -> Value {
     }
 }
 
-fn parse(t: &Value) -> DateTime<Utc> {
+pub(crate) fn parse(t: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(t.as_str().unwrap())
         .unwrap()
         .with_timezone(&Utc)
 }
 
 /// A project: (its id, its database's id, the database's connection string).
-async fn project(s: &TestServer, name: &str) -> (String, String, String) {
+pub(crate) async fn project(s: &TestServer, name: &str) -> (String, String, String) {
     let p = s.post("/v1/projects", json!({"name": name})).await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
     let d = &p.body["data"]["database"];
@@ -100,7 +100,7 @@ async fn project(s: &TestServer, name: &str) -> (String, String, String) {
     )
 }
 
-async fn exec(conn: &str, sql: &str) {
+pub(crate) async fn exec(conn: &str, sql: &str) {
     connect_tls(conn)
         .await
         .unwrap()
@@ -110,7 +110,7 @@ async fn exec(conn: &str, sql: &str) {
 }
 
 /// The ids in table `t`, in order.
-async fn ids(conn: &str) -> Vec<i32> {
+pub(crate) async fn ids(conn: &str) -> Vec<i32> {
     let c = connect_tls(conn).await.unwrap();
     c.query("SELECT id FROM t ORDER BY id", &[])
         .await
@@ -122,7 +122,7 @@ async fn ids(conn: &str) -> Vec<i32> {
 
 /// Writes rows 1..=5, notes T just after their commit, then (a second later) adds 6..=10
 /// and deletes 1: T, as RFC 3339.
-async fn history(conn: &str) -> String {
+pub(crate) async fn history(conn: &str) -> String {
     exec(
         conn,
         "CREATE TABLE t (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp()); \
@@ -423,49 +423,68 @@ async fn restore_to_a_time_with_the_s3_store() {
 /// A region server given as a `postgres://` URL is archived when `[[pitr.servers]]` names
 /// its data directory on this machine (here a second local cluster, started with the
 /// settings pgfleet asks for): its databases get a window and restore to T.
-#[tokio::test]
-async fn an_archived_region_server_restores_to_a_time() {
-    let pg = ClusterDir(data_dir());
-    let data = data_dir();
-    // Prepared once for its port, then again with the archive's settings (which pgfleet
-    // builds from the same configuration).
-    let port = EmbeddedCluster::prepare(ClusterSettings::new(pg.0.path()))
-        .unwrap()
-        .port();
-    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=require");
-    let archived = ArchivedServerConfig {
-        url: Secret::new(url.clone()),
-        stanza: "second".to_string(),
-        pgdata: pg.0.path().join("postgres"),
-        socket_dir: pg.0.path().join("run"),
-        port,
-        bin_dir: None,
-    };
-    let configure = |c: &mut Config| {
-        c.data_dir = data.path().to_path_buf();
+/// A second PostgreSQL cluster on this machine, a region server that pgfleet archives
+/// (`[[pitr.servers]]`, stanza `second`): its port and URL known before pgfleet's
+/// configuration is, started with the archive settings that configuration gives.
+pub(crate) struct SecondCluster {
+    pub(crate) pg: ClusterDir,
+    pub(crate) port: u16,
+    pub(crate) url: String,
+    pub(crate) archived: ArchivedServerConfig,
+}
+
+impl SecondCluster {
+    pub(crate) fn prepare() -> Self {
+        let pg = ClusterDir(data_dir());
+        // Prepared once for its port, then again with the archive's settings (which pgfleet
+        // builds from the same configuration).
+        let port = EmbeddedCluster::prepare(ClusterSettings::new(pg.0.path()))
+            .unwrap()
+            .port();
+        let url =
+            format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=require");
+        let archived = ArchivedServerConfig {
+            url: Secret::new(url.clone()),
+            stanza: "second".to_string(),
+            pgdata: pg.0.path().join("postgres"),
+            socket_dir: pg.0.path().join("run"),
+            port,
+            bin_dir: None,
+        };
+        Self {
+            pg,
+            port,
+            url,
+            archived,
+        }
+    }
+
+    /// pgfleet's settings for it: the region `us-east-1` of this one server, archived, the
+    /// archive 5 s behind at most and the window refreshed every second.
+    pub(crate) fn configure(&self, c: &mut Config) {
         c.regions.insert(
             "us-east-1".to_string(),
             RegionConfig {
                 name: None,
-                servers: vec![Secret::new(url.clone())],
+                servers: vec![Secret::new(self.url.clone())],
             },
         );
-        c.pitr.servers = vec![archived.clone()];
+        c.pitr.servers = vec![self.archived.clone()];
         c.pitr.archive_timeout_secs = 5;
         c.pitr.check_every_secs = 1;
         c.backups.check_every_secs = 3600;
-    };
-    let mut cfg = Config::default();
-    configure(&mut cfg);
-    let (_, archive) = pgfleet::pitr::external_archives(&cfg).unwrap().remove(0);
-    let cluster = EmbeddedCluster::prepare(ClusterSettings {
-        port: Some(port),
-        extra_settings: archive.postgres_settings(),
-        ..ClusterSettings::new(pg.0.path())
-    })
-    .unwrap();
-    let handle = cluster.start().await.unwrap();
-    {
+    }
+
+    /// Starts it with the archive settings of pgfleet's configuration `cfg`.
+    pub(crate) async fn start(&self, cfg: &Config) -> pgfleet_dataplane::ClusterHandle {
+        let (_, archive) = pgfleet::pitr::external_archives(cfg).unwrap().remove(0);
+        let cluster = EmbeddedCluster::prepare(ClusterSettings {
+            port: Some(self.port),
+            extra_settings: archive.postgres_settings(),
+            ..ClusterSettings::new(self.pg.0.path())
+        })
+        .unwrap();
+        let handle = cluster.start().await.unwrap();
         let (admin, conn) = handle
             .cluster()
             .admin_config("postgres")
@@ -477,7 +496,21 @@ async fn an_archived_region_server_restores_to_a_time() {
             .batch_execute(&format!("ALTER ROLE postgres PASSWORD '{PASSWORD}'"))
             .await
             .unwrap();
+        handle
     }
+}
+
+#[tokio::test]
+async fn an_archived_region_server_restores_to_a_time() {
+    let second = SecondCluster::prepare();
+    let data = data_dir();
+    let configure = |c: &mut Config| {
+        c.data_dir = data.path().to_path_buf();
+        second.configure(c);
+    };
+    let mut cfg = Config::default();
+    configure(&mut cfg);
+    let handle = second.start(&cfg).await;
     let s = TestServer::start_with(configure).await;
     let (pid, a, a_conn) = project(&s, "pitr-region").await;
     wait_window(&s, &a).await;
@@ -517,7 +550,7 @@ fn assert_no_scratch(dir: &Path) {
 }
 
 /// No scratch instance under `root`, and no `postgres` running on one.
-fn assert_no_scratch_in(root: &Path) {
+pub(crate) fn assert_no_scratch_in(root: &Path) {
     let root = root.to_path_buf();
     let left: Vec<_> = std::fs::read_dir(&root)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
