@@ -8,7 +8,8 @@
 //!
 //! Secrets: the claim token (`pgfcl_` + 256 random bits) is the only thing that names a
 //! claimable database outside; the store keeps its SHA-256. Limits ([`ClaimableSettings`]):
-//! off unless enabled, at most `per_client_per_hour` creates per client address and
+//! off unless enabled, at most `per_client_per_hour` creates per client address (an IPv6
+//! one by its /64, [`super::sign_in::address_key`]) and
 //! `max_unclaimed` open at once, all counted in the store under one transaction-level lock,
 //! so several replicas share them exactly.
 
@@ -227,7 +228,9 @@ impl Claimable<'_> {
                 Some(Admission {
                     settings,
                     token_hash: secret.hash,
-                    client_addr: client.to_string(),
+                    // An IPv6 client by its /64, as sign-in throttling counts it: one
+                    // host usually holds the whole /64.
+                    client_addr: super::sign_in::address_key(client),
                     expires_at,
                 }),
             )

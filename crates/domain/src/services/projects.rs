@@ -209,7 +209,7 @@ impl Projects<'_> {
         row: &ProjectRow,
     ) -> Result<Vec<Planned>> {
         // Lock the project row so a concurrent database create cannot slip in.
-        projects::lock(&mut **tx, &row.id).await?;
+        projects::lock(tx, &row.id).await?;
         let dbs = databases::all_of_project(&mut **tx, &row.id).await?;
         let others: Vec<&str> = dbs
             .iter()
@@ -282,7 +282,7 @@ impl Projects<'_> {
         row: &ProjectRow,
         to_workspace: &str,
     ) -> Result<()> {
-        projects::lock(&mut **tx, &row.id).await?;
+        projects::lock(tx, &row.id).await?;
         let busy = databases::all_of_project(&mut **tx, &row.id)
             .await?
             .into_iter()
@@ -298,7 +298,7 @@ impl Projects<'_> {
             let needed = pgfleet_storage::capacity::project_used(&mut **tx, &row.id).await?;
             self.ctx
                 .capacity()
-                .reserve_workspace_slots(&mut **tx, to_workspace, needed)
+                .reserve_workspace_slots(tx, to_workspace, needed)
                 .await?;
         }
         projects::set_workspace(&mut **tx, &row.id, to_workspace).await?;
