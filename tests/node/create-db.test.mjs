@@ -24,7 +24,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLI = path.join(HERE, 'node_modules', '.bin', 'create-db');
 const PSQL = process.env.PSQL || '/usr/lib/postgresql/15/bin/psql';
 /** The server's TTL of unclaimed databases (the CLI's own shortest is 30 minutes). */
-const TTL_SECS = 30;
+const TTL_SECS = 40;
 const WAIT_MS = 180_000;
 
 /** Waits until `check` resolves truthy (polling), or fails with `what`. */
@@ -126,40 +126,10 @@ describe('npx create-db against pgfleet', { timeout: 10 * 60_000 }, () => {
 
   const state = {};
 
-  it('creates databases with the unmodified CLI; psql and node pg connect (direct and pooled)', async () => {
-    // Two through the CLI: one left to the reaper, one to claim.
-    state.reaped = await createDb();
+  it('a database the CLI created is claimed in Chromium into the chosen workspace', async () => {
+    // Claimed first, well within the short TTL.
     state.claimed = await createDb();
     state.claimedCreatedAt = Date.now();
-    for (const out of [state.reaped, state.claimed]) {
-      assert.match(out.connectionString, /^postgresql:\/\//);
-      assert.ok(out.claimUrl.startsWith(`${server.base}/claim-db/claim?projectID=pgfcl_`), out.claimUrl);
-      assert.match(out.projectId, /^pgfcl_[A-Za-z0-9_-]{43}$/);
-      assert.equal(out.region, 'us-east-1');
-    }
-    const { stdout } = await run(PSQL, [state.reaped.connectionString, '-Atc', 'SELECT 40 + 2'], process.env);
-    assert.equal(stdout.trim(), '42');
-    assert.deepEqual(await queryOnce(state.claimed.connectionString, 'SELECT 1 AS one'), [{ one: 1 }]);
-    state.reapedProject = await projectOf(state.reaped.projectId);
-
-    // The create response the CLI reads carries the pooled string too (the CLI prints only
-    // the direct one): the same request as the CLI's, through pgfleet's pooler.
-    const res = await fetch(`${server.base}/create-db/create`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ region: 'us-east-1', name: new Date().toISOString(), utm_source: 'create-db', source: 'cli' }),
-    });
-    assert.equal(res.status, 201);
-    const body = await res.json();
-    const conn = body.data.database.connections[0];
-    assert.ok(body.data.projectId.startsWith('proj_'));
-    assert.ok(conn.endpoints.direct.connectionString);
-    assert.ok(conn.endpoints.pooled.connectionString, JSON.stringify(conn.endpoints));
-    assert.deepEqual(await queryOnce(conn.endpoints.pooled.connectionString, 'SELECT 2 AS two'), [{ two: 2 }]);
-    await run(PSQL, [conn.endpoints.pooled.connectionString, '-Atc', 'SELECT 1'], process.env);
-  });
-
-  it('a claim in Chromium moves the database into the chosen workspace', async () => {
     try {
       await page.goto(state.claimed.claimUrl);
       assert.match(page.url(), /\/login\?next=/);
@@ -188,6 +158,37 @@ describe('npx create-db against pgfleet', { timeout: 10 * 60_000 }, () => {
     const again = await page.goto(state.claimed.claimUrl);
     assert.equal(again.status(), 410);
     await page.getByRole('heading', { name: 'Already claimed' }).waitFor();
+  });
+
+  it('the CLI prints working strings: psql and node pg connect (direct, and pooled from the create answer)', async () => {
+    // One more through the CLI, left to the reaper.
+    state.reaped = await createDb();
+    for (const out of [state.reaped, state.claimed]) {
+      assert.match(out.connectionString, /^postgresql:\/\//);
+      assert.ok(out.claimUrl.startsWith(`${server.base}/claim-db/claim?projectID=pgfcl_`), out.claimUrl);
+      assert.match(out.projectId, /^pgfcl_[A-Za-z0-9_-]{43}$/);
+      assert.equal(out.region, 'us-east-1');
+    }
+    const { stdout } = await run(PSQL, [state.reaped.connectionString, '-Atc', 'SELECT 40 + 2'], process.env);
+    assert.equal(stdout.trim(), '42');
+    assert.deepEqual(await queryOnce(state.claimed.connectionString, 'SELECT 1 AS one'), [{ one: 1 }]);
+    state.reapedProject = await projectOf(state.reaped.projectId);
+
+    // The create response the CLI reads carries the pooled string too (the CLI prints only
+    // the direct one): the same request as the CLI's, through pgfleet's pooler.
+    const res = await fetch(`${server.base}/create-db/create`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ region: 'us-east-1', name: new Date().toISOString(), utm_source: 'create-db', source: 'cli' }),
+    });
+    assert.equal(res.status, 201);
+    const body = await res.json();
+    const conn = body.data.database.connections[0];
+    assert.ok(body.data.projectId.startsWith('proj_'));
+    assert.ok(conn.endpoints.direct.connectionString);
+    assert.ok(conn.endpoints.pooled.connectionString, JSON.stringify(conn.endpoints));
+    assert.deepEqual(await queryOnce(conn.endpoints.pooled.connectionString, 'SELECT 2 AS two'), [{ two: 2 }]);
+    await run(PSQL, [conn.endpoints.pooled.connectionString, '-Atc', 'SELECT 1'], process.env);
   });
 
   it('the reaper deletes the unclaimed database after the TTL; the claimed one stays', async () => {
