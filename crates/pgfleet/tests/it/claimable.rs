@@ -1,6 +1,7 @@
 //! Claimable temporary databases (the `create-db` CLI's service): off by default (404), the
 //! per-client rate limit and the cap on unclaimed databases (429 with `Retry-After`, the
-//! shape the CLI shows), a claim that works once and not after expiry, and the reaper. The
+//! shape the CLI shows), the client's shorter TTL, a claim that works once and not after
+//! expiry, the claim page over HTTP (sign-in, CSRF, membership), and the reaper. The
 //! unmodified CLI itself, psql and the claim in Chromium: `tests/node/create-db.test.mjs`.
 
 use pgfleet_domain::services::claimable::ClaimStatus;
@@ -274,5 +275,121 @@ async fn an_expired_link_is_refused_and_the_reaper_deletes_its_project() {
     .await;
     assert_eq!(claimable.status(&t).await.unwrap(), ClaimStatus::Expired);
     assert_eq!(claimable.reap().await.unwrap(), 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_claim_page_signs_in_checks_csrf_and_membership_then_claims_once() {
+    let s = enabled(|_| {}).await;
+    let t = token(&create(&s).await);
+    let url = format!("/claim-db/claim?projectID={t}&utm_source=create-db&utm_medium=cli");
+
+    // Not signed in: to the sign-in page, and back here afterwards.
+    let mut anonymous = crate::browser::Browser::new(&s);
+    let r = anonymous.get(&url).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.redirect_to(),
+        format!(
+            "/login?next={}",
+            crate::browser::enc(&format!("/claim-db/claim?projectID={t}"))
+        )
+    );
+
+    let (mut b, ws) = crate::browser::admin_browser(&s).await;
+    let page = b.get(&url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.assert_security_headers();
+    assert!(page.body.contains(&format!("<option value=\"{ws}\">")));
+    let csrf = page.input("csrf_token");
+    assert_eq!(page.input("token"), t);
+
+    let wrong = b
+        .post(
+            "/claim-db/claim",
+            &[("csrf_token", "x"), ("token", &t), ("workspace_id", &ws)],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let elsewhere = b
+        .post(
+            "/claim-db/claim",
+            &[
+                ("csrf_token", &csrf),
+                ("token", &t),
+                ("workspace_id", "wksp_notmine"),
+            ],
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    assert!(matches!(
+        s.services().claimable().status(&t).await.unwrap(),
+        ClaimStatus::Open { .. }
+    ));
+
+    let done = b
+        .post(
+            "/claim-db/claim",
+            &[("csrf_token", &csrf), ("token", &t), ("workspace_id", &ws)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let project = done
+        .redirect_to()
+        .strip_prefix(&format!("/console/w/{ws}/projects/"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.get(&format!("/v1/projects/{project}")).await.body["data"]["workspace"]["id"],
+        ws.as_str()
+    );
+
+    // Spent: the page and a replayed form both say so.
+    let again = b.get(&url).await;
+    assert_eq!(again.status, StatusCode::GONE);
+    assert!(again.body.contains("Already claimed"), "{}", again.body);
+    let replay = b
+        .post(
+            "/claim-db/claim",
+            &[("csrf_token", &csrf), ("token", &t), ("workspace_id", &ws)],
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::GONE);
+    let unknown = b
+        .get(&format!(
+            "/claim-db/claim?projectID=pgfcl_{}",
+            "B".repeat(43)
+        ))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_shorter_ttl_of_the_client_is_honoured_a_longer_one_capped() {
+    let s = enabled(|c| c.ttl_secs = 7200).await;
+    let at = |ttl_ms: u64| {
+        let s = &s;
+        async move {
+            let r = Resp::from(
+                s.http
+                    .post(format!("{}/create-db/create", s.base))
+                    .json(&json!({ "region": "us-east-1", "ttlMs": ttl_ms }))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            let expires =
+                chrono::DateTime::parse_from_rfc3339(r.body["data"]["expiresAt"].as_str().unwrap())
+                    .unwrap();
+            (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds()
+        }
+    };
+    let short = at(1_800_000).await;
+    assert!((1_700..=1_800).contains(&short), "{short}");
+    let long = at(86_400_000).await;
+    assert!((7_100..=7_200).contains(&long), "{long}");
     s.stop().await;
 }
