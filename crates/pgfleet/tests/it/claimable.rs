@@ -281,7 +281,9 @@ async fn an_expired_link_is_refused_and_the_reaper_deletes_its_project() {
 #[tokio::test]
 async fn the_claim_page_signs_in_checks_csrf_and_membership_then_claims_once() {
     let s = enabled(|_| {}).await;
-    let t = token(&create(&s).await);
+    let created = create(&s).await;
+    let t = token(&created);
+    let project_id = created.body["data"]["projectId"].as_str().unwrap();
     let url = format!("/claim-db/claim?projectID={t}&utm_source=create-db&utm_medium=cli");
 
     // Not signed in: to the sign-in page, and back here afterwards.
@@ -297,6 +299,9 @@ async fn the_claim_page_signs_in_checks_csrf_and_membership_then_claims_once() {
     );
 
     let (mut b, ws) = crate::browser::admin_browser(&s).await;
+    // The server administrator sees it waiting (admin area).
+    let admin_page = b.get(&format!("/console/w/{ws}/replicas")).await;
+    assert!(admin_page.body.contains(project_id), "{}", admin_page.body);
     let page = b.get(&url).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     page.assert_security_headers();
@@ -344,6 +349,9 @@ async fn the_claim_page_signs_in_checks_csrf_and_membership_then_claims_once() {
         ws.as_str()
     );
 
+    let admin_page = b.get(&format!("/console/w/{ws}/replicas")).await;
+    assert!(!admin_page.body.contains(project_id));
+    assert!(admin_page.body.contains("None waiting."));
     // Spent: the page and a replayed form both say so.
     let again = b.get(&url).await;
     assert_eq!(again.status, StatusCode::GONE);
