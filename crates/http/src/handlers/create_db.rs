@@ -124,10 +124,16 @@ async fn create(
     }
 }
 
-/// Analytics events of the CLI: accepted (within the body limit) and dropped.
-async fn analytics(State(state): State<AppState>) -> Response {
+/// Analytics events of the CLI: read within the body limit (413 past it) and dropped.
+async fn analytics(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     if let Some(e) = disabled(&state) {
         return e.into_response();
     }
-    StatusCode::NO_CONTENT.into_response()
+    match body {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => crate::extract::payload_too_large().into_response(),
+    }
 }

@@ -138,6 +138,14 @@ async fn the_cli_routes_answer_its_shapes() {
         .await
         .unwrap();
     assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let big_event = s
+        .http
+        .post(format!("{}/create-db/analytics", s.base))
+        .body(vec![b'x'; 20_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big_event.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let r = create(&s).await;
     let t = token(&r);
