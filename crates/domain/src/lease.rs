@@ -39,6 +39,8 @@ pub enum Job {
     /// Base backups, retention and the restorable window of archived servers
     /// (`services::pitr`).
     PitrArchiver,
+    /// Expired unclaimed temporary databases (`services::claimable`).
+    ClaimableReaper,
 }
 
 impl Job {
@@ -50,6 +52,7 @@ impl Job {
             Job::BackupScheduler => "backup_scheduler",
             Job::ExpirySweeper => "expiry_sweeper",
             Job::PitrArchiver => "pitr_archiver",
+            Job::ClaimableReaper => "claimable_reaper",
         }
     }
 }

@@ -169,6 +169,8 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             get(oauth::oauth_metadata),
         )
         .route("/.well-known/jwks.json", get(oauth::oauth_jwks))
+        // The `create-db` CLI's create service (claimable temporary databases).
+        .nest("/create-db", crate::handlers::create_db::router())
         .nest(
             "/v1",
             v1.layer(axum::middleware::from_fn_with_state(

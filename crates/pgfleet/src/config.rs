@@ -5,7 +5,7 @@
 //!
 //! This module owns the top-level keys, loading and the checks that span sections; each
 //! section with limits of its own (`[http]`, `[pooler]`, `[accelerate]`, `[capacity]`,
-//! `[backups]`, `[pitr]`, `[usage]`, `[oauth]`, `[tenant]`) lives in a submodule beside its defaults and
+//! `[backups]`, `[pitr]`, `[usage]`, `[oauth]`, `[tenant]`, `[claimable]`) lives in a submodule beside its defaults and
 //! checks, re-exported here.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 mod accelerate;
 mod backups;
 mod capacity;
+mod claimable;
 mod http;
 mod oauth;
 mod pitr;
@@ -30,6 +31,7 @@ mod usage;
 pub use accelerate::AccelerateConfig;
 pub use backups::{BackupsConfig, S3Config};
 pub use capacity::{CapacityConfig, EMBEDDED_SUPERUSER_RESERVED};
+pub use claimable::ClaimableConfig;
 pub use http::HttpConfig;
 pub use oauth::OAuthConfig;
 pub use pitr::{ArchivedServerConfig, PitrConfig};
@@ -120,6 +122,7 @@ pub struct Config {
     pub capacity: CapacityConfig,
     pub tenant: TenantConfig,
     pub sign_in: SignInConfig,
+    pub claimable: ClaimableConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -220,6 +223,7 @@ impl Default for Config {
             capacity: CapacityConfig::default(),
             tenant: TenantConfig::default(),
             sign_in: SignInConfig::default(),
+            claimable: ClaimableConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -426,6 +430,7 @@ impl Config {
         self.usage.validate()?;
         self.tenant.validate()?;
         self.sign_in.validate()?;
+        self.claimable.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".to_string(),

@@ -282,6 +282,7 @@ async fn start_with_cluster(
     sc.reserved_connections = cfg.capacity.reserved_connections;
     sc.tenant = cfg.tenant.settings();
     sc.sign_in = cfg.sign_in.settings();
+    sc.claimable = cfg.claimable.settings();
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),
@@ -407,6 +408,7 @@ async fn serve(
         pgfleet_domain::services::sessions::SWEEP_EVERY,
     );
     let pitr_job = services.pitr().spawn_job(stop_rx.clone());
+    let claimable_reaper = services.claimable().spawn_reaper(stop_rx.clone());
     let scheduler = services
         .backups()
         .spawn_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
@@ -454,6 +456,9 @@ async fn serve(
     let _ = scheduler.await;
     let _ = sweeper.await;
     if let Some(job) = pitr_job {
+        let _ = job.await;
+    }
+    if let Some(job) = claimable_reaper {
         let _ = job.await;
     }
     let _ = heartbeat.await;

@@ -23,6 +23,7 @@ use sqlx::PgPool;
 pub mod accelerate_keys;
 pub mod backups;
 pub mod capacity;
+pub mod claimables;
 pub mod connections;
 pub mod databases;
 pub mod idempotency;

@@ -288,6 +288,10 @@ impl Ctx {
     pub(crate) fn capacity(self: &Arc<Self>) -> Capacity<'_> {
         Capacity { ctx: self }
     }
+
+    pub(crate) fn claimable(self: &Arc<Self>) -> super::Claimable<'_> {
+        super::Claimable { ctx: self }
+    }
 }
 
 /// How many operations a process runs at once with a metadata pool of `pool` connections:

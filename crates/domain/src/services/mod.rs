@@ -5,7 +5,8 @@
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
 //! `prisma+postgres://` endpoint's keys and routes), [`pitr`] (point-in-time recovery: windows,
-//! archiving job and health) and the tenant [`guard`]. This module owns
+//! archiving job and health), [`claimable`] (temporary databases of the `create-db` CLI,
+//! their claim and their reaper) and the tenant [`guard`]. This module owns
 //! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
 //! views leave `url` empty ([`unlocated`]) for http to fill.
 
@@ -24,6 +25,7 @@ mod auth;
 pub mod backup_kinds;
 pub mod backups;
 pub(crate) mod capacity;
+pub mod claimable;
 pub mod connections;
 pub(crate) mod ctx;
 pub mod databases;
@@ -45,6 +47,7 @@ pub mod workspaces;
 pub use accelerate::Accelerate;
 pub use backups::Backups;
 pub(crate) use capacity::Capacity;
+pub use claimable::Claimable;
 pub use connections::Connections;
 pub(crate) use ctx::Ctx;
 pub use ctx::VIEW_TTL;
@@ -101,6 +104,8 @@ pub struct ServicesConfig {
     pub accelerate: Option<accelerate::AccelerateEndpoint>,
     /// Password hashing bounds and sign-in throttling.
     pub sign_in: sign_in::SignInSettings,
+    /// Claimable temporary databases (`[claimable]`, off by default).
+    pub claimable: claimable::ClaimableSettings,
 }
 
 /// What pgfleet imposes on tenant databases (see [`guard`]).
@@ -180,6 +185,7 @@ impl ServicesConfig {
             pooled: None,
             accelerate: None,
             sign_in: sign_in::SignInSettings::default(),
+            claimable: claimable::ClaimableSettings::default(),
         }
     }
 }
@@ -415,6 +421,10 @@ impl Services {
 
     pub(crate) fn capacity(&self) -> Capacity<'_> {
         self.ctx.capacity()
+    }
+
+    pub fn claimable(&self) -> Claimable<'_> {
+        self.ctx.claimable()
     }
 }
 

@@ -111,6 +111,18 @@ impl Projects<'_> {
                 return Err(DomainError::not_found("Workspace", ws));
             }
         }
+        self.create_in(&p.workspace_id, body, None).await
+    }
+
+    /// Creates a project in `workspace_id` (the caller decided it may). A claimable
+    /// database's admission (limits checked and its row written, [`super::claimable`]) goes
+    /// in the same transaction as the project, so none exists without the other.
+    pub(crate) async fn create_in(
+        &self,
+        workspace_id: &str,
+        body: CreateProject,
+        claimable: Option<super::claimable::Admission<'_>>,
+    ) -> Result<CreatedProject> {
         let name = body
             .name
             .as_deref()
@@ -131,7 +143,7 @@ impl Projects<'_> {
         let now = self.ctx.clock().now();
         let row = projects::new_row(
             new_id(PROJECT, self.ctx.rng()),
-            p.workspace_id.clone(),
+            workspace_id.to_string(),
             name.clone(),
             body.logical_id.clone(),
             Some(region_id.clone()),
@@ -141,9 +153,12 @@ impl Projects<'_> {
         let mut tx = self.ctx.store().begin().await?;
         // Read before the commit: once committed, the answer needs nothing more from the
         // store, so a store that goes away then cannot turn a done create into an error.
-        let workspace = workspaces::get(&mut *tx, &p.workspace_id)
+        let workspace = workspaces::get(&mut *tx, workspace_id)
             .await?
-            .ok_or_else(|| DomainError::not_found("Workspace", &p.workspace_id))?;
+            .ok_or_else(|| DomainError::not_found("Workspace", workspace_id))?;
+        if let Some(admission) = claimable {
+            admission.admit(&mut tx, &row.id, now).await?;
+        }
         let project = match projects::insert(&mut *tx, &row).await {
             Ok(r) => r,
             Err(e) if e.is_unique_violation() => {
@@ -199,9 +214,21 @@ impl Projects<'_> {
         let p = access.principal();
         let row = self.visible(p, id).await?;
         let mut tx = self.ctx.store().begin().await?;
+        let ops = self.plan_delete(&mut tx, &row).await?;
+        self.ctx.commit_intent(tx, ops, Run::Wait).await
+    }
+
+    /// The delete of `row` written in `tx` (its databases marked deleting, or the project
+    /// row gone when it has none): the operations to commit with it. The one delete path of
+    /// the API and of the claimable databases' reaper.
+    pub(crate) async fn plan_delete(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        row: &ProjectRow,
+    ) -> Result<Vec<Planned>> {
         // Lock the project row so a concurrent database create cannot slip in.
-        projects::lock(&mut tx, &row.id).await?;
-        let dbs = databases::all_of_project(&mut *tx, &row.id).await?;
+        projects::lock(tx, &row.id).await?;
+        let dbs = databases::all_of_project(&mut **tx, &row.id).await?;
         let others: Vec<&str> = dbs
             .iter()
             .filter(|d| !d.is_default && d.status != DatabaseState::Deleting)
@@ -225,16 +252,16 @@ impl Projects<'_> {
         }
         let mut ops = Vec::new();
         for d in dbs.iter().filter(|d| d.status != DatabaseState::Deleting) {
-            databases::set_status(&mut *tx, &d.id, DatabaseState::Deleting).await?;
+            databases::set_status(&mut **tx, &d.id, DatabaseState::Deleting).await?;
             ops.push(
                 Planned::new(OperationKind::DatabaseDelete, &d.id)
                     .with_payload(delete_project_payload(&row.id)),
             );
         }
         if dbs.is_empty() {
-            projects::delete(&mut *tx, &row.id).await?;
+            projects::delete(&mut **tx, &row.id).await?;
         }
-        self.ctx.commit_intent(tx, ops, Run::Wait).await
+        Ok(ops)
     }
 
     /// Moves a project (with its databases) to the workspace of `recipient_token`, which
@@ -266,8 +293,29 @@ impl Projects<'_> {
             ));
         }
         let mut tx = self.ctx.store().begin().await?;
-        projects::lock(&mut tx, &row.id).await?;
-        let busy = databases::all_of_project(&mut *tx, &row.id)
+        let gone = self.move_to(&mut tx, &row, &recipient.workspace_id).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        for token in &gone {
+            self.ctx.auth_cache().evict_service_token(token);
+        }
+        self.ctx.note_write();
+        tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");
+        Ok(())
+    }
+
+    /// Moves `row` to `to_workspace` in `tx`: refused while one of its databases is busy;
+    /// the receiving workspace's connection slots are reserved; the service tokens limited
+    /// to the project are deleted (their ids returned, to evict from the auth cache after
+    /// the commit). The one move of a project,
+    /// for the API's transfer and the claim of a claimable database; the caller commits.
+    pub(crate) async fn move_to(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        row: &ProjectRow,
+        to_workspace: &str,
+    ) -> Result<Vec<String>> {
+        projects::lock(tx, &row.id).await?;
+        let busy = databases::all_of_project(&mut **tx, &row.id)
             .await?
             .into_iter()
             .any(|d| d.status.is_busy() || d.status == DatabaseState::Deleting);
@@ -277,21 +325,17 @@ impl Projects<'_> {
                 Some("Retry when every database is ready.".to_string()),
             ));
         }
-        if recipient.workspace_id != row.workspace_id {
+        if to_workspace != row.workspace_id {
             // The project's databases count against the receiving workspace's quota now.
-            let needed = pgfleet_storage::capacity::project_used(&mut *tx, &row.id).await?;
+            let needed = pgfleet_storage::capacity::project_used(&mut **tx, &row.id).await?;
             self.ctx
                 .capacity()
-                .reserve_workspace_slots(&mut tx, &recipient.workspace_id, needed)
+                .reserve_workspace_slots(tx, to_workspace, needed)
                 .await?;
         }
-        let gone = projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        for token in &gone {
-            self.ctx.auth_cache().evict_service_token(token);
-        }
-        self.ctx.note_write();
-        tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");
-        Ok(())
+        // The service tokens limited to the project go with the move; the caller evicts
+        // them from the auth cache once it has committed.
+        let gone = projects::set_workspace(&mut **tx, &row.id, to_workspace).await?;
+        Ok(gone)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod backups;
 pub mod connections;
+pub mod create_db;
 pub mod databases;
 pub mod health;
 pub mod integrations;

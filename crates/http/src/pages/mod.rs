@@ -1,5 +1,6 @@
 //! The browser pages of the authorization server: sign-in and sign-out ([`auth`]), the OAuth
-//! consent page ([`authorize`]) and the web console ([`console`], which also manages the
+//! consent page ([`authorize`]), the claim page of `create-db`'s temporary databases
+//! ([`claim`]) and the web console ([`console`], which also manages the
 //! OAuth apps; the older `/apps` addresses redirect there). Server-rendered with
 //! askama (templates in `crates/http/templates/`), no external assets and nothing inline:
 //! one stylesheet (`/static/pgfleet.css`, [`assets`]) and no JavaScript but the console's
@@ -44,6 +45,7 @@ use crate::AppState;
 pub(crate) mod assets;
 mod auth;
 mod authorize;
+mod claim;
 mod console;
 mod cookies;
 
@@ -78,6 +80,7 @@ pub fn router() -> Router<AppState> {
             get(authorize::authorize_page).post(authorize::authorize_decide),
         )
         .merge(console::router())
+        .merge(claim::router())
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -23,6 +23,7 @@ mod archive;
 mod backups;
 mod backups_s3;
 mod capacity;
+mod claimable;
 mod client_sdk;
 mod conformance;
 mod console;

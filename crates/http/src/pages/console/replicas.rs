@@ -5,7 +5,9 @@
 //! actions. The handler takes an [`AdminCtx`], so it runs only with the domain's
 //! [`pgfleet_domain::ServerAdmin`] (which the replicas service requires too). The same page
 //! shows the WAL archive of each archived Postgres server (point-in-time recovery: last
-//! archived segment, `pg_wal` size, base backups and what is wrong, as `/readyz` says it).
+//! archived segment, `pg_wal` size, base backups and what is wrong, as `/readyz` says it),
+//! and, when `[claimable]` is enabled, the unclaimed temporary databases (project, client
+//! address, created, expires).
 
 use askama::Template;
 use axum::extract::State;
@@ -42,6 +44,13 @@ struct ArchiveView {
     problems: String,
 }
 
+struct ClaimableView {
+    project: String,
+    client: String,
+    created: Stamp,
+    expires: Stamp,
+}
+
 #[derive(Template)]
 #[template(path = "console_replicas.html")]
 struct ReplicasTemplate {
@@ -49,6 +58,8 @@ struct ReplicasTemplate {
     nav: Nav,
     replicas: Vec<ReplicaView>,
     archives: Vec<ArchiveView>,
+    /// `None` when claimable databases are off.
+    claimables: Option<Vec<ClaimableView>>,
 }
 
 /// `GET /console/w/{ws}/replicas`
@@ -88,6 +99,26 @@ async fn replicas_page(State(state): State<AppState>, AdminCtx(ctx, admin): Admi
             region: a.region,
         })
         .collect();
+    let claimables = if state.services.claimable().enabled() {
+        let open = state
+            .services
+            .claimable()
+            .open(&admin)
+            .await
+            .map_err(fail)?;
+        Some(
+            open.into_iter()
+                .map(|c| ClaimableView {
+                    created: Stamp::at(c.created_at, now),
+                    expires: Stamp::at(c.expires_at, now),
+                    project: c.project_id,
+                    client: c.client_addr,
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     Ok(render(
         StatusCode::OK,
         &ReplicasTemplate {
@@ -95,6 +126,7 @@ async fn replicas_page(State(state): State<AppState>, AdminCtx(ctx, admin): Admi
             nav: ctx.nav,
             replicas,
             archives,
+            claimables,
         },
     ))
 }
