@@ -20,6 +20,7 @@ mod accelerate;
 mod backups;
 mod capacity;
 mod http;
+mod mcp;
 mod oauth;
 mod pitr;
 mod pooler;
@@ -31,6 +32,7 @@ pub use accelerate::AccelerateConfig;
 pub use backups::{BackupsConfig, S3Config};
 pub use capacity::{CapacityConfig, EMBEDDED_SUPERUSER_RESERVED};
 pub use http::HttpConfig;
+pub use mcp::McpConfig;
 pub use oauth::OAuthConfig;
 pub use pitr::{ArchivedServerConfig, PitrConfig};
 pub use pooler::{PoolModeConfig, PoolerConfig};
@@ -120,6 +122,8 @@ pub struct Config {
     pub capacity: CapacityConfig,
     pub tenant: TenantConfig,
     pub sign_in: SignInConfig,
+    /// Caps of the MCP server's SQL tools.
+    pub mcp: McpConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -215,6 +219,7 @@ impl Default for Config {
             backups: BackupsConfig::default(),
             pitr: PitrConfig::default(),
             usage: UsageConfig::default(),
+            mcp: McpConfig::default(),
             pooler: PoolerConfig::default(),
             accelerate: AccelerateConfig::default(),
             capacity: CapacityConfig::default(),
@@ -424,6 +429,7 @@ impl Config {
         self.http.validate()?;
         self.validate_capacity()?;
         self.usage.validate()?;
+        self.mcp.validate()?;
         self.tenant.validate()?;
         self.sign_in.validate()?;
         if self.body_limit_bytes < 1024 {

@@ -282,6 +282,7 @@ async fn start_with_cluster(
     sc.reserved_connections = cfg.capacity.reserved_connections;
     sc.tenant = cfg.tenant.settings();
     sc.sign_in = cfg.sign_in.settings();
+    sc.sql = cfg.mcp.settings();
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),

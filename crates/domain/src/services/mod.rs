@@ -5,7 +5,8 @@
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
 //! `prisma+postgres://` endpoint's keys and routes), [`pitr`] (point-in-time recovery: windows,
-//! archiving job and health) and the tenant [`guard`]. This module owns
+//! archiving job and health), [`sql`] (an agent's SQL against a tenant database) and the
+//! tenant [`guard`]. This module owns
 //! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
 //! views leave `url` empty ([`unlocated`]) for http to fill.
 
@@ -39,6 +40,7 @@ pub mod replicas;
 pub mod service_tokens;
 pub mod sessions;
 pub mod sign_in;
+pub mod sql;
 pub mod usage;
 pub mod workspaces;
 
@@ -101,6 +103,8 @@ pub struct ServicesConfig {
     pub accelerate: Option<accelerate::AccelerateEndpoint>,
     /// Password hashing bounds and sign-in throttling.
     pub sign_in: sign_in::SignInSettings,
+    /// Caps of the MCP SQL tools.
+    pub sql: sql::SqlSettings,
 }
 
 /// What pgfleet imposes on tenant databases (see [`guard`]).
@@ -180,6 +184,7 @@ impl ServicesConfig {
             pooled: None,
             accelerate: None,
             sign_in: sign_in::SignInSettings::default(),
+            sql: sql::SqlSettings::default(),
         }
     }
 }
@@ -411,6 +416,10 @@ impl Services {
 
     pub fn guard(&self) -> TenantGuard<'_> {
         self.ctx.guard()
+    }
+
+    pub fn sql(&self) -> sql::Sql<'_> {
+        sql::Sql { ctx: &self.ctx }
     }
 
     pub(crate) fn capacity(&self) -> Capacity<'_> {
