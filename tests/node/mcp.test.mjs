@@ -3,10 +3,14 @@
 // `pgfleet mcp`). List the tools, create a project (its default database), run SQL (refused
 // without allowWrites; create a table and insert with it; select back), introspect the
 // schema, a domain error as a tool error, the 401 challenge and the protected-resource
-// metadata of /mcp, and a read-only token refused a write.
+// metadata of /mcp, a read-only token refused a write, and the OAuth dance of the SDK's
+// OAuthClientProvider against /mcp (401 -> protected-resource metadata -> authorization-server
+// metadata -> dynamic registration -> authorize in headless Chromium: sign in, consent -> code ->
+// token -> tools/list).
 //
 // Run: cd tests/node && PGFLEET_BIN=$PWD/../../target/debug/pgfleet node --test --test-concurrency=1 ./mcp.test.mjs
 
+import http from 'node:http';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,8 +18,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-import { Server, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './support.mjs';
+import { Server, START_TIMEOUT_MS, STOP_TIMEOUT_MS, launchChromium, screenshot } from './support.mjs';
 
 const STEP_TIMEOUT_MS = 120_000;
 const TOOLS = [
@@ -57,6 +62,47 @@ async function toolError(client, name, args) {
   assert.equal(r.isError, true, `${name} should have failed: ${JSON.stringify(r.structuredContent)}`);
   assert.ok(r.structuredContent?.error, `${name}: the error has the API's shape: ${JSON.stringify(r.content)}`);
   return r.structuredContent.error;
+}
+
+/** An OAuthClientProvider kept in memory; the authorization URL is recorded, not opened. */
+class MemoryProvider {
+  constructor(redirectUrl) {
+    this.redirect = redirectUrl;
+    this.client = undefined;
+    this.saved = undefined;
+    this.verifier = undefined;
+    this.authUrl = undefined;
+  }
+  get redirectUrl() { return this.redirect; }
+  get clientMetadata() {
+    return {
+      client_name: 'pgfleet MCP test client',
+      redirect_uris: [this.redirect],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  clientInformation() { return this.client; }
+  saveClientInformation(c) { this.client = c; }
+  tokens() { return this.saved; }
+  saveTokens(t) { this.saved = t; }
+  redirectToAuthorization(url) { this.authUrl = url; }
+  saveCodeVerifier(v) { this.verifier = v; }
+  codeVerifier() { return this.verifier; }
+}
+
+/** A local redirect URI that records the callback URL. */
+async function callbackServer() {
+  let resolveHit;
+  const hit = new Promise((r) => { resolveHit = r; });
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok');
+    if (req.url.startsWith('/callback')) resolveHit(new URL(req.url, 'http://127.0.0.1'));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { redirectUri: `http://127.0.0.1:${server.address().port}/callback`, hit, close: () => new Promise((r) => server.close(r)) };
 }
 
 async function waitReady(client, databaseId) {
@@ -241,6 +287,59 @@ describe('MCP server: the official TypeScript SDK over Streamable HTTP and stdio
       assert.equal(rows.rows[0].n, 2);
     } finally {
       await ro.close();
+    }
+  });
+
+  step('OAuth: the SDK registers itself, the user signs in and consents in Chromium, the token lists the tools', async () => {
+    const boot = server.bootstrap(['admin_email', 'admin_password', 'workspace_id']);
+    const cb = await callbackServer();
+    const provider = new MemoryProvider(cb.redirectUri);
+    const url = new URL(`${base}/mcp`);
+    let browser;
+    try {
+      const first = new Client({ name: 'pgfleet-mcp-oauth-test', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(url, { authProvider: provider });
+      await assert.rejects(first.connect(transport), (e) => e instanceof UnauthorizedError);
+      assert.match(provider.client?.client_id ?? '', /./, 'the SDK registered a client dynamically');
+      assert.equal(provider.client.token_endpoint_auth_method, 'none');
+      const authUrl = need(provider.authUrl, 'the authorization URL');
+      assert.equal(`${authUrl.origin}${authUrl.pathname}`, `${base}/authorize`);
+      assert.equal(authUrl.searchParams.get('resource'), `${base}/mcp`);
+      assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
+
+      browser = await launchChromium({ extraArgs: ['--disable-quic'] });
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      page.setDefaultTimeout(60_000);
+      try {
+        await page.goto(authUrl.href);
+        assert.equal(new URL(page.url()).pathname, '/login', `sent to sign in first: ${page.url()}`);
+        await page.locator('input[name="email"]').fill(boot.admin_email);
+        await page.locator('input[name="password"]').fill(boot.admin_password);
+        await Promise.all([page.waitForNavigation(), page.getByRole('button', { name: 'Sign in' }).click()]);
+        await page.getByText('pgfleet MCP test client').first().waitFor();
+        await page.locator('select[name="workspace_id"]').selectOption(boot.workspace_id);
+        await page.getByRole('button', { name: 'Allow', exact: true }).click();
+        const callback = await Promise.race([cb.hit, sleep(60_000).then(() => { throw new Error('no callback'); })]);
+        const code = callback.searchParams.get('code');
+        assert.ok(code, `the callback has a code: ${callback}`);
+        await transport.finishAuth(code);
+      } catch (e) {
+        const shot = await screenshot(page, 'mcp-oauth-failure', { fullPage: true });
+        throw new Error(`${e.message}\n(screenshot ${shot}; page ${page.url()})`);
+      }
+      assert.ok(provider.saved?.access_token, 'the SDK holds an access token');
+
+      const client = new Client({ name: 'pgfleet-mcp-oauth-test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(url, { authProvider: provider }));
+      const { tools } = await client.listTools();
+      assert.ok(tools.some((t) => t.name === 'execute_sql'));
+      const projects = await ok(client, 'list_projects', {});
+      assert.ok(projects.data.some((p) => p.id === S.projectId), 'the token acts on the chosen workspace');
+      await client.close();
+    } finally {
+      await browser?.close().catch(() => {});
+      await cb.close();
     }
   });
 

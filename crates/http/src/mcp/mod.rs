@@ -7,6 +7,8 @@
 //!   `Authorization: Bearer` with a service token or an OAuth access token; without one it is
 //!   answered 401 with `WWW-Authenticate: Bearer resource_metadata="…"` pointing at the RFC 9728
 //!   protected-resource metadata this module also serves, per the MCP authorization spec.
+//!   The OAuth server's RFC 7591 registration endpoint (`POST /register`) is routed here too:
+//!   MCP clients are what registers dynamically.
 //! - stdio, for `pgfleet mcp` ([`serve_stdio`]), as the principal of a token the binary
 //!   authenticated through the same service.
 //!
@@ -38,6 +40,9 @@ use crate::AppState;
 pub const PATH: &str = "/mcp";
 /// Path of its protected-resource metadata (RFC 9728, path-suffixed form).
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+
+/// Largest registration request body (a handful of short URIs and names).
+const REGISTRATION_BODY_LIMIT: usize = 16 * 1024;
 
 /// The MCP server: the tools, and whose credential they act with.
 #[derive(Clone)]
@@ -117,6 +122,13 @@ pub fn router(state: AppState, body_limit: usize) -> Router<AppState> {
         .route(
             "/.well-known/oauth-protected-resource",
             get(resource_metadata),
+        )
+        // Dynamic client registration, which MCP clients use to become an OAuth client.
+        .route(
+            "/register",
+            axum::routing::post(crate::handlers::oauth::oauth_register).layer(
+                axum::extract::DefaultBodyLimit::max(REGISTRATION_BODY_LIMIT),
+            ),
         )
         .merge(mcp)
 }

@@ -220,3 +220,109 @@ async fn mcp_http_asks_for_a_token_and_describes_its_authorization() {
     assert!(text.contains("\"pgfleet\""), "{text}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn mcp_clients_register_themselves_within_bounds() {
+    let s = TestServer::start().await;
+    let meta: Value = s
+        .http
+        .get(format!("{}/.well-known/oauth-authorization-server", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["registration_endpoint"],
+        json!(format!("{}/register", s.base))
+    );
+    let register = |body: Value| {
+        let http = s.http.clone();
+        let url = format!("{}/register", s.base);
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+
+    let (status, c) = register(json!({
+        "client_name": "An agent",
+        "redirect_uris": ["http://127.0.0.1:4711/callback"],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+    }))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    assert!(!c["client_id"].as_str().unwrap().is_empty());
+    assert_eq!(c["token_endpoint_auth_method"], "none");
+    assert!(c.get("client_secret").is_none());
+
+    // Refused: a non-loopback http redirect, a private-use scheme, too many URIs, a secret.
+    for (body, error) in [
+        (
+            json!({ "redirect_uris": ["http://app.example/cb"] }),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({ "redirect_uris": ["myapp://cb"] }),
+            "invalid_redirect_uri",
+        ),
+        (json!({ "redirect_uris": [] }), "invalid_redirect_uri"),
+        (
+            json!({ "redirect_uris": (0..6).map(|i| format!("https://a.example/{i}")).collect::<Vec<_>>() }),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "client_secret_post" }),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"] }),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let (status, e) = register(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {e}");
+        assert_eq!(e["error"], error, "{body} -> {e}");
+    }
+    // A body past the registration endpoint's size cap.
+    let big =
+        json!({ "redirect_uris": ["https://a.example/cb"], "client_name": "x".repeat(20_000) });
+    let r = s
+        .http
+        .post(format!("{}/register", s.base))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // The hourly cap, counted in the metadata store (one registration was made above).
+    let cap = pgfleet_domain::services::oauth::registration::MAX_PER_HOUR;
+    for _ in 1..cap {
+        let (status, e) = register(json!({ "redirect_uris": ["https://a.example/cb"] })).await;
+        assert_eq!(status, StatusCode::CREATED, "{e}");
+    }
+    let (status, e) = register(json!({ "redirect_uris": ["https://a.example/cb"] })).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{e}");
+
+    // RFC 8707: a token for another resource is refused.
+    let r = s
+        .http
+        .post(format!("{}/token", s.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", c["client_id"].as_str().unwrap()),
+            ("resource", "https://elsewhere.example/mcp"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"], "invalid_target");
+    s.stop().await;
+}
