@@ -264,7 +264,7 @@ describe('MCP server: the official TypeScript SDK over Streamable HTTP and stdio
     assert.ok(Array.isArray(backups.data));
   });
 
-  step('a read-only service token: writes are refused, reads work', async (t) => {
+  step('a read-only service token: writes are refused (SQL and the other tools), reads work', async () => {
     const databaseId = need(S.databaseId, 'the database');
     const boot = server.bootstrap(['workspace_id']);
     const res = await fetch(`${base}/v1/workspaces/${boot.workspace_id}/service-tokens`, {
@@ -273,18 +273,24 @@ describe('MCP server: the official TypeScript SDK over Streamable HTTP and stdio
       body: JSON.stringify({ name: 'mcp-read-only', readOnly: true }),
     });
     const body = await res.json();
-    if ((res.status === 400 || res.status === 422) && /unknown field `readOnly`/.test(JSON.stringify(body))) {
-      // Scoped tokens (issue 20, tok20) are not in this build yet.
-      t.skip('the service-token create body has no readOnly field in this build');
-      return;
-    }
     assert.equal(res.status, 201, JSON.stringify(body));
     const ro = await httpClient(base, body.data.value);
     try {
       const e = await toolError(ro, 'execute_sql', { databaseId, allowWrites: true, sql: `INSERT INTO notes (body) VALUES ('x')` });
       assert.equal(e.code, 'forbidden');
+      assert.match(e.message, /read-only/);
       const rows = await ok(ro, 'execute_sql', { databaseId, sql: 'SELECT count(*) AS n FROM notes' });
       assert.equal(rows.rows[0].n, 2);
+      for (const [name, args] of [
+        ['create_project', { name: 'nope' }],
+        ['create_connection_string', { databaseId, name: 'nope' }],
+        ['create_backup', { databaseId }],
+        ['delete_project', { projectId: need(S.projectId, 'the project') }],
+      ]) {
+        const err = await toolError(ro, name, args);
+        assert.equal(err.code, 'forbidden', `${name}: ${JSON.stringify(err)}`);
+      }
+      await ok(ro, 'list_projects', {});
     } finally {
       await ro.close();
     }
@@ -341,6 +347,12 @@ describe('MCP server: the official TypeScript SDK over Streamable HTTP and stdio
       await browser?.close().catch(() => {});
       await cb.close();
     }
+  });
+
+  step('/metrics counts the tool calls by tool and outcome', async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.match(text, /pgfleet_mcp_tool_calls_total\{outcome="ok",tool="execute_sql"\} [1-9]/);
+    assert.match(text, /pgfleet_mcp_tool_calls_total\{outcome="error",tool="execute_sql"\} [1-9]/);
   });
 
   step('stdio: `pgfleet mcp` spawned by the SDK lists the tools and reads the table', async () => {

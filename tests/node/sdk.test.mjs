@@ -150,7 +150,10 @@ function checkWorkspace(w, base, where) {
 }
 
 function checkServiceToken(t, withValue, where) {
-  keys(t, ['id', 'type', 'name', 'valueHint', 'createdAt', ...(withValue ? ['value'] : [])], ['expiresAt'], where);
+  // projectId, readOnly: pgfleet's documented extension (scoped service tokens, issue 20).
+  keys(t, ['id', 'type', 'name', 'valueHint', 'createdAt', ...(withValue ? ['value'] : [])], ['expiresAt', 'projectId', 'readOnly'], where);
+  if (t.projectId !== undefined) strOrNull(t.projectId, `${where}.projectId`);
+  if (t.readOnly !== undefined) assert.equal(typeof t.readOnly, 'boolean', `${where}.readOnly`);
   str(t.id, `${where}.id`);
   assert.equal(t.type, 'serviceToken', `${where}.type`);
   str(t.name, `${where}.name`);
@@ -487,7 +490,8 @@ describe('pgfleet /v1 through @prisma/management-api-sdk', { timeout: 20 * 60_00
     keys(d.workspace, ['id', 'name'], [], 'me.data.workspace');
     id(d.workspace.id, 'wksp_', 'me.data.workspace.id');
     str(d.workspace.name, 'me.data.workspace.name');
-    keys(d.credential, ['type', 'id', 'name'], [], 'me.data.credential');
+    // projectId, readOnly: pgfleet's documented extension (the credential's own limits).
+    keys(d.credential, ['type', 'id', 'name'], ['projectId', 'readOnly'], 'me.data.credential');
     assert.equal(d.credential.type, 'service_token', 'me.data.credential.type');
     strOrNull(d.credential.id, 'me.data.credential.id');
     strOrNull(d.credential.name, 'me.data.credential.name');
@@ -568,7 +572,7 @@ describe('pgfleet /v1 through @prisma/management-api-sdk', { timeout: 20 * 60_00
     const other = createManagementApiClient({ baseUrl: base, token: body.data.value });
     const me = ok(await other.GET('/v1/me'), 200).data;
     assert.equal(me.workspace.id, workspaceId);
-    assert.deepEqual(me.credential, { type: 'service_token', id: body.data.id, name: 'sdk-test' });
+    assert.deepEqual(me.credential, { type: 'service_token', id: body.data.id, name: 'sdk-test', projectId: null, readOnly: false });
   });
 
   step('GET /v1/workspaces/{workspaceId}/service-tokens (no secrets)', async () => {

@@ -57,6 +57,13 @@ pub struct Credential {
     pub id: Option<String>,
     #[schema(required = true)]
     pub name: Option<String>,
+    /// pgfleet extension: the one project this credential is limited to (a scoped service
+    /// token); `null` for the whole workspace.
+    #[serde(default, rename = "projectId")]
+    pub project_id: Option<String>,
+    /// pgfleet extension: `true` when this credential can read but not change anything.
+    #[serde(default, rename = "readOnly")]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -103,6 +103,8 @@ impl Services {
                 created_by_user_id: Some(&user_id),
                 created_at: now,
                 expires_at: None,
+                project_id: None,
+                read_only: false,
             },
         )
         .await?;

@@ -33,7 +33,7 @@ pub mod regions;
 pub mod request;
 pub mod services;
 
-pub use access::{ServerAdmin, WorkspaceAccess};
+pub use access::{ServerAdmin, WorkspaceAccess, WorkspaceWide, WorkspaceWideWrite, WriteAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AuthFailure, Dependency, DomainError, Result};
 pub use page::PageRequest;

@@ -4,7 +4,7 @@
 //! [`crate::statuses`]), so that a client author sees the actual `code`, `message` and `hint`.
 
 use axum::http::{Method, StatusCode};
-use pgfleet_domain::{AuthFailure, DomainError, PageRequest};
+use pgfleet_domain::{access, AuthFailure, DomainError, PageRequest};
 use utoipa::openapi::example::{Example, ExampleBuilder};
 use utoipa::openapi::path::Operation as DocOperation;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
@@ -39,6 +39,18 @@ fn resource(path: &str) -> (&'static str, &'static str) {
         ("integrations", _) => ("Integration", "itgr_2Bn6v8Tc"),
         _ => ("Workspace", "wksp_5Jr1m7Xe"),
     }
+}
+
+/// The operations a credential limited to one project is refused (403): the workspace's
+/// service tokens and integrations, creating, deleting and transferring projects, creating
+/// workspaces.
+fn workspace_level(op: &OperationShape<'_>) -> bool {
+    let p = op.path;
+    p.contains("/service-tokens")
+        || p.contains("integrations")
+        || (*op.method == Method::POST && (p == "/v1/projects" || p == "/v1/workspaces"))
+        || (*op.method == Method::DELETE && p == "/v1/projects/{id}")
+        || p.ends_with("/transfer")
 }
 
 /// serde_json's own sentence for `text` read as `T`.
@@ -86,6 +98,14 @@ fn native(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
         StatusCode::FORBIDDEN => {
             let scope = DomainError::Unauthenticated(AuthFailure::InsufficientScope);
             let mut v = vec![("insufficient_scope", domain(scope))];
+            // A service token's own limits (`readOnly`, `projectId`): 403 on every operation.
+            if *op.method != Method::GET {
+                v.push(("read_only_token", domain(access::read_only_refused())));
+            }
+            if workspace_level(op) {
+                let e = access::project_scope_refused("proj_4Kd8s1Pz");
+                v.push(("project_scoped_token", domain(e)));
+            }
             if *op.method == Method::DELETE && what == "Database" {
                 let e = DomainError::forbidden(
                     "Cannot delete the default database of a project",
@@ -159,7 +179,11 @@ pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
         for &from in statuses::FITTED {
             if let Some((to, code)) = statuses::fit(from, d.statuses) {
                 if to == status {
-                    for (name, e) in native(from, op) {
+                    // A credential's own limits (403 `forbidden`) are never fitted.
+                    let native = native(from, op)
+                        .into_iter()
+                        .filter(|(_, e)| !statuses::keeps_status(e.status, e.code));
+                    for (name, e) in native {
                         let code = code.unwrap_or(e.code);
                         out.push((name, e.into_status(to, code)));
                     }
@@ -167,7 +191,13 @@ pub fn examples(status: StatusCode, op: &OperationShape<'_>) -> Vec<Named> {
             }
         }
     }
-    out.extend(native(status, op));
+    // Those fitted away from this status (above, under the status they get) are not its own.
+    out.extend(native(status, op).into_iter().filter(|(_, e)| {
+        declared.is_none_or(|d| {
+            statuses::keeps_status(e.status, e.code)
+                || statuses::fit(e.status, d.statuses).is_none()
+        })
+    }));
     out
 }
 
@@ -188,12 +218,17 @@ pub fn complete(op: &mut DocOperation, method: &Method, path: &str) {
         has_limit,
     };
     let declared = statuses::operation(method, path);
+    // A 403 that is answered (a token's own limits) is documented even where the contract
+    // lists none.
+    let answers_403 = !examples(StatusCode::FORBIDDEN, &shape).is_empty();
     let responses = &mut op.responses.responses;
     responses.retain(|status, _| {
         let (Some(d), Ok(status)) = (declared, status.parse::<StatusCode>()) else {
             return true;
         };
-        statuses::fit(status, d.statuses).is_none()
+        // 403 stays: a read-only or project-scoped token's refusal keeps it everywhere.
+        (status == StatusCode::FORBIDDEN && answers_403)
+            || statuses::fit(status, d.statuses).is_none()
     });
     for (status, response) in responses.iter_mut() {
         let (Ok(status), RefOr::T(response)) = (status.parse::<StatusCode>(), response) else {

@@ -17,8 +17,12 @@
 //!   lists scoped to a parent, e.g. the service tokens of another workspace) answers 401 — the
 //!   credential is not valid for that parent — keeping the code `not_found` and its message,
 //!   so a client that branches on `error.code` still tells it apart from a bad token;
-//! * a refusal of the credential's rights (403 `forbidden` or `insufficient_scope`) on an
-//!   operation that lists no 403 answers 401 (listed everywhere), keeping its code;
+//! * a refusal of an OAuth token's scopes (403 `insufficient_scope`) on an operation that
+//!   lists no 403 answers 401 (listed everywhere), keeping its code. A refusal by the
+//!   credential's own limits (403 `forbidden`: a read-only or project-scoped service token,
+//!   the contract's "agent permission policy" 403) stays 403 on every operation — that is
+//!   what the caller asked for when it made the token, and `/v1/doc` lists 403 on every
+//!   operation;
 //! * a body the server will not read (413 `payload_too_large`, 415 `unsupported_media_type`)
 //!   on an operation that lists neither answers the operation's input error, 422 or else 400,
 //!   keeping its code — a client branches on the input status, and the code says what to fix;
@@ -181,6 +185,12 @@ pub const FITTED: &[StatusCode] = &[
     UNSUPPORTED,
 ];
 
+/// True for an error that is never fitted: a refusal by the credential's own limits (403
+/// `forbidden`, see the module documentation).
+pub fn keeps_status(status: StatusCode, code: &str) -> bool {
+    status == FORBIDDEN && code == "forbidden"
+}
+
 /// Middleware of the `/v1` routes: an error answer whose status the operation does not list is
 /// fitted to the list with [`fit`].
 pub async fn fit_to_operation(req: Request, next: Next) -> Response {
@@ -205,6 +215,9 @@ pub async fn fit_to_operation(req: Request, next: Next) -> Response {
     let Some(error) = res.extensions().get::<ApiError>() else {
         return res;
     };
+    if keeps_status(res.status(), error.code) {
+        return res;
+    }
     let code = code.unwrap_or(error.code);
     let mut fitted = error.clone().into_status(status, code).into_response();
     // Headers set on the way out by inner layers (request id, idempotency replay marker).

@@ -34,7 +34,15 @@ pub async fn apps_create(
         .local_operator_with_data_dir(&workspace_id);
     let created = services
         .oauth()
-        .client_create(&operator, name, description, redirect_uris, confidential)
+        .client_create(
+            &operator
+                .workspace_wide_write()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            name,
+            description,
+            redirect_uris,
+            confidential,
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if json {

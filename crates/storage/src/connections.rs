@@ -57,11 +57,12 @@ pub async fn get<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<C
     .await?)
 }
 
-/// Visible connections of a workspace, optionally of one database.
+/// Visible connections of a workspace, optionally of one database and/or one project.
 pub async fn list<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     workspace_id: &str,
     database_id: Option<&str>,
+    project_id: Option<&str>,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ConnectionRow>> {
@@ -74,11 +75,13 @@ pub async fn list<'e>(
           WHERE p.workspace_id = $1 AND c.status <> 'deleting' AND d.status <> 'deleting'
             AND c.seq > $2
             AND ($3::text IS NULL OR c.database_id = $3)
+            AND ($5::text IS NULL OR d.project_id = $5)
           ORDER BY c.seq LIMIT $4"#,
         workspace_id,
         after.unwrap_or(0),
         database_id,
-        limit
+        limit,
+        project_id
     )
     .fetch_all(ex)
     .await?)

@@ -79,19 +79,23 @@ pub async fn rename<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str, name: &str) -> 
     Ok(())
 }
 
+/// Moves a project to another workspace. The service tokens scoped to it (of the workspace
+/// it leaves) are deleted in the same statement: they must not follow it into a workspace
+/// that did not issue them, nor keep reaching it from the old one. Returns their ids (for
+/// the authentication cache).
 pub async fn set_workspace<'e>(
     ex: impl sqlx::PgExecutor<'e>,
     id: &str,
     workspace_id: &str,
-) -> Result<()> {
-    sqlx::query!(
-        "UPDATE projects SET workspace_id = $2 WHERE id = $1",
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar!(
+        "WITH moved AS (UPDATE projects SET workspace_id = $2 WHERE id = $1)
+         DELETE FROM service_tokens WHERE project_id = $1 AND workspace_id <> $2 RETURNING id",
         id,
         workspace_id
     )
-    .execute(ex)
-    .await?;
-    Ok(())
+    .fetch_all(ex)
+    .await?)
 }
 
 /// Locks a project's row until the end of the caller's transaction, so a concurrent

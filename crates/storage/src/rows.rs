@@ -47,6 +47,10 @@ pub struct ServiceTokenRow {
     pub created_by_user_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The one project the token reaches (`None`: the whole workspace).
+    pub project_id: Option<String>,
+    /// Reads only.
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

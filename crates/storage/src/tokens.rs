@@ -1,4 +1,5 @@
-//! Service tokens: stored by SHA-256 hash only. Queries checked at build time (`.sqlx/`, see
+//! Service tokens: stored by SHA-256 hash only, with their scope (one project or the whole
+//! workspace; read-only or not). Queries checked at build time (`.sqlx/`, see
 //! the crate doc).
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,10 @@ pub struct NewServiceToken<'a> {
     pub created_by_user_id: Option<&'a str>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The one project the token reaches (`None`: the whole workspace).
+    pub project_id: Option<&'a str>,
+    /// Reads only.
+    pub read_only: bool,
 }
 
 pub async fn insert<'e>(
@@ -23,9 +28,11 @@ pub async fn insert<'e>(
     Ok(sqlx::query_as!(
         ServiceTokenRow,
         "INSERT INTO service_tokens
-           (id, workspace_id, name, token_hash, value_hint, created_by_user_id, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at",
+           (id, workspace_id, name, token_hash, value_hint, created_by_user_id, created_at, expires_at,
+            project_id, read_only)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         RETURNING seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at,
+                   project_id, read_only",
         t.id,
         t.workspace_id,
         t.name,
@@ -34,6 +41,8 @@ pub async fn insert<'e>(
         t.created_by_user_id,
         t.created_at,
         t.expires_at,
+        t.project_id,
+        t.read_only,
     )
     .fetch_one(ex)
     .await?)
@@ -46,7 +55,8 @@ pub async fn find_by_hash<'e>(
 ) -> Result<Option<ServiceTokenRow>> {
     Ok(sqlx::query_as!(
         ServiceTokenRow,
-        "SELECT seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at
+        "SELECT seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at,
+                project_id, read_only
            FROM service_tokens WHERE token_hash = $1",
         hash,
     )
@@ -64,7 +74,8 @@ pub async fn list<'e>(
 ) -> Result<Vec<ServiceTokenRow>> {
     Ok(sqlx::query_as!(
         ServiceTokenRow,
-        "SELECT seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at
+        "SELECT seq, id, workspace_id, name, value_hint, created_by_user_id, created_at, expires_at,
+                project_id, read_only
            FROM service_tokens WHERE workspace_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
         workspace_id,
         before.unwrap_or(i64::MAX),

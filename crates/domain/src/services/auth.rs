@@ -4,6 +4,8 @@
 //! would double the queries of a cheap read. A resolved service token is cached for
 //! [`AUTH_CACHE_TTL`] under the SHA-256 of its value; deleting a token through this process
 //! evicts it at once. Another replica may keep accepting a deleted token for at most the TTL.
+//! A service token's scope (project, read-only) is read with it and never changes, so the
+//! cached principal carries it as is.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -122,7 +124,12 @@ impl Tokens<'_> {
                             id: row.id,
                             name: row.name,
                         },
-                        scope: TokenScope::full(),
+                        // Immutable per token, so caching it is safe; deleting the token
+                        // (or its project) evicts it like before.
+                        scope: TokenScope {
+                            project_id: row.project_id,
+                            read_only: row.read_only,
+                        },
                     },
                     expires_at: row.expires_at,
                     cached_at: Instant::now(),

@@ -2,9 +2,11 @@
 //! sent to Postgres as SCRAM verifiers and shown to the caller once; so is the connection's
 //! `prisma+postgres://` API key when that endpoint runs ([`super::accelerate`]), issued,
 //! replaced and removed in the same transaction as the connection's own change. Views leave
-//! their `url`s to http ([`crate::services::unlocated`]).
+//! their `url`s to http ([`crate::services::unlocated`]). A caller limited to one project
+//! sees that project's connections only ([`Connections::visible`] and the list); changes take
+//! a [`WriteAccess`].
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceAccess, WriteAccess};
 use std::collections::HashMap;
 
 use pgfleet_api_types::connection::{
@@ -120,6 +122,12 @@ impl Connections<'_> {
             .ok_or_else(|| DomainError::not_found("Connection", id))?;
         let db = databases::get(self.ctx.store().pool(), &c.database_id)
             .await?
+            .filter(|d| {
+                p.scope
+                    .project_id
+                    .as_deref()
+                    .is_none_or(|only| only == d.project_id)
+            })
             .ok_or_else(|| DomainError::not_found("Connection", id))?;
         Ok((c, db))
     }
@@ -151,6 +159,7 @@ impl Connections<'_> {
             self.ctx.store().pool(),
             &p.workspace_id,
             database_id,
+            p.scope.project_id.as_deref(),
             page.after,
             page.fetch(),
         )
@@ -180,7 +189,7 @@ impl Connections<'_> {
 
     pub async fn create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         database_id: &str,
         name: &str,
     ) -> Result<CreatedConnection> {
@@ -218,7 +227,7 @@ impl Connections<'_> {
     }
 
     /// New password; the old one stops working and its sessions are ended.
-    pub async fn rotate(&self, access: &WorkspaceAccess, id: &str) -> Result<CreatedConnection> {
+    pub async fn rotate(&self, access: &WriteAccess, id: &str) -> Result<CreatedConnection> {
         let p = access.principal();
         let (c, db) = self.visible(p, id).await?;
         Self::require_ready(&db)?;
@@ -236,7 +245,7 @@ impl Connections<'_> {
         Ok(self.created_view(&c, &db, &creds.password, key.as_deref()))
     }
 
-    pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+    pub async fn delete(&self, access: &WriteAccess, id: &str) -> Result<()> {
         let p = access.principal();
         let (c, db) = self.visible(p, id).await?;
         if db.status.is_busy() {

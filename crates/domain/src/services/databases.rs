@@ -1,8 +1,10 @@
 //! Databases: their intent (rows + the operation that creates them, [`crate::intent`]),
 //! views (wire types whose `url`s http fills, see [`crate::services::unlocated`]), and the
-//! API operations on them. A database's `restoreWindow` comes from [`super::pitr`].
+//! API operations on them. A database's `restoreWindow` comes from [`super::pitr`]. A
+//! caller limited to one project sees that project's databases only ([`Databases::visible`],
+//! the lists and the view cache); changes take a [`WriteAccess`].
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceAccess, WriteAccess};
 use std::collections::HashMap;
 
 use pgfleet_api_types::connection::DirectConnection;
@@ -257,10 +259,13 @@ impl Databases<'_> {
         })
     }
 
-    /// A database the principal may see, or 404.
+    /// A database the principal may see, or 404: one of its workspace and, for a caller
+    /// limited to one project, of that project (another answers exactly like a missing one).
+    /// Every service that acts on a database for a caller loads it here.
     pub(crate) async fn visible(&self, p: &Principal, id: &str) -> Result<DatabaseRow> {
         databases::get_in_workspace(self.ctx.store().pool(), &p.workspace_id, id)
             .await?
+            .filter(|d| in_scope(p, &d.project_id))
             .ok_or_else(|| DomainError::not_found("Database", id))
     }
 
@@ -301,6 +306,14 @@ impl Databases<'_> {
         page: PageRequest,
     ) -> Result<List<Database>> {
         let p = access.principal();
+        let project_id = match (p.scope.project_id.as_deref(), project_id) {
+            // Another project's databases: none this caller can see.
+            (Some(only), Some(asked)) if only != asked => {
+                return Ok(page.finish(Vec::<Database>::new(), |_| 0, |d| d))
+            }
+            (Some(only), _) => Some(only),
+            (None, asked) => asked,
+        };
         let rows = databases::list(
             self.ctx.store().pool(),
             &p.workspace_id,
@@ -343,6 +356,14 @@ impl Databases<'_> {
     pub async fn get(&self, access: &WorkspaceAccess, id: &str) -> Result<Database> {
         let p = access.principal();
         if let Some(v) = self.ctx.view_cache().get(&p.workspace_id, id) {
+            let project = v
+                .project
+                .as_ref()
+                .map(|r| r.id.as_str())
+                .unwrap_or_default();
+            if !in_scope(p, project) {
+                return Err(DomainError::not_found("Database", id));
+            }
             return Ok(v);
         }
         let generation = self.ctx.view_cache().generation();
@@ -361,7 +382,7 @@ impl Databases<'_> {
 
     pub async fn create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         project_id: &str,
         body: CreateDatabase,
     ) -> Result<CreatedDatabase> {
@@ -435,7 +456,7 @@ impl Databases<'_> {
 
     pub async fn update(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         id: &str,
         body: UpdateDatabase,
     ) -> Result<Database> {
@@ -473,7 +494,7 @@ impl Databases<'_> {
         self.get(access, id).await
     }
 
-    pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+    pub async fn delete(&self, access: &WriteAccess, id: &str) -> Result<()> {
         let p = access.principal();
         let row = self.visible(p, id).await?;
         if row.is_default {
@@ -513,4 +534,12 @@ impl Databases<'_> {
             server.public_host, server.public_port, db.pg_database
         )
     }
+}
+
+/// True when `p` may reach project `project_id` (every project, or its one).
+fn in_scope(p: &Principal, project_id: &str) -> bool {
+    p.scope
+        .project_id
+        .as_deref()
+        .is_none_or(|only| only == project_id)
 }

@@ -20,7 +20,7 @@ use pgfleet_api_types::List;
 use pgfleet_storage::workspaces::MemberRow;
 use pgfleet_storage::{users, workspaces, StorageError, UserRow};
 
-use crate::{DomainError, PageRequest, Result, ServerAdmin, WorkspaceAccess};
+use crate::{DomainError, PageRequest, Result, ServerAdmin, WorkspaceWide};
 
 /// Shortest initial password an administrator may choose.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -220,7 +220,7 @@ impl Members<'_> {
     /// What the caller may do with the members of its workspace, fresh from the store (an
     /// admin flag or a role may have changed): `Unauthenticated` when the user is gone,
     /// `NotFound` when not a member and not a server administrator.
-    pub async fn rights(&self, access: &WorkspaceAccess) -> Result<MemberRights> {
+    pub async fn rights(&self, access: &WorkspaceWide) -> Result<MemberRights> {
         let unknown = || DomainError::Unauthenticated(crate::AuthFailure::Invalid);
         let user_id = access.principal().user_id().ok_or_else(unknown)?;
         let workspace_id = access.workspace_id();
@@ -231,7 +231,9 @@ impl Members<'_> {
         if role.is_none() && server_admin.is_none() {
             return Err(not_member(workspace_id));
         }
-        let manages = server_admin.is_some() || role.as_deref() == Some(Role::Admin.as_str());
+        // A read-only credential manages nothing, whoever stands behind it.
+        let manages = (server_admin.is_some() || role.as_deref() == Some(Role::Admin.as_str()))
+            && !access.principal().scope().read_only;
         Ok(MemberRights {
             server_admin,
             manager: manages.then(|| MemberAdmin {
@@ -242,7 +244,7 @@ impl Members<'_> {
     }
 
     /// The members of the caller's workspace.
-    pub async fn list(&self, access: &WorkspaceAccess, page: PageRequest) -> Result<List<Member>> {
+    pub async fn list(&self, access: &WorkspaceWide, page: PageRequest) -> Result<List<Member>> {
         self.rights(access).await?;
         let rows = workspaces::list_members(
             self.ctx.store().pool(),

@@ -1,7 +1,10 @@
 //! Projects: create (with their default database), read, rename, delete, transfer. Views
-//! leave their `url`s to http ([`crate::services::unlocated`]).
+//! leave their `url`s to http ([`crate::services::unlocated`]). A caller limited to one
+//! project ([`crate::TokenScope`]) sees only that one ([`Projects::visible`] and the list);
+//! creating, deleting and transferring projects are workspace-level
+//! ([`WorkspaceWideWrite`]), renaming is a write inside the project ([`WriteAccess`]).
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceAccess, WorkspaceWideWrite, WriteAccess};
 use pgfleet_api_types::project::{
     CreateProject, CreatedProject, Project, UpdateProject, WorkspaceRef,
 };
@@ -50,8 +53,12 @@ impl Projects<'_> {
         }
     }
 
-    /// A project the principal may see, or 404.
+    /// A project the principal may see, or 404: one of its workspace and, for a caller
+    /// limited to one project, that one (another answers exactly like a missing one).
     pub(crate) async fn visible(&self, p: &Principal, id: &str) -> Result<ProjectRow> {
+        if p.scope.project_id.as_deref().is_some_and(|s| s != id) {
+            return Err(DomainError::not_found("Project", id));
+        }
         projects::get(self.ctx.store().pool(), &p.workspace_id, id)
             .await?
             .ok_or_else(|| DomainError::not_found("Project", id))
@@ -65,6 +72,17 @@ impl Projects<'_> {
     ) -> Result<List<Project>> {
         let p = access.principal();
         let ws = self.ctx.workspaces().principal_workspace(p).await?;
+        if let Some(only) = p.scope.project_id.as_deref() {
+            // The one project, if it is still in the workspace and on this page.
+            let rows: Vec<ProjectRow> =
+                projects::get(self.ctx.store().pool(), &p.workspace_id, only)
+                    .await?
+                    .filter(|r| logical_id.is_none_or(|l| r.logical_id.as_deref() == Some(l)))
+                    .filter(|r| page.after.is_none_or(|a| r.seq > a))
+                    .into_iter()
+                    .collect();
+            return Ok(page.finish(rows, |r| r.seq, |r| self.view_with(r, &ws.name)));
+        }
         let rows = projects::list(
             self.ctx.store().pool(),
             &p.workspace_id,
@@ -84,7 +102,7 @@ impl Projects<'_> {
 
     pub async fn create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         body: CreateProject,
     ) -> Result<CreatedProject> {
         let p = access.principal();
@@ -160,7 +178,7 @@ impl Projects<'_> {
 
     pub async fn update(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         id: &str,
         body: UpdateProject,
     ) -> Result<Project> {
@@ -177,7 +195,7 @@ impl Projects<'_> {
     }
 
     /// Deletes a project and its default database; refused while other databases remain.
-    pub async fn delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+    pub async fn delete(&self, access: &WorkspaceWideWrite, id: &str) -> Result<()> {
         let p = access.principal();
         let row = self.visible(p, id).await?;
         let mut tx = self.ctx.store().begin().await?;
@@ -219,10 +237,13 @@ impl Projects<'_> {
         self.ctx.commit_intent(tx, ops, Run::Wait).await
     }
 
-    /// Moves a project (with its databases) to the workspace of `recipient_token`.
+    /// Moves a project (with its databases) to the workspace of `recipient_token`, which
+    /// must be a credential that may change its whole workspace (a read-only or
+    /// project-scoped one cannot accept a project). The service tokens limited to the
+    /// project are deleted with the move.
     pub async fn transfer(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         id: &str,
         recipient_token: &str,
     ) -> Result<()> {
@@ -238,6 +259,12 @@ impl Projects<'_> {
             }
             Err(e) => return Err(e),
         };
+        if recipient.scope != crate::TokenScope::full() {
+            return Err(DomainError::bad_request_hint(
+                "recipientAccessToken is limited (read-only or to one project): it cannot accept a project",
+                "Pass a token of the receiving workspace that is neither read-only nor limited to a project.",
+            ));
+        }
         let mut tx = self.ctx.store().begin().await?;
         projects::lock(&mut tx, &row.id).await?;
         let busy = databases::all_of_project(&mut *tx, &row.id)
@@ -258,8 +285,11 @@ impl Projects<'_> {
                 .reserve_workspace_slots(&mut tx, &recipient.workspace_id, needed)
                 .await?;
         }
-        projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
+        let gone = projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
         tx.commit().await.map_err(StorageError::from)?;
+        for token in &gone {
+            self.ctx.auth_cache().evict_service_token(token);
+        }
         self.ctx.note_write();
         tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");
         Ok(())

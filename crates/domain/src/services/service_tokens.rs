@@ -1,13 +1,17 @@
-//! Service tokens: created with the secret shown once, listed without it, deleted at once.
+//! Service tokens: created with the secret shown once, listed without it, deleted at once;
+//! each with its scope (one project of the workspace or all of it; read-only or not), which
+//! [`crate::access`] enforces. Managing tokens is workspace-level: it takes a
+//! [`WorkspaceWide`] (list) or [`WorkspaceWideWrite`] (create, delete), so a read-only or
+//! project-scoped token can neither mint a wider one nor delete others.
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceWide, WorkspaceWideWrite};
 use chrono::{DateTime, Utc};
 use pgfleet_api_types::service_token::{CreatedServiceToken, ServiceToken};
 use pgfleet_api_types::{ts, List};
-use pgfleet_storage::{tokens, ServiceTokenRow};
+use pgfleet_storage::{projects, tokens, ServiceTokenRow};
 
 use crate::ids::{new_id, SERVICE_TOKEN};
-use crate::{DomainError, PageRequest, Result};
+use crate::{DomainError, PageRequest, Result, TokenScope};
 
 /// Service tokens, and the authentication of API credentials (service tokens and OAuth access tokens). Obtained from [`super::Services::tokens`].
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +28,8 @@ impl Tokens<'_> {
             value_hint: t.value_hint,
             created_at: ts(&t.created_at),
             expires_at: t.expires_at.as_ref().map(ts),
+            project_id: t.project_id,
+            read_only: t.read_only,
         }
     }
 
@@ -32,7 +38,7 @@ impl Tokens<'_> {
     /// uniform answer keeps "does this workspace exist" out of every endpoint alike).
     pub async fn list(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWide,
         workspace_id: &str,
         page: PageRequest,
     ) -> Result<List<ServiceToken>> {
@@ -50,12 +56,15 @@ impl Tokens<'_> {
         Ok(page.finish(rows, |t| t.seq, |t| self.view(t)))
     }
 
+    /// A new token. `scope.project_id` must name a project of the workspace (else 422, as
+    /// the contract lists for this operation's bad input).
     pub async fn create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         workspace_id: &str,
         name: &str,
         expires_at: Option<&str>,
+        scope: &TokenScope,
     ) -> Result<CreatedServiceToken> {
         let p = access.principal();
         if workspace_id != p.workspace_id {
@@ -90,8 +99,27 @@ impl Tokens<'_> {
             .rng()
             .with(|r| pgfleet_auth::generate_token(pgfleet_auth::SERVICE_TOKEN_PREFIX, r));
         let id = new_id(SERVICE_TOKEN, self.ctx.rng());
+        let mut tx = self.ctx.store().begin().await?;
+        if let Some(project_id) = scope.project_id.as_deref() {
+            if project_id.contains('\0') {
+                return Err(DomainError::nul_parameter().as_unprocessable());
+            }
+            // Locked until the token is in, then read: a concurrent transfer or delete of the
+            // project waits, then takes the token with it (storage::projects::set_workspace,
+            // and the foreign key's ON DELETE CASCADE).
+            projects::lock(&mut tx, project_id).await?;
+            if projects::get(&mut *tx, workspace_id, project_id)
+                .await?
+                .is_none()
+            {
+                return Err(DomainError::unprocessable(
+                    format!("projectId {project_id:?} is not a project of workspace {workspace_id}"),
+                    Some("Pass the id of one of this workspace's projects (GET /v1/projects), or leave projectId out for a token of the whole workspace.".to_string()),
+                ));
+            }
+        }
         let row = tokens::insert(
-            self.ctx.store().pool(),
+            &mut *tx,
             &tokens::NewServiceToken {
                 id: &id,
                 workspace_id,
@@ -101,9 +129,14 @@ impl Tokens<'_> {
                 created_by_user_id: p.user_id.as_deref(),
                 created_at: now,
                 expires_at: expires_at.map(|t| t.duration_trunc_micros()),
+                project_id: scope.project_id.as_deref(),
+                read_only: scope.read_only,
             },
         )
         .await?;
+        tx.commit()
+            .await
+            .map_err(pgfleet_storage::StorageError::from)?;
         Ok(CreatedServiceToken {
             token: self.view(row),
             value: secret.plaintext,
@@ -112,7 +145,7 @@ impl Tokens<'_> {
 
     pub async fn delete(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         workspace_id: &str,
         id: &str,
     ) -> Result<()> {

@@ -1,6 +1,7 @@
 //! SQL against a tenant database on behalf of an API credential (the MCP tools
 //! `execute_sql` and `introspect_schema`): which database (visible to the credential, ready),
-//! whether it may write (asked for, and the credential not read-only), the statement's size,
+//! whether it may write (asked for, and the credential not read-only:
+//! [`WorkspaceAccess::for_write`]), the statement's size,
 //! and the agent login role's password. The running itself is the data plane's
 //! ([`pgfleet_dataplane::query`]): one statement, bounded rows, bytes and time, as the
 //! database's role, never as a superuser.
@@ -65,14 +66,9 @@ impl Sql<'_> {
         if statement.contains('\0') {
             return Err(DomainError::nul_parameter());
         }
-        if allow_writes && access.principal().scope().read_only {
-            return Err(DomainError::forbidden(
-                "This credential is read-only: it cannot run SQL that writes",
-                Some(
-                    "Run the statement without allowWrites, or use a credential that may write."
-                        .to_string(),
-                ),
-            ));
+        if allow_writes {
+            // A read-only credential is refused here, as for every other write.
+            access.for_write()?;
         }
         let db = self.ready(access, database_id).await?;
         self.run(&db, statement, allow_writes, settings.limits)

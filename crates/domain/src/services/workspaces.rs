@@ -1,7 +1,7 @@
 //! Workspaces and the current principal (`me`). Views leave their `url`s to http
-//! ([`crate::services::unlocated`]).
+//! ([`crate::services::unlocated`]). Creating a workspace takes a [`WorkspaceWideWrite`].
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceAccess, WorkspaceWideWrite};
 use pgfleet_api_types::{ts, Credential, CredentialType, List, Me, MeUser, MeWorkspace, Workspace};
 use pgfleet_storage::{users, workspaces, WorkspaceRow};
 
@@ -50,16 +50,22 @@ impl Workspaces<'_> {
                 kind: CredentialType::ServiceToken,
                 id: Some(id.clone()),
                 name: Some(name.clone()),
+                project_id: p.scope.project_id.clone(),
+                read_only: p.scope.read_only,
             },
             CredentialKind::OAuth { grant_id, .. } => Credential {
                 kind: CredentialType::Oauth,
                 id: Some(grant_id.clone()),
                 name: None,
+                project_id: None,
+                read_only: false,
             },
             CredentialKind::Session => Credential {
                 kind: CredentialType::Oauth,
                 id: None,
                 name: Some("web console".to_string()),
+                project_id: None,
+                read_only: false,
             },
             // `pgfleet admin …` never asks who it is; an HTTP request cannot carry this kind.
             CredentialKind::LocalOperator => {
@@ -106,7 +112,7 @@ impl Workspaces<'_> {
     /// `POST /v1/workspaces`: needs a user-attributable credential.
     pub async fn create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         display_name: Option<&str>,
     ) -> Result<Workspace> {
         let p = access.principal();

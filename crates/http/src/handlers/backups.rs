@@ -63,7 +63,11 @@ pub async fn backups_create(
     Auth(p): Auth,
     Path(database_id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Data<Backup>>)> {
-    let b = state.services.backups().create(&p, &database_id).await?;
+    let b = state
+        .services
+        .backups()
+        .create(&p.for_write()?, &database_id)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Data::new(b))))
 }
 
@@ -97,7 +101,7 @@ pub async fn databases_restore(
             backup_id,
         } => {
             backups
-                .restore(&p, &target, &database_id, &backup_id)
+                .restore(&p.for_write()?, &target, &database_id, &backup_id)
                 .await?
         }
         RestoreSource::Database {
@@ -105,7 +109,7 @@ pub async fn databases_restore(
             timestamp,
         } => {
             backups
-                .restore_as_of(&p, &target, &database_id, timestamp.as_deref())
+                .restore_as_of(&p.for_write()?, &target, &database_id, timestamp.as_deref())
                 .await?
         }
     };

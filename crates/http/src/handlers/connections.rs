@@ -96,7 +96,7 @@ pub async fn connections_create(
     let c = state
         .services
         .connections()
-        .create(&p, db, &body.name)
+        .create(&p.for_write()?, db, &body.name)
         .await?;
     Ok((StatusCode::CREATED, Json(state.located(Data::new(c)))))
 }
@@ -164,7 +164,7 @@ pub async fn database_connections_create(
             state
                 .services
                 .connections()
-                .create(&p, &database_id, &body.name)
+                .create(&p.for_write()?, &database_id, &body.name)
                 .await?,
         )),
     ))
@@ -206,7 +206,11 @@ pub async fn connections_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.connections().delete(&p, &id).await?;
+    state
+        .services
+        .connections()
+        .delete(&p.for_write()?, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,7 +231,13 @@ pub async fn connections_rotate(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<CreatedConnection>>> {
-    Ok(Json(state.located(Data::new(
-        state.services.connections().rotate(&p, &id).await?,
-    ))))
+    Ok(Json(
+        state.located(Data::new(
+            state
+                .services
+                .connections()
+                .rotate(&p.for_write()?, &id)
+                .await?,
+        )),
+    ))
 }

@@ -170,7 +170,7 @@ pub async fn databases_create(
     let created = state
         .services
         .databases()
-        .create(&p, &project_id, body)
+        .create(&p.for_write()?, &project_id, body)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -235,7 +235,7 @@ pub async fn project_databases_create(
     let db = state
         .services
         .databases()
-        .create(&p, &project_id, body)
+        .create(&p.for_write()?, &project_id, body)
         .await?;
     Ok((StatusCode::CREATED, Json(state.located(Data::new(db)))))
 }
@@ -280,9 +280,15 @@ pub async fn databases_update(
     Path(id): Path<String>,
     extract::Json(body): extract::Json<UpdateDatabase>,
 ) -> ApiResult<Json<Data<Database>>> {
-    Ok(Json(state.located(Data::new(
-        state.services.databases().update(&p, &id, body).await?,
-    ))))
+    Ok(Json(
+        state.located(Data::new(
+            state
+                .services
+                .databases()
+                .update(&p.for_write()?, &id, body)
+                .await?,
+        )),
+    ))
 }
 
 /// Deletes a database (not a project's default one) with its roles.
@@ -303,6 +309,10 @@ pub async fn databases_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.databases().delete(&p, &id).await?;
+    state
+        .services
+        .databases()
+        .delete(&p.for_write()?, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

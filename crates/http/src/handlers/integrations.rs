@@ -50,7 +50,7 @@ pub async fn workspace_integrations_list(
             state
                 .services
                 .oauth()
-                .integrations_list(&p, &workspace_id, page)
+                .integrations_list(&p.workspace_wide()?, &workspace_id, page)
                 .await?,
         ),
     ))
@@ -76,7 +76,12 @@ pub async fn workspace_integrations_delete(
     state
         .services
         .oauth()
-        .integration_revoke(&p, &workspace_id, Some(&client_id), None)
+        .integration_revoke(
+            &p.workspace_wide_write()?,
+            &workspace_id,
+            Some(&client_id),
+            None,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -107,7 +112,7 @@ pub async fn integrations_list(
             state
                 .services
                 .oauth()
-                .integrations_list(&p, ws, page)
+                .integrations_list(&p.workspace_wide()?, ws, page)
                 .await?,
         ),
     ))
@@ -128,9 +133,15 @@ pub async fn integrations_get(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Data<Integration>>> {
-    Ok(Json(state.located(Data::new(
-        state.services.oauth().integration_get(&p, &id).await?,
-    ))))
+    Ok(Json(
+        state.located(Data::new(
+            state
+                .services
+                .oauth()
+                .integration_get(&p.workspace_wide()?, &id)
+                .await?,
+        )),
+    ))
 }
 
 /// Revokes one integration's tokens.
@@ -153,7 +164,7 @@ pub async fn integrations_delete(
     state
         .services
         .oauth()
-        .integration_revoke(&p, &ws, None, Some(&id))
+        .integration_revoke(&p.workspace_wide_write()?, &ws, None, Some(&id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -72,7 +72,15 @@ pub async fn projects_create(
 ) -> ApiResult<(StatusCode, Json<Data<CreatedProject>>)> {
     Ok((
         StatusCode::CREATED,
-        Json(state.located(Data::new(state.services.projects().create(&p, body).await?))),
+        Json(
+            state.located(Data::new(
+                state
+                    .services
+                    .projects()
+                    .create(&p.workspace_wide_write()?, body)
+                    .await?,
+            )),
+        ),
     ))
 }
 
@@ -115,9 +123,15 @@ pub async fn projects_update(
     Path(id): Path<String>,
     extract::Json(body): extract::Json<UpdateProject>,
 ) -> ApiResult<Json<Data<Project>>> {
-    Ok(Json(state.located(Data::new(
-        state.services.projects().update(&p, &id, body).await?,
-    ))))
+    Ok(Json(
+        state.located(Data::new(
+            state
+                .services
+                .projects()
+                .update(&p.for_write()?, &id, body)
+                .await?,
+        )),
+    ))
 }
 
 /// Deletes a project and its default database.
@@ -137,7 +151,11 @@ pub async fn projects_delete(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.services.projects().delete(&p, &id).await?;
+    state
+        .services
+        .projects()
+        .delete(&p.workspace_wide_write()?, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -165,7 +183,11 @@ pub async fn projects_transfer(
     state
         .services
         .projects()
-        .transfer(&p, &id, &body.recipient_access_token)
+        .transfer(
+            &p.workspace_wide_write()?,
+            &id,
+            &body.recipient_access_token,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,7 @@ use super::PageQuery;
 use crate::error::ApiResult;
 use crate::extract::{self, Auth, Path, Query};
 use crate::AppState;
+use pgfleet_domain::TokenScope;
 
 /// Service tokens of a workspace (secrets are never listed).
 #[utoipa::path(
@@ -35,7 +36,7 @@ pub async fn service_tokens_list(
         state
             .services
             .tokens()
-            .list(&p, &workspace_id, page)
+            .list(&p.workspace_wide()?, &workspace_id, page)
             .await?,
     ))
 }
@@ -64,7 +65,16 @@ pub async fn service_tokens_create(
     let t = state
         .services
         .tokens()
-        .create(&p, &workspace_id, &body.name, body.expires_at.as_deref())
+        .create(
+            &p.workspace_wide_write()?,
+            &workspace_id,
+            &body.name,
+            body.expires_at.as_deref(),
+            &TokenScope {
+                project_id: body.project_id,
+                read_only: body.read_only.unwrap_or(false),
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(Data::new(t))))
 }
@@ -89,7 +99,7 @@ pub async fn service_tokens_delete(
     state
         .services
         .tokens()
-        .delete(&p, &workspace_id, &token_id)
+        .delete(&p.workspace_wide_write()?, &workspace_id, &token_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

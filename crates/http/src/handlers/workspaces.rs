@@ -74,7 +74,7 @@ pub async fn workspaces_create(
     let ws = state
         .services
         .workspaces()
-        .create(&p, body.display_name.as_deref())
+        .create(&p.workspace_wide_write()?, body.display_name.as_deref())
         .await?;
     Ok((StatusCode::CREATED, Json(state.located(Data::new(ws)))))
 }

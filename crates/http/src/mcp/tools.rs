@@ -3,7 +3,6 @@
 //! as structured content (plus its JSON as text). A domain error is a tool error
 //! (`isError: true`) carrying the API's `{"error": {code, message, hint}}`.
 
-use pgfleet_api_types::backup::RestoreSource;
 use pgfleet_api_types::database::CreateDatabase;
 use pgfleet_api_types::project::CreateProject;
 use pgfleet_domain::{DomainError, PageRequest, WorkspaceAccess};
@@ -276,7 +275,11 @@ impl McpServer {
             region: a.region,
             ..Default::default()
         };
-        let r = self.state.services.projects().create(&access, body).await;
+        let r = async {
+            let w = access.workspace_wide_write()?;
+            self.state.services.projects().create(&w, body).await
+        }
+        .await;
         self.wrote();
         self.answer("create_project", r)
     }
@@ -291,6 +294,10 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
+        let access = match access.workspace_wide_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("delete_project", Err(e)),
+        };
         let r = self
             .state
             .services
@@ -337,6 +344,10 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
+        let access = match access.for_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("create_database", Err(e)),
+        };
         let body = CreateDatabase {
             name: a.name,
             region: a.region,
@@ -362,6 +373,10 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
+        let access = match access.for_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("delete_database", Err(e)),
+        };
         let r = self
             .state
             .services
@@ -407,6 +422,10 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
+        let access = match access.for_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("create_connection_string", Err(e)),
+        };
         let r = self
             .state
             .services
@@ -427,6 +446,10 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
+        let access = match access.for_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("delete_connection_string", Err(e)),
+        };
         let r = self
             .state
             .services
@@ -471,6 +494,10 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
+        let access = match access.for_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("create_backup", Err(e)),
+        };
         let r = self
             .state
             .services
@@ -493,25 +520,13 @@ impl McpServer {
         ext: Extensions,
     ) -> ToolResult {
         let access = self.access(&ext)?;
-        let backups = self.state.services.backups();
-        let source = match a.source {
-            RestoreFrom::Backup {
-                database_id,
-                backup_id,
-            } => RestoreSource::Backup {
-                database_id,
-                backup_id,
-            },
-            RestoreFrom::Database {
-                database_id,
-                timestamp,
-            } => RestoreSource::Database {
-                database_id,
-                timestamp: Some(timestamp),
-            },
+        let access = match access.for_write() {
+            Ok(w) => w,
+            Err(e) => return self.finish("restore_database", Err(e)),
         };
-        let r = match source {
-            RestoreSource::Backup {
+        let backups = self.state.services.backups();
+        let r = match a.source {
+            RestoreFrom::Backup {
                 database_id,
                 backup_id,
             } => {
@@ -519,7 +534,7 @@ impl McpServer {
                     .restore(&access, &a.target_database_id, &database_id, &backup_id)
                     .await
             }
-            RestoreSource::Database {
+            RestoreFrom::Database {
                 database_id,
                 timestamp,
             } => {
@@ -528,7 +543,7 @@ impl McpServer {
                         &access,
                         &a.target_database_id,
                         &database_id,
-                        timestamp.as_deref(),
+                        Some(&timestamp),
                     )
                     .await
             }

@@ -67,7 +67,12 @@ async fn admin_apps_create_puts_an_app_of_no_user_in_the_first_workspace() {
         .await
         .unwrap()
         .unwrap();
-    let apps = s.services().oauth().clients_list(&member).await.unwrap();
+    let apps = s
+        .services()
+        .oauth()
+        .clients_list(&member.workspace_wide().unwrap())
+        .await
+        .unwrap();
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].id, created["clientId"].as_str().unwrap());
     assert_eq!(apps[0].name, "Operator app");

@@ -125,6 +125,8 @@ async fn authentication_errors() {
             created_by_user_id: None,
             created_at: now - chrono::Duration::hours(2),
             expires_at: Some(now - chrono::Duration::hours(1)),
+            project_id: None,
+            read_only: false,
         },
     )
     .await

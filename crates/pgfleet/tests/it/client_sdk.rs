@@ -73,7 +73,7 @@ async fn public_app(s: &TestServer, ws: &str, user: &str, redirect: &str) -> Str
     s.services()
         .oauth()
         .client_create(
-            &member,
+            &member.workspace_wide_write().unwrap(),
             "SDK test app",
             None,
             &[redirect.to_string()],
@@ -259,6 +259,8 @@ async fn sdk_covers_every_operation() {
         .create(&CreateServiceToken {
             name: "sdk".into(),
             expires_at: None,
+            project_id: None,
+            read_only: None,
         })
         .await
         .unwrap();

@@ -419,7 +419,7 @@ async fn console_flows_without_javascript() {
 }
 
 /// Signs the bootstrap admin in; returns the browser and the session's CSRF token.
-async fn signed_in_admin(s: &TestServer) -> (Browser, String) {
+pub(crate) async fn signed_in_admin(s: &TestServer) -> (Browser, String) {
     let (password, ws) = bootstrap(s);
     let mut b = Browser::new(s);
     let r = b

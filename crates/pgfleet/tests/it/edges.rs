@@ -237,7 +237,13 @@ async fn oauth_access_token(s: &TestServer, ws: &str) -> String {
     let app = s
         .services()
         .oauth()
-        .client_create(&member, "Edges", None, &[REDIRECT.to_string()], false)
+        .client_create(
+            &member.workspace_wide_write().unwrap(),
+            "Edges",
+            None,
+            &[REDIRECT.to_string()],
+            false,
+        )
         .await
         .unwrap();
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -467,10 +473,13 @@ async fn another_workspaces_service_tokens_are_not_found() {
                 .console(&user, &other_ws)
                 .await
                 .unwrap()
+                .unwrap()
+                .workspace_wide_write()
                 .unwrap(),
             &other_ws,
             "theirs",
             None,
+            &pgfleet_domain::TokenScope::full(),
         )
         .await
         .unwrap()

@@ -305,6 +305,8 @@ impl TestServer {
                 created_by_user_id: None,
                 created_at: now,
                 expires_at: None,
+                project_id: None,
+                read_only: false,
             },
         )
         .await

@@ -49,6 +49,8 @@ mod replica_registry;
 mod replicas;
 mod request_logs;
 mod scale_out;
+mod scoped_tokens;
+mod scoped_tokens_more;
 mod sign_in_limits;
 mod storage_quota;
 mod tenant_limits;

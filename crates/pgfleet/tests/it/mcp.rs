@@ -1,5 +1,6 @@
 //! The MCP server's SQL limits (through the domain service its tools call: row cap, statement
-//! timeout, one statement only, read-only unless asked, the statement size, run as the
+//! timeout, one statement only, read-only unless asked, a read-only token refused a write, the
+//! statement size, run as the
 //! database's agent role and never a superuser, the role dropped with its database) and the
 //! authorization face of `/mcp` (401 challenge, protected-resource metadata, a service token
 //! accepted). The tools themselves are exercised by the official TypeScript SDK in
@@ -116,6 +117,32 @@ async fn sql_runs_bounded_and_as_the_database_role() {
         .await
         .unwrap();
     assert_eq!(out.rows[0]["o"], row["cu"]);
+
+    // A read-only credential may read, and is refused a write even when it asks for one.
+    let r = s
+        .post(
+            &format!("/v1/workspaces/{}/service-tokens", a.workspace_id()),
+            json!({ "name": "ro", "readOnly": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ro = s
+        .services()
+        .tokens()
+        .authenticate_bearer(r.body["data"]["value"].as_str().unwrap())
+        .await
+        .unwrap();
+    let ro = s.services().access().api(ro);
+    assert!(matches!(
+        sql.execute(&ro, &t.db_id, "INSERT INTO t VALUES (3)", true)
+            .await,
+        Err(DomainError::Forbidden { .. })
+    ));
+    let out = sql
+        .execute(&ro, &t.db_id, "SELECT count(*) AS n FROM t", false)
+        .await
+        .unwrap();
+    assert_eq!(out.rows[0]["n"], json!(2));
 
     // The statement's size is bounded before anything runs.
     let long = format!("SELECT '{}'", "x".repeat(300));

@@ -49,7 +49,7 @@ impl Ctx {
             .services()
             .oauth()
             .client_create(
-                &member,
+                &member.workspace_wide_write().unwrap(),
                 "Test app",
                 Some("for tests"),
                 &[REDIRECT.to_string()],
@@ -777,7 +777,11 @@ async fn removing_a_member_revokes_their_oauth_access() {
         .await
         .unwrap()
         .unwrap();
-    let rights = services.members().rights(&access).await.unwrap();
+    let rights = services
+        .members()
+        .rights(&access.workspace_wide().unwrap())
+        .await
+        .unwrap();
     let bob = services
         .members()
         .create_user(

@@ -525,7 +525,7 @@ async fn authorize_error_pages_redirects_and_consent() {
         .services()
         .oauth()
         .client_create(
-            &operator,
+            &operator.workspace_wide_write().unwrap(),
             "Test CLI",
             Some("A command-line tool"),
             &[REDIRECT.to_string()],

@@ -11,6 +11,10 @@
 //! A `database` source with a `timestamp` (point-in-time recovery, [`super::pitr`]) is the
 //! same flow with the dump made from the server's archive as of that time.
 //!
+//! Taking a backup and restoring are writes ([`WriteAccess`]); every database involved is
+//! loaded through [`super::databases::Databases::visible`], so a caller limited to one
+//! project can neither read nor restore from another project's backups.
+//!
 //! Staging files a crash leaves under `backups.dir` (`<database>/<backup>.dump.partial`,
 //! `downloads/<backup>-<pid>-<n>.dump`, `clones/<operation>.dump`) are removed by
 //! [`Backups::clean_staging`], which the scheduler runs at start and on each tick.
@@ -20,7 +24,7 @@ mod steps;
 
 pub use schedule::STAGING_STALE_AFTER;
 
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceAccess, WriteAccess};
 use std::time::Duration;
 
 use pgfleet_api_types::backup::{Backup, BackupList, BackupsMeta, BackupsPagination};
@@ -115,7 +119,7 @@ impl Backups<'_> {
     }
 
     /// `POST /v1/databases/{id}/backups`: starts a backup now (202, `running`).
-    pub async fn create(&self, access: &WorkspaceAccess, database_id: &str) -> Result<Backup> {
+    pub async fn create(&self, access: &WriteAccess, database_id: &str) -> Result<Backup> {
         let p = access.principal();
         let db = self.ctx.databases().visible(p, database_id).await?;
         if db.status != DatabaseState::Ready {
@@ -220,7 +224,7 @@ impl Backups<'_> {
     /// `POST /v1/databases/{target}/restore`: `recovering` until done.
     pub async fn restore(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         target_id: &str,
         source_db: &str,
         backup_id: &str,
@@ -241,7 +245,7 @@ impl Backups<'_> {
     /// lists 422 only, which `pgfleet_http::statuses` answers instead).
     pub async fn restore_as_of(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         target_id: &str,
         source_db: &str,
         timestamp: Option<&str>,
@@ -283,7 +287,7 @@ impl Backups<'_> {
     /// and commits its restore operation (with `payload`), then answers it as it is now.
     async fn start_restore(
         &self,
-        access: &WorkspaceAccess,
+        access: &WriteAccess,
         target_id: &str,
         id: &str,
         source: serde_json::Value,

@@ -7,10 +7,12 @@
 //! workspace-scoped services: the console's (a member, checked by
 //! [`crate::access::Access::console`]), or the local operator's of `pgfleet admin apps`
 //! ([`crate::access::Access::local_operator_with_data_dir`]). An app records the user of
-//! the access that created it (none for the operator).
+//! the access that created it (none for the operator). Apps are workspace-level: reading
+//! them takes a [`WorkspaceWide`], changing them a [`WorkspaceWideWrite`] (a credential
+//! limited to a project or to reads is refused).
 
 use super::*;
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceWide, WorkspaceWideWrite};
 
 /// Whether an app authenticates with a client secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -107,7 +109,7 @@ impl OAuth<'_> {
     /// Creates an OAuth app in a workspace. Redirect URIs are matched exactly later.
     pub async fn client_create(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         name: &str,
         description: Option<&str>,
         redirect_uris: &[String],
@@ -153,7 +155,7 @@ impl OAuth<'_> {
     }
 
     /// The apps of a workspace, oldest first.
-    pub async fn clients_list(&self, access: &WorkspaceAccess) -> Result<Vec<App>> {
+    pub async fn clients_list(&self, access: &WorkspaceWide) -> Result<Vec<App>> {
         store::list_clients(self.ctx.store().pool(), access.workspace_id())
             .await?
             .into_iter()
@@ -162,11 +164,15 @@ impl OAuth<'_> {
     }
 
     /// An app of the workspace (`NotFound` for any other).
-    pub async fn client_get(&self, access: &WorkspaceAccess, id: &str) -> Result<App> {
+    pub async fn client_get(&self, access: &WorkspaceWide, id: &str) -> Result<App> {
         self.client_row(access, id).await?.try_into()
     }
 
-    async fn client_row(&self, access: &WorkspaceAccess, id: &str) -> Result<ClientRow> {
+    async fn client_row(
+        &self,
+        access: &crate::access::WorkspaceAccess,
+        id: &str,
+    ) -> Result<ClientRow> {
         store::get_client(self.ctx.store().pool(), id)
             .await?
             .filter(|c| c.workspace_id.as_deref() == Some(access.workspace_id()))
@@ -195,7 +201,7 @@ impl OAuth<'_> {
     /// Renames an app of the workspace, and changes its description and redirect URIs.
     pub async fn client_update(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         id: &str,
         name: &str,
         description: Option<&str>,
@@ -206,11 +212,11 @@ impl OAuth<'_> {
         validate_description(description)?;
         let uris = redirect_uris_of(redirect_uris)?;
         store::update_client(self.ctx.store().pool(), id, name.trim(), description, &uris).await?;
-        self.client_get(access, id).await
+        self.client_get(&access.wide(), id).await
     }
 
     /// Deletes an app and with it every grant and token issued to it.
-    pub async fn client_delete(&self, access: &WorkspaceAccess, id: &str) -> Result<()> {
+    pub async fn client_delete(&self, access: &WorkspaceWideWrite, id: &str) -> Result<()> {
         self.client_row(access, id).await?;
         store::delete_client(self.ctx.store().pool(), id).await?;
         self.ctx.auth_cache().clear();

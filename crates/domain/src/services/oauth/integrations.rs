@@ -1,8 +1,9 @@
 //! The integrations API: what the authorization server granted, seen (and revoked) by
 //! the workspace. Views leave their `url`s to http ([`crate::services::unlocated`]).
+//! Workspace-level: reads take a [`WorkspaceWide`], revoking a [`WorkspaceWideWrite`].
 
 use super::*;
-use crate::access::WorkspaceAccess;
+use crate::access::{WorkspaceWide, WorkspaceWideWrite};
 
 impl OAuth<'_> {
     fn integration_view(&self, r: IntegrationRow) -> pgfleet_api_types::integration::Integration {
@@ -27,7 +28,7 @@ impl OAuth<'_> {
 
     pub async fn integrations_list(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWide,
         workspace_id: &str,
         page: PageRequest,
     ) -> Result<List<pgfleet_api_types::integration::Integration>> {
@@ -47,7 +48,7 @@ impl OAuth<'_> {
 
     pub async fn integration_get(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWide,
         id: &str,
     ) -> Result<pgfleet_api_types::integration::Integration> {
         let p = access.principal();
@@ -60,7 +61,7 @@ impl OAuth<'_> {
     /// Revokes one integration, or every integration of an app in a workspace.
     pub async fn integration_revoke(
         &self,
-        access: &WorkspaceAccess,
+        access: &WorkspaceWideWrite,
         workspace_id: &str,
         client_id: Option<&str>,
         id: Option<&str>,

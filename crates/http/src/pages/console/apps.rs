@@ -135,7 +135,7 @@ async fn apps_view(
     let apps = state
         .services
         .oauth()
-        .clients_list(&ctx.access)
+        .clients_list(&ctx.access.workspace_wide().map_err(crate::pages::fail)?)
         .await
         .map_err(fail)?
         .into_iter()
@@ -156,7 +156,10 @@ async fn workspace_app(state: &AppState, ctx: &Ctx, id: &str) -> Result<App, Res
     state
         .services
         .oauth()
-        .client_get(&ctx.access, id)
+        .client_get(
+            &ctx.access.workspace_wide().map_err(crate::pages::fail)?,
+            id,
+        )
         .await
         .map_err(fail)
 }
@@ -203,7 +206,9 @@ async fn app_create(State(state): State<AppState>, Posted(ctx, f): Posted<AppFie
             .services
             .oauth()
             .client_create(
-                &ctx.access,
+                &ctx.access
+                    .workspace_wide_write()
+                    .map_err(crate::pages::fail)?,
                 &form.name,
                 form.description(),
                 &form.uris(),
@@ -265,7 +270,9 @@ async fn app_update(
         .services
         .oauth()
         .client_update(
-            &ctx.access,
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
             &client.id,
             &form.name,
             form.description(),
@@ -297,7 +304,12 @@ async fn app_delete(
     match state
         .services
         .oauth()
-        .client_delete(&ctx.access, &client.id)
+        .client_delete(
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
+            &client.id,
+        )
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/apps", ctx.base()))),

@@ -145,7 +145,12 @@ async fn backup_create(
     Path((_, id)): Path<(String, String)>,
     Posted(ctx, _): Posted<Empty>,
 ) -> Page {
-    match state.services.backups().create(&ctx.access, &id).await {
+    match state
+        .services
+        .backups()
+        .create(&ctx.access.for_write().map_err(crate::pages::fail)?, &id)
+        .await
+    {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }
@@ -185,7 +190,12 @@ async fn database_restore(
     match state
         .services
         .backups()
-        .restore(&ctx.access, &id, &id, &f.backup_id)
+        .restore(
+            &ctx.access.for_write().map_err(crate::pages::fail)?,
+            &id,
+            &id,
+            &f.backup_id,
+        )
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
@@ -216,7 +226,12 @@ async fn database_restore_to_time(
     match state
         .services
         .backups()
-        .restore_as_of(&ctx.access, &id, &id, Some(&at))
+        .restore_as_of(
+            &ctx.access.for_write().map_err(crate::pages::fail)?,
+            &id,
+            &id,
+            Some(&at),
+        )
         .await
     {
         Ok(_) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),

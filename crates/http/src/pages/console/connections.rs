@@ -37,7 +37,11 @@ async fn connection_create(
     match state
         .services
         .connections()
-        .create(&ctx.access, &id, &f.name)
+        .create(
+            &ctx.access.for_write().map_err(crate::pages::fail)?,
+            &id,
+            &f.name,
+        )
         .await
     {
         Ok(c) => {
@@ -63,7 +67,12 @@ async fn connection_rotate(
     if let Err(n) = confirm_ticked(&f.confirm, "rotated") {
         return database_refused(&state, ctx, &id, n).await;
     }
-    match state.services.connections().rotate(&ctx.access, &cid).await {
+    match state
+        .services
+        .connections()
+        .rotate(&ctx.access.for_write().map_err(crate::pages::fail)?, &cid)
+        .await
+    {
         Ok(c) => {
             let flash = Flash::connection(
                 format!("connection:{}", c.connection.id),
@@ -90,7 +99,12 @@ async fn connection_delete(
     if let Err(n) = confirm_ticked(&f.confirm, "deleted") {
         return database_refused(&state, ctx, &id, n).await;
     }
-    match state.services.connections().delete(&ctx.access, &cid).await {
+    match state
+        .services
+        .connections()
+        .delete(&ctx.access.for_write().map_err(crate::pages::fail)?, &cid)
+        .await
+    {
         Ok(()) => Ok(see_other(&format!("{}/databases/{id}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }

@@ -246,7 +246,12 @@ async fn database_delete(
     )
     .await?;
     let project = db.project.map(|p| p.id).unwrap_or_default();
-    match state.services.databases().delete(&ctx.access, &id).await {
+    match state
+        .services
+        .databases()
+        .delete(&ctx.access.for_write().map_err(crate::pages::fail)?, &id)
+        .await
+    {
         Ok(()) => Ok(see_other(&format!("{}/projects/{project}", ctx.base()))),
         Err(e) => database_refused(&state, ctx, &id, e).await,
     }

@@ -15,6 +15,16 @@ pub(super) struct Named {
     pub(super) name: String,
 }
 
+/// A new service token: its name, the project it is limited to (empty: the whole
+/// workspace) and its read-only box (`yes` when ticked).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct NewToken {
+    pub(super) name: String,
+    pub(super) project: String,
+    pub(super) read_only: String,
+}
+
 /// A destructive form: its `confirm` field, a ticked box (`yes`) or a typed name.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

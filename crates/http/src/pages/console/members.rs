@@ -86,9 +86,15 @@ async fn members_view(
 ) -> Result<MembersTemplate, Response> {
     let me = ctx.signed.user_id().to_string();
     let service = state.services.members();
-    let rights = service.rights(&ctx.access).await.map_err(fail)?;
+    let rights = service
+        .rights(&ctx.access.workspace_wide().map_err(crate::pages::fail)?)
+        .await
+        .map_err(fail)?;
     let list = service
-        .list(&ctx.access, page_at(query).map_err(fail)?)
+        .list(
+            &ctx.access.workspace_wide().map_err(crate::pages::fail)?,
+            page_at(query).map_err(fail)?,
+        )
         .await
         .map_err(fail)?;
     let pager = Pager::new(&format!("{}/members", ctx.base()), query, &list.pagination);
@@ -145,7 +151,7 @@ async fn member_add(State(state): State<AppState>, Posted(ctx, f): Posted<NewMem
     let email = f.email.clone();
     let members = state.services.members();
     let added = async {
-        let rights = members.rights(&ctx.access).await?;
+        let rights = members.rights(&ctx.access.workspace_wide()?).await?;
         members.add(rights.manage_members()?, &email, &f.role).await
     };
     match added.await {
@@ -161,7 +167,7 @@ async fn user_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewUs
     let password = f.password.as_str();
     let members = state.services.members();
     let created = async {
-        let rights = members.rights(&ctx.access).await?;
+        let rights = members.rights(&ctx.access.workspace_wide()?).await?;
         let admin = rights.create_users()?;
         members
             .create_user(
@@ -208,7 +214,7 @@ async fn member_remove(
     }
     let members = state.services.members();
     let removed = async {
-        let rights = members.rights(&ctx.access).await?;
+        let rights = members.rights(&ctx.access.workspace_wide()?).await?;
         members.remove(rights.manage_members()?, &user).await
     };
     match removed.await {
@@ -236,7 +242,7 @@ async fn member_server_admin(
     };
     let members = state.services.members();
     let changed = async {
-        let rights = members.rights(&ctx.access).await?;
+        let rights = members.rights(&ctx.access.workspace_wide()?).await?;
         members
             .set_server_admin(rights.administer_server()?, &user, admin)
             .await

@@ -122,7 +122,17 @@ async fn project_create(State(state): State<AppState>, Posted(ctx, f): Posted<Ne
         region: Some(region.clone()).filter(|r| !r.is_empty()),
         ..CreateProject::default()
     };
-    match state.services.projects().create(&ctx.access, body).await {
+    match state
+        .services
+        .projects()
+        .create(
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
+            body,
+        )
+        .await
+    {
         Ok(created) => {
             let to = format!("{}/projects/{}", ctx.base(), created.project.id);
             let flash = created.database.as_ref().and_then(|d| {
@@ -233,7 +243,11 @@ async fn project_rename(
     match state
         .services
         .projects()
-        .update(&ctx.access, &id, body)
+        .update(
+            &ctx.access.for_write().map_err(crate::pages::fail)?,
+            &id,
+            body,
+        )
         .await
     {
         Ok(p) => Ok(see_other(&format!("{}/projects/{}", ctx.base(), p.id))),
@@ -264,7 +278,17 @@ async fn project_delete(
         let page = project_view(&state, ctx, &id, Some(notice), None).await?;
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     }
-    match state.services.projects().delete(&ctx.access, &id).await {
+    match state
+        .services
+        .projects()
+        .delete(
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
+            &id,
+        )
+        .await
+    {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
         Err(e) => project_refused(&state, ctx, &id, e).await,
     }
@@ -280,7 +304,13 @@ async fn project_transfer(
     match state
         .services
         .projects()
-        .transfer(&ctx.access, &id, f.recipient_token.trim())
+        .transfer(
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
+            &id,
+            f.recipient_token.trim(),
+        )
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/projects", ctx.base()))),
@@ -337,7 +367,11 @@ async fn database_create(
     match state
         .services
         .databases()
-        .create(&ctx.access, &id, body)
+        .create(
+            &ctx.access.for_write().map_err(crate::pages::fail)?,
+            &id,
+            body,
+        )
         .await
     {
         Ok(created) => {

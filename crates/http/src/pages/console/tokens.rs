@@ -1,5 +1,6 @@
-//! Service tokens (create, shown once; delete behind a sure-box) and the authorized
-//! integrations (OAuth grants on the workspace; revoke behind a sure-box) of a workspace.
+//! Service tokens (create, shown once, optionally limited to one project and/or to reads;
+//! delete behind a sure-box) and the authorized integrations (OAuth grants on the
+//! workspace; revoke behind a sure-box) of a workspace.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -8,13 +9,14 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::forms::{Confirmed, Named};
+use super::forms::{Confirmed, NewToken};
 use super::{
     confirm_ticked, page, refused, render_clearing, see_other_with, take_flash, Ctx, Flash, Nav,
     Page, Posted,
 };
 use crate::pages::{fail, render, see_other, Chrome, Notice};
 use crate::AppState;
+use pgfleet_domain::TokenScope;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -36,6 +38,15 @@ struct TokenView {
     hint: String,
     created_at: String,
     expires_at: Option<String>,
+    /// What it reaches: "whole workspace" or "project NAME (id)", and ", read-only".
+    scope: String,
+}
+
+/// A project to pick in the create form.
+struct ProjectOption {
+    id: String,
+    name: String,
+    selected: bool,
 }
 
 #[derive(Template)]
@@ -46,19 +57,42 @@ struct TokensTemplate {
     tokens: Vec<TokenView>,
     flash: Option<Flash>,
     name: String,
+    projects: Vec<ProjectOption>,
+    read_only: bool,
     error: Option<Notice>,
 }
 
 async fn tokens_view(
     state: &AppState,
     ctx: Ctx,
-    name: String,
+    form: NewToken,
     error: Option<Notice>,
 ) -> Result<TokensTemplate, Response> {
+    let projects: Vec<(String, String)> = state
+        .services
+        .projects()
+        .list(&ctx.access, None, page())
+        .await
+        .map_err(fail)?
+        .data
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let project_name = |id: &str| {
+        projects
+            .iter()
+            .find(|(p, _)| p == id)
+            .map(|(_, n)| format!("project {n} ({id})"))
+            .unwrap_or_else(|| format!("project {id}"))
+    };
     let tokens = state
         .services
         .tokens()
-        .list(&ctx.access, &ctx.nav.ws_id, page())
+        .list(
+            &ctx.access.workspace_wide().map_err(crate::pages::fail)?,
+            &ctx.nav.ws_id,
+            page(),
+        )
         .await
         .map_err(fail)?
         .data
@@ -69,6 +103,21 @@ async fn tokens_view(
             hint: t.value_hint,
             created_at: t.created_at,
             expires_at: t.expires_at,
+            scope: format!(
+                "{}{}",
+                t.project_id
+                    .as_deref()
+                    .map_or_else(|| "whole workspace".to_string(), project_name),
+                if t.read_only { ", read-only" } else { "" }
+            ),
+        })
+        .collect();
+    let projects = projects
+        .into_iter()
+        .map(|(id, name)| ProjectOption {
+            selected: id == form.project,
+            id,
+            name,
         })
         .collect();
     Ok(TokensTemplate {
@@ -76,7 +125,9 @@ async fn tokens_view(
         nav: ctx.nav,
         tokens,
         flash: None,
-        name,
+        name: form.name,
+        projects,
+        read_only: form.read_only == "yes",
         error,
     })
 }
@@ -84,7 +135,7 @@ async fn tokens_view(
 /// `GET /console/w/{ws}/tokens`
 async fn tokens_page(State(state): State<AppState>, ctx: Ctx) -> Page {
     let (flash, clear) = take_flash(&ctx, |k| k.starts_with("token:"));
-    let mut page = tokens_view(&state, ctx, String::new(), None).await?;
+    let mut page = tokens_view(&state, ctx, NewToken::default(), None).await?;
     page.flash = flash.filter(|f| {
         page.tokens
             .iter()
@@ -94,14 +145,22 @@ async fn tokens_page(State(state): State<AppState>, ctx: Ctx) -> Page {
 }
 
 /// `POST /console/w/{ws}/tokens`
-async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<Named>) -> Page {
-    let name = f.name;
-    match state
-        .services
-        .tokens()
-        .create(&ctx.access, &ctx.nav.ws_id, &name, None)
-        .await
-    {
+async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<NewToken>) -> Page {
+    let scope = TokenScope {
+        project_id: Some(f.project.clone()).filter(|p| !p.is_empty()),
+        read_only: f.read_only == "yes",
+    };
+    let created = match ctx.access.workspace_wide_write() {
+        Ok(access) => {
+            state
+                .services
+                .tokens()
+                .create(&access, &ctx.nav.ws_id, &f.name, None, &scope)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(t) => {
             let flash = Flash {
                 key: format!("token:{}", t.token.id),
@@ -113,7 +172,7 @@ async fn token_create(State(state): State<AppState>, Posted(ctx, f): Posted<Name
             let to = format!("{}/tokens", ctx.base());
             Ok(see_other_with(&state, &ctx, &to, flash))
         }
-        Err(e) => refused(e, |n| tokens_view(&state, ctx, name, Some(n))).await,
+        Err(e) => refused(e, |n| tokens_view(&state, ctx, f, Some(n))).await,
     }
 }
 
@@ -124,16 +183,30 @@ async fn token_delete(
     Posted(ctx, f): Posted<Confirmed>,
 ) -> Page {
     if let Err(n) = confirm_ticked(&f.confirm, "deleted") {
-        return refused(n, |n| tokens_view(&state, ctx, String::new(), Some(n))).await;
+        return refused(n, |n| {
+            tokens_view(&state, ctx, NewToken::default(), Some(n))
+        })
+        .await;
     }
     match state
         .services
         .tokens()
-        .delete(&ctx.access, &ctx.nav.ws_id, &id)
+        .delete(
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
+            &ctx.nav.ws_id,
+            &id,
+        )
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/tokens", ctx.base()))),
-        Err(e) => refused(e, |n| tokens_view(&state, ctx, String::new(), Some(n))).await,
+        Err(e) => {
+            refused(e, |n| {
+                tokens_view(&state, ctx, NewToken::default(), Some(n))
+            })
+            .await
+        }
     }
 }
 
@@ -166,7 +239,11 @@ async fn integrations_view(
     let integrations = state
         .services
         .oauth()
-        .integrations_list(&ctx.access, &ctx.nav.ws_id, page())
+        .integrations_list(
+            &ctx.access.workspace_wide().map_err(crate::pages::fail)?,
+            &ctx.nav.ws_id,
+            page(),
+        )
         .await
         .map_err(fail)?
         .data
@@ -206,7 +283,14 @@ async fn integration_revoke(
     match state
         .services
         .oauth()
-        .integration_revoke(&ctx.access, &ctx.nav.ws_id, None, Some(&id))
+        .integration_revoke(
+            &ctx.access
+                .workspace_wide_write()
+                .map_err(crate::pages::fail)?,
+            &ctx.nav.ws_id,
+            None,
+            Some(&id),
+        )
         .await
     {
         Ok(()) => Ok(see_other(&format!("{}/integrations", ctx.base()))),
