@@ -353,3 +353,30 @@ async fn mcp_clients_register_themselves_within_bounds() {
     assert_eq!(e["error"], "invalid_target");
     s.stop().await;
 }
+
+/// On a server reached over TCP (TLS required by the URL, password login), the agent role logs in with its derived
+/// password; a password changed behind pgfleet's back is put back on the next call.
+#[tokio::test]
+async fn sql_logs_in_with_scram_over_tcp_and_repairs_the_agent_role() {
+    let s = crate::accelerate_tcp::tcp_region_server().await;
+    let t = tenant(&s, "mcp-tcp").await;
+    let a = access(&s).await;
+    let sql = s.services().sql();
+    let who = "SELECT session_user::text AS su, current_user::text AS cu, \
+               inet_client_addr() IS NOT NULL AS tcp";
+    let out = sql.execute(&a, &t.db_id, who, false).await.unwrap();
+    let agent = out.rows[0]["su"].as_str().unwrap().to_string();
+    assert!(agent.ends_with("_agent"), "{:?}", out.rows);
+    assert_eq!(out.rows[0]["tcp"], json!(true));
+
+    let admin = cluster().admin("postgres").await;
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE \"{agent}\" PASSWORD 'changed-elsewhere'"
+        ))
+        .await
+        .unwrap();
+    let out = sql.execute(&a, &t.db_id, who, false).await.unwrap();
+    assert_eq!(out.rows[0]["su"], json!(agent));
+    s.stop().await;
+}
