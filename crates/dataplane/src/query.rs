@@ -7,8 +7,9 @@
 //! the owner role, `SET role = owner` as its only setting, so what it creates belongs to the
 //! database), with a small `CONNECTION LIMIT`. It is created, or its password put back, on
 //! first use and whenever a login with the expected password fails ([`ensure_agent_login`]);
-//! the password's verifier reaches PostgreSQL through [`crate::tenant::run_secret`]. The
-//! driver drops it with the database.
+//! the password's verifier reaches PostgreSQL through [`crate::tenant::run_secret`]. Its role
+//! settings keep its statements out of the server log (they may hold secrets). The driver
+//! drops it with the database.
 //!
 //! **How it runs** ([`run`]): one session per call, `BEGIN READ ONLY` (or `READ WRITE` when
 //! the caller allows writes), a first query that sets the transaction's `statement_timeout`
@@ -30,6 +31,14 @@ use crate::{tenant, DataplaneError, PgServer};
 
 /// Sessions the agent role may hold at once on its database.
 pub const AGENT_CONNECTION_LIMIT: i32 = 3;
+
+/// Role settings of the agent role that keep its statements out of the server log.
+const QUIET_LOGGING: [(&str, &str); 4] = [
+    ("log_statement", "'none'"),
+    ("log_min_error_statement", "'panic'"),
+    ("log_min_duration_statement", "-1"),
+    ("log_min_duration_sample", "-1"),
+];
 
 /// The caps of one statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +139,12 @@ pub async fn ensure_agent_login(
     } else {
         format!("CREATE ROLE {quoted} {attrs}")
     };
-    let settings = tenant::reset_role_settings_sql(&s, &role, Some(owner_role)).await?;
+    let mut settings = tenant::reset_role_settings_sql(&s, &role, Some(owner_role)).await?;
+    // The agent's statements may hold secrets: the server logs none of them, not even with
+    // an error (superuser-only settings, so its sessions cannot turn them back on).
+    for (name, value) in QUIET_LOGGING {
+        settings.push_str(&format!("ALTER ROLE {quoted} SET {name} = {value}; "));
+    }
     tenant::run_secret(
         &s,
         &secret,

@@ -106,6 +106,22 @@ async fn sql_runs_bounded_and_as_the_database_role() {
     assert!(row["cu"].as_str().unwrap().ends_with("_owner"), "{row:?}");
     let agent = row["su"].as_str().unwrap().to_string();
     assert!(agent.ends_with("_agent"), "{row:?}");
+    // Its statements stay out of the server log, and it cannot turn logging back on.
+    let out = sql
+        .execute(
+            &a,
+            &t.db_id,
+            "SELECT current_setting('log_min_error_statement') AS l",
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.rows[0]["l"], json!("panic"));
+    let msg = refused(
+        sql.execute(&a, &t.db_id, "SET log_min_error_statement = error", false)
+            .await,
+    );
+    assert!(msg.contains("42501"), "{msg}");
     // The tenant's own tables belong to the database's role, not the agent's login.
     let out = sql
         .execute(
