@@ -296,6 +296,29 @@ describe('MCP server: the official TypeScript SDK over Streamable HTTP and stdio
     }
   });
 
+  step('a project-scoped service token sees its project only', async () => {
+    const databaseId = need(S.databaseId, 'the database');
+    const client = need(http, 'the HTTP client');
+    const other = await ok(client, 'create_project', { name: 'mcp-other', createDatabase: false });
+    const boot = server.bootstrap(['workspace_id']);
+    const res = await fetch(`${base}/v1/workspaces/${boot.workspace_id}/service-tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'mcp-scoped', projectId: other.id }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 201, JSON.stringify(body));
+    const scoped = await httpClient(base, body.data.value);
+    try {
+      const projects = await ok(scoped, 'list_projects', {});
+      assert.deepEqual(projects.data.map((p) => p.id), [other.id]);
+      const e = await toolError(scoped, 'execute_sql', { databaseId, sql: 'SELECT 1' });
+      assert.equal(e.code, 'not_found');
+    } finally {
+      await scoped.close();
+    }
+  });
+
   step('OAuth: the SDK registers itself, the user signs in and consents in Chromium, the token lists the tools', async () => {
     const boot = server.bootstrap(['admin_email', 'admin_password', 'workspace_id']);
     const cb = await callbackServer();
@@ -326,7 +349,7 @@ describe('MCP server: the official TypeScript SDK over Streamable HTTP and stdio
         await page.getByText('pgfleet MCP test client').first().waitFor();
         await page.locator('select[name="workspace_id"]').selectOption(boot.workspace_id);
         await page.getByRole('button', { name: 'Allow', exact: true }).click();
-        const callback = await Promise.race([cb.hit, sleep(60_000).then(() => { throw new Error('no callback'); })]);
+        const callback = await Promise.race([cb.hit, sleep(60_000, null, { ref: false }).then(() => { throw new Error('no callback'); })]);
         const code = callback.searchParams.get('code');
         assert.ok(code, `the callback has a code: ${callback}`);
         await transport.finishAuth(code);

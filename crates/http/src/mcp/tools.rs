@@ -156,9 +156,10 @@ pub struct ExecuteSqlArgs {
     pub database_id: String,
     /// Exactly one SQL statement, without parameters (`$1`).
     pub sql: String,
-    /// Let the statement change data or schema; it is then committed. Default false: the
-    /// statement runs in a read-only transaction that is rolled back. Refused for a
-    /// read-only credential.
+    /// Let the statement change data or schema; it is then committed (unless its returned
+    /// rows were cut by the row or byte cap: then it is rolled back, `committed: false`).
+    /// Default false: the statement runs in a read-only transaction that is rolled back.
+    /// Refused for a read-only credential.
     #[serde(default)]
     pub allow_writes: bool,
 }
