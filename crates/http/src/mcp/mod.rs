@@ -1,5 +1,5 @@
 //! The MCP server (Model Context Protocol, official Rust SDK `rmcp`): one tool set
-//! ([`tools`]) over the same domain services as `/v1`, served two ways:
+//! ([`tools`], their arguments in [`args`]) over the same domain services as `/v1`, served two ways:
 //!
 //! - Streamable HTTP at `/mcp` ([`router`]), stateless (no session is kept between
 //!   requests, so any replica answers any request and nothing is process-local), JSON
@@ -16,6 +16,7 @@
 //! `/mcp` never acts without a bearer token, which a rebinding page does not have, and the
 //! server's public name is the operator's.
 
+mod args;
 mod tools;
 
 use std::sync::Arc;
