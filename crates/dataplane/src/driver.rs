@@ -272,6 +272,7 @@ impl Driver for PgDriver {
             quote_ident(&db.pg_database)
         ))
         .await?;
+        crate::query::drop_agent_login(&s, &db.owner_role).await?;
         s.batch_execute(&format!(
             "DROP ROLE IF EXISTS {}",
             quote_ident(&db.owner_role)

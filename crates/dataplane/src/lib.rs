@@ -7,6 +7,8 @@
 //! - [`archive`] owns continuous WAL archiving and point-in-time restores of a server
 //!   (pgBackRest): its configuration, base backups, scratch instances.
 //!
+//! - [`query`] runs an agent's SQL (the MCP tools) as a database's agent login role, bounded.
+//!
 //! Nothing here knows about HTTP or the metadata schema.
 
 pub mod archive;
@@ -15,6 +17,7 @@ pub mod cluster;
 pub mod driver;
 mod files;
 pub mod osuser;
+pub mod query;
 pub mod quota;
 pub mod server;
 pub mod sslmode;

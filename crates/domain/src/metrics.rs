@@ -25,6 +25,7 @@
 //! | `pgfleet_wal_bytes` | gauge | `region`, `server`: bytes in the server's `pg_wal` (alert threshold `[pitr] wal_alert_bytes`) |
 //! | `pgfleet_wal_archive_failures_total` | counter | `region`, `server`: failed `archive_command` runs (`pg_stat_archiver.failed_count`) |
 //! | `pgfleet_wal_archive_ok` | gauge | `region`, `server`: 1 while archiving is healthy, 0 while `/readyz` reports a problem |
+//! | `pgfleet_mcp_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `error`): calls of the MCP tools |
 //! | `pgfleet_metadata_available` | gauge | none: 1 while requests reach the metadata store, 0 while the metadata circuit breaker answers them 503 at once (rendered by the HTTP layer from this server's state, `pgfleet_http::breaker`) |
 
 use std::sync::LazyLock;
@@ -64,6 +65,7 @@ struct Metrics {
     pooler_wait_seconds: CounterVec,
     server_slots: IntGaugeVec,
     replicas: IntGaugeVec,
+    mcp_tool_calls: IntCounterVec,
     /// Last pooler counter values seen per database (counters advance by the difference).
     pooler_seen: std::sync::Mutex<std::collections::HashMap<String, crate::pooled::PooledCounts>>,
 }
@@ -201,8 +203,14 @@ impl Metrics {
             &["state"],
         )?;
         registry.register(Box::new(replicas.clone()))?;
+        let mcp_tool_calls = counter(
+            "pgfleet_mcp_tool_calls_total",
+            "MCP tool calls, by tool and outcome (ok, error).",
+            &["tool", "outcome"],
+        )?;
         Ok(Self {
             replicas,
+            mcp_tool_calls,
             server_slots,
             pooler_waiting,
             pooler_wait_seconds,
@@ -249,6 +257,13 @@ pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
         m.http_duration
             .with_label_values(&[method, route])
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One MCP tool call answered (`outcome`: `ok` or `error`, a tool error).
+pub fn record_mcp_tool(tool: &str, outcome: &str) {
+    if let Some(m) = metrics() {
+        m.mcp_tool_calls.with_label_values(&[tool, outcome]).inc();
     }
 }
 

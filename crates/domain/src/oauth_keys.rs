@@ -36,6 +36,29 @@ impl KeySecret {
     }
 }
 
+impl KeySecret {
+    /// A secret of `len` bytes for `purpose` and `context`, derived (HKDF-SHA256) from this
+    /// one: the same on every replica, never stored, different for each purpose.
+    pub(crate) fn derive(&self, purpose: &'static [u8], context: &[u8]) -> Result<Vec<u8>> {
+        use ring::hkdf;
+        struct Len(usize);
+        impl hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, purpose).extract(&self.0);
+        let info = [context];
+        let okm = prk
+            .expand(&info, Len(32))
+            .map_err(|_| DomainError::internal("cannot derive a secret"))?;
+        let mut out = vec![0u8; 32];
+        okm.fill(&mut out)
+            .map_err(|_| DomainError::internal("cannot derive a secret"))?;
+        Ok(out)
+    }
+}
+
 impl std::fmt::Debug for KeySecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeySecret(<redacted>)")

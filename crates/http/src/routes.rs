@@ -186,6 +186,8 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
             ))
             .layer(axum::middleware::from_fn(crate::statuses::fit_to_operation)),
         )
+        // The MCP server (Streamable HTTP) and its protected-resource metadata.
+        .merge(crate::mcp::router(state.clone(), opts.body_limit))
         // Routes added above answer 503 at once while the metadata store is known down.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

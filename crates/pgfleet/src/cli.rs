@@ -1,4 +1,4 @@
-//! Command-line interface: `pgfleet serve`, `config print`, `admin …`, `completions`, and
+//! Command-line interface: `pgfleet serve`, `config print`, `admin …`, `completions`, `mcp`, and
 //! the API client commands (`login`, `projects …`; see [`crate::cmd`]). The top of the
 //! command line: it imports the commands' arguments, and none of them imports it.
 
@@ -38,6 +38,18 @@ pub enum Command {
     Client(crate::cmd::ClientCommand),
     /// Print a shell completion script.
     Completions(crate::completions::CompletionsArgs),
+    /// Serve the MCP tools over stdin/stdout (for an agent that starts pgfleet), as the
+    /// token in --token/PGFLEET_TOKEN or in the file --token-file/PGFLEET_TOKEN_FILE names.
+    Mcp(McpArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub common: ServeArgs,
+    /// A file holding the token (instead of --token / PGFLEET_TOKEN).
+    #[arg(long, env = "PGFLEET_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ mod backups;
 mod capacity;
 mod claimable;
 mod http;
+mod mcp;
 mod oauth;
 mod pitr;
 mod pooler;
@@ -33,6 +34,7 @@ pub use backups::{BackupsConfig, S3Config};
 pub use capacity::{CapacityConfig, EMBEDDED_SUPERUSER_RESERVED};
 pub use claimable::ClaimableConfig;
 pub use http::HttpConfig;
+pub use mcp::McpConfig;
 pub use oauth::OAuthConfig;
 pub use pitr::{ArchivedServerConfig, PitrConfig};
 pub use pooler::{PoolModeConfig, PoolerConfig};
@@ -123,6 +125,8 @@ pub struct Config {
     pub tenant: TenantConfig,
     pub sign_in: SignInConfig,
     pub claimable: ClaimableConfig,
+    /// Caps of the MCP server's SQL tools.
+    pub mcp: McpConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -218,6 +222,7 @@ impl Default for Config {
             backups: BackupsConfig::default(),
             pitr: PitrConfig::default(),
             usage: UsageConfig::default(),
+            mcp: McpConfig::default(),
             pooler: PoolerConfig::default(),
             accelerate: AccelerateConfig::default(),
             capacity: CapacityConfig::default(),
@@ -428,6 +433,7 @@ impl Config {
         self.http.validate()?;
         self.validate_capacity()?;
         self.usage.validate()?;
+        self.mcp.validate()?;
         self.tenant.validate()?;
         self.sign_in.validate()?;
         self.claimable.validate()?;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod descriptors;
 pub mod http_server;
 pub mod logging;
+pub mod mcp;
 pub mod pitr;
 pub mod pooler;
 pub mod private_file;

@@ -62,6 +62,23 @@ fn main() -> ExitCode {
             })
         }
         Command::Client(command) => pgfleet::cmd::run(&cli.global, command),
+        Command::Mcp(args) => {
+            let Some(cfg) = loaded(args.common.load()) else {
+                return ExitCode::from(2);
+            };
+            pgfleet::logging::init(cfg.log_format);
+            let token =
+                match pgfleet::mcp::token(cli.global.token.clone(), args.token_file.as_deref()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                };
+            run_async(tokio::runtime::Builder::new_multi_thread(), async move {
+                pgfleet::mcp::run(cfg, token).await
+            })
+        }
         Command::Completions(args) => {
             pgfleet::completions::run(&args, Cli::command());
             ExitCode::SUCCESS

@@ -283,6 +283,7 @@ async fn start_with_cluster(
     sc.tenant = cfg.tenant.settings();
     sc.sign_in = cfg.sign_in.settings();
     sc.claimable = cfg.claimable.settings();
+    sc.sql = cfg.mcp.settings();
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),

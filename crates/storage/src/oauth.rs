@@ -10,7 +10,8 @@ use crate::Result;
 pub struct ClientRow {
     pub seq: i64,
     pub id: String,
-    pub workspace_id: String,
+    /// `None` for a client registered at the registration endpoint (RFC 7591).
+    pub workspace_id: Option<String>,
     pub name: String,
     pub description: Option<String>,
     pub redirect_uris: Vec<String>,
@@ -102,6 +103,22 @@ pub async fn insert_client<'e>(ex: impl sqlx::PgExecutor<'e>, c: &ClientRow) -> 
     )
     .fetch_one(ex)
     .await?)
+}
+
+/// Clients registered at the registration endpoint: in all, and since `since` (the caps of
+/// dynamic registration).
+pub async fn count_dynamic_clients<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
+    since: DateTime<Utc>,
+) -> Result<(i64, i64)> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "total!", count(*) FILTER (WHERE created_at >= $1) AS "recent!"
+             FROM oauth_clients WHERE workspace_id IS NULL"#,
+        since,
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok((r.total, r.recent))
 }
 
 pub async fn get_client<'e>(ex: impl sqlx::PgExecutor<'e>, id: &str) -> Result<Option<ClientRow>> {

@@ -6,7 +6,8 @@
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
 //! `prisma+postgres://` endpoint's keys and routes), [`pitr`] (point-in-time recovery: windows,
 //! archiving job and health), [`claimable`] (temporary databases of the `create-db` CLI,
-//! their claim and their reaper) and the tenant [`guard`]. This module owns
+//! their claim and their reaper), [`sql`] (an agent's SQL against a tenant database) and
+//! the tenant [`guard`]. This module owns
 //! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
 //! views leave `url` empty ([`unlocated`]) for http to fill.
 
@@ -41,6 +42,7 @@ pub mod replicas;
 pub mod service_tokens;
 pub mod sessions;
 pub mod sign_in;
+pub mod sql;
 pub mod usage;
 pub mod workspaces;
 
@@ -106,6 +108,8 @@ pub struct ServicesConfig {
     pub sign_in: sign_in::SignInSettings,
     /// Claimable temporary databases (`[claimable]`, off by default).
     pub claimable: claimable::ClaimableSettings,
+    /// Caps of the MCP SQL tools.
+    pub sql: sql::SqlSettings,
 }
 
 /// What pgfleet imposes on tenant databases (see [`guard`]).
@@ -186,6 +190,7 @@ impl ServicesConfig {
             accelerate: None,
             sign_in: sign_in::SignInSettings::default(),
             claimable: claimable::ClaimableSettings::default(),
+            sql: sql::SqlSettings::default(),
         }
     }
 }
@@ -417,6 +422,10 @@ impl Services {
 
     pub fn guard(&self) -> TenantGuard<'_> {
         self.ctx.guard()
+    }
+
+    pub fn sql(&self) -> sql::Sql<'_> {
+        sql::Sql { ctx: &self.ctx }
     }
 
     pub(crate) fn capacity(&self) -> Capacity<'_> {

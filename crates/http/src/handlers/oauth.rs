@@ -1,4 +1,5 @@
-//! The OAuth endpoints for machines: `POST /token`, `POST /revoke` and the RFC 8414 / JWKS
+//! The OAuth endpoints for machines: `POST /token`, `POST /revoke`, `POST /register` (RFC 7591)
+//! and the RFC 8414 / JWKS
 //! documents. Errors are RFC 6749 §5.2 JSON (`{"error", "error_description"}`), not the API's
 //! error shape, because OAuth clients parse that.
 
@@ -128,4 +129,28 @@ pub async fn oauth_jwks(
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, crate::error::ApiError> {
     Ok(Json(state.services.oauth().jwks().await?))
+}
+
+/// `POST /register`: RFC 7591 dynamic client registration (public clients only; see
+/// `pgfleet_domain::services::oauth::registration`). 201 with the client's metadata, or an
+/// RFC 7591 §3.2.2 error body.
+pub async fn oauth_register(
+    State(state): State<AppState>,
+    body: Result<
+        Json<pgfleet_domain::services::oauth::registration::RegistrationRequest>,
+        axum::extract::rejection::JsonRejection,
+    >,
+) -> Response {
+    let Ok(Json(req)) = body else {
+        return oauth_error(OAuthError {
+            status: 400,
+            error: "invalid_client_metadata",
+            description: "The body must be a JSON object of client metadata (RFC 7591)".to_string(),
+            basic_challenge: false,
+        });
+    };
+    match state.services.oauth().register_client(req).await {
+        Ok(c) => no_store((StatusCode::CREATED, Json(c)).into_response()),
+        Err(e) => oauth_error(e),
+    }
 }

@@ -16,7 +16,7 @@ use crate::harness::{cluster, TestServer};
 
 /// A pgfleet whose only region is the shared test cluster reached over TCP with TLS and a
 /// password (as `pooler::scram_passthrough_to_a_tls_server` does).
-async fn tcp_region_server() -> TestServer {
+pub(crate) async fn tcp_region_server() -> TestServer {
     let admin = cluster().admin("postgres").await;
     let password = "tcp-admin-password";
     admin

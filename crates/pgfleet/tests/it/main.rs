@@ -35,6 +35,7 @@ mod edges;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod mcp;
 mod metadata_outage;
 mod newcomer;
 mod oauth;

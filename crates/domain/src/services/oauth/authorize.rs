@@ -87,6 +87,15 @@ impl OAuth<'_> {
         if let Some(bad) = scopes.iter().find(|s| !SCOPES.iter().any(|(k, _)| k == s)) {
             return Err(fail("invalid_scope", &format!("Unknown scope {bad}")));
         }
+        // RFC 8707: a token can only be for this server (its API or its MCP endpoint).
+        if let Some(resource) = get("resource") {
+            if !self.is_own_resource(resource) {
+                return Err(fail(
+                    "invalid_target",
+                    "resource must be this server's address or its /mcp endpoint",
+                ));
+            }
+        }
         Ok(AuthorizeRequest {
             client_id: client.id,
             client_name: client.name,
@@ -144,6 +153,13 @@ impl OAuth<'_> {
             pairs.push(("state", s));
         }
         Ok(with_query(&req.redirect_uri, &pairs))
+    }
+
+    /// Whether `resource` (RFC 8707) names this server: its issuer address or `/mcp` there.
+    pub fn is_own_resource(&self, resource: &str) -> bool {
+        let iss = &self.ctx.config().oauth.issuer;
+        let r = resource.trim_end_matches('/');
+        r == iss || r == format!("{iss}/mcp")
     }
 
     /// Where to send the browser when the user denies.

@@ -73,7 +73,8 @@ impl TryFrom<ClientRow> for App {
         Ok(Self {
             client_type: c.client_type.parse()?,
             id: c.id,
-            workspace_id: c.workspace_id,
+            // A dynamically registered client (no workspace) is never shown as a workspace's app.
+            workspace_id: c.workspace_id.unwrap_or_default(),
             name: c.name,
             description: c.description,
             redirect_uris: c.redirect_uris,
@@ -128,7 +129,7 @@ impl OAuth<'_> {
             &ClientRow {
                 seq: 0,
                 id: new_id(OAUTH_CLIENT, self.ctx.rng()),
-                workspace_id: access.workspace_id().to_string(),
+                workspace_id: Some(access.workspace_id().to_string()),
                 name: name.to_string(),
                 description: description
                     .map(str::trim)
@@ -174,7 +175,7 @@ impl OAuth<'_> {
     ) -> Result<ClientRow> {
         store::get_client(self.ctx.store().pool(), id)
             .await?
-            .filter(|c| c.workspace_id == access.workspace_id())
+            .filter(|c| c.workspace_id.as_deref() == Some(access.workspace_id()))
             .ok_or_else(|| DomainError::not_found("App", id))
     }
 
@@ -183,10 +184,14 @@ impl OAuth<'_> {
     pub async fn user_client(&self, user_id: &str, client_id: &str) -> Result<App> {
         let pool = self.ctx.store().pool();
         match store::get_client(pool, client_id).await? {
-            Some(c)
-                if pgfleet_storage::workspaces::is_member(pool, &c.workspace_id, user_id)
-                    .await? =>
-            {
+            Some(c) => {
+                let member = match c.workspace_id.as_deref() {
+                    Some(ws) => pgfleet_storage::workspaces::is_member(pool, ws, user_id).await?,
+                    None => false,
+                };
+                if !member {
+                    return Err(DomainError::not_found("App", client_id));
+                }
                 c.try_into()
             }
             _ => Err(DomainError::not_found("App", client_id)),

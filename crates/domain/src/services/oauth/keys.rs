@@ -12,6 +12,7 @@ impl OAuth<'_> {
             "authorization_endpoint": format!("{iss}/authorize"),
             "token_endpoint": format!("{iss}/token"),
             "revocation_endpoint": format!("{iss}/revoke"),
+            "registration_endpoint": format!("{iss}/register"),
             "jwks_uri": format!("{iss}/.well-known/jwks.json"),
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],

@@ -7,12 +7,16 @@
 //! redirect there) or redirect back with `error=…` ([`AuthorizeError`]).
 //!
 //! This module owns the types, the shared helpers and [`OAuth`]; its operations are in
-//! [`clients`], [`authorize`], [`token`], [`keys`] and [`integrations`].
+//! [`clients`], [`registration`] (RFC 7591 dynamic registration), [`authorize`], [`token`],
+//! [`keys`] and [`integrations`]. Both endpoints take the RFC 8707 `resource` parameter when
+//! it names this server (its address, or its `/mcp` endpoint): every token of this server is
+//! good for both, so there is no audience to narrow.
 
 mod authorize;
 mod clients;
 mod integrations;
 mod keys;
+pub mod registration;
 mod token;
 
 pub use clients::{App, ClientType};

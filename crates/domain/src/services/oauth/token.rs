@@ -71,6 +71,14 @@ impl OAuth<'_> {
                 format!("grant_type {grant_type} is not supported"),
             ));
         }
+        if let Some(resource) = form.get("resource").filter(|r| !r.is_empty()) {
+            if !self.is_own_resource(resource) {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    "resource must be this server's address or its /mcp endpoint",
+                ));
+            }
+        }
         let client = self.client_auth(form, auth).await?;
         match grant_type {
             "authorization_code" => self.exchange_code(&client, form).await,
