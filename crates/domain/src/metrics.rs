@@ -25,6 +25,9 @@
 //! | `pgfleet_wal_bytes` | gauge | `region`, `server`: bytes in the server's `pg_wal` (alert threshold `[pitr] wal_alert_bytes`) |
 //! | `pgfleet_wal_archive_failures_total` | counter | `region`, `server`: failed `archive_command` runs (`pg_stat_archiver.failed_count`) |
 //! | `pgfleet_wal_archive_ok` | gauge | `region`, `server`: 1 while archiving is healthy, 0 while `/readyz` reports a problem |
+//! | `pgfleet_webhook_attempts_total` | counter | `outcome`: `delivered` (2xx) or `failed` — webhook delivery attempts by this replica |
+//! | `pgfleet_webhook_backlog` | gauge | none: pending webhook deliveries of enabled endpoints (the shared outbox, as this replica last counted it, each delivery round) |
+//! | `pgfleet_webhook_oldest_due_seconds` | gauge | none: how long the oldest due webhook delivery has waited |
 //! | `pgfleet_metadata_available` | gauge | none: 1 while requests reach the metadata store, 0 while the metadata circuit breaker answers them 503 at once (rendered by the HTTP layer from this server's state, `pgfleet_http::breaker`) |
 
 use std::sync::LazyLock;
@@ -64,6 +67,9 @@ struct Metrics {
     pooler_wait_seconds: CounterVec,
     server_slots: IntGaugeVec,
     replicas: IntGaugeVec,
+    webhook_attempts: IntCounterVec,
+    webhook_backlog: prometheus::IntGauge,
+    webhook_oldest_due: prometheus::Gauge,
     /// Last pooler counter values seen per database (counters advance by the difference).
     pooler_seen: std::sync::Mutex<std::collections::HashMap<String, crate::pooled::PooledCounts>>,
 }
@@ -201,8 +207,26 @@ impl Metrics {
             &["state"],
         )?;
         registry.register(Box::new(replicas.clone()))?;
+        let webhook_attempts = counter(
+            "pgfleet_webhook_attempts_total",
+            "Webhook delivery attempts by this replica, by outcome (delivered: a 2xx answer).",
+            &["outcome"],
+        )?;
+        let webhook_backlog = prometheus::IntGauge::new(
+            "pgfleet_webhook_backlog",
+            "Pending webhook deliveries of enabled endpoints in the shared outbox.",
+        )?;
+        registry.register(Box::new(webhook_backlog.clone()))?;
+        let webhook_oldest_due = prometheus::Gauge::new(
+            "pgfleet_webhook_oldest_due_seconds",
+            "Seconds the oldest due webhook delivery has waited.",
+        )?;
+        registry.register(Box::new(webhook_oldest_due.clone()))?;
         Ok(Self {
             replicas,
+            webhook_attempts,
+            webhook_backlog,
+            webhook_oldest_due,
             server_slots,
             pooler_waiting,
             pooler_wait_seconds,
@@ -268,6 +292,21 @@ pub fn record_operation(kind: OperationKind, result: &crate::Result<Outcome>, el
         m.operation_duration
             .with_label_values(&[kind.as_str(), outcome])
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One webhook delivery attempt: `delivered` or `failed`.
+pub fn record_webhook_attempt(outcome: &'static str) {
+    if let Some(m) = metrics() {
+        m.webhook_attempts.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The webhook outbox as last counted: pending deliveries, and the oldest due one's wait.
+pub fn record_webhook_backlog(pending: i64, oldest_due_seconds: f64) {
+    if let Some(m) = metrics() {
+        m.webhook_backlog.set(pending);
+        m.webhook_oldest_due.set(oldest_due_seconds.max(0.0));
     }
 }
 

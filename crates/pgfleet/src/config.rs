@@ -26,6 +26,7 @@ mod pooler;
 mod sign_in;
 mod tenant;
 mod usage;
+mod webhooks;
 
 pub use accelerate::AccelerateConfig;
 pub use backups::{BackupsConfig, S3Config};
@@ -37,6 +38,7 @@ pub use pooler::{PoolModeConfig, PoolerConfig};
 pub use sign_in::SignInConfig;
 pub use tenant::TenantConfig;
 pub use usage::UsageConfig;
+pub use webhooks::WebhooksConfig;
 
 /// A secret value: never shown by `Debug` or when the configuration is printed.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -120,6 +122,7 @@ pub struct Config {
     pub capacity: CapacityConfig,
     pub tenant: TenantConfig,
     pub sign_in: SignInConfig,
+    pub webhooks: WebhooksConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -220,6 +223,7 @@ impl Default for Config {
             capacity: CapacityConfig::default(),
             tenant: TenantConfig::default(),
             sign_in: SignInConfig::default(),
+            webhooks: WebhooksConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -426,6 +430,7 @@ impl Config {
         self.usage.validate()?;
         self.tenant.validate()?;
         self.sign_in.validate()?;
+        self.webhooks.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".to_string(),

@@ -5,7 +5,8 @@
 //! [`oauth`] (the authorization server), [`sessions`] (console sign-in and sessions),
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
 //! `prisma+postgres://` endpoint's keys and routes), [`pitr`] (point-in-time recovery: windows,
-//! archiving job and health) and the tenant [`guard`]. This module owns
+//! archiving job and health), [`webhooks`] (signed webhooks: endpoints, the event outbox and
+//! its delivery worker) and the tenant [`guard`]. This module owns
 //! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
 //! views leave `url` empty ([`unlocated`]) for http to fill.
 
@@ -40,6 +41,7 @@ pub mod service_tokens;
 pub mod sessions;
 pub mod sign_in;
 pub mod usage;
+pub mod webhooks;
 pub mod workspaces;
 
 pub use accelerate::Accelerate;
@@ -60,6 +62,7 @@ pub use replicas::Replicas;
 pub use service_tokens::Tokens;
 pub use sessions::Sessions;
 pub use usage::Usage;
+pub use webhooks::Webhooks;
 pub use workspaces::Workspaces;
 
 /// How long another replica may accept a deleted service token (deployment guides and tests
@@ -101,6 +104,8 @@ pub struct ServicesConfig {
     pub accelerate: Option<accelerate::AccelerateEndpoint>,
     /// Password hashing bounds and sign-in throttling.
     pub sign_in: sign_in::SignInSettings,
+    /// Webhook endpoints and their delivery (`[webhooks]`).
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// What pgfleet imposes on tenant databases (see [`guard`]).
@@ -180,6 +185,7 @@ impl ServicesConfig {
             pooled: None,
             accelerate: None,
             sign_in: sign_in::SignInSettings::default(),
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -415,6 +421,10 @@ impl Services {
 
     pub(crate) fn capacity(&self) -> Capacity<'_> {
         self.ctx.capacity()
+    }
+
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { ctx: &self.ctx }
     }
 }
 

@@ -259,6 +259,23 @@ impl Projects<'_> {
                 .await?;
         }
         projects::set_workspace(&mut *tx, &row.id, &recipient.workspace_id).await?;
+        // Both workspaces hear of it: the one that gave the project and the one that has it.
+        if let Some(moved) = projects::get_any(&mut *tx, &row.id).await? {
+            let view = self.view(moved).await?;
+            for ws in [&row.workspace_id, &recipient.workspace_id] {
+                super::webhooks::emit(
+                    self.ctx,
+                    &mut tx,
+                    ws,
+                    pgfleet_api_types::webhook::WebhookEventType::ProjectTransferred,
+                    &view,
+                )
+                .await?;
+                if row.workspace_id == recipient.workspace_id {
+                    break;
+                }
+            }
+        }
         tx.commit().await.map_err(StorageError::from)?;
         self.ctx.note_write();
         tracing::info!(project = %row.id, from = %p.workspace_id, to = %recipient.workspace_id, "project transferred");

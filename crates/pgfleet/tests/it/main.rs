@@ -53,3 +53,4 @@ mod storage_quota;
 mod tenant_limits;
 mod tls_upstream;
 mod usage;
+mod webhooks;
