@@ -54,3 +54,4 @@ mod tenant_limits;
 mod tls_upstream;
 mod usage;
 mod webhooks;
+mod webhooks_ui;
