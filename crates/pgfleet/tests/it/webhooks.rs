@@ -34,6 +34,9 @@ impl Received {
     }
 }
 
+/// The receiver's state: what it got, and what it answers.
+type ReceiverState = (Arc<Mutex<Vec<Received>>>, Arc<AtomicU16>);
+
 /// A webhook receiver on loopback answering `status` (settable) to every request.
 #[derive(Clone)]
 pub struct Receiver {
@@ -48,28 +51,29 @@ impl Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(status));
         let state = (Arc::clone(&got), Arc::clone(&status));
-        let app = axum::Router::new()
-            .fallback(
-                |State((got, status)): State<(Arc<Mutex<Vec<Received>>>, Arc<AtomicU16>)>,
-                 headers: HeaderMap,
-                 body: Bytes| async move {
-                    let h = |n: &str| {
-                        headers
-                            .get(n)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_string()
-                    };
-                    got.lock().unwrap().push(Received {
-                        id: h("webhook-id"),
-                        timestamp: h("webhook-timestamp"),
-                        signature: h("webhook-signature"),
-                        body: String::from_utf8(body.to_vec()).unwrap(),
-                    });
-                    StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()
-                },
-            )
-            .with_state(state);
+        let app =
+            axum::Router::new()
+                .fallback(
+                    |State((got, status)): State<ReceiverState>,
+                     headers: HeaderMap,
+                     body: Bytes| async move {
+                        let h = |n: &str| {
+                            headers
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        got.lock().unwrap().push(Received {
+                            id: h("webhook-id"),
+                            timestamp: h("webhook-timestamp"),
+                            signature: h("webhook-signature"),
+                            body: String::from_utf8(body.to_vec()).unwrap(),
+                        });
+                        StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()
+                    },
+                )
+                .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
