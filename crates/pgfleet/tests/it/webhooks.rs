@@ -414,3 +414,59 @@ async fn two_replicas_deliver_every_event() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn internal_destinations_are_refused_at_delivery_too() {
+    // Created by a server that allows internal destinations; delivered by one that does not
+    // (the same store and key-encryption key): the attempts fail, nothing reaches loopback.
+    let on = |metadata: Option<String>, allow: bool| {
+        move |c: &mut Config| {
+            c.webhooks.allow_private_destinations = allow;
+            c.webhooks.poll_interval_ms = 100;
+            c.oauth.key_encryption_key = Some(Secret::new("webhooks ssrf test secret"));
+            c.backups.shared_dir = true;
+            if let Some(db) = metadata {
+                c.metadata.url = Some(Secret::new(crate::harness::cluster().url(&db)));
+            }
+        }
+    };
+    let a = TestServer::start_with(on(None, true)).await;
+    let ws = workspace(&a).await;
+    let rx = Receiver::start(200).await;
+    let by_name = format!("http://localhost:{}/name", rx.addr.port());
+    let (h1, _) = create_hook(&a, &ws, json!({ "url": by_name })).await;
+    let (h2, _) = create_hook(&a, &ws, json!({ "url": rx.url("/literal") })).await;
+    let (token, metadata) = (a.token.clone(), a.metadata_db());
+    a.stop().await;
+
+    let b = TestServer::start_with(on(Some(metadata), false)).await;
+    let t = crate::harness::send_as(
+        &b,
+        &token,
+        reqwest::Method::POST,
+        &format!("/v1/workspaces/{ws}/service-tokens"),
+        json!({"name": "ssrf"}),
+    )
+    .await;
+    assert_eq!(t.status, 201, "{}", t.body);
+    for hook in [&h1, &h2] {
+        eventually("the attempt is refused", || async {
+            let d = crate::harness::send_as(
+                &b,
+                &token,
+                reqwest::Method::GET,
+                &format!("/v1/workspaces/{ws}/webhooks/{hook}/deliveries"),
+                Value::Null,
+            )
+            .await;
+            d.body["data"][0]["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("internal"))
+                && d.body["data"][0]["status"] == "pending"
+                && d.body["data"][0]["lastStatusCode"].is_null()
+        })
+        .await;
+    }
+    assert!(rx.all().is_empty(), "nothing reached the loopback receiver");
+    b.stop().await;
+}
