@@ -5,9 +5,10 @@
 -- the domain has one to join (the reconciler finishing an operation, a backup's outcome), so
 -- a crash cannot lose it; `body` is the exact JSON that is signed and sent, so every retry
 -- sends the same bytes under the same `webhook-id` (the event id). One delivery row per
--- endpoint subscribed when the event was written. Delivery workers on any replica claim due
--- rows with `FOR UPDATE SKIP LOCKED`, moving `next_attempt_at` past a visibility deadline
--- first: a worker that dies mid-attempt leaves the row due again after the deadline.
+-- endpoint subscribed when the event was written (and no event row when none was).
+-- Delivery workers on any replica claim due rows with `FOR UPDATE SKIP LOCKED`, moving
+-- `next_attempt_at` past a visibility deadline first: a worker that dies mid-attempt leaves
+-- the row due again after the deadline.
 CREATE TABLE webhook_endpoints (
     seq             bigserial UNIQUE,
     id              text PRIMARY KEY,

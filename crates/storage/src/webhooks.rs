@@ -127,7 +127,9 @@ pub async fn delete_endpoint<'e>(
 }
 
 /// Writes an event and one pending delivery, due at once, per enabled endpoint of the
-/// workspace subscribed to its type. Returns how many deliveries it queued.
+/// workspace subscribed to its type — in one statement, and nothing at all when no endpoint
+/// is subscribed (most state changes of most workspaces). Returns how many deliveries it
+/// queued.
 pub async fn emit(
     conn: &mut PgConnection,
     id: &str,
@@ -136,27 +138,24 @@ pub async fn emit(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    sqlx::query!(
-        "INSERT INTO webhook_events (id, workspace_id, type, body, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+    let r = sqlx::query!(
+        "WITH targets AS (
+           SELECT e.id FROM webhook_endpoints e
+            WHERE e.workspace_id = $2 AND e.disabled_at IS NULL
+              AND (e.event_types IS NULL OR $3 = ANY (e.event_types))
+         ), event AS (
+           INSERT INTO webhook_events (id, workspace_id, type, body, created_at)
+           SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM targets)
+           RETURNING id
+         )
+         INSERT INTO webhook_deliveries (event_id, endpoint_id, state, next_attempt_at, created_at)
+         SELECT event.id, targets.id, $6, $5, $5 FROM event, targets",
         id,
         workspace_id,
         event_type,
         body,
         now,
-    )
-    .execute(&mut *conn)
-    .await?;
-    let r = sqlx::query!(
-        "INSERT INTO webhook_deliveries (event_id, endpoint_id, state, next_attempt_at, created_at)
-         SELECT $1, e.id, $4, $3, $3 FROM webhook_endpoints e
-          WHERE e.workspace_id = $2 AND e.disabled_at IS NULL
-            AND (e.event_types IS NULL OR $5 = ANY (e.event_types))",
-        id,
-        workspace_id,
-        now,
         DeliveryState::Pending as _,
-        event_type,
     )
     .execute(&mut *conn)
     .await?;
