@@ -26,7 +26,7 @@
 //! | `pgfleet_wal_archive_failures_total` | counter | `region`, `server`: failed `archive_command` runs (`pg_stat_archiver.failed_count`) |
 //! | `pgfleet_wal_archive_ok` | gauge | `region`, `server`: 1 while archiving is healthy, 0 while `/readyz` reports a problem |
 //! | `pgfleet_webhook_attempts_total` | counter | `outcome`: `delivered` (2xx) or `failed` — webhook delivery attempts by this replica |
-//! | `pgfleet_webhook_backlog` | gauge | none: pending webhook deliveries of enabled endpoints (the shared outbox, as this replica last counted it, each delivery round) |
+//! | `pgfleet_webhook_backlog` | gauge | none: pending webhook deliveries of enabled endpoints (the shared outbox, as this replica last counted it, every 15 s) |
 //! | `pgfleet_webhook_oldest_due_seconds` | gauge | none: how long the oldest due webhook delivery has waited |
 //! | `pgfleet_metadata_available` | gauge | none: 1 while requests reach the metadata store, 0 while the metadata circuit breaker answers them 503 at once (rendered by the HTTP layer from this server's state, `pgfleet_http::breaker`) |
 

@@ -31,6 +31,8 @@ use crate::{DomainError, Result};
 const BATCH: i64 = 16;
 /// Time between two prunes by this replica.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
+/// Time between two counts of the outbox for `/metrics`, by this replica.
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
 /// Longest error text kept on a delivery.
 const MAX_ERROR: usize = 300;
 
@@ -66,6 +68,7 @@ pub(super) fn spawn(
         let mut ticker = tokio::time::interval(settings.poll_every.max(Duration::from_millis(50)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pruned_at: Option<std::time::Instant> = None;
+        let mut counted_at: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -81,6 +84,15 @@ pub(super) fn spawn(
                     tracing::warn!(error = %e, "webhook delivery round failed; retrying next tick");
                 },
                 _ = shutdown.changed() => return,
+            }
+            if counted_at.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+                counted_at = Some(std::time::Instant::now());
+                match webhooks::backlog(ctx.store().pool(), ctx.clock().now()).await {
+                    Ok((pending, oldest)) => {
+                        crate::metrics::record_webhook_backlog(pending, oldest)
+                    }
+                    Err(e) => tracing::debug!(error = %e, "could not count the webhook outbox"),
+                }
             }
             if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 pruned_at = Some(std::time::Instant::now());
@@ -126,9 +138,6 @@ pub(crate) async fn round(ctx: &Arc<Ctx>, client: &reqwest::Client) -> Result<()
             r?;
         }
         if i64::try_from(n).unwrap_or(0) < BATCH {
-            let (pending, oldest) =
-                webhooks::backlog(ctx.store().pool(), ctx.clock().now()).await?;
-            crate::metrics::record_webhook_backlog(pending, oldest);
             return Ok(());
         }
     }
