@@ -18,6 +18,7 @@ pub mod region;
 pub mod schema;
 pub mod service_token;
 pub mod usage;
+pub mod webhook;
 pub mod workspace;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -5,7 +5,8 @@
 //!   [`Client::projects`], [`Client::databases`], [`Client::connections`],
 //!   [`Client::backups`] (and [`Databases::restore`], [`Databases::usage`]),
 //!   [`Client::regions`], [`Client::regions_postgres`], [`Client::service_tokens`],
-//!   [`Client::integrations`].
+//!   [`Client::integrations`], [`Client::webhooks`] (signed webhook endpoints and their
+//!   deliveries, pgfleet's extension).
 //! * Lists come a page at a time (`list`) or whole as a [`futures::Stream`] that follows
 //!   `pagination.nextCursor` (`list_all`).
 //! * Errors are typed: [`Error::Api`] carries the server's status, code, message, hint and
@@ -90,6 +91,7 @@ mod client;
 mod error;
 mod oauth;
 mod resources;
+mod webhooks;
 
 pub use client::{http_client, Client, ClientBuilder};
 pub use error::{Error, Result};
@@ -100,6 +102,7 @@ pub use oauth::{
 pub use resources::{
     Backups, Connections, Databases, Integrations, Projects, ServiceTokens, Workspaces,
 };
+pub use webhooks::Webhooks;
 
 /// The wire types (`pgfleet-api-types`), re-exported.
 pub use pgfleet_api_types as types;

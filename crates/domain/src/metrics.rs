@@ -26,6 +26,9 @@
 //! | `pgfleet_wal_archive_failures_total` | counter | `region`, `server`: failed `archive_command` runs (`pg_stat_archiver.failed_count`) |
 //! | `pgfleet_wal_archive_ok` | gauge | `region`, `server`: 1 while archiving is healthy, 0 while `/readyz` reports a problem |
 //! | `pgfleet_mcp_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `error`): calls of the MCP tools |
+//! | `pgfleet_webhook_attempts_total` | counter | `outcome`: `delivered` (2xx) or `failed` — webhook delivery attempts by this replica |
+//! | `pgfleet_webhook_backlog` | gauge | none: pending webhook deliveries of enabled endpoints (the shared outbox, as this replica last counted it, every 15 s) |
+//! | `pgfleet_webhook_oldest_due_seconds` | gauge | none: how long the oldest due webhook delivery has waited |
 //! | `pgfleet_metadata_available` | gauge | none: 1 while requests reach the metadata store, 0 while the metadata circuit breaker answers them 503 at once (rendered by the HTTP layer from this server's state, `pgfleet_http::breaker`) |
 
 use std::sync::LazyLock;
@@ -66,6 +69,9 @@ struct Metrics {
     server_slots: IntGaugeVec,
     replicas: IntGaugeVec,
     mcp_tool_calls: IntCounterVec,
+    webhook_attempts: IntCounterVec,
+    webhook_backlog: prometheus::IntGauge,
+    webhook_oldest_due: prometheus::Gauge,
     /// Last pooler counter values seen per database (counters advance by the difference).
     pooler_seen: std::sync::Mutex<std::collections::HashMap<String, crate::pooled::PooledCounts>>,
 }
@@ -208,9 +214,27 @@ impl Metrics {
             "MCP tool calls, by tool and outcome (ok, error).",
             &["tool", "outcome"],
         )?;
+        let webhook_attempts = counter(
+            "pgfleet_webhook_attempts_total",
+            "Webhook delivery attempts by this replica, by outcome (delivered: a 2xx answer).",
+            &["outcome"],
+        )?;
+        let webhook_backlog = prometheus::IntGauge::new(
+            "pgfleet_webhook_backlog",
+            "Pending webhook deliveries of enabled endpoints in the shared outbox.",
+        )?;
+        registry.register(Box::new(webhook_backlog.clone()))?;
+        let webhook_oldest_due = prometheus::Gauge::new(
+            "pgfleet_webhook_oldest_due_seconds",
+            "Seconds the oldest due webhook delivery has waited.",
+        )?;
+        registry.register(Box::new(webhook_oldest_due.clone()))?;
         Ok(Self {
             replicas,
             mcp_tool_calls,
+            webhook_attempts,
+            webhook_backlog,
+            webhook_oldest_due,
             server_slots,
             pooler_waiting,
             pooler_wait_seconds,
@@ -283,6 +307,21 @@ pub fn record_operation(kind: OperationKind, result: &crate::Result<Outcome>, el
         m.operation_duration
             .with_label_values(&[kind.as_str(), outcome])
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// One webhook delivery attempt: `delivered` or `failed`.
+pub fn record_webhook_attempt(outcome: &'static str) {
+    if let Some(m) = metrics() {
+        m.webhook_attempts.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The webhook outbox as last counted: pending deliveries, and the oldest due one's wait.
+pub fn record_webhook_backlog(pending: i64, oldest_due_seconds: f64) {
+    if let Some(m) = metrics() {
+        m.webhook_backlog.set(pending);
+        m.webhook_oldest_due.set(oldest_due_seconds.max(0.0));
     }
 }
 

@@ -25,6 +25,13 @@ impl KeySecret {
         Self(secret.into())
     }
 
+    /// The key other secrets are sealed under ([`pgfleet_auth::sealed`], e.g. webhook
+    /// signing secrets): this secret as text. The sealing derives its own AES key from it
+    /// with HKDF under another label than the signing key's, and a salt per secret.
+    pub fn seal_key(&self) -> String {
+        STANDARD.encode(&self.0)
+    }
+
     /// A new random secret as text (32 bytes, base64), to be kept in a file.
     pub fn generate_text() -> Result<String> {
         use ring::rand::SecureRandom as _;

@@ -14,6 +14,8 @@
 //! request or job round that planned it, [`crate::request`]), so its log lines name their
 //! cause in whichever task or process runs it.
 
+use crate::services::webhooks;
+use pgfleet_api_types::webhook::WebhookEventType;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -280,6 +282,15 @@ impl Ctx {
                     if op.kind == OperationKind::DatabaseCreate {
                         databases::set_status(&mut *tx, &op.resource_id, DatabaseState::Failure)
                             .await?;
+                        if let Some(db) = databases::get(&mut *tx, &op.resource_id).await? {
+                            webhooks::emit_database(
+                                self,
+                                &mut tx,
+                                &db,
+                                WebhookEventType::DatabaseFailed,
+                            )
+                            .await?;
+                        }
                     }
                     tx.commit().await.map_err(StorageError::from)?;
                     match op.kind {
@@ -384,6 +395,9 @@ impl Ctx {
         databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
         connections::activate_all(&mut *tx, &db.id).await?;
         self.succeed_op(&mut *tx, op).await?;
+        if let Some(ready) = databases::get(&mut *tx, &db.id).await? {
+            webhooks::emit_database(self, &mut tx, &ready, WebhookEventType::DatabaseReady).await?;
+        }
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
@@ -408,6 +422,7 @@ impl Ctx {
         }
         hit("database.delete.after_drop");
         let mut tx = self.store().begin().await?;
+        webhooks::emit_database(self, &mut tx, &db, WebhookEventType::DatabaseDeleted).await?;
         connections::delete_of_database(&mut *tx, &db.id).await?;
         databases::delete(&mut *tx, &db.id).await?;
         if let Some(project_id) = op.payload.get("deleteProject").and_then(|v| v.as_str()) {

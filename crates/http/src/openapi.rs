@@ -41,7 +41,7 @@ use utoipa::OpenApi;
 use crate::error_examples;
 use crate::handlers::usage;
 use crate::handlers::{
-    backups, connections, databases, integrations, me, projects, regions, service_tokens,
+    backups, connections, databases, integrations, me, projects, regions, service_tokens, webhooks,
     workspaces,
 };
 use crate::located::BaseUrl;
@@ -77,6 +77,8 @@ use crate::AppState;
         backups::backups_list, backups::backups_create, backups::databases_restore,
         integrations::workspace_integrations_list, integrations::workspace_integrations_delete,
         integrations::integrations_list, integrations::integrations_get, integrations::integrations_delete,
+        webhooks::webhooks_list, webhooks::webhooks_create, webhooks::webhooks_delete,
+        webhooks::webhook_deliveries_list,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     tags(
@@ -89,6 +91,7 @@ use crate::AppState;
         (name = "Backups", description = "Backups of a database, and restoring one."),
         (name = "Regions", description = "Where databases can be created."),
         (name = "Integrations", description = "OAuth apps a workspace has authorized."),
+        (name = "Webhooks", description = "pgfleet extension: signed webhooks (Standard Webhooks) of a workspace's events."),
     )
 )]
 pub struct ApiDoc;

@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 use crate::error::ApiError;
 use crate::handlers::{
     backups, connections, databases, health, integrations, me, oauth, projects, regions,
-    service_tokens, workspaces,
+    service_tokens, webhooks, workspaces,
 };
 use crate::located::{BaseUrl, Located};
 
@@ -86,6 +86,18 @@ pub fn router(state: AppState, opts: &HttpOptions) -> Router {
         .route(
             "/workspaces/{workspace_id}/service-tokens/{service_token_id}",
             delete(service_tokens::service_tokens_delete),
+        )
+        .route(
+            "/workspaces/{workspace_id}/webhooks",
+            get(webhooks::webhooks_list).post(webhooks::webhooks_create),
+        )
+        .route(
+            "/workspaces/{workspace_id}/webhooks/{webhook_id}",
+            delete(webhooks::webhooks_delete),
+        )
+        .route(
+            "/workspaces/{workspace_id}/webhooks/{webhook_id}/deliveries",
+            get(webhooks::webhook_deliveries_list),
         )
         .route(
             "/projects",

@@ -28,6 +28,7 @@ mod pooler;
 mod sign_in;
 mod tenant;
 mod usage;
+mod webhooks;
 
 pub use accelerate::AccelerateConfig;
 pub use backups::{BackupsConfig, S3Config};
@@ -41,6 +42,7 @@ pub use pooler::{PoolModeConfig, PoolerConfig};
 pub use sign_in::SignInConfig;
 pub use tenant::TenantConfig;
 pub use usage::UsageConfig;
+pub use webhooks::WebhooksConfig;
 
 /// A secret value: never shown by `Debug` or when the configuration is printed.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -127,6 +129,7 @@ pub struct Config {
     pub claimable: ClaimableConfig,
     /// Caps of the MCP server's SQL tools.
     pub mcp: McpConfig,
+    pub webhooks: WebhooksConfig,
     /// Region id → servers. Empty: `us-east-1` on the embedded cluster.
     pub regions: BTreeMap<String, RegionConfig>,
 }
@@ -229,6 +232,7 @@ impl Default for Config {
             tenant: TenantConfig::default(),
             sign_in: SignInConfig::default(),
             claimable: ClaimableConfig::default(),
+            webhooks: WebhooksConfig::default(),
             regions: BTreeMap::new(),
         }
     }
@@ -437,6 +441,7 @@ impl Config {
         self.tenant.validate()?;
         self.sign_in.validate()?;
         self.claimable.validate()?;
+        self.webhooks.validate()?;
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".to_string(),

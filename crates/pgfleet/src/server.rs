@@ -284,6 +284,7 @@ async fn start_with_cluster(
     sc.sign_in = cfg.sign_in.settings();
     sc.claimable = cfg.claimable.settings();
     sc.sql = cfg.mcp.settings();
+    sc.webhooks = cfg.webhooks.settings();
     if cfg.pooler.enabled {
         sc.pooled = Some(pgfleet_domain::services::pooler::PooledEndpoint {
             host: crate::pooler::public_host(cfg),
@@ -410,6 +411,7 @@ async fn serve(
     );
     let pitr_job = services.pitr().spawn_job(stop_rx.clone());
     let claimable_reaper = services.claimable().spawn_reaper(stop_rx.clone());
+    let webhook_delivery = services.webhooks().spawn_delivery(stop_rx.clone());
     let scheduler = services
         .backups()
         .spawn_scheduler(stop_rx, Duration::from_secs(cfg.backups.check_every_secs));
@@ -456,6 +458,7 @@ async fn serve(
     let _ = usage_sampler.await;
     let _ = scheduler.await;
     let _ = sweeper.await;
+    let _ = webhook_delivery.await;
     if let Some(job) = pitr_job {
         let _ = job.await;
     }

@@ -43,11 +43,12 @@ pub mod target;
 pub mod tokens;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 pub use lifecycle::{
-    BackupState, BackupTrigger, ConnectionState, DatabaseState, OperationKind, OperationState,
-    UnknownValue,
+    BackupState, BackupTrigger, ConnectionState, DatabaseState, DeliveryState, OperationKind,
+    OperationState, UnknownValue,
 };
 pub use rows::*;
 pub use target::{MetadataTarget, SessionAttrs, TargetError};

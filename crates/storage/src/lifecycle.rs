@@ -139,6 +139,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// `webhook_deliveries.state`.
+    DeliveryState ("webhook delivery state") {
+        /// Not delivered yet: due at `next_attempt_at` (a claimed one, after its deadline).
+        Pending = "pending",
+        /// The endpoint answered 2xx.
+        Delivered = "delivered",
+        /// Given up: its endpoint was disabled.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
     /// `backups.status`.
     BackupState ("backup state") {
         Running = "running",

@@ -6,7 +6,8 @@
 //! [`members`], [`workspaces`], [`replicas`], [`regions`], [`pooler`], [`accelerate`] (the
 //! `prisma+postgres://` endpoint's keys and routes), [`pitr`] (point-in-time recovery: windows,
 //! archiving job and health), [`claimable`] (temporary databases of the `create-db` CLI,
-//! their claim and their reaper), [`sql`] (an agent's SQL against a tenant database) and
+//! their claim and their reaper), [`sql`] (an agent's SQL against a tenant database),
+//! [`webhooks`] (signed webhooks: endpoints, the event outbox and its delivery worker) and
 //! the tenant [`guard`]. This module owns
 //! the configuration the services need ([`ServicesConfig`]). No resource URL is built here:
 //! views leave `url` empty ([`unlocated`]) for http to fill.
@@ -44,6 +45,7 @@ pub mod sessions;
 pub mod sign_in;
 pub mod sql;
 pub mod usage;
+pub mod webhooks;
 pub mod workspaces;
 
 pub use accelerate::Accelerate;
@@ -65,6 +67,7 @@ pub use replicas::Replicas;
 pub use service_tokens::Tokens;
 pub use sessions::Sessions;
 pub use usage::Usage;
+pub use webhooks::Webhooks;
 pub use workspaces::Workspaces;
 
 /// How long another replica may accept a deleted service token (deployment guides and tests
@@ -110,6 +113,8 @@ pub struct ServicesConfig {
     pub claimable: claimable::ClaimableSettings,
     /// Caps of the MCP SQL tools.
     pub sql: sql::SqlSettings,
+    /// Webhook endpoints and their delivery (`[webhooks]`).
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// What pgfleet imposes on tenant databases (see [`guard`]).
@@ -191,6 +196,7 @@ impl ServicesConfig {
             sign_in: sign_in::SignInSettings::default(),
             claimable: claimable::ClaimableSettings::default(),
             sql: sql::SqlSettings::default(),
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -434,6 +440,10 @@ impl Services {
 
     pub fn claimable(&self) -> Claimable<'_> {
         self.ctx.claimable()
+    }
+
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { ctx: &self.ctx }
     }
 }
 

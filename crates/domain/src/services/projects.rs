@@ -336,6 +336,24 @@ impl Projects<'_> {
         // The service tokens limited to the project go with the move; the caller evicts
         // them from the auth cache once it has committed.
         let gone = projects::set_workspace(&mut **tx, &row.id, to_workspace).await?;
+        // Both workspaces hear of it (in the move's transaction): the one that gave the
+        // project and the one that has it. A claim is a move too.
+        if let Some(moved) = projects::get_any(&mut **tx, &row.id).await? {
+            let view = self.view(moved).await?;
+            for ws in [row.workspace_id.as_str(), to_workspace] {
+                super::webhooks::emit(
+                    self.ctx,
+                    tx,
+                    ws,
+                    pgfleet_api_types::webhook::WebhookEventType::ProjectTransferred,
+                    &view,
+                )
+                .await?;
+                if row.workspace_id == to_workspace {
+                    break;
+                }
+            }
+        }
         Ok(gone)
     }
 }

@@ -134,11 +134,14 @@ impl Tokens<'_> {
             },
         )
         .await?;
+        let view = self.view(row);
+        let event = pgfleet_api_types::webhook::WebhookEventType::ServiceTokenCreated;
+        super::webhooks::emit(self.ctx, &mut tx, workspace_id, event, &view).await?;
         tx.commit()
             .await
             .map_err(pgfleet_storage::StorageError::from)?;
         Ok(CreatedServiceToken {
-            token: self.view(row),
+            token: view,
             value: secret.plaintext,
         })
     }
@@ -150,11 +153,19 @@ impl Tokens<'_> {
         id: &str,
     ) -> Result<()> {
         let p = access.principal();
-        if workspace_id != p.workspace_id
-            || !tokens::delete(self.ctx.store().pool(), workspace_id, id).await?
-        {
+        if workspace_id != p.workspace_id {
             return Err(DomainError::not_found("Service token", id));
         }
+        let mut tx = self.ctx.store().begin().await?;
+        if !tokens::delete(&mut *tx, workspace_id, id).await? {
+            return Err(DomainError::not_found("Service token", id));
+        }
+        let data = serde_json::json!({ "id": id, "type": "serviceToken" });
+        let event = pgfleet_api_types::webhook::WebhookEventType::ServiceTokenDeleted;
+        super::webhooks::emit(self.ctx, &mut tx, workspace_id, event, &data).await?;
+        tx.commit()
+            .await
+            .map_err(pgfleet_storage::StorageError::from)?;
         self.ctx.auth_cache().evict_service_token(id);
         Ok(())
     }

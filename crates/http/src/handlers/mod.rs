@@ -13,6 +13,7 @@ pub mod projects;
 pub mod regions;
 pub mod service_tokens;
 pub mod usage;
+pub mod webhooks;
 pub mod workspaces;
 
 use serde::Deserialize;

@@ -27,7 +27,7 @@
 //! its module, like the API's handlers: the entry points ([`home`]), projects ([`projects`]),
 //! a database's page ([`databases`]), its connections ([`connections`]), members
 //! ([`members`]), OAuth apps ([`apps`]), backups ([`backups`]), service tokens and
-//! integrations ([`tokens`]), the usage charts ([`usage`]), the timestamp format ([`stamp`])
+//! integrations ([`tokens`]), signed webhooks ([`webhooks`]), the usage charts ([`usage`]), the timestamp format ([`stamp`])
 //! and the server administrators' replicas page ([`replicas`]).
 
 use axum::http::header::CONTENT_SECURITY_POLICY;
@@ -57,6 +57,7 @@ mod replicas;
 mod stamp;
 mod tokens;
 mod usage;
+mod webhooks;
 
 use ctx::{
     confirm_ticked, confirm_typed, page, page_at, refused, AdminCtx, Ctx, Nav, Page, Pager, Posted,
@@ -76,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .merge(connections::router())
         .merge(backups::router())
         .merge(tokens::router())
+        .merge(webhooks::router())
         .merge(members::router())
         .merge(apps::router())
         .merge(replicas::router())

@@ -15,6 +15,7 @@ pub mod psql;
 pub mod regions;
 pub mod service_tokens;
 pub mod usage;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::process::ExitCode;
@@ -104,6 +105,9 @@ pub enum ClientCommand {
     Integrations(integrations::IntegrationsCommand),
     /// Open psql on a fresh connection of a database (deleted when psql exits).
     Psql(psql::PsqlArgs),
+    /// Signed webhook endpoints of a workspace, and their deliveries.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// What a command needs: the API client and how to print.
@@ -215,6 +219,7 @@ async fn dispatch(g: &GlobalArgs, command: ClientCommand) -> anyhow::Result<Exit
         ClientCommand::ServiceTokens(c) => service_tokens::run(&ctx, c).await?,
         ClientCommand::Integrations(c) => integrations::run(&ctx, c).await?,
         ClientCommand::Psql(a) => return psql::run(&ctx, &a).await,
+        ClientCommand::Webhooks(c) => webhooks::run(&ctx, c).await?,
         ClientCommand::Login(_) | ClientCommand::Logout => {}
     }
     Ok(ExitCode::SUCCESS)

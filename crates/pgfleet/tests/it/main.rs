@@ -58,3 +58,5 @@ mod storage_quota;
 mod tenant_limits;
 mod tls_upstream;
 mod usage;
+mod webhooks;
+mod webhooks_ui;

@@ -95,6 +95,18 @@ const RULES: &[(&str, &str, Rule)] = &[
         "/v1/workspaces/{workspaceId}/integrations/{clientId}",
         AdminWrite,
     ),
+    ("GET", "/v1/workspaces/{workspaceId}/webhooks", AdminRead),
+    ("POST", "/v1/workspaces/{workspaceId}/webhooks", AdminWrite),
+    (
+        "DELETE",
+        "/v1/workspaces/{workspaceId}/webhooks/{webhookId}",
+        AdminWrite,
+    ),
+    (
+        "GET",
+        "/v1/workspaces/{workspaceId}/webhooks/{webhookId}/deliveries",
+        AdminRead,
+    ),
     ("GET", "/v1/integrations", AdminRead),
     ("GET", "/v1/integrations/{id}", AdminRead),
     ("DELETE", "/v1/integrations/{id}", AdminWrite),
@@ -137,6 +149,7 @@ fn fill(method: &str, path: &str, ids: &Ids) -> (String, Value) {
         .replace("{workspaceId}", &ids.workspace)
         .replace("{serviceTokenId}", &ids.token)
         .replace("{clientId}", "cli_nope")
+        .replace("{webhookId}", "whk_nope")
         .replace("{id}", &by_collection(path))
         + &query;
     let body = match (method, path) {
@@ -155,6 +168,10 @@ fn fill(method: &str, path: &str, ids: &Ids) -> (String, Value) {
             "source": { "type": "backup", "databaseId": ids.database, "backupId": "bkp_nope" }
         }),
         ("POST", "/v1/workspaces/{workspaceId}/service-tokens") => json!({ "name": "wider" }),
+        // Never reached: the token is refused before the destination is looked at.
+        ("POST", "/v1/workspaces/{workspaceId}/webhooks") => {
+            json!({ "url": "https://hooks.example/pgfleet" })
+        }
         _ => json!({}),
     };
     (url, body)
@@ -358,7 +375,9 @@ async fn every_operation_has_a_decision_and_each_holds() {
         let r = call(&s, &ro, method, &url, body).await;
         let what = format!("read-only {method} {path}");
         match rule {
-            WorkspaceRead | ProjectRead | AdminRead if *path == "/v1/integrations/{id}" => {
+            WorkspaceRead | ProjectRead | AdminRead
+                if *path == "/v1/integrations/{id}" || path.contains("{webhookId}") =>
+            {
                 not_found(&r, &what)
             }
             WorkspaceRead | ProjectRead | AdminRead => {

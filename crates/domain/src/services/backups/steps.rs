@@ -3,6 +3,8 @@
 //! with a point in time, the dump comes from the archive ([`super::super::pitr`]).
 
 use super::*;
+use crate::services::webhooks;
+use pgfleet_api_types::webhook::WebhookEventType;
 
 impl Backups<'_> {
     pub(crate) async fn exec_create(&self, op: &OperationRow) -> Result<()> {
@@ -52,6 +54,10 @@ impl Backups<'_> {
         )
         .await?;
         self.ctx.succeed_op(&mut *tx, op).await?;
+        if let Some(done) = backups::get(&mut *tx, &b.id).await? {
+            webhooks::emit_backup(self.ctx, &mut tx, &done, WebhookEventType::BackupCompleted)
+                .await?;
+        }
         tx.commit().await.map_err(StorageError::from)?;
         crate::metrics::record_backup(
             BackupState::Completed.as_str(),
@@ -63,13 +69,13 @@ impl Backups<'_> {
 
     /// When a backup operation gives up.
     pub(crate) async fn backup_failed(&self, op: &OperationRow, error: &str) -> Result<()> {
-        backups::fail(
-            self.ctx.store().pool(),
-            &op.resource_id,
-            error,
-            self.ctx.clock().now(),
-        )
-        .await?;
+        let mut tx = self.ctx.store().begin().await?;
+        backups::fail(&mut *tx, &op.resource_id, error, self.ctx.clock().now()).await?;
+        if let Some(failed) = backups::get(&mut *tx, &op.resource_id).await? {
+            webhooks::emit_backup(self.ctx, &mut tx, &failed, WebhookEventType::BackupFailed)
+                .await?;
+        }
+        tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
 
@@ -130,6 +136,15 @@ impl Backups<'_> {
         let mut tx = self.ctx.store().begin().await?;
         databases::set_status(&mut *tx, &db.id, DatabaseState::Ready).await?;
         self.ctx.succeed_op(&mut *tx, op).await?;
+        if let Some(restored) = databases::get(&mut *tx, &db.id).await? {
+            webhooks::emit_database(
+                self.ctx,
+                &mut tx,
+                &restored,
+                WebhookEventType::DatabaseRestored,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(StorageError::from)?;
         tracing::info!(database = %db.id, from = %from, ms = started.elapsed().as_millis() as u64, "restore completed");
         Ok(())

@@ -150,6 +150,7 @@ pub(super) fn section_of(path: &str) -> &'static str {
         .and_then(|rest| rest.split('/').nth(1));
     match after {
         Some("tokens") => "tokens",
+        Some("webhooks") => "webhooks",
         Some("integrations") => "integrations",
         Some("members") => "members",
         Some("apps") => "apps",

@@ -25,6 +25,14 @@ pub(super) struct NewToken {
     pub(super) read_only: String,
 }
 
+/// A new webhook endpoint: its `url`, and `events` comma-separated (empty: every type).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct NewWebhook {
+    pub(super) url: String,
+    pub(super) events: String,
+}
+
 /// A destructive form: its `confirm` field, a ticked box (`yes`) or a typed name.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
