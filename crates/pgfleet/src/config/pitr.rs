@@ -16,8 +16,8 @@ use super::{ConfigError, Secret};
 #[serde(deny_unknown_fields, default)]
 pub struct PitrConfig {
     /// Archive the embedded cluster's WAL and take base backups (default true). Region
-    /// servers given as `postgres://` URLs are not archived (pgfleet cannot reach their data
-    /// directory): their databases have no `restoreWindow`.
+    /// servers given as `postgres://` URLs are archived only when listed in `servers`; the
+    /// others' databases have no `restoreWindow`.
     pub enabled: bool,
     /// Base backups and WAL older than this are expired: the restorable window.
     pub retention_days: u32,
@@ -38,9 +38,10 @@ pub struct PitrConfig {
     /// over HTTPS only). Turn off only for a local test server with a self-signed one.
     pub s3_verify_tls: bool,
     /// `[[pitr.servers]]`: region servers given as `postgres://` URLs whose WAL pgfleet
-    /// archives too, because it runs on their machine and can run pgBackRest (as the OS user
-    /// that owns the data directory) against it. Their operator sets the `archive_*`
-    /// settings pgfleet logs at start in the server's `postgresql.conf` (and restarts it).
+    /// archives too: on this machine (pgBackRest runs against the data directory as the OS
+    /// user that owns it) or on another one (through `pgbackrest server` on that host, TLS
+    /// with client certificates). Their operator sets what pgfleet logs at start (the
+    /// `archive_*` settings; for a remote host also its `pgbackrest.conf` and certificates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<ArchivedServerConfig>,
 }
@@ -109,6 +110,21 @@ impl ArchivedServerConfig {
         let bad = |why: &str| {
             ConfigError::Invalid(format!("pitr.servers (stanza {:?}): {why}", self.stanza))
         };
+        // The paths go into pgBackRest's configuration file, one per line.
+        let plain = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .is_none_or(|p| !p.to_string_lossy().chars().any(char::is_control))
+        };
+        let paths = [
+            Some(self.pgdata.clone()),
+            self.socket_dir.clone(),
+            self.host_socket_dir.clone(),
+        ];
+        if !paths.iter().all(plain) {
+            return Err(bad(
+                "pgdata, socket_dir and host_socket_dir must not hold control characters",
+            ));
+        }
         match &self.host {
             None => {
                 if self.pgbackrest_port.is_some()
@@ -292,6 +308,9 @@ mod tests {
         let neither = REMOTE.replace("host = \"db1.example\"\n", "");
         let e = load(&format!("{REGION}{S3}{neither}")).unwrap_err();
         assert!(e.contains("set host too"), "{e}");
+        let injected = REMOTE.replace("/15/main", "/15/main\\nrepo1-path=/tmp");
+        let e = load(&format!("{REGION}{S3}{injected}")).unwrap_err();
+        assert!(e.contains("control characters"), "{e}");
         let ip = REMOTE.replace("host = \"db1.example\"", "host = \"10.0.0.1:1\"");
         let e = load(&format!("{REGION}{S3}{ip}")).unwrap_err();
         assert!(e.contains("DNS name"), "{e}");
