@@ -142,3 +142,72 @@ pub(super) fn operator_guide(s: &ArchiveSettings, r: &RemoteHost) -> String {
         pgdata = s.pgdata.display(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osuser::RunAs;
+
+    fn settings(repo: Repo) -> ArchiveSettings {
+        ArchiveSettings {
+            stanza: "db1".to_string(),
+            repo,
+            work_dir: PathBuf::from("/var/lib/pgfleet/pitr-db1"),
+            pgbackrest: PathBuf::from("/usr/bin/pgbackrest"),
+            bin_dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            pgdata: PathBuf::from("/var/lib/postgresql/15/main"),
+            socket_dir: PathBuf::from("/var/run/postgresql"),
+            port: 5432,
+            remote: Some(RemoteHost {
+                host: "db1.example".to_string(),
+                port: 8432,
+                cert_file: PathBuf::from("/etc/pgfleet/c.crt"),
+                key_file: PathBuf::from("/etc/pgfleet/c.key"),
+                ca_file: PathBuf::from("/etc/pgfleet/ca.crt"),
+                admin: PgServer::from_url("r", "postgres://u:pw-secret@db1.example:5432/postgres")
+                    .unwrap(),
+            }),
+            run_as: RunAs {
+                name: "postgres".to_string(),
+                uid: 0,
+                gid: 0,
+                switch: false,
+            },
+            retention_days: 7,
+            archive_timeout_secs: 60,
+        }
+    }
+
+    #[test]
+    fn the_stanza_names_the_tls_server_and_the_guide_holds_no_secret() {
+        let s = settings(Repo::S3 {
+            bucket: "b".to_string(),
+            endpoint: "s3.example".to_string(),
+            port: 443,
+            region: "us-east-1".to_string(),
+            path: "/pgfleet/pgbackrest".to_string(),
+            verify_tls: true,
+            access_key_id: "AKIA-key".to_string(),
+            secret_access_key: "s3-secret".to_string(),
+        });
+        let r = s.remote.clone().unwrap();
+        let conf = super::super::config::conf_text(&s);
+        assert!(conf.contains("pg1-host=db1.example\npg1-host-type=tls\npg1-host-port=8432\n"));
+        assert!(conf.contains("pg1-host-key-file=/var/lib/pgfleet/pitr-db1/tls/client.key"));
+        let guide = operator_guide(&s, &r);
+        assert!(guide.contains("tls-server-auth=<CN of pgfleet's client certificate>=db1"));
+        assert!(guide.contains("[db1]\npg1-path=/var/lib/postgresql/15/main"));
+        for secret in ["AKIA-key", "s3-secret", "pw-secret"] {
+            assert!(
+                !guide.contains(secret) && !conf.contains(secret),
+                "{secret}"
+            );
+        }
+        assert!(check_repo(&s).is_ok());
+        let local = settings(Repo::Local {
+            path: PathBuf::from("/var/lib/pgfleet/backups/pgbackrest"),
+        });
+        let e = check_repo(&local).unwrap_err().to_string();
+        assert!(e.contains("[backups.s3]"), "{e}");
+    }
+}
