@@ -104,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         pgdata: root.join("postgres"),
         socket_dir: root.join("run"),
         port,
+        remote: None,
         run_as: RunAs::detect()?,
         retention_days: 7,
         archive_timeout_secs: archive_timeout,

@@ -13,9 +13,15 @@
 //!   promoted), from which the caller copies the database out; the scratch instance is always
 //!   removed, also when a crash left one behind ([`Archive::remove_stale_scratch`]).
 //!
+//! A server is either on this machine (pgBackRest reads its data directory, connects over
+//! its socket) or on another one ([`RemoteHost`]: pgBackRest's TLS server on that host runs
+//! what needs the data directory; the host pushes its own WAL to the S3 repository).
+//!
 //! Layout of `work_dir` (0700, owned by the PostgreSQL OS user): `pgbackrest.conf` (0600),
-//! `spool/` (asynchronous archive-push), `log/`, `lock/`, `scratch/<name>/`. Submodules:
-//! `config` (the file, the settings, running `pgbackrest`), `info` (its JSON), `scratch`.
+//! `spool/` (asynchronous archive-push), `log/`, `lock/`, `scratch/<name>/`, and for a remote
+//! server `tls/` (private copies of the client certificate, key and CA). Submodules:
+//! `config` (the file, the settings, running `pgbackrest`), `info` (its JSON), `scratch`,
+//! `remote` (the TLS client side and the database host's guide).
 //!
 //! Nothing here knows about the metadata store: which server is archived, when base backups
 //! run (once across replicas, under a lease) and which operation owns a scratch instance is
@@ -31,7 +37,10 @@ use crate::{PgServer, Result};
 
 mod config;
 mod info;
+mod remote;
 mod scratch;
+
+pub use remote::RemoteHost;
 
 /// Where the pgBackRest repository of a server lives.
 #[derive(Clone)]
@@ -82,11 +91,14 @@ pub struct ArchiveSettings {
     pub pgbackrest: PathBuf,
     /// The PostgreSQL server binaries (for scratch instances).
     pub bin_dir: PathBuf,
-    /// The server's data directory (pgBackRest's `pg1-path`).
+    /// The server's data directory (pgBackRest's `pg1-path`; on the remote host if `remote`).
     pub pgdata: PathBuf,
-    /// The server's socket directory and port (pgBackRest's `pg1-socket-path`, `pg1-port`).
+    /// The server's socket directory and port (pgBackRest's `pg1-socket-path`, `pg1-port`;
+    /// on the remote host if `remote`: its `pgbackrest server` connects through them).
     pub socket_dir: PathBuf,
     pub port: u16,
+    /// `Some`: the server is on another machine, reached through its `pgbackrest server`.
+    pub remote: Option<RemoteHost>,
     /// OS user that runs PostgreSQL, and so archive-push and every pgBackRest command.
     pub run_as: RunAs,
     /// Base backups and WAL older than this are expired (the restorable window).
@@ -200,6 +212,12 @@ impl Archive {
         self
     }
 
+    /// The server is on another machine, reached through its `pgbackrest server`.
+    pub fn with_remote(mut self, remote: Option<RemoteHost>) -> Self {
+        self.settings.remote = remote;
+        self
+    }
+
     pub fn settings(&self) -> &ArchiveSettings {
         &self.settings
     }
@@ -216,8 +234,16 @@ impl Archive {
         config::secret_env(&self.settings)
     }
 
-    /// Creates the work directories (and a local repository) and writes `pgbackrest.conf`.
-    /// Blocking and quick; call it before the server starts archiving (the embedded
+    /// For a remote server: what its operator sets on the database host (`postgresql.conf`,
+    /// the `pgbackrest.conf` of `pgbackrest server` and `archive-push`, certificates), as
+    /// text to log. `None` for a server on this machine. Holds no secret.
+    pub fn remote_guide(&self) -> Option<String> {
+        let r = self.settings.remote.as_ref()?;
+        Some(remote::operator_guide(&self.settings, r))
+    }
+
+    /// Creates the work directories (and a local repository), copies a remote server's TLS
+    /// files and writes `pgbackrest.conf`. Blocking and quick; call it before the server starts archiving (the embedded
     /// cluster's start) so the first `archive-push` finds its configuration.
     pub fn prepare(&self) -> Result<()> {
         config::write(&self.settings)

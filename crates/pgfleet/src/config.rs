@@ -37,7 +37,7 @@ pub use claimable::ClaimableConfig;
 pub use http::HttpConfig;
 pub use mcp::McpConfig;
 pub use oauth::OAuthConfig;
-pub use pitr::{ArchivedServerConfig, PitrConfig};
+pub use pitr::{ArchivedServerConfig, PitrConfig, ServerPlace};
 pub use pooler::{PoolModeConfig, PoolerConfig};
 pub use sign_in::SignInConfig;
 pub use tenant::TenantConfig;
@@ -398,6 +398,12 @@ impl Config {
             if !listed || srv.url.expose() == "embedded" {
                 return Err(ConfigError::Invalid(format!(
                     "pitr.servers: the server of stanza {:?} is not a postgres:// server of regions.*.servers",
+                    srv.stanza
+                )));
+            }
+            if srv.host.is_some() && self.backups.s3.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "pitr.servers (stanza {:?}): a server on another machine needs the S3 repository ([backups.s3]): its own archive-push writes the WAL there and cannot reach a directory on this machine",
                     srv.stanza
                 )));
             }

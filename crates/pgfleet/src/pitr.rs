@@ -3,19 +3,21 @@
 //! pgbackrest`, or `/<prefix>/pgbackrest` in the `[backups.s3]` bucket), the archiving
 //! settings it adds to the cluster's `postgresql.conf`, and the services' `PitrSettings`.
 //! Region servers given as `postgres://` URLs are archived only when listed in
-//! `[[pitr.servers]]` (pgfleet runs on their machine: stanza and data directory given there,
-//! work directory `<data_dir>/pitr-<stanza>`); the others are not archived.
+//! `[[pitr.servers]]` (work directory `<data_dir>/pitr-<stanza>`): on this machine (its data
+//! directory, socket and port given there) or on another one (its `pgbackrest server`
+//! reached over TLS; the text its operator needs is logged at start); the others are not
+//! archived.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pgfleet_dataplane::archive::{Archive, ArchiveSettings, Repo};
+use pgfleet_dataplane::archive::{Archive, ArchiveSettings, RemoteHost, Repo};
 use pgfleet_dataplane::osuser::RunAs;
 use pgfleet_dataplane::EmbeddedCluster;
 use pgfleet_domain::services::pitr::PitrSettings;
 
-use crate::config::Config;
+use crate::config::{Config, ServerPlace};
 
 /// The stanza of the embedded cluster.
 pub const EMBEDDED_STANZA: &str = "embedded";
@@ -137,6 +139,7 @@ fn archive(
         pgdata: layout.pgdata,
         socket_dir: layout.socket_dir,
         port: layout.port,
+        remote: None,
         run_as: layout.run_as,
         retention_days: cfg.pitr.retention_days,
         archive_timeout_secs: cfg.pitr.archive_timeout_secs,
@@ -175,21 +178,50 @@ pub fn external_archives(cfg: &Config) -> anyhow::Result<Vec<(String, Archive)>>
     };
     let mut out = Vec::new();
     for s in &cfg.pitr.servers {
-        let key = pgfleet_dataplane::PgServer::from_url("", s.url.expose())?.key;
-        let layout = Layout {
-            bin_dir: pgfleet_dataplane::binaries::find_bin_dir(
-                s.bin_dir.as_deref().or(cfg.postgres.bin_dir.as_deref()),
-            )?,
-            pgdata: s.pgdata.clone(),
-            socket_dir: s.socket_dir.clone(),
-            port: s.port,
-            run_as: RunAs::detect()?,
+        let server = pgfleet_dataplane::PgServer::from_url("", s.url.expose())?;
+        let bin_dir = pgfleet_dataplane::binaries::find_bin_dir(
+            s.bin_dir.as_deref().or(cfg.postgres.bin_dir.as_deref()),
+        )?;
+        let (layout, remote) = match s.place()? {
+            ServerPlace::Local { socket_dir, port } => (
+                Layout {
+                    bin_dir,
+                    pgdata: s.pgdata.clone(),
+                    socket_dir,
+                    port,
+                    run_as: RunAs::detect()?,
+                },
+                None,
+            ),
+            ServerPlace::Remote {
+                host,
+                pgbackrest_port,
+                cert_file,
+                key_file,
+                ca_file,
+                socket_dir,
+            } => (
+                // The data directory, socket and port on that host, for its pgbackrest server.
+                Layout {
+                    bin_dir,
+                    pgdata: s.pgdata.clone(),
+                    socket_dir,
+                    port: server.public_port,
+                    run_as: RunAs::detect()?,
+                },
+                Some(RemoteHost {
+                    host,
+                    port: pgbackrest_port,
+                    cert_file,
+                    key_file,
+                    ca_file,
+                    admin: server.clone(),
+                }),
+            ),
         };
         let work_dir = cfg.data_dir.join(format!("pitr-{}", s.stanza));
-        out.push((
-            key,
-            archive(cfg, &s.stanza, work_dir, layout, pgbackrest.clone())?,
-        ));
+        let archive = archive(cfg, &s.stanza, work_dir, layout, pgbackrest.clone())?;
+        out.push((server.key, archive.with_remote(remote)));
     }
     Ok(out)
 }
@@ -222,7 +254,14 @@ pub async fn start_archives(
             .into_iter()
             .map(|(k, v)| format!("{k} = {v}"))
             .collect();
-        tracing::info!(server = %key, settings = %settings.join("; "), "pitr: this server's postgresql.conf needs these settings");
+        match a.remote_guide() {
+            Some(guide) => {
+                tracing::info!(server = %key, "pitr: this server is on another machine; its operator sets there:\n{guide}");
+            }
+            None => {
+                tracing::info!(server = %key, settings = %settings.join("; "), "pitr: this server's postgresql.conf needs these settings");
+            }
+        }
     }
     all.extend(external);
     Ok(all)

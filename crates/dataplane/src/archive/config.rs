@@ -45,7 +45,12 @@ pub(super) fn conf_text(s: &ArchiveSettings) -> String {
         format!("lock-path={}", w.join("lock").display()),
         // Errors reach pgfleet on stderr; the rest goes to the log directory.
         "log-level-console=off".to_string(),
-        "log-level-stderr=error".to_string(),
+        // A remote server's connection failures are warnings ("unable to check pg1: …")
+        // before the error that ends the command: keep them in what pgfleet reports.
+        format!(
+            "log-level-stderr={}",
+            if s.remote.is_some() { "warn" } else { "error" }
+        ),
         "log-level-file=info".to_string(),
         // The process umask (pgfleet's and the postmaster's: 0077) rather than pgBackRest's
         // own 0000 with 0750/0640 modes: nothing it writes is readable by the group.
@@ -105,6 +110,9 @@ pub(super) fn conf_text(s: &ArchiveSettings) -> String {
         port = s.port,
         user = crate::cluster::SUPERUSER,
     ));
+    if let Some(r) = &s.remote {
+        text.push_str(&super::remote::conf_lines(s, r));
+    }
     text
 }
 
@@ -112,6 +120,7 @@ pub(super) fn conf_text(s: &ArchiveSettings) -> String {
 /// PostgreSQL OS user), the local repository, and writes `pgbackrest.conf` (0600, same owner).
 pub(super) fn write(s: &ArchiveSettings) -> Result<()> {
     check_stanza(&s.stanza)?;
+    super::remote::check_repo(s)?;
     if s.archive_timeout_secs == 0 || s.archive_timeout_secs > 60 {
         return Err(DataplaneError::Setup(format!(
             "archive_timeout of {} s: it must be between 1 and 60 (the recovery point is at most that far behind)",
@@ -136,7 +145,20 @@ pub(super) fn write(s: &ArchiveSettings) -> Result<()> {
     if let Repo::Local { path } = &s.repo {
         s.run_as.check_traversable(&path.join("archive"))?;
     }
+    if let Some(r) = &s.remote {
+        super::remote::write_tls(s, r)?;
+    }
     write_owned(&s.run_as, &conf_file(s), conf_text(s).as_bytes(), 0o600)
+}
+
+/// For commands that only need the repository (`restore`, `archive-get` of a scratch
+/// instance): a remote server's `pg1-host` must not apply (they run on this machine).
+pub(super) fn local_only(s: &ArchiveSettings) -> &'static str {
+    if s.remote.is_some() {
+        "--reset-pg1-host"
+    } else {
+        ""
+    }
 }
 
 /// Quotes a word for `/bin/sh` (PostgreSQL runs `archive_command` through it).
@@ -154,7 +176,8 @@ pub(super) fn pgbackrest_command(s: &ArchiveSettings, tail: &str) -> String {
     )
 }
 
-/// `postgresql.conf` lines (values quoted for the file) that turn archiving on.
+/// `postgresql.conf` lines (values quoted for the file) that turn archiving on (for a remote
+/// server: what its operator sets there).
 pub(super) fn postgres_settings(s: &ArchiveSettings) -> Vec<(String, String)> {
     let quoted = |v: &str| format!("'{}'", escape_conf(v));
     vec![
@@ -162,7 +185,11 @@ pub(super) fn postgres_settings(s: &ArchiveSettings) -> Vec<(String, String)> {
         ("archive_mode".to_string(), "on".to_string()),
         (
             "archive_command".to_string(),
-            quoted(&pgbackrest_command(s, "archive-push %p")),
+            quoted(&match &s.remote {
+                // The database host's own pgbackrest.conf (its default path) names the repository.
+                Some(_) => format!("pgbackrest --stanza={} archive-push %p", s.stanza),
+                None => pgbackrest_command(s, "archive-push %p"),
+            }),
         ),
         (
             "archive_timeout".to_string(),

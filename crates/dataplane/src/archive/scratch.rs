@@ -119,6 +119,10 @@ pub(super) async fn restore(a: &Archive, req: &ScratchRequest) -> Result<Scratch
         "--target-action=promote".to_string(),
         "--archive-mode=off".to_string(),
     ];
+    let local = config::local_only(s);
+    if !local.is_empty() {
+        restore_args.push(local.to_string());
+    }
     restore_args.extend(select);
     config::run(s, &args(restore_args)).await?;
     let restored = started.elapsed();
@@ -250,8 +254,9 @@ fn spawn(
     let restore_command = config::pgbackrest_command(
         s,
         &format!(
-            "{} --archive-async=n archive-get %f \"%p\"",
-            config::sh_quote(&format!("--pg1-path={}", pgdata.display()))
+            "{} {} --archive-async=n archive-get %f \"%p\"",
+            config::sh_quote(&format!("--pg1-path={}", pgdata.display())),
+            config::local_only(s),
         ),
     );
     let settings = [
@@ -303,18 +308,28 @@ fn spawn(
 /// all there is.
 pub(super) async fn archive_through_now(a: &Archive) -> Result<()> {
     let s = &a.settings;
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host_path(&s.socket_dir)
-        .port(s.port)
-        .user(crate::cluster::SUPERUSER)
-        .dbname("postgres")
-        .application_name("pgfleet")
-        .connect_timeout(Duration::from_secs(5));
-    let client = match cfg.connect(tokio_postgres::NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(conn);
-            client
+    let connected = match &s.remote {
+        // On another machine: the admin connection pgfleet has for it (TCP, its URL's TLS).
+        Some(r) => r.admin.admin_client(None).await.map_err(|e| e.to_string()),
+        None => {
+            let mut cfg = tokio_postgres::Config::new();
+            cfg.host_path(&s.socket_dir)
+                .port(s.port)
+                .user(crate::cluster::SUPERUSER)
+                .dbname("postgres")
+                .application_name("pgfleet")
+                .connect_timeout(Duration::from_secs(5));
+            match cfg.connect(tokio_postgres::NoTls).await {
+                Ok((client, conn)) => {
+                    tokio::spawn(conn);
+                    Ok(client)
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
+    };
+    let client = match connected {
+        Ok(client) => client,
         Err(e) => {
             tracing::warn!(error = %e, stanza = %s.stanza, "server unreachable: restoring from what is archived");
             return Ok(());

@@ -52,6 +52,7 @@ pub(crate) async fn archived_cluster(repo: impl FnOnce(&Path) -> Repo) -> Archiv
         pgdata: root.join("postgres"),
         socket_dir: root.join("run"),
         port,
+        remote: None,
         run_as: RunAs::detect().unwrap(),
         retention_days: 7,
         archive_timeout_secs: 60,

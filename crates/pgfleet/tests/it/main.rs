@@ -42,6 +42,7 @@ mod oauth;
 mod openapi;
 mod pages;
 mod pitr;
+mod pitr_remote;
 mod pitr_replicas;
 mod pooler;
 mod pooler_hygiene;

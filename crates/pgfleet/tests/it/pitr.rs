@@ -447,8 +447,14 @@ impl SecondCluster {
             url: Secret::new(url.clone()),
             stanza: "second".to_string(),
             pgdata: pg.0.path().join("postgres"),
-            socket_dir: pg.0.path().join("run"),
-            port,
+            socket_dir: Some(pg.0.path().join("run")),
+            port: Some(port),
+            host: None,
+            pgbackrest_port: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            host_socket_dir: None,
             bin_dir: None,
         };
         Self {
