@@ -391,29 +391,7 @@ async fn restore_to_a_time_with_the_s3_store() {
     let (pid, a, a_conn) = project(&s, "pitr-s3").await;
     wait_window(&s, &a).await;
     let t = history(&a_conn).await;
-    let r = s
-        .post(
-            &format!("/v1/projects/{pid}/databases"),
-            json!({"name": "as-of", "source": {"type": "database", "databaseId": a, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let as_of = r.body["data"]["id"].as_str().unwrap().to_string();
-    let as_of_conn = r.body["data"]["connectionString"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_ready(&s, &as_of).await;
-    assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
-    let r = s
-        .post(
-            &format!("/v1/databases/{a}/restore"),
-            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    wait_ready(&s, &a).await;
-    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
+    clone_and_restore_to(&s, &s, (&pid, &a, &a_conn), &t).await;
     // Nothing of the repository in the local backup directory.
     assert!(!dir.0.path().join("backups").join("pgbackrest").exists());
     assert_no_scratch(dir.0.path());
@@ -521,10 +499,24 @@ async fn an_archived_region_server_restores_to_a_time() {
     let (pid, a, a_conn) = project(&s, "pitr-region").await;
     wait_window(&s, &a).await;
     let t = history(&a_conn).await;
-    let r = s
+    clone_and_restore_to(&s, &s, (&pid, &a, &a_conn), &t).await;
+    s.stop().await;
+    assert_no_scratch_in(&data.path().join("pitr-second").join("scratch"));
+    handle.stop().await;
+}
+
+/// Written by [`history`]: a new database as `db` was at `t` through `via_clone`, then `db`
+/// restored in place to `t` through `via_restore`; both hold exactly the rows up to T.
+pub(crate) async fn clone_and_restore_to(
+    via_clone: &TestServer,
+    via_restore: &TestServer,
+    (pid, db, conn): (&str, &str, &str),
+    t: &str,
+) {
+    let r = via_clone
         .post(
             &format!("/v1/projects/{pid}/databases"),
-            json!({"name": "as-of", "source": {"type": "database", "databaseId": a, "timestamp": t}}),
+            json!({"name": "as-of", "source": {"type": "database", "databaseId": db, "timestamp": t}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -533,20 +525,17 @@ async fn an_archived_region_server_restores_to_a_time() {
         .as_str()
         .unwrap()
         .to_string();
-    wait_ready(&s, &as_of).await;
+    wait_ready(via_clone, &as_of).await;
     assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
-    let r = s
+    let r = via_restore
         .post(
-            &format!("/v1/databases/{a}/restore"),
-            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
+            &format!("/v1/databases/{db}/restore"),
+            json!({"source": {"type": "database", "databaseId": db, "timestamp": t}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    wait_ready(&s, &a).await;
-    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
-    s.stop().await;
-    assert_no_scratch_in(&data.path().join("pitr-second").join("scratch"));
-    handle.stop().await;
+    wait_ready(via_restore, db).await;
+    assert_eq!(ids(conn).await, vec![1, 2, 3, 4, 5]);
 }
 
 /// No scratch instance directory under the archive's work directory, and no `postgres`

@@ -17,15 +17,13 @@ use pgfleet::config::{ArchivedServerConfig, Config, RegionConfig, S3Config, Secr
 use pgfleet_dataplane::archive::BaseBackupKind;
 use pgfleet_dataplane::osuser::RunAs;
 use pgfleet_dataplane::{ClusterSettings, EmbeddedCluster};
-use reqwest::StatusCode;
-use serde_json::json;
 
 use crate::archive::https_s3rver;
 use crate::backups_s3::{S3Server, BUCKET};
 use crate::capacity::ClusterDir;
-use crate::harness::{wait_ready, TestServer};
+use crate::harness::TestServer;
 use crate::lifecycle::data_dir;
-use crate::pitr::{assert_no_scratch_in, history, ids, project, wait_window};
+use crate::pitr::{assert_no_scratch_in, clone_and_restore_to, history, project, wait_window};
 
 const PASSWORD: &str = "pitr-remote-cluster";
 const STANZA: &str = "db1";
@@ -285,29 +283,7 @@ async fn a_region_server_on_another_host_restores_to_a_time() {
     let (pid, a, a_conn) = project(&s, "pitr-remote").await;
     wait_window(&s, &a).await;
     let t = history(&a_conn).await;
-    let r = s
-        .post(
-            &format!("/v1/projects/{pid}/databases"),
-            json!({"name": "as-of", "source": {"type": "database", "databaseId": a, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let as_of = r.body["data"]["id"].as_str().unwrap().to_string();
-    let as_of_conn = r.body["data"]["connectionString"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_ready(&s, &as_of).await;
-    assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
-    let r = s
-        .post(
-            &format!("/v1/databases/{a}/restore"),
-            json!({"source": {"type": "database", "databaseId": a, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    wait_ready(&s, &a).await;
-    assert_eq!(ids(&a_conn).await, vec![1, 2, 3, 4, 5]);
+    clone_and_restore_to(&s, &s, (&pid, &a, &a_conn), &t).await;
     s.stop().await;
     let work = data.path().join(format!("pitr-{STANZA}"));
     assert_no_scratch_in(&work.join("scratch"));

@@ -9,12 +9,12 @@
 use std::time::{Duration, Instant};
 
 use pgfleet::config::{Config, Secret};
-use reqwest::StatusCode;
-use serde_json::json;
 
-use crate::harness::{wait_ready, TestServer};
+use crate::harness::TestServer;
 use crate::lifecycle::data_dir;
-use crate::pitr::{assert_no_scratch_in, history, ids, parse, project, wait_window, SecondCluster};
+use crate::pitr::{
+    assert_no_scratch_in, clone_and_restore_to, history, parse, project, wait_window, SecondCluster,
+};
 
 async fn holder(s: &TestServer) -> Option<String> {
     pgfleet_storage::leases::get(s.services().store().pool(), "pitr_archiver")
@@ -70,29 +70,7 @@ async fn two_replicas_archive_once_and_restore_through_either() {
     let first_holder = holder(&a).await.expect("the archiving job ran");
 
     // A clone as of T through B, an in-place restore to T through A.
-    let r = b
-        .post(
-            &format!("/v1/projects/{pid}/databases"),
-            json!({"name": "as-of", "source": {"type": "database", "databaseId": db, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let as_of = r.body["data"]["id"].as_str().unwrap().to_string();
-    let as_of_conn = r.body["data"]["connectionString"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_ready(&b, &as_of).await;
-    assert_eq!(ids(&as_of_conn).await, vec![1, 2, 3, 4, 5]);
-    let r = a
-        .post(
-            &format!("/v1/databases/{db}/restore"),
-            json!({"source": {"type": "database", "databaseId": db, "timestamp": t}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    wait_ready(&a, &db).await;
-    assert_eq!(ids(&conn).await, vec![1, 2, 3, 4, 5]);
+    clone_and_restore_to(&b, &a, (&pid, &db, &conn), &t).await;
 
     // The lease holder stops: the other takes the job over and the window's end moves on.
     let (stopped, live, live_dir) = if first_holder == a.services().replica_id() {
