@@ -135,8 +135,10 @@ impl Lease {
         let times = ClaimTimes {
             now,
             expires_at: now + chrono_duration(self.ttl),
-            // No round is ever due this far back: only the lease is renewed.
-            due_if_last_run_before: DateTime::<Utc>::MIN_UTC,
+            // No round started this far back (and PostgreSQL's timestamptz holds it; its
+            // range starts at 4713 BC, chrono's minimum is far earlier): only the lease is
+            // renewed.
+            due_if_last_run_before: DateTime::<Utc>::UNIX_EPOCH,
         };
         let mut conn = store
             .pool()

@@ -233,3 +233,54 @@ async fn a_burst_of_operations_leaves_the_api_metadata_connections() {
     }
     s.stop().await;
 }
+
+/// The holder of a lease keeps it through a round longer than its TTL (`Lease::renew`, every
+/// tick of the periodic loop); another replica's renewal is refused while it is held, and a
+/// renewal never counts as a round.
+#[tokio::test]
+async fn a_lease_is_renewed_only_by_its_holder() {
+    use pgfleet_domain::lease::{Job, Lease};
+    let s = TestServer::start_with(tweak).await;
+    let (store, clock) = (s.services().store(), s.services().clock());
+    // An interval no other round of this server's own loop will reach during the test.
+    let mine = Lease::new(
+        Job::ExpirySweeper,
+        "replica_test_a",
+        Duration::from_secs(3600),
+    );
+    let theirs = Lease::new(
+        Job::ExpirySweeper,
+        "replica_test_b",
+        Duration::from_secs(3600),
+    );
+    // Whoever holds it now (this server's own sweeper) lets go; taken by `mine` (again if
+    // the sweeper's loop was quicker between the two statements).
+    for _ in 0..50 {
+        let held = pgfleet_storage::leases::get(store.pool(), "expiry_sweeper")
+            .await
+            .unwrap()
+            .map(|l| l.holder);
+        if held.as_deref() == Some("replica_test_a") {
+            break;
+        }
+        if let Some(held) = held {
+            pgfleet_storage::leases::release(store.pool(), "expiry_sweeper", &held, clock.now())
+                .await
+                .unwrap();
+        }
+        let _ = mine.try_run(store, clock).await.unwrap();
+    }
+    let before = lease(&s, "expiry_sweeper").await;
+    assert_eq!(before.holder, "replica_test_a", "{before:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(mine.renew(store, clock).await.unwrap());
+    let after = lease(&s, "expiry_sweeper").await;
+    assert!(after.expires_at > before.expires_at, "{before:?} {after:?}");
+    assert_eq!(
+        after.last_run_at, before.last_run_at,
+        "a renewal is not a round"
+    );
+    assert!(!theirs.renew(store, clock).await.unwrap());
+    assert_eq!(lease(&s, "expiry_sweeper").await.holder, "replica_test_a");
+    s.stop().await;
+}
