@@ -469,19 +469,27 @@ impl SecondCluster {
         })
         .unwrap();
         let handle = cluster.start().await.unwrap();
-        let (admin, conn) = handle
-            .cluster()
-            .admin_config("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        admin
-            .batch_execute(&format!("ALTER ROLE postgres PASSWORD '{PASSWORD}'"))
-            .await
-            .unwrap();
+        set_superuser_password(&handle, PASSWORD).await;
         handle
     }
+}
+
+/// Gives the superuser of a started cluster `password` (its TCP logins need one).
+pub(crate) async fn set_superuser_password(
+    handle: &pgfleet_dataplane::ClusterHandle,
+    password: &str,
+) {
+    let (admin, conn) = handle
+        .cluster()
+        .admin_config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("ALTER ROLE postgres PASSWORD '{password}'"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -23,7 +23,10 @@ use crate::backups_s3::{S3Server, BUCKET};
 use crate::capacity::ClusterDir;
 use crate::harness::TestServer;
 use crate::lifecycle::data_dir;
-use crate::pitr::{assert_no_scratch_in, clone_and_restore_to, history, project, wait_window};
+use crate::pitr::{
+    assert_no_scratch_in, clone_and_restore_to, history, project, set_superuser_password,
+    wait_window,
+};
 
 const PASSWORD: &str = "pitr-remote-cluster";
 const STANZA: &str = "db1";
@@ -151,17 +154,7 @@ impl Host {
         .unwrap();
         let socket_dir = cluster.socket_dir();
         let handle = cluster.start().await.unwrap();
-        let (admin, conn) = handle
-            .cluster()
-            .admin_config("postgres")
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        admin
-            .batch_execute(&format!("ALTER ROLE postgres PASSWORD '{PASSWORD}'"))
-            .await
-            .unwrap();
+        set_superuser_password(&handle, PASSWORD).await;
         let url =
             format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=require");
         let mut host = Self {
